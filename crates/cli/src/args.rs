@@ -1,0 +1,155 @@
+//! Command-line arguments, kept apart from the code that runs the commands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use sim::{DurationRange, Rate};
+
+/// Keeps CXone agent skills and proficiencies in step with the HR system that owns them.
+#[derive(Debug, Parser)]
+#[command(name = "skillsync", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// More diagnostics on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve a simulated CXone tenant (Admin API v2) to develop and test against.
+    ///
+    /// The first line printed gives the base URL and the demo client's id and secret. Explore it
+    /// with curl:
+    ///
+    ///   TOKEN=$(curl -s -d grant_type=client_credentials -d client_id=skillsync-demo \
+    ///       -d client_secret=demo-secret-not-for-production \
+    ///       http://127.0.0.1:8089/api/v2/oauth/token | jq -r .access_token)
+    ///   curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8089/api/v2/routing/skills
+    ///
+    /// Inspection without auth: /sim/stats, /sim/state, /sim/config, /sim/other-writer;
+    /// the API is described at /openapi.json. Ctrl-C stops it.
+    #[command(verbatim_doc_comment)]
+    Sim(SimArgs),
+}
+
+/// Flags of `skillsync sim` (SPEC 1.6).
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8089")]
+    pub listen: SocketAddr,
+
+    /// Serve HTTPS with a freshly minted CA, written to --ca-file for clients to trust.
+    #[arg(long)]
+    pub tls: bool,
+
+    /// Where --tls writes the CA certificate (PEM).
+    #[arg(long, value_name = "FILE", default_value_os_t = default_ca_file())]
+    pub ca_file: PathBuf,
+
+    #[command(flatten, next_help_heading = "Gateway")]
+    pub gateway: GatewayArgs,
+
+    #[command(flatten, next_help_heading = "Faults")]
+    pub faults: FaultArgs,
+
+    #[command(flatten, next_help_heading = "Tenant contents")]
+    pub tenant: TenantArgs,
+}
+
+/// Throttling, latency and timing.
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Tenant-wide token bucket rate, e.g. 10/s or 600/m; `off` disables throttling.
+    #[arg(long, default_value = "10/s", value_name = "RATE")]
+    pub rate_limit: Rate,
+
+    /// Token bucket capacity.
+    #[arg(long, default_value_t = 20)]
+    pub burst: u32,
+
+    /// The token endpoint's own limit.
+    #[arg(long, default_value = "5/m", value_name = "RATE")]
+    pub token_rate_limit: Rate,
+
+    /// Requests one client may have in flight; 0 = no cap. Over it → 429.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub max_in_flight: u32,
+
+    /// Latency added to each request: a duration or a uniform range.
+    #[arg(long, default_value = "20ms..80ms", value_name = "RANGE")]
+    pub latency: DurationRange,
+
+    /// Delay before a committed skill change reaches the routing cache.
+    #[arg(long, default_value = "15s..30s", value_name = "RANGE")]
+    pub propagation: DurationRange,
+
+    /// Lifetime of access tokens.
+    #[arg(long, default_value = "1h", value_parser = humantime_duration, value_name = "DURATION")]
+    pub token_ttl: std::time::Duration,
+}
+
+/// Hostility on demand.
+#[derive(Debug, Args)]
+pub struct FaultArgs {
+    /// Probability of answering 500/502/503 before applying anything.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub fault_rate: f64,
+
+    /// Probability of applying a write, then answering 502 (a blind retry duplicates).
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub fault_after_commit_rate: f64,
+
+    /// Probability of closing the connection without an answer.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub drop_rate: f64,
+
+    /// Writes per second by another integration that owns the Ext_ definitions (0 = off).
+    #[arg(long, default_value_t = 0.0, value_name = "RATE")]
+    pub other_writer: f64,
+}
+
+/// A generated tenant, or a fixture file.
+#[derive(Debug, Args)]
+pub struct TenantArgs {
+    /// Agents (users) to generate.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub agents: usize,
+
+    /// Skill names to generate, each in every locale.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub skills: usize,
+
+    /// Proficiency names to generate, each in every locale.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub proficiencies: usize,
+
+    /// Locales, comma separated, lowercase BCP-47.
+    #[arg(long, default_value = "en-us,de-de", value_delimiter = ',', value_name = "LIST")]
+    pub locales: Vec<String>,
+
+    /// Routing profiles to generate.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub profiles: usize,
+
+    /// Seed: the same flags and seed always give the same tenant.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Load the tenant from a JSON file (the shape of GET /sim/state) instead of generating one.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["agents", "skills", "proficiencies", "locales", "profiles", "seed"])]
+    pub fixture: Option<PathBuf>,
+}
+
+fn default_ca_file() -> PathBuf {
+    std::env::temp_dir().join("skillsync-sim").join("ca.pem")
+}
+
+fn humantime_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. 90s, 1h)"))
+}

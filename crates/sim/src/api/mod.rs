@@ -1,0 +1,277 @@
+//! HTTP handlers: each translates a request into a call on the tenant model and back.
+//! Request parsing is done by hand so that every malformed input gets the API's JSON error
+//! body naming the field, never a framework's plain-text rejection.
+
+pub mod admin;
+pub mod definitions;
+pub mod oauth;
+pub mod profiles;
+pub mod routing;
+pub mod routing_users;
+pub mod users;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::gateway::gateway;
+use crate::model::{MAX_PAGE_SIZE, PageRequest};
+
+/// Handler results: a response or the API's error body.
+pub type ApiResult = Result<Response, ApiError>;
+
+/// Every route the simulator serves, as (method, path template). `openapi.json` must list
+/// exactly these; a unit test holds the two together.
+pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Arc<App>>)> {
+    use definitions::{Proficiencies, Skills};
+    vec![
+        ("POST", "/api/v2/oauth/token", post(oauth::token)),
+        (
+            "GET",
+            "/api/v2/routing/skills",
+            get(definitions::list::<Skills>),
+        ),
+        (
+            "POST",
+            "/api/v2/routing/skills",
+            post(definitions::create::<Skills>),
+        ),
+        (
+            "GET",
+            "/api/v2/routing/skills/{id}",
+            get(definitions::fetch::<Skills>),
+        ),
+        (
+            "PUT",
+            "/api/v2/routing/skills/{id}",
+            axum::routing::put(definitions::replace::<Skills>),
+        ),
+        (
+            "DELETE",
+            "/api/v2/routing/skills/{id}",
+            axum::routing::delete(definitions::remove::<Skills>),
+        ),
+        (
+            "GET",
+            "/api/v2/routing/proficiencies",
+            get(definitions::list::<Proficiencies>),
+        ),
+        (
+            "POST",
+            "/api/v2/routing/proficiencies",
+            post(definitions::create::<Proficiencies>),
+        ),
+        (
+            "GET",
+            "/api/v2/routing/proficiencies/{id}",
+            get(definitions::fetch::<Proficiencies>),
+        ),
+        (
+            "PUT",
+            "/api/v2/routing/proficiencies/{id}",
+            axum::routing::put(definitions::replace::<Proficiencies>),
+        ),
+        (
+            "DELETE",
+            "/api/v2/routing/proficiencies/{id}",
+            axum::routing::delete(definitions::remove::<Proficiencies>),
+        ),
+        ("GET", "/api/v2/routing/profiles", get(profiles::list)),
+        ("GET", "/api/v2/routing/profiles/{id}", get(profiles::fetch)),
+        (
+            "PUT",
+            "/api/v2/routing/profiles/{id}",
+            axum::routing::put(profiles::update),
+        ),
+        ("GET", "/api/v2/routing/users", get(routing_users::list)),
+        (
+            "POST",
+            "/api/v2/routing/users/bulk",
+            post(routing_users::bulk),
+        ),
+        (
+            "GET",
+            "/api/v2/routing/users/{userId}",
+            get(routing_users::fetch),
+        ),
+        (
+            "PUT",
+            "/api/v2/routing/users/{userId}",
+            axum::routing::put(routing_users::update),
+        ),
+        ("GET", "/api/v2/routing/queues", get(routing::queues)),
+        (
+            "POST",
+            "/api/v2/interactions/test",
+            post(routing::test_interaction),
+        ),
+        ("GET", "/api/v2/users", get(users::list)),
+        ("GET", "/api/v2/users/{userId}", get(users::fetch)),
+        (
+            "PUT",
+            "/api/v2/users/{userId}",
+            axum::routing::put(users::update),
+        ),
+    ]
+}
+
+/// Inspection routes (no auth, loopback only), as (method, path template).
+pub fn sim_routes() -> Vec<(&'static str, &'static str, MethodRouter<Arc<App>>)> {
+    vec![
+        ("GET", "/sim/stats", get(admin::stats)),
+        ("GET", "/sim/state", get(admin::state)),
+        ("POST", "/sim/reset", post(admin::reset)),
+        ("GET", "/sim/other-writer", get(admin::other_writer)),
+        ("GET", "/sim/config", get(admin::config)),
+        (
+            "PATCH",
+            "/sim/config",
+            axum::routing::patch(admin::patch_config),
+        ),
+        ("GET", "/sim/clock", get(admin::clock)),
+        ("POST", "/sim/clock/advance", post(admin::advance_clock)),
+    ]
+}
+
+/// The whole application: the API behind the gateway, the inspection routes, the OpenAPI
+/// document and a small index for people exploring with curl.
+pub fn router(app: Arc<App>) -> Router {
+    let mut api = Router::new();
+    for (_, path, handler) in merge_by_path(routes()) {
+        api = api.route(path, handler);
+    }
+    let api = api.layer(from_fn_with_state(app.clone(), gateway));
+    let mut sim = Router::new();
+    for (_, path, handler) in merge_by_path(sim_routes()) {
+        sim = sim.route(path, handler);
+    }
+    let sim = sim.route_layer(axum::middleware::from_fn(admin::loopback_only));
+    Router::new()
+        .route("/", get(admin::index))
+        .route("/openapi.json", get(admin::openapi))
+        .merge(api)
+        .merge(sim)
+        .fallback(no_such_route)
+        .with_state(app)
+}
+
+/// Routes that share a path share one `MethodRouter`.
+fn merge_by_path(
+    routes: Vec<(&'static str, &'static str, MethodRouter<Arc<App>>)>,
+) -> Vec<(&'static str, &'static str, MethodRouter<Arc<App>>)> {
+    let mut merged: Vec<(&'static str, &'static str, MethodRouter<Arc<App>>)> = Vec::new();
+    for (method, path, handler) in routes {
+        match merged.iter_mut().find(|(_, p, _)| *p == path) {
+            Some(slot) => slot.2 = std::mem::take(&mut slot.2).merge(handler),
+            None => merged.push((method, path, handler)),
+        }
+    }
+    merged
+}
+
+async fn no_such_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "ROUTE_NOT_FOUND",
+        format!("no route {}; see /openapi.json", uri.path()),
+    )
+}
+
+/// Query-string parameters.
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    /// Parses a raw query string.
+    pub fn parse(query: Option<&str>) -> Result<Params, ApiError> {
+        let pairs = serde_urlencoded::from_str::<Vec<(String, String)>>(query.unwrap_or(""))
+            .map_err(|e| ApiError::invalid("query", format!("malformed query string: {e}")))?;
+        Ok(Params(pairs))
+    }
+
+    /// One parameter's value; empty counts as absent.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `page` and `pageSize` (defaults 1 and 100; pageSize at most 500).
+    pub fn page(&self) -> Result<PageRequest, ApiError> {
+        let number = |name: &str, default: usize| -> Result<usize, ApiError> {
+            match self.get(name) {
+                None => Ok(default),
+                Some(v) => v.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    ApiError::invalid(name, format!("must be a positive integer, got `{v}`"))
+                }),
+            }
+        };
+        let page = number("page", 1)?;
+        let page_size = number("pageSize", 100)?;
+        if page_size > MAX_PAGE_SIZE {
+            return Err(ApiError::invalid(
+                "pageSize",
+                format!("must be at most {MAX_PAGE_SIZE}, got {page_size}"),
+            ));
+        }
+        Ok(PageRequest { page, page_size })
+    }
+
+    /// A boolean parameter.
+    pub fn flag(&self, name: &str) -> Result<Option<bool>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some("true") => Ok(Some(true)),
+            Some("false") => Ok(Some(false)),
+            Some(other) => Err(ApiError::invalid(
+                name,
+                format!("must be true or false, got `{other}`"),
+            )),
+        }
+    }
+}
+
+/// Parses a JSON body.
+pub fn json_body(body: &Bytes) -> Result<Value, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid("body", format!("not valid JSON: {e}")))
+}
+
+/// The version an `If-Match` header asks for: `"7"`, `7` or `W/"7"`; `*` and absence mean any.
+pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or("").trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let bare = text.trim_start_matches("W/").trim_matches('"');
+    bare.parse().map(Some).map_err(|_| {
+        ApiError::invalid(
+            "If-Match",
+            format!("`{text}` is not an ETag this API issued (they look like \"7\")"),
+        )
+    })
+}
+
+/// The `ETag` value for a version.
+pub fn etag(version: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are a valid header")
+}
+
+/// A JSON response carrying an ETag.
+pub fn with_etag(status: StatusCode, version: u64, body: impl Serialize) -> Response {
+    let mut response = (status, axum::Json(body)).into_response();
+    response.headers_mut().insert(header::ETAG, etag(version));
+    response
+}

@@ -1,0 +1,235 @@
+//! `/routing/users` (SPEC 1.3): single PUTs with `If-Match`, and bulk with per-entry versions.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::{ApiResult, Params, if_match, json_body, with_etag};
+use crate::app::App;
+use crate::error::ApiError;
+use crate::model::{MAX_BULK_ENTRIES, PatchRefused, User};
+
+/// A user's routing state as this dialect shows it.
+pub fn routing_view(user: &User) -> Value {
+    json!({
+        "userId": user.id,
+        "routingProfile": { "id": user.routing_profile_id },
+        "skills": user.skills,
+        "proficiencies": user.proficiencies,
+        "version": user.version,
+        "dateModified": user.date_modified,
+    })
+}
+
+/// `GET /routing/users?skillId=&proficiencyId=&page=&pageSize=`.
+pub async fn list(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> ApiResult {
+    app.auth.require(&headers, app.clock.now(), "users:read")?;
+    let params = Params::parse(query.as_deref())?;
+    let page = params.page()?;
+    let tenant = app.tenant.lock();
+    let result = tenant.list_users(params.get("skillId"), params.get("proficiencyId"), page);
+    let body = json!({
+        "entities": result.entities.iter().map(|u| routing_view(u)).collect::<Vec<_>>(),
+        "page": result.page,
+        "pageSize": result.page_size,
+        "total": result.total,
+    });
+    drop(tenant);
+    Ok(axum::Json(body).into_response())
+}
+
+/// `GET /routing/users/{userId}`.
+pub async fn fetch(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    app.auth.require(&headers, app.clock.now(), "users:read")?;
+    let tenant = app.tenant.lock();
+    let user = tenant
+        .users
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found("user", &id))?;
+    Ok(with_etag(StatusCode::OK, user.version, routing_view(user)))
+}
+
+/// `PUT /routing/users/{userId}`: present lists replace, absent lists stay, an empty `skills`
+/// list removes every skill. `If-Match` stale → 412.
+pub async fn update(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    app.auth.require(&headers, app.clock.now(), "users:write")?;
+    let expected = if_match(&headers)?;
+    let body = json_body(&body)?;
+    let Some(obj) = body.as_object() else {
+        return Err(ApiError::invalid("body", "must be a JSON object"));
+    };
+    let propagation = app.knobs().propagation.sample(&mut rand::rng());
+    let (user, effects) = {
+        let mut tenant = app.tenant.lock();
+        if !tenant.users.contains_key(&id) {
+            return Err(ApiError::not_found("user", &id));
+        }
+        let patch = tenant
+            .parse_user_patch(obj, "")
+            .map_err(ApiError::validation)?;
+        tenant
+            .apply_user_patch(
+                &id,
+                patch,
+                expected,
+                app.clock.wall(),
+                app.clock.now(),
+                propagation,
+            )
+            .map_err(|refused| refusal(refused, &id, StatusCode::PRECONDITION_FAILED))?
+    };
+    if effects.cache_rebuild {
+        app.stats.lock().cache_rebuilds += 1;
+    }
+    Ok(with_etag(StatusCode::OK, user.version, routing_view(&user)))
+}
+
+/// Turns a refused patch into the dialect's error; `stale_status` is 412 here and 409 in the
+/// users dialect.
+pub fn refusal(refused: PatchRefused, id: &str, stale_status: StatusCode) -> ApiError {
+    match refused {
+        PatchRefused::NotFound => ApiError::not_found("user", id),
+        PatchRefused::Invalid(details) => ApiError::validation(details),
+        PatchRefused::Stale { expected, current } => {
+            let mut error = ApiError::stale("user", id, expected, current);
+            if stale_status == StatusCode::CONFLICT {
+                error.status = StatusCode::CONFLICT;
+                error.code = "CONFLICT";
+            }
+            error
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BulkResult {
+    user_id: Value,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// `POST /routing/users/bulk`: at most 100 entries, each applied atomically with PUT semantics;
+/// an entry carrying `version` applies only if that version is still current (else 412).
+pub async fn bulk(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    app.auth.require(&headers, app.clock.now(), "users:write")?;
+    let body = json_body(&body)?;
+    let Some(entries) = body.get("users").and_then(Value::as_array) else {
+        return Err(ApiError::invalid(
+            "users",
+            "required: a list of {userId, version?, skills?, proficiencies?}",
+        ));
+    };
+    if entries.is_empty() {
+        return Err(ApiError::invalid("users", "must hold at least one entry"));
+    }
+    if entries.len() > MAX_BULK_ENTRIES {
+        return Err(ApiError::invalid(
+            "users",
+            format!(
+                "holds {} entries; a bulk request takes at most {MAX_BULK_ENTRIES}",
+                entries.len()
+            ),
+        ));
+    }
+    let propagation = app.knobs().propagation.sample(&mut rand::rng());
+    let (now, wall) = (app.clock.now(), app.clock.wall());
+    let mut results = Vec::with_capacity(entries.len());
+    let mut rebuild = false;
+    {
+        let mut tenant = app.tenant.lock();
+        for (i, entry) in entries.iter().enumerate() {
+            let at = format!("users[{i}].");
+            let user_id = entry.get("userId").cloned().unwrap_or(Value::Null);
+            let outcome = (|| {
+                let obj = entry
+                    .as_object()
+                    .ok_or_else(|| format!("{at}: must be an object"))?;
+                let id = user_id
+                    .as_str()
+                    .ok_or_else(|| format!("{at}userId: required"))?;
+                let version =
+                    match obj.get("version") {
+                        None | Some(Value::Null) => None,
+                        Some(v) => Some(v.as_u64().ok_or_else(|| {
+                            format!("{at}version: must be a non-negative integer")
+                        })?),
+                    };
+                if !tenant.users.contains_key(id) {
+                    return Ok(Err(PatchRefused::NotFound));
+                }
+                let patch = match tenant.parse_user_patch(obj, &at) {
+                    Ok(patch) => patch,
+                    Err(problems) => return Ok(Err(PatchRefused::Invalid(problems))),
+                };
+                Ok(tenant.apply_user_patch(id, patch, version, wall, now, propagation))
+            })();
+            let result = match outcome {
+                Err(message) => BulkResult {
+                    user_id,
+                    status: 400,
+                    version: None,
+                    error: Some(message),
+                },
+                Ok(Ok((user, effects))) => {
+                    rebuild |= effects.cache_rebuild;
+                    BulkResult {
+                        user_id,
+                        status: 200,
+                        version: Some(user.version),
+                        error: None,
+                    }
+                }
+                Ok(Err(refused)) => {
+                    let id = user_id.as_str().unwrap_or_default().to_string();
+                    let error = refusal(refused, &id, StatusCode::PRECONDITION_FAILED);
+                    let message = match error.details.as_slice() {
+                        [] => error.message.clone(),
+                        details => details
+                            .iter()
+                            .map(|d| format!("{}: {}", d.field, d.message))
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    };
+                    BulkResult {
+                        user_id,
+                        status: error.status.as_u16(),
+                        version: None,
+                        error: Some(message),
+                    }
+                }
+            };
+            results.push(result);
+        }
+    }
+    if rebuild {
+        app.stats.lock().cache_rebuilds += 1;
+    }
+    let succeeded = results.iter().filter(|r| r.status == 200).count();
+    let failed = results.len() - succeeded;
+    Ok(
+        axum::Json(json!({ "results": results, "succeeded": succeeded, "failed": failed }))
+            .into_response(),
+    )
+}

@@ -1,0 +1,48 @@
+//! The simulator's shared state: one tenant under one lock, plus the gateway's books.
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::auth::Auth;
+use crate::clock::Clock;
+use crate::config::Knobs;
+use crate::gateway::Limits;
+use crate::model::Tenant;
+use crate::other_writer::OtherWriterLog;
+use crate::stats::Stats;
+
+/// Everything a request handler can reach.
+#[derive(Debug)]
+pub struct App {
+    /// The live tenant. One lock keeps every write atomic; operations under it are short.
+    pub tenant: Mutex<Tenant>,
+    /// What `POST /sim/reset` restores.
+    pub initial: Tenant,
+    /// Current knobs; the other writer watches them for changes of its rate.
+    pub knobs: watch::Sender<Knobs>,
+    /// The simulator's clock.
+    pub clock: Clock,
+    /// Clients and tokens.
+    pub auth: Auth,
+    /// Counters.
+    pub stats: Mutex<Stats>,
+    /// Rate limiter buckets and in-flight counts.
+    pub limits: Limits,
+    /// What the other integration last wrote to each user.
+    pub other_writer: Mutex<OtherWriterLog>,
+}
+
+impl App {
+    /// A snapshot of the knobs.
+    pub fn knobs(&self) -> Knobs {
+        self.knobs.borrow().clone()
+    }
+
+    /// Restores the initial tenant and clears every counter. Issued tokens stay valid.
+    pub fn reset(&self) {
+        *self.tenant.lock() = self.initial.clone();
+        *self.stats.lock() = Stats::default();
+        *self.other_writer.lock() = OtherWriterLog::default();
+        self.limits.reset();
+    }
+}

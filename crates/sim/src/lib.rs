@@ -1,0 +1,136 @@
+//! A simulator of the CXone Admin API v2 for skills and proficiencies: faithful to the rules
+//! that trip real clients (duplicates accepted, the empty-list trap, 412 and 409 conflicts,
+//! referential-integrity 409s, 429 throttling, a routing cache that lags the database) and
+//! hostile on demand (faults before and after commit, dropped connections, another integration
+//! writing concurrently).
+//!
+//! Start one with [`run`] on any listener; tests bind `127.0.0.1:0`:
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use sim::{SimConfig, TenantSource, GenerateOptions};
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let config = SimConfig::new(TenantSource::Generated(GenerateOptions::default()));
+//! sim::run(listener, config, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! This crate shares no types with the client crate on purpose: a misreading of the API
+//! cannot then hide on both sides of a test.
+#![deny(missing_docs)]
+
+mod api;
+mod app;
+mod auth;
+mod cache;
+mod clock;
+mod config;
+mod error;
+mod gateway;
+mod generate;
+mod model;
+mod other_writer;
+mod server;
+mod stats;
+mod tls;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use parking_lot::Mutex;
+use tokio::net::TcpListener;
+
+pub use auth::ALL_SCOPES;
+pub use config::{
+    ClientSpec, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DurationRange, Knobs, Rate, SimConfig,
+    TenantSource, TlsOptions,
+};
+pub use generate::{GenerateOptions, generate, proficiency_name, skill_name};
+pub use model::{Assignment, Definition, Profile, Queue, TenantDoc, User};
+pub use other_writer::OWNED_PREFIX;
+pub use server::Endpoint;
+
+/// The OpenAPI document served at `/openapi.json`.
+pub const OPENAPI_JSON: &str = include_str!("openapi.json");
+
+/// A simulator bound to its listener, with its tenant loaded and (under TLS) its CA written,
+/// ready to serve.
+pub struct Simulator {
+    listener: TcpListener,
+    app: Arc<app::App>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    endpoint: Endpoint,
+}
+
+impl Simulator {
+    /// Loads the tenant, mints TLS material if asked, and checks the knobs. Nothing is served
+    /// until [`Simulator::serve`].
+    pub fn new(listener: TcpListener, config: SimConfig) -> anyhow::Result<Simulator> {
+        config.knobs.validate().map_err(anyhow::Error::msg)?;
+        let doc = match config.tenant {
+            TenantSource::Generated(options) => generate(&options),
+            TenantSource::Fixture(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading fixture {}", path.display()))?;
+                serde_json::from_str(&text)
+                    .with_context(|| format!("parsing fixture {}", path.display()))?
+            }
+            TenantSource::Doc(doc) => *doc,
+        };
+        let mut clients = config.clients;
+        clients.extend(doc.clients.iter().cloned());
+        let tenant =
+            model::Tenant::from_doc(doc).map_err(|e| anyhow::anyhow!("invalid tenant: {e}"))?;
+        let tls = match &config.tls {
+            Some(options) => Some(tls::server_config(&options.ca_file)?),
+            None => None,
+        };
+        let addr = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let endpoint = Endpoint {
+            base_url: format!("{scheme}://{addr}"),
+            ca_file: config.tls.map(|t| t.ca_file),
+        };
+        let (knobs, _) = tokio::sync::watch::channel(config.knobs);
+        let app = Arc::new(app::App {
+            tenant: Mutex::new(tenant.clone()),
+            initial: tenant,
+            knobs,
+            clock: clock::Clock::default(),
+            auth: auth::Auth::new(clients),
+            stats: Mutex::new(stats::Stats::default()),
+            limits: gateway::Limits::default(),
+            other_writer: Mutex::new(other_writer::OtherWriterLog::default()),
+        });
+        Ok(Simulator {
+            listener,
+            app,
+            tls,
+            endpoint,
+        })
+    }
+
+    /// Where clients reach it.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Serves until `shutdown` resolves, then lets open requests finish.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let writer = tokio::spawn(other_writer::run(self.app.clone()));
+        let router = api::router(self.app);
+        let result = server::serve(self.listener, router, self.tls, shutdown).await;
+        writer.abort();
+        result
+    }
+}
+
+/// Serves a simulator on `listener` until `shutdown` resolves.
+pub async fn run(
+    listener: TcpListener,
+    config: SimConfig,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    Simulator::new(listener, config)?.serve(shutdown).await
+}

@@ -1,0 +1,1104 @@
+//! The tenant's data and the Admin API's rules for changing it (SPEC 1.2–1.5).
+//!
+//! Everything here is synchronous and lock-free; the server holds the whole `Tenant` under one
+//! mutex, which keeps every write atomic and every rule easy to read. Handlers translate HTTP
+//! into these calls and back.
+
+use std::collections::HashSet;
+
+use indexmap::IndexMap;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::cache::RoutingCache;
+use crate::clock::SimInstant;
+use crate::config::ClientSpec;
+use crate::error::{ApiError, FieldError};
+
+/// Definitions come in two classes that never mix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Drives routing.
+    Skill,
+    /// Metadata for reporting and strategies; never routes.
+    Proficiency,
+}
+
+impl Kind {
+    /// Singular noun for messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Skill => "skill",
+            Kind::Proficiency => "proficiency",
+        }
+    }
+}
+
+/// A skill or proficiency definition, exactly as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Definition {
+    /// UUID.
+    pub id: String,
+    /// Name; not unique (duplicates are the trap).
+    pub name: String,
+    /// Lowercase BCP-47 tag.
+    pub locale: String,
+    /// Inactive definitions are soft-deleted: kept for history, never routed.
+    pub active: bool,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// The routing profile the definition is scoped to.
+    pub routing_profile_id: String,
+    /// Optimistic-concurrency version.
+    #[serde(default = "first_version")]
+    pub version: u64,
+    /// Last change.
+    #[serde(default = "epoch")]
+    pub date_modified: Timestamp,
+}
+
+/// One assignment of a definition to a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// Definition id.
+    pub id: String,
+    /// 1–10.
+    pub level: u8,
+    /// Inactive assignments are kept but do not route.
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+/// A routing profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    /// UUID.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Skill ids it references.
+    #[serde(default)]
+    pub skills: Vec<String>,
+    /// Proficiency ids it references.
+    #[serde(default)]
+    pub proficiencies: Vec<String>,
+    /// Optimistic-concurrency version.
+    #[serde(default = "first_version")]
+    pub version: u64,
+}
+
+/// A user (agent) with everything both dialects show of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    /// The tenant's user id.
+    pub id: String,
+    /// Given name.
+    #[serde(default)]
+    pub first_name: String,
+    /// Family name.
+    #[serde(default)]
+    pub last_name: String,
+    /// Email address.
+    #[serde(default)]
+    pub email: String,
+    /// The agent's working locale (not shown by the API; the HRIS knows it).
+    #[serde(default)]
+    pub locale: String,
+    /// Routing profile.
+    pub routing_profile_id: String,
+    /// Skill assignments.
+    #[serde(default)]
+    pub skills: Vec<Assignment>,
+    /// Proficiency assignments.
+    #[serde(default)]
+    pub proficiencies: Vec<Assignment>,
+    /// Optimistic-concurrency version; the ETag.
+    #[serde(default = "first_version")]
+    pub version: u64,
+    /// Last change.
+    #[serde(default = "epoch")]
+    pub date_modified: Timestamp,
+}
+
+/// A queue that requires one locale-specific skill.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Queue {
+    /// UUID.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// The skill an agent needs to take its interactions.
+    pub skill_id: String,
+    /// The lowest level that qualifies.
+    #[serde(default = "one")]
+    pub min_level: u8,
+    /// Production queues refuse test interactions.
+    pub production: bool,
+}
+
+/// The whole tenant as a document: the fixture file format and the body of `GET /sim/state`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantDoc {
+    /// Routing profiles.
+    #[serde(default)]
+    pub profiles: Vec<Profile>,
+    /// Skill definitions.
+    #[serde(default)]
+    pub skills: Vec<Definition>,
+    /// Proficiency definitions.
+    #[serde(default)]
+    pub proficiencies: Vec<Definition>,
+    /// Users.
+    #[serde(default)]
+    pub users: Vec<User>,
+    /// Queues.
+    #[serde(default)]
+    pub queues: Vec<Queue>,
+    /// Extra OAuth clients (fixtures only; never shown by `/sim/state`).
+    #[serde(default, skip_serializing)]
+    pub clients: Vec<ClientSpec>,
+}
+
+fn first_version() -> u64 {
+    1
+}
+fn epoch() -> Timestamp {
+    Timestamp::UNIX_EPOCH
+}
+fn yes() -> bool {
+    true
+}
+fn one() -> u8 {
+    1
+}
+
+/// A page of results, as every list endpoint returns it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageOf<T> {
+    /// This page's items.
+    pub entities: Vec<T>,
+    /// 1-based page number.
+    pub page: usize,
+    /// Requested page size.
+    pub page_size: usize,
+    /// Items across all pages.
+    pub total: usize,
+}
+
+/// Which page of a list to return.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest {
+    /// 1-based.
+    pub page: usize,
+    /// At most `MAX_PAGE_SIZE`.
+    pub page_size: usize,
+}
+
+/// Largest `pageSize` any list accepts.
+pub const MAX_PAGE_SIZE: usize = 500;
+/// Most entries one bulk request may carry.
+pub const MAX_BULK_ENTRIES: usize = 100;
+
+impl PageRequest {
+    /// Cuts one page out of an iterator of matches, counting them all for `total`.
+    pub fn cut<T>(self, matches: impl Iterator<Item = T>) -> PageOf<T> {
+        let skip = (self.page - 1).saturating_mul(self.page_size);
+        let mut entities = Vec::new();
+        let mut total = 0;
+        for item in matches {
+            if total >= skip && entities.len() < self.page_size {
+                entities.push(item);
+            }
+            total += 1;
+        }
+        PageOf {
+            entities,
+            page: self.page,
+            page_size: self.page_size,
+            total,
+        }
+    }
+}
+
+/// Filters of `GET /routing/{skills|proficiencies}`.
+#[derive(Debug, Default)]
+pub struct DefinitionFilter {
+    /// Exact name.
+    pub name: Option<String>,
+    /// Exact locale.
+    pub locale: Option<String>,
+    /// Active flag.
+    pub active: Option<bool>,
+}
+
+/// A validated body of `POST`/`PUT` on a definition.
+#[derive(Debug)]
+pub struct DefinitionInput {
+    name: String,
+    locale: String,
+    active: bool,
+    description: String,
+    routing_profile_id: String,
+}
+
+/// A change to one user's routing state, with PUT semantics: a list that is present replaces
+/// that list; a list that is absent is left as it is.
+#[derive(Debug, Default, Clone)]
+pub struct UserPatch {
+    /// New routing profile.
+    pub routing_profile_id: Option<String>,
+    /// Replacement skill list (empty removes every skill).
+    pub skills: Option<Vec<Assignment>>,
+    /// Replacement proficiency list.
+    pub proficiencies: Option<Vec<Assignment>>,
+}
+
+/// Why a user patch was refused.
+#[derive(Debug)]
+pub enum PatchRefused {
+    /// No such user.
+    NotFound,
+    /// The body breaks a rule.
+    Invalid(Vec<FieldError>),
+    /// The expected version is no longer current.
+    Stale {
+        /// What the writer expected.
+        expected: u64,
+        /// What is current.
+        current: u64,
+    },
+}
+
+/// What a write did, for the gateway's bookkeeping.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WriteEffects {
+    /// The routing cache has to rebuild for this write.
+    pub cache_rebuild: bool,
+}
+
+/// The live tenant.
+#[derive(Debug, Clone, Default)]
+pub struct Tenant {
+    /// Skill definitions by id, in creation order.
+    pub skills: IndexMap<String, Definition>,
+    /// Proficiency definitions by id, in creation order.
+    pub proficiencies: IndexMap<String, Definition>,
+    /// Routing profiles by id.
+    pub profiles: IndexMap<String, Profile>,
+    /// Users by id.
+    pub users: IndexMap<String, User>,
+    /// Queues by id.
+    pub queues: IndexMap<String, Queue>,
+    /// What the routing engine currently believes.
+    pub cache: RoutingCache,
+}
+
+impl Tenant {
+    /// Loads a document, checking that every reference in it resolves.
+    pub fn from_doc(doc: TenantDoc) -> Result<Tenant, String> {
+        let mut tenant = Tenant::default();
+        for p in doc.profiles {
+            if tenant.profiles.insert(p.id.clone(), p.clone()).is_some() {
+                return Err(format!("profile id {} appears twice", p.id));
+            }
+        }
+        for (kind, defs) in [
+            (Kind::Skill, doc.skills),
+            (Kind::Proficiency, doc.proficiencies),
+        ] {
+            for d in defs {
+                if !tenant.profiles.contains_key(&d.routing_profile_id) {
+                    return Err(format!(
+                        "{} {} names routing profile {}, which does not exist",
+                        kind.noun(),
+                        d.id,
+                        d.routing_profile_id
+                    ));
+                }
+                if tenant.kind_of(&d.id).is_some() {
+                    return Err(format!("definition id {} appears twice", d.id));
+                }
+                tenant.definitions_mut(kind).insert(d.id.clone(), d);
+            }
+        }
+        for p in tenant.profiles.values() {
+            for id in &p.skills {
+                tenant.expect_kind(id, Kind::Skill, &format!("profile {}", p.id))?;
+            }
+            for id in &p.proficiencies {
+                tenant.expect_kind(id, Kind::Proficiency, &format!("profile {}", p.id))?;
+            }
+        }
+        for u in doc.users {
+            if !tenant.profiles.contains_key(&u.routing_profile_id) {
+                return Err(format!(
+                    "user {} names routing profile {}, which does not exist",
+                    u.id, u.routing_profile_id
+                ));
+            }
+            let owner = format!("user {}", u.id);
+            for a in &u.skills {
+                tenant.expect_kind(&a.id, Kind::Skill, &owner)?;
+            }
+            for a in &u.proficiencies {
+                tenant.expect_kind(&a.id, Kind::Proficiency, &owner)?;
+            }
+            tenant.cache.load(&u.id, &u.skills);
+            if tenant.users.insert(u.id.clone(), u.clone()).is_some() {
+                return Err(format!("user id {} appears twice", u.id));
+            }
+        }
+        for q in doc.queues {
+            tenant.expect_kind(&q.skill_id, Kind::Skill, &format!("queue {}", q.id))?;
+            tenant.queues.insert(q.id.clone(), q);
+        }
+        Ok(tenant)
+    }
+
+    fn expect_kind(&self, id: &str, kind: Kind, owner: &str) -> Result<(), String> {
+        match self.kind_of(id) {
+            Some(k) if k == kind => Ok(()),
+            _ => Err(format!(
+                "{owner} references {} {id}, which does not exist",
+                kind.noun()
+            )),
+        }
+    }
+
+    /// The tenant as a document (for `/sim/state` and fixtures).
+    pub fn to_doc(&self) -> TenantDoc {
+        TenantDoc {
+            profiles: self.profiles.values().cloned().collect(),
+            skills: self.skills.values().cloned().collect(),
+            proficiencies: self.proficiencies.values().cloned().collect(),
+            users: self.users.values().cloned().collect(),
+            queues: self.queues.values().cloned().collect(),
+            clients: Vec::new(),
+        }
+    }
+
+    /// Definitions of one class.
+    pub fn definitions(&self, kind: Kind) -> &IndexMap<String, Definition> {
+        match kind {
+            Kind::Skill => &self.skills,
+            Kind::Proficiency => &self.proficiencies,
+        }
+    }
+
+    fn definitions_mut(&mut self, kind: Kind) -> &mut IndexMap<String, Definition> {
+        match kind {
+            Kind::Skill => &mut self.skills,
+            Kind::Proficiency => &mut self.proficiencies,
+        }
+    }
+
+    /// Which class an id belongs to, if any.
+    pub fn kind_of(&self, id: &str) -> Option<Kind> {
+        if self.skills.contains_key(id) {
+            Some(Kind::Skill)
+        } else if self.proficiencies.contains_key(id) {
+            Some(Kind::Proficiency)
+        } else {
+            None
+        }
+    }
+
+    // ----- definitions (SPEC 1.2) -----
+
+    /// `GET /routing/{kind}` with filters.
+    pub fn list_definitions(
+        &self,
+        kind: Kind,
+        filter: &DefinitionFilter,
+        page: PageRequest,
+    ) -> PageOf<Definition> {
+        let matches = self.definitions(kind).values().filter(|d| {
+            filter.name.as_ref().is_none_or(|n| &d.name == n)
+                && filter.locale.as_ref().is_none_or(|l| &d.locale == l)
+                && filter.active.is_none_or(|a| d.active == a)
+        });
+        page.cut(matches.cloned())
+    }
+
+    /// Parses and validates a definition body; every problem is reported at once.
+    pub fn parse_definition(&self, body: &Value) -> Result<DefinitionInput, ApiError> {
+        let Some(obj) = body.as_object() else {
+            return Err(ApiError::invalid("body", "must be a JSON object"));
+        };
+        let mut problems = Vec::new();
+        let mut text = |field: &str, required: bool| -> String {
+            match obj.get(field) {
+                Some(Value::String(s)) => s.clone(),
+                None | Some(Value::Null) if !required => String::new(),
+                None | Some(Value::Null) => {
+                    problems.push(FieldError::new(field, "required"));
+                    String::new()
+                }
+                Some(_) => {
+                    problems.push(FieldError::new(field, "must be a string"));
+                    String::new()
+                }
+            }
+        };
+        let name = text("name", true);
+        let locale = text("locale", true);
+        let description = text("description", false);
+        let routing_profile_id = text("routingProfileId", true);
+        let active = match obj.get("active") {
+            Some(Value::Bool(b)) => Some(*b),
+            None | Some(Value::Null) => {
+                problems.push(FieldError::new("active", "required"));
+                None
+            }
+            Some(_) => {
+                problems.push(FieldError::new("active", "must be true or false"));
+                None
+            }
+        };
+        if obj.contains_key("name") && name.trim().is_empty() {
+            problems.push(FieldError::new("name", "must not be empty"));
+        }
+        if obj.contains_key("locale") && !locale.is_empty() {
+            if let Err(why) = check_locale(&locale) {
+                problems.push(FieldError::new("locale", why));
+            }
+        }
+        if !routing_profile_id.is_empty() && !self.profiles.contains_key(&routing_profile_id) {
+            problems.push(FieldError::new(
+                "routingProfileId",
+                format!("routing profile {routing_profile_id} does not exist"),
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(ApiError::validation(problems));
+        }
+        Ok(DefinitionInput {
+            name,
+            locale,
+            active: active.unwrap_or(true),
+            description,
+            routing_profile_id,
+        })
+    }
+
+    /// `POST /routing/{kind}`. Returns the new definition and whether it duplicated an existing
+    /// name+locale (which the API accepts: that is the trap).
+    pub fn create_definition(
+        &mut self,
+        kind: Kind,
+        input: DefinitionInput,
+        id: String,
+        now: Timestamp,
+    ) -> (Definition, bool) {
+        let duplicate = self
+            .definitions(kind)
+            .values()
+            .any(|d| d.name == input.name && d.locale == input.locale);
+        let definition = Definition {
+            id: id.clone(),
+            name: input.name,
+            locale: input.locale,
+            active: input.active,
+            description: input.description,
+            routing_profile_id: input.routing_profile_id,
+            version: 1,
+            date_modified: now,
+        };
+        self.definitions_mut(kind).insert(id, definition.clone());
+        (definition, duplicate)
+    }
+
+    /// `GET /routing/{kind}/{id}`.
+    pub fn definition(&self, kind: Kind, id: &str) -> Result<&Definition, ApiError> {
+        self.definitions(kind)
+            .get(id)
+            .ok_or_else(|| ApiError::not_found(kind.noun(), id))
+    }
+
+    /// `PUT /routing/{kind}/{id}`: full replace, honouring `If-Match`.
+    pub fn replace_definition(
+        &mut self,
+        kind: Kind,
+        id: &str,
+        input: DefinitionInput,
+        if_match: Option<u64>,
+        now: Timestamp,
+    ) -> Result<Definition, ApiError> {
+        let current = self.definition(kind, id)?.version;
+        if let Some(expected) = if_match {
+            if expected != current {
+                return Err(ApiError::stale(kind.noun(), id, expected, current));
+            }
+        }
+        let definition = self
+            .definitions_mut(kind)
+            .get_mut(id)
+            .expect("checked above");
+        definition.name = input.name;
+        definition.locale = input.locale;
+        definition.active = input.active;
+        definition.description = input.description;
+        definition.routing_profile_id = input.routing_profile_id;
+        definition.version += 1;
+        definition.date_modified = now;
+        Ok(definition.clone())
+    }
+
+    /// How many users and profiles reference a definition.
+    pub fn references(&self, kind: Kind, id: &str) -> (usize, usize) {
+        let users = self
+            .users
+            .values()
+            .filter(|u| assignments(u, kind).iter().any(|a| a.id == id))
+            .count();
+        let profiles = self
+            .profiles
+            .values()
+            .filter(|p| profile_refs(p, kind).iter().any(|r| r == id))
+            .count();
+        (users, profiles)
+    }
+
+    /// `DELETE /routing/{kind}/{id}`: refused with 409 while anything references it.
+    pub fn delete_definition(&mut self, kind: Kind, id: &str) -> Result<(), ApiError> {
+        self.definition(kind, id)?;
+        let (users, profiles) = self.references(kind, id);
+        if users + profiles > 0 {
+            return Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "REFERENCED",
+                format!(
+                    "{} {id} is still referenced by {users} user(s) and {profiles} routing profile(s); \
+                     remove those references first, or set active:false to retire it softly",
+                    kind.noun()
+                ),
+            )
+            .with(
+                "references",
+                serde_json::json!({ "users": users, "profiles": profiles }),
+            ));
+        }
+        self.definitions_mut(kind).shift_remove(id);
+        Ok(())
+    }
+
+    // ----- routing profiles (SPEC 1.3) -----
+
+    /// `GET /routing/profiles?skillId=&proficiencyId=`.
+    pub fn list_profiles(
+        &self,
+        skill_id: Option<&str>,
+        proficiency_id: Option<&str>,
+        page: PageRequest,
+    ) -> PageOf<Profile> {
+        let matches = self.profiles.values().filter(|p| {
+            skill_id.is_none_or(|s| p.skills.iter().any(|x| x == s))
+                && proficiency_id.is_none_or(|s| p.proficiencies.iter().any(|x| x == s))
+        });
+        page.cut(matches.cloned())
+    }
+
+    /// `PUT /routing/profiles/{id}`: replaces the lists that are present.
+    pub fn update_profile(
+        &mut self,
+        id: &str,
+        body: &Value,
+        if_match: Option<u64>,
+    ) -> Result<Profile, ApiError> {
+        let current = self
+            .profiles
+            .get(id)
+            .ok_or_else(|| ApiError::not_found("routing profile", id))?
+            .version;
+        let Some(obj) = body.as_object() else {
+            return Err(ApiError::invalid("body", "must be a JSON object"));
+        };
+        let mut problems = Vec::new();
+        let mut lists: [Option<Vec<String>>; 2] = [None, None];
+        for (slot, (field, kind)) in [
+            ("skills", Kind::Skill),
+            ("proficiencies", Kind::Proficiency),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let Some(value) = obj.get(field) else {
+                continue;
+            };
+            let Some(items) = value.as_array() else {
+                problems.push(FieldError::new(field, "must be a list of ids"));
+                continue;
+            };
+            let mut ids = Vec::new();
+            let mut seen = HashSet::new();
+            for (i, item) in items.iter().enumerate() {
+                let path = format!("{field}[{i}]");
+                match item.as_str() {
+                    None => problems.push(FieldError::new(path, "must be an id string")),
+                    Some(ref_id) => {
+                        if let Err(why) = self.check_class(ref_id, kind) {
+                            problems.push(FieldError::new(path, why));
+                        } else if !seen.insert(ref_id) {
+                            problems.push(FieldError::new(path, format!("repeats id {ref_id}")));
+                        } else {
+                            ids.push(ref_id.to_string());
+                        }
+                    }
+                }
+            }
+            lists[slot] = Some(ids);
+        }
+        if !problems.is_empty() {
+            return Err(ApiError::validation(problems));
+        }
+        if let Some(expected) = if_match {
+            if expected != current {
+                return Err(ApiError::stale("routing profile", id, expected, current));
+            }
+        }
+        let profile = self.profiles.get_mut(id).expect("checked above");
+        let [skills, proficiencies] = lists;
+        if let Some(skills) = skills {
+            profile.skills = skills;
+        }
+        if let Some(proficiencies) = proficiencies {
+            profile.proficiencies = proficiencies;
+        }
+        profile.version += 1;
+        Ok(profile.clone())
+    }
+
+    fn check_class(&self, id: &str, wanted: Kind) -> Result<(), String> {
+        match self.kind_of(id) {
+            Some(k) if k == wanted => Ok(()),
+            Some(k) => Err(format!("{id} is a {}, not a {}", k.noun(), wanted.noun())),
+            None => Err(format!("unknown {} id {id}", wanted.noun())),
+        }
+    }
+
+    // ----- routing users (SPEC 1.3) -----
+
+    /// `GET /routing/users?skillId=&proficiencyId=`.
+    pub fn list_users(
+        &self,
+        skill_id: Option<&str>,
+        proficiency_id: Option<&str>,
+        page: PageRequest,
+    ) -> PageOf<&User> {
+        let matches = self.users.values().filter(|u| {
+            skill_id.is_none_or(|s| u.skills.iter().any(|a| a.id == s))
+                && proficiency_id.is_none_or(|s| u.proficiencies.iter().any(|a| a.id == s))
+        });
+        page.cut(matches)
+    }
+
+    /// Parses a routing-dialect user body (`PUT /routing/users/{id}` or one bulk entry).
+    /// `at` prefixes field paths, e.g. `users[3].`.
+    pub fn parse_user_patch(
+        &self,
+        obj: &serde_json::Map<String, Value>,
+        at: &str,
+    ) -> Result<UserPatch, Vec<FieldError>> {
+        let mut problems = Vec::new();
+        let mut patch = UserPatch::default();
+        if let Some(profile) = obj.get("routingProfile") {
+            match profile.get("id").and_then(Value::as_str) {
+                Some(id) if self.profiles.contains_key(id) => {
+                    patch.routing_profile_id = Some(id.to_string())
+                }
+                Some(id) => problems.push(FieldError::new(
+                    format!("{at}routingProfile.id"),
+                    format!("routing profile {id} does not exist"),
+                )),
+                None => problems.push(FieldError::new(
+                    format!("{at}routingProfile"),
+                    "must be an object with an id",
+                )),
+            }
+        }
+        for (field, kind) in [
+            ("skills", Kind::Skill),
+            ("proficiencies", Kind::Proficiency),
+        ] {
+            let Some(value) = obj.get(field) else {
+                continue;
+            };
+            let path = format!("{at}{field}");
+            match self.parse_assignments(value, kind, &path) {
+                Ok(list) => match kind {
+                    Kind::Skill => patch.skills = Some(list),
+                    Kind::Proficiency => patch.proficiencies = Some(list),
+                },
+                Err(mut more) => problems.append(&mut more),
+            }
+        }
+        if problems.is_empty() {
+            Ok(patch)
+        } else {
+            Err(problems)
+        }
+    }
+
+    fn parse_assignments(
+        &self,
+        value: &Value,
+        kind: Kind,
+        path: &str,
+    ) -> Result<Vec<Assignment>, Vec<FieldError>> {
+        let Some(items) = value.as_array() else {
+            return Err(vec![FieldError::new(path, "must be a list")]);
+        };
+        let mut problems = Vec::new();
+        let mut list = Vec::with_capacity(items.len());
+        let mut seen = HashSet::new();
+        for (i, item) in items.iter().enumerate() {
+            let at = format!("{path}[{i}]");
+            let Some(entry) = item.as_object() else {
+                problems.push(FieldError::new(at, "must be an object {id, level, active}"));
+                continue;
+            };
+            let id = match entry.get("id").and_then(Value::as_str) {
+                Some(id) => match self.check_class(id, kind) {
+                    Ok(()) if !seen.insert(id.to_string()) => {
+                        problems.push(FieldError::new(
+                            format!("{at}.id"),
+                            format!("repeats id {id}"),
+                        ));
+                        None
+                    }
+                    Ok(()) => Some(id.to_string()),
+                    Err(why) => {
+                        problems.push(FieldError::new(format!("{at}.id"), why));
+                        None
+                    }
+                },
+                None => {
+                    problems.push(FieldError::new(format!("{at}.id"), "required"));
+                    None
+                }
+            };
+            let level = match entry.get("level") {
+                Some(level) => match level.as_u64() {
+                    Some(l @ 1..=10) => Some(l as u8),
+                    _ => {
+                        problems.push(FieldError::new(
+                            format!("{at}.level"),
+                            format!("must be an integer from 1 to 10, got {level}"),
+                        ));
+                        None
+                    }
+                },
+                None => {
+                    problems.push(FieldError::new(format!("{at}.level"), "required"));
+                    None
+                }
+            };
+            let active = match entry.get("active") {
+                None | Some(Value::Null) => true,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => {
+                    problems.push(FieldError::new(
+                        format!("{at}.active"),
+                        "must be true or false",
+                    ));
+                    true
+                }
+            };
+            if let (Some(id), Some(level)) = (id, level) {
+                list.push(Assignment { id, level, active });
+            }
+        }
+        if problems.is_empty() {
+            Ok(list)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Applies a patch atomically if the user exists and `expected` (when given) is current.
+    pub fn apply_user_patch(
+        &mut self,
+        user_id: &str,
+        patch: UserPatch,
+        expected: Option<u64>,
+        now: Timestamp,
+        at: SimInstant,
+        propagation: std::time::Duration,
+    ) -> Result<(User, WriteEffects), PatchRefused> {
+        let user = self.users.get_mut(user_id).ok_or(PatchRefused::NotFound)?;
+        if let Some(expected) = expected {
+            if expected != user.version {
+                return Err(PatchRefused::Stale {
+                    expected,
+                    current: user.version,
+                });
+            }
+        }
+        if let Some(profile) = patch.routing_profile_id {
+            user.routing_profile_id = profile;
+        }
+        let mut effects = WriteEffects::default();
+        if let Some(skills) = patch.skills {
+            user.skills = skills;
+            self.cache.schedule(user_id, &user.skills, at + propagation);
+            effects.cache_rebuild = true;
+        }
+        if let Some(proficiencies) = patch.proficiencies {
+            user.proficiencies = proficiencies;
+        }
+        user.version += 1;
+        user.date_modified = now;
+        Ok((user.clone(), effects))
+    }
+
+    // ----- the users dialect (SPEC 1.5) -----
+
+    /// Parses `PUT /users/{id}`: `skills.proficiencies` replaces the user's skill list.
+    /// Entries keep the `active` flag of an existing assignment to the same skill.
+    pub fn parse_users_dialect_patch(
+        &self,
+        user_id: &str,
+        body: &Value,
+    ) -> Result<(UserPatch, Vec<(&'static str, String)>), ApiError> {
+        let Some(obj) = body.as_object() else {
+            return Err(ApiError::invalid("body", "must be a JSON object"));
+        };
+        let user = self
+            .users
+            .get(user_id)
+            .ok_or_else(|| ApiError::not_found("user", user_id))?;
+        let mut problems = Vec::new();
+        let mut profile_fields = Vec::new();
+        for field in ["firstName", "lastName", "email"] {
+            match obj.get(field) {
+                None => {}
+                Some(Value::String(s)) => profile_fields.push((field, s.clone())),
+                Some(_) => problems.push(FieldError::new(field, "must be a string")),
+            }
+        }
+        let mut patch = UserPatch::default();
+        match obj.get("skills") {
+            None => {}
+            Some(Value::Object(skills)) => {
+                if let Some(list) = skills.get("proficiencies") {
+                    let converted = match list.as_array() {
+                        Some(items) => Value::Array(
+                            items
+                                .iter()
+                                .map(|item| {
+                                    let id = item.get("skill").cloned().unwrap_or(Value::Null);
+                                    let active = user
+                                        .skills
+                                        .iter()
+                                        .find(|a| Some(a.id.as_str()) == id.as_str())
+                                        .is_none_or(|a| a.active);
+                                    serde_json::json!({
+                                        "id": id,
+                                        "level": item.get("level").cloned().unwrap_or(Value::Null),
+                                        "active": active,
+                                    })
+                                })
+                                .collect(),
+                        ),
+                        None => list.clone(),
+                    };
+                    match self.parse_assignments(&converted, Kind::Skill, "skills.proficiencies") {
+                        Ok(list) => patch.skills = Some(list),
+                        Err(more) => problems.extend(more.into_iter().map(|mut p| {
+                            p.field = p.field.replace(".id", ".skill");
+                            p
+                        })),
+                    }
+                }
+            }
+            Some(_) => problems.push(FieldError::new(
+                "skills",
+                "must be an object {proficiencies: [...]}",
+            )),
+        }
+        if !problems.is_empty() {
+            return Err(ApiError::validation(problems));
+        }
+        Ok((patch, profile_fields))
+    }
+
+    /// Sets the users-dialect profile fields (names, email) of a user after a patch succeeded.
+    pub fn set_profile_fields(
+        &mut self,
+        user_id: &str,
+        fields: Vec<(&'static str, String)>,
+    ) -> Option<User> {
+        let user = self.users.get_mut(user_id)?;
+        for (field, value) in fields {
+            match field {
+                "firstName" => user.first_name = value,
+                "lastName" => user.last_name = value,
+                _ => user.email = value,
+            }
+        }
+        Some(user.clone())
+    }
+
+    // ----- the routing engine (SPEC 1.4) -----
+
+    /// `POST /interactions/test`: routes one interaction from the cache, highest level first.
+    pub fn route_test_interaction(
+        &mut self,
+        queue_id: &str,
+        now: SimInstant,
+    ) -> Result<Routed, ApiError> {
+        let queue = self
+            .queues
+            .get(queue_id)
+            .ok_or_else(|| ApiError::not_found("queue", queue_id))?
+            .clone();
+        if queue.production {
+            return Err(ApiError::invalid(
+                "queueId",
+                format!(
+                    "queue {} is a production queue; test interactions go to non-production queues only",
+                    queue.name
+                ),
+            ));
+        }
+        let skill = self.skills.get(&queue.skill_id);
+        let skill_routes = skill.is_some_and(|s| s.active);
+        let mut best: Option<(u8, &str)> = None;
+        if skill_routes {
+            for user_id in self.users.keys() {
+                let cached = self.cache.skills_at(user_id, now);
+                let level = cached
+                    .iter()
+                    .find(|a| a.id == queue.skill_id && a.active && a.level >= queue.min_level)
+                    .map(|a| a.level);
+                if let Some(level) = level {
+                    if best.is_none_or(|(l, _)| level > l) {
+                        best = Some((level, user_id));
+                    }
+                }
+            }
+        }
+        Ok(match best {
+            Some((level, user_id)) => Routed {
+                routed: true,
+                user_id: Some(user_id.to_string()),
+                level: Some(level),
+                reason: None,
+            },
+            None => Routed {
+                routed: false,
+                user_id: None,
+                level: None,
+                reason: Some(match skill {
+                    None => format!(
+                        "queue {} requires skill {}, which no longer exists",
+                        queue.name, queue.skill_id
+                    ),
+                    Some(s) if !s.active => format!(
+                        "skill {} ({}) is inactive and does not route",
+                        s.name, s.locale
+                    ),
+                    Some(s) => format!(
+                        "no agent in the routing cache has skill {} ({}) at level {} or above",
+                        s.name, s.locale, queue.min_level
+                    ),
+                }),
+            },
+        })
+    }
+}
+
+/// The answer to a test interaction.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Routed {
+    /// Whether an agent was found.
+    pub routed: bool,
+    /// The agent chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// The level it had in the cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<u8>,
+    /// Why nobody was chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A user's assignments of one class.
+pub fn assignments(user: &User, kind: Kind) -> &[Assignment] {
+    match kind {
+        Kind::Skill => &user.skills,
+        Kind::Proficiency => &user.proficiencies,
+    }
+}
+
+fn profile_refs(profile: &Profile, kind: Kind) -> &[String] {
+    match kind {
+        Kind::Skill => &profile.skills,
+        Kind::Proficiency => &profile.proficiencies,
+    }
+}
+
+/// Checks a lowercase BCP-47 tag such as `en-us` or `zh-hant-tw`.
+pub fn check_locale(tag: &str) -> Result<(), String> {
+    if tag != tag.to_ascii_lowercase() {
+        return Err(format!(
+            "`{tag}` must be lowercase (write `{}`)",
+            tag.to_ascii_lowercase()
+        ));
+    }
+    let mut parts = tag.split('-');
+    let language = parts.next().unwrap_or_default();
+    let language_ok =
+        (2..=3).contains(&language.len()) && language.chars().all(|c| c.is_ascii_lowercase());
+    let rest_ok =
+        parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
+    if language_ok && rest_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{tag}` is not a BCP-47 tag such as en-us or de-de"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locales_must_be_lowercase_bcp47() {
+        assert!(check_locale("en-us").is_ok());
+        assert!(check_locale("de-de").is_ok());
+        assert!(check_locale("zh-hant-tw").is_ok());
+        assert!(check_locale("en-US").is_err());
+        assert!(check_locale("english").is_err());
+        assert!(check_locale("e").is_err());
+    }
+
+    #[test]
+    fn page_cut_counts_every_match_and_returns_one_page() {
+        let page = PageRequest {
+            page: 2,
+            page_size: 3,
+        }
+        .cut(1..=10);
+        assert_eq!(page.entities, vec![4, 5, 6]);
+        assert_eq!(page.total, 10);
+        let past_end = PageRequest {
+            page: 5,
+            page_size: 3,
+        }
+        .cut(1..=10);
+        assert!(past_end.entities.is_empty());
+    }
+}

@@ -1,0 +1,174 @@
+//! The "other integration" (SPEC 1.6): a concurrent writer that owns the `Ext_` definitions and
+//! changes random users' assignments to them through the same rules as any client: read,
+//! change only what it owns, write with the version it read, and on a stale version re-read and
+//! retry. It keeps a log of what it last wrote to each user, so a test can prove that nothing
+//! it wrote was lost to someone else's last-write-wins update.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use rand::seq::IndexedRandom;
+use serde::Serialize;
+
+use crate::app::App;
+use crate::model::{Assignment, Kind, PatchRefused, Tenant, User, UserPatch};
+
+/// Name prefix of the definitions the other integration owns.
+pub const OWNED_PREFIX: &str = "Ext_";
+
+/// What the other integration last wrote to one user: its own assignments only.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WrittenAssignments {
+    /// `Ext_` skill assignments after its write.
+    pub skills: Vec<Assignment>,
+    /// `Ext_` proficiency assignments after its write.
+    pub proficiencies: Vec<Assignment>,
+    /// The user's version its write produced.
+    pub version: u64,
+}
+
+/// Per user, the other integration's last write.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OtherWriterLog {
+    /// By user id.
+    pub users: BTreeMap<String, WrittenAssignments>,
+}
+
+/// Runs until aborted, writing at the rate the knobs say (0 = paused).
+pub async fn run(app: Arc<App>) {
+    let mut knobs = app.knobs.subscribe();
+    loop {
+        let rate = knobs.borrow_and_update().other_writer;
+        if rate <= 0.0 {
+            if knobs.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs_f64(1.0 / rate)) => write_once(&app).await,
+            changed = knobs.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+fn owned_by_other(tenant: &Tenant, kind: Kind, id: &str) -> bool {
+    tenant
+        .definitions(kind)
+        .get(id)
+        .is_some_and(|d| d.name.starts_with(OWNED_PREFIX))
+}
+
+fn owned_assignments(tenant: &Tenant, user: &User) -> WrittenAssignments {
+    WrittenAssignments {
+        skills: user
+            .skills
+            .iter()
+            .filter(|a| owned_by_other(tenant, Kind::Skill, &a.id))
+            .cloned()
+            .collect(),
+        proficiencies: user
+            .proficiencies
+            .iter()
+            .filter(|a| owned_by_other(tenant, Kind::Proficiency, &a.id))
+            .cloned()
+            .collect(),
+        version: user.version,
+    }
+}
+
+/// One read-merge-write cycle on a random user, retried on conflict.
+async fn write_once(app: &Arc<App>) {
+    const ATTEMPTS: usize = 8;
+    let Some(user_id) = ({
+        let tenant = app.tenant.lock();
+        let ids: Vec<&String> = tenant.users.keys().collect();
+        ids.choose(&mut rand::rng()).map(|s| s.to_string())
+    }) else {
+        return;
+    };
+    for _ in 0..ATTEMPTS {
+        let Some((version, patch)) = plan_change(app, &user_id) else {
+            return;
+        };
+        // Time between read and write, as any real client has: other writers can slip in here.
+        let think = Duration::from_millis(rand::rng().random_range(1..=5));
+        tokio::time::sleep(think).await;
+        let propagation = app.knobs().propagation.sample(&mut rand::rng());
+        let touches_skills = patch.skills.is_some();
+        let mut tenant = app.tenant.lock();
+        match tenant.apply_user_patch(
+            &user_id,
+            patch,
+            Some(version),
+            app.clock.wall(),
+            app.clock.now(),
+            propagation,
+        ) {
+            Ok((user, _)) => {
+                let written = owned_assignments(&tenant, &user);
+                drop(tenant);
+                app.other_writer.lock().users.insert(user_id, written);
+                let mut stats = app.stats.lock();
+                stats.other_writer_writes += 1;
+                if touches_skills {
+                    stats.cache_rebuilds += 1;
+                }
+                return;
+            }
+            Err(PatchRefused::Stale { .. }) => {
+                drop(tenant);
+                app.stats.lock().other_writer_conflicts += 1;
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Reads a user and decides one change to an `Ext_` assignment in the user's locale.
+fn plan_change(app: &App, user_id: &str) -> Option<(u64, UserPatch)> {
+    let tenant = app.tenant.lock();
+    let user = tenant.users.get(user_id)?;
+    let mut rng = rand::rng();
+    let candidates: Vec<(Kind, &String)> = [Kind::Skill, Kind::Proficiency]
+        .into_iter()
+        .flat_map(|kind| {
+            tenant
+                .definitions(kind)
+                .values()
+                .filter(|d| d.active && d.name.starts_with(OWNED_PREFIX))
+                .filter(|d| user.locale.is_empty() || d.locale == user.locale)
+                .map(move |d| (kind, &d.id))
+        })
+        .collect();
+    let &(kind, id) = candidates.choose(&mut rng)?;
+    let mut list = match kind {
+        Kind::Skill => user.skills.clone(),
+        Kind::Proficiency => user.proficiencies.clone(),
+    };
+    match list.iter().position(|a| &a.id == id) {
+        Some(i) if rng.random_bool(1.0 / 3.0) => {
+            list.remove(i);
+        }
+        Some(i) => list[i].level = list[i].level % 10 + 1,
+        None => list.push(Assignment {
+            id: id.clone(),
+            level: rng.random_range(1..=10),
+            active: true,
+        }),
+    }
+    let patch = match kind {
+        Kind::Skill => UserPatch {
+            skills: Some(list),
+            ..UserPatch::default()
+        },
+        Kind::Proficiency => UserPatch {
+            proficiencies: Some(list),
+            ..UserPatch::default()
+        },
+    };
+    Some((user.version, patch))
+}
