@@ -130,7 +130,12 @@ pub struct TenantArgs {
     pub proficiencies: usize,
 
     /// Locales, comma separated, lowercase BCP-47.
-    #[arg(long, default_value = "en-us,de-de", value_delimiter = ',', value_name = "LIST")]
+    #[arg(
+        long,
+        default_value = "en-us,de-de",
+        value_delimiter = ',',
+        value_name = "LIST"
+    )]
     pub locales: Vec<String>,
 
     /// Routing profiles to generate.

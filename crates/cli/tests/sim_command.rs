@@ -23,7 +23,10 @@ fn wait_for_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
-        assert!(Instant::now() < deadline, "skillsync sim did not stop within {limit:?}");
+        assert!(
+            Instant::now() < deadline,
+            "skillsync sim did not stop within {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -31,7 +34,15 @@ fn wait_for_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus
 #[test]
 fn first_line_gives_base_url_and_demo_credentials_and_ctrl_c_stops_cleanly() {
     let child = skillsync()
-        .args(["sim", "--listen", "127.0.0.1:0", "--agents", "5", "--latency", "0ms"])
+        .args([
+            "sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--agents",
+            "5",
+            "--latency",
+            "0ms",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -41,13 +52,17 @@ fn first_line_gives_base_url_and_demo_credentials_and_ctrl_c_stops_cleanly() {
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
     assert!(first.contains("client_id=skillsync-demo"), "{first}");
-    assert!(first.contains("client_secret=demo-secret-not-for-production"), "{first}");
+    assert!(
+        first.contains("client_secret=demo-secret-not-for-production"),
+        "{first}"
+    );
     let base = first
         .split_whitespace()
         .find(|w| w.starts_with("http://127.0.0.1:"))
         .unwrap_or_else(|| panic!("no base URL in {first:?}"))
         .to_string();
 
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let http = reqwest::Client::new();
@@ -80,7 +95,10 @@ fn first_line_gives_base_url_and_demo_credentials_and_ctrl_c_stops_cleanly() {
     let signalled = Command::new("kill").args(["-INT", &pid]).status().unwrap();
     assert!(signalled.success());
     let status = wait_for_exit(&mut running.0, Duration::from_secs(10));
-    assert!(status.success(), "Ctrl-C should stop the simulator cleanly, got {status}");
+    assert!(
+        status.success(),
+        "Ctrl-C should stop the simulator cleanly, got {status}"
+    );
 }
 
 #[test]
@@ -91,17 +109,30 @@ fn an_impossible_knob_is_refused_before_listening() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("fault-rate"), "error should name the flag: {stderr}");
-    assert!(output.stdout.is_empty(), "nothing may be served: {}", String::from_utf8_lossy(&output.stdout));
+    assert!(
+        stderr.contains("fault-rate"),
+        "error should name the flag: {stderr}"
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "nothing may be served: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
 }
 
 #[test]
 fn a_malformed_rate_names_the_flag_and_the_expected_shape() {
-    let output = skillsync().args(["sim", "--rate-limit", "ten/s"]).output().unwrap();
+    let output = skillsync()
+        .args(["sim", "--rate-limit", "ten/s"])
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--rate-limit"), "{stderr}");
-    assert!(stderr.contains("10/s"), "the hint should show a valid spelling: {stderr}");
+    assert!(
+        stderr.contains("10/s"),
+        "the hint should show a valid spelling: {stderr}"
+    );
 }
 
 #[test]

@@ -215,10 +215,9 @@ impl FromStr for Rate {
         let (count, unit) = s
             .split_once('/')
             .ok_or_else(|| format!("rate `{s}` should look like 10/s, 300/m or off"))?;
-        let count: f64 = count
-            .trim()
-            .parse()
-            .map_err(|_| format!("rate `{s}`: `{count}` is not a number"))?;
+        let count: f64 = count.trim().parse().map_err(|_| {
+            format!("rate `{s}`: `{count}` is not a number (write e.g. 10/s, 300/m or off)")
+        })?;
         if !(count > 0.0 && count.is_finite()) {
             return Err(format!("rate `{s}` must be positive (or `off`)"));
         }

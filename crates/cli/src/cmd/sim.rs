@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use sim::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, GenerateOptions, Knobs, SimConfig, TenantSource, TlsOptions};
+use sim::{
+    DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, GenerateOptions, Knobs, SimConfig, TenantSource, TlsOptions,
+};
 
 use crate::args::SimArgs;
 
@@ -35,12 +37,19 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     };
     let config = SimConfig {
         knobs,
-        tls: args.tls.then(|| TlsOptions { ca_file: args.ca_file.clone() }),
+        tls: args.tls.then(|| TlsOptions {
+            ca_file: args.ca_file.clone(),
+        }),
         ..SimConfig::new(tenant)
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .with_context(|| format!("cannot listen on {} (is another simulator running? try --listen 127.0.0.1:0)", args.listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (is another simulator running? try --listen 127.0.0.1:0)",
+                args.listen
+            )
+        })?;
     let simulator = sim::Simulator::new(listener, config)?;
     let endpoint = simulator.endpoint().clone();
     println!(
@@ -48,9 +57,15 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         endpoint.base_url, endpoint.base_url, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
     );
     if let Some(ca) = &endpoint.ca_file {
-        println!("TLS: trust the CA in {} (e.g. curl --cacert {0}, REQUESTS_CA_BUNDLE={0})", ca.display());
+        println!(
+            "TLS: trust the CA in {} (e.g. curl --cacert {0}, REQUESTS_CA_BUNDLE={0})",
+            ca.display()
+        );
     }
-    println!("explore: {}/ (index), {}/openapi.json, {}/sim/stats; Ctrl-C stops", endpoint.base_url, endpoint.base_url, endpoint.base_url);
+    println!(
+        "explore: {}/ (index), {}/openapi.json, {}/sim/stats; Ctrl-C stops",
+        endpoint.base_url, endpoint.base_url, endpoint.base_url
+    );
     simulator
         .serve(async {
             let _ = tokio::signal::ctrl_c().await;
