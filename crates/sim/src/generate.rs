@@ -240,7 +240,7 @@ pub fn generate(options: &GenerateOptions) -> TenantDoc {
             min_level: 1,
             production: true,
         });
-        if (i / locales.len()) % 2 == 0 {
+        if (i / locales.len()).is_multiple_of(2) {
             queues.push(Queue {
                 id: uuid(&mut rng),
                 name: format!("Test_{}_{}", skill.name, skill.locale),

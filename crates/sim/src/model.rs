@@ -261,6 +261,9 @@ pub struct UserPatch {
     pub proficiencies: Option<Vec<Assignment>>,
 }
 
+/// Users-dialect fields other than skills (`firstName`, `lastName`, `email`) and their new values.
+pub type ProfileFields = Vec<(&'static str, String)>;
+
 /// Why a user patch was refused.
 #[derive(Debug)]
 pub enum PatchRefused {
@@ -466,10 +469,11 @@ impl Tenant {
         if obj.contains_key("name") && name.trim().is_empty() {
             problems.push(FieldError::new("name", "must not be empty"));
         }
-        if obj.contains_key("locale") && !locale.is_empty() {
-            if let Err(why) = check_locale(&locale) {
-                problems.push(FieldError::new("locale", why));
-            }
+        if obj.contains_key("locale")
+            && !locale.is_empty()
+            && let Err(why) = check_locale(&locale)
+        {
+            problems.push(FieldError::new("locale", why));
         }
         if !routing_profile_id.is_empty() && !self.profiles.contains_key(&routing_profile_id) {
             problems.push(FieldError::new(
@@ -533,10 +537,10 @@ impl Tenant {
         now: Timestamp,
     ) -> Result<Definition, ApiError> {
         let current = self.definition(kind, id)?.version;
-        if let Some(expected) = if_match {
-            if expected != current {
-                return Err(ApiError::stale(kind.noun(), id, expected, current));
-            }
+        if let Some(expected) = if_match
+            && expected != current
+        {
+            return Err(ApiError::stale(kind.noun(), id, expected, current));
         }
         let definition = self
             .definitions_mut(kind)
@@ -659,10 +663,10 @@ impl Tenant {
         if !problems.is_empty() {
             return Err(ApiError::validation(problems));
         }
-        if let Some(expected) = if_match {
-            if expected != current {
-                return Err(ApiError::stale("routing profile", id, expected, current));
-            }
+        if let Some(expected) = if_match
+            && expected != current
+        {
+            return Err(ApiError::stale("routing profile", id, expected, current));
         }
         let profile = self.profiles.get_mut(id).expect("checked above");
         let [skills, proficiencies] = lists;
@@ -834,13 +838,13 @@ impl Tenant {
         propagation: std::time::Duration,
     ) -> Result<(User, WriteEffects), PatchRefused> {
         let user = self.users.get_mut(user_id).ok_or(PatchRefused::NotFound)?;
-        if let Some(expected) = expected {
-            if expected != user.version {
-                return Err(PatchRefused::Stale {
-                    expected,
-                    current: user.version,
-                });
-            }
+        if let Some(expected) = expected
+            && expected != user.version
+        {
+            return Err(PatchRefused::Stale {
+                expected,
+                current: user.version,
+            });
         }
         if let Some(profile) = patch.routing_profile_id {
             user.routing_profile_id = profile;
@@ -867,7 +871,7 @@ impl Tenant {
         &self,
         user_id: &str,
         body: &Value,
-    ) -> Result<(UserPatch, Vec<(&'static str, String)>), ApiError> {
+    ) -> Result<(UserPatch, ProfileFields), ApiError> {
         let Some(obj) = body.as_object() else {
             return Err(ApiError::invalid("body", "must be a JSON object"));
         };
@@ -979,10 +983,10 @@ impl Tenant {
                     .iter()
                     .find(|a| a.id == queue.skill_id && a.active && a.level >= queue.min_level)
                     .map(|a| a.level);
-                if let Some(level) = level {
-                    if best.is_none_or(|(l, _)| level > l) {
-                        best = Some((level, user_id));
-                    }
+                if let Some(level) = level
+                    && best.is_none_or(|(l, _)| level > l)
+                {
+                    best = Some((level, user_id));
                 }
             }
         }

@@ -8,7 +8,10 @@ use serde_json::{Value, json};
 use sim::Knobs;
 
 /// Posts a raw token request form and decodes the answer.
-async fn token_request(sim: &common::TestSim, form: &[(&str, &str)]) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+async fn token_request(
+    sim: &common::TestSim,
+    form: &[(&str, &str)],
+) -> (StatusCode, Value, reqwest::header::HeaderMap) {
     let response = sim
         .http
         .post(sim.url("/api/v2/oauth/token"))
@@ -22,7 +25,7 @@ async fn token_request(sim: &common::TestSim, form: &[(&str, &str)]) -> (StatusC
     (status, body, headers)
 }
 
-fn demo_form<'a>(scope: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
+fn demo_form(scope: Option<&str>) -> Vec<(&str, &str)> {
     let mut form = vec![
         ("grant_type", "client_credentials"),
         ("client_id", sim::DEMO_CLIENT_ID),
@@ -127,7 +130,10 @@ async fn scope_not_granted_to_the_client_is_400_invalid_scope() {
         token_request(&sim, &demo_form(Some("routing:skills:read tenant:destroy"))).await;
     assert_eq!(status, 400);
     assert_eq!(body["code"], "invalid_scope");
-    assert!(body["message"].as_str().unwrap().contains("tenant:destroy"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("tenant:destroy"),
+        "{body}"
+    );
     assert!(body.get("access_token").is_none());
 }
 
@@ -142,7 +148,10 @@ async fn requesting_a_subset_of_scopes_grants_only_those() {
     assert_eq!(sim.get("/api/v2/routing/skills", token).await.status, 200);
     assert_eq!(sim.get("/api/v2/routing/users", token).await.status, 200);
     // Not requested, so not granted, although the client holds it.
-    assert_eq!(sim.get("/api/v2/routing/proficiencies", token).await.status, 403);
+    assert_eq!(
+        sim.get("/api/v2/routing/proficiencies", token).await.status,
+        403
+    );
 }
 
 #[tokio::test]
@@ -158,12 +167,17 @@ async fn missing_bearer_token_is_401() {
 #[tokio::test]
 async fn unknown_bearer_token_is_401() {
     let sim = common::start().await;
-    let answer = sim.get("/api/v2/routing/skills", "sim.not-a-token-we-issued").await;
+    let answer = sim
+        .get("/api/v2/routing/skills", "sim.not-a-token-we-issued")
+        .await;
     assert_eq!(answer.status, 401);
     // A token from another simulator instance is just as unknown.
     let other = common::start().await;
     let foreign = other.token().await;
-    assert_eq!(sim.get("/api/v2/routing/skills", &foreign).await.status, 401);
+    assert_eq!(
+        sim.get("/api/v2/routing/skills", &foreign).await.status,
+        401
+    );
 }
 
 #[tokio::test]
@@ -208,7 +222,13 @@ async fn valid_token_without_the_scope_is_403_insufficient_scope_naming_it() {
     );
     // Nothing was created.
     let state = sim.state().await;
-    assert!(state["skills"].as_array().unwrap().iter().all(|s| s["name"] != "X"));
+    assert!(
+        state["skills"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["name"] != "X")
+    );
 }
 
 #[tokio::test]

@@ -5,6 +5,8 @@
 pub mod admin;
 pub mod definitions;
 pub mod oauth;
+#[cfg(test)]
+mod openapi_check;
 pub mod profiles;
 pub mod routing;
 pub mod routing_users;

@@ -45,7 +45,11 @@ impl Drop for TempDir {
 fn uuid_like() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A small generated tenant: 20 agents, 4 skills and 2 proficiencies in en-us and de-de.
@@ -67,7 +71,11 @@ pub async fn start() -> TestSim {
 
 /// Starts a simulator with these knobs over a small tenant.
 pub async fn start_knobs(knobs: Knobs) -> TestSim {
-    start_with(SimConfig { knobs, ..SimConfig::quiet(small_tenant()) }).await
+    start_with(SimConfig {
+        knobs,
+        ..SimConfig::quiet(small_tenant())
+    })
+    .await
 }
 
 /// Starts a simulator with a full configuration.
@@ -98,7 +106,9 @@ pub async fn start_with(config: SimConfig) -> TestSim {
 pub async fn start_tls() -> TestSim {
     let dir = TempDir::new("tls");
     let config = SimConfig {
-        tls: Some(sim::TlsOptions { ca_file: dir.0.join("ca.pem") }),
+        tls: Some(sim::TlsOptions {
+            ca_file: dir.0.join("ca.pem"),
+        }),
         ..SimConfig::quiet(small_tenant())
     };
     let mut sim = start_with(config).await;
@@ -116,7 +126,10 @@ pub struct Answer {
 
 impl Answer {
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     }
 }
 
@@ -140,7 +153,13 @@ impl TestSim {
         if let Some(scope) = scope {
             form.push(("scope", scope));
         }
-        let response = self.http.post(self.url("/api/v2/oauth/token")).form(&form).send().await.unwrap();
+        let response = self
+            .http
+            .post(self.url("/api/v2/oauth/token"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200, "token request failed");
         let body: Value = response.json().await.unwrap();
         body["access_token"].as_str().unwrap().to_string()
@@ -172,9 +191,14 @@ impl TestSim {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
         };
-        Answer { status, headers, body }
+        Answer {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Answer {
@@ -182,26 +206,48 @@ impl TestSim {
     }
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
-        self.call(Method::POST, path, Some(token), Some(body), &[]).await
+        self.call(Method::POST, path, Some(token), Some(body), &[])
+            .await
     }
 
     pub async fn put(&self, path: &str, token: &str, body: Value) -> Answer {
-        self.call(Method::PUT, path, Some(token), Some(body), &[]).await
+        self.call(Method::PUT, path, Some(token), Some(body), &[])
+            .await
     }
 
     /// `GET /sim/state`.
     pub async fn state(&self) -> Value {
-        self.http.get(self.url("/sim/state")).send().await.unwrap().json().await.unwrap()
+        self.http
+            .get(self.url("/sim/state"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     /// `GET /sim/stats`.
     pub async fn stats(&self) -> Value {
-        self.http.get(self.url("/sim/stats")).send().await.unwrap().json().await.unwrap()
+        self.http
+            .get(self.url("/sim/stats"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     /// `PATCH /sim/config`.
     pub async fn set_knobs(&self, changes: Value) {
-        let response = self.http.patch(self.url("/sim/config")).json(&changes).send().await.unwrap();
+        let response = self
+            .http
+            .patch(self.url("/sim/config"))
+            .json(&changes)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     }
 
