@@ -1,0 +1,250 @@
+//! The operations the engine needs, behind one trait with one implementation per dialect.
+
+use async_trait::async_trait;
+use futures::TryStreamExt;
+use futures::stream::BoxStream;
+use skillsync_core::{
+    Assignment, Definition, DefinitionId, Kind, Locale, UserAssignments, UserId, Version,
+};
+
+use crate::error::{Error, Result};
+use crate::metrics::CounterSnapshot;
+use crate::settings::Dialect;
+
+/// What a dialect can do, so the engine can choose its strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Which dialect.
+    pub dialect: Dialect,
+    /// Most entries one bulk write may carry; `None` when there is no bulk endpoint.
+    pub max_bulk_entries: Option<usize>,
+    /// Whether proficiency assignments are visible and writable.
+    pub proficiencies: bool,
+}
+
+/// Filters for listing definitions.
+#[derive(Debug, Clone, Default)]
+pub struct DefinitionQuery {
+    /// Exact name.
+    pub name: Option<String>,
+    /// Exact locale.
+    pub locale: Option<Locale>,
+    /// Active flag.
+    pub active: Option<bool>,
+}
+
+/// A definition to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDefinition {
+    /// Skill or proficiency.
+    pub kind: Kind,
+    /// Name.
+    pub name: String,
+    /// Locale.
+    pub locale: Locale,
+    /// Description.
+    pub description: String,
+    /// The routing profile it is scoped to (required by the tenant).
+    pub routing_profile_id: String,
+}
+
+/// The outcome of ensuring a definition exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ensured {
+    /// The definition (existing or new).
+    pub definition: Definition,
+    /// True when this call created it.
+    pub created: bool,
+    /// Other definitions with the same name and locale (made by someone's earlier blind
+    /// retries); worth reporting, never silently used.
+    pub duplicates: Vec<DefinitionId>,
+}
+
+/// Filters for listing users.
+#[derive(Debug, Clone, Default)]
+pub struct UserQuery {
+    /// Only users holding this skill.
+    pub skill_id: Option<DefinitionId>,
+    /// Only users holding this proficiency.
+    pub proficiency_id: Option<DefinitionId>,
+}
+
+/// A merge write of one user: the lists present replace the user's lists, carrying the version
+/// they were computed from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserWrite {
+    /// The user.
+    pub user_id: UserId,
+    /// The version the new lists were merged against.
+    pub version: Version,
+    /// The complete new skill list, if skills change.
+    pub skills: Option<Vec<Assignment>>,
+    /// The complete new proficiency list, if proficiencies change.
+    pub proficiencies: Option<Vec<Assignment>>,
+}
+
+/// What happened to one entry of a bulk write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryOutcome {
+    /// Applied; the user's new version.
+    Applied(Version),
+    /// The version was stale: re-read, re-merge, retry.
+    Conflict,
+    /// No such user.
+    NotFound,
+    /// The tenant refused the entry.
+    Rejected(String),
+}
+
+/// A routing profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Skills it references.
+    pub skills: Vec<DefinitionId>,
+    /// Proficiencies it references.
+    pub proficiencies: Vec<DefinitionId>,
+    /// For `If-Match`.
+    pub version: Version,
+}
+
+/// A queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queue {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// The locale-specific skill it requires.
+    pub skill_id: DefinitionId,
+    /// Lowest qualifying level.
+    pub min_level: u8,
+    /// Production queues take no test interactions.
+    pub production: bool,
+}
+
+/// The answer to a test interaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routed {
+    /// Id of the test interaction.
+    pub interaction_id: String,
+    /// Whether an agent was chosen.
+    pub routed: bool,
+    /// The agent chosen.
+    pub user_id: Option<UserId>,
+    /// Why nobody was chosen.
+    pub reason: Option<String>,
+}
+
+/// How many times `ensure_definition` looks and posts before giving up.
+const ENSURE_ATTEMPTS: u32 = 6;
+
+/// The tenant, as the engine sees it.
+#[async_trait]
+pub trait TenantApi: Send + Sync {
+    /// What this dialect can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Requests, retries, 429s and token fetches so far.
+    fn counters(&self) -> CounterSnapshot;
+
+    /// Definitions of one kind, page by page.
+    fn definitions(&self, kind: Kind, query: DefinitionQuery) -> BoxStream<'_, Result<Definition>>;
+
+    /// One `POST`; never retried blindly (see [`TenantApi::ensure_definition`]).
+    async fn create_definition(&self, new: &NewDefinition) -> Result<Definition>;
+
+    /// Full replace with `If-Match` (e.g. to reactivate or soft-delete).
+    async fn update_definition(&self, definition: &Definition) -> Result<Definition>;
+
+    /// Hard delete; [`Error::Referenced`] while anything references it.
+    async fn delete_definition(&self, kind: Kind, id: &DefinitionId) -> Result<()>;
+
+    /// Users with their assignments and versions, page by page.
+    fn users(&self, query: UserQuery) -> BoxStream<'_, Result<UserAssignments>>;
+
+    /// One user.
+    async fn user(&self, id: &UserId) -> Result<UserAssignments>;
+
+    /// One merge write with `If-Match`; [`Error::Conflict`] when the version is stale.
+    async fn write_user(&self, write: &UserWrite) -> Result<Version>;
+
+    /// A bulk write (at most `max_bulk_entries`), each entry guarded by its version.
+    async fn write_users(&self, writes: &[UserWrite]) -> Result<Vec<EntryOutcome>>;
+
+    /// Routing profiles, optionally only those referencing a definition.
+    fn profiles(&self, kind: Option<(Kind, DefinitionId)>) -> BoxStream<'_, Result<Profile>>;
+
+    /// Replaces a profile's lists with `If-Match`.
+    async fn write_profile(&self, profile: &Profile) -> Result<Version>;
+
+    /// All queues.
+    async fn queues(&self) -> Result<Vec<Queue>>;
+
+    /// Submits a test interaction to a non-production queue.
+    async fn test_interaction(&self, queue_id: &str) -> Result<Routed>;
+
+    /// Definitions with exactly this name and locale (more than one means duplicates).
+    async fn find_definitions(
+        &self,
+        kind: Kind,
+        name: &str,
+        locale: &Locale,
+    ) -> Result<Vec<Definition>> {
+        let query = DefinitionQuery {
+            name: Some(name.to_string()),
+            locale: Some(locale.clone()),
+            active: None,
+        };
+        let found: Vec<Definition> = self.definitions(kind, query).try_collect().await?;
+        Ok(found
+            .into_iter()
+            .filter(|d| d.name == name && &d.locale == locale)
+            .collect())
+    }
+
+    /// Makes sure a definition with this name and locale exists, creating it only if absent.
+    /// The tenant accepts duplicates, so a POST whose answer was lost (5xx after commit, a
+    /// dropped connection, a timeout) is never simply sent again: we look first.
+    async fn ensure_definition(&self, new: &NewDefinition) -> Result<Ensured> {
+        let mut posted = false;
+        let mut last_error = None;
+        for attempt in 1..=ENSURE_ATTEMPTS {
+            let mut found = self
+                .find_definitions(new.kind, &new.name, &new.locale)
+                .await?;
+            if !found.is_empty() {
+                // Prefer an active one; the list is in creation order, so the oldest wins ties.
+                let chosen = found.iter().position(|d| d.active).unwrap_or(0);
+                let definition = found.remove(chosen);
+                return Ok(Ensured {
+                    definition,
+                    created: posted,
+                    duplicates: found.into_iter().map(|d| d.id).collect(),
+                });
+            }
+            match self.create_definition(new).await {
+                Ok(definition) => {
+                    return Ok(Ensured {
+                        definition,
+                        created: true,
+                        duplicates: Vec::new(),
+                    });
+                }
+                Err(error) if error.is_transient() => {
+                    tracing::debug!(attempt, name = %new.name, locale = %new.locale, %error, "create outcome unknown; looking again before any retry");
+                    posted = true;
+                    last_error = Some(error);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Err(last_error.unwrap_or(Error::Unsupported {
+            dialect: "any",
+            operation: "ensure_definition without attempts",
+        }))
+    }
+}

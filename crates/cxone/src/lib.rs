@@ -1,0 +1,64 @@
+//! The CXone Admin API client, where every way a naive client fails is solved once:
+//!
+//! - **tokens** are cached, refreshed ahead of expiry and fetched single-flight; a 401 causes
+//!   one refresh and one retry; a 403 names the missing scope and is never retried;
+//! - **throttling**: a client-side limiter and in-flight cap keep 429s rare; a 429 pauses every
+//!   task for `Retry-After` (with jitter) and slows the limiter for a while;
+//! - **retries**: 5xx, timeouts and dropped connections, with exponential backoff and full
+//!   jitter, bounded by attempts and total time; other 4xx are never retried;
+//! - **idempotent creates**: [`TenantApi::ensure_definition`] looks a definition up by name and
+//!   locale, creates it only if absent, and looks again after any POST whose outcome is unknown;
+//! - **optimistic concurrency**: reads carry versions, writes send them, and a stale version
+//!   comes back as [`Error::Conflict`] (412, 409 or a per-entry 412) for the engine to re-merge.
+//!
+//! Both API dialects sit behind [`TenantApi`]; [`connect`] picks one from the settings.
+//! This crate owns its wire types and shares none with the simulator.
+#![deny(missing_docs)]
+
+mod api;
+mod auth;
+mod error;
+mod http;
+mod metrics;
+mod routing;
+mod settings;
+mod throttle;
+mod users;
+mod wire;
+
+use std::sync::Arc;
+
+pub use api::{
+    Capabilities, DefinitionQuery, Ensured, EntryOutcome, NewDefinition, Profile, Queue, Routed,
+    TenantApi, UserQuery, UserWrite,
+};
+pub use error::{Error, FieldProblem, Result};
+pub use metrics::CounterSnapshot;
+pub use routing::{MAX_BULK_ENTRIES, RoutingApi};
+pub use settings::{Dialect, RetryPolicy, Secret, Settings};
+pub use users::UsersApi;
+
+/// A client for the dialect the settings name.
+pub fn connect(settings: &Settings) -> Result<Arc<dyn TenantApi>> {
+    let routing = RoutingApi {
+        http: Arc::new(http::Http::new(settings)?),
+    };
+    Ok(match settings.dialect {
+        Dialect::Routing => Arc::new(routing),
+        Dialect::Users => Arc::new(UsersApi { routing }),
+    })
+}
+
+/// A routing-dialect client.
+pub fn routing(settings: &Settings) -> Result<RoutingApi> {
+    Ok(RoutingApi {
+        http: Arc::new(http::Http::new(settings)?),
+    })
+}
+
+impl RoutingApi {
+    /// The request rate the client currently allows itself (lowered after 429s).
+    pub fn current_rate(&self) -> f64 {
+        self.http.throttle.current_rate()
+    }
+}

@@ -1,0 +1,353 @@
+//! The routing dialect (SPEC 1.2–1.4): definitions, `/routing/users` with bulk and
+//! proficiencies, profiles, queues and test interactions.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::stream::{self, BoxStream};
+use futures::{StreamExt, TryStreamExt};
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use skillsync_core::{Definition, DefinitionId, Kind, UserAssignments, UserId, Version};
+
+use crate::api::{
+    Capabilities, DefinitionQuery, EntryOutcome, NewDefinition, Profile, Queue, Routed, TenantApi,
+    UserQuery, UserWrite,
+};
+use crate::error::{Error, Result};
+use crate::http::{Call, Http};
+use crate::metrics::CounterSnapshot;
+use crate::settings::Dialect;
+use crate::wire::{
+    BulkAnswer, Page, RoutingUser, WireAssignment, WireDefinition, WireProfile, WireQueue,
+    WireRouted,
+};
+
+/// Largest page the tenant serves; fewer pages means fewer calls.
+pub(crate) const PAGE_SIZE: usize = 500;
+/// Most entries in one bulk request.
+pub const MAX_BULK_ENTRIES: usize = 100;
+
+/// The routing dialect.
+#[derive(Debug, Clone)]
+pub struct RoutingApi {
+    pub(crate) http: Arc<Http>,
+}
+
+pub(crate) fn collection(kind: Kind) -> (&'static str, &'static str) {
+    match kind {
+        Kind::Skill => ("/routing/skills", "/routing/skills/{id}"),
+        Kind::Proficiency => ("/routing/proficiencies", "/routing/proficiencies/{id}"),
+    }
+}
+
+fn protocol(call: &Call, message: String) -> Error {
+    Error::Protocol {
+        method: call.method.to_string(),
+        route: call.route,
+        message,
+    }
+}
+
+/// Streams every item of a paged list: pages are fetched one after the other, as the
+/// consumer asks for them.
+pub(crate) fn paged<'a, W, T>(
+    http: &'a Http,
+    route: &'static str,
+    filters: Vec<(&'static str, String)>,
+    convert: impl Fn(W) -> std::result::Result<T, String> + Send + Sync + Copy + 'a,
+) -> BoxStream<'a, Result<T>>
+where
+    W: DeserializeOwned + Send + 'a,
+    T: Send + 'a,
+{
+    stream::try_unfold(Some(1usize), move |page| {
+        let filters = filters.clone();
+        async move {
+            let Some(page) = page else { return Ok(None) };
+            let mut call = Call::new(Method::GET, route, route.to_string());
+            for (name, value) in filters {
+                call = call.query(name, value);
+            }
+            let call = call.query("page", page).query("pageSize", PAGE_SIZE);
+            let reply = http.send(&call).await?;
+            let body: Page<W> = reply.json(&call)?;
+            let seen = (page - 1) * PAGE_SIZE + body.entities.len();
+            let next = (seen < body.total && !body.entities.is_empty()).then_some(page + 1);
+            let items: Vec<Result<T>> = body
+                .entities
+                .into_iter()
+                .map(|w| convert(w).map_err(|m| protocol(&call, m)))
+                .collect();
+            Ok(Some((stream::iter(items), next)))
+        }
+    })
+    .try_flatten()
+    .boxed()
+}
+
+impl RoutingApi {
+    fn definition_body(new_or_existing: (&str, &str, bool, &str, &str)) -> serde_json::Value {
+        let (name, locale, active, description, profile) = new_or_existing;
+        json!({
+            "name": name,
+            "locale": locale,
+            "active": active,
+            "description": description,
+            "routingProfileId": profile,
+        })
+    }
+}
+
+#[async_trait]
+impl TenantApi for RoutingApi {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            dialect: Dialect::Routing,
+            max_bulk_entries: Some(MAX_BULK_ENTRIES),
+            proficiencies: true,
+        }
+    }
+
+    fn counters(&self) -> CounterSnapshot {
+        self.http.counters.snapshot()
+    }
+
+    fn definitions(&self, kind: Kind, query: DefinitionQuery) -> BoxStream<'_, Result<Definition>> {
+        let mut filters = Vec::new();
+        if let Some(name) = query.name {
+            filters.push(("name", name));
+        }
+        if let Some(locale) = query.locale {
+            filters.push(("locale", locale.to_string()));
+        }
+        if let Some(active) = query.active {
+            filters.push(("active", active.to_string()));
+        }
+        let (route, _) = collection(kind);
+        paged(&self.http, route, filters, move |w: WireDefinition| {
+            w.into_domain(kind)
+        })
+    }
+
+    async fn create_definition(&self, new: &NewDefinition) -> Result<Definition> {
+        let (route, _) = collection(new.kind);
+        let body = Self::definition_body((
+            &new.name,
+            new.locale.as_str(),
+            true,
+            &new.description,
+            &new.routing_profile_id,
+        ));
+        let call = Call::new(Method::POST, route, route.to_string())
+            .json(body)
+            .no_blind_retry()
+            .about(new.kind.noun(), &new.name);
+        let reply = self.http.send(&call).await?;
+        let wire: WireDefinition = reply.json(&call)?;
+        wire.into_domain(new.kind).map_err(|m| protocol(&call, m))
+    }
+
+    async fn update_definition(&self, d: &Definition) -> Result<Definition> {
+        let (route, item) = collection(d.kind);
+        let body = Self::definition_body((
+            &d.name,
+            d.locale.as_str(),
+            d.active,
+            &d.description,
+            &d.routing_profile_id,
+        ));
+        let call = Call::new(Method::PUT, item, format!("{route}/{}", d.id))
+            .json(body)
+            .if_match(d.version)
+            .about(d.kind.noun(), &d.id);
+        let reply = self.http.send(&call).await?;
+        let wire: WireDefinition = reply.json(&call)?;
+        wire.into_domain(d.kind).map_err(|m| protocol(&call, m))
+    }
+
+    async fn delete_definition(&self, kind: Kind, id: &DefinitionId) -> Result<()> {
+        let (route, item) = collection(kind);
+        let call = Call::new(Method::DELETE, item, format!("{route}/{id}")).about(kind.noun(), id);
+        match self.http.send(&call).await {
+            Ok(_) => Ok(()),
+            // A retried DELETE whose first attempt succeeded finds nothing: that is success.
+            Err(Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn users(&self, query: UserQuery) -> BoxStream<'_, Result<UserAssignments>> {
+        let mut filters = Vec::new();
+        if let Some(id) = query.skill_id {
+            filters.push(("skillId", id.0));
+        }
+        if let Some(id) = query.proficiency_id {
+            filters.push(("proficiencyId", id.0));
+        }
+        paged(
+            &self.http,
+            "/routing/users",
+            filters,
+            RoutingUser::into_domain,
+        )
+    }
+
+    async fn user(&self, id: &UserId) -> Result<UserAssignments> {
+        let call = Call::new(
+            Method::GET,
+            "/routing/users/{userId}",
+            format!("/routing/users/{id}"),
+        )
+        .about("user", id);
+        let reply = self.http.send(&call).await?;
+        let user: RoutingUser = reply.json(&call)?;
+        let mut user = user.into_domain().map_err(|m| protocol(&call, m))?;
+        if let Some(version) = reply.etag {
+            user.version = version;
+        }
+        Ok(user)
+    }
+
+    async fn write_user(&self, write: &UserWrite) -> Result<Version> {
+        let call = Call::new(
+            Method::PUT,
+            "/routing/users/{userId}",
+            format!("/routing/users/{}", write.user_id),
+        )
+        .json(user_body(write, false))
+        .if_match(write.version)
+        .about("user", &write.user_id);
+        let reply = self.http.send(&call).await?;
+        let user: RoutingUser = reply.json(&call)?;
+        Ok(Version(user.version))
+    }
+
+    async fn write_users(&self, writes: &[UserWrite]) -> Result<Vec<EntryOutcome>> {
+        if writes.len() > MAX_BULK_ENTRIES {
+            return Err(Error::Settings(format!(
+                "a bulk write takes at most {MAX_BULK_ENTRIES} users, got {}",
+                writes.len()
+            )));
+        }
+        let entries: Vec<serde_json::Value> = writes.iter().map(|w| user_body(w, true)).collect();
+        let call = Call::new(
+            Method::POST,
+            "/routing/users/bulk",
+            "/routing/users/bulk".to_string(),
+        )
+        .json(json!({ "users": entries }))
+        .about("bulk of users", writes.len());
+        let reply = self.http.send(&call).await?;
+        let answer: BulkAnswer = reply.json(&call)?;
+        if answer.results.len() != writes.len() {
+            return Err(protocol(
+                &call,
+                format!(
+                    "{} results for {} entries",
+                    answer.results.len(),
+                    writes.len()
+                ),
+            ));
+        }
+        let outcomes = answer
+            .results
+            .into_iter()
+            .zip(writes)
+            .map(|(result, write)| {
+                debug_assert!(
+                    result
+                        .user_id
+                        .as_str()
+                        .is_none_or(|id| id == write.user_id.as_str())
+                );
+                match (result.status, result.version) {
+                    (200, Some(version)) => EntryOutcome::Applied(Version(version)),
+                    (412, _) => {
+                        self.http.counters.conflict();
+                        EntryOutcome::Conflict
+                    }
+                    (404, _) => EntryOutcome::NotFound,
+                    (status, _) => EntryOutcome::Rejected(format!(
+                        "{status}: {}",
+                        result.error.unwrap_or_default()
+                    )),
+                }
+            })
+            .collect();
+        Ok(outcomes)
+    }
+
+    fn profiles(&self, filter: Option<(Kind, DefinitionId)>) -> BoxStream<'_, Result<Profile>> {
+        let filters = match filter {
+            Some((Kind::Skill, id)) => vec![("skillId", id.0)],
+            Some((Kind::Proficiency, id)) => vec![("proficiencyId", id.0)],
+            None => Vec::new(),
+        };
+        paged(
+            &self.http,
+            "/routing/profiles",
+            filters,
+            |w: WireProfile| Ok(Profile::from(w)),
+        )
+    }
+
+    async fn write_profile(&self, profile: &Profile) -> Result<Version> {
+        let call = Call::new(
+            Method::PUT,
+            "/routing/profiles/{id}",
+            format!("/routing/profiles/{}", profile.id),
+        )
+        .json(json!({ "skills": profile.skills, "proficiencies": profile.proficiencies }))
+        .if_match(profile.version)
+        .about("routing profile", &profile.id);
+        let reply = self.http.send(&call).await?;
+        let wire: WireProfile = reply.json(&call)?;
+        Ok(Version(wire.version))
+    }
+
+    async fn queues(&self) -> Result<Vec<Queue>> {
+        paged(&self.http, "/routing/queues", Vec::new(), |w: WireQueue| {
+            Ok(Queue::from(w))
+        })
+        .try_collect()
+        .await
+    }
+
+    async fn test_interaction(&self, queue_id: &str) -> Result<Routed> {
+        // Each test interaction is a new event, so a retry after an unknown outcome is harmless.
+        let call = Call::new(
+            Method::POST,
+            "/interactions/test",
+            "/interactions/test".to_string(),
+        )
+        .json(json!({ "queueId": queue_id }))
+        .about("queue", queue_id);
+        let reply = self.http.send(&call).await?;
+        let wire: WireRouted = reply.json(&call)?;
+        Ok(Routed::from(wire))
+    }
+}
+
+/// The body of a routing-dialect user write: only the lists that change are sent, so that
+/// everything else stays exactly as it is (absent lists are left alone by the tenant).
+fn user_body(write: &UserWrite, with_identity: bool) -> serde_json::Value {
+    let mut body = serde_json::Map::new();
+    if with_identity {
+        body.insert("userId".into(), json!(write.user_id));
+        body.insert("version".into(), json!(write.version));
+    }
+    if let Some(skills) = &write.skills {
+        let list: Vec<WireAssignment> = skills.iter().map(WireAssignment::from_domain).collect();
+        body.insert("skills".into(), json!(list));
+    }
+    if let Some(proficiencies) = &write.proficiencies {
+        let list: Vec<WireAssignment> = proficiencies
+            .iter()
+            .map(WireAssignment::from_domain)
+            .collect();
+        body.insert("proficiencies".into(), json!(list));
+    }
+    serde_json::Value::Object(body)
+}

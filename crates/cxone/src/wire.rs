@@ -1,0 +1,236 @@
+//! The tenant's wire format, private to this crate: only here does JSON meet the domain.
+
+use serde::{Deserialize, Serialize};
+use skillsync_core::{
+    Assignment, Definition, DefinitionId, Kind, Level, Locale, UserAssignments, UserId, Version,
+};
+
+use crate::api::{Profile, Queue, Routed};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Page<T> {
+    pub entities: Vec<T>,
+    pub total: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WireDefinition {
+    pub id: String,
+    pub name: String,
+    pub locale: String,
+    pub active: bool,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub routing_profile_id: String,
+    pub version: u64,
+}
+
+impl WireDefinition {
+    pub(crate) fn into_domain(self, kind: Kind) -> Result<Definition, String> {
+        let locale =
+            Locale::parse(&self.locale).map_err(|e| format!("definition {}: {e}", self.id))?;
+        Ok(Definition {
+            id: DefinitionId(self.id),
+            kind,
+            name: self.name,
+            locale,
+            active: self.active,
+            description: self.description,
+            routing_profile_id: self.routing_profile_id,
+            version: Version(self.version),
+        })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct WireAssignment {
+    pub id: String,
+    pub level: u8,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl WireAssignment {
+    pub(crate) fn from_domain(a: &Assignment) -> WireAssignment {
+        WireAssignment {
+            id: a.definition.0.clone(),
+            level: a.level.get(),
+            active: a.active,
+        }
+    }
+
+    fn into_domain(self) -> Result<Assignment, String> {
+        let level = Level::new(i64::from(self.level))
+            .map_err(|e| format!("assignment of {}: {e}", self.id))?;
+        Ok(Assignment {
+            definition: DefinitionId(self.id),
+            level,
+            active: self.active,
+        })
+    }
+}
+
+fn assignments(list: Vec<WireAssignment>) -> Result<Vec<Assignment>, String> {
+    list.into_iter().map(WireAssignment::into_domain).collect()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RoutingUser {
+    pub user_id: String,
+    #[serde(default)]
+    pub skills: Vec<WireAssignment>,
+    #[serde(default)]
+    pub proficiencies: Vec<WireAssignment>,
+    pub version: u64,
+}
+
+impl RoutingUser {
+    pub(crate) fn into_domain(self) -> Result<UserAssignments, String> {
+        Ok(UserAssignments {
+            user_id: UserId(self.user_id),
+            skills: assignments(self.skills)?,
+            proficiencies: Some(assignments(self.proficiencies)?),
+            version: Version(self.version),
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct BulkAnswer {
+    pub results: Vec<BulkEntryAnswer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct BulkEntryAnswer {
+    #[serde(default)]
+    pub user_id: serde_json::Value,
+    pub status: u16,
+    pub version: Option<u64>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct DialectUser {
+    pub id: String,
+    #[serde(default)]
+    pub skills: DialectSkills,
+    pub version: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct DialectSkills {
+    #[serde(default)]
+    pub proficiencies: Vec<DialectProficiency>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct DialectProficiency {
+    pub skill: String,
+    pub level: u8,
+}
+
+impl DialectUser {
+    pub(crate) fn into_domain(self) -> Result<UserAssignments, String> {
+        let skills = self
+            .skills
+            .proficiencies
+            .into_iter()
+            .map(|p| {
+                let level = Level::new(i64::from(p.level))
+                    .map_err(|e| format!("user {}: skill {}: {e}", self.id, p.skill))?;
+                Ok(Assignment {
+                    definition: DefinitionId(p.skill),
+                    level,
+                    active: true,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(UserAssignments {
+            user_id: UserId(self.id),
+            skills,
+            proficiencies: None,
+            version: Version(self.version),
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WireProfile {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub skills: Vec<String>,
+    #[serde(default)]
+    pub proficiencies: Vec<String>,
+    pub version: u64,
+}
+
+impl From<WireProfile> for Profile {
+    fn from(p: WireProfile) -> Profile {
+        Profile {
+            id: p.id,
+            name: p.name,
+            skills: p.skills.into_iter().map(DefinitionId).collect(),
+            proficiencies: p.proficiencies.into_iter().map(DefinitionId).collect(),
+            version: Version(p.version),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WireQueue {
+    pub id: String,
+    pub name: String,
+    pub skill_id: String,
+    #[serde(default = "one")]
+    pub min_level: u8,
+    pub production: bool,
+}
+
+fn one() -> u8 {
+    1
+}
+
+impl From<WireQueue> for Queue {
+    fn from(q: WireQueue) -> Queue {
+        Queue {
+            id: q.id,
+            name: q.name,
+            skill_id: DefinitionId(q.skill_id),
+            min_level: q.min_level,
+            production: q.production,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WireRouted {
+    pub interaction_id: String,
+    pub routed: bool,
+    pub user_id: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl From<WireRouted> for Routed {
+    fn from(r: WireRouted) -> Routed {
+        Routed {
+            interaction_id: r.interaction_id,
+            routed: r.routed,
+            user_id: r.user_id.map(UserId),
+            reason: r.reason,
+        }
+    }
+}
