@@ -28,6 +28,9 @@ const FLOOR_SHARE: f64 = 0.05;
 struct Adaptive {
     configured: f64,
     current: f64,
+    /// Burst allowed now: halved with the rate, because after a pause our limiter refills to
+    /// its burst while the tenant's refills only to its own, which may be smaller.
+    burst: u32,
     ceiling: f64,
     last_change: Instant,
     last_throttled: Option<Instant>,
@@ -38,7 +41,7 @@ struct Adaptive {
 #[derive(Debug)]
 pub(crate) struct Throttle {
     slots: Arc<Semaphore>,
-    burst: u32,
+    configured_burst: u32,
     limiter: Mutex<Arc<DefaultDirectRateLimiter>>,
     state: Mutex<Adaptive>,
 }
@@ -63,11 +66,12 @@ impl Throttle {
         let now = Instant::now();
         Throttle {
             slots: Arc::new(Semaphore::new(max_in_flight)),
-            burst,
+            configured_burst: burst,
             limiter: Mutex::new(limiter(per_second, burst, true)),
             state: Mutex::new(Adaptive {
                 configured: per_second,
                 current: per_second,
+                burst,
                 ceiling: per_second,
                 last_change: now,
                 last_throttled: None,
@@ -113,8 +117,9 @@ impl Throttle {
         }
         if state.current < state.ceiling && now.duration_since(state.last_change) >= RECOVERY_STEP {
             state.current = (state.current * 1.25).min(state.ceiling);
+            state.burst = (state.burst + state.burst.div_ceil(4)).min(self.configured_burst);
             state.last_change = now;
-            *self.limiter.lock() = limiter(state.current, self.burst, false);
+            *self.limiter.lock() = limiter(state.current, state.burst, false);
         }
     }
 
@@ -133,9 +138,10 @@ impl Throttle {
         let floor = state.configured * FLOOR_SHARE;
         state.ceiling = (state.current * 0.75).max(floor);
         state.current = (state.current * 0.5).max(floor);
+        state.burst = (state.burst / 2).max(1);
         state.last_change = now;
         state.last_throttled = Some(now);
-        *self.limiter.lock() = limiter(state.current, self.burst, false);
+        *self.limiter.lock() = limiter(state.current, state.burst, false);
     }
 
     /// The rate currently allowed, for tests and progress output.
