@@ -28,7 +28,7 @@ pub enum Command {
     ///
     ///   TOKEN=$(curl -s -d grant_type=client_credentials -d client_id=skillsync-demo \
     ///       -d client_secret=demo-secret-not-for-production \
-    ///       http://127.0.0.1:8089/api/v2/oauth/token | jq -r .access_token)
+    ///       http://127.0.0.1:8089/api/v2/oauth/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
     ///   curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8089/api/v2/routing/skills
     ///
     /// Inspection without auth: /sim/stats, /sim/state, /sim/config, /sim/other-writer;
