@@ -1,13 +1,19 @@
 //! The pure heart of skillsync: the domain it reasons about, with no I/O and no async.
 //!
 //! Everything here can be unit-tested without a network, a clock or a file system: the client
-//! crate maps the tenant's wire format to these types, and the planner (next) maps desired and
-//! live state to a plan.
+//! crate maps the tenant's wire format to these types, the HRIS readers map CSV files to the
+//! desired state, and the planner maps desired and live state to a plan.
 #![deny(missing_docs)]
 
+pub mod desired;
 pub mod domain;
+pub mod plan;
+pub mod problem;
 
+pub use desired::{Agent, Catalog, CatalogEntry, Code, Desired, EmployeeId, Wanted};
 pub use domain::{
     Assignment, Definition, DefinitionId, Kind, Level, LevelError, Locale, LocaleError,
     UserAssignments, UserId, Version,
 };
+pub use plan::{Live, Plan, PlanOptions, Resolution, plan, resolve};
+pub use problem::{Problem, Severity};

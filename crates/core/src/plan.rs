@@ -1,0 +1,747 @@
+//! `plan(desired, live)`: the smallest set of changes that brings what skillsync owns in the
+//! tenant to what the HRIS says, and nothing else.
+//!
+//! Ownership is by name and locale: a tenant definition is ours when the catalog lists a
+//! variant with that kind, name and locale. Assignments to anything else belong to someone
+//! else and are carried through every write exactly as they were. Within what we own, the plan
+//! also mends what naive syncs leave behind: an agent holding another locale's variant of a
+//! code, or an assignment to a duplicate definition, is moved to the one right definition.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::Serialize;
+
+use crate::desired::{Agent, Code, Desired, EmployeeId, Wanted};
+use crate::domain::{
+    Assignment, Definition, DefinitionId, Kind, Level, Locale, UserAssignments, UserId, Version,
+};
+use crate::problem::Problem;
+
+/// What the tenant holds now, as far as the plan needs it.
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    /// Every skill and proficiency definition, in the tenant's (creation) order.
+    pub definitions: Vec<Definition>,
+    /// Users with their assignments and versions.
+    pub users: Vec<UserAssignments>,
+    /// Ids of the routing profiles that exist.
+    pub profile_ids: BTreeSet<String>,
+    /// False in the users dialect, which cannot see proficiency assignments.
+    pub sees_proficiencies: bool,
+}
+
+/// Knobs of the plan (SPEC section 3, `[sync]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// More users than this changing → bulk writes.
+    pub bulk_threshold: usize,
+    /// Users per bulk request.
+    pub bulk_batch_size: usize,
+    /// Whether the dialect has a bulk endpoint.
+    pub bulk_available: bool,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            bulk_threshold: 50,
+            bulk_batch_size: 100,
+            bulk_available: true,
+        }
+    }
+}
+
+/// A definition as the plan refers to it: one that exists, or one the plan creates.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DefinitionRef {
+    /// An existing definition.
+    Existing(DefinitionId),
+    /// The catalog variant the plan creates first.
+    New {
+        /// Its code.
+        code: Code,
+        /// Its locale.
+        locale: Locale,
+    },
+}
+
+/// What to do to a catalog definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DefinitionActionKind {
+    /// It does not exist: create it.
+    Create,
+    /// It exists but is inactive: make it active again (and fix its fields).
+    Reactivate,
+    /// It exists and is active, but its description or routing profile differ.
+    Update,
+}
+
+/// One change to a catalog definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DefinitionAction {
+    /// Create, reactivate or update.
+    pub action: DefinitionActionKind,
+    /// Skill or proficiency.
+    pub kind: Kind,
+    /// HRIS code.
+    pub code: Code,
+    /// Locale.
+    pub locale: Locale,
+    /// Name in the tenant.
+    pub name: String,
+    /// Description wanted.
+    pub description: String,
+    /// Routing profile wanted.
+    pub routing_profile_id: String,
+    /// The existing definition, for reactivate and update.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub existing: Option<Definition>,
+    /// Fields that change (`active`, `description`, `routingProfileId`).
+    pub fields: Vec<&'static str>,
+    /// Line in `catalog.csv`.
+    pub catalog_line: u64,
+}
+
+/// A level and active flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Slot {
+    /// Level.
+    pub level: Level,
+    /// Active flag.
+    pub active: bool,
+}
+
+/// Why an assignment changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Why {
+    /// The HRIS wants it (added or changed).
+    Desired,
+    /// The HRIS does not list it for this agent.
+    NotDesired,
+    /// It is the variant of a desired code in another locale than the agent's.
+    WrongLocale,
+    /// It points at a duplicate of the right definition.
+    Duplicate,
+}
+
+/// One assignment that changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignmentChange {
+    /// Skill or proficiency.
+    pub kind: Kind,
+    /// HRIS code of the definition.
+    pub code: Code,
+    /// Definition name.
+    pub name: String,
+    /// Definition locale.
+    pub locale: Locale,
+    /// The definition.
+    pub definition: DefinitionRef,
+    /// Before (`None`: added).
+    pub before: Option<Slot>,
+    /// After (`None`: removed).
+    pub after: Option<Slot>,
+    /// Why.
+    pub why: Why,
+}
+
+impl AssignmentChange {
+    /// Added.
+    pub fn is_add(&self) -> bool {
+        self.before.is_none()
+    }
+    /// Removed.
+    pub fn is_remove(&self) -> bool {
+        self.after.is_none()
+    }
+    /// Level differs.
+    pub fn changes_level(&self) -> bool {
+        matches!((self.before, self.after), (Some(b), Some(a)) if b.level != a.level)
+    }
+    /// Turned active.
+    pub fn activates(&self) -> bool {
+        matches!((self.before, self.after), (Some(b), Some(a)) if !b.active && a.active)
+    }
+    /// Turned inactive.
+    pub fn deactivates(&self) -> bool {
+        matches!((self.before, self.after), (Some(b), Some(a)) if b.active && !a.active)
+    }
+}
+
+/// One entry of a list as it will be written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedAssignment {
+    /// The definition.
+    pub definition: DefinitionRef,
+    /// Level.
+    pub level: Level,
+    /// Active flag.
+    pub active: bool,
+}
+
+/// A change to one of a user's lists: the changes, and the complete list to write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListChange {
+    /// What changes.
+    pub changes: Vec<AssignmentChange>,
+    /// The whole list after the change, other integrations' entries included, in order.
+    pub after: Vec<PlannedAssignment>,
+}
+
+/// The changes to one user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserPlan {
+    /// HRIS id.
+    pub employee_id: EmployeeId,
+    /// Tenant id.
+    pub user_id: UserId,
+    /// The agent's locale.
+    pub locale: Locale,
+    /// The version the plan was computed from; the write carries it.
+    pub version: Version,
+    /// Skill list change (strict path), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skills: Option<ListChange>,
+    /// Proficiency list change (eventual path), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proficiencies: Option<ListChange>,
+    /// The user had skills and will have none: out of every queue.
+    pub left_without_skills: bool,
+}
+
+impl UserPlan {
+    /// Every change, skills first.
+    pub fn changes(&self) -> impl Iterator<Item = &AssignmentChange> {
+        self.skills
+            .iter()
+            .chain(self.proficiencies.iter())
+            .flat_map(|l| l.changes.iter())
+    }
+}
+
+/// How user writes go out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WriteMode {
+    /// Bulk requests of up to `bulk_batch_size` users, each entry carrying its version.
+    Bulk,
+    /// One merge update per user with `If-Match`.
+    Single,
+}
+
+/// Counts for the summary and the safety guards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Totals {
+    /// Definitions to create.
+    pub definitions_to_create: usize,
+    /// Definitions to reactivate.
+    pub definitions_to_reactivate: usize,
+    /// Definitions to update.
+    pub definitions_to_update: usize,
+    /// Agents in `agents.csv`.
+    pub agents: usize,
+    /// Users with at least one change.
+    pub users_changed: usize,
+    /// Users already as desired.
+    pub users_unchanged: usize,
+    /// Agents whose user does not exist in the tenant.
+    pub users_skipped: usize,
+    /// Assignments added.
+    pub assignments_added: usize,
+    /// Assignments removed.
+    pub assignments_removed: usize,
+    /// Assignments whose level changes.
+    pub levels_changed: usize,
+    /// Assignments turned active.
+    pub activated: usize,
+    /// Assignments turned inactive.
+    pub deactivated: usize,
+    /// Assignments to catalog definitions that managed users hold now (the base of a
+    /// removal percentage).
+    pub owned_assignments_before: usize,
+    /// Users who had skills and would have none.
+    pub users_left_without_skills: usize,
+    /// User writes the plan needs: bulk requests, or single updates.
+    pub user_writes: usize,
+}
+
+/// The plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// Definition actions, done first.
+    pub definitions: Vec<DefinitionAction>,
+    /// Users that change, by employee id.
+    pub users: Vec<UserPlan>,
+    /// Bulk or single.
+    pub write_mode: WriteMode,
+    /// Counts.
+    pub totals: Totals,
+    /// Problems worth reading that do not block the run.
+    pub warnings: Vec<Problem>,
+}
+
+impl Plan {
+    /// True when applying the plan would change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.definitions.is_empty() && self.users.is_empty()
+    }
+}
+
+/// Who owns a definition id in the tenant, as far as the catalog is concerned.
+#[derive(Debug, Clone)]
+struct Owner {
+    code: Code,
+    kind: Kind,
+    name: String,
+    locale: Locale,
+    canonical: bool,
+}
+
+/// The catalog resolved against the tenant: which definition each (code, locale) means, and
+/// which tenant ids the catalog owns. The engine keeps it to re-plan a user after a conflict
+/// and binds new ids into it once definitions are created.
+#[derive(Debug, Clone, Default)]
+pub struct Resolution {
+    refs: BTreeMap<(Code, Locale), DefinitionRef>,
+    owners: HashMap<DefinitionId, Owner>,
+    names: BTreeMap<(Code, Locale), (Kind, String)>,
+    sees_proficiencies: bool,
+}
+
+impl Resolution {
+    /// The definition the catalog's variant resolves to.
+    pub fn definition(&self, code: &Code, locale: &Locale) -> Option<&DefinitionRef> {
+        self.refs.get(&(code.clone(), locale.clone()))
+    }
+
+    /// Records the id of a definition the plan created, so that later planning (a re-merge
+    /// after a conflict) refers to it.
+    pub fn bind(&mut self, code: &Code, locale: &Locale, id: DefinitionId) {
+        let key = (code.clone(), locale.clone());
+        if let Some((kind, name)) = self.names.get(&key) {
+            self.owners.insert(
+                id.clone(),
+                Owner {
+                    code: code.clone(),
+                    kind: *kind,
+                    name: name.clone(),
+                    locale: locale.clone(),
+                    canonical: true,
+                },
+            );
+        }
+        self.refs.insert(key, DefinitionRef::Existing(id));
+    }
+
+    /// True when the catalog owns this tenant definition.
+    pub fn owns(&self, id: &DefinitionId) -> bool {
+        self.owners.contains_key(id)
+    }
+
+    /// Plans one user: merges the desired assignments into the live lists, touching only
+    /// catalog definitions. `None` when nothing changes.
+    pub fn plan_user(
+        &self,
+        agent: &Agent,
+        wanted: &BTreeMap<Code, Wanted>,
+        catalog_kinds: &BTreeMap<Code, Kind>,
+        live: &UserAssignments,
+    ) -> Option<UserPlan> {
+        let mut by_kind: [BTreeMap<Code, (DefinitionRef, Slot)>; 2] =
+            [BTreeMap::new(), BTreeMap::new()];
+        for (code, want) in wanted {
+            let Some(kind) = catalog_kinds.get(code) else {
+                continue;
+            };
+            let Some(reference) = self.definition(code, &agent.locale) else {
+                continue;
+            };
+            let slot = Slot {
+                level: want.level,
+                active: want.active,
+            };
+            by_kind[kind_index(*kind)].insert(code.clone(), (reference.clone(), slot));
+        }
+        let [wanted_skills, wanted_proficiencies] = by_kind;
+        let skills = self.plan_list(Kind::Skill, &agent.locale, &live.skills, &wanted_skills);
+        let proficiencies = match &live.proficiencies {
+            Some(list) if self.sees_proficiencies => self.plan_list(
+                Kind::Proficiency,
+                &agent.locale,
+                list,
+                &wanted_proficiencies,
+            ),
+            _ => None,
+        };
+        if skills.is_none() && proficiencies.is_none() {
+            return None;
+        }
+        let left_without_skills =
+            skills.as_ref().is_some_and(|s| s.after.is_empty()) && !live.skills.is_empty();
+        Some(UserPlan {
+            employee_id: agent.employee_id.clone(),
+            user_id: agent.user_id.clone(),
+            locale: agent.locale.clone(),
+            version: live.version,
+            skills,
+            proficiencies,
+            left_without_skills,
+        })
+    }
+
+    fn plan_list(
+        &self,
+        kind: Kind,
+        agent_locale: &Locale,
+        live: &[Assignment],
+        wanted: &BTreeMap<Code, (DefinitionRef, Slot)>,
+    ) -> Option<ListChange> {
+        let mut after = Vec::with_capacity(live.len() + wanted.len());
+        let mut changes = Vec::new();
+        let mut placed: BTreeSet<&Code> = BTreeSet::new();
+        for held in live {
+            let Some(owner) = self.owners.get(&held.definition).filter(|o| o.kind == kind) else {
+                // Someone else's: carried through exactly as it is.
+                after.push(PlannedAssignment {
+                    definition: DefinitionRef::Existing(held.definition.clone()),
+                    level: held.level,
+                    active: held.active,
+                });
+                continue;
+            };
+            let before = Slot {
+                level: held.level,
+                active: held.active,
+            };
+            let desired_here = wanted
+                .get(&owner.code)
+                .filter(|(r, _)| *r == DefinitionRef::Existing(held.definition.clone()));
+            match desired_here {
+                Some((reference, slot)) if placed.insert(&owner.code) => {
+                    after.push(PlannedAssignment {
+                        definition: reference.clone(),
+                        level: slot.level,
+                        active: slot.active,
+                    });
+                    if before != *slot {
+                        changes.push(change(
+                            owner,
+                            reference.clone(),
+                            Some(before),
+                            Some(*slot),
+                            Why::Desired,
+                        ));
+                    }
+                }
+                _ => {
+                    let why = if !owner.canonical {
+                        Why::Duplicate
+                    } else if wanted.contains_key(&owner.code) && &owner.locale != agent_locale {
+                        Why::WrongLocale
+                    } else {
+                        Why::NotDesired
+                    };
+                    let reference = DefinitionRef::Existing(held.definition.clone());
+                    changes.push(change(owner, reference, Some(before), None, why));
+                }
+            }
+        }
+        for (code, (reference, slot)) in wanted {
+            if placed.contains(code) {
+                continue;
+            }
+            after.push(PlannedAssignment {
+                definition: reference.clone(),
+                level: slot.level,
+                active: slot.active,
+            });
+            let (name, locale) = self.name_of(code, agent_locale, reference);
+            changes.push(AssignmentChange {
+                kind,
+                code: code.clone(),
+                name,
+                locale,
+                definition: reference.clone(),
+                before: None,
+                after: Some(*slot),
+                why: Why::Desired,
+            });
+        }
+        (!changes.is_empty()).then_some(ListChange { changes, after })
+    }
+
+    fn name_of(&self, code: &Code, locale: &Locale, reference: &DefinitionRef) -> (String, Locale) {
+        if let DefinitionRef::Existing(id) = reference {
+            if let Some(owner) = self.owners.get(id) {
+                return (owner.name.clone(), owner.locale.clone());
+            }
+        }
+        let name = self
+            .names
+            .get(&(code.clone(), locale.clone()))
+            .map(|(_, n)| n.clone())
+            .unwrap_or_else(|| code.to_string());
+        (name, locale.clone())
+    }
+}
+
+fn change(
+    owner: &Owner,
+    definition: DefinitionRef,
+    before: Option<Slot>,
+    after: Option<Slot>,
+    why: Why,
+) -> AssignmentChange {
+    AssignmentChange {
+        kind: owner.kind,
+        code: owner.code.clone(),
+        name: owner.name.clone(),
+        locale: owner.locale.clone(),
+        definition,
+        before,
+        after,
+        why,
+    }
+}
+
+fn kind_index(kind: Kind) -> usize {
+    match kind {
+        Kind::Skill => 0,
+        Kind::Proficiency => 1,
+    }
+}
+
+/// Resolves the catalog against the tenant: definition actions, the resolution, and problems
+/// (a catalog routing profile that does not exist blocks the run before any write).
+pub fn resolve(
+    desired: &Desired,
+    live: &Live,
+) -> (Resolution, Vec<DefinitionAction>, Vec<Problem>) {
+    let mut by_name: HashMap<(Kind, &str, &Locale), Vec<&Definition>> = HashMap::new();
+    for d in &live.definitions {
+        by_name
+            .entry((d.kind, d.name.as_str(), &d.locale))
+            .or_default()
+            .push(d);
+    }
+    let mut resolution = Resolution {
+        sees_proficiencies: live.sees_proficiencies,
+        ..Resolution::default()
+    };
+    let mut actions = Vec::new();
+    let mut problems = Vec::new();
+    for ((code, locale), entry) in &desired.catalog.entries {
+        let key = (code.clone(), locale.clone());
+        resolution
+            .names
+            .insert(key.clone(), (entry.kind, entry.name.clone()));
+        if !live.profile_ids.contains(&entry.routing_profile_id) {
+            problems.push(
+                Problem::error("catalog.csv", format!(
+                    "routing profile {} of {} {} ({locale}) does not exist in the tenant",
+                    entry.routing_profile_id, entry.kind, entry.name
+                ))
+                .at_line(entry.line)
+                .at_field("routing_profile_id", 6)
+                .hint("use the id of an existing routing profile (GET /routing/profiles); the tenant refuses definitions without one"),
+            );
+        }
+        let candidates = by_name
+            .get(&(entry.kind, entry.name.as_str(), locale))
+            .cloned()
+            .unwrap_or_default();
+        let Some(canonical) = candidates
+            .iter()
+            .find(|d| d.active)
+            .or(candidates.first())
+            .copied()
+        else {
+            resolution.refs.insert(
+                key,
+                DefinitionRef::New {
+                    code: code.clone(),
+                    locale: locale.clone(),
+                },
+            );
+            actions.push(DefinitionAction {
+                action: DefinitionActionKind::Create,
+                kind: entry.kind,
+                code: code.clone(),
+                locale: locale.clone(),
+                name: entry.name.clone(),
+                description: entry.description.clone(),
+                routing_profile_id: entry.routing_profile_id.clone(),
+                existing: None,
+                fields: Vec::new(),
+                catalog_line: entry.line,
+            });
+            continue;
+        };
+        for d in &candidates {
+            resolution.owners.insert(
+                d.id.clone(),
+                Owner {
+                    code: code.clone(),
+                    kind: entry.kind,
+                    name: entry.name.clone(),
+                    locale: locale.clone(),
+                    canonical: d.id == canonical.id,
+                },
+            );
+        }
+        if candidates.len() > 1 {
+            let others: Vec<&str> = candidates
+                .iter()
+                .filter(|d| d.id != canonical.id)
+                .map(|d| d.id.as_str())
+                .collect();
+            problems.push(
+                Problem::warning("tenant", format!(
+                    "{} {} ({locale}) exists {} times; using {} and moving assignments off the duplicates {}",
+                    entry.kind,
+                    entry.name,
+                    candidates.len(),
+                    canonical.id,
+                    others.join(", ")
+                ))
+                .hint("the duplicates were made by blind retries of a create; retire them once nothing references them"),
+            );
+        }
+        resolution
+            .refs
+            .insert(key, DefinitionRef::Existing(canonical.id.clone()));
+        let mut fields = Vec::new();
+        if !canonical.active {
+            fields.push("active");
+        }
+        if canonical.description != entry.description {
+            fields.push("description");
+        }
+        if canonical.routing_profile_id != entry.routing_profile_id {
+            fields.push("routingProfileId");
+        }
+        if !fields.is_empty() {
+            actions.push(DefinitionAction {
+                action: if canonical.active {
+                    DefinitionActionKind::Update
+                } else {
+                    DefinitionActionKind::Reactivate
+                },
+                kind: entry.kind,
+                code: code.clone(),
+                locale: locale.clone(),
+                name: entry.name.clone(),
+                description: entry.description.clone(),
+                routing_profile_id: entry.routing_profile_id.clone(),
+                existing: Some(canonical.clone()),
+                fields,
+                catalog_line: entry.line,
+            });
+        }
+    }
+    (resolution, actions, problems)
+}
+
+/// Plans the whole run. Errors (with any warnings) when something blocks it.
+pub fn plan(desired: &Desired, live: &Live, options: &PlanOptions) -> Result<Plan, Vec<Problem>> {
+    let (resolution, definitions, mut problems) = resolve(desired, live);
+    let users_by_id: HashMap<&UserId, &UserAssignments> =
+        live.users.iter().map(|u| (&u.user_id, u)).collect();
+    let no_assignments = BTreeMap::new();
+    let mut totals = Totals {
+        agents: desired.agents.len(),
+        ..Totals::default()
+    };
+    let mut users = Vec::new();
+    let mut proficiency_blocked = false;
+    for (employee, agent) in &desired.agents {
+        let wanted = desired.assignments.get(employee).unwrap_or(&no_assignments);
+        let Some(live_user) = users_by_id.get(&agent.user_id) else {
+            totals.users_skipped += 1;
+            problems.push(
+                Problem::warning(
+                    "agents.csv",
+                    format!(
+                        "user {} of employee {employee} does not exist in the tenant; skipped",
+                        agent.user_id
+                    ),
+                )
+                .at_line(agent.line)
+                .at_field("user_id", 2)
+                .hint("create the user in the tenant first, or fix the user id"),
+            );
+            continue;
+        };
+        if !live.sees_proficiencies && !proficiency_blocked {
+            let wants_proficiency = wanted
+                .keys()
+                .any(|c| desired.catalog.kind_of(c) == Some(Kind::Proficiency));
+            if wants_proficiency {
+                proficiency_blocked = true;
+                problems.push(
+                    Problem::error("assignments.csv", "the users dialect cannot see or write proficiency assignments, but the HRIS assigns proficiencies")
+                        .hint("use dialect = \"routing\" in [tenant], or drop proficiency rows from assignments.csv"),
+                );
+            }
+        }
+        let owned_before = live_user
+            .skills
+            .iter()
+            .chain(live_user.proficiencies.iter().flatten())
+            .filter(|a| resolution.owns(&a.definition))
+            .count();
+        totals.owned_assignments_before += owned_before;
+        match resolution.plan_user(agent, wanted, &desired.catalog.kinds, live_user) {
+            None => totals.users_unchanged += 1,
+            Some(user) => {
+                totals.users_changed += 1;
+                for c in user.changes() {
+                    totals.assignments_added += usize::from(c.is_add());
+                    totals.assignments_removed += usize::from(c.is_remove());
+                    totals.levels_changed += usize::from(c.changes_level());
+                    totals.activated += usize::from(c.activates());
+                    totals.deactivated += usize::from(c.deactivates());
+                }
+                totals.users_left_without_skills += usize::from(user.left_without_skills);
+                users.push(user);
+            }
+        }
+    }
+    if problems.iter().any(Problem::is_error) {
+        problems.sort();
+        return Err(problems);
+    }
+    for action in &definitions {
+        match action.action {
+            DefinitionActionKind::Create => totals.definitions_to_create += 1,
+            DefinitionActionKind::Reactivate => totals.definitions_to_reactivate += 1,
+            DefinitionActionKind::Update => totals.definitions_to_update += 1,
+        }
+    }
+    let write_mode = if options.bulk_available && totals.users_changed > options.bulk_threshold {
+        WriteMode::Bulk
+    } else {
+        WriteMode::Single
+    };
+    totals.user_writes = match write_mode {
+        WriteMode::Bulk => totals
+            .users_changed
+            .div_ceil(options.bulk_batch_size.max(1)),
+        WriteMode::Single => totals.users_changed,
+    };
+    Ok(Plan {
+        definitions,
+        users,
+        write_mode,
+        totals,
+        warnings: problems,
+    })
+}
