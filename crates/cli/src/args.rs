@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use sim::{DurationRange, Rate};
 
+use crate::output::{ColorChoice, OutputFormat};
+
 /// Keeps CXone agent skills and proficiencies in step with the HR system that owns them.
 #[derive(Debug, Parser)]
 #[command(name = "skillsync", version, about, long_about = None, propagate_version = true)]
@@ -34,7 +36,42 @@ pub enum Command {
     /// Inspection without auth: /sim/stats, /sim/state, /sim/config, /sim/other-writer;
     /// the API is described at /openapi.json. Ctrl-C stops it.
     #[command(verbatim_doc_comment)]
-    Sim(SimArgs),
+    Sim(Box<SimArgs>),
+
+    /// Check skillsync.toml and the HRIS files without touching the network.
+    ///
+    /// Every problem is reported at once, as FILE:LINE:COLUMN with a hint. Exit 0 when valid,
+    /// 1 when not.
+    Validate(CommonArgs),
+
+    /// Show what `apply` would change, reading the tenant but writing nothing.
+    ///
+    /// Definitions to create, reactivate or update, then each agent's changes, grouped by agent and
+    /// by definition, with the safety counts (removals, agents left with no skills). Only
+    /// definitions listed in the catalog are ever touched. Exit 0: no changes; 2: changes; 1: error.
+    Plan(CommonArgs),
+}
+
+/// Flags shared by the sync commands.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// The configuration file (SPEC section 3).
+    #[arg(
+        long,
+        short = 'c',
+        env = "SKILLSYNC_CONFIG",
+        default_value = "skillsync.toml",
+        value_name = "FILE"
+    )]
+    pub config: PathBuf,
+
+    /// Print the result as readable text or as JSON (stable schema, docs/plan-json.md).
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+
+    /// Colour: auto (terminal, unless NO_COLOR is set), always or never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
 }
 
 /// Flags of `skillsync sim` (SPEC 1.6).

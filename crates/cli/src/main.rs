@@ -1,9 +1,15 @@
 //! `skillsync`: keeps CXone agent skills and proficiencies in step with the HR system.
 //!
 //! This file only parses arguments and dispatches; each command lives in `cmd/`.
+// Input problems are returned by value once per failed load, never in a loop; boxing them
+// would only add noise.
+#![allow(clippy::result_large_err)]
 
 mod args;
 mod cmd;
+mod config;
+mod inputs;
+mod output;
 
 use std::process::ExitCode;
 
@@ -24,7 +30,9 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            args::Command::Sim(sim_args) => cmd::sim::run(sim_args).await,
+            args::Command::Sim(sim_args) => cmd::sim::run(*sim_args).await,
+            args::Command::Validate(common) => cmd::validate::run(&common),
+            args::Command::Plan(common) => cmd::plan::run(&common).await,
         }
     });
     match result {

@@ -128,9 +128,32 @@ pub struct Wanted {
     pub line: u64,
 }
 
+/// The HRIS files as the user named them, so that every message points at the real path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceFiles {
+    /// `catalog.csv`'s path.
+    pub catalog: String,
+    /// `agents.csv`'s path.
+    pub agents: String,
+    /// `assignments.csv`'s path.
+    pub assignments: String,
+}
+
+impl Default for SourceFiles {
+    fn default() -> Self {
+        SourceFiles {
+            catalog: "catalog.csv".into(),
+            agents: "agents.csv".into(),
+            assignments: "assignments.csv".into(),
+        }
+    }
+}
+
 /// The whole desired state, validated.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Desired {
+    /// Where it was read from.
+    pub files: SourceFiles,
     /// What skillsync owns.
     pub catalog: Catalog,
     /// The agents the HRIS manages, by employee id. Users not listed here are left alone.

@@ -198,6 +198,7 @@ impl fmt::Display for Locale {
 
 /// A skill or proficiency definition as the tenant holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Definition {
     /// Tenant id.
     pub id: DefinitionId,
@@ -230,6 +231,7 @@ pub struct Assignment {
 
 /// A user's assignments as read from the tenant, with the version to write back against.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct UserAssignments {
     /// The user.
     pub user_id: UserId,

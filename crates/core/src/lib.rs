@@ -7,13 +7,17 @@
 
 pub mod desired;
 pub mod domain;
+pub mod hris;
 pub mod plan;
 pub mod problem;
+pub mod render;
 
-pub use desired::{Agent, Catalog, CatalogEntry, Code, Desired, EmployeeId, Wanted};
+pub use desired::{Agent, Catalog, CatalogEntry, Code, Desired, EmployeeId, SourceFiles, Wanted};
 pub use domain::{
     Assignment, Definition, DefinitionId, Kind, Level, LevelError, Locale, LocaleError,
     UserAssignments, UserId, Version,
 };
+pub use hris::{Loaded, Source, read_desired};
 pub use plan::{Live, Plan, PlanOptions, Resolution, plan, resolve};
 pub use problem::{Problem, Severity};
+pub use render::{Style, plan_human, plan_json, problems_human, problems_json};

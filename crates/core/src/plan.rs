@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use crate::desired::{Agent, Code, Desired, EmployeeId, Wanted};
+use crate::desired::{Agent, Code, Desired, EmployeeId, SourceFiles, Wanted};
 use crate::domain::{
     Assignment, Definition, DefinitionId, Kind, Level, Locale, UserAssignments, UserId, Version,
 };
@@ -286,6 +286,8 @@ pub struct Plan {
     pub totals: Totals,
     /// Problems worth reading that do not block the run.
     pub warnings: Vec<Problem>,
+    /// The HRIS files the plan was made from (`catalogLine` refers to `sources.catalog`).
+    pub sources: SourceFiles,
 }
 
 impl Plan {
@@ -479,10 +481,10 @@ impl Resolution {
     }
 
     fn name_of(&self, code: &Code, locale: &Locale, reference: &DefinitionRef) -> (String, Locale) {
-        if let DefinitionRef::Existing(id) = reference {
-            if let Some(owner) = self.owners.get(id) {
-                return (owner.name.clone(), owner.locale.clone());
-            }
+        if let DefinitionRef::Existing(id) = reference
+            && let Some(owner) = self.owners.get(id)
+        {
+            return (owner.name.clone(), owner.locale.clone());
         }
         let name = self
             .names
@@ -545,7 +547,7 @@ pub fn resolve(
             .insert(key.clone(), (entry.kind, entry.name.clone()));
         if !live.profile_ids.contains(&entry.routing_profile_id) {
             problems.push(
-                Problem::error("catalog.csv", format!(
+                Problem::error(&desired.files.catalog, format!(
                     "routing profile {} of {} {} ({locale}) does not exist in the tenant",
                     entry.routing_profile_id, entry.kind, entry.name
                 ))
@@ -668,7 +670,7 @@ pub fn plan(desired: &Desired, live: &Live, options: &PlanOptions) -> Result<Pla
             totals.users_skipped += 1;
             problems.push(
                 Problem::warning(
-                    "agents.csv",
+                    &desired.files.agents,
                     format!(
                         "user {} of employee {employee} does not exist in the tenant; skipped",
                         agent.user_id
@@ -681,13 +683,16 @@ pub fn plan(desired: &Desired, live: &Live, options: &PlanOptions) -> Result<Pla
             continue;
         };
         if !live.sees_proficiencies && !proficiency_blocked {
-            let wants_proficiency = wanted
-                .keys()
-                .any(|c| desired.catalog.kind_of(c) == Some(Kind::Proficiency));
-            if wants_proficiency {
+            let first_proficiency = wanted
+                .iter()
+                .filter(|(c, _)| desired.catalog.kind_of(c) == Some(Kind::Proficiency))
+                .map(|(_, w)| w.line)
+                .min();
+            if let Some(line) = first_proficiency {
                 proficiency_blocked = true;
                 problems.push(
-                    Problem::error("assignments.csv", "the users dialect cannot see or write proficiency assignments, but the HRIS assigns proficiencies")
+                    Problem::error(&desired.files.assignments, "the users dialect cannot see or write proficiency assignments, but the HRIS assigns proficiencies")
+                        .at_line(line)
                         .hint("use dialect = \"routing\" in [tenant], or drop proficiency rows from assignments.csv"),
                 );
             }
@@ -743,5 +748,6 @@ pub fn plan(desired: &Desired, live: &Live, options: &PlanOptions) -> Result<Pla
         write_mode,
         totals,
         warnings: problems,
+        sources: desired.files.clone(),
     })
 }

@@ -1,0 +1,78 @@
+//! `skillsync validate`: the config and the HRIS files, checked without touching the network.
+
+use std::process::ExitCode;
+
+use skillsync_core::render::{Style, problems_human, problems_json};
+
+use crate::args::CommonArgs;
+use crate::config::Config;
+use crate::inputs::read_hris;
+use crate::output::{OutputFormat, exit};
+
+/// Runs the command.
+pub fn run(args: &CommonArgs) -> anyhow::Result<ExitCode> {
+    let style = Style {
+        color: args.color.for_stdout(),
+    };
+    let config = match Config::load(&args.config) {
+        Ok(config) => config,
+        Err(problems) => return Ok(report_invalid(args, &problems, style)),
+    };
+    let mut warnings = Vec::new();
+    if let Err(missing) = config.client_settings() {
+        // Not needed to validate files, but plan and apply will stop on it: say so now.
+        for mut problem in missing {
+            problem.severity = skillsync_core::Severity::Warning;
+            problem.message.push_str(" (needed by plan and apply)");
+            warnings.push(problem);
+        }
+    }
+    match read_hris(&config) {
+        Err(problems) => Ok(report_invalid(args, &problems, style)),
+        Ok(loaded) => {
+            warnings.extend(loaded.warnings);
+            let desired = &loaded.desired;
+            let assignments: usize = desired.assignments.values().map(|a| a.len()).sum();
+            match args.output {
+                OutputFormat::Json => {
+                    let mut body = problems_json(&warnings);
+                    body["counts"] = serde_json::json!({
+                        "catalogVariants": desired.catalog.entries.len(),
+                        "agents": desired.agents.len(),
+                        "assignments": assignments,
+                    });
+                    println!("{}", serde_json::to_string_pretty(&body)?);
+                }
+                OutputFormat::Human => {
+                    if !warnings.is_empty() {
+                        print!("{}", problems_human(&warnings, style));
+                    }
+                    println!(
+                        "valid: {} catalog variants, {} agents, {} assignments",
+                        desired.catalog.entries.len(),
+                        desired.agents.len(),
+                        assignments
+                    );
+                    println!("{}", config.summary());
+                }
+            }
+            Ok(exit::ok())
+        }
+    }
+}
+
+/// Prints problems (stdout: they are the command's result) and returns the error exit code.
+pub fn report_invalid(
+    args: &CommonArgs,
+    problems: &[skillsync_core::Problem],
+    style: Style,
+) -> ExitCode {
+    match args.output {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&problems_json(problems)).unwrap_or_default()
+        ),
+        OutputFormat::Human => print!("{}", problems_human(problems, style)),
+    }
+    exit::error()
+}

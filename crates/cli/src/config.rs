@@ -1,0 +1,536 @@
+//! `skillsync.toml` (SPEC section 3): parsed strictly (an unknown key is a typo until proven
+//! otherwise), with every problem naming the file, line and key, and resolved once into
+//! [`Config`]: paths made relative to the config file, secrets read from the environment or a
+//! file, limits and sync knobs checked.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cxone::{Dialect, Secret};
+use serde::Deserialize;
+use skillsync_core::Problem;
+
+/// Where a secret comes from: `{ env = "NAME" }`, `{ file = "path" }`, or (discouraged) the
+/// value itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SecretSource {
+    /// From an environment variable.
+    Env {
+        /// Variable name.
+        env: String,
+    },
+    /// From a file (trailing newline trimmed).
+    File {
+        /// Path, relative to the config file.
+        file: PathBuf,
+    },
+    /// Written into the config file.
+    Literal(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    tenant: TenantSection,
+    #[serde(default)]
+    limits: LimitsSection,
+    #[serde(default)]
+    sync: SyncSection,
+    source: SourceSection,
+    #[serde(default)]
+    store: StoreSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantSection {
+    api_base: String,
+    token_url: Option<String>,
+    client_id: SecretSource,
+    client_secret: SecretSource,
+    ca_file: Option<PathBuf>,
+    #[serde(default)]
+    dialect: DialectName,
+    timezone: Option<String>,
+    scopes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum DialectName {
+    #[default]
+    Routing,
+    Users,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct LimitsSection {
+    requests_per_second: f64,
+    burst: u32,
+    max_in_flight: usize,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            requests_per_second: 10.0,
+            burst: 20,
+            max_in_flight: 10,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct SyncSection {
+    bulk_threshold: usize,
+    bulk_batch_size: usize,
+    propagation_window: String,
+    window: Option<String>,
+    max_removals: Option<MaxRemovalsValue>,
+}
+
+impl Default for SyncSection {
+    fn default() -> Self {
+        SyncSection {
+            bulk_threshold: 50,
+            bulk_batch_size: 100,
+            propagation_window: "30s".into(),
+            window: None,
+            max_removals: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum MaxRemovalsValue {
+    Count(u64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceSection {
+    catalog: PathBuf,
+    agents: PathBuf,
+    assignments: PathBuf,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreSection {
+    url: Option<String>,
+}
+
+/// A removal threshold: a count, or a share of the owned assignments.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MaxRemovals {
+    /// At most this many removals.
+    Count(u64),
+    /// At most this percentage of the assignments skillsync owns.
+    Percent(f64),
+}
+
+/// The HRIS files.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// `catalog.csv`.
+    pub catalog: PathBuf,
+    /// `agents.csv`.
+    pub agents: PathBuf,
+    /// `assignments.csv`.
+    pub assignments: PathBuf,
+}
+
+/// The tenant part of the config, with secrets not yet read (validate needs no secrets).
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub api_base: String,
+    pub token_url: String,
+    pub client_id: SecretSource,
+    pub client_secret: SecretSource,
+    pub ca_file: Option<PathBuf>,
+    pub dialect: Dialect,
+    pub timezone: Option<String>,
+    pub scopes: Vec<String>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file, as named.
+    pub path: PathBuf,
+    pub tenant: Tenant,
+    pub requests_per_second: f64,
+    pub burst: u32,
+    pub max_in_flight: usize,
+    pub bulk_threshold: usize,
+    pub bulk_batch_size: usize,
+    pub propagation_window: Duration,
+    pub window: Option<String>,
+    pub max_removals: MaxRemovals,
+    pub sources: Sources,
+    pub store_url: String,
+}
+
+impl Config {
+    /// Reads and checks the config file; every problem found is returned at once.
+    pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![
+                Problem::error(&name, format!("cannot read the config file: {e}")).hint(
+                    "pass --config PATH, or run skillsync from the folder holding skillsync.toml",
+                ),
+            ]
+        })?;
+        let file: ConfigFile =
+            toml::from_str(&text).map_err(|e| vec![toml_problem(&name, &text, &e)])?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let at = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+        let mut problems = Vec::new();
+        let mut problem = |field: &str, message: String, hint: &str| {
+            let mut p = Problem::error(&name, message);
+            p.field = Some(field.to_string());
+            if !hint.is_empty() {
+                p.hint = Some(hint.to_string());
+            }
+            problems.push(p);
+        };
+
+        let tenant = file.tenant;
+        let api_base = tenant.api_base.trim_end_matches('/').to_string();
+        let token_url = tenant
+            .token_url
+            .unwrap_or_else(|| format!("{api_base}/oauth/token"));
+        let limits = file.limits;
+        if !(limits.requests_per_second > 0.0 && limits.requests_per_second.is_finite()) {
+            problem(
+                "limits.requests_per_second",
+                format!("must be positive, got {}", limits.requests_per_second),
+                "set it to the tenant's API rate limit",
+            );
+        }
+        if limits.burst == 0 {
+            problem("limits.burst", "must be at least 1".into(), "");
+        }
+        if limits.max_in_flight == 0 {
+            problem("limits.max_in_flight", "must be at least 1".into(), "");
+        }
+        let sync = file.sync;
+        if !(1..=100).contains(&sync.bulk_batch_size) {
+            problem(
+                "sync.bulk_batch_size",
+                format!(
+                    "must be 1–100 (the tenant's bulk limit), got {}",
+                    sync.bulk_batch_size
+                ),
+                "",
+            );
+        }
+        let propagation_window = match humantime::parse_duration(&sync.propagation_window) {
+            Ok(d) => d,
+            Err(e) => {
+                problem(
+                    "sync.propagation_window",
+                    format!("`{}`: {e}", sync.propagation_window),
+                    "write a duration such as 30s",
+                );
+                Duration::from_secs(30)
+            }
+        };
+        let max_removals = match sync.max_removals {
+            None => MaxRemovals::Percent(10.0),
+            Some(MaxRemovalsValue::Count(n)) => MaxRemovals::Count(n),
+            Some(MaxRemovalsValue::Text(text)) => match parse_max_removals(&text) {
+                Some(m) => m,
+                None => {
+                    problem(
+                        "sync.max_removals",
+                        format!("`{text}` is neither a count nor a percentage"),
+                        "write e.g. 500 or \"10%\"",
+                    );
+                    MaxRemovals::Percent(10.0)
+                }
+            },
+        };
+        if let Some(window) = &sync.window
+            && parse_window(window).is_none()
+        {
+            problem(
+                "sync.window",
+                format!("`{window}` is not a window such as \"02:00-04:00\""),
+                "",
+            );
+        }
+        let settings_check =
+            cxone::Settings::new(&api_base, &token_url, "check", Secret::new("check"));
+        if let Err(e) = settings_check.validate() {
+            problem("tenant.api_base", e.to_string(), "");
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            tenant: Tenant {
+                api_base,
+                token_url,
+                client_id: tenant.client_id,
+                client_secret: tenant.client_secret,
+                ca_file: tenant.ca_file.as_deref().map(&at),
+                dialect: match tenant.dialect {
+                    DialectName::Routing => Dialect::Routing,
+                    DialectName::Users => Dialect::Users,
+                },
+                timezone: tenant.timezone,
+                scopes: tenant.scopes.unwrap_or_default(),
+            },
+            requests_per_second: limits.requests_per_second,
+            burst: limits.burst,
+            max_in_flight: limits.max_in_flight,
+            bulk_threshold: sync.bulk_threshold,
+            bulk_batch_size: sync.bulk_batch_size,
+            propagation_window,
+            window: sync.window,
+            max_removals,
+            sources: Sources {
+                catalog: at(&file.source.catalog),
+                agents: at(&file.source.agents),
+                assignments: at(&file.source.assignments),
+            },
+            store_url: file
+                .store
+                .url
+                .unwrap_or_else(|| format!("sqlite://{}", base.join("skillsync.db").display())),
+        })
+    }
+
+    /// Reads a secret, naming the config key when it cannot.
+    pub fn secret(&self, key: &str, source: &SecretSource) -> Result<Secret, Problem> {
+        let name = self.path.display().to_string();
+        let fail = |message: String, hint: &str| {
+            let mut p = Problem::error(&name, message).hint(hint);
+            p.field = Some(key.to_string());
+            p
+        };
+        match source {
+            SecretSource::Env { env } => match std::env::var(env) {
+                Ok(value) if !value.is_empty() => Ok(Secret::new(value)),
+                _ => Err(fail(
+                    format!("environment variable {env} is not set"),
+                    &format!(
+                        "export {env}=… before running, or point {key} at a file with {{ file = \"…\" }}"
+                    ),
+                )),
+            },
+            SecretSource::File { file } => {
+                let base = self
+                    .path
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default();
+                let path = if file.is_absolute() {
+                    file.clone()
+                } else {
+                    base.join(file)
+                };
+                match std::fs::read_to_string(&path) {
+                    Ok(text) if !text.trim().is_empty() => {
+                        Ok(Secret::new(text.trim_end_matches(['\r', '\n'])))
+                    }
+                    Ok(_) => Err(fail(format!("secret file {} is empty", path.display()), "")),
+                    Err(e) => Err(fail(
+                        format!("cannot read secret file {}: {e}", path.display()),
+                        "",
+                    )),
+                }
+            }
+            SecretSource::Literal(value) => Ok(Secret::new(value.clone())),
+        }
+    }
+
+    /// Client settings, with secrets read.
+    pub fn client_settings(&self) -> Result<cxone::Settings, Vec<Problem>> {
+        let id = self.secret("tenant.client_id", &self.tenant.client_id);
+        let secret = self.secret("tenant.client_secret", &self.tenant.client_secret);
+        let (id, secret) = match (id, secret) {
+            (Ok(id), Ok(secret)) => (id, secret),
+            (id, secret) => return Err(id.err().into_iter().chain(secret.err()).collect()),
+        };
+        let mut settings = cxone::Settings::new(
+            &self.tenant.api_base,
+            &self.tenant.token_url,
+            id.expose(),
+            secret,
+        );
+        settings.ca_file = self.tenant.ca_file.clone();
+        settings.dialect = self.tenant.dialect;
+        settings.scopes = self.tenant.scopes.clone();
+        settings.requests_per_second = self.requests_per_second;
+        settings.burst = self.burst;
+        settings.max_in_flight = self.max_in_flight;
+        Ok(settings)
+    }
+
+    /// The effective settings, one per line, so a user can see what the defaults became.
+    pub fn summary(&self) -> String {
+        let dialect = match self.tenant.dialect {
+            Dialect::Routing => "routing",
+            Dialect::Users => "users",
+        };
+        let removals = match self.max_removals {
+            MaxRemovals::Count(n) => format!("{n} removals"),
+            MaxRemovals::Percent(p) => format!("{p}% of owned assignments"),
+        };
+        let window = match (&self.window, &self.tenant.timezone) {
+            (None, _) => "any time".to_string(),
+            (Some(w), Some(tz)) => format!("{w} ({tz})"),
+            (Some(w), None) => format!("{w} (tenant timezone not set: UTC)"),
+        };
+        format!(
+            "tenant:  {} ({dialect} dialect)\nlimits:  {}/s, burst {}, {} in flight\nsync:    bulk above {} users in batches of {}; at most {removals}; window {window}; settles {} after a write\nstore:   {}",
+            self.tenant.api_base,
+            self.requests_per_second,
+            self.burst,
+            self.max_in_flight,
+            self.bulk_threshold,
+            self.bulk_batch_size,
+            humantime::format_duration(self.propagation_window),
+            self.store_url,
+        )
+    }
+
+    /// Options for the planner.
+    pub fn plan_options(&self, bulk_available: bool) -> skillsync_core::PlanOptions {
+        skillsync_core::PlanOptions {
+            bulk_threshold: self.bulk_threshold,
+            bulk_batch_size: self.bulk_batch_size,
+            bulk_available,
+        }
+    }
+}
+
+fn parse_max_removals(text: &str) -> Option<MaxRemovals> {
+    let text = text.trim();
+    match text.strip_suffix('%') {
+        Some(number) => number
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|p| (0.0..=100.0).contains(p))
+            .map(MaxRemovals::Percent),
+        None => text.parse().ok().map(MaxRemovals::Count),
+    }
+}
+
+/// `"02:00-04:00"` → (start, end) minutes after midnight.
+pub fn parse_window(text: &str) -> Option<(u32, u32)> {
+    let minutes = |hm: &str| {
+        let (h, m) = hm.trim().split_once(':')?;
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60).then_some(h * 60 + m)
+    };
+    let (start, end) = text.split_once('-')?;
+    Some((minutes(start)?, minutes(end)?))
+}
+
+fn toml_problem(name: &str, text: &str, error: &toml::de::Error) -> Problem {
+    let mut problem = Problem::error(name, error.message().trim().to_string())
+        .hint("see the example configuration in the README (SPEC section 3 lists every key)");
+    if let Some(span) = error.span() {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() as u64 + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u64 + 1;
+        problem.line = Some(line);
+        problem.column = Some(column);
+    }
+    problem
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        std::fs::create_dir_all(dir).unwrap();
+        let path = dir.join("skillsync.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    const MINIMAL: &str = r#"
+[tenant]
+api_base = "http://127.0.0.1:8089/api/v2"
+client_id = "skillsync-demo"
+client_secret = { env = "SKILLSYNC_TEST_SECRET_UNSET" }
+
+[source]
+catalog = "hris/catalog.csv"
+agents = "hris/agents.csv"
+assignments = "hris/assignments.csv"
+"#;
+
+    #[test]
+    fn defaults_follow_the_spec_and_paths_are_relative_to_the_config() {
+        let dir = std::env::temp_dir().join(format!("skillsync-config-{}", std::process::id()));
+        let config = Config::load(&write(&dir, MINIMAL)).unwrap();
+        assert_eq!(config.bulk_threshold, 50);
+        assert_eq!(config.bulk_batch_size, 100);
+        assert_eq!(config.max_removals, MaxRemovals::Percent(10.0));
+        assert_eq!(
+            config.tenant.token_url,
+            "http://127.0.0.1:8089/api/v2/oauth/token"
+        );
+        assert_eq!(config.sources.agents, dir.join("hris/agents.csv"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn an_unknown_key_is_reported_with_its_line() {
+        let dir =
+            std::env::temp_dir().join(format!("skillsync-config-typo-{}", std::process::id()));
+        let text = MINIMAL.replace("[source]", "[sync]\nbulk_treshold = 10\n\n[source]");
+        let problems = Config::load(&write(&dir, &text)).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].message.contains("bulk_treshold"),
+            "{}",
+            problems[0]
+        );
+        assert_eq!(problems[0].line, Some(7));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_missing_secret_names_the_variable_and_the_key() {
+        let dir =
+            std::env::temp_dir().join(format!("skillsync-config-secret-{}", std::process::id()));
+        let config = Config::load(&write(&dir, MINIMAL)).unwrap();
+        let problems = config.client_settings().unwrap_err();
+        let text = problems[0].to_string();
+        assert!(
+            text.contains("SKILLSYNC_TEST_SECRET_UNSET") && text.contains("tenant.client_secret"),
+            "{text}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn removal_thresholds_take_counts_and_percentages() {
+        assert_eq!(parse_max_removals("10%"), Some(MaxRemovals::Percent(10.0)));
+        assert_eq!(parse_max_removals("250"), Some(MaxRemovals::Count(250)));
+        assert_eq!(parse_max_removals("lots"), None);
+        assert_eq!(parse_window("02:00-04:00"), Some((120, 240)));
+        assert_eq!(parse_window("25:00-04:00"), None);
+    }
+}
