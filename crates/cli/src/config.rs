@@ -507,7 +507,11 @@ assignments = "hris/assignments.csv"
             "{}",
             problems[0]
         );
-        assert_eq!(problems[0].line, Some(7));
+        assert_eq!(
+            problems[0].line,
+            Some(8),
+            "the key is on line 8 (the text starts with a blank line)"
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 
