@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use crate::desired::{Agent, Code, Desired, EmployeeId, SourceFiles, Wanted};
+use crate::desired::{Agent, CatalogEntry, Code, Desired, EmployeeId, SourceFiles, Wanted};
 use crate::domain::{
     Assignment, Definition, DefinitionId, Kind, Level, Locale, UserAssignments, UserId, Version,
 };
@@ -103,6 +103,29 @@ pub struct DefinitionAction {
     pub fields: Vec<&'static str>,
     /// Line in `catalog.csv`.
     pub catalog_line: u64,
+}
+
+impl DefinitionAction {
+    /// An action that brings the tenant's definition to what a catalog row says.
+    fn for_entry(
+        action: DefinitionActionKind,
+        entry: &CatalogEntry,
+        existing: Option<Definition>,
+        fields: Vec<&'static str>,
+    ) -> DefinitionAction {
+        DefinitionAction {
+            action,
+            kind: entry.kind,
+            code: entry.code.clone(),
+            locale: entry.locale.clone(),
+            name: entry.name.clone(),
+            description: entry.description.clone(),
+            routing_profile_id: entry.routing_profile_id.clone(),
+            existing,
+            fields,
+            catalog_line: entry.line,
+        }
+    }
 }
 
 /// A level and active flag.
@@ -573,18 +596,12 @@ pub fn resolve(
                     locale: locale.clone(),
                 },
             );
-            actions.push(DefinitionAction {
-                action: DefinitionActionKind::Create,
-                kind: entry.kind,
-                code: code.clone(),
-                locale: locale.clone(),
-                name: entry.name.clone(),
-                description: entry.description.clone(),
-                routing_profile_id: entry.routing_profile_id.clone(),
-                existing: None,
-                fields: Vec::new(),
-                catalog_line: entry.line,
-            });
+            actions.push(DefinitionAction::for_entry(
+                DefinitionActionKind::Create,
+                entry,
+                None,
+                Vec::new(),
+            ));
             continue;
         };
         for d in &candidates {
@@ -631,22 +648,17 @@ pub fn resolve(
             fields.push("routingProfileId");
         }
         if !fields.is_empty() {
-            actions.push(DefinitionAction {
-                action: if canonical.active {
-                    DefinitionActionKind::Update
-                } else {
-                    DefinitionActionKind::Reactivate
-                },
-                kind: entry.kind,
-                code: code.clone(),
-                locale: locale.clone(),
-                name: entry.name.clone(),
-                description: entry.description.clone(),
-                routing_profile_id: entry.routing_profile_id.clone(),
-                existing: Some(canonical.clone()),
+            let action = if canonical.active {
+                DefinitionActionKind::Update
+            } else {
+                DefinitionActionKind::Reactivate
+            };
+            actions.push(DefinitionAction::for_entry(
+                action,
+                entry,
+                Some(canonical.clone()),
                 fields,
-                catalog_line: entry.line,
-            });
+            ));
         }
     }
     (resolution, actions, problems)
