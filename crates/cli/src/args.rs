@@ -50,6 +50,34 @@ pub enum Command {
     /// by definition, with the safety counts (removals, agents left with no skills). Only
     /// definitions listed in the catalog are ever touched. Exit 0: no changes; 2: changes; 1: error.
     Plan(CommonArgs),
+
+    /// Reconcile the tenant to the HRIS: the plan, the guards, a confirmation, then the writes.
+    ///
+    /// Definitions first (created only if absent, never duplicated), then skills, then
+    /// proficiencies; bulk above [sync] bulk_threshold users, else merge updates with If-Match.
+    /// Another integration's assignments are never touched; a conflict re-reads and re-merges.
+    /// Stops before the first write when removals exceed [sync] max_removals or an agent would be
+    /// left with no skills. Exit 0 when everything applied, 1 otherwise.
+    Apply(ApplyArgs),
+}
+
+/// Flags of `skillsync apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Apply without asking (for schedulers and CI).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Override [sync] max_removals for this run: a count (500) or a share ("15%").
+    #[arg(long, value_name = "N|P%", value_parser = crate::config::parse_max_removals_arg)]
+    pub max_removals: Option<crate::config::MaxRemovals>,
+
+    /// Allow agents to be left with no skills at all (they drop out of every queue).
+    #[arg(long)]
+    pub allow_empty_skills: bool,
 }
 
 /// Flags shared by the sync commands.

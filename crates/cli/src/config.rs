@@ -420,6 +420,12 @@ impl Config {
     }
 }
 
+/// `--max-removals` on the command line.
+pub fn parse_max_removals_arg(text: &str) -> Result<MaxRemovals, String> {
+    parse_max_removals(text)
+        .ok_or_else(|| format!("`{text}` is neither a count (500) nor a percentage (\"15%\")"))
+}
+
 fn parse_max_removals(text: &str) -> Option<MaxRemovals> {
     let text = text.trim();
     match text.strip_suffix('%') {

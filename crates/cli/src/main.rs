@@ -33,6 +33,7 @@ fn main() -> ExitCode {
             args::Command::Sim(sim_args) => cmd::sim::run(*sim_args).await,
             args::Command::Validate(common) => cmd::validate::run(&common),
             args::Command::Plan(common) => cmd::plan::run(&common).await,
+            args::Command::Apply(apply_args) => cmd::apply::run(&apply_args).await,
         }
     });
     match result {

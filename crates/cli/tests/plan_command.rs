@@ -1,159 +1,13 @@
 //! `skillsync validate` and `skillsync plan` as a user runs them, against the real simulator.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
 use serde_json::Value;
-use sim::{GenerateOptions, SimConfig, TenantDoc, TenantSource};
-
-struct Workspace(PathBuf);
-impl Drop for Workspace {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn workspace(tag: &str) -> Workspace {
-    let dir = std::env::temp_dir().join(format!("skillsync-plan-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("hris")).unwrap();
-    Workspace(dir)
-}
-
-fn skillsync(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_skillsync"))
-        .args(args)
-        .current_dir(dir)
-        .env("SKILLSYNC_TEST_SECRET", sim::DEMO_CLIENT_SECRET)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
-
-fn write_config(dir: &Path, base: &str) {
-    let config = format!(
-        r#"[tenant]
-api_base = "{base}/api/v2"
-client_id = "{id}"
-client_secret = {{ env = "SKILLSYNC_TEST_SECRET" }}
-
-[limits]
-requests_per_second = 1000
-burst = 100
-max_in_flight = 8
-
-[source]
-catalog = "hris/catalog.csv"
-agents = "hris/agents.csv"
-assignments = "hris/assignments.csv"
-"#,
-        id = sim::DEMO_CLIENT_ID
-    );
-    std::fs::write(dir.join("skillsync.toml"), config).unwrap();
-}
-
-async fn start_sim(doc: TenantDoc) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let simulator =
-        sim::Simulator::new(listener, SimConfig::quiet(TenantSource::Doc(Box::new(doc)))).unwrap();
-    let base = simulator.endpoint().base_url.clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(simulator.serve(async {
-        let _ = stopped.await;
-    }));
-    (base, stop)
-}
-
-async fn sim_stats(base: &str) -> Value {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::get(format!("{base}/sim/stats"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-/// What the test expects the plan to count, computed while it writes the files.
-#[derive(Debug, Default, PartialEq)]
-struct Expected {
-    added: u64,
-    removed: u64,
-    levels_changed: u64,
-    users_changed: u64,
-}
-
-/// Writes HRIS files describing `doc` with deliberate differences, counting them as it goes:
-/// every 3rd agent has one level changed, every 5th gains a skill, every 7th loses one.
-fn write_hris(dir: &Path, doc: &TenantDoc) -> Expected {
-    let mut catalog = String::from("code,kind,locale,name,description,routing_profile_id\n");
-    let mut kinds: BTreeMap<String, (&str, String)> = BTreeMap::new();
-    for (kind, defs) in [("skill", &doc.skills), ("proficiency", &doc.proficiencies)] {
-        for d in defs
-            .iter()
-            .filter(|d| !d.name.starts_with(sim::OWNED_PREFIX))
-        {
-            writeln!(
-                catalog,
-                "{},{kind},{},{},{},{}",
-                d.name, d.locale, d.name, d.description, d.routing_profile_id
-            )
-            .unwrap();
-            kinds.insert(d.id.clone(), (kind, d.name.clone()));
-        }
-    }
-    let skills_by_locale = |locale: &str| -> Vec<String> {
-        doc.skills
-            .iter()
-            .filter(|d| d.locale == locale && !d.name.starts_with(sim::OWNED_PREFIX))
-            .map(|d| d.name.clone())
-            .collect()
-    };
-    let mut agents = String::from("employee_id,user_id,locale\n");
-    let mut assignments = String::from("employee_id,code,level,active\n");
-    let mut expected = Expected::default();
-    for (i, user) in doc.users.iter().enumerate() {
-        let employee = format!("E{i:05}");
-        writeln!(agents, "{employee},{},{}", user.id, user.locale).unwrap();
-        let mut rows: Vec<(String, u8)> = user
-            .skills
-            .iter()
-            .chain(&user.proficiencies)
-            .filter_map(|a| kinds.get(&a.id).map(|(_, name)| (name.clone(), a.level)))
-            .collect();
-        let held: Vec<String> = rows.iter().map(|(code, _)| code.clone()).collect();
-        let mut changed = false;
-        if i % 3 == 0 && !rows.is_empty() {
-            rows[0].1 = rows[0].1 % 10 + 1;
-            expected.levels_changed += 1;
-            changed = true;
-        }
-        if i % 7 == 0 && rows.len() > 1 {
-            rows.pop();
-            expected.removed += 1;
-            changed = true;
-        }
-        if i % 5 == 0
-            && let Some(extra) = skills_by_locale(&user.locale)
-                .into_iter()
-                .find(|n| !held.contains(n))
-        {
-            rows.push((extra, 4));
-            expected.added += 1;
-            changed = true;
-        }
-        expected.users_changed += u64::from(changed);
-        for (code, level) in rows {
-            writeln!(assignments, "{employee},{code},{level},true").unwrap();
-        }
-    }
-    std::fs::write(dir.join("hris/catalog.csv"), catalog).unwrap();
-    std::fs::write(dir.join("hris/agents.csv"), agents).unwrap();
-    std::fs::write(dir.join("hris/assignments.csv"), assignments).unwrap();
-    expected
-}
+use sim::GenerateOptions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_over_ten_thousand_agents_is_read_only_and_its_totals_match_an_independent_count() {
@@ -279,39 +133,6 @@ async fn plan_after_the_tenant_matches_the_files_reports_no_changes_and_exits_ze
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(stdout.contains("No changes"), "{stdout}");
-}
-
-/// HRIS files that say exactly what the tenant holds.
-fn write_hris_exact(dir: &Path, doc: &TenantDoc) {
-    let mut catalog = String::from("code,kind,locale,name,description,routing_profile_id\n");
-    let mut names = BTreeMap::new();
-    for (kind, defs) in [("skill", &doc.skills), ("proficiency", &doc.proficiencies)] {
-        for d in defs
-            .iter()
-            .filter(|d| !d.name.starts_with(sim::OWNED_PREFIX))
-        {
-            writeln!(
-                catalog,
-                "{},{kind},{},{},{},{}",
-                d.name, d.locale, d.name, d.description, d.routing_profile_id
-            )
-            .unwrap();
-            names.insert(d.id.clone(), d.name.clone());
-        }
-    }
-    let mut agents = String::from("employee_id,user_id,locale\n");
-    let mut assignments = String::from("employee_id,code,level,active\n");
-    for (i, user) in doc.users.iter().enumerate() {
-        writeln!(agents, "E{i:05},{},{}", user.id, user.locale).unwrap();
-        for a in user.skills.iter().chain(&user.proficiencies) {
-            if let Some(name) = names.get(&a.id) {
-                writeln!(assignments, "E{i:05},{name},{},{}", a.level, a.active).unwrap();
-            }
-        }
-    }
-    std::fs::write(dir.join("hris/catalog.csv"), catalog).unwrap();
-    std::fs::write(dir.join("hris/agents.csv"), agents).unwrap();
-    std::fs::write(dir.join("hris/assignments.csv"), assignments).unwrap();
 }
 
 /// The README's walkthrough: `examples/` must validate, and plan against the tenant that a bare

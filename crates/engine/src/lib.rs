@@ -1,7 +1,12 @@
-//! The reconciler: reads the live tenant through `cxone`, asks `core` for a plan, and (next)
-//! executes it and journals every write.
+//! The reconciler: reads the live tenant through `cxone`, asks `core` for a plan, checks the
+//! guards, and executes it: definitions, then skills, then proficiencies, re-merging on
+//! conflict. (Journaling every write in `store` comes next.)
 #![deny(missing_docs)]
 
+mod apply;
+mod guard;
 mod live;
 
+pub use apply::{ApplyOptions, ApplyReport, DefinitionFailed, Phase, Progress, apply};
+pub use guard::{Refusal, RemovalLimit, check as check_guards, real_removals};
 pub use live::{LiveProgress, read_live};

@@ -1,0 +1,246 @@
+//! `skillsync apply`: plan, check the guards, confirm, then reconcile the tenant.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use engine::{ApplyOptions, Phase, RemovalLimit};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use skillsync_core::render::{Style, plan_human, plan_json};
+
+use super::validate::report_invalid;
+use crate::args::ApplyArgs;
+use crate::config::{Config, MaxRemovals};
+use crate::inputs::read_hris;
+use crate::output::{OutputFormat, exit};
+
+/// Runs the command.
+pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
+    let common = &args.common;
+    let style = Style {
+        color: common.color.for_stdout(),
+    };
+    let config = match Config::load(&common.config) {
+        Ok(config) => config,
+        Err(problems) => return Ok(report_invalid(common, &problems, style)),
+    };
+    let loaded = match read_hris(&config) {
+        Ok(loaded) => loaded,
+        Err(problems) => return Ok(report_invalid(common, &problems, style)),
+    };
+    let settings = match config.client_settings() {
+        Ok(settings) => settings,
+        Err(problems) => return Ok(report_invalid(common, &problems, style)),
+    };
+    let api = cxone::connect(&settings).context("cannot set up the tenant client")?;
+    let live = engine::read_live(api.as_ref(), &|_| {})
+        .await
+        .with_context(|| format!("cannot read the tenant at {}", config.tenant.api_base))?;
+    let options = config.plan_options(api.capabilities().max_bulk_entries.is_some());
+    let (resolution, _, _) = skillsync_core::resolve(&loaded.desired, &live);
+    let mut plan = match skillsync_core::plan(&loaded.desired, &live, &options) {
+        Ok(plan) => plan,
+        Err(problems) => return Ok(report_invalid(common, &problems, style)),
+    };
+    plan.warnings.splice(0..0, loaded.warnings);
+    if common.output == OutputFormat::Human {
+        print!("{}", plan_human(&plan, style));
+    }
+    if plan.is_empty() {
+        if common.output == OutputFormat::Json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({ "plan": plan_json(&plan), "applied": null })
+                )?
+            );
+        }
+        return Ok(exit::ok());
+    }
+
+    let limit = match args.max_removals.or(Some(config.max_removals)) {
+        Some(MaxRemovals::Count(n)) => RemovalLimit::Count(n),
+        Some(MaxRemovals::Percent(p)) => RemovalLimit::Percent(p),
+        None => RemovalLimit::Percent(10.0),
+    };
+    if let Err(refusal) = engine::check_guards(&plan, limit, args.allow_empty_skills) {
+        eprintln!("error: {refusal}");
+        return Ok(exit::error());
+    }
+    if !args.yes
+        && !confirm(
+            &config.tenant.api_base,
+            plan.totals.users_changed,
+            plan.definitions.len(),
+        )?
+    {
+        return Ok(exit::error());
+    }
+
+    let bars = Bars::new();
+    let apply_options = ApplyOptions {
+        bulk_batch_size: config.bulk_batch_size,
+        concurrency: config.max_in_flight,
+        allow_empty_skills: args.allow_empty_skills,
+        ..ApplyOptions::default()
+    };
+    let report = engine::apply(
+        api.as_ref(),
+        &loaded.desired,
+        &plan,
+        resolution,
+        apply_options,
+        &|phase, done, total| bars.show(phase, done, total),
+    )
+    .await
+    .context("stopped before writing any user")?;
+    bars.clear();
+
+    let counters = api.counters();
+    let settles_at = report.last_write_at.and_then(|t| {
+        t.checked_add(jiff::SignedDuration::try_from(config.propagation_window).ok()?)
+            .ok()
+    });
+    match common.output {
+        OutputFormat::Json => {
+            let body = serde_json::json!({
+                "plan": plan_json(&plan),
+                "applied": {
+                    "definitionsCreated": report.definitions_created,
+                    "definitionsReactivated": report.definitions_reactivated,
+                    "definitionsUpdated": report.definitions_updated,
+                    "usersUpdated": report.users_updated,
+                    "usersAlreadyCurrent": report.users_already_current,
+                    "usersFailed": report.users_failed.iter().map(|(u, why)| serde_json::json!({"userId": u, "reason": why})).collect::<Vec<_>>(),
+                    "conflicts": report.conflicts,
+                    "stoppedEarly": report.stopped_early,
+                    "elapsedSeconds": report.elapsed.as_secs_f64(),
+                    "settlesAt": settles_at,
+                    "api": counters,
+                },
+            });
+            println!("{}", serde_json::to_string_pretty(&body)?);
+        }
+        OutputFormat::Human => {
+            println!();
+            println!(
+                "Applied in {:.1} s: {} definitions created, {} reactivated, {} updated; {} users updated, {} already current, {} failed; {} conflicts re-merged.",
+                report.elapsed.as_secs_f64(),
+                report.definitions_created,
+                report.definitions_reactivated,
+                report.definitions_updated,
+                report.users_updated,
+                report.users_already_current,
+                report.users_failed.len(),
+                report.conflicts
+            );
+            for (user, why) in &report.users_failed {
+                println!("  failed: user {user}: {why}");
+            }
+            if let Some(reason) = &report.stopped_early {
+                println!("{reason}");
+            }
+            let by_kind: Vec<String> = counters
+                .requests
+                .iter()
+                .map(|(k, n)| format!("{k} ×{n}"))
+                .collect();
+            println!(
+                "API calls: {} ({}); {} throttled (429), {} retries, {} token fetches.",
+                counters.total_requests(),
+                by_kind.join(", "),
+                counters.throttled,
+                counters.retries,
+                counters.token_fetches
+            );
+            if let Some(at) = settles_at {
+                println!(
+                    "Settles at {} ({} after the last write): routing uses the new skills from then on.",
+                    at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                    humantime::format_duration(config.propagation_window)
+                );
+            }
+        }
+    }
+    Ok(
+        if report.users_failed.is_empty() && report.stopped_early.is_none() {
+            exit::ok()
+        } else {
+            exit::error()
+        },
+    )
+}
+
+/// Asks on the terminal; refuses when there is no terminal to ask on.
+fn confirm(tenant: &str, users: usize, definitions: usize) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        eprintln!(
+            "error: refusing to apply without confirmation: stdin is not a terminal\n  hint: review with `skillsync plan`, then pass --yes"
+        );
+        return Ok(false);
+    }
+    eprint!(
+        "Apply {definitions} definition change(s) and {users} user change(s) to {tenant}? [y/N] "
+    );
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    let yes = matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes");
+    if !yes {
+        eprintln!("nothing applied");
+    }
+    Ok(yes)
+}
+
+/// One progress bar per phase on stderr (hidden when stderr is not a terminal).
+struct Bars {
+    multi: MultiProgress,
+    bars: std::sync::Mutex<Vec<(Phase, ProgressBar)>>,
+}
+
+impl Bars {
+    fn new() -> Bars {
+        let target = if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        Bars {
+            multi: MultiProgress::with_draw_target(target),
+            bars: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn show(&self, phase: Phase, done: usize, total: usize) {
+        let mut bars = self.bars.lock().expect("not poisoned");
+        let bar = match bars.iter().find(|(p, _)| *p == phase) {
+            Some((_, bar)) => bar.clone(),
+            None => {
+                let bar = self.multi.add(ProgressBar::new(total as u64));
+                bar.set_style(
+                    ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {elapsed}")
+                        .expect("valid template")
+                        .progress_chars("=> "),
+                );
+                bar.set_prefix(match phase {
+                    Phase::Definitions => "definitions",
+                    Phase::Skills => "skills",
+                    Phase::Proficiencies => "proficiencies",
+                    Phase::Conflicts => "re-merges",
+                });
+                bar.enable_steady_tick(Duration::from_millis(200));
+                bars.push((phase, bar.clone()));
+                bar
+            }
+        };
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    }
+
+    fn clear(&self) {
+        for (_, bar) in self.bars.lock().expect("not poisoned").iter() {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! The journal: what skillsync did, so that an auditor can read it and the next run can use it.
+//!
+//! - **runs**: command, configuration hash, dialect, start, end, counts and outcome. A run
+//!   that never finished (the process was killed, the machine lost power) has no end and
+//!   reads back as [`RunOutcome::Interrupted`]; that outcome is derived, never stored.
+//! - **writes**: every write a run made: the subject (a user id or a definition), the state
+//!   before and after, the status, the error text or request id, the time, and the time the
+//!   routing cache will have settled on it (`propagation_window` after the write).
+//! - **mappings**: which tenant definition each HRIS (code, locale) resolved to.
+//!
+//! Everything goes through the [`Journal`] trait. [`SqliteStore`] is the default
+//! implementation (a file next to the configuration); a PostgreSQL implementation for shared
+//! use will implement the same trait. [`open`] picks one from the `[store] url` setting.
+//!
+//! This is the only crate that knows SQL. Calls are synchronous and short; async callers may
+//! call them directly.
+#![deny(missing_docs)]
+
+mod error;
+mod sqlite;
+
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+pub use error::StoreError;
+pub use sqlite::SqliteStore;
+
+/// The journal's id of one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunId(pub i64);
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    /// Every planned change was made (or there was none to make).
+    Succeeded,
+    /// The run stopped or finished with failures.
+    Failed,
+    /// A guard stopped the run before its first write (removal threshold, window, empty list).
+    Refused,
+    /// The run never finished: it has a start but no end. Derived when reading, never stored;
+    /// [`Journal::finish_run`] refuses it. A run still in progress in another process reads as
+    /// interrupted too until it finishes.
+    Interrupted,
+}
+
+impl RunOutcome {
+    /// The outcome's name, as stored and printed: `succeeded`, `failed`, `refused`, `interrupted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Succeeded => "succeeded",
+            RunOutcome::Failed => "failed",
+            RunOutcome::Refused => "refused",
+            RunOutcome::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl fmt::Display for RunOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A run about to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRun {
+    /// The command, e.g. `apply` or `assign`.
+    pub command: String,
+    /// A hash of the resolved configuration, so two runs can be told apart by their settings.
+    pub config_hash: String,
+    /// When the run started.
+    pub started_at: Timestamp,
+    /// The API dialect, `routing` or `users`.
+    pub dialect: String,
+}
+
+/// One run as the journal knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// The run's id.
+    pub id: RunId,
+    /// The command, e.g. `apply`.
+    pub command: String,
+    /// The hash of the configuration it ran with.
+    pub config_hash: String,
+    /// The API dialect it ran with.
+    pub dialect: String,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// When it finished; `None` for an interrupted run.
+    pub ended_at: Option<Timestamp>,
+    /// How it ended; [`RunOutcome::Interrupted`] when it has no end.
+    pub outcome: RunOutcome,
+    /// The counts given to [`Journal::finish_run`]; `null` for an interrupted run.
+    pub counts: serde_json::Value,
+    /// How many writes it journaled, whatever their status.
+    pub writes: u64,
+    /// When the routing cache will have settled on its last applied write; `None` when it
+    /// applied none with a settle time.
+    pub settles_at: Option<Timestamp>,
+}
+
+/// What became of one write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteStatus {
+    /// The tenant accepted it.
+    Applied,
+    /// The tenant refused it because the object changed since it was read (412/409).
+    Conflict,
+    /// The tenant refused it, or it was never sent successfully.
+    Failed,
+    /// The outcome is not known, e.g. the connection failed after the request was sent.
+    Unknown,
+}
+
+impl WriteStatus {
+    /// The status's name, as stored and printed: `applied`, `conflict`, `failed`, `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteStatus::Applied => "applied",
+            WriteStatus::Conflict => "conflict",
+            WriteStatus::Failed => "failed",
+            WriteStatus::Unknown => "unknown",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "applied" => WriteStatus::Applied,
+            "conflict" => WriteStatus::Conflict,
+            "failed" => WriteStatus::Failed,
+            "unknown" => WriteStatus::Unknown,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for WriteStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a write changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteTarget {
+    /// A user's skills list.
+    UserSkills,
+    /// A user's proficiencies list.
+    UserProficiencies,
+    /// A skill or proficiency definition.
+    Definition,
+}
+
+impl WriteTarget {
+    /// The target's name, as stored and printed: `user_skills`, `user_proficiencies`,
+    /// `definition`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteTarget::UserSkills => "user_skills",
+            WriteTarget::UserProficiencies => "user_proficiencies",
+            WriteTarget::Definition => "definition",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "user_skills" => WriteTarget::UserSkills,
+            "user_proficiencies" => WriteTarget::UserProficiencies,
+            "definition" => WriteTarget::Definition,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for WriteTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One write a run made, as journaled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteRecord {
+    /// The run that made it.
+    pub run: RunId,
+    /// What it changed.
+    pub target: WriteTarget,
+    /// The user id, or the definition's id (or its name when it has no id yet).
+    pub subject: String,
+    /// The state before, as read (e.g. the user's list); `null` when there was none.
+    pub before: serde_json::Value,
+    /// The state written.
+    pub after: serde_json::Value,
+    /// What became of it.
+    pub status: WriteStatus,
+    /// The error text, or the tenant's request id.
+    pub detail: Option<String>,
+    /// When it was made.
+    pub at: Timestamp,
+    /// When the routing cache will have settled on it; `None` when it will not change routing.
+    pub settles_at: Option<Timestamp>,
+}
+
+/// Which tenant definition one HRIS (code, locale) resolved to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mapping {
+    /// The HRIS code.
+    pub code: String,
+    /// The locale (lowercase BCP-47).
+    pub locale: String,
+    /// `skill` or `proficiency`.
+    pub kind: String,
+    /// The tenant's definition id.
+    pub definition_id: String,
+    /// When this mapping was last observed.
+    pub seen_at: Timestamp,
+}
+
+/// The journal of runs, writes and mappings. Every method is one short, synchronous call;
+/// each write method is one transaction.
+pub trait Journal: Send + Sync {
+    /// Records the start of a run and returns its id. Until [`finish_run`](Self::finish_run)
+    /// is called the run reads back as [`RunOutcome::Interrupted`].
+    fn start_run(&self, run: &NewRun) -> Result<RunId, StoreError>;
+
+    /// Journals a batch of writes in one transaction: all of them or, on error, none.
+    /// Fails with [`StoreError::UnknownRun`] if a record names a run that was never started.
+    fn record_writes(&self, writes: &[WriteRecord]) -> Result<(), StoreError>;
+
+    /// Records the end of a run: its outcome, counts and end time. A run can be finished once;
+    /// [`RunOutcome::Interrupted`] is refused because it is what *not* finishing means.
+    fn finish_run(
+        &self,
+        run: RunId,
+        outcome: RunOutcome,
+        counts: &serde_json::Value,
+        ended_at: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// The latest `limit` runs, newest first. Runs without an end are
+    /// [`RunOutcome::Interrupted`].
+    fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, StoreError>;
+
+    /// One run, or `None` if there is no such run.
+    fn run(&self, id: RunId) -> Result<Option<RunSummary>, StoreError>;
+
+    /// The writes of one run in the order they were journaled (empty for an unknown run).
+    fn writes(&self, run: RunId) -> Result<Vec<WriteRecord>, StoreError>;
+
+    /// The newest write (by `at`, then by journal order) to `subject` of kind `target`, of
+    /// any status and any run; for `drift`.
+    fn last_write(
+        &self,
+        subject: &str,
+        target: WriteTarget,
+    ) -> Result<Option<WriteRecord>, StoreError>;
+
+    /// The latest `settles_at` over the run's [`WriteStatus::Applied`] writes: when the
+    /// routing cache will reflect the whole run; for `verify`. `None` when the run applied no
+    /// write with a settle time, or does not exist.
+    fn settles_at(&self, run: RunId) -> Result<Option<Timestamp>, StoreError>;
+
+    /// Inserts or replaces mappings by (code, locale), in one transaction.
+    fn remember_mappings(&self, mappings: &[Mapping]) -> Result<(), StoreError>;
+
+    /// Every mapping, ordered by code, then locale.
+    fn mappings(&self) -> Result<Vec<Mapping>, StoreError>;
+}
+
+/// Opens the journal a `[store] url` names:
+///
+/// - `sqlite://PATH` (also `sqlite:PATH`): a SQLite file, created if absent; a relative path is
+///   used as given (relative to the working directory, so callers resolve it against the
+///   configuration file first if they want that); `sqlite:///abs/path` is absolute;
+/// - `sqlite::memory:`: a private in-memory journal, gone when dropped (for tests and demos);
+/// - `postgres://…` / `postgresql://…`: [`StoreError::Unsupported`] for now.
+///
+/// Anything else is [`StoreError::InvalidUrl`]. Error messages never repeat a password the
+/// URL may carry.
+pub fn open(url: &str) -> Result<Box<dyn Journal>, StoreError> {
+    let trimmed = url.trim();
+    if trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://") {
+        return Err(StoreError::Unsupported {
+            url: redact(trimmed),
+            reason: "PostgreSQL journals come later; use sqlite://PATH for now".into(),
+        });
+    }
+    if trimmed == "sqlite::memory:" || trimmed == "sqlite://:memory:" {
+        return Ok(Box::new(SqliteStore::in_memory()?));
+    }
+    let path = trimmed
+        .strip_prefix("sqlite://")
+        .or_else(|| trimmed.strip_prefix("sqlite:"))
+        .ok_or_else(|| StoreError::InvalidUrl {
+            url: redact(trimmed),
+            reason: "expected sqlite://PATH, sqlite::memory: or postgres://…".into(),
+        })?;
+    if path.is_empty() {
+        return Err(StoreError::InvalidUrl {
+            url: redact(trimmed),
+            reason: "the path is empty; write e.g. sqlite://skillsync.db".into(),
+        });
+    }
+    Ok(Box::new(SqliteStore::open(std::path::Path::new(path))?))
+}
+
+/// The URL with any `user:password@` replaced, for messages.
+fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}://***@{}", &url[..scheme_end], &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_credentials_only() {
+        assert_eq!(
+            redact("postgres://me:s3cret@db.example:5432/skillsync"),
+            "postgres://***@db.example:5432/skillsync"
+        );
+        assert_eq!(redact("postgres://db/x"), "postgres://db/x");
+        assert_eq!(redact("sqlite://a@b.db"), "sqlite://***@b.db");
+        assert_eq!(redact("sqlite:dir/a@b.db"), "sqlite:dir/a@b.db");
+    }
+
+    #[test]
+    fn unknown_schemes_and_empty_paths_are_invalid() {
+        for url in ["mysql://x/y", "skillsync.db", "sqlite://", "sqlite:"] {
+            let err = open(url).err().expect(url);
+            assert!(matches!(err, StoreError::InvalidUrl { .. }), "{url}: {err}");
+            assert!(err.to_string().contains("[store] url"), "{err}");
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for s in [
+            WriteStatus::Applied,
+            WriteStatus::Conflict,
+            WriteStatus::Failed,
+            WriteStatus::Unknown,
+        ] {
+            assert_eq!(WriteStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for t in [
+            WriteTarget::UserSkills,
+            WriteTarget::UserProficiencies,
+            WriteTarget::Definition,
+        ] {
+            assert_eq!(WriteTarget::parse(t.as_str()), Some(t));
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
+    }
+}

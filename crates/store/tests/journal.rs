@@ -1,0 +1,477 @@
+//! The journal through its public API, on real files.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
+use store::{
+    Journal, Mapping, NewRun, RunId, RunOutcome, SqliteStore, StoreError, WriteRecord, WriteStatus,
+    WriteTarget,
+};
+
+/// A directory under the system temp dir, unique per process and test, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("skillsync-store-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn db(&self) -> PathBuf {
+        self.0.join("skillsync.db")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn t(seconds: i64) -> Timestamp {
+    Timestamp::from_second(1_750_000_000 + seconds).unwrap()
+}
+
+fn new_run(command: &str, at: Timestamp) -> NewRun {
+    NewRun {
+        command: command.into(),
+        config_hash: "cfg-1234".into(),
+        started_at: at,
+        dialect: "routing".into(),
+    }
+}
+
+fn write(
+    run: RunId,
+    subject: &str,
+    status: WriteStatus,
+    at: Timestamp,
+    settles_at: Option<Timestamp>,
+) -> WriteRecord {
+    WriteRecord {
+        run,
+        target: WriteTarget::UserSkills,
+        subject: subject.into(),
+        before: json!([{"skillId": 1, "proficiency": 3}]),
+        after: json!([{"skillId": 1, "proficiency": 5}]),
+        status,
+        detail: Some(format!("req-{subject}")),
+        at,
+        settles_at,
+    }
+}
+
+#[test]
+fn run_round_trip_with_writes_and_counts() {
+    let dir = TempDir::new("round-trip");
+    let store = SqliteStore::open(&dir.db()).unwrap();
+
+    let run = store.start_run(&new_run("apply", t(0))).unwrap();
+    let writes = vec![
+        write(run, "u1", WriteStatus::Applied, t(1), Some(t(31))),
+        WriteRecord {
+            target: WriteTarget::Definition,
+            before: json!(null),
+            after: json!({"name": "Billing (fr-ca)"}),
+            detail: None,
+            settles_at: None,
+            ..write(run, "skill-9", WriteStatus::Applied, t(2), None)
+        },
+        write(run, "u2", WriteStatus::Failed, t(3), None),
+    ];
+    store.record_writes(&writes).unwrap();
+    let counts = json!({"created": 1, "updated": 1, "failed": 1, "api_calls": {"GET": 4}});
+    store
+        .finish_run(run, RunOutcome::Failed, &counts, t(5))
+        .unwrap();
+    drop(store);
+
+    let store = SqliteStore::open(&dir.db()).unwrap();
+    let summary = store.run(run).unwrap().expect("the run is there");
+    assert_eq!(summary.id, run);
+    assert_eq!(summary.command, "apply");
+    assert_eq!(summary.config_hash, "cfg-1234");
+    assert_eq!(summary.dialect, "routing");
+    assert_eq!(summary.started_at, t(0));
+    assert_eq!(summary.ended_at, Some(t(5)));
+    assert_eq!(summary.outcome, RunOutcome::Failed);
+    assert_eq!(summary.counts, counts);
+    assert_eq!(summary.writes, 3);
+    assert_eq!(summary.settles_at, Some(t(31)));
+    assert_eq!(store.writes(run).unwrap(), writes);
+    assert_eq!(store.runs(10).unwrap(), vec![summary]);
+    assert_eq!(store.run(RunId(run.0 + 1)).unwrap(), None);
+    assert!(store.writes(RunId(run.0 + 1)).unwrap().is_empty());
+
+    // Finishing twice, finishing as interrupted and unknown runs are refused.
+    let err = store
+        .finish_run(run, RunOutcome::Succeeded, &json!({}), t(6))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyFinished { .. }), "{err}");
+    let other = store.start_run(&new_run("apply", t(7))).unwrap();
+    let err = store
+        .finish_run(other, RunOutcome::Interrupted, &json!({}), t(8))
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::InterruptedIsDerived { .. }),
+        "{err}"
+    );
+    let err = store
+        .finish_run(RunId(999), RunOutcome::Succeeded, &json!({}), t(8))
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::UnknownRun { run: 999, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("skillsync.db"), "{err}");
+}
+
+#[test]
+fn runs_are_newest_first_and_limited() {
+    let store = SqliteStore::in_memory().unwrap();
+    let ids: Vec<RunId> = (0..5)
+        .map(|i| store.start_run(&new_run("plan", t(i))).unwrap())
+        .collect();
+    for &id in &ids[..4] {
+        store
+            .finish_run(id, RunOutcome::Succeeded, &json!({}), t(100))
+            .unwrap();
+    }
+    let runs = store.runs(3).unwrap();
+    let got: Vec<RunId> = runs.iter().map(|r| r.id).collect();
+    assert_eq!(got, vec![ids[4], ids[3], ids[2]]);
+    assert_eq!(runs[0].outcome, RunOutcome::Interrupted);
+    assert_eq!(runs[0].counts, json!(null));
+    assert_eq!(runs[1].outcome, RunOutcome::Succeeded);
+    assert!(store.runs(0).unwrap().is_empty());
+    assert_eq!(store.runs(usize::MAX).unwrap().len(), 5);
+}
+
+#[test]
+fn unfinished_run_is_interrupted_after_reopening() {
+    let dir = TempDir::new("interrupted");
+    let store = SqliteStore::open(&dir.db()).unwrap();
+    let done = store.start_run(&new_run("apply", t(0))).unwrap();
+    store
+        .finish_run(done, RunOutcome::Succeeded, &json!({"updated": 0}), t(1))
+        .unwrap();
+    let killed = store.start_run(&new_run("apply", t(10))).unwrap();
+    store
+        .record_writes(&[write(
+            killed,
+            "u1",
+            WriteStatus::Applied,
+            t(11),
+            Some(t(41)),
+        )])
+        .unwrap();
+    // The process "dies": no finish_run, the connection just goes away.
+    drop(store);
+
+    let store = SqliteStore::open(&dir.db()).unwrap();
+    let summary = store.run(killed).unwrap().unwrap();
+    assert_eq!(summary.outcome, RunOutcome::Interrupted);
+    assert_eq!(summary.ended_at, None);
+    assert_eq!(summary.writes, 1, "writes before the kill are kept");
+    assert_eq!(
+        store.run(done).unwrap().unwrap().outcome,
+        RunOutcome::Succeeded
+    );
+    assert_eq!(store.runs(1).unwrap()[0].id, killed);
+}
+
+/// Env var telling [`child_process_for_kill_test`] which database to write to.
+const CHILD_DB: &str = "SKILLSYNC_STORE_TEST_CHILD_DB";
+
+/// Not a test on its own: the body the next test runs in a child process it then SIGKILLs.
+#[test]
+fn child_process_for_kill_test() {
+    let Some(db) = std::env::var_os(CHILD_DB) else {
+        return;
+    };
+    let store = SqliteStore::open(Path::new(&db)).unwrap();
+    let run = store.start_run(&new_run("apply", t(0))).unwrap();
+    store
+        .record_writes(&[write(run, "u1", WriteStatus::Applied, t(1), Some(t(31)))])
+        .unwrap();
+    println!("ready {}", run.0);
+    std::thread::sleep(std::time::Duration::from_secs(60));
+}
+
+#[test]
+fn killed_process_leaves_an_interrupted_run() {
+    let dir = TempDir::new("sigkill");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_process_for_kill_test",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_DB, dir.db())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut run = None;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        // The harness prints "test child_process_for_kill_test ... " on the same line.
+        let line = line.unwrap();
+        if let Some((_, id)) = line.split_once("ready ") {
+            run = Some(RunId(id.trim().parse().unwrap()));
+            break;
+        }
+    }
+    child.kill().unwrap(); // SIGKILL on Unix: no destructors, no checkpoint, no close.
+    child.wait().unwrap();
+    let run = run.expect("the child started a run");
+
+    let store = SqliteStore::open(&dir.db()).unwrap();
+    let summary = store.run(run).unwrap().unwrap();
+    assert_eq!(summary.outcome, RunOutcome::Interrupted);
+    assert_eq!(summary.writes, 1);
+    assert_eq!(store.settles_at(run).unwrap(), Some(t(31)));
+}
+
+#[test]
+fn last_write_is_the_newest_for_a_subject_and_target() {
+    let store = SqliteStore::in_memory().unwrap();
+    let first = store.start_run(&new_run("apply", t(0))).unwrap();
+    let second = store.start_run(&new_run("assign", t(100))).unwrap();
+    store
+        .record_writes(&[
+            write(first, "u1", WriteStatus::Applied, t(1), Some(t(31))),
+            write(first, "u2", WriteStatus::Applied, t(2), Some(t(32))),
+            WriteRecord {
+                target: WriteTarget::UserProficiencies,
+                ..write(first, "u1", WriteStatus::Applied, t(500), None)
+            },
+        ])
+        .unwrap();
+    store
+        .record_writes(&[
+            write(second, "u1", WriteStatus::Conflict, t(101), None),
+            write(second, "u1", WriteStatus::Applied, t(102), Some(t(132))),
+        ])
+        .unwrap();
+    // Recorded later but made earlier: `at` decides, not journal order.
+    store
+        .record_writes(&[write(second, "u1", WriteStatus::Failed, t(50), None)])
+        .unwrap();
+
+    let last = store
+        .last_write("u1", WriteTarget::UserSkills)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (last.run, last.at, last.status),
+        (second, t(102), WriteStatus::Applied)
+    );
+    let last = store
+        .last_write("u1", WriteTarget::UserProficiencies)
+        .unwrap()
+        .unwrap();
+    assert_eq!(last.at, t(500));
+    let last = store
+        .last_write("u2", WriteTarget::UserSkills)
+        .unwrap()
+        .unwrap();
+    assert_eq!(last.at, t(2));
+    assert_eq!(
+        store.last_write("u3", WriteTarget::UserSkills).unwrap(),
+        None
+    );
+
+    // Sub-second times order correctly too (stored with fixed-width fractions).
+    let third = store.start_run(&new_run("assign", t(600))).unwrap();
+    let base = t(601);
+    let half = base.checked_add(SignedDuration::from_millis(500)).unwrap();
+    store
+        .record_writes(&[
+            write(third, "u9", WriteStatus::Applied, half, None),
+            write(third, "u9", WriteStatus::Failed, base, None),
+        ])
+        .unwrap();
+    let last = store
+        .last_write("u9", WriteTarget::UserSkills)
+        .unwrap()
+        .unwrap();
+    assert_eq!(last.at, half);
+}
+
+#[test]
+fn settles_at_is_the_latest_over_applied_writes_only() {
+    let store = SqliteStore::in_memory().unwrap();
+    let run = store.start_run(&new_run("apply", t(0))).unwrap();
+    let other = store.start_run(&new_run("apply", t(0))).unwrap();
+    assert_eq!(store.settles_at(run).unwrap(), None);
+    store
+        .record_writes(&[
+            write(run, "u1", WriteStatus::Applied, t(1), Some(t(31))),
+            write(run, "u2", WriteStatus::Applied, t(5), Some(t(35))),
+            write(run, "u3", WriteStatus::Applied, t(6), None),
+            write(run, "u4", WriteStatus::Failed, t(9), Some(t(99))),
+            write(run, "u5", WriteStatus::Unknown, t(9), Some(t(98))),
+            write(run, "u6", WriteStatus::Conflict, t(9), Some(t(97))),
+            write(other, "u7", WriteStatus::Applied, t(9), Some(t(200))),
+        ])
+        .unwrap();
+    assert_eq!(store.settles_at(run).unwrap(), Some(t(35)));
+    assert_eq!(store.run(run).unwrap().unwrap().settles_at, Some(t(35)));
+    assert_eq!(store.settles_at(other).unwrap(), Some(t(200)));
+    assert_eq!(store.settles_at(RunId(12345)).unwrap(), None);
+}
+
+#[test]
+fn mappings_upsert_by_code_and_locale() {
+    let store = SqliteStore::in_memory().unwrap();
+    let mapping = |code: &str, locale: &str, id: &str, at: i64| Mapping {
+        code: code.into(),
+        locale: locale.into(),
+        kind: "skill".into(),
+        definition_id: id.into(),
+        seen_at: t(at),
+    };
+    store
+        .remember_mappings(&[
+            mapping("BILL", "fr-ca", "11", 0),
+            mapping("BILL", "en-us", "10", 0),
+            mapping("ACCT", "en-us", "20", 0),
+        ])
+        .unwrap();
+    store
+        .remember_mappings(&[mapping("BILL", "fr-ca", "12", 9)])
+        .unwrap();
+    store.remember_mappings(&[]).unwrap();
+    assert_eq!(
+        store.mappings().unwrap(),
+        vec![
+            mapping("ACCT", "en-us", "20", 0),
+            mapping("BILL", "en-us", "10", 0),
+            mapping("BILL", "fr-ca", "12", 9),
+        ]
+    );
+}
+
+#[test]
+fn migrations_are_idempotent() {
+    let dir = TempDir::new("migrations");
+    let first = SqliteStore::open(&dir.db()).unwrap();
+    let run = first.start_run(&new_run("apply", t(0))).unwrap();
+    // A second handle on the same file while the first is open, then a third after both.
+    let second = SqliteStore::open(&dir.db()).unwrap();
+    assert_eq!(second.run(run).unwrap().unwrap().command, "apply");
+    drop(first);
+    drop(second);
+    let third = store::open(&format!("sqlite://{}", dir.db().display())).unwrap();
+    assert_eq!(third.runs(10).unwrap().len(), 1);
+    let next = third.start_run(&new_run("plan", t(1))).unwrap();
+    assert!(next.0 > run.0);
+}
+
+#[test]
+fn open_understands_store_urls() {
+    let dir = TempDir::new("urls");
+    let journal = store::open("sqlite::memory:").unwrap();
+    journal.start_run(&new_run("demo", t(0))).unwrap();
+    assert_eq!(journal.runs(10).unwrap().len(), 1);
+
+    let path = dir.db();
+    store::open(&format!("sqlite:{}", path.display())).unwrap();
+    assert!(path.exists());
+
+    let err = store::open(&format!("sqlite://{}/missing/dir/x.db", dir.0.display()))
+        .err()
+        .unwrap();
+    assert!(matches!(err, StoreError::Open { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("cannot open the journal at ") && text.contains("missing/dir/x.db"),
+        "{text}"
+    );
+    assert!(text.ends_with("check [store] url"), "{text}");
+
+    let not_a_db = dir.0.join("notes.txt");
+    std::fs::write(
+        &not_a_db,
+        "this is not a database, just some text ".repeat(50),
+    )
+    .unwrap();
+    let err = SqliteStore::open(&not_a_db).unwrap_err();
+    assert!(err.to_string().contains("notes.txt"), "{err}");
+}
+
+#[test]
+fn postgres_is_unsupported_for_now() {
+    for url in [
+        "postgres://skillsync:hunter2@db.internal:5432/skillsync",
+        "postgresql://db.internal/skillsync",
+    ] {
+        let err = store::open(url).err().unwrap();
+        assert!(matches!(err, StoreError::Unsupported { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.contains("PostgreSQL"), "{text}");
+        assert!(!text.contains("hunter2"), "the password leaked: {text}");
+    }
+}
+
+#[test]
+fn record_writes_is_one_transaction() {
+    let store = SqliteStore::in_memory().unwrap();
+    let run = store.start_run(&new_run("apply", t(0))).unwrap();
+    let batch: Vec<WriteRecord> = (0..1_000)
+        .map(|i| {
+            write(
+                run,
+                &format!("u{i}"),
+                WriteStatus::Applied,
+                t(i),
+                Some(t(i + 30)),
+            )
+        })
+        .collect();
+
+    // The last record names a run that does not exist: nothing of the batch is kept.
+    let mut bad = batch.clone();
+    bad[999].run = RunId(run.0 + 100);
+    let err = store.record_writes(&bad).unwrap_err();
+    assert!(matches!(err, StoreError::UnknownRun { .. }), "{err}");
+    assert_eq!(store.writes(run).unwrap().len(), 0);
+    assert_eq!(store.run(run).unwrap().unwrap().writes, 0);
+
+    store.record_writes(&batch).unwrap();
+    assert_eq!(store.run(run).unwrap().unwrap().writes, 1_000);
+    assert_eq!(store.writes(run).unwrap(), batch);
+    assert_eq!(store.settles_at(run).unwrap(), Some(t(999 + 30)));
+}
+
+#[test]
+fn journal_is_usable_from_many_threads() {
+    let store: std::sync::Arc<dyn Journal> = std::sync::Arc::new(SqliteStore::in_memory().unwrap());
+    let run = store.start_run(&new_run("apply", t(0))).unwrap();
+    std::thread::scope(|s| {
+        for thread in 0..8 {
+            let store = store.clone();
+            s.spawn(move || {
+                for i in 0..25 {
+                    store
+                        .record_writes(&[write(
+                            run,
+                            &format!("u{thread}-{i}"),
+                            WriteStatus::Applied,
+                            t(i),
+                            None,
+                        )])
+                        .unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(store.run(run).unwrap().unwrap().writes, 200);
+}
