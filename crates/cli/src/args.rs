@@ -59,6 +59,21 @@ pub enum Command {
     /// Stops before the first write when removals exceed [sync] max_removals or an agent would be
     /// left with no skills. Exit 0 when everything applied, 1 otherwise.
     Apply(ApplyArgs),
+
+    /// List the runs in the journal, newest first: outcome (a killed run shows as
+    /// interrupted), writes, and when their changes settle in the routing cache.
+    History(HistoryArgs),
+}
+
+/// Flags of `skillsync history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// How many runs to show.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
 }
 
 /// Flags of `skillsync apply`.

@@ -382,6 +382,15 @@ impl Config {
         Ok(settings)
     }
 
+    /// A fingerprint of the config file's text, journaled with each run so an auditor can see
+    /// when the configuration changed between runs.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let text = std::fs::read(&self.path).unwrap_or_default();
+        let digest = Sha256::digest(&text);
+        digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The effective settings, one per line, so a user can see what the defaults became.
     pub fn summary(&self) -> String {
         let dialect = match self.tenant.dialect {

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
             args::Command::Validate(common) => cmd::validate::run(&common),
             args::Command::Plan(common) => cmd::plan::run(&common).await,
             args::Command::Apply(apply_args) => cmd::apply::run(&apply_args).await,
+            args::Command::History(history_args) => cmd::history::run(&history_args),
         }
     });
     match result {

@@ -216,3 +216,98 @@ async fn apply_without_yes_and_without_a_terminal_refuses_and_writes_nothing() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes"));
     assert_eq!(writes_in(&sim_get(&base, "/sim/stats").await), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_mid_apply_shows_as_interrupted_and_the_rerun_converges_without_duplicates() {
+    let ws = workspace("kill");
+    let doc = tenant(1_000);
+    let expected = write_hris(&ws.0, &doc);
+    // Single merge updates against a throttled tenant: the run takes long enough to kill.
+    let knobs = Knobs {
+        rate_limit: sim::Rate::PerSecond(60.0),
+        burst: 10,
+        ..Knobs::quiet()
+    };
+    let (base, _stop) = start_sim_with(doc, knobs).await;
+    write_config(&ws.0, &base);
+    let config = std::fs::read_to_string(ws.0.join("skillsync.toml")).unwrap();
+    let config = config
+        .replace("requests_per_second = 1000", "requests_per_second = 60")
+        .replace("burst = 100", "burst = 10")
+        + "\n[sync]\nbulk_threshold = 100000\n";
+    std::fs::write(ws.0.join("skillsync.toml"), config).unwrap();
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_skillsync"))
+        .args(["apply", "--yes"])
+        .current_dir(&ws.0)
+        .env("SKILLSYNC_TEST_SECRET", sim::DEMO_CLIENT_SECRET)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until the run is really writing, then kill it without warning.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let written = writes_in(&sim_get(&base, "/sim/stats").await);
+        if written >= 40 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "apply never started writing"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "apply ended before it could be killed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _ = child.wait();
+    let written_before_kill = writes_in(&sim_get(&base, "/sim/stats").await);
+    assert!(
+        written_before_kill < expected.users_changed,
+        "the kill must land mid-run"
+    );
+
+    let history = run(&ws.0, &["history"]).await;
+    let listing = String::from_utf8_lossy(&history.stdout);
+    assert!(listing.contains("interrupted"), "{listing}");
+
+    let rerun = run(&ws.0, &["apply", "--yes"]).await;
+    assert_eq!(
+        rerun.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&rerun.stderr)
+    );
+    let replanned = run(&ws.0, &["plan"]).await;
+    assert_eq!(
+        replanned.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&replanned.stdout)
+    );
+    assert_eq!(sim_get(&base, "/sim/stats").await["duplicatesCreated"], 0);
+
+    let history = run(&ws.0, &["history", "--output", "json"]).await;
+    let runs: Value = serde_json::from_slice(&history.stdout).unwrap();
+    assert_eq!(runs[0]["outcome"], "succeeded", "{runs}");
+    assert_eq!(runs[1]["outcome"], "interrupted", "{runs}");
+    let journaled = runs[0]["writes"].as_u64().unwrap() + runs[1]["writes"].as_u64().unwrap();
+    assert!(
+        journaled >= expected.users_changed,
+        "every write is in the journal: {runs}"
+    );
+    assert!(
+        runs[0]["settles_at"].is_string() || runs[0]["settlesAt"].is_string(),
+        "{runs}"
+    );
+}

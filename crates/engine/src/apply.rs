@@ -10,10 +10,12 @@ use std::time::Instant;
 
 use cxone::{EntryOutcome, Error, NewDefinition, TenantApi, UserWrite};
 use futures::StreamExt;
+use serde_json::json;
 use skillsync_core::plan::{
     DefinitionActionKind, DefinitionRef, PlannedAssignment, UserPlan, WriteMode,
 };
 use skillsync_core::{Assignment, Desired, Plan, Resolution, UserId};
+use store::{Journal, RunId, WriteRecord, WriteStatus, WriteTarget};
 
 /// How the run writes.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +32,8 @@ pub struct ApplyOptions {
     pub max_failure_share: f64,
     /// Whether an agent may be left with no skills (the HRIS really says so).
     pub allow_empty_skills: bool,
+    /// How long a skill change takes to reach the routing cache (for settles-at).
+    pub propagation_window: std::time::Duration,
 }
 
 impl Default for ApplyOptions {
@@ -41,6 +45,7 @@ impl Default for ApplyOptions {
             max_failures: 20,
             max_failure_share: 0.05,
             allow_empty_skills: false,
+            propagation_window: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -100,19 +105,34 @@ pub struct DefinitionFailed {
     source: Error,
 }
 
+/// Where the run's writes are journaled.
+#[derive(Clone, Copy)]
+pub struct JournalRun<'a> {
+    /// The journal.
+    pub journal: &'a dyn Journal,
+    /// The run the writes belong to.
+    pub run: RunId,
+}
+
 /// Runs the plan. `resolution` is the one the plan was made with; ids of created definitions
-/// are bound into it.
+/// are bound into it. Every write is recorded in `journal` as it completes.
 pub async fn apply(
     api: &dyn TenantApi,
     desired: &Desired,
     plan: &Plan,
     mut resolution: Resolution,
     options: ApplyOptions,
+    journal: Option<JournalRun<'_>>,
     progress: Progress<'_>,
 ) -> Result<ApplyReport, DefinitionFailed> {
     let started = Instant::now();
     let mut report = ApplyReport::default();
-    ensure_definitions(api, plan, &mut resolution, &mut report, progress).await?;
+    ensure_definitions(api, plan, &mut resolution, &mut report, journal, progress).await?;
+    let changes: HashMap<UserId, serde_json::Value> = plan
+        .users
+        .iter()
+        .map(|u| (u.user_id.clone(), json!(u.changes().collect::<Vec<_>>())))
+        .collect();
 
     let agents: HashMap<&UserId, &skillsync_core::Agent> =
         desired.agents.values().map(|a| (&a.user_id, a)).collect();
@@ -128,6 +148,9 @@ pub async fn apply(
         conflicts: AtomicUsize::new(0),
         attempted: AtomicUsize::new(0),
         last_write: Mutex::new(None),
+        journal,
+        journal_failed: Mutex::new(None),
+        changes,
     };
     let bulk = plan.write_mode == WriteMode::Bulk && api.capabilities().max_bulk_entries.is_some();
     // Users with skill changes carry their proficiency changes in the same write: one request
@@ -158,6 +181,9 @@ pub async fn apply(
     report.conflicts = run.conflicts.load(Ordering::Relaxed);
     report.users_failed = run.failed.into_inner().unwrap_or_default();
     report.last_write_at = *run.last_write.lock().expect("not poisoned");
+    if let Some(why) = run.journal_failed.lock().expect("not poisoned").take() {
+        report.stopped_early.get_or_insert(why);
+    }
     if report.stopped_early.is_none() {
         report.stopped_early = run_stop_reason(&report, &options);
     }
@@ -179,8 +205,27 @@ async fn ensure_definitions(
     plan: &Plan,
     resolution: &mut Resolution,
     report: &mut ApplyReport,
+    journal: Option<JournalRun<'_>>,
     progress: Progress<'_>,
 ) -> Result<(), DefinitionFailed> {
+    let record = |subject: String, before: serde_json::Value, after: serde_json::Value| {
+        if let Some(j) = journal {
+            let entry = WriteRecord {
+                run: j.run,
+                target: WriteTarget::Definition,
+                subject,
+                before,
+                after,
+                status: WriteStatus::Applied,
+                detail: None,
+                at: jiff::Timestamp::now(),
+                settles_at: None,
+            };
+            if let Err(error) = j.journal.record_writes(&[entry]) {
+                tracing::error!(%error, "cannot journal a definition write");
+            }
+        }
+    };
     let total = plan.definitions.len();
     for (done, action) in plan.definitions.iter().enumerate() {
         progress(Phase::Definitions, done, total);
@@ -205,6 +250,13 @@ async fn ensure_definitions(
                     .await
                     .map_err(|e| failed("create", e))?;
                 resolution.bind(&action.code, &action.locale, ensured.definition.id.clone());
+                if ensured.created {
+                    record(
+                        ensured.definition.id.to_string(),
+                        serde_json::Value::Null,
+                        json!(ensured.definition),
+                    );
+                }
                 report.definitions_created += usize::from(ensured.created);
             }
             DefinitionActionKind::Reactivate | DefinitionActionKind::Update => {
@@ -246,6 +298,7 @@ async fn ensure_definitions(
                     }
                     Err(e) => return Err(failed(verb, e)),
                 }
+                record(existing.id.to_string(), json!(existing), json!(wanted));
                 if action.action == DefinitionActionKind::Reactivate {
                     report.definitions_reactivated += 1;
                 } else {
@@ -270,6 +323,10 @@ struct Run<'a> {
     conflicts: AtomicUsize,
     attempted: AtomicUsize,
     last_write: Mutex<Option<jiff::Timestamp>>,
+    journal: Option<JournalRun<'a>>,
+    journal_failed: Mutex<Option<String>>,
+    /// Per user, the plan's changes (each with its before and after), journaled as `before`.
+    changes: HashMap<UserId, serde_json::Value>,
 }
 
 impl Run<'_> {
@@ -306,7 +363,43 @@ impl Run<'_> {
         }
     }
 
+    /// Journals user writes; a journal that cannot be written stops the run, since an
+    /// unrecorded write is one an auditor cannot account for.
+    fn record(&self, writes: &[(&UserWrite, WriteStatus, Option<String>)]) {
+        let Some(j) = self.journal else { return };
+        let at = jiff::Timestamp::now();
+        let settles =
+            jiff::SignedDuration::try_from(self.options.propagation_window).unwrap_or_default();
+        let entries: Vec<WriteRecord> = writes
+            .iter()
+            .map(|(write, status, detail)| WriteRecord {
+                run: j.run,
+                target: if write.skills.is_some() { WriteTarget::UserSkills } else { WriteTarget::UserProficiencies },
+                subject: write.user_id.to_string(),
+                before: self.changes.get(&write.user_id).cloned().unwrap_or_default(),
+                after: json!({ "version": write.version, "skills": write.skills, "proficiencies": write.proficiencies }),
+                status: *status,
+                detail: detail.clone(),
+                at,
+                // Only skills route, so only they have anything to settle.
+                settles_at: (*status == WriteStatus::Applied && write.skills.is_some())
+                    .then(|| at.checked_add(settles).ok())
+                    .flatten(),
+            })
+            .collect();
+        if let Err(error) = j.journal.record_writes(&entries) {
+            tracing::error!(%error, "cannot journal writes");
+            self.journal_failed
+                .lock()
+                .expect("not poisoned")
+                .get_or_insert(format!("stopped: the journal cannot be written ({error})"));
+        }
+    }
+
     fn should_stop(&self) -> Option<String> {
+        if let Some(why) = self.journal_failed.lock().expect("not poisoned").clone() {
+            return Some(why);
+        }
         let failed = self.failed.lock().expect("not poisoned").len();
         let attempted = self.attempted.load(Ordering::Relaxed).max(1);
         (failed > self.options.max_failures && failed as f64 / attempted as f64 > self.options.max_failure_share)
@@ -346,35 +439,51 @@ impl Run<'_> {
                 let result = self.api.write_users(&batch).await;
                 self.wrote();
                 let mut retry = Vec::new();
+                let mut journal = Vec::with_capacity(batch.len());
                 match result {
                     Ok(outcomes) => {
                         for (write, outcome) in batch.iter().zip(outcomes) {
                             match outcome {
                                 EntryOutcome::Applied(_) => {
                                     self.updated.fetch_add(1, Ordering::Relaxed);
+                                    journal.push((write, WriteStatus::Applied, None));
                                 }
                                 EntryOutcome::Conflict => {
                                     self.conflicts.fetch_add(1, Ordering::Relaxed);
                                     retry.push(write.user_id.clone());
+                                    journal.push((
+                                        write,
+                                        WriteStatus::Conflict,
+                                        Some("412: re-read and re-merged".to_string()),
+                                    ));
                                 }
-                                EntryOutcome::NotFound => self.fail(
-                                    &write.user_id,
-                                    "the user no longer exists in the tenant".into(),
-                                ),
-                                EntryOutcome::Rejected(why) => self.fail(&write.user_id, why),
+                                EntryOutcome::NotFound => {
+                                    let why = "the user no longer exists in the tenant".to_string();
+                                    self.fail(&write.user_id, why.clone());
+                                    journal.push((write, WriteStatus::Failed, Some(why)));
+                                }
+                                EntryOutcome::Rejected(why) => {
+                                    self.fail(&write.user_id, why.clone());
+                                    journal.push((write, WriteStatus::Failed, Some(why)));
+                                }
                             }
                         }
                     }
                     // The batch's outcome is unknown: each user is re-read before anything is sent again.
                     Err(error) if error.is_transient() => {
-                        retry.extend(batch.iter().map(|w| w.user_id.clone()))
+                        for write in &batch {
+                            retry.push(write.user_id.clone());
+                            journal.push((write, WriteStatus::Unknown, Some(error.to_string())));
+                        }
                     }
                     Err(error) => {
                         for write in &batch {
                             self.fail(&write.user_id, error.to_string());
+                            journal.push((write, WriteStatus::Failed, Some(error.to_string())));
                         }
                     }
                 }
+                self.record(&journal);
                 let now = done.fetch_add(batch.len(), Ordering::Relaxed) + batch.len();
                 progress(phase, now, total);
                 retry
@@ -402,21 +511,30 @@ impl Run<'_> {
                 self.attempted.fetch_add(1, Ordering::Relaxed);
                 let result = self.api.write_user(&write).await;
                 self.wrote();
-                let retry = match result {
+                let (retry, status, detail) = match result {
                     Ok(_) => {
                         self.updated.fetch_add(1, Ordering::Relaxed);
-                        None
+                        (None, WriteStatus::Applied, None)
                     }
                     Err(Error::Conflict { .. }) => {
                         self.conflicts.fetch_add(1, Ordering::Relaxed);
-                        Some(write.user_id.clone())
+                        (
+                            Some(write.user_id.clone()),
+                            WriteStatus::Conflict,
+                            Some("stale version: re-read and re-merged".to_string()),
+                        )
                     }
-                    Err(error) if error.is_transient() => Some(write.user_id.clone()),
+                    Err(error) if error.is_transient() => (
+                        Some(write.user_id.clone()),
+                        WriteStatus::Unknown,
+                        Some(error.to_string()),
+                    ),
                     Err(error) => {
                         self.fail(&write.user_id, error.to_string());
-                        None
+                        (None, WriteStatus::Failed, Some(error.to_string()))
                     }
                 };
+                self.record(&[(&write, status, detail)]);
                 progress(phase, done.fetch_add(1, Ordering::Relaxed) + 1, total);
                 retry
             })
@@ -478,18 +596,30 @@ impl Run<'_> {
                 self.fail(user_id, "would be left with no skills after re-reading; not written (pass --allow-empty-skills if intended)".into());
                 return;
             }
-            match self.api.write_user(&self.write_for(&replanned)).await {
+            let write = self.write_for(&replanned);
+            let result = self.api.write_user(&write).await;
+            self.wrote();
+            match result {
                 Ok(_) => {
-                    self.wrote();
+                    self.record(&[(&write, WriteStatus::Applied, Some("re-merged".to_string()))]);
                     self.updated.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
                 Err(Error::Conflict { .. }) => {
+                    self.record(&[(
+                        &write,
+                        WriteStatus::Conflict,
+                        Some("stale version again".to_string()),
+                    )]);
                     self.conflicts.fetch_add(1, Ordering::Relaxed);
                     last_error = "the user kept changing under us".into();
                 }
-                Err(error) if error.is_transient() => last_error = error.to_string(),
+                Err(error) if error.is_transient() => {
+                    self.record(&[(&write, WriteStatus::Unknown, Some(error.to_string()))]);
+                    last_error = error.to_string();
+                }
                 Err(error) => {
+                    self.record(&[(&write, WriteStatus::Failed, Some(error.to_string()))]);
                     last_error = error.to_string();
                     break;
                 }

@@ -7,6 +7,6 @@ mod apply;
 mod guard;
 mod live;
 
-pub use apply::{ApplyOptions, ApplyReport, DefinitionFailed, Phase, Progress, apply};
+pub use apply::{ApplyOptions, ApplyReport, DefinitionFailed, JournalRun, Phase, Progress, apply};
 pub use guard::{Refusal, RemovalLimit, check as check_guards, real_removals};
 pub use live::{LiveProgress, read_live};

@@ -78,30 +78,71 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         return Ok(exit::error());
     }
 
+    // The journal opens before the first write: a run that cannot be recorded does not start.
+    let journal = store::open(&config.store_url)
+        .with_context(|| format!("cannot open the journal ({})", config.store_url))?;
+    let run_id = journal.start_run(&store::NewRun {
+        command: "apply".into(),
+        config_hash: config.fingerprint(),
+        started_at: jiff::Timestamp::now(),
+        dialect: format!("{:?}", config.tenant.dialect).to_lowercase(),
+    })?;
+
     let bars = Bars::new();
     let apply_options = ApplyOptions {
         bulk_batch_size: config.bulk_batch_size,
         concurrency: config.max_in_flight,
         allow_empty_skills: args.allow_empty_skills,
+        propagation_window: config.propagation_window,
         ..ApplyOptions::default()
     };
-    let report = engine::apply(
+    let journal_run = engine::JournalRun {
+        journal: journal.as_ref(),
+        run: run_id,
+    };
+    let applied = engine::apply(
         api.as_ref(),
         &loaded.desired,
         &plan,
         resolution,
         apply_options,
+        Some(journal_run),
         &|phase, done, total| bars.show(phase, done, total),
     )
-    .await
-    .context("stopped before writing any user")?;
+    .await;
     bars.clear();
+    let report = match applied {
+        Ok(report) => report,
+        Err(failed) => {
+            let counts = serde_json::json!({ "error": failed.to_string() });
+            journal.finish_run(
+                run_id,
+                store::RunOutcome::Failed,
+                &counts,
+                jiff::Timestamp::now(),
+            )?;
+            return Err(anyhow::Error::new(failed).context("stopped before writing any user"));
+        }
+    };
+    let outcome = if report.users_failed.is_empty() && report.stopped_early.is_none() {
+        store::RunOutcome::Succeeded
+    } else {
+        store::RunOutcome::Failed
+    };
+    let counts = serde_json::json!({
+        "definitionsCreated": report.definitions_created,
+        "definitionsReactivated": report.definitions_reactivated,
+        "definitionsUpdated": report.definitions_updated,
+        "usersUpdated": report.users_updated,
+        "usersAlreadyCurrent": report.users_already_current,
+        "usersFailed": report.users_failed.len(),
+        "conflicts": report.conflicts,
+        "requests": api.counters().total_requests(),
+    });
+    journal.finish_run(run_id, outcome, &counts, jiff::Timestamp::now())?;
 
     let counters = api.counters();
-    let settles_at = report.last_write_at.and_then(|t| {
-        t.checked_add(jiff::SignedDuration::try_from(config.propagation_window).ok()?)
-            .ok()
-    });
+    let settles_at = journal.settles_at(run_id)?;
     match common.output {
         OutputFormat::Json => {
             let body = serde_json::json!({
@@ -154,6 +195,7 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
                 counters.retries,
                 counters.token_fetches
             );
+            println!("Journal: run {} in {}", run_id.0, config.store_url);
             if let Some(at) = settles_at {
                 println!(
                     "Settles at {} ({} after the last write): routing uses the new skills from then on.",
