@@ -63,6 +63,29 @@ pub enum Command {
     /// List the runs in the journal, newest first: outcome (a killed run shows as
     /// interrupted), writes, and when their changes settle in the routing cache.
     History(HistoryArgs),
+
+    /// Run the whole job against a simulated tenant, with nothing to configure.
+    ///
+    /// Starts a simulator in this process (2,000 agents in three locales, mild faults, another
+    /// integration writing), writes HRIS files that match it with some differences, then runs
+    /// plan, apply and plan again. The files and config stay in a temp folder to read.
+    Demo(DemoArgs),
+}
+
+/// Flags of `skillsync demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Agents in the simulated tenant.
+    #[arg(long, default_value_t = 2000)]
+    pub agents: usize,
+
+    /// Seed of the generated tenant.
+    #[arg(long, default_value_t = 2026)]
+    pub seed: u64,
+
+    /// Colour: auto, always or never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
 }
 
 /// Flags of `skillsync history`.
@@ -96,7 +119,7 @@ pub struct ApplyArgs {
 }
 
 /// Flags shared by the sync commands.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
     /// The configuration file (SPEC section 3).
     #[arg(
@@ -115,6 +138,10 @@ pub struct CommonArgs {
     /// Colour: auto (terminal, unless NO_COLOR is set), always or never.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+
+    /// Show only the plan's headline, safety and writes lines, not every agent.
+    #[arg(long)]
+    pub summary: bool,
 }
 
 /// Flags of `skillsync sim` (SPEC 1.6).

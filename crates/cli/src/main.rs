@@ -35,6 +35,7 @@ fn main() -> ExitCode {
             args::Command::Plan(common) => cmd::plan::run(&common).await,
             args::Command::Apply(apply_args) => cmd::apply::run(&apply_args).await,
             args::Command::History(history_args) => cmd::history::run(&history_args),
+            args::Command::Demo(demo_args) => cmd::demo::run(&demo_args).await,
         }
     });
     match result {

@@ -58,3 +58,34 @@ pub mod exit {
         ExitCode::from(2)
     }
 }
+
+/// The human plan, whole or (with `--summary`) only its headline, safety and writes lines.
+pub fn plan_text(
+    plan: &skillsync_core::Plan,
+    style: skillsync_core::render::Style,
+    summary: bool,
+) -> String {
+    let full = skillsync_core::render::plan_human(plan, style);
+    if !summary {
+        return full;
+    }
+    let keep = [
+        "Plan:",
+        "No changes",
+        "agents in the HRIS",
+        "Safety:",
+        "Writes:",
+    ];
+    let mut text: String = full
+        .lines()
+        .filter(|line| keep.iter().any(|k| line.contains(k)))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    if !plan.warnings.is_empty() {
+        text.push_str(&format!(
+            "{} warning(s); run without --summary to read them\n",
+            plan.warnings.len()
+        ));
+    }
+    text
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use engine::{ApplyOptions, Phase, RemovalLimit};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use skillsync_core::render::{Style, plan_human, plan_json};
+use skillsync_core::render::{Style, plan_json};
 
 use super::validate::report_invalid;
 use crate::args::ApplyArgs;
@@ -45,7 +45,7 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     };
     plan.warnings.splice(0..0, loaded.warnings);
     if common.output == OutputFormat::Human {
-        print!("{}", plan_human(&plan, style));
+        print!("{}", crate::output::plan_text(&plan, style, common.summary));
     }
     if plan.is_empty() {
         if common.output == OutputFormat::Json {

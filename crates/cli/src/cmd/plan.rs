@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use skillsync_core::render::{Style, plan_human, plan_json};
+use skillsync_core::render::{Style, plan_json};
 
 use super::validate::report_invalid;
 use crate::args::CommonArgs;
@@ -63,7 +63,7 @@ pub async fn run(args: &CommonArgs) -> anyhow::Result<ExitCode> {
     plan.warnings.splice(0..0, loaded.warnings);
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&plan_json(&plan))?),
-        OutputFormat::Human => print!("{}", plan_human(&plan, style)),
+        OutputFormat::Human => print!("{}", crate::output::plan_text(&plan, style, args.summary)),
     }
     Ok(if plan.is_empty() {
         exit::ok()
