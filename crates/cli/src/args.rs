@@ -70,6 +70,38 @@ pub enum Command {
     /// integration writing), writes HRIS files that match it with some differences, then runs
     /// plan, apply and plan again. The files and config stay in a temp folder to read.
     Demo(DemoArgs),
+
+    /// Set one agent's assignment of one code now (e.g. a certification just completed).
+    ///
+    /// Resolves the code to the agent's own locale variant, creates the definition if it is
+    /// missing, then reads the user, changes that one assignment and writes it back with If-Match
+    /// (re-reading on conflict). Nothing else on the user changes. Journaled; not bound to the sync
+    /// window.
+    Assign(AssignArgs),
+
+    /// Show where the tenant differs from the HRIS, without writing, with the last write
+    /// skillsync journaled for each drifted agent. Exit 0: no drift; 2: drift; 1: error.
+    Drift(CommonArgs),
+}
+
+/// Flags of `skillsync assign`.
+#[derive(Debug, Args)]
+pub struct AssignArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// The agent: an employee_id or user_id from agents.csv.
+    pub employee: String,
+
+    /// The HRIS code from catalog.csv.
+    pub code: String,
+
+    /// Level 1–10.
+    pub level: i64,
+
+    /// Assign it inactive (kept, but not routed).
+    #[arg(long)]
+    pub inactive: bool,
 }
 
 /// Flags of `skillsync demo`.

@@ -36,6 +36,8 @@ fn main() -> ExitCode {
             args::Command::Apply(apply_args) => cmd::apply::run(&apply_args).await,
             args::Command::History(history_args) => cmd::history::run(&history_args),
             args::Command::Demo(demo_args) => cmd::demo::run(&demo_args).await,
+            args::Command::Assign(assign_args) => cmd::assign::run(&assign_args).await,
+            args::Command::Drift(common) => cmd::drift::run(&common).await,
         }
     });
     match result {

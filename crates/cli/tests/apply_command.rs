@@ -311,3 +311,160 @@ async fn a_run_killed_mid_apply_shows_as_interrupted_and_the_rerun_converges_wit
         "{runs}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assign_changes_one_assignment_of_one_agent_and_nothing_else() {
+    let ws = workspace("assign");
+    let doc = tenant(50);
+    write_hris(&ws.0, &doc);
+    let user = doc.users[2].clone();
+    // A catalog skill in the agent's locale, assigned or not.
+    let skill = doc
+        .skills
+        .iter()
+        .find(|d| d.locale == user.locale && !d.name.starts_with(sim::OWNED_PREFIX))
+        .unwrap()
+        .clone();
+    let (base, _stop) = start_sim_with(doc, Knobs::quiet()).await;
+    write_config(&ws.0, &base);
+    let before = sim_get(&base, "/sim/state").await["users"][2].clone();
+
+    let dir = ws.0.clone();
+    let name = skill.name.clone();
+    let output =
+        tokio::task::spawn_blocking(move || skillsync(&dir, &["assign", "E00002", &name, "9"]))
+            .await
+            .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let after = sim_get(&base, "/sim/state").await["users"][2].clone();
+    assert_eq!(
+        after["proficiencies"], before["proficiencies"],
+        "proficiencies untouched"
+    );
+    let strip = |list: &Value| -> Vec<Value> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["id"] != skill.id.as_str())
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        strip(&after["skills"]),
+        strip(&before["skills"]),
+        "every other skill untouched, in order"
+    );
+    let assigned: Vec<&Value> = after["skills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["id"] == skill.id.as_str())
+        .collect();
+    assert_eq!(assigned.len(), 1);
+    assert_eq!(assigned[0]["level"], 9);
+    let stats = sim_get(&base, "/sim/stats").await;
+    assert_eq!(
+        writes_in(&stats),
+        1,
+        "one merge update, nothing else: {stats}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_shows_a_change_made_behind_skillsyncs_back_with_its_last_journaled_write() {
+    let ws = workspace("drift");
+    let doc = tenant(60);
+    write_hris(&ws.0, &doc);
+    let catalog_skill = |id: &str| {
+        doc.skills
+            .iter()
+            .any(|d| d.id == id && !d.name.starts_with(sim::OWNED_PREFIX))
+    };
+    // Every third agent gets a level change from write_hris, so apply certainly writes it.
+    let index = doc
+        .users
+        .iter()
+        .enumerate()
+        .position(|(i, u)| i % 3 == 0 && u.skills.iter().any(|a| catalog_skill(&a.id)))
+        .unwrap();
+    let user_id = doc.users[index].id.clone();
+    let employee = format!("E{index:05}");
+    let owned: Vec<String> = doc
+        .skills
+        .iter()
+        .filter(|d| !d.name.starts_with(sim::OWNED_PREFIX))
+        .map(|d| d.id.clone())
+        .collect();
+    let (base, _stop) = start_sim_with(doc, Knobs::quiet()).await;
+    write_config(&ws.0, &base);
+    assert_eq!(run(&ws.0, &["apply", "--yes"]).await.status.code(), Some(0));
+    assert_eq!(
+        run(&ws.0, &["drift"]).await.status.code(),
+        Some(0),
+        "no drift right after apply"
+    );
+
+    // An administrator changes an owned assignment by hand.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(format!("{base}/api/v2/oauth/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", sim::DEMO_CLIENT_ID),
+            ("client_secret", sim::DEMO_CLIENT_SECRET),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap();
+    let url = format!("{base}/api/v2/routing/users/{user_id}");
+    let user: Value = http
+        .get(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut skills = user["skills"].as_array().unwrap().clone();
+    let at = skills
+        .iter()
+        .position(|a| owned.iter().any(|id| a["id"] == id.as_str()))
+        .unwrap();
+    let old = skills[at]["level"].as_u64().unwrap();
+    skills[at]["level"] = json!(old % 10 + 1);
+    let put = http
+        .put(&url)
+        .bearer_auth(token)
+        .json(&json!({ "skills": skills }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+
+    let writes_before = writes_in(&sim_get(&base, "/sim/stats").await);
+    let drift = run(&ws.0, &["drift"]).await;
+    let stdout = String::from_utf8_lossy(&drift.stdout);
+    assert_eq!(drift.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains(&employee) && stdout.contains(&format!("tenant level {}", old % 10 + 1)),
+        "{stdout}"
+    );
+    assert!(stdout.contains("last skillsync write: run 1"), "{stdout}");
+    assert_eq!(
+        writes_in(&sim_get(&base, "/sim/stats").await),
+        writes_before,
+        "drift is read-only"
+    );
+}

@@ -4,9 +4,11 @@
 #![deny(missing_docs)]
 
 mod apply;
+mod assign;
 mod guard;
 mod live;
 
 pub use apply::{ApplyOptions, ApplyReport, DefinitionFailed, JournalRun, Phase, Progress, apply};
+pub use assign::{Assigned, assign};
 pub use guard::{Refusal, RemovalLimit, check as check_guards, real_removals};
 pub use live::{LiveProgress, read_live};

@@ -1,0 +1,139 @@
+//! `skillsync assign`: one agent, one code, now (a certification event), touching nothing else.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use skillsync_core::render::Style;
+use skillsync_core::{Code, EmployeeId, Level, Problem};
+
+use super::validate::report_invalid;
+use crate::args::AssignArgs;
+use crate::config::Config;
+use crate::inputs::read_hris;
+use crate::output::exit;
+
+/// Runs the command.
+pub async fn run(args: &AssignArgs) -> anyhow::Result<ExitCode> {
+    let common = &args.common;
+    let style = Style {
+        color: common.color.for_stdout(),
+    };
+    let config = match Config::load(&common.config) {
+        Ok(config) => config,
+        Err(problems) => return Ok(report_invalid(common, &problems, style)),
+    };
+    let loaded = match read_hris(&config) {
+        Ok(loaded) => loaded,
+        Err(problems) => return Ok(report_invalid(common, &problems, style)),
+    };
+    let desired = &loaded.desired;
+    let agent = desired
+        .agents
+        .get(&EmployeeId(args.employee.clone()))
+        .or_else(|| {
+            desired
+                .agents
+                .values()
+                .find(|a| a.user_id.as_str() == args.employee)
+        });
+    let Some(agent) = agent else {
+        let problem = Problem::error(
+            &desired.files.agents,
+            format!(
+                "no agent `{}` (neither an employee id nor a user id)",
+                args.employee
+            ),
+        )
+        .hint("assign takes an employee_id or user_id listed in agents.csv");
+        return Ok(report_invalid(common, &[problem], style));
+    };
+    let code = Code(args.code.clone());
+    let Some(entry) = desired.catalog.entry(&code, &agent.locale) else {
+        let locales: Vec<String> = desired
+            .catalog
+            .locales_of(&code)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let problem =
+            if locales.is_empty() {
+                Problem::error(
+                    &desired.files.catalog,
+                    format!("code `{}` is not in the catalog", args.code),
+                )
+            } else {
+                Problem::error(&desired.files.catalog, format!(
+                "code `{}` has no variant in {}, the locale of {} (it has {})",
+                args.code, agent.locale, agent.employee_id, locales.join(", ")
+            ))
+            .hint("add a catalog row for that locale; skillsync never falls back to another locale")
+            };
+        return Ok(report_invalid(common, &[problem], style));
+    };
+    let level =
+        Level::new(args.level).map_err(|e| anyhow::anyhow!("{e}; give a level from 1 to 10"))?;
+    let settings = match config.client_settings() {
+        Ok(settings) => settings,
+        Err(problems) => return Ok(report_invalid(common, &problems, style)),
+    };
+    let api = cxone::connect(&settings).context("cannot set up the tenant client")?;
+    let journal = store::open(&config.store_url)
+        .with_context(|| format!("cannot open the journal ({})", config.store_url))?;
+    let run_id = journal.start_run(&store::NewRun {
+        command: "assign".into(),
+        config_hash: config.fingerprint(),
+        started_at: jiff::Timestamp::now(),
+        dialect: format!("{:?}", config.tenant.dialect).to_lowercase(),
+    })?;
+    let journal_run = engine::JournalRun {
+        journal: journal.as_ref(),
+        run: run_id,
+    };
+    let result = engine::assign(
+        api.as_ref(),
+        agent,
+        entry,
+        level,
+        !args.inactive,
+        config.propagation_window,
+        Some(journal_run),
+    )
+    .await;
+    let outcome = if result.is_ok() {
+        store::RunOutcome::Succeeded
+    } else {
+        store::RunOutcome::Failed
+    };
+    journal.finish_run(
+        run_id,
+        outcome,
+        &serde_json::json!({ "requests": api.counters().total_requests() }),
+        jiff::Timestamp::now(),
+    )?;
+    let assigned =
+        result.with_context(|| format!("cannot assign {} to {}", args.code, agent.employee_id))?;
+    let what = format!("{} {} ({})", entry.kind, entry.name, entry.locale);
+    let now = format!(
+        "level {level}{}",
+        if args.inactive { ", inactive" } else { "" }
+    );
+    match (assigned.written, assigned.before) {
+        (false, _) => println!(
+            "{} already has {what} at {now}: nothing written",
+            agent.employee_id
+        ),
+        (true, None) => println!("{}: + {what} {now}", agent.employee_id),
+        (true, Some((before, _))) => {
+            println!("{}: ~ {what} level {before} → {level}", agent.employee_id)
+        }
+    }
+    if assigned.created_definition {
+        println!("(created {what} first: it did not exist in the tenant)");
+    }
+    eprintln!(
+        "{} requests; journal run {}",
+        api.counters().total_requests(),
+        run_id.0
+    );
+    Ok(exit::ok())
+}
