@@ -61,6 +61,22 @@ fn ext_assignments(state: &Value) -> BTreeMap<String, Value> {
         .collect()
 }
 
+/// Distinct users with an applied write in one run of the journal, read through the store.
+fn applied_users_in_journal(path: &std::path::Path, run: i64) -> u64 {
+    use store::Journal;
+    let journal = store::SqliteStore::open(path).unwrap();
+    let users: std::collections::BTreeSet<String> = journal
+        .writes(store::RunId(run))
+        .unwrap()
+        .into_iter()
+        .filter(|w| {
+            w.status == store::WriteStatus::Applied && w.target != store::WriteTarget::Definition
+        })
+        .map(|w| w.subject)
+        .collect();
+    users.len() as u64
+}
+
 async fn converges_in(dialect: &str) {
     let ws = workspace(&format!("apply-{dialect}"));
     let doc = tenant(2_000);
@@ -129,6 +145,20 @@ async fn converges_in(dialect: &str) {
         Some(0),
         "a second plan must be empty:\n{}",
         String::from_utf8_lossy(&replanned.stdout)
+    );
+    // The journal accounts for every write: each user the plan changed has an applied write.
+    let history = run(&ws.0, &["history", "--output", "json"]).await;
+    let runs: Value = serde_json::from_slice(&history.stdout).unwrap();
+    assert_eq!(runs[0]["outcome"], "succeeded", "{runs}");
+    assert!(
+        runs[0]["writes"].as_u64().unwrap() >= expected.users_changed,
+        "{runs}"
+    );
+    let journal =
+        applied_users_in_journal(&ws.0.join("skillsync.db"), runs[0]["id"].as_i64().unwrap());
+    assert!(
+        journal >= expected.users_changed,
+        "{journal} users with an applied write in the journal"
     );
 }
 

@@ -128,6 +128,9 @@ pub async fn apply(
     let started = Instant::now();
     let mut report = ApplyReport::default();
     ensure_definitions(api, plan, &mut resolution, &mut report, journal, progress).await?;
+    if let Some(j) = journal {
+        remember_mappings(j, desired, &resolution);
+    }
     let changes: HashMap<UserId, serde_json::Value> = plan
         .users
         .iter()
@@ -189,6 +192,32 @@ pub async fn apply(
     }
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// Records which tenant definition each (code, locale) resolved to, so later runs and audits
+/// can see the mapping without re-deriving it.
+fn remember_mappings(journal: JournalRun<'_>, desired: &Desired, resolution: &Resolution) {
+    let now = jiff::Timestamp::now();
+    let mappings: Vec<store::Mapping> = desired
+        .catalog
+        .entries
+        .values()
+        .filter_map(
+            |entry| match resolution.definition(&entry.code, &entry.locale)? {
+                DefinitionRef::Existing(id) => Some(store::Mapping {
+                    code: entry.code.to_string(),
+                    locale: entry.locale.to_string(),
+                    kind: entry.kind.noun().to_string(),
+                    definition_id: id.to_string(),
+                    seen_at: now,
+                }),
+                DefinitionRef::New { .. } => None,
+            },
+        )
+        .collect();
+    if let Err(error) = journal.journal.remember_mappings(&mappings) {
+        tracing::error!(%error, "cannot journal the definition mapping");
+    }
 }
 
 fn run_stop_reason(report: &ApplyReport, options: &ApplyOptions) -> Option<String> {
@@ -589,6 +618,20 @@ impl Run<'_> {
                 self.resolution
                     .plan_user(agent, wanted, &self.desired.catalog.kinds, &live)
             else {
+                // The tenant already holds what the HRIS says: the earlier write whose outcome
+                // was unknown did land (or matched someone else's). Journal the confirmation so
+                // the journal accounts for the change.
+                let confirmed = UserWrite {
+                    user_id: live.user_id.clone(),
+                    version: live.version,
+                    skills: Some(live.skills.clone()),
+                    proficiencies: live.proficiencies.clone(),
+                };
+                self.record(&[(
+                    &confirmed,
+                    WriteStatus::Applied,
+                    Some("confirmed by re-reading the user".to_string()),
+                )]);
                 self.current.fetch_add(1, Ordering::Relaxed);
                 return;
             };
