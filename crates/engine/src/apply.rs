@@ -150,6 +150,7 @@ pub async fn apply(
         current: AtomicUsize::new(0),
         conflicts: AtomicUsize::new(0),
         attempted: AtomicUsize::new(0),
+        unknown: AtomicUsize::new(0),
         last_write: Mutex::new(None),
         journal,
         journal_failed: Mutex::new(None),
@@ -351,6 +352,8 @@ struct Run<'a> {
     current: AtomicUsize,
     conflicts: AtomicUsize,
     attempted: AtomicUsize,
+    /// Writes that stayed unknown after every retry (re-read later).
+    unknown: AtomicUsize,
     last_write: Mutex<Option<jiff::Timestamp>>,
     journal: Option<JournalRun<'a>>,
     journal_failed: Mutex<Option<String>>,
@@ -429,7 +432,10 @@ impl Run<'_> {
         if let Some(why) = self.journal_failed.lock().expect("not poisoned").clone() {
             return Some(why);
         }
-        let failed = self.failed.lock().expect("not poisoned").len();
+        // Writes whose outcome stayed unknown after every retry count too: a tenant answering
+        // only 5xx is as broken as one refusing every write.
+        let failed =
+            self.failed.lock().expect("not poisoned").len() + self.unknown.load(Ordering::Relaxed);
         let attempted = self.attempted.load(Ordering::Relaxed).max(1);
         (failed > self.options.max_failures && failed as f64 / attempted as f64 > self.options.max_failure_share)
             .then(|| format!("stopped: {failed} of {attempted} users failed, more than the tenant should fail; see the failures below"))
@@ -502,6 +508,7 @@ impl Run<'_> {
                     Err(error) if error.is_transient() => {
                         for write in &batch {
                             retry.push(write.user_id.clone());
+                            self.unknown.fetch_add(1, Ordering::Relaxed);
                             journal.push((write, WriteStatus::Unknown, Some(error.to_string())));
                         }
                     }
@@ -553,11 +560,14 @@ impl Run<'_> {
                             Some("stale version: re-read and re-merged".to_string()),
                         )
                     }
-                    Err(error) if error.is_transient() => (
-                        Some(write.user_id.clone()),
-                        WriteStatus::Unknown,
-                        Some(error.to_string()),
-                    ),
+                    Err(error) if error.is_transient() => {
+                        self.unknown.fetch_add(1, Ordering::Relaxed);
+                        (
+                            Some(write.user_id.clone()),
+                            WriteStatus::Unknown,
+                            Some(error.to_string()),
+                        )
+                    }
                     Err(error) => {
                         self.fail(&write.user_id, error.to_string());
                         (None, WriteStatus::Failed, Some(error.to_string()))
@@ -596,6 +606,10 @@ impl Run<'_> {
         let Some(agent) = self.agents.get(user_id) else {
             return;
         };
+        if let Some(reason) = self.should_stop() {
+            self.fail(user_id, format!("not retried: {reason}"));
+            return;
+        }
         let empty = Default::default();
         let wanted = self
             .desired

@@ -166,12 +166,13 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         OutputFormat::Human => {
             println!();
             println!(
-                "Applied in {:.1} s: {} definitions created, {} reactivated, {} updated; {} users updated, {} already current, {} failed; {} conflicts re-merged.",
+                "Applied in {:.1} s: {} definitions created, {} reactivated, {} updated; {} users updated, {} unchanged, {} already current, {} failed; {} conflicts re-merged.",
                 report.elapsed.as_secs_f64(),
                 report.definitions_created,
                 report.definitions_reactivated,
                 report.definitions_updated,
                 report.users_updated,
+                plan.totals.users_unchanged,
                 report.users_already_current,
                 report.users_failed.len(),
                 report.conflicts
