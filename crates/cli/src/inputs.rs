@@ -44,3 +44,86 @@ pub fn display(path: &Path) -> String {
         .display()
         .to_string()
 }
+
+/// What every command that talks to the tenant starts from: the config, the validated HRIS
+/// files and a client. Opening it reports any problem (exit 1) before the first request.
+pub struct Session {
+    /// The resolved config.
+    pub config: Config,
+    /// The validated HRIS files.
+    pub loaded: Loaded,
+    /// The tenant client.
+    pub api: std::sync::Arc<dyn cxone::TenantApi>,
+}
+
+impl Session {
+    /// Loads the config and files and sets up the client; `Err(code)` once problems are printed.
+    pub fn open(
+        common: &crate::args::CommonArgs,
+    ) -> anyhow::Result<Result<Session, std::process::ExitCode>> {
+        use anyhow::Context;
+        let style = skillsync_core::render::Style {
+            color: common.color.for_stdout(),
+        };
+        let invalid = |problems: &[Problem]| {
+            Ok(Err(crate::cmd::validate::report_invalid(
+                common, problems, style,
+            )))
+        };
+        let config = match Config::load(&common.config) {
+            Ok(config) => config,
+            Err(problems) => return invalid(&problems),
+        };
+        let loaded = match read_hris(&config) {
+            Ok(loaded) => loaded,
+            Err(problems) => return invalid(&problems),
+        };
+        let settings = match config.client_settings() {
+            Ok(settings) => settings,
+            Err(problems) => return invalid(&problems),
+        };
+        let api = cxone::connect(&settings).context("cannot set up the tenant client")?;
+        Ok(Ok(Session {
+            config,
+            loaded,
+            api,
+        }))
+    }
+
+    /// Reads the live tenant.
+    pub async fn read_live(
+        &self,
+        progress: &(dyn Fn(engine::LiveProgress) + Sync),
+    ) -> anyhow::Result<skillsync_core::Live> {
+        use anyhow::Context;
+        engine::read_live(self.api.as_ref(), progress)
+            .await
+            .with_context(|| format!("cannot read the tenant at {}", self.config.tenant.api_base))
+    }
+
+    /// Plans against `live`, with the files' warnings first; `Err(code)` once problems are printed.
+    pub fn plan(
+        &self,
+        live: &skillsync_core::Live,
+        common: &crate::args::CommonArgs,
+    ) -> Result<skillsync_core::Plan, std::process::ExitCode> {
+        let options = self
+            .config
+            .plan_options(self.api.capabilities().max_bulk_entries.is_some());
+        match skillsync_core::plan(&self.loaded.desired, live, &options) {
+            Ok(mut plan) => {
+                plan.warnings
+                    .splice(0..0, self.loaded.warnings.iter().cloned());
+                Ok(plan)
+            }
+            Err(problems) => {
+                let style = skillsync_core::render::Style {
+                    color: common.color.for_stdout(),
+                };
+                Err(crate::cmd::validate::report_invalid(
+                    common, &problems, style,
+                ))
+            }
+        }
+    }
+}

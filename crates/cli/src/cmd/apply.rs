@@ -9,10 +9,9 @@ use engine::{ApplyOptions, Phase, RemovalLimit};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use skillsync_core::render::{Style, plan_json};
 
-use super::validate::report_invalid;
 use crate::args::ApplyArgs;
-use crate::config::{Config, MaxRemovals};
-use crate::inputs::read_hris;
+use crate::config::MaxRemovals;
+use crate::inputs::Session;
 use crate::output::{OutputFormat, exit};
 
 /// Runs the command.
@@ -21,29 +20,21 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     let style = Style {
         color: common.color.for_stdout(),
     };
-    let config = match Config::load(&common.config) {
-        Ok(config) => config,
-        Err(problems) => return Ok(report_invalid(common, &problems, style)),
+    let session = match Session::open(common)? {
+        Ok(session) => session,
+        Err(code) => return Ok(code),
     };
-    let loaded = match read_hris(&config) {
-        Ok(loaded) => loaded,
-        Err(problems) => return Ok(report_invalid(common, &problems, style)),
-    };
-    let settings = match config.client_settings() {
-        Ok(settings) => settings,
-        Err(problems) => return Ok(report_invalid(common, &problems, style)),
-    };
-    let api = cxone::connect(&settings).context("cannot set up the tenant client")?;
-    let live = engine::read_live(api.as_ref(), &|_| {})
-        .await
-        .with_context(|| format!("cannot read the tenant at {}", config.tenant.api_base))?;
-    let options = config.plan_options(api.capabilities().max_bulk_entries.is_some());
+    let Session {
+        config,
+        loaded,
+        api,
+    } = &session;
+    let live = session.read_live(&|_| {}).await?;
     let (resolution, _, _) = skillsync_core::resolve(&loaded.desired, &live);
-    let mut plan = match skillsync_core::plan(&loaded.desired, &live, &options) {
+    let plan = match session.plan(&live, common) {
         Ok(plan) => plan,
-        Err(problems) => return Ok(report_invalid(common, &problems, style)),
+        Err(code) => return Ok(code),
     };
-    plan.warnings.splice(0..0, loaded.warnings);
     if common.output == OutputFormat::Human {
         print!("{}", crate::output::plan_text(&plan, style, common.summary));
     }

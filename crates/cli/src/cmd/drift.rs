@@ -4,15 +4,11 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use serde_json::json;
 use skillsync_core::plan::AssignmentChange;
-use skillsync_core::render::Style;
 
-use super::validate::report_invalid;
 use crate::args::CommonArgs;
-use crate::config::Config;
-use crate::inputs::read_hris;
+use crate::inputs::Session;
 use crate::output::{OutputFormat, exit};
 
 fn describe(change: &AssignmentChange) -> String {
@@ -42,30 +38,16 @@ fn describe(change: &AssignmentChange) -> String {
 
 /// Runs the command.
 pub async fn run(common: &CommonArgs) -> anyhow::Result<ExitCode> {
-    let style = Style {
-        color: common.color.for_stdout(),
+    let session = match Session::open(common)? {
+        Ok(session) => session,
+        Err(code) => return Ok(code),
     };
-    let config = match Config::load(&common.config) {
-        Ok(config) => config,
-        Err(problems) => return Ok(report_invalid(common, &problems, style)),
-    };
-    let loaded = match read_hris(&config) {
-        Ok(loaded) => loaded,
-        Err(problems) => return Ok(report_invalid(common, &problems, style)),
-    };
-    let settings = match config.client_settings() {
-        Ok(settings) => settings,
-        Err(problems) => return Ok(report_invalid(common, &problems, style)),
-    };
-    let api = cxone::connect(&settings).context("cannot set up the tenant client")?;
-    let live = engine::read_live(api.as_ref(), &|_| {})
-        .await
-        .with_context(|| format!("cannot read the tenant at {}", config.tenant.api_base))?;
-    let options = config.plan_options(api.capabilities().max_bulk_entries.is_some());
-    let plan = match skillsync_core::plan(&loaded.desired, &live, &options) {
+    let live = session.read_live(&|_| {}).await?;
+    let plan = match session.plan(&live, common) {
         Ok(plan) => plan,
-        Err(problems) => return Ok(report_invalid(common, &problems, style)),
+        Err(code) => return Ok(code),
     };
+    let config = &session.config;
     // The journal is context, not a requirement: drift still reports without it.
     let journal = store::open(&config.store_url).ok();
     let last_write = |user: &str| {
