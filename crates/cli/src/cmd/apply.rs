@@ -157,7 +157,7 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         OutputFormat::Human => {
             println!();
             println!(
-                "Applied in {:.1} s: {} definitions created, {} reactivated, {} updated; {} users updated, {} unchanged, {} already current, {} failed; {} conflicts re-merged.",
+                "Applied in {:.1} s: {} definitions created, {} reactivated, {} updated; {} users updated, {} unchanged, {} already current, {} failed; {} re-merged after a conflict.",
                 report.elapsed.as_secs_f64(),
                 report.definitions_created,
                 report.definitions_reactivated,
