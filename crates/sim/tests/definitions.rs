@@ -2,6 +2,8 @@
 
 mod common;
 
+use common::detail_fields;
+
 use std::collections::HashSet;
 
 use reqwest::Method;
@@ -27,18 +29,6 @@ fn body_for(name: &str, locale: &str, profile: &str) -> Value {
         "description": format!("{name} for tests"),
         "routingProfileId": profile,
     })
-}
-
-/// The `details[].field` values of an error body.
-fn detail_fields(body: &Value) -> Vec<String> {
-    body["details"]
-        .as_array()
-        .map(|d| {
-            d.iter()
-                .map(|e| e["field"].as_str().unwrap_or_default().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn ids(entities: &Value) -> Vec<String> {

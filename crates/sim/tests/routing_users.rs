@@ -2,22 +2,13 @@
 
 mod common;
 
+use common::{a_skill_not_held, detail_fields, id_of, user_in, users};
+
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const USERS: &str = "/api/v2/routing/users";
 const BULK: &str = "/api/v2/routing/users/bulk";
-
-fn users(state: &Value) -> &Vec<Value> {
-    state["users"].as_array().unwrap()
-}
-
-fn user_in<'a>(state: &'a Value, id: &str) -> &'a Value {
-    users(state)
-        .iter()
-        .find(|u| u["id"] == id)
-        .expect("user in state")
-}
 
 /// Users that hold at least one skill and one proficiency.
 fn well_equipped(state: &Value) -> Vec<Value> {
@@ -29,40 +20,6 @@ fn well_equipped(state: &Value) -> Vec<Value> {
         })
         .cloned()
         .collect()
-}
-
-fn id_of(value: &Value) -> String {
-    value["id"].as_str().unwrap().to_string()
-}
-
-/// A skill id of `locale` that `user` does not hold yet.
-fn a_skill_not_held(state: &Value, user: &Value) -> String {
-    let locale = user["locale"].as_str().unwrap();
-    state["skills"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["locale"] == locale)
-        .map(id_of)
-        .find(|id| {
-            !user["skills"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|a| a["id"] == *id)
-        })
-        .expect("a skill the user does not hold")
-}
-
-fn detail_fields(body: &Value) -> Vec<String> {
-    body["details"]
-        .as_array()
-        .map(|d| {
-            d.iter()
-                .map(|e| e["field"].as_str().unwrap_or_default().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Sends a PUT that must be refused with 400, and checks the details and that nothing changed.

@@ -3,26 +3,13 @@
 
 mod common;
 
+use common::{a_skill_not_held, detail_fields, id_of, user_in, users};
+
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const USERS: &str = "/api/v2/users";
 const ROUTING_USERS: &str = "/api/v2/routing/users";
-
-fn users(state: &Value) -> &Vec<Value> {
-    state["users"].as_array().unwrap()
-}
-
-fn user_in<'a>(state: &'a Value, id: &str) -> &'a Value {
-    users(state)
-        .iter()
-        .find(|u| u["id"] == id)
-        .expect("user in state")
-}
-
-fn id_of(value: &Value) -> String {
-    value["id"].as_str().unwrap().to_string()
-}
 
 /// A user holding at least two skills and a proficiency.
 fn a_skilled_user(state: &Value) -> Value {
@@ -46,35 +33,6 @@ fn as_users_dialect(skills: &Value) -> Value {
             .map(|a| json!({ "skill": a["id"], "level": a["level"] }))
             .collect(),
     )
-}
-
-/// A skill of the user's locale that the user does not hold.
-fn a_skill_not_held(state: &Value, user: &Value) -> String {
-    state["skills"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["locale"] == user["locale"])
-        .map(id_of)
-        .find(|id| {
-            !user["skills"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|a| a["id"] == *id)
-        })
-        .expect("a skill the user does not hold")
-}
-
-fn detail_fields(body: &Value) -> Vec<String> {
-    body["details"]
-        .as_array()
-        .map(|d| {
-            d.iter()
-                .map(|e| e["field"].as_str().unwrap_or_default().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[tokio::test]

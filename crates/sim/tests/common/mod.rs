@@ -275,3 +275,51 @@ impl TestSim {
             .sum()
     }
 }
+
+/// The `field`s of an error body's `details`.
+pub fn detail_fields(body: &Value) -> Vec<String> {
+    body["details"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .map(|e| e["field"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The users of a `/sim/state` document.
+pub fn users(state: &Value) -> &Vec<Value> {
+    state["users"].as_array().unwrap()
+}
+
+/// One user of a `/sim/state` document.
+pub fn user_in<'a>(state: &'a Value, id: &str) -> &'a Value {
+    users(state)
+        .iter()
+        .find(|u| u["id"] == id)
+        .expect("user in state")
+}
+
+/// An object's `id`.
+pub fn id_of(value: &Value) -> String {
+    value["id"].as_str().unwrap().to_string()
+}
+
+/// A skill in the user's locale that the user does not hold.
+pub fn a_skill_not_held(state: &Value, user: &Value) -> String {
+    state["skills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["locale"] == user["locale"])
+        .map(id_of)
+        .find(|id| {
+            !user["skills"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["id"] == *id)
+        })
+        .expect("a skill the user does not hold")
+}
