@@ -180,17 +180,16 @@ pub async fn apply(
     if report.stopped_early.is_none() && !retry.is_empty() {
         run.remerge(retry, progress).await;
     }
+    // The same rule that stopped scheduling (journal failure, or failures past the threshold)
+    // labels the report, so it never says "stopped" for a run that went to the end.
+    if report.stopped_early.is_none() {
+        report.stopped_early = run.should_stop();
+    }
     report.users_updated = run.updated.load(Ordering::Relaxed);
     report.users_already_current = run.current.load(Ordering::Relaxed);
     report.conflicts = run.conflicts.load(Ordering::Relaxed);
     report.users_failed = run.failed.into_inner().unwrap_or_default();
     report.last_write_at = *run.last_write.lock().expect("not poisoned");
-    if let Some(why) = run.journal_failed.lock().expect("not poisoned").take() {
-        report.stopped_early.get_or_insert(why);
-    }
-    if report.stopped_early.is_none() {
-        report.stopped_early = run_stop_reason(&report, &options);
-    }
     report.elapsed = started.elapsed();
     Ok(report)
 }
@@ -219,15 +218,6 @@ fn remember_mappings(journal: JournalRun<'_>, desired: &Desired, resolution: &Re
     if let Err(error) = journal.journal.remember_mappings(&mappings) {
         tracing::error!(%error, "cannot journal the definition mapping");
     }
-}
-
-fn run_stop_reason(report: &ApplyReport, options: &ApplyOptions) -> Option<String> {
-    (report.users_failed.len() > options.max_failures).then(|| {
-        format!(
-            "{} users failed; the tenant looks broken",
-            report.users_failed.len()
-        )
-    })
 }
 
 async fn ensure_definitions(
