@@ -57,7 +57,9 @@ pub enum Command {
     /// proficiencies; bulk above [sync] bulk_threshold users, else merge updates with If-Match.
     /// Another integration's assignments are never touched; a conflict re-reads and re-merges.
     /// Stops before the first write when removals exceed [sync] max_removals or an agent would be
-    /// left with no skills. Exit 0 when everything applied, 1 otherwise.
+    /// left with no skills. Outside [sync] window (in [tenant] timezone) it refuses before
+    /// reading anything, naming when the window next opens, unless --now. Exit 0 when everything
+    /// applied, 1 otherwise.
     Apply(ApplyArgs),
 
     /// List the runs in the journal, newest first: outcome (a killed run shows as
@@ -79,9 +81,189 @@ pub enum Command {
     /// window.
     Assign(AssignArgs),
 
+    /// Take a catalog code out of service: strip every reference, then delete it (or --soft).
+    ///
+    /// The tenant refuses to delete a skill or proficiency while any user or routing profile
+    /// references it (409 REFERENCED). retire resolves CODE to its definitions (one per locale
+    /// variant in catalog.csv, duplicates included; --locale picks one) and shows who references
+    /// them, then, after confirmation:
+    ///
+    ///   --hard (default)  strips it from every user (bulk writes, each entry guarded by the
+    ///                     user's version; a conflict re-reads and re-merges; nothing else of the
+    ///                     user changes) and every routing profile (If-Match), then deletes it.
+    ///                     A delete refused because someone referenced it meanwhile finds and
+    ///                     strips the references again, up to 3 rounds.
+    ///   --soft            marks it inactive (active:false) and keeps its assignments for
+    ///                     reporting.
+    ///
+    /// Either way the run is journaled and later plan/apply runs leave the code alone (no
+    /// reactivation, no recreation, no assignment added, changed or removed) even while
+    /// catalog.csv still lists it; `--undo` hands it back to them. Refuses when a user would be
+    /// left with no skills, unless --allow-empty-skills. Exit 0 when done, 1 otherwise.
+    ///
+    ///   skillsync retire ACW_SALES --locale de-de        # review, then confirm
+    ///   skillsync retire ACW_SALES --soft --yes
+    #[command(verbatim_doc_comment)]
+    Retire(RetireArgs),
+
     /// Show where the tenant differs from the HRIS, without writing, with the last write
     /// skillsync journaled for each drifted agent. Exit 0: no drift; 2: drift; 1: error.
     Drift(CommonArgs),
+
+    /// Prove that routing sees a run's skill changes, with test interactions.
+    ///
+    /// A 200 from the API only proves the database changed: the routing engine works from a cache
+    /// that catches up after a propagation delay, and reading users back shows the database, not
+    /// the cache. So verify:
+    ///
+    ///   1. picks the run (default: the latest `apply` that changed a skill; see `skillsync history`);
+    ///   2. reads from the journal which skills it added, raised or activated, and for whom;
+    ///   3. waits until the journal's settles-at time for the run (write time + [sync]
+    ///      propagation_window), counting down on stderr, without reading any user;
+    ///   4. submits one test interaction to each non-production queue requiring such a skill
+    ///      (production queues are never touched).
+    ///
+    /// Each queue reads:
+    ///   routed             an agent with the new assignment got it
+    ///   routed to other    another agent got it: can be right, the highest level wins
+    ///   not yet routable   nobody got it, but the change had not settled yet
+    ///   failed             nobody got it although the change had settled
+    ///
+    /// Exit codes: 0 every tested queue routed as expected; 1 error or failure;
+    /// 2 not yet routable (run again after the settle time, or without --no-wait);
+    /// 3 nothing to verify (the run changed no skill a non-production queue covers).
+    ///
+    ///   skillsync verify                # the latest apply, after it settles
+    ///   skillsync verify --run 42 --no-wait -o json
+    #[command(verbatim_doc_comment)]
+    Verify(VerifyArgs),
+
+    /// Measure API calls, wall time and planning at scale (figures in docs/BENCHMARKS.md).
+    ///
+    /// `bench sync` runs apply, a no-change re-sync and the naive per-user script against
+    /// in-process simulators and compares them with the fewest calls any client needs;
+    /// `bench plan` times planning 100,000 agents from files on disk. Build with --release:
+    ///
+    ///   cargo run --release -- bench sync
+    ///   cargo run --release -- bench plan
+    #[command(verbatim_doc_comment)]
+    Bench(BenchArgs),
+}
+
+/// Flags of `skillsync bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+/// The benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// apply, a no-change re-sync and the naive script on one scenario, against the lower bound.
+    Sync(BenchSyncArgs),
+    /// Read, plan and render N agents × M assignments from files on disk; time and peak memory.
+    Plan(BenchPlanArgs),
+}
+
+/// Flags of `skillsync bench sync`.
+#[derive(Debug, Args)]
+pub struct BenchSyncArgs {
+    /// Agents in the generated tenant (all managed by the HRIS files).
+    #[arg(long, default_value_t = 10_000)]
+    pub agents: usize,
+
+    /// Share of agents whose assignments change (one skill each), e.g. 30%.
+    #[arg(long, default_value = "30%", value_parser = parse_share, value_name = "P%")]
+    pub changed: f64,
+
+    /// Locales the tenant and the HRIS use (1–6).
+    #[arg(long, default_value_t = 2)]
+    pub locales: usize,
+
+    /// New skill codes in the catalog, each created once per locale.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub new_codes: usize,
+
+    /// The simulated tenant's rate limit, e.g. 10/s; `off` for none.
+    #[arg(long, default_value = "10/s", value_name = "RATE")]
+    pub rate_limit: Rate,
+
+    /// The tenant's token bucket capacity.
+    #[arg(long, default_value_t = 20)]
+    pub burst: u32,
+
+    /// Latency of every request: a duration or a uniform range.
+    #[arg(long, default_value = "20ms..80ms", value_name = "RANGE")]
+    pub latency: DurationRange,
+
+    /// Users the naive baseline runs (spread over the change set; its time for the whole set is
+    /// extrapolated from them); 0 skips it. It needs about 0.3 s per user.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub naive_users: usize,
+
+    /// Seed of the generated tenant.
+    #[arg(long, default_value_t = 2026)]
+    pub seed: u64,
+
+    /// Where to write the HRIS files, config and journal (default: a temp folder, kept).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Print the figures as text or JSON.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+}
+
+/// Flags of `skillsync bench plan`.
+#[derive(Debug, Args)]
+pub struct BenchPlanArgs {
+    /// Agents in the HRIS files.
+    #[arg(long, default_value_t = 100_000)]
+    pub agents: usize,
+
+    /// Assignments per agent (1–40).
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub per_agent: usize,
+
+    /// Where to write the files (default: a temp folder, removed afterwards).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Print the figures as text or JSON.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+}
+
+/// A share written as `30%` or `0.3`.
+fn parse_share(text: &str) -> Result<f64, String> {
+    let share = match text.trim().strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
+        None => text.trim().parse::<f64>(),
+    }
+    .map_err(|_| format!("expected a share such as 30% or 0.3, got {text:?}"))?;
+    if (0.0..=1.0).contains(&share) {
+        Ok(share)
+    } else {
+        Err(format!("a share must be between 0% and 100%, got {text:?}"))
+    }
+}
+
+/// Flags of `skillsync verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// The run to verify (an id from `skillsync history`); default: the latest `apply` run that
+    /// changed a skill.
+    #[arg(long, value_name = "ID")]
+    pub run: Option<i64>,
+
+    /// Check now instead of waiting for the run's changes to settle; queues nobody is routed to
+    /// yet then read "not yet routable" (exit 2), not "failed".
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 /// Flags of `skillsync assign`.
@@ -102,6 +284,41 @@ pub struct AssignArgs {
     /// Assign it inactive (kept, but not routed).
     #[arg(long)]
     pub inactive: bool,
+}
+
+/// Flags of `skillsync retire`.
+#[derive(Debug, Args)]
+pub struct RetireArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// The HRIS code from catalog.csv.
+    pub code: String,
+
+    /// Only this locale's variant (default: every variant of the code).
+    #[arg(long, value_name = "LOCALE")]
+    pub locale: Option<String>,
+
+    /// Mark it inactive and keep its assignments for reporting.
+    #[arg(long, conflicts_with = "hard")]
+    pub soft: bool,
+
+    /// Strip every reference, then delete it (the default).
+    #[arg(long)]
+    pub hard: bool,
+
+    /// Manage the code again: forget its retirement (the next apply reactivates or recreates
+    /// it). Writes nothing to the tenant.
+    #[arg(long, conflicts_with_all = ["soft", "hard"])]
+    pub undo: bool,
+
+    /// Retire without asking (for scripts).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Allow users whose only skill it is to be left with none (out of every queue).
+    #[arg(long)]
+    pub allow_empty_skills: bool,
 }
 
 /// Flags of `skillsync demo`.
@@ -148,6 +365,10 @@ pub struct ApplyArgs {
     /// Allow agents to be left with no skills at all (they drop out of every queue).
     #[arg(long)]
     pub allow_empty_skills: bool,
+
+    /// Apply now even outside [sync] window (an urgent fix during business hours).
+    #[arg(long)]
+    pub now: bool,
 }
 
 /// Flags shared by the sync commands.

@@ -7,8 +7,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cxone::{Dialect, Secret};
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ZonedDateTime};
 use serde::Deserialize;
-use skillsync_core::Problem;
+use skillsync_core::{Problem, Window};
+use toml::Spanned;
 
 /// Where a secret comes from: `{ env = "NAME" }`, `{ file = "path" }`, or (discouraged) the
 /// value itself.
@@ -52,7 +55,7 @@ struct TenantSection {
     ca_file: Option<PathBuf>,
     #[serde(default)]
     dialect: DialectName,
-    timezone: Option<String>,
+    timezone: Option<Spanned<String>>,
     scopes: Option<Vec<String>>,
 }
 
@@ -88,7 +91,7 @@ struct SyncSection {
     bulk_threshold: usize,
     bulk_batch_size: usize,
     propagation_window: String,
-    window: Option<String>,
+    window: Option<Spanned<String>>,
     max_removals: Option<MaxRemovalsValue>,
 }
 
@@ -154,7 +157,10 @@ pub struct Tenant {
     pub client_secret: SecretSource,
     pub ca_file: Option<PathBuf>,
     pub dialect: Dialect,
+    /// The IANA name as written; `None` means UTC.
     pub timezone: Option<String>,
+    /// `timezone` looked up in the time zone database.
+    pub time_zone: TimeZone,
     pub scopes: Vec<String>,
 }
 
@@ -170,7 +176,8 @@ pub struct Config {
     pub bulk_threshold: usize,
     pub bulk_batch_size: usize,
     pub propagation_window: Duration,
-    pub window: Option<String>,
+    /// `[sync] window`, in the tenant's time zone; `None`: any time.
+    pub window: Option<Window>,
     pub max_removals: MaxRemovals,
     pub sources: Sources,
     pub store_url: String,
@@ -198,6 +205,16 @@ impl Config {
             }
         };
         let mut problems = Vec::new();
+        // Problems with a value whose place in the file is known.
+        let mut located = Vec::new();
+        let mut at_value =
+            |field: &str, span: std::ops::Range<usize>, message: String, hint: &str| {
+                let (line, column) = line_and_column(&text, span.start);
+                let mut p = Problem::error(&name, message).at_line(line).hint(hint);
+                p.field = Some(field.to_string());
+                p.column = Some(column);
+                located.push(p);
+            };
         let mut problem = |field: &str, message: String, hint: &str| {
             let mut p = Problem::error(&name, message);
             p.field = Some(field.to_string());
@@ -263,20 +280,37 @@ impl Config {
                 }
             },
         };
-        if let Some(window) = &sync.window
-            && parse_window(window).is_none()
-        {
-            problem(
-                "sync.window",
-                format!("`{window}` is not a window such as \"02:00-04:00\""),
-                "",
-            );
-        }
+        let time_zone = match &tenant.timezone {
+            None => TimeZone::UTC,
+            Some(name) => match jiff::tz::db().get(name.get_ref()) {
+                Ok(time_zone) => time_zone,
+                Err(_) => {
+                    at_value(
+                        "tenant.timezone",
+                        name.span(),
+                        format!("unknown time zone `{}`", name.get_ref()),
+                        "write an IANA name such as \"Europe/Berlin\", \"America/New_York\" or \"UTC\"",
+                    );
+                    TimeZone::UTC
+                }
+            },
+        };
+        let window = match &sync.window {
+            None => None,
+            Some(text) => match Window::parse(text.get_ref()) {
+                Ok(window) => Some(window),
+                Err(e) => {
+                    at_value("sync.window", text.span(), e.to_string(), e.hint());
+                    None
+                }
+            },
+        };
         let settings_check =
             cxone::Settings::new(&api_base, &token_url, "check", Secret::new("check"));
         if let Err(e) = settings_check.validate() {
             problem("tenant.api_base", e.to_string(), "");
         }
+        problems.extend(located);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -292,7 +326,8 @@ impl Config {
                     DialectName::Routing => Dialect::Routing,
                     DialectName::Users => Dialect::Users,
                 },
-                timezone: tenant.timezone,
+                timezone: tenant.timezone.map(Spanned::into_inner),
+                time_zone,
                 scopes: tenant.scopes.unwrap_or_default(),
             },
             requests_per_second: limits.requests_per_second,
@@ -301,7 +336,7 @@ impl Config {
             bulk_threshold: sync.bulk_threshold,
             bulk_batch_size: sync.bulk_batch_size,
             propagation_window,
-            window: sync.window,
+            window,
             max_removals,
             sources: Sources {
                 catalog: at(&file.source.catalog),
@@ -404,7 +439,7 @@ impl Config {
         let window = match (&self.window, &self.tenant.timezone) {
             (None, _) => "any time".to_string(),
             (Some(w), Some(tz)) => format!("{w} ({tz})"),
-            (Some(w), None) => format!("{w} (tenant timezone not set: UTC)"),
+            (Some(w), None) => format!("{w} (UTC: [tenant] timezone is not set)"),
         };
         format!(
             "tenant:  {} ({dialect} dialect)\nlimits:  {}/s, burst {}, {} in flight\nsync:    bulk above {} users in batches of {}; at most {removals}; window {window}; settles {} after a write\nstore:   {}",
@@ -419,6 +454,29 @@ impl Config {
         )
     }
 
+    /// Why writing at `now` is not allowed: it is outside `[sync] window`. The message names the
+    /// next opening in the tenant's time and in this machine's, for whoever reads it. `None`
+    /// inside the window or when there is none.
+    pub fn outside_window(&self, now: Timestamp) -> Option<String> {
+        let window = self.window?;
+        let tenant_zone = &self.tenant.time_zone;
+        if window.contains(now, tenant_zone) {
+            return None;
+        }
+        let zone_name = self.tenant.timezone.as_deref().unwrap_or("UTC");
+        let next = match window.next_start(now, tenant_zone) {
+            Some(next) => format!(
+                "; the next one opens {} ({} local time)",
+                minutes_and_zone(&next),
+                minutes_and_zone(&next.with_time_zone(TimeZone::system()))
+            ),
+            None => String::new(),
+        };
+        Some(format!(
+            "outside the sync window {window} ({zone_name}){next}"
+        ))
+    }
+
     /// Options for the planner.
     pub fn plan_options(&self, bulk_available: bool) -> skillsync_core::PlanOptions {
         skillsync_core::PlanOptions {
@@ -427,6 +485,11 @@ impl Config {
             bulk_available,
         }
     }
+}
+
+/// `2026-12-03 02:00 CET`.
+fn minutes_and_zone(at: &ZonedDateTime) -> String {
+    at.strftime("%Y-%m-%d %H:%M %Z").to_string()
 }
 
 /// `--max-removals` on the command line.
@@ -448,28 +511,23 @@ fn parse_max_removals(text: &str) -> Option<MaxRemovals> {
     }
 }
 
-/// `"02:00-04:00"` → (start, end) minutes after midnight.
-pub fn parse_window(text: &str) -> Option<(u32, u32)> {
-    let minutes = |hm: &str| {
-        let (h, m) = hm.trim().split_once(':')?;
-        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
-        (h < 24 && m < 60).then_some(h * 60 + m)
-    };
-    let (start, end) = text.split_once('-')?;
-    Some((minutes(start)?, minutes(end)?))
-}
-
 fn toml_problem(name: &str, text: &str, error: &toml::de::Error) -> Problem {
     let mut problem = Problem::error(name, error.message().trim().to_string())
         .hint("see the example configuration in the README (SPEC section 3 lists every key)");
     if let Some(span) = error.span() {
-        let before = &text[..span.start.min(text.len())];
-        let line = before.matches('\n').count() as u64 + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u64 + 1;
+        let (line, column) = line_and_column(text, span.start);
         problem.line = Some(line);
         problem.column = Some(column);
     }
     problem
+}
+
+/// The 1-based line and column of a byte offset in `text`.
+fn line_and_column(text: &str, offset: usize) -> (u64, u64) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() as u64 + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u64 + 1;
+    (line, column)
 }
 
 #[cfg(test)]
@@ -545,11 +603,33 @@ assignments = "hris/assignments.csv"
     }
 
     #[test]
+    fn outside_the_window_names_the_next_opening_in_the_tenants_time() {
+        let dir =
+            std::env::temp_dir().join(format!("skillsync-config-window-{}", std::process::id()));
+        let text = MINIMAL
+            .replace("[source]", "[sync]\nwindow = \"02:00-04:00\"\n\n[source]")
+            .replace(
+                "client_secret",
+                "timezone = \"Europe/Berlin\"\nclient_secret",
+            );
+        let config = Config::load(&write(&dir, &text)).unwrap();
+        let inside: Timestamp = "2026-12-03T01:30:00Z".parse().unwrap();
+        assert_eq!(config.outside_window(inside), None);
+        let outside: Timestamp = "2026-12-02T12:00:00Z".parse().unwrap();
+        let why = config.outside_window(outside).unwrap();
+        assert!(
+            why.starts_with(
+                "outside the sync window 02:00–04:00 (Europe/Berlin); the next one opens 2026-12-03 02:00 CET ("
+            ) && why.ends_with(" local time)"),
+            "{why}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
     fn removal_thresholds_take_counts_and_percentages() {
         assert_eq!(parse_max_removals("10%"), Some(MaxRemovals::Percent(10.0)));
         assert_eq!(parse_max_removals("250"), Some(MaxRemovals::Count(250)));
         assert_eq!(parse_max_removals("lots"), None);
-        assert_eq!(parse_window("02:00-04:00"), Some((120, 240)));
-        assert_eq!(parse_window("25:00-04:00"), None);
     }
 }

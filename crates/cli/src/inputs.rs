@@ -74,10 +74,11 @@ impl Session {
             Ok(config) => config,
             Err(problems) => return invalid(&problems),
         };
-        let loaded = match read_hris(&config) {
+        let mut loaded = match read_hris(&config) {
             Ok(loaded) => loaded,
             Err(problems) => return invalid(&problems),
         };
+        loaded.desired.retired = Self::retirements(&config)?;
         let settings = match config.client_settings() {
             Ok(settings) => settings,
             Err(problems) => return invalid(&problems),
@@ -99,6 +100,40 @@ impl Session {
         engine::read_live(self.api.as_ref(), progress)
             .await
             .with_context(|| format!("cannot read the tenant at {}", self.config.tenant.api_base))
+    }
+
+    /// The catalog variants `skillsync retire` took out of management, from the journal:
+    /// every plan leaves them alone.
+    pub fn retirements(config: &Config) -> anyhow::Result<Vec<skillsync_core::Retired>> {
+        use anyhow::Context;
+        let url = &config.store_url;
+        let journal = store::open(url).with_context(|| {
+            format!("cannot open the journal ({url}) to learn which codes are retired")
+        })?;
+        let mut retired = Vec::new();
+        for r in journal.retirements()? {
+            let locale = skillsync_core::Locale::parse(&r.locale).with_context(|| {
+                format!(
+                    "the journal ({url}) holds a retirement of {} with a bad locale",
+                    r.code
+                )
+            })?;
+            retired.push(skillsync_core::Retired {
+                code: skillsync_core::Code::from(r.code.as_str()),
+                locale,
+                definitions: r
+                    .definition_ids
+                    .into_iter()
+                    .map(skillsync_core::DefinitionId::from)
+                    .collect(),
+                mode: match r.mode {
+                    store::RetirementMode::Soft => skillsync_core::RetiredMode::Soft,
+                    store::RetirementMode::Hard => skillsync_core::RetiredMode::Hard,
+                },
+                run: r.run.0,
+            });
+        }
+        Ok(retired)
     }
 
     /// Plans against `live`, with the files' warnings first; `Err(code)` once problems are printed.

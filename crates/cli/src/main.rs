@@ -37,7 +37,10 @@ fn main() -> ExitCode {
             args::Command::History(history_args) => cmd::history::run(&history_args),
             args::Command::Demo(demo_args) => cmd::demo::run(&demo_args).await,
             args::Command::Assign(assign_args) => cmd::assign::run(&assign_args).await,
+            args::Command::Retire(retire_args) => cmd::retire::run(&retire_args).await,
             args::Command::Drift(common) => cmd::drift::run(&common).await,
+            args::Command::Verify(verify_args) => cmd::verify::run(&verify_args).await,
+            args::Command::Bench(bench_args) => cmd::bench::run(&bench_args).await,
         }
     });
     match result {

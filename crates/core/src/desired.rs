@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::domain::{Kind, Level, Locale, UserId};
+use crate::domain::{DefinitionId, Kind, Level, Locale, UserId};
 
 macro_rules! text_id {
     ($(#[$doc:meta])* $name:ident) => {
@@ -161,4 +161,42 @@ pub struct Desired {
     /// Desired assignments per employee, by code. An agent with no entry here should hold
     /// none of the catalog's definitions.
     pub assignments: BTreeMap<EmployeeId, BTreeMap<Code, Wanted>>,
+    /// Catalog variants `skillsync retire` took out of management (the journal knows them,
+    /// not the HRIS files): never reactivated, recreated or reassigned, whatever the files say.
+    pub retired: Vec<Retired>,
+}
+
+/// How a variant was retired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RetiredMode {
+    /// Inactive in the tenant, its assignments kept for reporting.
+    Soft,
+    /// Its references stripped and the definition deleted.
+    Hard,
+}
+
+impl RetiredMode {
+    /// `soft` or `hard`, for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetiredMode::Soft => "soft",
+            RetiredMode::Hard => "hard",
+        }
+    }
+}
+
+/// One retired catalog variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retired {
+    /// The HRIS code.
+    pub code: Code,
+    /// The variant's locale.
+    pub locale: Locale,
+    /// The tenant definitions it covered when it was retired.
+    pub definitions: Vec<DefinitionId>,
+    /// Soft or hard.
+    pub mode: RetiredMode,
+    /// The journal's run that retired it, for messages.
+    pub run: i64,
 }

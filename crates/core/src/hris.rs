@@ -94,6 +94,7 @@ pub fn read_desired<C: Read, A: Read, S: Read>(
             catalog: catalog.catalog.unwrap_or_default(),
             agents: agents.agents.unwrap_or_default(),
             assignments: wanted,
+            retired: Vec::new(),
         },
         warnings: problems,
     })

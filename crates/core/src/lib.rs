@@ -11,8 +11,12 @@ pub mod hris;
 pub mod plan;
 pub mod problem;
 pub mod render;
+pub mod window;
 
-pub use desired::{Agent, Catalog, CatalogEntry, Code, Desired, EmployeeId, SourceFiles, Wanted};
+pub use desired::{
+    Agent, Catalog, CatalogEntry, Code, Desired, EmployeeId, Retired, RetiredMode, SourceFiles,
+    Wanted,
+};
 pub use domain::{
     Assignment, Definition, DefinitionId, Kind, Level, LevelError, Locale, LocaleError,
     UserAssignments, UserId, Version,
@@ -21,3 +25,4 @@ pub use hris::{Loaded, Source, read_desired};
 pub use plan::{Live, Plan, PlanOptions, Resolution, plan, resolve};
 pub use problem::{Problem, Severity};
 pub use render::{Style, plan_human, plan_json, problems_human, problems_json};
+pub use window::{Opening, Window, WindowError};

@@ -11,7 +11,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use crate::desired::{Agent, CatalogEntry, Code, Desired, EmployeeId, SourceFiles, Wanted};
+use crate::desired::{
+    Agent, CatalogEntry, Code, Desired, EmployeeId, Retired, SourceFiles, Wanted,
+};
 use crate::domain::{
     Assignment, Definition, DefinitionId, Kind, Level, Locale, UserAssignments, UserId, Version,
 };
@@ -371,6 +373,25 @@ impl Resolution {
         self.owners.contains_key(id)
     }
 
+    /// Every tenant definition of the catalog's variant: the one it resolves to first, then
+    /// any duplicates (same kind, name and locale). Empty when the tenant has none, or the
+    /// variant is retired.
+    pub fn definitions_of(&self, code: &Code, locale: &Locale) -> Vec<DefinitionId> {
+        let Some(DefinitionRef::Existing(canonical)) = self.definition(code, locale) else {
+            return Vec::new();
+        };
+        let mut ids = vec![canonical.clone()];
+        let mut duplicates: Vec<DefinitionId> = self
+            .owners
+            .iter()
+            .filter(|(id, o)| &o.code == code && &o.locale == locale && *id != canonical)
+            .map(|(id, _)| id.clone())
+            .collect();
+        duplicates.sort();
+        ids.extend(duplicates);
+        ids
+    }
+
     /// Plans one user: merges the desired assignments into the live lists, touching only
     /// catalog definitions. `None` when nothing changes.
     pub fn plan_user(
@@ -568,6 +589,27 @@ pub fn resolve(
         resolution
             .names
             .insert(key.clone(), (entry.kind, entry.name.clone()));
+        if let Some(retired) = retirement_of(desired, entry, &by_name) {
+            // Neither owned nor resolved: its assignments are carried through untouched like
+            // another integration's, and no agent is given it.
+            problems.push(
+                Problem::warning(
+                    &desired.files.catalog,
+                    format!(
+                        "{} {} ({locale}) was retired ({}) in run {}: not planned",
+                        entry.kind,
+                        entry.name,
+                        retired.mode.as_str(),
+                        retired.run
+                    ),
+                )
+                .at_line(entry.line)
+                .hint(format!(
+                    "remove it from the catalog, or run `skillsync retire {code} --locale {locale} --undo` to manage it again"
+                )),
+            );
+            continue;
+        }
         if !live.profile_ids.contains(&entry.routing_profile_id) {
             problems.push(
                 Problem::error(&desired.files.catalog, format!(
@@ -662,6 +704,20 @@ pub fn resolve(
         }
     }
     (resolution, actions, problems)
+}
+
+/// The retirement covering a catalog variant: recorded for its (code, locale), or for one of
+/// the tenant definitions it resolves to now.
+fn retirement_of<'a>(
+    desired: &'a Desired,
+    entry: &CatalogEntry,
+    by_name: &HashMap<(Kind, &str, &Locale), Vec<&Definition>>,
+) -> Option<&'a Retired> {
+    let candidates = by_name.get(&(entry.kind, entry.name.as_str(), &entry.locale));
+    desired.retired.iter().find(|r| {
+        (r.code == entry.code && r.locale == entry.locale)
+            || candidates.is_some_and(|c| c.iter().any(|d| r.definitions.contains(&d.id)))
+    })
 }
 
 /// Plans the whole run. Errors (with any warnings) when something blocks it.

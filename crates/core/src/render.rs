@@ -731,6 +731,7 @@ mod tests {
             catalog,
             agents,
             assignments,
+            retired: Vec::new(),
         };
 
         let user = |id: &str, skills: Vec<Assignment>| UserAssignments {

@@ -123,6 +123,7 @@ fn sample_plan() -> skillsync_core::Plan {
         catalog,
         agents,
         assignments,
+        retired: Vec::new(),
     };
     plan(&desired, &live, &PlanOptions::default()).expect("the sample plans")
 }
@@ -245,6 +246,7 @@ fn example_plan() -> skillsync_core::Plan {
                 },
             )]),
         )]),
+        retired: Vec::new(),
     };
     let definition = |id: &str, name: &str| Definition {
         id: DefinitionId::from(id),

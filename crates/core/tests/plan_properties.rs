@@ -431,6 +431,7 @@ fn build(r: &Recipe) -> World {
             catalog,
             agents,
             assignments,
+            retired: Vec::new(),
         },
         live: Live {
             definitions,

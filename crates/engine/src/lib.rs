@@ -7,6 +7,8 @@ mod apply;
 mod assign;
 mod guard;
 mod live;
+pub mod retire;
+pub mod verify;
 
 pub use apply::{ApplyOptions, ApplyReport, DefinitionFailed, JournalRun, Phase, Progress, apply};
 pub use assign::{Assigned, assign};

@@ -3,10 +3,13 @@
 //! - **runs**: command, configuration hash, dialect, start, end, counts and outcome. A run
 //!   that never finished (the process was killed, the machine lost power) has no end and
 //!   reads back as [`RunOutcome::Interrupted`]; that outcome is derived, never stored.
-//! - **writes**: every write a run made: the subject (a user id or a definition), the state
-//!   before and after, the status, the error text or request id, the time, and the time the
-//!   routing cache will have settled on it (`propagation_window` after the write).
+//! - **writes**: every write a run made: the subject (a user id, a definition or a routing
+//!   profile), the state before and after, the status, the error text or request id, the
+//!   time, and the time the routing cache will have settled on it (`propagation_window` after
+//!   the write).
 //! - **mappings**: which tenant definition each HRIS (code, locale) resolved to.
+//! - **retirements**: the (code, locale) variants `skillsync retire` took out of management,
+//!   soft or hard, so that later plans leave them alone.
 //!
 //! Everything goes through the [`Journal`] trait. [`SqliteStore`] is the default
 //! implementation (a file next to the configuration); a PostgreSQL implementation for shared
@@ -163,16 +166,19 @@ pub enum WriteTarget {
     UserProficiencies,
     /// A skill or proficiency definition.
     Definition,
+    /// A routing profile's lists (retire strips references from them).
+    Profile,
 }
 
 impl WriteTarget {
     /// The target's name, as stored and printed: `user_skills`, `user_proficiencies`,
-    /// `definition`.
+    /// `definition`, `profile`.
     pub fn as_str(self) -> &'static str {
         match self {
             WriteTarget::UserSkills => "user_skills",
             WriteTarget::UserProficiencies => "user_proficiencies",
             WriteTarget::Definition => "definition",
+            WriteTarget::Profile => "profile",
         }
     }
 
@@ -181,6 +187,7 @@ impl WriteTarget {
             "user_skills" => WriteTarget::UserSkills,
             "user_proficiencies" => WriteTarget::UserProficiencies,
             "definition" => WriteTarget::Definition,
+            "profile" => WriteTarget::Profile,
             _ => return None,
         })
     }
@@ -228,6 +235,62 @@ pub struct Mapping {
     pub definition_id: String,
     /// When this mapping was last observed.
     pub seen_at: Timestamp,
+}
+
+/// How a catalog variant was retired by `skillsync retire`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetirementMode {
+    /// Marked inactive in the tenant; its assignments kept for reporting.
+    Soft,
+    /// Its references stripped and the definition deleted.
+    Hard,
+}
+
+impl RetirementMode {
+    /// The mode's name, as stored and printed: `soft`, `hard`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetirementMode::Soft => "soft",
+            RetirementMode::Hard => "hard",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "soft" => RetirementMode::Soft,
+            "hard" => RetirementMode::Hard,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for RetirementMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A catalog variant (code, locale) that `skillsync retire` took out of management: later
+/// plans neither reactivate, recreate nor reassign it while this record exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retirement {
+    /// The HRIS code.
+    pub code: String,
+    /// The locale (lowercase BCP-47).
+    pub locale: String,
+    /// `skill` or `proficiency`.
+    pub kind: String,
+    /// The definition's name in the tenant.
+    pub name: String,
+    /// Soft or hard.
+    pub mode: RetirementMode,
+    /// The tenant definitions it covered (the canonical one and any duplicates).
+    pub definition_ids: Vec<String>,
+    /// The run that retired it.
+    pub run: RunId,
+    /// When.
+    pub retired_at: Timestamp,
 }
 
 /// The journal of runs, writes and mappings. Every method is one short, synchronous call;
@@ -279,6 +342,17 @@ pub trait Journal: Send + Sync {
 
     /// Every mapping, ordered by code, then locale.
     fn mappings(&self) -> Result<Vec<Mapping>, StoreError>;
+
+    /// Records a retirement, replacing any earlier one of the same (code, locale). Fails with
+    /// [`StoreError::UnknownRun`] if its run was never started.
+    fn record_retirement(&self, retirement: &Retirement) -> Result<(), StoreError>;
+
+    /// Every retirement in force, ordered by code, then locale.
+    fn retirements(&self) -> Result<Vec<Retirement>, StoreError>;
+
+    /// Forgets the retirement of (code, locale), so later plans manage it again; true when
+    /// there was one.
+    fn forget_retirement(&self, code: &str, locale: &str) -> Result<bool, StoreError>;
 }
 
 /// Opens the journal a `[store] url` names:
@@ -370,6 +444,7 @@ mod tests {
             WriteTarget::UserSkills,
             WriteTarget::UserProficiencies,
             WriteTarget::Definition,
+            WriteTarget::Profile,
         ] {
             assert_eq!(WriteTarget::parse(t.as_str()), Some(t));
             assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());

@@ -21,8 +21,8 @@ use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::{
-    Journal, Mapping, NewRun, RunId, RunOutcome, RunSummary, StoreError, WriteRecord, WriteStatus,
-    WriteTarget,
+    Journal, Mapping, NewRun, Retirement, RetirementMode, RunId, RunOutcome, RunSummary,
+    StoreError, WriteRecord, WriteStatus, WriteTarget,
 };
 
 /// How long a call waits for another process holding the database lock.
@@ -63,6 +63,40 @@ const MIGRATIONS: &[&str] = &[
          kind          TEXT NOT NULL,
          definition_id TEXT NOT NULL,
          seen_at       TEXT NOT NULL,
+         PRIMARY KEY (code, locale)
+     ) WITHOUT ROWID;",
+    // 2: routing-profile writes (retire strips profiles) and retirements. SQLite cannot alter a
+    // CHECK constraint, so `writes` is rebuilt with its rows and ids.
+    "CREATE TABLE writes_v2 (
+         id          INTEGER PRIMARY KEY AUTOINCREMENT,
+         run_id      INTEGER NOT NULL REFERENCES runs (id),
+         target      TEXT NOT NULL
+                     CHECK (target IN ('user_skills', 'user_proficiencies', 'definition', 'profile')),
+         subject     TEXT NOT NULL,
+         before_json TEXT NOT NULL,
+         after_json  TEXT NOT NULL,
+         status      TEXT NOT NULL CHECK (status IN ('applied', 'conflict', 'failed', 'unknown')),
+         detail      TEXT,
+         at          TEXT NOT NULL,
+         settles_at  TEXT
+     );
+     INSERT INTO writes_v2
+         (id, run_id, target, subject, before_json, after_json, status, detail, at, settles_at)
+         SELECT id, run_id, target, subject, before_json, after_json, status, detail, at, settles_at
+         FROM writes;
+     DROP TABLE writes;
+     ALTER TABLE writes_v2 RENAME TO writes;
+     CREATE INDEX writes_by_subject ON writes (subject, target, at);
+     CREATE INDEX writes_by_run ON writes (run_id, status, settles_at);
+     CREATE TABLE retirements (
+         code                TEXT NOT NULL,
+         locale              TEXT NOT NULL,
+         kind                TEXT NOT NULL,
+         name                TEXT NOT NULL,
+         mode                TEXT NOT NULL CHECK (mode IN ('soft', 'hard')),
+         definition_ids_json TEXT NOT NULL,
+         run_id              INTEGER NOT NULL REFERENCES runs (id),
+         retired_at          TEXT NOT NULL,
          PRIMARY KEY (code, locale)
      ) WITHOUT ROWID;",
 ];
@@ -215,7 +249,7 @@ impl SqliteStore {
                 self.corrupt(
                     "writes.target",
                     &raw.target,
-                    "expected user_skills, user_proficiencies or definition",
+                    "expected user_skills, user_proficiencies, definition or profile",
                 )
             })?,
             subject: raw.subject,
@@ -617,6 +651,101 @@ impl Journal for SqliteStore {
             })
             .collect()
     }
+
+    fn record_retirement(&self, retirement: &Retirement) -> Result<(), StoreError> {
+        let action = format!(
+            "record the retirement of {} ({})",
+            retirement.code, retirement.locale
+        );
+        let ids = serde_json::Value::from(retirement.definition_ids.clone()).to_string();
+        self.write_tx(&action, |tx| {
+            let started: bool = tx
+                .prepare_cached("SELECT 1 FROM runs WHERE id = ?1")?
+                .exists([retirement.run.0])?;
+            if !started {
+                return Err(self.unknown_run(retirement.run.0));
+            }
+            tx.execute(
+                "INSERT INTO retirements
+                     (code, locale, kind, name, mode, definition_ids_json, run_id, retired_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (code, locale) DO UPDATE SET
+                     kind = excluded.kind,
+                     name = excluded.name,
+                     mode = excluded.mode,
+                     definition_ids_json = excluded.definition_ids_json,
+                     run_id = excluded.run_id,
+                     retired_at = excluded.retired_at",
+                params![
+                    retirement.code,
+                    retirement.locale,
+                    retirement.kind,
+                    retirement.name,
+                    retirement.mode.as_str(),
+                    ids,
+                    retirement.run.0,
+                    ts(retirement.retired_at),
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn retirements(&self) -> Result<Vec<Retirement>, StoreError> {
+        type Row = (String, String, String, String, String, String, i64, String);
+        let conn = self.conn.lock();
+        let raws: Vec<Row> = (|| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT code, locale, kind, name, mode, definition_ids_json, run_id, retired_at
+                 FROM retirements ORDER BY code, locale",
+            )?;
+            let rows = stmt.query_map([], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                    row.get(5)?,
+                    row.get(6)?,
+                    row.get(7)?,
+                ))
+            })?;
+            rows.collect::<Result<Vec<_>, _>>()
+        })()
+        .map_err(self.query_err("read the retirements"))?;
+        drop(conn);
+        raws.into_iter()
+            .map(|(code, locale, kind, name, mode, ids, run, at)| {
+                let mode = RetirementMode::parse(&mode).ok_or_else(|| {
+                    self.corrupt("retirements.mode", &mode, "expected soft or hard")
+                })?;
+                let definition_ids: Vec<String> = serde_json::from_str(&ids)
+                    .map_err(|e| self.corrupt("retirements.definition_ids_json", &ids, e))?;
+                Ok(Retirement {
+                    retired_at: self.timestamp("retirements.retired_at", &at)?,
+                    code,
+                    locale,
+                    kind,
+                    name,
+                    mode,
+                    definition_ids,
+                    run: RunId(run),
+                })
+            })
+            .collect()
+    }
+
+    fn forget_retirement(&self, code: &str, locale: &str) -> Result<bool, StoreError> {
+        let action = format!("forget the retirement of {code} ({locale})");
+        self.write_tx(&action, |tx| {
+            let removed = tx.execute(
+                "DELETE FROM retirements WHERE code = ?1 AND locale = ?2",
+                params![code, locale],
+            )?;
+            Ok(removed > 0)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -641,5 +770,83 @@ mod tests {
         conn.pragma_update(None, "user_version", 99).unwrap();
         let err = migrate(&mut conn, ":memory:").unwrap_err();
         assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+    }
+
+    #[test]
+    fn migration_2_keeps_the_writes_of_a_version_1_journal_and_accepts_profile_writes() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO runs (command, config_hash, dialect, started_at)
+                 VALUES ('apply', 'h', 'routing', '2025-01-01T00:00:00.000000000Z');
+             INSERT INTO writes (run_id, target, subject, before_json, after_json, status, at)
+                 VALUES (1, 'user_skills', 'u1', 'null', '[]', 'applied',
+                         '2025-01-01T00:00:01.000000000Z');",
+        )
+        .unwrap();
+        migrate(&mut conn, ":memory:").unwrap();
+        let store = SqliteStore {
+            conn: Mutex::new(conn),
+            path: ":memory:".into(),
+        };
+        let kept = store.writes(RunId(1)).unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].subject, "u1");
+        let profile_write = WriteRecord {
+            target: WriteTarget::Profile,
+            subject: "p1".into(),
+            ..kept[0].clone()
+        };
+        store.record_writes(&[profile_write]).unwrap();
+        let targets: Vec<WriteTarget> = store
+            .writes(RunId(1))
+            .unwrap()
+            .iter()
+            .map(|w| w.target)
+            .collect();
+        assert_eq!(targets, [WriteTarget::UserSkills, WriteTarget::Profile]);
+    }
+
+    #[test]
+    fn a_retirement_is_replaced_per_variant_and_can_be_forgotten() {
+        let store = SqliteStore::in_memory().unwrap();
+        let at = Timestamp::from_second(1_750_000_000).unwrap();
+        let run = store
+            .start_run(&NewRun {
+                command: "retire".into(),
+                config_hash: "h".into(),
+                started_at: at,
+                dialect: "routing".into(),
+            })
+            .unwrap();
+        let soft = Retirement {
+            code: "ACW_SALES".into(),
+            locale: "de-de".into(),
+            kind: "proficiency".into(),
+            name: "ACW_Sales".into(),
+            mode: RetirementMode::Soft,
+            definition_ids: vec!["d1".into(), "d2".into()],
+            run,
+            retired_at: at,
+        };
+        store.record_retirement(&soft).unwrap();
+        let hard = Retirement {
+            mode: RetirementMode::Hard,
+            ..soft.clone()
+        };
+        store.record_retirement(&hard).unwrap();
+        assert_eq!(store.retirements().unwrap(), [hard]);
+        let unknown = Retirement {
+            run: RunId(99),
+            ..soft
+        };
+        assert!(matches!(
+            store.record_retirement(&unknown),
+            Err(StoreError::UnknownRun { run: 99, .. })
+        ));
+        assert!(store.forget_retirement("ACW_SALES", "de-de").unwrap());
+        assert!(!store.forget_retirement("ACW_SALES", "de-de").unwrap());
+        assert!(store.retirements().unwrap().is_empty());
     }
 }

@@ -29,6 +29,11 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         loaded,
         api,
     } = &session;
+    // Checked before reading the tenant: outside the window, even reads are load it should not
+    // carry in its busy hours.
+    if refused_outside_window(config, args) {
+        return Ok(exit::error());
+    }
     let live = session.read_live(&|_| {}).await?;
     let (resolution, _, _) = skillsync_core::resolve(&loaded.desired, &live);
     let plan = match session.plan(&live, common) {
@@ -66,6 +71,10 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
             plan.definitions.len(),
         )?
     {
+        return Ok(exit::error());
+    }
+    // Asked again: the window may have closed while the plan was read or the prompt waited.
+    if refused_outside_window(config, args) {
         return Ok(exit::error());
     }
 
@@ -204,6 +213,21 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
             exit::error()
         },
     )
+}
+
+/// Whether `[sync] window` forbids writing now (and `--now` does not override it); the refusal
+/// is printed.
+fn refused_outside_window(config: &crate::config::Config, args: &ApplyArgs) -> bool {
+    if args.now {
+        return false;
+    }
+    match config.outside_window(jiff::Timestamp::now()) {
+        Some(why) => {
+            eprintln!("error: {why}. Use --now to apply anyway.");
+            true
+        }
+        None => false,
+    }
 }
 
 /// Asks on the terminal; refuses when there is no terminal to ask on.

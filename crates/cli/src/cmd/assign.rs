@@ -70,6 +70,29 @@ pub async fn run(args: &AssignArgs) -> anyhow::Result<ExitCode> {
             };
         return Ok(report_invalid(common, &[problem], style));
     };
+    // A retired code stays out of service: assigning it would reactivate or recreate it.
+    if let Some(retired) = crate::inputs::Session::retirements(&config)?
+        .iter()
+        .find(|r| r.code == entry.code && r.locale == entry.locale)
+    {
+        let problem = Problem::error(
+            &desired.files.catalog,
+            format!(
+                "{} {} ({}) was retired ({}) in run {}; not assigned",
+                entry.kind,
+                entry.name,
+                entry.locale,
+                retired.mode.as_str(),
+                retired.run
+            ),
+        )
+        .at_line(entry.line)
+        .hint(format!(
+            "`skillsync retire {} --locale {} --undo` manages it again",
+            entry.code, entry.locale
+        ));
+        return Ok(report_invalid(common, &[problem], style));
+    }
     let level =
         Level::new(args.level).map_err(|e| anyhow::anyhow!("{e}; give a level from 1 to 10"))?;
     let settings = match config.client_settings() {

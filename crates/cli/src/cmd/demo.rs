@@ -86,6 +86,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         yes: true,
         max_removals: None,
         allow_empty_skills: false,
+        now: false,
     })
     .await?;
     println!("\n3. plan again");

@@ -2,9 +2,12 @@
 
 pub mod apply;
 pub mod assign;
+pub mod bench;
 pub mod demo;
 pub mod drift;
 pub mod history;
 pub mod plan;
+pub mod retire;
 pub mod sim;
 pub mod validate;
+pub mod verify;

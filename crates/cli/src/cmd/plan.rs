@@ -47,6 +47,11 @@ pub async fn run(args: &CommonArgs) -> anyhow::Result<ExitCode> {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&plan_json(&plan))?),
         OutputFormat::Human => print!("{}", crate::output::plan_text(&plan, style, args.summary)),
     }
+    if !plan.is_empty()
+        && let Some(why) = session.config.outside_window(jiff::Timestamp::now())
+    {
+        eprintln!("note: `apply` would refuse now: {why} (or pass --now)");
+    }
     Ok(if plan.is_empty() {
         exit::ok()
     } else {

@@ -264,3 +264,15 @@ pub async fn run(dir: &Path, args: &'static [&'static str]) -> Output {
         .await
         .unwrap()
 }
+
+/// Runs the binary off the async runtime, with arguments built at run time.
+pub async fn run_with(dir: &Path, args: &[&str]) -> Output {
+    let dir = dir.to_path_buf();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        skillsync(&dir, &args)
+    })
+    .await
+    .unwrap()
+}

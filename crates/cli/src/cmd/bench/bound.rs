@@ -1,0 +1,186 @@
+//! The fewest API calls any client needs for a sync, and the least time the tenant's token bucket
+//! lets them take. Pure arithmetic over the scenario, so the benchmark's yardstick can be read
+//! and tested on its own.
+
+/// The largest page the tenant serves (SPEC 1.2, 1.3).
+pub const MAX_PAGE_SIZE: usize = 500;
+/// The most users one bulk write carries (SPEC 1.3).
+pub const MAX_BULK_ENTRIES: usize = 100;
+
+/// What a sync has to learn and change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncWork {
+    /// Skill definitions in the tenant before the sync.
+    pub skill_definitions: usize,
+    /// Proficiency definitions in the tenant before the sync.
+    pub proficiency_definitions: usize,
+    /// Users in the tenant.
+    pub tenant_users: usize,
+    /// Users the HRIS manages (each must be read, one way or another).
+    pub managed_users: usize,
+    /// Definitions that do not exist yet.
+    pub definitions_to_create: usize,
+    /// Users whose skills or proficiencies change (one bulk entry each, both lists together).
+    pub users_to_write: usize,
+}
+
+/// The tenant's published limits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TenantLimits {
+    /// Requests per second of the tenant-wide token bucket; `None` when unthrottled.
+    pub requests_per_second: Option<f64>,
+    /// The bucket's capacity.
+    pub burst: u32,
+    /// The shortest round trip.
+    pub min_latency_seconds: f64,
+}
+
+/// The lower bound, call by call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LowerBound {
+    /// One token (it has its own bucket, so it costs no tenant capacity).
+    pub token: usize,
+    /// Pages of skill and proficiency definitions.
+    pub definition_pages: usize,
+    /// One `POST` per missing definition.
+    pub definition_creates: usize,
+    /// Reading the managed users: whole pages, or one `GET` each when that is fewer.
+    pub user_reads: usize,
+    /// Bulk writes of at most 100 users.
+    pub bulk_writes: usize,
+}
+
+impl LowerBound {
+    /// Every call, the token included.
+    pub fn calls(&self) -> usize {
+        self.token + self.tenant_calls()
+    }
+
+    /// The calls the tenant's token bucket charges for.
+    pub fn tenant_calls(&self) -> usize {
+        self.definition_pages + self.definition_creates + self.user_reads + self.bulk_writes
+    }
+
+    /// Writes among them.
+    pub fn writes(&self) -> usize {
+        self.definition_creates + self.bulk_writes
+    }
+
+    /// The least wall time: the last charged call cannot leave before the bucket has refilled
+    /// for it, and no answer comes back faster than the shortest round trip. Sequential steps
+    /// (token, reads, creates, writes) each cost at least one round trip as well; the bound is
+    /// whichever of the two is larger.
+    pub fn seconds(&self, limits: &TenantLimits) -> f64 {
+        let round_trip = limits.min_latency_seconds;
+        let throttled = match limits.requests_per_second {
+            Some(rate) if rate > 0.0 => {
+                let beyond_burst = self.tenant_calls().saturating_sub(limits.burst as usize);
+                beyond_burst as f64 / rate + round_trip
+            }
+            _ => 0.0,
+        };
+        let steps = [
+            self.token,
+            self.definition_pages + self.user_reads,
+            self.definition_creates,
+            self.bulk_writes,
+        ]
+        .iter()
+        .filter(|calls| **calls > 0)
+        .count();
+        throttled.max(steps as f64 * round_trip)
+    }
+}
+
+/// The fewest calls a client needs for `work`.
+pub fn lower_bound(work: &SyncWork) -> LowerBound {
+    let pages = |items: usize| items.div_ceil(MAX_PAGE_SIZE).max(1);
+    LowerBound {
+        token: 1,
+        definition_pages: pages(work.skill_definitions) + pages(work.proficiency_definitions),
+        definition_creates: work.definitions_to_create,
+        user_reads: pages(work.tenant_users).min(work.managed_users.max(1)),
+        bulk_writes: work.users_to_write.div_ceil(MAX_BULK_ENTRIES),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn work(users: usize, to_write: usize) -> SyncWork {
+        SyncWork {
+            skill_definitions: 24,
+            proficiency_definitions: 10,
+            tenant_users: users,
+            managed_users: users,
+            definitions_to_create: 4,
+            users_to_write: to_write,
+        }
+    }
+
+    const LIMITS: TenantLimits = TenantLimits {
+        requests_per_second: Some(10.0),
+        burst: 20,
+        min_latency_seconds: 0.02,
+    };
+
+    #[test]
+    fn ten_thousand_agents_thirty_percent_changed() {
+        let bound = lower_bound(&work(10_000, 3_000));
+        assert_eq!(
+            bound,
+            LowerBound {
+                token: 1,
+                definition_pages: 2,
+                definition_creates: 4,
+                user_reads: 20,
+                bulk_writes: 30,
+            }
+        );
+        assert_eq!(bound.calls(), 57);
+        assert_eq!(bound.writes(), 34);
+        // 56 charged calls, 20 of them from the burst: 36 at 10/s, then one round trip.
+        assert!((bound.seconds(&LIMITS) - 3.62).abs() < 1e-9);
+    }
+
+    #[test]
+    fn partial_pages_and_batches_round_up() {
+        let bound = lower_bound(&work(501, 101));
+        assert_eq!(bound.user_reads, 2);
+        assert_eq!(bound.bulk_writes, 2);
+    }
+
+    #[test]
+    fn a_few_managed_users_are_cheaper_to_read_one_by_one() {
+        let bound = lower_bound(&SyncWork {
+            managed_users: 3,
+            ..work(100_000, 3)
+        });
+        assert_eq!(bound.user_reads, 3);
+    }
+
+    #[test]
+    fn nothing_to_change_means_reads_only() {
+        let bound = lower_bound(&SyncWork {
+            definitions_to_create: 0,
+            ..work(10_000, 0)
+        });
+        assert_eq!(bound.writes(), 0);
+        assert_eq!(bound.calls(), 23);
+    }
+
+    #[test]
+    fn within_the_burst_only_round_trips_count() {
+        let bound = lower_bound(&work(100, 10));
+        assert!(bound.tenant_calls() <= 20);
+        // Token, reads, creates, writes: four sequential round trips.
+        assert!((bound.seconds(&LIMITS) - 0.08).abs() < 1e-9);
+        let unthrottled = TenantLimits {
+            requests_per_second: None,
+            ..LIMITS
+        };
+        assert!((bound.seconds(&unthrottled) - 0.08).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,21 @@
+//! `skillsync bench`: reproducible figures for the claims the README makes about API calls,
+//! wall time and planning at scale. Not a test: it prints figures and checks only that each run
+//! did what its scenario asks.
+
+mod bound;
+mod naive;
+mod plan_scale;
+mod scenario;
+mod sync;
+
+use std::process::ExitCode;
+
+use crate::args::{BenchArgs, BenchCommand};
+
+/// Runs the chosen benchmark.
+pub async fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    match &args.command {
+        BenchCommand::Sync(sync_args) => sync::run(sync_args).await,
+        BenchCommand::Plan(plan_args) => plan_scale::run(plan_args).await,
+    }
+}

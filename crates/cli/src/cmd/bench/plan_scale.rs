@@ -1,0 +1,292 @@
+//! `skillsync bench plan`: the planning core alone at scale. Writes HRIS files for N agents ×
+//! M assignments to disk, holds a tenant snapshot in memory that differs for 30% of the agents
+//! (the live read is the client's work, measured by `bench sync`), then times what `skillsync
+//! plan` does with them: read and validate the files, resolve, plan, render. Peak memory is the
+//! process's high-water mark, reset just before the timed part.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use serde_json::json;
+use skillsync_core::hris::{Source, read_desired};
+use skillsync_core::{
+    Assignment, Definition, DefinitionId, Kind, Level, Live, Locale, PlanOptions,
+    UserAssignments, UserId, Version,
+};
+
+use crate::args::BenchPlanArgs;
+use crate::output::OutputFormat;
+
+const LOCALES: [&str; 2] = ["en-us", "de-de"];
+/// Codes in the catalog; each agent holds `per_agent` consecutive ones.
+const CODES: usize = 40;
+
+/// Runs the benchmark and prints its figures.
+pub async fn run(args: &BenchPlanArgs) -> anyhow::Result<std::process::ExitCode> {
+    if args.per_agent == 0 || args.per_agent > CODES {
+        bail!("--per-agent must be between 1 and {CODES}");
+    }
+    let dir = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("skillsync-bench-plan-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let human = args.output == OutputFormat::Human;
+    if human {
+        println!("skillsync bench plan");
+        println!(
+            "  writing {} agents × {} assignments to {} …",
+            args.agents,
+            args.per_agent,
+            dir.display()
+        );
+    }
+    let bytes = write_files(&dir, args.agents, args.per_agent)?;
+    let live = snapshot(args.agents, args.per_agent);
+    let changed_agents = (0..args.agents).filter(|a| is_changed(*a)).count();
+
+    let baseline_rss = rss_kib("VmRSS");
+    let reset = reset_peak_rss();
+    let started = Instant::now();
+    let cpu_started = cpu_seconds();
+    let open = |name: &str| -> anyhow::Result<Source<BufReader<File>>> {
+        let path = dir.join(name);
+        Ok(Source {
+            name: path.display().to_string(),
+            reader: BufReader::with_capacity(
+                1 << 16,
+                File::open(&path).with_context(|| format!("cannot read {}", path.display()))?,
+            ),
+        })
+    };
+    let loaded = read_desired(
+        open("catalog.csv")?,
+        open("agents.csv")?,
+        open("assignments.csv")?,
+    )
+    .map_err(|problems| anyhow::anyhow!("the generated files are invalid: {}", problems[0]))?;
+    let read_seconds = started.elapsed().as_secs_f64();
+    let options = PlanOptions {
+        bulk_threshold: 50,
+        bulk_batch_size: 100,
+        bulk_available: true,
+    };
+    let plan = skillsync_core::plan(&loaded.desired, &live, &options)
+        .map_err(|problems| anyhow::anyhow!("the plan failed: {}", problems[0]))?;
+    let plan_seconds = started.elapsed().as_secs_f64() - read_seconds;
+    let text = crate::output::plan_text(
+        &plan,
+        skillsync_core::render::Style { color: false },
+        false,
+    );
+    let total_seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds().zip(cpu_started).map(|(end, start)| end - start);
+    let peak_kib = rss_kib("VmHWM");
+    if plan.totals.users_changed != changed_agents {
+        bail!(
+            "the plan changes {} users; the scenario changed {changed_agents}",
+            plan.totals.users_changed
+        );
+    }
+
+    let peak_mib = peak_kib.map(|kib| kib as f64 / 1024.0);
+    let report = json!({
+        "agents": args.agents,
+        "assignmentsPerAgent": args.per_agent,
+        "assignmentRows": args.agents * args.per_agent,
+        "fileMegabytes": bytes as f64 / 1e6,
+        "usersChanged": plan.totals.users_changed,
+        "readSeconds": read_seconds,
+        "planSeconds": plan_seconds,
+        "renderSeconds": total_seconds - read_seconds - plan_seconds,
+        "totalSeconds": total_seconds,
+        "cpuSeconds": cpu,
+        "peakRssMib": peak_mib,
+        "peakIsSinceReset": reset,
+        "rssBeforeMib": baseline_rss.map(|kib| kib as f64 / 1024.0),
+        "renderedBytes": text.len(),
+    });
+    match args.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Human => {
+            println!(
+                "  {} rows ({:.0} MB of CSV); {} agents differ from the tenant",
+                args.agents * args.per_agent,
+                bytes as f64 / 1e6,
+                changed_agents
+            );
+            println!(
+                "  read and validate {read_seconds:.2} s, plan {plan_seconds:.2} s, render {:.2} s ({:.1} MB of text)",
+                total_seconds - read_seconds - plan_seconds,
+                text.len() as f64 / 1e6
+            );
+            println!(
+                "  total {total_seconds:.2} s wall{} (target < 2 s)",
+                cpu.map_or(String::new(), |c| format!(", {c:.2} s CPU"))
+            );
+            match peak_mib {
+                Some(peak) => println!(
+                    "  peak memory {peak:.0} MiB{} (target < 1024 MiB; the tenant snapshot held in memory was {:.0} MiB before)",
+                    if reset { "" } else { " (whole process: the peak could not be reset)" },
+                    baseline_rss.unwrap_or_default() as f64 / 1024.0
+                ),
+                None => println!("  peak memory: not measurable on this system"),
+            }
+        }
+    }
+    if args.dir.is_none() {
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    Ok(crate::output::exit::ok())
+}
+
+/// Three agents in ten hold one level different from the HRIS.
+fn is_changed(agent: usize) -> bool {
+    agent % 10 < 3
+}
+
+fn code(agent: usize, k: usize) -> usize {
+    (agent + k) % CODES
+}
+
+fn kind_of(code: usize) -> Kind {
+    if code % 2 == 0 {
+        Kind::Skill
+    } else {
+        Kind::Proficiency
+    }
+}
+
+fn level(agent: usize, k: usize) -> u8 {
+    1 + ((agent + k) % 10) as u8
+}
+
+fn user_id(agent: usize) -> String {
+    format!("00000000-0000-4000-8000-{agent:012}")
+}
+
+fn definition_id(code: usize, locale: &str) -> String {
+    format!("def-c{code:03}-{locale}")
+}
+
+/// Streams the three files to disk; returns their total size.
+fn write_files(dir: &Path, agents: usize, per_agent: usize) -> anyhow::Result<u64> {
+    let create = |name: &str| -> anyhow::Result<BufWriter<File>> {
+        let path = dir.join(name);
+        Ok(BufWriter::with_capacity(
+            1 << 16,
+            File::create(&path).with_context(|| format!("cannot write {}", path.display()))?,
+        ))
+    };
+    let mut catalog = create("catalog.csv")?;
+    writeln!(catalog, "code,kind,locale,name,description,routing_profile_id")?;
+    for c in 0..CODES {
+        for locale in LOCALES {
+            writeln!(
+                catalog,
+                "C{c:03},{},{locale},Code {c},A description,rp-{}",
+                kind_of(c).noun(),
+                c % 4
+            )?;
+        }
+    }
+    catalog.flush()?;
+    let mut agent_file = create("agents.csv")?;
+    let mut assignments = create("assignments.csv")?;
+    writeln!(agent_file, "employee_id,user_id,locale")?;
+    writeln!(assignments, "employee_id,code,level,active")?;
+    for a in 0..agents {
+        writeln!(agent_file, "EMP{a:06},{},{}", user_id(a), LOCALES[a % 2])?;
+        for k in 0..per_agent {
+            writeln!(assignments, "EMP{a:06},C{:03},{},", code(a, k), level(a, k))?;
+        }
+    }
+    agent_file.flush()?;
+    assignments.flush()?;
+    let size = ["catalog.csv", "agents.csv", "assignments.csv"]
+        .iter()
+        .map(|name| std::fs::metadata(dir.join(name)).map_or(0, |m| m.len()))
+        .sum();
+    Ok(size)
+}
+
+/// The tenant as a live read would find it: every catalog definition, every agent holding what
+/// the files say except one level for the changed ones.
+fn snapshot(agents: usize, per_agent: usize) -> Live {
+    let mut definitions = Vec::new();
+    for c in 0..CODES {
+        for locale in LOCALES {
+            definitions.push(Definition {
+                id: DefinitionId::from(definition_id(c, locale)),
+                kind: kind_of(c),
+                name: format!("Code {c}"),
+                locale: Locale::parse(locale).expect("a valid locale"),
+                active: true,
+                description: "A description".into(),
+                routing_profile_id: format!("rp-{}", c % 4),
+                version: Version(1),
+            });
+        }
+    }
+    let users = (0..agents)
+        .map(|a| {
+            let locale = LOCALES[a % 2];
+            let mut skills = Vec::new();
+            let mut proficiencies = Vec::new();
+            for k in 0..per_agent {
+                let c = code(a, k);
+                let mut held = level(a, k);
+                if k == 0 && is_changed(a) {
+                    held = held % 10 + 1;
+                }
+                let assignment = Assignment {
+                    definition: DefinitionId::from(definition_id(c, locale)),
+                    level: Level::try_from(held).expect("1–10"),
+                    active: true,
+                };
+                match kind_of(c) {
+                    Kind::Skill => skills.push(assignment),
+                    Kind::Proficiency => proficiencies.push(assignment),
+                }
+            }
+            UserAssignments {
+                user_id: UserId::from(user_id(a)),
+                skills,
+                proficiencies: Some(proficiencies),
+                version: Version(1),
+            }
+        })
+        .collect();
+    Live {
+        definitions,
+        users,
+        profile_ids: (0..4).map(|p| format!("rp-{p}")).collect::<BTreeSet<_>>(),
+        sees_proficiencies: true,
+    }
+}
+
+/// Resets the kernel's high-water mark of this process's resident memory, so the peak read
+/// afterwards belongs to the timed part (Linux; false where unsupported).
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// A `/proc/self/status` field in KiB (Linux).
+fn rss_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// User + system CPU time of the whole process (Linux).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}

@@ -1,0 +1,539 @@
+//! `skillsync bench sync`: one scenario, three clients. skillsync's apply and a no-change
+//! re-sync on one simulator, the naive script on a fresh copy of the same tenant, each measured
+//! by the simulator's own counters, against the lower bound.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use sim::{GenerateOptions, Knobs, Rate, SimConfig, TenantDoc, TenantSource};
+
+use super::bound::{LowerBound, SyncWork, TenantLimits, lower_bound};
+use super::naive::{self, NaiveRun};
+use super::scenario::{self, Scenario};
+use crate::args::{BenchSyncArgs, CommonArgs};
+use crate::inputs::Session;
+use crate::output::{ColorChoice, OutputFormat};
+
+/// The token endpoint, which the simulator counts but which writes nothing.
+const TOKEN_ROUTE: &str = "/api/v2/oauth/token";
+
+/// The locales a scenario draws from, in order.
+const LOCALES: [&str; 6] = ["en-us", "de-de", "fr-fr", "es-es", "it-it", "nl-nl"];
+
+/// What the simulator counted for one client's run.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Measured {
+    /// Every API call, the token included, 429s included.
+    pub calls: u64,
+    /// `POST`, `PUT`, `PATCH` and `DELETE` calls other than the token.
+    pub writes: u64,
+    /// Answers 429.
+    pub throttled: u64,
+    /// Calls by `METHOD route`.
+    pub by_kind: BTreeMap<String, u64>,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// Runs the benchmark and prints its figures.
+pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode> {
+    if !(0.0..=1.0).contains(&args.changed) {
+        bail!("--changed must be a share between 0% and 100%");
+    }
+    if args.locales == 0 || args.locales > LOCALES.len() {
+        bail!("--locales must be between 1 and {}", LOCALES.len());
+    }
+    // reqwest is built without a default TLS provider; the simulator's inspection calls and the
+    // naive script use the same one as the client.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("skillsync-bench-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let doc = sim::generate(&GenerateOptions {
+        agents: args.agents,
+        skills: 12,
+        proficiencies: 5,
+        locales: LOCALES[..args.locales]
+            .iter()
+            .map(|l| l.to_string())
+            .collect(),
+        profiles: 4,
+        seed: args.seed,
+    });
+    let scenario = scenario::write_hris(&dir, &doc, args.changed, args.new_codes)?;
+    let knobs = Knobs {
+        rate_limit: args.rate_limit,
+        burst: args.burst,
+        latency: args.latency,
+        max_in_flight: std::env::var("XX_INFLIGHT").ok().and_then(|v| v.parse().ok()).unwrap_or(10),
+        ..Knobs::default()
+    };
+    let limits = TenantLimits {
+        requests_per_second: match args.rate_limit {
+            Rate::PerSecond(rate) => Some(rate),
+            Rate::Off => None,
+        },
+        burst: args.burst,
+        min_latency_seconds: args.latency.min.as_secs_f64(),
+    };
+    let work = SyncWork {
+        skill_definitions: doc.skills.len(),
+        proficiency_definitions: doc.proficiencies.len(),
+        tenant_users: doc.users.len(),
+        managed_users: scenario.agents,
+        definitions_to_create: scenario.new_definitions.len(),
+        users_to_write: scenario.changes.len(),
+    };
+    let bound = lower_bound(&work);
+    let resync_bound = lower_bound(&SyncWork {
+        definitions_to_create: 0,
+        users_to_write: 0,
+        skill_definitions: work.skill_definitions + scenario.new_definitions.len(),
+        ..work
+    });
+    let human = args.output == OutputFormat::Human;
+    if human {
+        println!("skillsync bench sync");
+        println!(
+            "  scenario: {} agents in {}; {} changed ({:.0}%), one skill each; {} new codes → {} definitions to create",
+            scenario.agents,
+            LOCALES[..args.locales].join(", "),
+            scenario.changes.len(),
+            args.changed * 100.0,
+            args.new_codes,
+            scenario.new_definitions.len()
+        );
+        println!(
+            "  tenant:   simulated in-process; rate limit {}, burst {}, latency {}; no faults",
+            rate_text(args.rate_limit),
+            args.burst,
+            range_text(args.latency)
+        );
+        println!("  files:    {}", dir.display());
+    }
+
+    let tenant = Tenant::start(&doc, &knobs).await?;
+    write_config(&dir, &tenant.base, args.rate_limit, args.burst)?;
+    if human {
+        println!("\n1. apply ({} users to write)", scenario.changes.len());
+    }
+    let (apply, applied) = tenant.measure(|| sync_once(&dir)).await?;
+    if applied.users_written != scenario.changes.len()
+        || applied.definitions_created != scenario.new_definitions.len()
+    {
+        bail!(
+            "apply wrote {} users and created {} definitions; the scenario asks for {} and {}",
+            applied.users_written,
+            applied.definitions_created,
+            scenario.changes.len(),
+            scenario.new_definitions.len()
+        );
+    }
+    if human {
+        print_measured(&apply, &bound, &limits);
+    }
+
+    // A new client starts with the tenant's bucket as the last one left it; let it refill so
+    // the re-sync is measured from the same start as the apply.
+    tokio::time::sleep(refill_time(&limits)).await;
+    if human {
+        println!("\n2. re-sync with nothing to change");
+    }
+    let (resync, resynced) = tenant.measure(|| sync_once(&dir)).await?;
+    tenant.stop().await;
+    if resynced.users_written != 0 || resynced.definitions_created != 0 {
+        bail!(
+            "the re-sync wrote {} users and created {} definitions; it should find nothing to do",
+            resynced.users_written,
+            resynced.definitions_created
+        );
+    }
+    if human {
+        print_measured(&resync, &resync_bound, &limits);
+    }
+
+    let naive = if args.naive_users > 0 {
+        if human {
+            println!("\n3. naive baseline (the second source document's script)");
+        }
+        Some(run_naive(&doc, &knobs, &scenario, args.naive_users).await?)
+    } else {
+        None
+    };
+    let naive_estimate = naive
+        .as_ref()
+        .map(|(run, _)| estimate_naive(run, scenario.changes.len()));
+    if human {
+        if let (Some((run, measured)), Some(estimate)) = (&naive, naive_estimate) {
+            println!(
+                "   {} users in {:.1} s ({:.0} ms each, {} calls, {} throttled, {} failed)",
+                run.users,
+                run.per_users.as_secs_f64(),
+                run.per_user().as_secs_f64() * 1000.0,
+                measured.calls,
+                measured.throttled,
+                run.failed,
+            );
+            if run.users < scenario.changes.len() {
+                println!(
+                    "   scaled down: {} of {} users run; the whole change set extrapolates to {:.0} s",
+                    run.users,
+                    scenario.changes.len(),
+                    estimate
+                );
+            }
+        }
+    }
+
+    let report = json!({
+        "scenario": {
+            "agents": scenario.agents,
+            "locales": &LOCALES[..args.locales],
+            "changedAgents": scenario.changes.len(),
+            "definitionsToCreate": scenario.new_definitions.len(),
+            "rateLimitPerSecond": limits.requests_per_second,
+            "burst": args.burst,
+            "latencyMs": [args.latency.min.as_millis() as u64, args.latency.max.as_millis() as u64],
+            "seed": args.seed,
+        },
+        "apply": apply,
+        "lowerBound": {
+            "calls": bound.calls(),
+            "writes": bound.writes(),
+            "byKind": bound,
+            "seconds": bound.seconds(&limits),
+        },
+        "callRatio": apply.calls as f64 / bound.calls() as f64,
+        "timeRatio": apply.seconds / bound.seconds(&limits),
+        "resync": resync,
+        "resyncLowerBound": { "calls": resync_bound.calls(), "seconds": resync_bound.seconds(&limits) },
+        "naive": naive.as_ref().map(|(run, measured)| json!({
+            "usersRun": run.users,
+            "secondsPerUser": run.per_user().as_secs_f64(),
+            "setupSeconds": run.setup.as_secs_f64(),
+            "calls": measured.calls,
+            "throttled": measured.throttled,
+            "failed": run.failed,
+            "estimatedSeconds": naive_estimate,
+            "extrapolated": run.users < scenario.changes.len(),
+        })),
+        "speedupOverNaive": naive_estimate.map(|naive| naive / apply.seconds),
+    });
+    match args.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Human => {
+            println!("\nSummary");
+            println!(
+                "  apply:   {} calls vs a lower bound of {} → {:.3}× (target ≤ 1.05×)",
+                apply.calls,
+                bound.calls(),
+                report["callRatio"].as_f64().unwrap_or_default()
+            );
+            println!(
+                "           {:.2} s vs the bound's {:.2} s at the rate limit → {:.3}× (target ≤ 1.15×)",
+                apply.seconds,
+                bound.seconds(&limits),
+                report["timeRatio"].as_f64().unwrap_or_default()
+            );
+            println!(
+                "  re-sync: {} calls, {} writes (bound {} calls, reads only)",
+                resync.calls,
+                resync.writes,
+                resync_bound.calls()
+            );
+            if let Some(speedup) = report["speedupOverNaive"].as_f64() {
+                println!(
+                    "  naive:   {:.0} s for the same change set → skillsync is {speedup:.0}× faster (target ≥ 100×)",
+                    naive_estimate.unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(crate::output::exit::ok())
+}
+
+/// What one in-process sync did.
+struct Synced {
+    users_written: usize,
+    definitions_created: usize,
+}
+
+/// The `apply` command's path without its printing: files, live read, plan, guards, writes,
+/// journal.
+async fn sync_once(dir: &Path) -> anyhow::Result<Synced> {
+    let common = CommonArgs {
+        config: dir.join("skillsync.toml"),
+        output: OutputFormat::Json,
+        color: ColorChoice::Never,
+        summary: true,
+    };
+    let session = match Session::open(&common)? {
+        Ok(session) => session,
+        Err(_) => bail!("the benchmark's own files are invalid (see above)"),
+    };
+    let live = session.read_live(&|_| {}).await?;
+    let (resolution, _, _) = skillsync_core::resolve(&session.loaded.desired, &live);
+    let plan = session
+        .plan(&live, &common)
+        .map_err(|_| anyhow::anyhow!("the benchmark's plan failed (see above)"))?;
+    if plan.is_empty() {
+        return Ok(Synced {
+            users_written: 0,
+            definitions_created: 0,
+        });
+    }
+    engine::check_guards(&plan, engine::RemovalLimit::Percent(10.0), false)
+        .map_err(|refusal| anyhow::anyhow!("{refusal}"))?;
+    let journal = store::open(&session.config.store_url)?;
+    let run = journal.start_run(&store::NewRun {
+        command: "bench".into(),
+        config_hash: session.config.fingerprint(),
+        started_at: jiff::Timestamp::now(),
+        dialect: "routing".into(),
+    })?;
+    let report = engine::apply(
+        session.api.as_ref(),
+        &session.loaded.desired,
+        &plan,
+        resolution,
+        engine::ApplyOptions {
+            bulk_batch_size: session.config.bulk_batch_size,
+            concurrency: session.config.max_in_flight,
+            propagation_window: session.config.propagation_window,
+            ..engine::ApplyOptions::default()
+        },
+        Some(engine::JournalRun {
+            journal: journal.as_ref(),
+            run,
+        }),
+        &|_, _, _| {},
+    )
+    .await?;
+    journal.finish_run(
+        run,
+        store::RunOutcome::Succeeded,
+        &json!({ "usersUpdated": report.users_updated }),
+        jiff::Timestamp::now(),
+    )?;
+    if !report.users_failed.is_empty() {
+        bail!("{} users failed: {:?}", report.users_failed.len(), report.users_failed.first());
+    }
+    Ok(Synced {
+        users_written: report.users_updated,
+        definitions_created: report.definitions_created,
+    })
+}
+
+/// Runs the script on a fresh copy of the tenant, for at most `sample` users spread over the
+/// change set.
+async fn run_naive(
+    doc: &TenantDoc,
+    knobs: &Knobs,
+    scenario: &Scenario,
+    sample: usize,
+) -> anyhow::Result<(NaiveRun, Measured)> {
+    let every = scenario.changes.len().div_ceil(sample).max(1);
+    let changes: Vec<_> = scenario.changes.iter().step_by(every).cloned().collect();
+    let tenant = Tenant::start(doc, knobs).await?;
+    let base = tenant.base.clone();
+    let result = tenant
+        .measure(|| naive::run(&base, &scenario.new_definitions, &changes))
+        .await;
+    tenant.stop().await;
+    let (measured, run) = result?;
+    Ok((run, measured))
+}
+
+/// The naive script's time for the whole change set: its setup plus its mean time per user.
+fn estimate_naive(run: &NaiveRun, users: usize) -> f64 {
+    run.setup.as_secs_f64() + run.per_user().as_secs_f64() * users as f64
+}
+
+/// How long an emptied bucket takes to fill.
+fn refill_time(limits: &TenantLimits) -> Duration {
+    match limits.requests_per_second {
+        Some(rate) => Duration::from_secs_f64(f64::from(limits.burst) / rate),
+        None => Duration::ZERO,
+    }
+}
+
+/// A simulator in this process.
+struct Tenant {
+    base: String,
+    http: reqwest::Client,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Tenant {
+    async fn start(doc: &TenantDoc, knobs: &Knobs) -> anyhow::Result<Tenant> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let simulator = sim::Simulator::new(
+            listener,
+            SimConfig {
+                knobs: knobs.clone(),
+                ..SimConfig::new(TenantSource::Doc(Box::new(doc.clone())))
+            },
+        )?;
+        let base = simulator.endpoint().base_url.clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(simulator.serve(async {
+            let _ = stopped.await;
+        }));
+        Ok(Tenant {
+            base,
+            http: reqwest::Client::new(),
+            stop,
+            server,
+        })
+    }
+
+    async fn stats(&self) -> anyhow::Result<Value> {
+        Ok(self
+            .http
+            .get(format!("{}/sim/stats", self.base))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
+    }
+
+    /// Runs `work` and returns what the simulator counted meanwhile.
+    async fn measure<T, F, Fut>(&self, work: F) -> anyhow::Result<(Measured, T)>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = anyhow::Result<T>>,
+    {
+        let before = self.stats().await?;
+        let started = Instant::now();
+        let result = work().await?;
+        let seconds = started.elapsed().as_secs_f64();
+        let after = self.stats().await?;
+        let mut measured = difference(&before, &after);
+        measured.seconds = seconds;
+        Ok((measured, result))
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.server.await;
+    }
+}
+
+/// The calls counted between two `/sim/stats` answers.
+fn difference(before: &Value, after: &Value) -> Measured {
+    let rows = |stats: &Value| -> BTreeMap<(String, String, u64), u64> {
+        stats["requests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|row| {
+                (
+                    (
+                        row["method"].as_str().unwrap_or_default().to_string(),
+                        row["route"].as_str().unwrap_or_default().to_string(),
+                        row["status"].as_u64().unwrap_or_default(),
+                    ),
+                    row["count"].as_u64().unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    let earlier = rows(before);
+    let mut measured = Measured::default();
+    for ((method, route, status), count) in rows(after) {
+        let count = count - earlier.get(&(method.clone(), route.clone(), status)).copied().unwrap_or(0);
+        if count == 0 {
+            continue;
+        }
+        measured.calls += count;
+        if status == 429 {
+            measured.throttled += count;
+        }
+        if method != "GET" && route != TOKEN_ROUTE {
+            measured.writes += count;
+        }
+        let kind = if status < 400 {
+            format!("{method} {route}")
+        } else {
+            format!("{method} {route} → {status}")
+        };
+        *measured.by_kind.entry(kind).or_default() += count;
+    }
+    measured
+}
+
+fn print_measured(measured: &Measured, bound: &LowerBound, limits: &TenantLimits) {
+    println!(
+        "   {} calls ({} writes, {} throttled) in {:.2} s; lower bound {} calls ({} writes) in {:.2} s",
+        measured.calls,
+        measured.writes,
+        measured.throttled,
+        measured.seconds,
+        bound.calls(),
+        bound.writes(),
+        bound.seconds(limits)
+    );
+    for (kind, count) in &measured.by_kind {
+        println!("     {count:>6}  {kind}");
+    }
+}
+
+fn write_config(dir: &Path, base: &str, rate: Rate, burst: u32) -> anyhow::Result<()> {
+    // The client's limiter follows the tenant's published limit; unthrottled tenants get one
+    // far above anything the benchmark can send.
+    let requests_per_second = match rate {
+        Rate::PerSecond(rate) => rate,
+        Rate::Off => 1_000_000.0,
+    };
+    let secret: PathBuf = dir.join("client-secret.txt");
+    std::fs::write(&secret, format!("{}\n", sim::DEMO_CLIENT_SECRET))?;
+    let config = format!(
+        r#"# Written by `skillsync bench sync`.
+[tenant]
+api_base = "{base}/api/v2"
+client_id = "{id}"
+client_secret = {{ file = "client-secret.txt" }}
+
+[limits]
+requests_per_second = {requests_per_second}
+burst = {burst}
+max_in_flight = 10
+
+[sync]
+bulk_threshold = 50
+bulk_batch_size = 100
+max_removals = "10%"
+
+[source]
+catalog = "hris/catalog.csv"
+agents = "hris/agents.csv"
+assignments = "hris/assignments.csv"
+"#,
+        id = sim::DEMO_CLIENT_ID,
+    );
+    std::fs::write(dir.join("skillsync.toml"), config)?;
+    Ok(())
+}
+
+fn rate_text(rate: Rate) -> String {
+    match rate {
+        Rate::PerSecond(rate) => format!("{rate}/s"),
+        Rate::Off => "off".into(),
+    }
+}
+
+fn range_text(range: sim::DurationRange) -> String {
+    format!(
+        "{}–{} ms",
+        range.min.as_millis(),
+        range.max.as_millis()
+    )
+}

@@ -1,0 +1,439 @@
+//! `skillsync retire`: take a catalog code out of service, hard (strip every reference, then
+//! delete) or soft (deactivate, keep the assignments), journaled, and left out of every later
+//! plan.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use engine::retire::{RetireOptions, RetirePhase, RetirePlan, TargetSummary};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+use skillsync_core::RetiredMode;
+use skillsync_core::render::Style;
+
+use crate::args::RetireArgs;
+use crate::inputs::Session;
+use crate::output::{OutputFormat, exit};
+
+/// Runs the command.
+pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
+    let common = &args.common;
+    let style = Style {
+        color: common.color.for_stdout(),
+    };
+    let session = match Session::open(common)? {
+        Ok(session) => session,
+        Err(code) => return Ok(code),
+    };
+    let Session {
+        config,
+        loaded,
+        api,
+    } = &session;
+    let desired = &loaded.desired;
+    let variants =
+        match engine::retire::catalog_variants(desired, &args.code, args.locale.as_deref()) {
+            Ok(variants) => variants,
+            Err(problem) => {
+                return Ok(crate::cmd::validate::report_invalid(
+                    common,
+                    &[*problem],
+                    style,
+                ));
+            }
+        };
+    if args.undo {
+        return undo(args, config, &variants);
+    }
+    let mode = if args.soft {
+        RetiredMode::Soft
+    } else {
+        RetiredMode::Hard
+    };
+
+    let reading = spinner("finding what references it");
+    let plan = engine::retire::prepare(api.as_ref(), desired, &variants, mode)
+        .await
+        .with_context(|| format!("cannot read the tenant at {}", config.tenant.api_base))?;
+    reading.finish_and_clear();
+    let summary = engine::retire::summarize(&plan, desired);
+    if common.output == OutputFormat::Human {
+        print!("{}", plan_text(&plan, &summary));
+    }
+    if let Err(refusal) = engine::retire::check(
+        &plan,
+        desired,
+        api.capabilities().proficiencies,
+        args.allow_empty_skills,
+    ) {
+        eprintln!("error: {refusal}");
+        return Ok(exit::error());
+    }
+    if !args.yes && !confirm(&plan, &config.tenant.api_base)? {
+        return Ok(exit::error());
+    }
+
+    // The journal opens before the first write: a run that cannot be recorded does not start.
+    let journal = store::open(&config.store_url)
+        .with_context(|| format!("cannot open the journal ({})", config.store_url))?;
+    let run_id = journal.start_run(&store::NewRun {
+        command: "retire".into(),
+        config_hash: config.fingerprint(),
+        started_at: jiff::Timestamp::now(),
+        dialect: format!("{:?}", config.tenant.dialect).to_lowercase(),
+    })?;
+    // Recorded before the first write, so that an apply starting meanwhile (or after a
+    // failure half-way) already leaves the code alone instead of re-adding what was stripped.
+    let now = jiff::Timestamp::now();
+    for variant in &plan.variants {
+        journal.record_retirement(&store::Retirement {
+            code: variant.code.to_string(),
+            locale: variant.locale.to_string(),
+            kind: variant.kind.noun().to_string(),
+            name: variant.name.clone(),
+            mode: match mode {
+                RetiredMode::Soft => store::RetirementMode::Soft,
+                RetiredMode::Hard => store::RetirementMode::Hard,
+            },
+            definition_ids: plan
+                .definitions_of(&variant.locale)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            run: run_id,
+            retired_at: now,
+        })?;
+    }
+
+    let options = RetireOptions {
+        bulk_batch_size: config.bulk_batch_size,
+        concurrency: config.max_in_flight,
+        allow_empty_skills: args.allow_empty_skills,
+        propagation_window: config.propagation_window,
+        ..RetireOptions::default()
+    };
+    let bars = Bars::new();
+    let report = engine::retire::retire(
+        api.as_ref(),
+        &plan,
+        options,
+        Some(engine::JournalRun {
+            journal: journal.as_ref(),
+            run: run_id,
+        }),
+        &|phase, done, total| bars.show(phase, done, total),
+    )
+    .await;
+    bars.clear();
+
+    let counters = api.counters();
+    let counts = json!({
+        "mode": mode.as_str(),
+        "code": plan.code,
+        "definitionsDeleted": report.definitions_deleted,
+        "definitionsDeactivated": report.definitions_deactivated,
+        "usersStripped": report.users_stripped,
+        "usersAlreadyClear": report.users_already_clear,
+        "usersFailed": report.users_failed.len(),
+        "profilesStripped": report.profiles_stripped,
+        "conflicts": report.conflicts,
+        "deletesRefused": report.deletes_refused,
+        "requests": counters.total_requests(),
+        "error": report.failure.as_ref().map(ToString::to_string),
+    });
+    let outcome = if report.failure.is_none() {
+        store::RunOutcome::Succeeded
+    } else {
+        store::RunOutcome::Failed
+    };
+    journal.finish_run(run_id, outcome, &counts, jiff::Timestamp::now())?;
+    let settles_at = journal.settles_at(run_id)?;
+
+    match common.output {
+        OutputFormat::Json => {
+            let body = json!({
+                "code": plan.code,
+                "kind": plan.kind,
+                "mode": mode.as_str(),
+                "definitions": summary.iter().map(summary_json).collect::<Vec<_>>(),
+                "retired": {
+                    "definitionsDeleted": report.definitions_deleted,
+                    "definitionsDeactivated": report.definitions_deactivated,
+                    "usersStripped": report.users_stripped,
+                    "usersAlreadyClear": report.users_already_clear,
+                    "usersFailed": report.users_failed.iter().map(|(u, why)| json!({"userId": u, "reason": why})).collect::<Vec<_>>(),
+                    "profilesStripped": report.profiles_stripped,
+                    "conflicts": report.conflicts,
+                    "deletesRefused": report.deletes_refused,
+                    "error": report.failure.as_ref().map(ToString::to_string),
+                    "elapsedSeconds": report.elapsed.as_secs_f64(),
+                    "settlesAt": settles_at,
+                    "run": run_id,
+                    "api": counters,
+                },
+            });
+            println!("{}", serde_json::to_string_pretty(&body)?);
+        }
+        OutputFormat::Human => {
+            println!();
+            match mode {
+                RetiredMode::Hard => println!(
+                    "Retired in {:.1} s: {} users stripped ({} re-merged after a conflict, {} already clear), {} routing profiles stripped, {} definitions deleted ({} delete(s) refused as still referenced and retried).",
+                    report.elapsed.as_secs_f64(),
+                    report.users_stripped,
+                    report.conflicts,
+                    report.users_already_clear,
+                    report.profiles_stripped,
+                    report.definitions_deleted,
+                    report.deletes_refused,
+                ),
+                RetiredMode::Soft => println!(
+                    "Retired (soft) in {:.1} s: {} definitions made inactive; assignments kept for reporting.",
+                    report.elapsed.as_secs_f64(),
+                    report.definitions_deactivated,
+                ),
+            }
+            for (user, why) in &report.users_failed {
+                println!("  failed: user {user}: {why}");
+            }
+            let by_kind: Vec<String> = counters
+                .requests
+                .iter()
+                .map(|(k, n)| format!("{k} ×{n}"))
+                .collect();
+            println!(
+                "API calls: {} ({}); {} throttled (429), {} retries.",
+                counters.total_requests(),
+                by_kind.join(", "),
+                counters.throttled,
+                counters.retries,
+            );
+            println!(
+                "Journal: run {} in {}; later plans leave {} alone (`skillsync retire {} --undo` to manage it again).",
+                run_id.0, config.store_url, plan.code, plan.code
+            );
+        }
+    }
+    Ok(match report.failure {
+        None => exit::ok(),
+        Some(failure) => {
+            eprintln!("error: {failure}");
+            exit::error()
+        }
+    })
+}
+
+/// `--undo`: forgets the retirement so that plans manage the code again. Writes nothing to
+/// the tenant; the next apply reactivates or recreates what the catalog lists.
+fn undo(
+    args: &RetireArgs,
+    config: &crate::config::Config,
+    variants: &[&skillsync_core::CatalogEntry],
+) -> anyhow::Result<ExitCode> {
+    let journal = store::open(&config.store_url)
+        .with_context(|| format!("cannot open the journal ({})", config.store_url))?;
+    let mut forgotten = Vec::new();
+    for variant in variants {
+        if journal.forget_retirement(variant.code.as_str(), variant.locale.as_str())? {
+            forgotten.push(variant.locale.to_string());
+        }
+    }
+    match args.common.output {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "code": args.code, "restored": forgotten }))?
+        ),
+        OutputFormat::Human if forgotten.is_empty() => {
+            println!("{} was not retired; nothing to undo.", args.code)
+        }
+        OutputFormat::Human => println!(
+            "{} ({}) is managed again: review with `skillsync plan`; the next apply reactivates or recreates it.",
+            args.code,
+            forgotten.join(", ")
+        ),
+    }
+    Ok(exit::ok())
+}
+
+/// The plan the operator confirms: per definition, who references it.
+fn plan_text(plan: &RetirePlan, summary: &[TargetSummary]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let what = match plan.mode {
+        RetiredMode::Hard => "strip every reference, then delete",
+        RetiredMode::Soft => "mark inactive, keep the assignments",
+    };
+    let locales: Vec<&str> = plan.variants.iter().map(|v| v.locale.as_str()).collect();
+    let _ = writeln!(
+        out,
+        "Retire {} {} ({}): {what}",
+        plan.kind,
+        plan.code,
+        locales.join(", ")
+    );
+    if summary.is_empty() {
+        let _ = writeln!(
+            out,
+            "  no definition of it exists in the tenant: recorded as retired, so that no plan creates it"
+        );
+    }
+    for t in summary {
+        let mut notes = Vec::new();
+        if !t.active {
+            notes.push("inactive");
+        }
+        if t.duplicate {
+            notes.push("duplicate");
+        }
+        let notes = if notes.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", notes.join(", "))
+        };
+        let examples = if t.example_users.is_empty() {
+            String::new()
+        } else {
+            let more = if t.users > t.example_users.len() {
+                ", …"
+            } else {
+                ""
+            };
+            format!(" (e.g. {}{more})", t.example_users.join(", "))
+        };
+        let profiles = if t.profiles.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", t.profiles.join(", "))
+        };
+        let _ = writeln!(
+            out,
+            "  {} ({}) {}{notes}: {} user(s){examples}, {} routing profile(s){profiles}",
+            t.name,
+            t.locale,
+            t.id,
+            t.users,
+            t.profiles.len()
+        );
+    }
+    let users = plan.users().len();
+    let profiles = plan.profiles().len();
+    let _ = match plan.mode {
+        RetiredMode::Hard => writeln!(
+            out,
+            "Writes: {users} user(s) lose it (nothing else of theirs changes), {profiles} routing profile(s) stop listing it, {} definition(s) deleted.",
+            plan.targets.len()
+        ),
+        RetiredMode::Soft => writeln!(
+            out,
+            "Writes: {} definition(s) set active:false; {users} user(s) and {profiles} routing profile(s) keep it for reporting.",
+            plan.targets.iter().filter(|t| t.definition.active).count()
+        ),
+    };
+    let _ = writeln!(
+        out,
+        "Later plans leave it alone even while the catalog lists it."
+    );
+    out
+}
+
+fn summary_json(t: &TargetSummary) -> serde_json::Value {
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "locale": t.locale,
+        "active": t.active,
+        "duplicate": t.duplicate,
+        "users": t.users,
+        "exampleUsers": t.example_users,
+        "profiles": t.profiles,
+    })
+}
+
+/// Asks on the terminal; refuses when there is no terminal to ask on.
+fn confirm(plan: &RetirePlan, tenant: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        eprintln!(
+            "error: refusing to retire without confirmation: stdin is not a terminal; nothing changed\n  hint: review the plan above, then pass --yes"
+        );
+        return Ok(false);
+    }
+    eprint!(
+        "Retire {} {} ({}) in {tenant}? [y/N] ",
+        plan.kind,
+        plan.code,
+        plan.mode.as_str()
+    );
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    let yes = matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes");
+    if !yes {
+        eprintln!("nothing changed");
+    }
+    Ok(yes)
+}
+
+fn draw_target() -> ProgressDrawTarget {
+    if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    }
+}
+
+fn spinner(message: &'static str) -> ProgressBar {
+    let spinner = ProgressBar::with_draw_target(None, draw_target());
+    spinner.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
+    spinner.set_message(message);
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    spinner
+}
+
+/// One progress bar per phase on stderr (hidden when stderr is not a terminal).
+struct Bars {
+    multi: MultiProgress,
+    bars: std::sync::Mutex<Vec<(RetirePhase, ProgressBar)>>,
+}
+
+impl Bars {
+    fn new() -> Bars {
+        Bars {
+            multi: MultiProgress::with_draw_target(draw_target()),
+            bars: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn show(&self, phase: RetirePhase, done: usize, total: usize) {
+        let mut bars = self.bars.lock().expect("not poisoned");
+        let bar = match bars.iter().find(|(p, _)| *p == phase) {
+            Some((_, bar)) => bar.clone(),
+            None => {
+                let bar = self.multi.add(ProgressBar::new(total as u64));
+                bar.set_style(
+                    ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {elapsed}")
+                        .expect("valid template")
+                        .progress_chars("=> "),
+                );
+                bar.set_prefix(match phase {
+                    RetirePhase::Users => "users",
+                    RetirePhase::Conflicts => "re-merges",
+                    RetirePhase::Profiles => "profiles",
+                    RetirePhase::Definitions => "definitions",
+                });
+                bar.enable_steady_tick(Duration::from_millis(200));
+                bars.push((phase, bar.clone()));
+                bar
+            }
+        };
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    }
+
+    fn clear(&self) {
+        for (_, bar) in self.bars.lock().expect("not poisoned").iter() {
+            bar.finish_and_clear();
+        }
+    }
+}

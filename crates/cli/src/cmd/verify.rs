@@ -1,0 +1,534 @@
+//! `skillsync verify`: proves with test interactions that routing sees a run's skill changes.
+//!
+//! Everything it needs to know about the run comes from the journal; the tenant is asked only
+//! for its queues and for test interactions. Users are never read: the user API shows the
+//! database, not the routing cache, so reading it back would prove nothing and cost requests.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use engine::verify::{self, Coverage, NotCovered, Outcome, QueueCheck, Verdict};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use skillsync_core::DefinitionId;
+use store::{Journal, RunId, RunSummary};
+
+use crate::args::VerifyArgs;
+use crate::config::Config;
+use crate::output::{OutputFormat, exit};
+
+/// Some tested queue could not be judged yet: the run's changes had not settled.
+fn not_yet_routable() -> ExitCode {
+    ExitCode::from(2)
+}
+
+/// The run changed no skill that a non-production queue covers.
+fn nothing_to_verify() -> ExitCode {
+    ExitCode::from(3)
+}
+
+/// Runs the command.
+pub async fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    let config = match Config::load(&args.common.config) {
+        Ok(config) => config,
+        Err(problems) => {
+            let style = skillsync_core::render::Style {
+                color: args.common.color.for_stdout(),
+            };
+            return Ok(super::validate::report_invalid(
+                &args.common,
+                &problems,
+                style,
+            ));
+        }
+    };
+    let journal = store::open(&config.store_url)
+        .with_context(|| format!("cannot open the journal ({})", config.store_url))?;
+    let run = pick_run(journal.as_ref(), args.run, &config.store_url)?;
+    let writes = journal.writes(run.id)?;
+    let mappings = journal.mappings()?;
+    let by_code: HashMap<(&str, &str), &str> = mappings
+        .iter()
+        .filter(|m| m.kind == "skill")
+        .map(|m| {
+            (
+                (m.code.as_str(), m.locale.as_str()),
+                m.definition_id.as_str(),
+            )
+        })
+        .collect();
+    let resolve = |code: &str, locale: &str| {
+        by_code
+            .get(&(code, locale))
+            .map(|id| DefinitionId((*id).to_string()))
+    };
+    let mut grants = verify::grants(&writes, &resolve);
+    // Runs of `assign` journal no names; the mappings know which code each id stands for.
+    let labels: HashMap<&str, String> = mappings
+        .iter()
+        .map(|m| {
+            (
+                m.definition_id.as_str(),
+                format!("{} ({})", m.code, m.locale),
+            )
+        })
+        .collect();
+    for grant in &mut grants {
+        if grant.label.is_none() {
+            grant.label = labels.get(grant.skill.as_str()).cloned();
+        }
+    }
+    let settles_at = journal.settles_at(run.id)?;
+
+    let report = Report {
+        run: &run,
+        settles_at,
+        grant_count: grants.len(),
+        agents: {
+            let mut users: Vec<&str> = grants.iter().map(|g| g.user.as_str()).collect();
+            users.sort_unstable();
+            users.dedup();
+            users.len()
+        },
+    };
+    if grants.is_empty() {
+        report.print(&args.common.output, &Coverage::default(), &[], None);
+        return Ok(nothing_to_verify());
+    }
+
+    let settings = match config.client_settings() {
+        Ok(settings) => settings,
+        Err(problems) => {
+            let style = skillsync_core::render::Style {
+                color: args.common.color.for_stdout(),
+            };
+            return Ok(super::validate::report_invalid(
+                &args.common,
+                &problems,
+                style,
+            ));
+        }
+    };
+    let api = cxone::connect(&settings).context("cannot set up the tenant client")?;
+    let queues = api
+        .queues()
+        .await
+        .with_context(|| format!("cannot read the queues of {}", config.tenant.api_base))?;
+    let coverage = verify::coverage(&grants, &queues);
+    if coverage.checks.is_empty() {
+        report.print(&args.common.output, &coverage, &[], None);
+        return Ok(nothing_to_verify());
+    }
+
+    if !args.no_wait
+        && let Some(settles_at) = settles_at
+    {
+        wait_until(settles_at).await;
+    }
+    let mut verdicts = Vec::with_capacity(coverage.checks.len());
+    for check in &coverage.checks {
+        let asked_at = Timestamp::now();
+        let verdict = match api.test_interaction(&check.queue.id).await {
+            Ok(answer) => verify::classify(check, &answer, asked_at),
+            Err(error) => Verdict::Unanswered {
+                error: error.to_string(),
+            },
+        };
+        verdicts.push(verdict);
+    }
+    let outcome = verify::outcome(&verdicts);
+    report.print(
+        &args.common.output,
+        &coverage,
+        &verdicts,
+        Some(Timestamp::now()),
+    );
+    Ok(match outcome {
+        Outcome::Verified => exit::ok(),
+        Outcome::NotYetRoutable => not_yet_routable(),
+        Outcome::Failed => exit::error(),
+        Outcome::NothingToVerify => nothing_to_verify(),
+    })
+}
+
+/// The run named by `--run`, or the latest `apply` that changed a skill (the only kind of
+/// write routing can show: a run with a settle time).
+fn pick_run(
+    journal: &dyn Journal,
+    requested: Option<i64>,
+    store_url: &str,
+) -> anyhow::Result<RunSummary> {
+    if let Some(id) = requested {
+        return match journal.run(RunId(id))? {
+            Some(run) => Ok(run),
+            None => bail!(
+                "there is no run {id} in the journal ({store_url}); `skillsync history` lists the runs"
+            ),
+        };
+    }
+    match journal
+        .runs(usize::MAX)?
+        .into_iter()
+        .find(|run| run.command == "apply" && run.settles_at.is_some())
+    {
+        Some(run) => Ok(run),
+        None => bail!(
+            "no `apply` run in the journal ({store_url}) has changed a skill yet, so there is nothing \
+             to verify; run `skillsync apply`, or pass --run ID (see `skillsync history`)"
+        ),
+    }
+}
+
+/// Sleeps until the routing cache will have settled on the run, counting down on stderr. The
+/// settle time comes from the journal; nothing is polled.
+async fn wait_until(settles_at: Timestamp) {
+    let remaining = || {
+        Duration::try_from(Timestamp::now().duration_until(settles_at)).unwrap_or(Duration::ZERO)
+    };
+    let total = remaining();
+    if total.is_zero() {
+        return;
+    }
+    let until = clock(settles_at);
+    if !std::io::stderr().is_terminal() {
+        eprintln!(
+            "waiting {} for the routing cache to settle (until {until} UTC; --no-wait checks now)",
+            humantime::format_duration(round_up(total))
+        );
+        // A log gets a line every few seconds rather than a redrawn bar.
+        loop {
+            let left = remaining();
+            if left.is_zero() {
+                return;
+            }
+            let step = left.min(Duration::from_secs(10));
+            tokio::time::sleep(step).await;
+            if step < left {
+                eprintln!(
+                    "  {} left",
+                    humantime::format_duration(round_up(left - step))
+                );
+            }
+        }
+    }
+    let bar =
+        ProgressBar::with_draw_target(Some(total.as_millis() as u64), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "waiting for the routing cache to settle [{bar:30}] {msg} (--no-wait checks now)",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    loop {
+        let left = remaining();
+        bar.set_position((total - left.min(total)).as_millis() as u64);
+        bar.set_message(format!(
+            "{} left, until {until} UTC",
+            humantime::format_duration(round_up(left))
+        ));
+        if left.is_zero() {
+            break;
+        }
+        tokio::time::sleep(left.min(Duration::from_millis(250))).await;
+    }
+    bar.finish_and_clear();
+}
+
+/// Whole seconds, rounded up, so a countdown never shows "0s left" while still waiting.
+fn round_up(duration: Duration) -> Duration {
+    Duration::from_secs(duration.as_secs() + u64::from(duration.subsec_nanos() > 0))
+}
+
+fn clock(at: Timestamp) -> String {
+    at.strftime("%H:%M:%S").to_string()
+}
+
+/// What is printed about the run, whatever the result.
+struct Report<'a> {
+    run: &'a RunSummary,
+    settles_at: Option<Timestamp>,
+    grant_count: usize,
+    agents: usize,
+}
+
+impl Report<'_> {
+    /// `checked_at` is `None` when no test interaction was submitted.
+    fn print(
+        &self,
+        format: &OutputFormat,
+        coverage: &Coverage,
+        verdicts: &[Verdict],
+        checked_at: Option<Timestamp>,
+    ) {
+        let outcome = verify::outcome(verdicts);
+        match format {
+            OutputFormat::Json => {
+                let document = self.json(coverage, verdicts, outcome, checked_at);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&document).expect("JSON values serialize")
+                );
+            }
+            OutputFormat::Human => print!("{}", self.human(coverage, verdicts, outcome)),
+        }
+    }
+
+    fn json(
+        &self,
+        coverage: &Coverage,
+        verdicts: &[Verdict],
+        outcome: Outcome,
+        checked_at: Option<Timestamp>,
+    ) -> Value {
+        let queues: Vec<Value> = coverage
+            .checks
+            .iter()
+            .zip(verdicts)
+            .map(|(check, verdict)| {
+                let mut entry = json!({
+                    "queueId": check.queue.id,
+                    "queueName": check.queue.name,
+                    "skillId": check.queue.skill_id,
+                    "skill": check.label,
+                    "minLevel": check.queue.min_level,
+                    "expectedUsers": check.expected.iter()
+                        .map(|(user, level)| json!({ "userId": user, "level": level }))
+                        .collect::<Vec<_>>(),
+                    "settlesAt": check.settles_at,
+                    "result": verdict.name(),
+                });
+                match verdict {
+                    Verdict::Routed { user } => entry["routedTo"] = json!(user),
+                    Verdict::RoutedToOther { user, settled } => {
+                        entry["routedTo"] = json!(user);
+                        entry["settled"] = json!(settled);
+                    }
+                    Verdict::NotYetRoutable { reason } | Verdict::Failed { reason } => {
+                        entry["reason"] = json!(reason);
+                    }
+                    Verdict::Unanswered { error } => entry["error"] = json!(error),
+                }
+                entry
+            })
+            .collect();
+        let uncovered: Vec<Value> = coverage
+            .uncovered
+            .iter()
+            .map(|u| {
+                let mut entry = json!({
+                    "skillId": u.skill,
+                    "skill": u.label,
+                    "users": u.users,
+                    "reason": uncovered_reason(&u.why),
+                });
+                match &u.why {
+                    NotCovered::NoQueue => entry["why"] = json!("no_queue"),
+                    NotCovered::ProductionOnly { queues } => {
+                        entry["why"] = json!("production_only");
+                        entry["productionQueues"] = json!(queues);
+                    }
+                    NotCovered::BelowMinLevel { .. } => entry["why"] = json!("below_min_level"),
+                }
+                entry
+            })
+            .collect();
+        json!({
+            "run": self.run.id,
+            "command": self.run.command,
+            "runOutcome": self.run.outcome.as_str(),
+            "startedAt": self.run.started_at,
+            "settlesAt": self.settles_at,
+            "checkedAt": checked_at,
+            "skillsGranted": self.grant_count,
+            "agents": self.agents,
+            "result": outcome.name(),
+            "exitCode": exit_code(outcome),
+            "queues": queues,
+            "uncovered": uncovered,
+        })
+    }
+
+    fn human(&self, coverage: &Coverage, verdicts: &[Verdict], outcome: Outcome) -> String {
+        let mut out = format!(
+            "Run {} ({}, {}, started {} UTC): {} skill assignment(s) added, raised or activated for {} agent(s)",
+            self.run.id,
+            self.run.command,
+            self.run.outcome.as_str(),
+            self.run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            self.grant_count,
+            self.agents,
+        );
+        match self.settles_at {
+            Some(at) => out.push_str(&format!("; routing settles at {} UTC.\n", clock(at))),
+            None => out.push_str(".\n"),
+        }
+        if self.grant_count == 0 {
+            out.push_str(
+                "Nothing to verify: this run added, raised or activated no skill (only skills route).\n",
+            );
+            return out;
+        }
+        if !coverage.checks.is_empty() {
+            out.push('\n');
+            let rows: Vec<[String; 4]> = coverage
+                .checks
+                .iter()
+                .zip(verdicts)
+                .map(|(check, verdict)| {
+                    [
+                        check.queue.name.clone(),
+                        check
+                            .label
+                            .clone()
+                            .unwrap_or_else(|| check.queue.skill_id.to_string()),
+                        agents_cell(check),
+                        describe(check, verdict),
+                    ]
+                })
+                .collect();
+            let header = ["queue", "skill", "agents of this run", "result"].map(String::from);
+            let widths: Vec<usize> = (0..3)
+                .map(|i| {
+                    rows.iter()
+                        .chain([&header])
+                        .map(|r| r[i].chars().count())
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect();
+            for row in [&header].into_iter().chain(&rows) {
+                out.push_str(&format!(
+                    "{:<w0$}  {:<w1$}  {:<w2$}  {}\n",
+                    row[0],
+                    row[1],
+                    row[2],
+                    row[3],
+                    w0 = widths[0],
+                    w1 = widths[1],
+                    w2 = widths[2],
+                ));
+            }
+        }
+        if !coverage.uncovered.is_empty() {
+            out.push_str("\nNot covered by any non-production queue (no test interaction can prove these):\n");
+            for u in &coverage.uncovered {
+                out.push_str(&format!(
+                    "  {}: {} agent(s); {}\n",
+                    u.label.clone().unwrap_or_else(|| u.skill.to_string()),
+                    u.users.len(),
+                    uncovered_reason(&u.why)
+                ));
+            }
+        }
+        out.push('\n');
+        out.push_str(&match outcome {
+            Outcome::Verified => {
+                let to_others = verdicts
+                    .iter()
+                    .filter(|v| matches!(v, Verdict::RoutedToOther { .. }))
+                    .count();
+                let to_ours = coverage.checks.len() - to_others;
+                if to_others == 0 {
+                    format!("Verified: all {to_ours} queue(s) routed to an agent of this run.\n")
+                } else {
+                    format!(
+                        "Verified: {to_ours} queue(s) routed to an agent of this run, {to_others} to another \
+                         agent (right by the highest-level rule, but no proof that ours are routable).\n"
+                    )
+                }
+            }
+            Outcome::NotYetRoutable => match self.settles_at {
+                Some(at) => format!(
+                    "Not yet routable: the routing cache settles at {} UTC; check again then with `skillsync verify --run {}`, which waits for it (exit 2).\n",
+                    clock(at),
+                    self.run.id
+                ),
+                None => "Not yet routable (exit 2).\n".to_string(),
+            },
+            Outcome::Failed => {
+                "Failed: routing does not route as this run intended (exit 1).\n".to_string()
+            }
+            Outcome::NothingToVerify => {
+                "Nothing to verify: no non-production queue covers a skill this run changed; add a test queue for it (exit 3).\n"
+                    .to_string()
+            }
+        });
+        out
+    }
+}
+
+fn exit_code(outcome: Outcome) -> u8 {
+    match outcome {
+        Outcome::Verified => 0,
+        Outcome::Failed => 1,
+        Outcome::NotYetRoutable => 2,
+        Outcome::NothingToVerify => 3,
+    }
+}
+
+fn agents_cell(check: &QueueCheck) -> String {
+    match check.expected.as_slice() {
+        [(user, level)] => format!("{user} (level {level})"),
+        [(user, level), rest @ ..] => format!("{user} (level {level}) +{}", rest.len()),
+        [] => "-".to_string(),
+    }
+}
+
+fn describe(check: &QueueCheck, verdict: &Verdict) -> String {
+    let settles = check
+        .settles_at
+        .map_or_else(String::new, |at| format!(" (settles at {} UTC)", clock(at)));
+    match verdict {
+        Verdict::Routed { user } => format!("routed to {user}"),
+        Verdict::RoutedToOther { user, settled } => {
+            let who = user
+                .as_ref()
+                .map_or("an agent the tenant did not name".to_string(), |u| {
+                    u.to_string()
+                });
+            let ours = check.expected.first().map_or(0, |(_, level)| *level);
+            if *settled {
+                format!(
+                    "routed to another agent, {who}: can be right (the highest level wins, so {who} holds it at level {ours} or above), but it does not prove ours"
+                )
+            } else {
+                format!("routed to another agent, {who}: ours may not be visible yet{settles}")
+            }
+        }
+        Verdict::NotYetRoutable { reason } => format!(
+            "not yet routable{settles}{}",
+            reason
+                .as_ref()
+                .map_or_else(String::new, |r| format!(": {r}"))
+        ),
+        Verdict::Failed { reason } => format!(
+            "failed: nobody routed after settling{}",
+            reason
+                .as_ref()
+                .map_or_else(String::new, |r| format!(" ({r})"))
+        ),
+        Verdict::Unanswered { error } => format!("error: {error}"),
+    }
+}
+
+fn uncovered_reason(why: &NotCovered) -> String {
+    match why {
+        NotCovered::NoQueue => "no queue requires it".to_string(),
+        NotCovered::ProductionOnly { queues } => format!(
+            "only production queues require it ({}), and they take no test interactions",
+            queues.join(", ")
+        ),
+        NotCovered::BelowMinLevel {
+            queue,
+            min_level,
+            highest,
+        } => format!(
+            "non-production queue {queue} requires level {min_level}; this run gave at most level {highest}"
+        ),
+    }
+}

@@ -1,0 +1,430 @@
+//! `skillsync retire` end to end against the simulator: hard retirement strips exactly the
+//! retired references and deletes; soft retirement deactivates and the code drops out of every
+//! later plan; refusals change nothing.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use serde_json::Value;
+use sim::{Assignment, GenerateOptions, Knobs, TenantDoc};
+
+/// How many users and profiles reference the retired proficiency.
+const HOLDERS: usize = 300;
+
+/// A tenant where the en-us variant of one proficiency is held by exactly 300 en-us users
+/// (each with other assignments besides) and listed by exactly 2 routing profiles. Returns the
+/// tenant and the proficiency's name.
+fn tenant() -> (TenantDoc, String) {
+    let mut doc = sim::generate(&GenerateOptions {
+        agents: 900,
+        skills: 6,
+        proficiencies: 3,
+        locales: vec!["en-us".into(), "de-de".into()],
+        profiles: 4,
+        seed: 7,
+    });
+    let name = sim::proficiency_name(0);
+    let id = id_in(&doc.proficiencies, &name, "en-us");
+    for profile in &mut doc.profiles {
+        profile.proficiencies.retain(|p| *p != id);
+    }
+    for profile in doc.profiles.iter_mut().take(2) {
+        profile.proficiencies.push(id.clone());
+    }
+    let mut holders = 0;
+    for user in &mut doc.users {
+        user.proficiencies.retain(|a| a.id != id);
+        if user.locale == "en-us" && !user.skills.is_empty() && holders < HOLDERS {
+            user.proficiencies.push(Assignment {
+                id: id.clone(),
+                level: 6,
+                active: true,
+            });
+            holders += 1;
+        }
+    }
+    assert_eq!(
+        holders, HOLDERS,
+        "the generated tenant has enough en-us agents"
+    );
+    (doc, name)
+}
+
+fn id_in(definitions: &[sim::Definition], name: &str, locale: &str) -> String {
+    definitions
+        .iter()
+        .find(|d| d.name == name && d.locale == locale)
+        .unwrap_or_else(|| panic!("{name} ({locale}) exists"))
+        .id
+        .clone()
+}
+
+fn users_by_id(state: &Value) -> BTreeMap<String, Value> {
+    state["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["id"].as_str().unwrap().to_string(), u.clone()))
+        .collect()
+}
+
+fn without(list: &Value, id: &str) -> Vec<Value> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["id"] != id && *a != id)
+        .cloned()
+        .collect()
+}
+
+fn ids_of(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect()
+}
+
+fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn requests(stats: &Value, method: &str, route: &str) -> u64 {
+    stats["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == method && r["route"] == route)
+        .map(|r| r["count"].as_u64().unwrap())
+        .sum()
+}
+
+async fn scenario(
+    tag: &str,
+) -> (
+    Workspace,
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    TenantDoc,
+    String,
+) {
+    let ws = workspace(tag);
+    let (doc, name) = tenant();
+    write_hris_exact(&ws.0, &doc);
+    let (base, stop) = start_sim_with(doc.clone(), Knobs::quiet()).await;
+    write_config(&ws.0, &base);
+    (ws, base, stop, doc, name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hard_retire_strips_300_users_and_2_profiles_then_deletes_touching_nothing_else() {
+    let (ws, base, _stop, doc, name) = scenario("retire-hard").await;
+    let id = id_in(&doc.proficiencies, &name, "en-us");
+    let other_locale = id_in(&doc.proficiencies, &name, "de-de");
+    let before = sim_get(&base, "/sim/state").await;
+
+    let retired = run_with(
+        &ws.0,
+        &["retire", name.as_str(), "--locale", "en-us", "--yes"],
+    )
+    .await;
+    let out = text(&retired);
+    assert_eq!(retired.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains(&format!("{HOLDERS} user(s)")) && out.contains("2 routing profile(s)"),
+        "the plan names what references it:\n{out}"
+    );
+
+    let after = sim_get(&base, "/sim/state").await;
+    assert!(
+        !ids_of(&after["proficiencies"]).contains(&id.as_str()),
+        "the proficiency is deleted"
+    );
+    assert!(
+        ids_of(&after["proficiencies"]).contains(&other_locale.as_str()),
+        "--locale en-us leaves the de-de variant alone"
+    );
+    // Every other assignment of every user is exactly as it was; users that did not hold it
+    // were not written at all (same version).
+    let (was, now) = (users_by_id(&before), users_by_id(&after));
+    let mut stripped = 0;
+    for (user, old) in &was {
+        let new = &now[user];
+        assert_eq!(new["skills"], old["skills"], "user {user}: skills changed");
+        let held = old["proficiencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["id"] == id.as_str());
+        assert_eq!(
+            new["proficiencies"].as_array().unwrap(),
+            &without(&old["proficiencies"], &id),
+            "user {user}: only the retired proficiency may go"
+        );
+        if held {
+            stripped += 1;
+        } else {
+            assert_eq!(
+                new, old,
+                "user {user} did not hold it and must be untouched"
+            );
+        }
+    }
+    assert_eq!(stripped, HOLDERS);
+    for (old, new) in before["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(after["profiles"].as_array().unwrap())
+    {
+        assert_eq!(new["skills"], old["skills"]);
+        assert_eq!(
+            new["proficiencies"].as_array().unwrap(),
+            &without(&old["proficiencies"], &id)
+        );
+    }
+
+    let stats = sim_get(&base, "/sim/stats").await;
+    assert_eq!(
+        requests(&stats, "POST", "/api/v2/routing/users/bulk"),
+        3,
+        "300 users in bulk batches of 100: {stats}"
+    );
+    assert_eq!(
+        requests(&stats, "PUT", "/api/v2/routing/users/{userId}"),
+        0,
+        "no single writes without conflicts"
+    );
+    assert_eq!(
+        writes_in(&stats),
+        3 + 2 + 1,
+        "3 bulk writes, 2 profile writes, 1 delete"
+    );
+
+    // Journaled like any run: every user, profile and definition write.
+    let history = run(&ws.0, &["history", "--output", "json"]).await;
+    let runs: Value = serde_json::from_slice(&history.stdout).unwrap();
+    assert_eq!(runs[0]["command"], "retire", "{runs}");
+    assert_eq!(runs[0]["outcome"], "succeeded", "{runs}");
+    assert_eq!(runs[0]["writes"], (HOLDERS + 2 + 1) as u64, "{runs}");
+
+    // The catalog still lists the code and the HRIS still assigns it to 300 agents: the next
+    // plan neither recreates nor reassigns it, and says why.
+    let replanned = run(&ws.0, &["plan"]).await;
+    let out = text(&replanned);
+    assert_eq!(replanned.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("retired (hard)") && out.contains("not planned"),
+        "{out}"
+    );
+
+    // Nor does a real-time assign bring it back.
+    let agent = doc.users.iter().position(|u| u.locale == "en-us").unwrap();
+    let employee = format!("E{agent:05}");
+    let assigned = run_with(&ws.0, &["assign", &employee, &name, "5"]).await;
+    let out = text(&assigned);
+    assert_eq!(assigned.status.code(), Some(1), "{out}");
+    assert!(out.contains("was retired (hard)"), "{out}");
+    let state = sim_get(&base, "/sim/state").await;
+    assert!(!ids_of(&state["proficiencies"]).contains(&id.as_str()));
+    assert_eq!(
+        state["proficiencies"].as_array().unwrap().len(),
+        before["proficiencies"].as_array().unwrap().len() - 1,
+        "nothing recreated"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soft_retire_deactivates_keeps_assignments_and_drops_the_code_from_later_plans() {
+    let (ws, base, _stop, doc, name) = scenario("retire-soft").await;
+    let before = sim_get(&base, "/sim/state").await;
+
+    let retired = run_with(&ws.0, &["retire", name.as_str(), "--soft", "--yes"]).await;
+    let out = text(&retired);
+    assert_eq!(retired.status.code(), Some(0), "{out}");
+
+    let after = sim_get(&base, "/sim/state").await;
+    for locale in ["en-us", "de-de"] {
+        let id = id_in(&doc.proficiencies, &name, locale);
+        let definition = after["proficiencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == id.as_str())
+            .unwrap_or_else(|| panic!("{name} ({locale}) is kept"));
+        assert_eq!(definition["active"], false, "{definition}");
+    }
+    assert_eq!(
+        after["users"], before["users"],
+        "assignments are kept for reporting"
+    );
+    assert_eq!(after["profiles"], before["profiles"]);
+    let writes_after_retire = writes_in(&sim_get(&base, "/sim/stats").await);
+    assert_eq!(writes_after_retire, 2, "one PUT per locale variant");
+
+    // The HRIS still lists the code: the plan neither reactivates it nor touches its
+    // assignments, and nothing else differs, so it exits 0.
+    let plan = run(&ws.0, &["plan", "--output", "json"]).await;
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    let json: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(json["definitions"], Value::Array(Vec::new()), "{json}");
+    let warnings = json["warnings"].to_string();
+    assert!(
+        warnings.contains(&format!(
+            "{name} (en-us) was retired (soft) in run 1: not planned"
+        )),
+        "{warnings}"
+    );
+
+    // Even when the HRIS changes what it says about the retired code, nothing of it is planned.
+    let assignments = std::fs::read_to_string(ws.0.join("hris/assignments.csv")).unwrap();
+    let mut changed = String::new();
+    let mut first_holder_seen = false;
+    for line in assignments.lines() {
+        if line.contains(&format!(",{name},")) {
+            if !first_holder_seen {
+                first_holder_seen = true; // dropped: would be a removal
+                continue;
+            }
+            let fields: Vec<&str> = line.split(',').collect();
+            changed.push_str(&format!(
+                "{},{},{},true\n",
+                fields[0],
+                fields[1],
+                fields[2].parse::<u8>().unwrap() % 10 + 1
+            ));
+        } else {
+            changed.push_str(line);
+            changed.push('\n');
+        }
+    }
+    std::fs::write(ws.0.join("hris/assignments.csv"), changed).unwrap();
+    let plan = run(&ws.0, &["plan"]).await;
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    let apply = run(&ws.0, &["apply", "--yes"]).await;
+    assert_eq!(apply.status.code(), Some(0), "{}", text(&apply));
+    assert_eq!(
+        writes_in(&sim_get(&base, "/sim/stats").await),
+        writes_after_retire,
+        "apply wrote nothing"
+    );
+
+    // --undo hands the code back to the plan, which then reactivates it.
+    let undone = run_with(&ws.0, &["retire", name.as_str(), "--undo"]).await;
+    assert_eq!(undone.status.code(), Some(0), "{}", text(&undone));
+    let plan = run(&ws.0, &["plan", "--output", "json"]).await;
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    let json: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let actions: Vec<&str> = json["definitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["reactivate", "reactivate"], "{json}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_yes_and_without_a_terminal_it_refuses_and_changes_nothing() {
+    let (ws, base, _stop, _doc, name) = scenario("retire-no-yes").await;
+    let before = sim_get(&base, "/sim/state").await;
+    let refused = run_with(&ws.0, &["retire", name.as_str()]).await;
+    let out = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("refusing to retire without confirmation"),
+        "{out}"
+    );
+    assert_eq!(writes_in(&sim_get(&base, "/sim/stats").await), 0);
+    assert_eq!(sim_get(&base, "/sim/state").await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_code_or_locale_is_a_clear_error_and_changes_nothing() {
+    let (ws, base, _stop, _doc, name) = scenario("retire-unknown").await;
+    let unknown = run(&ws.0, &["retire", "NO_SUCH_CODE", "--yes"]).await;
+    let out = text(&unknown);
+    assert_eq!(unknown.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("hris/catalog.csv") && out.contains("no code NO_SUCH_CODE"),
+        "{out}"
+    );
+    let unknown_locale = run_with(
+        &ws.0,
+        &["retire", name.as_str(), "--locale", "fr-fr", "--yes"],
+    )
+    .await;
+    let out = text(&unknown_locale);
+    assert_eq!(unknown_locale.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("hris/catalog.csv")
+            && out.contains("no fr-fr variant")
+            && out.contains("de-de, en-us"),
+        "{out}"
+    );
+    let stats = sim_get(&base, "/sim/stats").await;
+    assert_eq!(writes_in(&stats), 0, "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retiring_someones_last_skill_is_refused_unless_allowed() {
+    let ws = workspace("retire-last-skill");
+    let (mut doc, _) = tenant();
+    let skill = sim::skill_name(0);
+    let skill_id = id_in(&doc.skills, &skill, "en-us");
+    let (index, lonely) = doc
+        .users
+        .iter_mut()
+        .enumerate()
+        .find(|(_, u)| u.locale == "en-us")
+        .unwrap();
+    let employee = format!("E{index:05}");
+    lonely.skills = vec![Assignment {
+        id: skill_id.clone(),
+        level: 3,
+        active: true,
+    }];
+    let lonely_id = lonely.id.clone();
+    write_hris_exact(&ws.0, &doc);
+    let (base, _stop) = start_sim_with(doc, Knobs::quiet()).await;
+    write_config(&ws.0, &base);
+
+    let refused = run_with(
+        &ws.0,
+        &["retire", skill.as_str(), "--locale", "en-us", "--yes"],
+    )
+    .await;
+    let out = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("--allow-empty-skills") && out.contains(&employee),
+        "{out}"
+    );
+    assert_eq!(writes_in(&sim_get(&base, "/sim/stats").await), 0);
+
+    let allowed = run_with(
+        &ws.0,
+        &[
+            "retire",
+            skill.as_str(),
+            "--locale",
+            "en-us",
+            "--yes",
+            "--allow-empty-skills",
+        ],
+    )
+    .await;
+    assert_eq!(allowed.status.code(), Some(0), "{}", text(&allowed));
+    let state = sim_get(&base, "/sim/state").await;
+    assert_eq!(
+        users_by_id(&state)[&lonely_id]["skills"],
+        Value::Array(Vec::new())
+    );
+    assert!(!ids_of(&state["skills"]).contains(&skill_id.as_str()));
+}

@@ -1,0 +1,330 @@
+//! `skillsync verify` end to end against the real simulator, whose routing cache lags behind
+//! the database by its propagation delay: before the run settles a new assignment is "not yet
+//! routable", after it "routed", and verify never reads a user to find out.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Output;
+
+use common::*;
+use serde_json::Value;
+use sim::{DurationRange, GenerateOptions, Knobs, TenantDoc};
+
+/// The simulator's propagation delay, and the window the config promises (its upper bound):
+/// short, so the product's own wait stays short, yet long enough that a check made right
+/// after `apply` lands before the cache has caught up.
+const PROPAGATION_MS: (u64, u64) = (3_000, 4_000);
+const PROPAGATION_WINDOW: &str = "4s";
+
+fn tenant() -> TenantDoc {
+    sim::generate(&GenerateOptions {
+        agents: 12,
+        skills: 6,
+        proficiencies: 2,
+        locales: vec!["en-us".into()],
+        profiles: 2,
+        seed: 7,
+    })
+}
+
+/// The skill a queue requires, by name.
+fn skill_of<'a>(doc: &'a TenantDoc, queue: &sim::Queue) -> &'a sim::Definition {
+    doc.skills.iter().find(|s| s.id == queue.skill_id).unwrap()
+}
+
+/// A non-production queue and its skill, with the skill taken away from every agent so that
+/// nobody can take the queue's interactions until the run gives it to someone.
+fn test_queue_nobody_holds(doc: &mut TenantDoc) -> (sim::Queue, String) {
+    let queue = doc
+        .queues
+        .iter()
+        .find(|q| !q.production && !skill_of(doc, q).name.starts_with(sim::OWNED_PREFIX))
+        .expect("generated tenants have test queues")
+        .clone();
+    for user in &mut doc.users {
+        user.skills.retain(|a| a.id != queue.skill_id);
+    }
+    let name = skill_of(doc, &queue).name.clone();
+    (queue, name)
+}
+
+/// HRIS files that match the tenant except for the given extra rows (employee, code, level).
+fn write_hris_plus(dir: &Path, doc: &TenantDoc, extra: &[(usize, &str, u8)]) {
+    write_hris_exact(dir, doc);
+    let path = dir.join("hris/assignments.csv");
+    let mut assignments = std::fs::read_to_string(&path).unwrap();
+    for (agent, code, level) in extra {
+        writeln!(assignments, "E{agent:05},{code},{level},true").unwrap();
+    }
+    std::fs::write(path, assignments).unwrap();
+}
+
+async fn start(doc: TenantDoc, dir: &Path) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let (base, stop) = start_sim_with(
+        doc,
+        Knobs {
+            propagation: DurationRange::between_millis(PROPAGATION_MS.0, PROPAGATION_MS.1),
+            ..Knobs::quiet()
+        },
+    )
+    .await;
+    write_config(dir, &base);
+    let mut config = std::fs::read_to_string(dir.join("skillsync.toml")).unwrap();
+    writeln!(
+        config,
+        "\n[sync]\npropagation_window = \"{PROPAGATION_WINDOW}\""
+    )
+    .unwrap();
+    std::fs::write(dir.join("skillsync.toml"), config).unwrap();
+    (base, stop)
+}
+
+async fn apply(dir: &Path) {
+    let applied = run(dir, &["apply", "--yes"]).await;
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "apply:\n{}\n{}",
+        String::from_utf8_lossy(&applied.stdout),
+        String::from_utf8_lossy(&applied.stderr)
+    );
+}
+
+/// Requests of any method to a user endpoint of either dialect, and test interactions.
+fn counts(stats: &Value) -> (u64, u64) {
+    let mut users = 0;
+    let mut interactions = 0;
+    for r in stats["requests"].as_array().unwrap() {
+        let route = r["route"].as_str().unwrap();
+        let count = r["count"].as_u64().unwrap();
+        if route.starts_with("/api/v2/routing/users") || route.starts_with("/api/v2/users") {
+            users += count;
+        }
+        if route == "/api/v2/interactions/test" {
+            interactions += count;
+        }
+    }
+    (users, interactions)
+}
+
+/// Runs verify and returns its output with the user requests and test interactions it made.
+async fn verify(base: &str, dir: &Path, args: &'static [&'static str]) -> (Output, u64, u64) {
+    let before = counts(&sim_get(base, "/sim/stats").await);
+    let output = run(dir, args).await;
+    let after = counts(&sim_get(base, "/sim/stats").await);
+    (output, after.0 - before.0, after.1 - before.1)
+}
+
+fn json_of(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "verify must print JSON ({e}):\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn timestamp(value: &Value) -> jiff::Timestamp {
+    value.as_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_assignment_is_not_yet_routable_before_settling_and_routed_after() {
+    let ws = workspace("verify-routed");
+    let mut doc = tenant();
+    let (queue, skill) = test_queue_nobody_holds(&mut doc);
+    let agent = doc.users[0].id.clone();
+    write_hris_plus(&ws.0, &doc, &[(0, &skill, 7)]);
+    let (base, _stop) = start(doc, &ws.0).await;
+    apply(&ws.0).await;
+
+    // Right after the run: the database has the assignment, the routing cache does not yet.
+    let (early, user_requests, interactions) =
+        verify(&base, &ws.0, &["verify", "--no-wait", "--output", "json"]).await;
+    let report = json_of(&early);
+    assert_eq!(early.status.code(), Some(2), "not yet routable: {report:#}");
+    assert_eq!(report["result"], "not_yet_routable");
+    let queues = report["queues"].as_array().unwrap();
+    assert_eq!(
+        queues.len(),
+        1,
+        "only the test queue of the new skill: {report:#}"
+    );
+    assert_eq!(queues[0]["queueId"], queue.id.as_str());
+    assert_eq!(queues[0]["result"], "not_yet_routable", "{report:#}");
+    assert_eq!(queues[0]["expectedUsers"][0]["userId"], agent.as_str());
+    assert!(
+        timestamp(&report["checkedAt"]) < timestamp(&report["settlesAt"]),
+        "checked before the settle time: {report:#}"
+    );
+    assert_eq!(user_requests, 0, "verify must not read users");
+    assert_eq!(interactions, 1, "one test interaction per covered queue");
+
+    // Waiting: verify sleeps until the journal's settle time, then the agent is routed.
+    let (settled, user_requests, interactions) =
+        verify(&base, &ws.0, &["verify", "--output", "json"]).await;
+    let report = json_of(&settled);
+    assert_eq!(settled.status.code(), Some(0), "routed: {report:#}");
+    assert_eq!(report["result"], "verified");
+    let queues = report["queues"].as_array().unwrap();
+    assert_eq!(queues[0]["result"], "routed", "{report:#}");
+    assert_eq!(queues[0]["routedTo"], agent.as_str());
+    assert!(
+        timestamp(&report["checkedAt"]) >= timestamp(&report["settlesAt"]),
+        "checked after the settle time: {report:#}"
+    );
+    assert!(
+        String::from_utf8_lossy(&settled.stderr).contains("waiting"),
+        "the wait is shown on stderr: {}",
+        String::from_utf8_lossy(&settled.stderr)
+    );
+    assert_eq!(
+        user_requests, 0,
+        "verify must not read users, even while waiting"
+    );
+    assert_eq!(interactions, 1);
+
+    // The human table says the same.
+    let (human, user_requests, _) = verify(&base, &ws.0, &["verify"]).await;
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert_eq!(human.status.code(), Some(0), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.starts_with(&queue.name))
+        .unwrap_or_else(|| panic!("a row for {}:\n{text}", queue.name));
+    assert!(row.contains(&format!("routed to {agent}")), "{row}");
+    assert_eq!(user_requests, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_agent_at_a_higher_level_is_named_and_not_a_failure() {
+    let ws = workspace("verify-other");
+    let mut doc = tenant();
+    let (queue, skill) = test_queue_nobody_holds(&mut doc);
+    // Agent 1 already holds the skill at the top level: the engine keeps choosing it.
+    let incumbent = doc.users[1].id.clone();
+    doc.users[1].skills.push(sim::Assignment {
+        id: queue.skill_id.clone(),
+        level: 10,
+        active: true,
+    });
+    write_hris_plus(&ws.0, &doc, &[(0, &skill, 4)]);
+    // The incumbent's row is in the files already: write_hris_exact lists what it holds.
+    let (base, _stop) = start(doc, &ws.0).await;
+    apply(&ws.0).await;
+
+    let (output, user_requests, _) = verify(&base, &ws.0, &["verify", "--output", "json"]).await;
+    let report = json_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    let entry = &report["queues"][0];
+    assert_eq!(entry["result"], "routed_to_other", "{report:#}");
+    assert_eq!(entry["routedTo"], incumbent.as_str());
+    assert_eq!(entry["settled"], true);
+    assert_eq!(user_requests, 0);
+
+    let human = run(&ws.0, &["verify", "--no-wait"]).await;
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains(&format!("routed to another agent, {incumbent}"))
+            && text.contains("highest level wins"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_skill_only_production_queues_require_is_reported_as_not_covered() {
+    let ws = workspace("verify-uncovered");
+    let doc = tenant();
+    let covered: std::collections::HashSet<&str> = doc
+        .queues
+        .iter()
+        .filter(|q| !q.production)
+        .map(|q| q.skill_id.as_str())
+        .collect();
+    let production_only = doc
+        .queues
+        .iter()
+        .find(|q| q.production && !covered.contains(q.skill_id.as_str()))
+        .expect("generated tenants have skills with production queues only")
+        .clone();
+    let skill = skill_of(&doc, &production_only).name.clone();
+    let agent = doc
+        .users
+        .iter()
+        .position(|u| !u.skills.iter().any(|a| a.id == production_only.skill_id))
+        .expect("someone lacks the skill");
+    write_hris_plus(&ws.0, &doc, &[(agent, &skill, 5)]);
+    let (base, _stop) = start(doc, &ws.0).await;
+    apply(&ws.0).await;
+
+    let (output, user_requests, interactions) =
+        verify(&base, &ws.0, &["verify", "--output", "json"]).await;
+    let report = json_of(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "nothing to verify: {report:#}"
+    );
+    assert_eq!(report["result"], "nothing_to_verify");
+    assert!(report["queues"].as_array().unwrap().is_empty());
+    let uncovered = &report["uncovered"][0];
+    assert_eq!(uncovered["skillId"], production_only.skill_id.as_str());
+    assert_eq!(uncovered["why"], "production_only");
+    assert_eq!(
+        uncovered["productionQueues"][0],
+        production_only.name.as_str()
+    );
+    assert_eq!(
+        interactions, 0,
+        "production queues never get test interactions"
+    );
+    assert_eq!(user_requests, 0);
+
+    let human = run(&ws.0, &["verify"]).await;
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert_eq!(human.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains(&skill) && text.contains("only production queues require it"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_run_or_an_empty_journal_is_a_clear_error() {
+    let ws = workspace("verify-unknown");
+    // Nothing listens here: both errors come from the journal, before any request.
+    write_config(&ws.0, "http://127.0.0.1:9");
+
+    let none = run(&ws.0, &["verify"]).await;
+    let stderr = String::from_utf8_lossy(&none.stderr);
+    assert_eq!(none.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no `apply` run"), "{stderr}");
+
+    let unknown = run(&ws.0, &["verify", "--run", "4242"]).await;
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert_eq!(unknown.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no run 4242") && stderr.contains("skillsync history"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn help_teaches_the_results_and_exit_codes() {
+    let ws = workspace("verify-help");
+    let help = skillsync(&ws.0, &["verify", "--help"]);
+    let text = String::from_utf8_lossy(&help.stdout);
+    for needle in [
+        "not yet routable",
+        "--no-wait",
+        "--run",
+        "non-production",
+        "2 not yet routable",
+        "3 nothing to verify",
+    ] {
+        assert!(text.contains(needle), "`{needle}` in:\n{text}");
+    }
+}

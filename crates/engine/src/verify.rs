@@ -1,0 +1,765 @@
+//! Whether routing sees a run's skill changes, decided without I/O: which skills the run gave
+//! to whom (from the journal), which non-production queues can prove it, and what each test
+//! interaction's answer means given when the routing cache settles.
+//!
+//! A 200 from the Admin API proves the database changed, not the routing engine's cache; reading
+//! the user back shows only the database too. A test interaction is answered from the cache, so
+//! it is the only proof, and "nobody routed" means something only once the propagation window
+//! has passed.
+
+use std::collections::BTreeMap;
+
+use cxone::{Queue, Routed};
+use jiff::Timestamp;
+use serde_json::Value;
+use skillsync_core::{Assignment, DefinitionId, UserId};
+use store::{WriteRecord, WriteStatus, WriteTarget};
+
+/// One skill a run gave to one agent: added, raised in level, or made active.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// The locale-specific skill definition.
+    pub skill: DefinitionId,
+    /// `name (locale)` when the journal records it (apply runs do), for people to read.
+    pub label: Option<String>,
+    /// The agent.
+    pub user: UserId,
+    /// The level written.
+    pub level: u8,
+    /// When the routing cache will show it.
+    pub settles_at: Option<Timestamp>,
+}
+
+/// The grants in a run's journaled writes: only applied writes of skill lists count, and only
+/// entries the written list really holds active. `resolve_new` maps a `(code, locale)` the plan
+/// created during the run to its tenant id (the journal's mappings know it).
+///
+/// Reads both shapes of `before`: `apply` journals the plan's changes for the user (each with
+/// its kind, definition and before/after slots), `assign` journals the whole previous list.
+pub fn grants(
+    writes: &[WriteRecord],
+    resolve_new: &dyn Fn(&str, &str) -> Option<DefinitionId>,
+) -> Vec<Grant> {
+    // Keyed so a later applied write to the same user and skill replaces an earlier one.
+    let mut found: BTreeMap<(DefinitionId, UserId), Grant> = BTreeMap::new();
+    for write in writes {
+        if write.status != WriteStatus::Applied || write.target != WriteTarget::UserSkills {
+            continue;
+        }
+        let written: Vec<Assignment> = write
+            .after
+            .get("skills")
+            .cloned()
+            .and_then(|skills| serde_json::from_value(skills).ok())
+            .unwrap_or_default();
+        let user = UserId(write.subject.clone());
+        let mut grant = |skill: DefinitionId, label: Option<String>, level: u8| {
+            found.insert(
+                (skill.clone(), user.clone()),
+                Grant {
+                    skill,
+                    label,
+                    user: user.clone(),
+                    level,
+                    settles_at: write.settles_at,
+                },
+            );
+        };
+        match &write.before {
+            Value::Array(items) if items.iter().any(|item| item.get("kind").is_some()) => {
+                for change in items {
+                    let Some((skill, label)) = granted_by_change(change, resolve_new) else {
+                        continue;
+                    };
+                    // The written list is the truth: a re-merge may have written something
+                    // other than the plan said.
+                    if let Some(held) = written.iter().find(|a| a.definition == skill && a.active) {
+                        grant(skill, label, held.level.get());
+                    }
+                }
+            }
+            Value::Array(_) => {
+                let previous: Vec<Assignment> =
+                    serde_json::from_value(write.before.clone()).unwrap_or_default();
+                for now in written.iter().filter(|a| a.active) {
+                    let before = previous.iter().find(|a| a.definition == now.definition);
+                    if is_grant(before.map(|b| (b.level.get(), b.active)), now.level.get()) {
+                        grant(now.definition.clone(), None, now.level.get());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    found.into_values().collect()
+}
+
+/// The skill and label of one journaled plan change, when it adds, raises or activates a skill.
+fn granted_by_change(
+    change: &Value,
+    resolve_new: &dyn Fn(&str, &str) -> Option<DefinitionId>,
+) -> Option<(DefinitionId, Option<String>)> {
+    if change.get("kind")?.as_str()? != "skill" {
+        return None;
+    }
+    let slot = |which: &str| -> Option<(u8, bool)> {
+        let slot = change.get(which)?;
+        let level = u8::try_from(slot.get("level")?.as_u64()?).ok()?;
+        Some((level, slot.get("active")?.as_bool()?))
+    };
+    let (level, active) = slot("after")?;
+    if !active || !is_grant(slot("before"), level) {
+        return None;
+    }
+    let definition = change.get("definition")?;
+    let skill = match (definition.get("existing"), definition.get("new")) {
+        (Some(id), _) => DefinitionId(id.as_str()?.to_string()),
+        (None, Some(new)) => resolve_new(new.get("code")?.as_str()?, new.get("locale")?.as_str()?)?,
+        (None, None) => return None,
+    };
+    let label = match (change.get("name"), change.get("locale")) {
+        (Some(Value::String(name)), Some(Value::String(locale))) => {
+            Some(format!("{name} ({locale})"))
+        }
+        _ => None,
+    };
+    Some((skill, label))
+}
+
+/// Whether an active assignment at `level` gives the agent something routing did not have:
+/// it is new, it was inactive, or its level went up.
+fn is_grant(before: Option<(u8, bool)>, level: u8) -> bool {
+    match before {
+        None => true,
+        Some((before_level, before_active)) => !before_active || level > before_level,
+    }
+}
+
+/// A non-production queue that requires a granted skill, with the agents who should qualify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueCheck {
+    /// The queue (never a production one).
+    pub queue: Queue,
+    /// The skill's label, when known.
+    pub label: Option<String>,
+    /// Agents the run gave the skill at the queue's minimum level or above, highest first.
+    pub expected: Vec<(UserId, u8)>,
+    /// When the routing cache will show every one of them.
+    pub settles_at: Option<Timestamp>,
+}
+
+/// Why a granted skill cannot be verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotCovered {
+    /// No queue requires it.
+    NoQueue,
+    /// Only production queues require it, and those take no test interactions.
+    ProductionOnly {
+        /// Their names.
+        queues: Vec<String>,
+    },
+    /// Non-production queues require it at a level no agent of this run reached.
+    BelowMinLevel {
+        /// The least demanding of them.
+        queue: String,
+        /// Its minimum level.
+        min_level: u8,
+        /// The highest level the run gave.
+        highest: u8,
+    },
+}
+
+/// A granted skill no test interaction can prove.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uncovered {
+    /// The skill.
+    pub skill: DefinitionId,
+    /// Its label, when known.
+    pub label: Option<String>,
+    /// The agents the run gave it to.
+    pub users: Vec<UserId>,
+    /// Why.
+    pub why: NotCovered,
+}
+
+/// What can be verified, and what cannot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coverage {
+    /// One test interaction each, in queue-name order.
+    pub checks: Vec<QueueCheck>,
+    /// Granted skills no non-production queue can prove, in skill order.
+    pub uncovered: Vec<Uncovered>,
+}
+
+/// Chooses the queues to test: every non-production queue that requires a granted skill at a
+/// level one of the agents reached. Production queues are never chosen: they take no test
+/// interactions, and a test there would reach real customers' routing.
+pub fn coverage(grants: &[Grant], queues: &[Queue]) -> Coverage {
+    let mut by_skill: BTreeMap<&DefinitionId, Vec<&Grant>> = BTreeMap::new();
+    for grant in grants {
+        by_skill.entry(&grant.skill).or_default().push(grant);
+    }
+    let mut coverage = Coverage::default();
+    for (skill, granted) in by_skill {
+        let label = granted.iter().find_map(|g| g.label.clone());
+        let highest = granted.iter().map(|g| g.level).max().unwrap_or(0);
+        let requiring: Vec<&Queue> = queues.iter().filter(|q| &q.skill_id == skill).collect();
+        let testable: Vec<&Queue> = requiring
+            .iter()
+            .copied()
+            .filter(|q| !q.production)
+            .collect();
+        let mut covered = false;
+        for queue in &testable {
+            let mut expected: Vec<(UserId, u8)> = granted
+                .iter()
+                .filter(|g| g.level >= queue.min_level)
+                .map(|g| (g.user.clone(), g.level))
+                .collect();
+            if expected.is_empty() {
+                continue;
+            }
+            expected.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            let settles_at = granted
+                .iter()
+                .filter(|g| g.level >= queue.min_level)
+                .filter_map(|g| g.settles_at)
+                .max();
+            coverage.checks.push(QueueCheck {
+                queue: (*queue).clone(),
+                label: label.clone(),
+                expected,
+                settles_at,
+            });
+            covered = true;
+        }
+        if covered {
+            continue;
+        }
+        let why = match testable.iter().min_by_key(|q| q.min_level) {
+            Some(queue) => NotCovered::BelowMinLevel {
+                queue: queue.name.clone(),
+                min_level: queue.min_level,
+                highest,
+            },
+            None if requiring.is_empty() => NotCovered::NoQueue,
+            None => NotCovered::ProductionOnly {
+                queues: requiring.iter().map(|q| q.name.clone()).collect(),
+            },
+        };
+        coverage.uncovered.push(Uncovered {
+            skill: skill.clone(),
+            label,
+            users: granted.iter().map(|g| g.user.clone()).collect(),
+            why,
+        });
+    }
+    coverage
+        .checks
+        .sort_by(|a, b| a.queue.name.cmp(&b.queue.name));
+    coverage
+}
+
+/// What one test interaction showed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Routed to an agent this run gave the skill: routing sees the change.
+    Routed {
+        /// The agent.
+        user: UserId,
+    },
+    /// Routed to an agent this run did not change. After settling that can be right (the
+    /// highest level wins, so that agent holds the skill at least as high as ours) but proves
+    /// nothing about our agents; before settling our agents may simply not be visible yet.
+    RoutedToOther {
+        /// The agent, if the tenant named one.
+        user: Option<UserId>,
+        /// Whether the run's change had settled when the interaction was submitted.
+        settled: bool,
+    },
+    /// Nobody was routed, but the change had not settled yet: not a failure, ask again later.
+    NotYetRoutable {
+        /// The tenant's reason.
+        reason: Option<String>,
+    },
+    /// Nobody was routed although the change had settled: routing does not see it.
+    Failed {
+        /// The tenant's reason.
+        reason: Option<String>,
+    },
+    /// The test interaction could not be submitted.
+    Unanswered {
+        /// The error.
+        error: String,
+    },
+}
+
+impl Verdict {
+    /// A stable name for output: `routed`, `routed_to_other`, `not_yet_routable`, `failed`,
+    /// `unanswered`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verdict::Routed { .. } => "routed",
+            Verdict::RoutedToOther { .. } => "routed_to_other",
+            Verdict::NotYetRoutable { .. } => "not_yet_routable",
+            Verdict::Failed { .. } => "failed",
+            Verdict::Unanswered { .. } => "unanswered",
+        }
+    }
+}
+
+/// Reads the answer to the test interaction submitted to `check`'s queue at `asked_at`. The
+/// submission time decides "settled", so an answer that arrives just after the settle time is
+/// never taken for proof that the cache had the change.
+pub fn classify(check: &QueueCheck, answer: &Routed, asked_at: Timestamp) -> Verdict {
+    let settled = check.settles_at.is_none_or(|at| asked_at >= at);
+    match (answer.routed, &answer.user_id) {
+        (true, Some(user)) if check.expected.iter().any(|(u, _)| u == user) => {
+            Verdict::Routed { user: user.clone() }
+        }
+        (true, user) => Verdict::RoutedToOther {
+            user: user.clone(),
+            settled,
+        },
+        (false, _) if settled => Verdict::Failed {
+            reason: answer.reason.clone(),
+        },
+        (false, _) => Verdict::NotYetRoutable {
+            reason: answer.reason.clone(),
+        },
+    }
+}
+
+/// The result of a whole verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every tested queue routed as expected.
+    Verified,
+    /// Some queue could not be judged yet because the change had not settled.
+    NotYetRoutable,
+    /// Some queue failed to route after settling, or could not be asked.
+    Failed,
+    /// No non-production queue covers any skill the run gave.
+    NothingToVerify,
+}
+
+impl Outcome {
+    /// A stable name for output: `verified`, `not_yet_routable`, `failed`, `nothing_to_verify`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Verified => "verified",
+            Outcome::NotYetRoutable => "not_yet_routable",
+            Outcome::Failed => "failed",
+            Outcome::NothingToVerify => "nothing_to_verify",
+        }
+    }
+}
+
+/// Rolls the verdicts up: any failure wins, then anything not yet settled.
+pub fn outcome<'a>(verdicts: impl IntoIterator<Item = &'a Verdict>) -> Outcome {
+    let mut outcome = Outcome::NothingToVerify;
+    for verdict in verdicts {
+        let this = match verdict {
+            Verdict::Failed { .. } | Verdict::Unanswered { .. } => return Outcome::Failed,
+            Verdict::NotYetRoutable { .. } | Verdict::RoutedToOther { settled: false, .. } => {
+                Outcome::NotYetRoutable
+            }
+            Verdict::Routed { .. } | Verdict::RoutedToOther { settled: true, .. } => {
+                Outcome::Verified
+            }
+        };
+        if outcome != Outcome::NotYetRoutable {
+            outcome = this;
+        }
+    }
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use store::RunId;
+
+    use super::*;
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + seconds).unwrap()
+    }
+
+    fn write(subject: &str, before: Value, skills: Value, status: WriteStatus) -> WriteRecord {
+        WriteRecord {
+            run: RunId(1),
+            target: WriteTarget::UserSkills,
+            subject: subject.into(),
+            before,
+            after: json!({ "version": 3, "skills": skills, "proficiencies": null }),
+            status,
+            detail: None,
+            at: at(0),
+            settles_at: (status == WriteStatus::Applied).then(|| at(30)),
+        }
+    }
+
+    /// A journaled plan change, serialized from the real type so the shapes cannot drift apart.
+    fn change(kind: &str, definition: Value, before: Value, after: Value) -> Value {
+        use skillsync_core::plan::{AssignmentChange, DefinitionRef, Slot, Why};
+        use skillsync_core::{Code, Kind, Level, Locale};
+        let slot = |v: &Value| {
+            v.get("level").map(|level| Slot {
+                level: Level::try_from(level.as_u64().unwrap() as u8).unwrap(),
+                active: v["active"].as_bool().unwrap(),
+            })
+        };
+        let definition = match (definition.get("existing"), definition.get("new")) {
+            (Some(id), _) => DefinitionRef::Existing(DefinitionId(id.as_str().unwrap().into())),
+            (_, Some(new)) => DefinitionRef::New {
+                code: Code::from(new["code"].as_str().unwrap()),
+                locale: Locale::parse(new["locale"].as_str().unwrap()).unwrap(),
+            },
+            _ => unreachable!("a definition is existing or new"),
+        };
+        serde_json::to_value(AssignmentChange {
+            kind: if kind == "skill" {
+                Kind::Skill
+            } else {
+                Kind::Proficiency
+            },
+            code: Code::from("Billing"),
+            name: "Billing".into(),
+            locale: Locale::parse("en-us").unwrap(),
+            definition,
+            before: slot(&before),
+            after: slot(&after),
+            why: Why::Desired,
+        })
+        .unwrap()
+    }
+
+    fn no_new(_: &str, _: &str) -> Option<DefinitionId> {
+        None
+    }
+
+    fn queue(id: &str, skill: &str, min_level: u8, production: bool) -> Queue {
+        Queue {
+            id: id.into(),
+            name: format!("Q_{id}"),
+            skill_id: DefinitionId(skill.into()),
+            min_level,
+            production,
+        }
+    }
+
+    fn grant(skill: &str, user: &str, level: u8) -> Grant {
+        Grant {
+            skill: DefinitionId(skill.into()),
+            label: None,
+            user: UserId(user.into()),
+            level,
+            settles_at: Some(at(30)),
+        }
+    }
+
+    #[test]
+    fn apply_writes_grant_added_raised_and_activated_skills_only() {
+        let changes = json!([
+            change(
+                "skill",
+                json!({"existing": "s-add"}),
+                Value::Null,
+                json!({"level": 4, "active": true})
+            ),
+            change(
+                "skill",
+                json!({"existing": "s-up"}),
+                json!({"level": 2, "active": true}),
+                json!({"level": 6, "active": true})
+            ),
+            change(
+                "skill",
+                json!({"existing": "s-on"}),
+                json!({"level": 5, "active": false}),
+                json!({"level": 5, "active": true})
+            ),
+            change(
+                "skill",
+                json!({"existing": "s-down"}),
+                json!({"level": 6, "active": true}),
+                json!({"level": 3, "active": true})
+            ),
+            change(
+                "skill",
+                json!({"existing": "s-off"}),
+                json!({"level": 6, "active": true}),
+                json!({"level": 6, "active": false})
+            ),
+            change(
+                "skill",
+                json!({"existing": "s-gone"}),
+                json!({"level": 6, "active": true}),
+                Value::Null
+            ),
+            change(
+                "proficiency",
+                json!({"existing": "p-add"}),
+                Value::Null,
+                json!({"level": 4, "active": true})
+            ),
+        ]);
+        let written = json!([
+            {"definition": "s-add", "level": 4, "active": true},
+            {"definition": "s-up", "level": 6, "active": true},
+            {"definition": "s-on", "level": 5, "active": true},
+            {"definition": "s-down", "level": 3, "active": true},
+            {"definition": "s-off", "level": 6, "active": false},
+        ]);
+        let found = grants(
+            &[write("u1", changes, written, WriteStatus::Applied)],
+            &no_new,
+        );
+        let skills: Vec<(&str, u8)> = found.iter().map(|g| (g.skill.as_str(), g.level)).collect();
+        assert_eq!(skills, [("s-add", 4), ("s-on", 5), ("s-up", 6)]);
+        assert_eq!(found[0].label.as_deref(), Some("Billing (en-us)"));
+        assert_eq!(found[0].settles_at, Some(at(30)));
+    }
+
+    #[test]
+    fn definitions_created_by_the_run_resolve_through_the_mappings() {
+        let changes = json!([change(
+            "skill",
+            json!({"new": {"code": "Billing", "locale": "en-us"}}),
+            Value::Null,
+            json!({"level": 7, "active": true})
+        )]);
+        let written = json!([{"definition": "s-new", "level": 7, "active": true}]);
+        let resolve = |code: &str, locale: &str| {
+            (code == "Billing" && locale == "en-us").then(|| DefinitionId("s-new".into()))
+        };
+        let found = grants(
+            &[write(
+                "u1",
+                changes.clone(),
+                written.clone(),
+                WriteStatus::Applied,
+            )],
+            &resolve,
+        );
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].skill.as_str(), "s-new");
+        // Unresolvable: nothing is guessed.
+        assert!(
+            grants(
+                &[write("u1", changes, written, WriteStatus::Applied)],
+                &no_new
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn only_applied_skill_writes_count_and_the_written_list_is_the_truth() {
+        let add = json!([change(
+            "skill",
+            json!({"existing": "s1"}),
+            Value::Null,
+            json!({"level": 4, "active": true})
+        )]);
+        let written = json!([{"definition": "s1", "level": 4, "active": true}]);
+        for status in [
+            WriteStatus::Failed,
+            WriteStatus::Conflict,
+            WriteStatus::Unknown,
+        ] {
+            assert!(
+                grants(
+                    &[write("u1", add.clone(), written.clone(), status)],
+                    &no_new
+                )
+                .is_empty()
+            );
+        }
+        let mut proficiencies = write("u1", add.clone(), written, WriteStatus::Applied);
+        proficiencies.target = WriteTarget::UserProficiencies;
+        assert!(grants(&[proficiencies], &no_new).is_empty());
+        // A re-merge wrote a list without it: no grant.
+        assert!(
+            grants(
+                &[write("u1", add, json!([]), WriteStatus::Applied)],
+                &no_new
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn assign_writes_compare_the_previous_list_with_the_written_one() {
+        let before = json!([
+            {"definition": "s-same", "level": 5, "active": true},
+            {"definition": "s-up", "level": 2, "active": true},
+        ]);
+        let written = json!([
+            {"definition": "s-same", "level": 5, "active": true},
+            {"definition": "s-up", "level": 3, "active": true},
+            {"definition": "s-new", "level": 1, "active": true},
+            {"definition": "s-inactive", "level": 9, "active": false},
+        ]);
+        let found = grants(
+            &[write("u1", before, written, WriteStatus::Applied)],
+            &no_new,
+        );
+        let skills: Vec<&str> = found.iter().map(|g| g.skill.as_str()).collect();
+        assert_eq!(skills, ["s-new", "s-up"]);
+        // A user who had no skills at all.
+        let found = grants(
+            &[write(
+                "u2",
+                json!([]),
+                json!([{"definition": "s1", "level": 2, "active": true}]),
+                WriteStatus::Applied,
+            )],
+            &no_new,
+        );
+        assert_eq!(found.len(), 1);
+    }
+
+    #[test]
+    fn production_queues_are_never_tested() {
+        let queues = [queue("prod", "s1", 1, true), queue("test", "s1", 1, false)];
+        let coverage = coverage(&[grant("s1", "u1", 5)], &queues);
+        let tested: Vec<&str> = coverage
+            .checks
+            .iter()
+            .map(|c| c.queue.id.as_str())
+            .collect();
+        assert_eq!(tested, ["test"]);
+        assert!(coverage.uncovered.is_empty());
+    }
+
+    #[test]
+    fn skills_without_a_testable_queue_say_why() {
+        let queues = [
+            queue("prod", "s-prod", 1, true),
+            queue("high", "s-high", 8, false),
+            queue("higher", "s-high", 9, false),
+        ];
+        let grants = [
+            grant("s-none", "u1", 5),
+            grant("s-prod", "u1", 5),
+            grant("s-high", "u1", 5),
+        ];
+        let coverage = coverage(&grants, &queues);
+        assert!(coverage.checks.is_empty());
+        let why: Vec<(&str, &NotCovered)> = coverage
+            .uncovered
+            .iter()
+            .map(|u| (u.skill.as_str(), &u.why))
+            .collect();
+        assert_eq!(
+            why,
+            [
+                (
+                    "s-high",
+                    &NotCovered::BelowMinLevel {
+                        queue: "Q_high".into(),
+                        min_level: 8,
+                        highest: 5
+                    }
+                ),
+                ("s-none", &NotCovered::NoQueue),
+                (
+                    "s-prod",
+                    &NotCovered::ProductionOnly {
+                        queues: vec!["Q_prod".into()]
+                    }
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn expected_agents_are_those_at_the_queue_minimum_or_above() {
+        let queues = [queue("q", "s1", 5, false)];
+        let mut late = grant("s1", "u-late", 9);
+        late.settles_at = Some(at(90));
+        let grants = [grant("s1", "u-low", 4), grant("s1", "u-mid", 6), late];
+        let coverage = coverage(&grants, &queues);
+        let check = &coverage.checks[0];
+        let expected: Vec<&str> = check.expected.iter().map(|(u, _)| u.as_str()).collect();
+        assert_eq!(expected, ["u-late", "u-mid"]);
+        assert_eq!(check.settles_at, Some(at(90)));
+    }
+
+    fn answer(routed: bool, user: Option<&str>) -> Routed {
+        Routed {
+            interaction_id: "i1".into(),
+            routed,
+            user_id: user.map(|u| UserId(u.into())),
+            reason: (!routed).then(|| "no agent in the routing cache".to_string()),
+        }
+    }
+
+    #[test]
+    fn answers_are_read_against_the_settle_time() {
+        let coverage = coverage(&[grant("s1", "u1", 5)], &[queue("q", "s1", 1, false)]);
+        let check = &coverage.checks[0];
+        let (before, after) = (at(29), at(30));
+        assert!(matches!(
+            classify(check, &answer(true, Some("u1")), before),
+            Verdict::Routed { .. }
+        ));
+        assert!(matches!(
+            classify(check, &answer(true, Some("u1")), after),
+            Verdict::Routed { .. }
+        ));
+        assert!(matches!(
+            classify(check, &answer(false, None), before),
+            Verdict::NotYetRoutable { .. }
+        ));
+        assert!(matches!(
+            classify(check, &answer(false, None), after),
+            Verdict::Failed { .. }
+        ));
+        assert_eq!(
+            classify(check, &answer(true, Some("u9")), before),
+            Verdict::RoutedToOther {
+                user: Some(UserId("u9".into())),
+                settled: false
+            }
+        );
+        assert_eq!(
+            classify(check, &answer(true, Some("u9")), after),
+            Verdict::RoutedToOther {
+                user: Some(UserId("u9".into())),
+                settled: true
+            }
+        );
+    }
+
+    #[test]
+    fn failures_outrank_waiting_which_outranks_success() {
+        let routed = Verdict::Routed {
+            user: UserId("u1".into()),
+        };
+        let waiting = Verdict::NotYetRoutable { reason: None };
+        let failed = Verdict::Failed { reason: None };
+        let other_settled = Verdict::RoutedToOther {
+            user: None,
+            settled: true,
+        };
+        let other_early = Verdict::RoutedToOther {
+            user: None,
+            settled: false,
+        };
+        assert_eq!(outcome([]), Outcome::NothingToVerify);
+        assert_eq!(outcome([&routed, &other_settled]), Outcome::Verified);
+        assert_eq!(
+            outcome([&routed, &waiting, &routed]),
+            Outcome::NotYetRoutable
+        );
+        assert_eq!(outcome([&other_early, &routed]), Outcome::NotYetRoutable);
+        assert_eq!(outcome([&waiting, &failed, &routed]), Outcome::Failed);
+        let unanswered = Verdict::Unanswered {
+            error: "403".into(),
+        };
+        assert_eq!(outcome([&routed, &unanswered]), Outcome::Failed);
+    }
+}
