@@ -139,6 +139,15 @@ pub struct Routed {
     pub reason: Option<String>,
 }
 
+/// Whether the caller has just looked a definition up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookedUp {
+    /// Look before the first `POST`.
+    No,
+    /// A listing made moments ago did not have it.
+    Absent,
+}
+
 /// How many times `ensure_definition` looks and posts before giving up.
 const ENSURE_ATTEMPTS: u32 = 6;
 
@@ -210,12 +219,26 @@ pub trait TenantApi: Send + Sync {
     /// The tenant accepts duplicates, so a POST whose answer was lost (5xx after commit, a
     /// dropped connection, a timeout) is never simply sent again: we look first.
     async fn ensure_definition(&self, new: &NewDefinition) -> Result<Ensured> {
+        self.ensure_definition_after(new, LookedUp::No).await
+    }
+
+    /// [`TenantApi::ensure_definition`] for a caller that may have just listed the definitions
+    /// and seen this one absent: then the first look-up would only repeat that listing, so the
+    /// first `POST` goes out at once. Any retry still looks first.
+    async fn ensure_definition_after(
+        &self,
+        new: &NewDefinition,
+        looked_up: LookedUp,
+    ) -> Result<Ensured> {
         let mut posted = false;
         let mut last_error = None;
         for attempt in 1..=ENSURE_ATTEMPTS {
-            let mut found = self
-                .find_definitions(new.kind, &new.name, &new.locale)
-                .await?;
+            let mut found = if attempt == 1 && looked_up == LookedUp::Absent {
+                Vec::new()
+            } else {
+                self.find_definitions(new.kind, &new.name, &new.locale)
+                    .await?
+            };
             if !found.is_empty() {
                 // Prefer an active one; the list is in creation order, so the oldest wins ties.
                 let chosen = found.iter().position(|d| d.active).unwrap_or(0);

@@ -197,8 +197,11 @@ impl Http {
             if attempt > 1 {
                 self.counters.retry();
             }
-            let permit = self.throttle.acquire().await;
+            // The token first: its endpoint has its own limit, and a permit taken while the
+            // token is fetched would be charged by our limiter earlier than by the tenant's,
+            // letting a later burst overrun the tenant's bucket.
             let token = self.tokens.current(&self.client, &self.counters).await?;
+            let permit = self.throttle.acquire().await;
             let mut request = self
                 .client
                 .request(call.method.clone(), url.clone())

@@ -29,8 +29,8 @@ mod wire;
 use std::sync::Arc;
 
 pub use api::{
-    Capabilities, DefinitionQuery, Ensured, EntryOutcome, NewDefinition, Profile, Queue, Routed,
-    TenantApi, UserQuery, UserWrite,
+    Capabilities, DefinitionQuery, Ensured, EntryOutcome, LookedUp, NewDefinition, Profile, Queue,
+    Routed, TenantApi, UserQuery, UserWrite,
 };
 pub use error::{Error, FieldProblem, Result};
 pub use metrics::CounterSnapshot;

@@ -64,6 +64,10 @@ fn limiter(per_second: f64, burst: u32, start_full: bool) -> Arc<DefaultDirectRa
 impl Throttle {
     pub(crate) fn new(per_second: f64, burst: u32, max_in_flight: usize) -> Throttle {
         let now = Instant::now();
+        // One cell of the tenant's bucket stays in reserve: the tenant charges a request when
+        // it arrives and we when it leaves, and a few milliseconds of skew at the edge of a
+        // burst would otherwise cost a 429 (at least a second's pause and a halved rate).
+        let burst = burst.saturating_sub(1).max(1);
         Throttle {
             slots: Arc::new(Semaphore::new(max_in_flight)),
             configured_burst: burst,

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use cxone::{EntryOutcome, Error, NewDefinition, TenantApi, UserWrite};
+use cxone::{EntryOutcome, Error, LookedUp, NewDefinition, TenantApi, UserWrite};
 use futures::StreamExt;
 use serde_json::json;
 use skillsync_core::plan::{
@@ -34,7 +34,16 @@ pub struct ApplyOptions {
     pub allow_empty_skills: bool,
     /// How long a skill change takes to reach the routing cache (for settles-at).
     pub propagation_window: std::time::Duration,
+    /// When the live read the plan came from finished. A read this recent already looked
+    /// every definition to create up, so creates skip a second look-up (see
+    /// [`LIVE_READ_COUNTS_AS_LOOKUP_FOR`]); `None` looks each one up again.
+    pub live_read_at: Option<Instant>,
 }
+
+/// How long a live read stands in for the look-up before a create. Long enough for the plan
+/// and the guards between read and write; short enough that a run paused at its confirmation
+/// prompt looks again.
+pub const LIVE_READ_COUNTS_AS_LOOKUP_FOR: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Default for ApplyOptions {
     fn default() -> Self {
@@ -46,6 +55,7 @@ impl Default for ApplyOptions {
             max_failure_share: 0.05,
             allow_empty_skills: false,
             propagation_window: std::time::Duration::from_secs(30),
+            live_read_at: None,
         }
     }
 }
@@ -127,7 +137,20 @@ pub async fn apply(
 ) -> Result<ApplyReport, DefinitionFailed> {
     let started = Instant::now();
     let mut report = ApplyReport::default();
-    ensure_definitions(api, plan, &mut resolution, &mut report, journal, progress).await?;
+    let looked_up = match options.live_read_at {
+        Some(at) if at.elapsed() < LIVE_READ_COUNTS_AS_LOOKUP_FOR => LookedUp::Absent,
+        _ => LookedUp::No,
+    };
+    ensure_definitions(
+        api,
+        plan,
+        &mut resolution,
+        &mut report,
+        journal,
+        progress,
+        looked_up,
+    )
+    .await?;
     if let Some(j) = journal {
         remember_mappings(j, desired, &resolution);
     }
@@ -227,6 +250,7 @@ async fn ensure_definitions(
     report: &mut ApplyReport,
     journal: Option<JournalRun<'_>>,
     progress: Progress<'_>,
+    looked_up: LookedUp,
 ) -> Result<(), DefinitionFailed> {
     let record = |subject: String, before: serde_json::Value, after: serde_json::Value| {
         if let Some(j) = journal {
@@ -266,7 +290,7 @@ async fn ensure_definitions(
                     routing_profile_id: action.routing_profile_id.clone(),
                 };
                 let ensured = api
-                    .ensure_definition(&new)
+                    .ensure_definition_after(&new, looked_up)
                     .await
                     .map_err(|e| failed("create", e))?;
                 resolution.bind(&action.code, &action.locale, ensured.definition.id.clone());

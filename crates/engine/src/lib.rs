@@ -10,7 +10,10 @@ mod live;
 pub mod retire;
 pub mod verify;
 
-pub use apply::{ApplyOptions, ApplyReport, DefinitionFailed, JournalRun, Phase, Progress, apply};
+pub use apply::{
+    ApplyOptions, ApplyReport, DefinitionFailed, JournalRun, LIVE_READ_COUNTS_AS_LOOKUP_FOR, Phase,
+    Progress, apply,
+};
 pub use assign::{Assigned, assign};
 pub use guard::{Refusal, RemovalLimit, check as check_guards, real_removals};
 pub use live::{LiveProgress, read_live};

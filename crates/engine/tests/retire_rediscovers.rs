@@ -165,7 +165,10 @@ async fn tenant() -> Tenant {
             "agents.csv",
             format!("employee_id,user_id,locale\nE1,{},en-us\n", bystander.id),
         ),
-        source("assignments.csv", "employee_id,code,level\nE1,ACW,2\n".into()),
+        source(
+            "assignments.csv",
+            "employee_id,code,level\nE1,ACW,2\n".into(),
+        ),
     )
     .unwrap_or_else(|p| panic!("{p:?}"))
     .desired;

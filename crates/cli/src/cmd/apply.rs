@@ -35,6 +35,7 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         return Ok(exit::error());
     }
     let live = session.read_live(&|_| {}).await?;
+    let live_read_at = std::time::Instant::now();
     let (resolution, _, _) = skillsync_core::resolve(&loaded.desired, &live);
     let plan = match session.plan(&live, common) {
         Ok(plan) => plan,
@@ -94,6 +95,7 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         concurrency: config.max_in_flight,
         allow_empty_skills: args.allow_empty_skills,
         propagation_window: config.propagation_window,
+        live_read_at: Some(live_read_at),
         ..ApplyOptions::default()
     };
     let journal_run = engine::JournalRun {

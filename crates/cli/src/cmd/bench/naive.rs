@@ -65,7 +65,9 @@ pub async fn run(
             .error_for_status()
             .context("the naive baseline could not create a definition")?;
         let body: Value = answer.json().await?;
-        let id = body["id"].as_str().context("a created definition has an id")?;
+        let id = body["id"]
+            .as_str()
+            .context("a created definition has an id")?;
         created.insert((new.code.clone(), new.locale.clone()), id.to_string());
     }
     let setup = started.elapsed();
@@ -80,9 +82,16 @@ pub async fn run(
                 .cloned()
                 .context("the scenario's new definition was created")?,
         };
-        if update_with_retries(&http, &api, &token, &change.user_id, &skill_id, change.level)
-            .await
-            .is_err()
+        if update_with_retries(
+            &http,
+            &api,
+            &token,
+            &change.user_id,
+            &skill_id,
+            change.level,
+        )
+        .await
+        .is_err()
         {
             failed += 1;
         }

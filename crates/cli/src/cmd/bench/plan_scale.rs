@@ -14,8 +14,8 @@ use anyhow::{Context, bail};
 use serde_json::json;
 use skillsync_core::hris::{Source, read_desired};
 use skillsync_core::{
-    Assignment, Definition, DefinitionId, Kind, Level, Live, Locale, PlanOptions,
-    UserAssignments, UserId, Version,
+    Assignment, Definition, DefinitionId, Kind, Level, Live, Locale, PlanOptions, UserAssignments,
+    UserId, Version,
 };
 
 use crate::args::BenchPlanArgs;
@@ -78,13 +78,12 @@ pub async fn run(args: &BenchPlanArgs) -> anyhow::Result<std::process::ExitCode>
     let plan = skillsync_core::plan(&loaded.desired, &live, &options)
         .map_err(|problems| anyhow::anyhow!("the plan failed: {}", problems[0]))?;
     let plan_seconds = started.elapsed().as_secs_f64() - read_seconds;
-    let text = crate::output::plan_text(
-        &plan,
-        skillsync_core::render::Style { color: false },
-        false,
-    );
+    let text =
+        crate::output::plan_text(&plan, skillsync_core::render::Style { color: false }, false);
     let total_seconds = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds().zip(cpu_started).map(|(end, start)| end - start);
+    let cpu = cpu_seconds()
+        .zip(cpu_started)
+        .map(|(end, start)| end - start);
     let peak_kib = rss_kib("VmHWM");
     if plan.totals.users_changed != changed_agents {
         bail!(
@@ -131,7 +130,11 @@ pub async fn run(args: &BenchPlanArgs) -> anyhow::Result<std::process::ExitCode>
             match peak_mib {
                 Some(peak) => println!(
                     "  peak memory {peak:.0} MiB{} (target < 1024 MiB; the tenant snapshot held in memory was {:.0} MiB before)",
-                    if reset { "" } else { " (whole process: the peak could not be reset)" },
+                    if reset {
+                        ""
+                    } else {
+                        " (whole process: the peak could not be reset)"
+                    },
                     baseline_rss.unwrap_or_default() as f64 / 1024.0
                 ),
                 None => println!("  peak memory: not measurable on this system"),
@@ -154,7 +157,7 @@ fn code(agent: usize, k: usize) -> usize {
 }
 
 fn kind_of(code: usize) -> Kind {
-    if code % 2 == 0 {
+    if code.is_multiple_of(2) {
         Kind::Skill
     } else {
         Kind::Proficiency
@@ -183,7 +186,10 @@ fn write_files(dir: &Path, agents: usize, per_agent: usize) -> anyhow::Result<u6
         ))
     };
     let mut catalog = create("catalog.csv")?;
-    writeln!(catalog, "code,kind,locale,name,description,routing_profile_id")?;
+    writeln!(
+        catalog,
+        "code,kind,locale,name,description,routing_profile_id"
+    )?;
     for c in 0..CODES {
         for locale in LOCALES {
             writeln!(

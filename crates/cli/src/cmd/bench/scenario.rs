@@ -122,7 +122,11 @@ pub fn write_hris(
             .skills
             .iter()
             .chain(&user.proficiencies)
-            .filter_map(|a| code_of.get(a.id.as_str()).map(|code| (code.to_string(), a.level, a.active)))
+            .filter_map(|a| {
+                code_of
+                    .get(a.id.as_str())
+                    .map(|code| (code.to_string(), a.level, a.active))
+            })
             .collect();
         // Spreads exactly round(share × agents) changes evenly over the agents.
         let changed = ((i + 1) as f64 * changed_share).floor() > (i as f64 * changed_share).floor();
@@ -202,7 +206,11 @@ mod tests {
         let users: std::collections::BTreeSet<_> =
             scenario.changes.iter().map(|c| &c.user_id).collect();
         assert_eq!(users.len(), 300);
-        assert_eq!(scenario.new_definitions.len(), 2 * 2, "two codes in en-us and de-de");
+        assert_eq!(
+            scenario.new_definitions.len(),
+            2 * 2,
+            "two codes in en-us and de-de"
+        );
         let added = scenario
             .changes
             .iter()

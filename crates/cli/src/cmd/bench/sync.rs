@@ -71,7 +71,6 @@ pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode>
         rate_limit: args.rate_limit,
         burst: args.burst,
         latency: args.latency,
-        max_in_flight: std::env::var("XX_INFLIGHT").ok().and_then(|v| v.parse().ok()).unwrap_or(10),
         ..Knobs::default()
     };
     let limits = TenantLimits {
@@ -169,25 +168,23 @@ pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode>
     let naive_estimate = naive
         .as_ref()
         .map(|(run, _)| estimate_naive(run, scenario.changes.len()));
-    if human {
-        if let (Some((run, measured)), Some(estimate)) = (&naive, naive_estimate) {
+    if let (true, Some((run, measured)), Some(estimate)) = (human, &naive, naive_estimate) {
+        println!(
+            "   {} users in {:.1} s ({:.0} ms each, {} calls, {} throttled, {} failed)",
+            run.users,
+            run.per_users.as_secs_f64(),
+            run.per_user().as_secs_f64() * 1000.0,
+            measured.calls,
+            measured.throttled,
+            run.failed,
+        );
+        if run.users < scenario.changes.len() {
             println!(
-                "   {} users in {:.1} s ({:.0} ms each, {} calls, {} throttled, {} failed)",
+                "   scaled down: {} of {} users run; the whole change set extrapolates to {:.0} s",
                 run.users,
-                run.per_users.as_secs_f64(),
-                run.per_user().as_secs_f64() * 1000.0,
-                measured.calls,
-                measured.throttled,
-                run.failed,
+                scenario.changes.len(),
+                estimate
             );
-            if run.users < scenario.changes.len() {
-                println!(
-                    "   scaled down: {} of {} users run; the whole change set extrapolates to {:.0} s",
-                    run.users,
-                    scenario.changes.len(),
-                    estimate
-                );
-            }
         }
     }
 
@@ -278,6 +275,7 @@ async fn sync_once(dir: &Path) -> anyhow::Result<Synced> {
         Err(_) => bail!("the benchmark's own files are invalid (see above)"),
     };
     let live = session.read_live(&|_| {}).await?;
+    let live_read_at = Instant::now();
     let (resolution, _, _) = skillsync_core::resolve(&session.loaded.desired, &live);
     let plan = session
         .plan(&live, &common)
@@ -306,6 +304,7 @@ async fn sync_once(dir: &Path) -> anyhow::Result<Synced> {
             bulk_batch_size: session.config.bulk_batch_size,
             concurrency: session.config.max_in_flight,
             propagation_window: session.config.propagation_window,
+            live_read_at: Some(live_read_at),
             ..engine::ApplyOptions::default()
         },
         Some(engine::JournalRun {
@@ -322,7 +321,11 @@ async fn sync_once(dir: &Path) -> anyhow::Result<Synced> {
         jiff::Timestamp::now(),
     )?;
     if !report.users_failed.is_empty() {
-        bail!("{} users failed: {:?}", report.users_failed.len(), report.users_failed.first());
+        bail!(
+            "{} users failed: {:?}",
+            report.users_failed.len(),
+            report.users_failed.first()
+        );
     }
     Ok(Synced {
         users_written: report.users_updated,
@@ -355,10 +358,11 @@ fn estimate_naive(run: &NaiveRun, users: usize) -> f64 {
     run.setup.as_secs_f64() + run.per_user().as_secs_f64() * users as f64
 }
 
-/// How long an emptied bucket takes to fill.
+/// How long an emptied bucket takes to fill, and a second more so that the next run surely
+/// starts from a full one.
 fn refill_time(limits: &TenantLimits) -> Duration {
     match limits.requests_per_second {
-        Some(rate) => Duration::from_secs_f64(f64::from(limits.burst) / rate),
+        Some(rate) => Duration::from_secs_f64(f64::from(limits.burst) / rate + 1.0),
         None => Duration::ZERO,
     }
 }
@@ -449,7 +453,11 @@ fn difference(before: &Value, after: &Value) -> Measured {
     let earlier = rows(before);
     let mut measured = Measured::default();
     for ((method, route, status), count) in rows(after) {
-        let count = count - earlier.get(&(method.clone(), route.clone(), status)).copied().unwrap_or(0);
+        let count = count
+            - earlier
+                .get(&(method.clone(), route.clone(), status))
+                .copied()
+                .unwrap_or(0);
         if count == 0 {
             continue;
         }
@@ -531,9 +539,5 @@ fn rate_text(rate: Rate) -> String {
 }
 
 fn range_text(range: sim::DurationRange) -> String {
-    format!(
-        "{}–{} ms",
-        range.min.as_millis(),
-        range.max.as_millis()
-    )
+    format!("{}–{} ms", range.min.as_millis(), range.max.as_millis())
 }

@@ -1,0 +1,130 @@
+//! `skillsync bench` reports figures that hold together: no timings are asserted (benchmarks
+//! measure speed, tests check correctness), only that each run did what its scenario asks and
+//! that the lower bound really is one.
+
+mod common;
+
+use serde_json::Value;
+
+/// Runs the benchmark with its files in a workspace removed afterwards.
+fn bench(tag: &str, args: &[&str]) -> Value {
+    let dir = common::workspace(tag);
+    let files = dir.0.join("bench");
+    let mut args = args.to_vec();
+    args.extend(["--dir", files.to_str().expect("a UTF-8 temp path")]);
+    let output = common::skillsync(&dir.0, &args);
+    assert!(
+        output.status.success(),
+        "bench failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("--output json prints one JSON document")
+}
+
+#[test]
+fn sync_bench_applies_the_change_set_within_reach_of_the_bound_and_resyncs_with_reads_only() {
+    let report = bench(
+        "bench-sync",
+        &[
+            "bench",
+            "sync",
+            "--agents",
+            "1200",
+            "--changed",
+            "25%",
+            "--new-codes",
+            "1",
+            "--rate-limit",
+            "off",
+            "--latency",
+            "0ms",
+            "--naive-users",
+            "3",
+            "--output",
+            "json",
+        ],
+    );
+    let scenario = &report["scenario"];
+    assert_eq!(scenario["changedAgents"], 300);
+    assert_eq!(
+        scenario["definitionsToCreate"], 2,
+        "one code in two locales"
+    );
+
+    let apply = &report["apply"];
+    let bound = &report["lowerBound"];
+    let calls = |v: &Value| v["calls"].as_u64().expect("a count");
+    assert!(
+        calls(apply) >= calls(bound),
+        "no client can beat the lower bound: {apply} vs {bound}"
+    );
+    assert_eq!(apply["throttled"], 0);
+    let kind = |v: &Value, k: &str| v["byKind"][k].as_u64().unwrap_or(0);
+    assert_eq!(
+        kind(apply, "POST /api/v2/routing/users/bulk"),
+        3,
+        "300 users in bulks of 100"
+    );
+    assert_eq!(kind(apply, "POST /api/v2/routing/skills"), 2);
+    assert_eq!(
+        kind(apply, "GET /api/v2/routing/users"),
+        3,
+        "1,200 users in pages of 500"
+    );
+    assert_eq!(
+        apply["writes"], bound["writes"],
+        "no write beyond the bound's"
+    );
+
+    let resync = &report["resync"];
+    assert_eq!(
+        resync["writes"], 0,
+        "a re-sync with nothing to change writes nothing"
+    );
+    assert_eq!(kind(resync, "GET /api/v2/routing/users"), 3);
+
+    let naive = &report["naive"];
+    assert_eq!(naive["usersRun"], 3);
+    assert_eq!(naive["extrapolated"], true);
+    assert_eq!(naive["failed"], 0);
+    assert_eq!(
+        naive["calls"],
+        1 + 2 + 3 * 2,
+        "the script: a token, its creates, then a GET and a PUT per user"
+    );
+}
+
+#[test]
+fn plan_bench_plans_every_changed_agent_and_reports_its_peak() {
+    let report = bench(
+        "bench-plan",
+        &[
+            "bench",
+            "plan",
+            "--agents",
+            "2000",
+            "--per-agent",
+            "12",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(report["assignmentRows"], 24_000);
+    assert_eq!(report["usersChanged"], 600, "three agents in ten differ");
+    assert!(report["totalSeconds"].as_f64().expect("seconds") > 0.0);
+    if cfg!(target_os = "linux") {
+        assert!(report["peakRssMib"].as_f64().expect("measured on Linux") > 0.0);
+    }
+}
+
+#[test]
+fn bad_bench_arguments_are_refused_before_anything_runs() {
+    let dir = common::workspace("bench-args");
+    let output = common::skillsync(&dir.0, &["bench", "sync", "--changed", "130%"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("between 0% and 100%"));
+    let output = common::skillsync(&dir.0, &["bench", "plan", "--per-agent", "41"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--per-agent"));
+}
