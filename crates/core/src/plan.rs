@@ -337,7 +337,8 @@ struct Owner {
 /// and binds new ids into it once definitions are created.
 #[derive(Debug, Clone, Default)]
 pub struct Resolution {
-    refs: BTreeMap<(Code, Locale), DefinitionRef>,
+    /// By code, then locale: looked up once per desired assignment, so without building a key.
+    refs: HashMap<Code, HashMap<Locale, DefinitionRef>>,
     owners: HashMap<DefinitionId, Owner>,
     names: BTreeMap<(Code, Locale), (Kind, String)>,
     sees_proficiencies: bool,
@@ -346,7 +347,7 @@ pub struct Resolution {
 impl Resolution {
     /// The definition the catalog's variant resolves to.
     pub fn definition(&self, code: &Code, locale: &Locale) -> Option<&DefinitionRef> {
-        self.refs.get(&(code.clone(), locale.clone()))
+        self.refs.get(code)?.get(locale)
     }
 
     /// Records the id of a definition the plan created, so that later planning (a re-merge
@@ -365,7 +366,10 @@ impl Resolution {
                 },
             );
         }
-        self.refs.insert(key, DefinitionRef::Existing(id));
+        self.refs
+            .entry(key.0)
+            .or_default()
+            .insert(key.1, DefinitionRef::Existing(id));
     }
 
     /// True when the catalog owns this tenant definition.
@@ -467,9 +471,9 @@ impl Resolution {
                 level: held.level,
                 active: held.active,
             };
-            let desired_here = wanted
-                .get(&owner.code)
-                .filter(|(r, _)| *r == DefinitionRef::Existing(held.definition.clone()));
+            let desired_here = wanted.get(&owner.code).filter(
+                |(r, _)| matches!(r, DefinitionRef::Existing(id) if *id == held.definition),
+            );
             match desired_here {
                 Some((reference, slot)) if placed.insert(&owner.code) => {
                     after.push(PlannedAssignment {
@@ -631,8 +635,8 @@ pub fn resolve(
             .or(candidates.first())
             .copied()
         else {
-            resolution.refs.insert(
-                key,
+            resolution.refs.entry(key.0).or_default().insert(
+                key.1,
                 DefinitionRef::New {
                     code: code.clone(),
                     locale: locale.clone(),
@@ -678,7 +682,9 @@ pub fn resolve(
         }
         resolution
             .refs
-            .insert(key, DefinitionRef::Existing(canonical.id.clone()));
+            .entry(key.0)
+            .or_default()
+            .insert(key.1, DefinitionRef::Existing(canonical.id.clone()));
         let mut fields = Vec::new();
         if !canonical.active {
             fields.push("active");
