@@ -10,6 +10,7 @@ mod cmd;
 mod config;
 mod inputs;
 mod output;
+mod terminal;
 
 use std::process::ExitCode;
 

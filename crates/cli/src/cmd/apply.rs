@@ -1,12 +1,9 @@
 //! `skillsync apply`: plan, check the guards, confirm, then reconcile the tenant.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use engine::{ApplyOptions, Phase, RemovalLimit};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use skillsync_core::render::{Style, plan_json};
 
 use crate::args::ApplyArgs;
@@ -89,7 +86,7 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         dialect: format!("{:?}", config.tenant.dialect).to_lowercase(),
     })?;
 
-    let bars = Bars::new();
+    let bars = crate::terminal::PhaseBars::new();
     let apply_options = ApplyOptions {
         bulk_batch_size: config.bulk_batch_size,
         concurrency: config.max_in_flight,
@@ -109,7 +106,7 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         resolution,
         apply_options,
         Some(journal_run),
-        &|phase, done, total| bars.show(phase, done, total),
+        &|phase, done, total| bars.show(phase_label(phase), done, total),
     )
     .await;
     bars.clear();
@@ -234,73 +231,21 @@ fn refused_outside_window(config: &crate::config::Config, args: &ApplyArgs) -> b
 
 /// Asks on the terminal; refuses when there is no terminal to ask on.
 fn confirm(tenant: &str, users: usize, definitions: usize) -> anyhow::Result<bool> {
-    if !std::io::stdin().is_terminal() {
-        eprintln!(
-            "error: refusing to apply without confirmation: stdin is not a terminal\n  hint: review with `skillsync plan`, then pass --yes"
-        );
-        return Ok(false);
-    }
-    eprint!(
-        "Apply {definitions} definition change(s) and {users} user change(s) to {tenant}? [y/N] "
-    );
-    std::io::stderr().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    let yes = matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes");
-    if !yes {
-        eprintln!("nothing applied");
-    }
-    Ok(yes)
+    crate::terminal::confirm(
+        &format!(
+            "Apply {definitions} definition change(s) and {users} user change(s) to {tenant}?"
+        ),
+        "refusing to apply without confirmation: stdin is not a terminal\n  hint: review with `skillsync plan`, then pass --yes",
+        "nothing applied",
+    )
 }
 
-/// One progress bar per phase on stderr (hidden when stderr is not a terminal).
-struct Bars {
-    multi: MultiProgress,
-    bars: std::sync::Mutex<Vec<(Phase, ProgressBar)>>,
-}
-
-impl Bars {
-    fn new() -> Bars {
-        let target = if std::io::stderr().is_terminal() {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        };
-        Bars {
-            multi: MultiProgress::with_draw_target(target),
-            bars: std::sync::Mutex::new(Vec::new()),
-        }
-    }
-
-    fn show(&self, phase: Phase, done: usize, total: usize) {
-        let mut bars = self.bars.lock().expect("not poisoned");
-        let bar = match bars.iter().find(|(p, _)| *p == phase) {
-            Some((_, bar)) => bar.clone(),
-            None => {
-                let bar = self.multi.add(ProgressBar::new(total as u64));
-                bar.set_style(
-                    ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {elapsed}")
-                        .expect("valid template")
-                        .progress_chars("=> "),
-                );
-                bar.set_prefix(match phase {
-                    Phase::Definitions => "definitions",
-                    Phase::Skills => "skills",
-                    Phase::Proficiencies => "proficiencies",
-                    Phase::Conflicts => "re-merges",
-                });
-                bar.enable_steady_tick(Duration::from_millis(200));
-                bars.push((phase, bar.clone()));
-                bar
-            }
-        };
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    }
-
-    fn clear(&self) {
-        for (_, bar) in self.bars.lock().expect("not poisoned").iter() {
-            bar.finish_and_clear();
-        }
+/// The progress bar's label for each phase.
+fn phase_label(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Definitions => "definitions",
+        Phase::Skills => "skills",
+        Phase::Proficiencies => "proficiencies",
+        Phase::Conflicts => "re-merges",
     }
 }

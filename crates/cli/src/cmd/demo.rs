@@ -191,21 +191,7 @@ assignments = "hris/assignments.csv"
 /// assigned to every 6th agent, every 4th agent with one level changed, every 9th losing one
 /// assignment.
 fn write_hris(dir: &Path, doc: &TenantDoc) -> anyhow::Result<()> {
-    let mut catalog = String::from("code,kind,locale,name,description,routing_profile_id\n");
-    let mut codes: BTreeMap<&str, &str> = BTreeMap::new();
-    for (kind, defs) in [("skill", &doc.skills), ("proficiency", &doc.proficiencies)] {
-        for d in defs
-            .iter()
-            .filter(|d| !d.name.starts_with(sim::OWNED_PREFIX))
-        {
-            writeln!(
-                catalog,
-                "{},{kind},{},{},{},{}",
-                d.name, d.locale, d.name, d.description, d.routing_profile_id
-            )?;
-            codes.insert(&d.id, &d.name);
-        }
-    }
+    let (mut catalog, codes) = super::bench::scenario::catalog_csv(doc)?;
     let profile = &doc.profiles[0].id;
     for locale in ["en-us", "de-de", "fr-fr"] {
         writeln!(

@@ -12,16 +12,7 @@ use crate::output::{OutputFormat, exit};
 pub fn run(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
     let config = match Config::load(&args.common.config) {
         Ok(config) => config,
-        Err(problems) => {
-            let style = skillsync_core::render::Style {
-                color: args.common.color.for_stdout(),
-            };
-            return Ok(super::validate::report_invalid(
-                &args.common,
-                &problems,
-                style,
-            ));
-        }
+        Err(problems) => return Ok(super::validate::report_problems(&args.common, &problems)),
     };
     let journal = store::open(&config.store_url)
         .with_context(|| format!("cannot open the journal ({})", config.store_url))?;

@@ -2,13 +2,12 @@
 //! delete) or soft (deactivate, keep the assignments), journaled, and left out of every later
 //! plan.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use engine::retire::{RetireOptions, RetirePhase, RetirePlan, TargetSummary};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use skillsync_core::RetiredMode;
 use skillsync_core::render::Style;
@@ -114,7 +113,7 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
         propagation_window: config.propagation_window,
         ..RetireOptions::default()
     };
-    let bars = Bars::new();
+    let bars = crate::terminal::PhaseBars::new();
     let report = engine::retire::retire(
         api.as_ref(),
         &plan,
@@ -123,7 +122,7 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
             journal: journal.as_ref(),
             run: run_id,
         }),
-        &|phase, done, total| bars.show(phase, done, total),
+        &|phase, done, total| bars.show(phase_label(phase), done, total),
     )
     .await;
     bars.clear();
@@ -353,87 +352,32 @@ fn summary_json(t: &TargetSummary) -> serde_json::Value {
 
 /// Asks on the terminal; refuses when there is no terminal to ask on.
 fn confirm(plan: &RetirePlan, tenant: &str) -> anyhow::Result<bool> {
-    if !std::io::stdin().is_terminal() {
-        eprintln!(
-            "error: refusing to retire without confirmation: stdin is not a terminal; nothing changed\n  hint: review the plan above, then pass --yes"
-        );
-        return Ok(false);
-    }
-    eprint!(
-        "Retire {} {} ({}) in {tenant}? [y/N] ",
-        plan.kind,
-        plan.code,
-        plan.mode.as_str()
-    );
-    std::io::stderr().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    let yes = matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes");
-    if !yes {
-        eprintln!("nothing changed");
-    }
-    Ok(yes)
-}
-
-fn draw_target() -> ProgressDrawTarget {
-    if std::io::stderr().is_terminal() {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    }
+    crate::terminal::confirm(
+        &format!(
+            "Retire {} {} ({}) in {tenant}?",
+            plan.kind,
+            plan.code,
+            plan.mode.as_str()
+        ),
+        "refusing to retire without confirmation: stdin is not a terminal; nothing changed\n  hint: review the plan above, then pass --yes",
+        "nothing changed",
+    )
 }
 
 fn spinner(message: &'static str) -> ProgressBar {
-    let spinner = ProgressBar::with_draw_target(None, draw_target());
+    let spinner = ProgressBar::with_draw_target(None, crate::terminal::draw_target());
     spinner.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
     spinner.set_message(message);
     spinner.enable_steady_tick(Duration::from_millis(120));
     spinner
 }
 
-/// One progress bar per phase on stderr (hidden when stderr is not a terminal).
-struct Bars {
-    multi: MultiProgress,
-    bars: std::sync::Mutex<Vec<(RetirePhase, ProgressBar)>>,
-}
-
-impl Bars {
-    fn new() -> Bars {
-        Bars {
-            multi: MultiProgress::with_draw_target(draw_target()),
-            bars: std::sync::Mutex::new(Vec::new()),
-        }
-    }
-
-    fn show(&self, phase: RetirePhase, done: usize, total: usize) {
-        let mut bars = self.bars.lock().expect("not poisoned");
-        let bar = match bars.iter().find(|(p, _)| *p == phase) {
-            Some((_, bar)) => bar.clone(),
-            None => {
-                let bar = self.multi.add(ProgressBar::new(total as u64));
-                bar.set_style(
-                    ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {elapsed}")
-                        .expect("valid template")
-                        .progress_chars("=> "),
-                );
-                bar.set_prefix(match phase {
-                    RetirePhase::Users => "users",
-                    RetirePhase::Conflicts => "re-merges",
-                    RetirePhase::Profiles => "profiles",
-                    RetirePhase::Definitions => "definitions",
-                });
-                bar.enable_steady_tick(Duration::from_millis(200));
-                bars.push((phase, bar.clone()));
-                bar
-            }
-        };
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    }
-
-    fn clear(&self) {
-        for (_, bar) in self.bars.lock().expect("not poisoned").iter() {
-            bar.finish_and_clear();
-        }
+/// The progress bar's label for each phase.
+fn phase_label(phase: RetirePhase) -> &'static str {
+    match phase {
+        RetirePhase::Users => "users",
+        RetirePhase::Conflicts => "re-merges",
+        RetirePhase::Profiles => "profiles",
+        RetirePhase::Definitions => "definitions",
     }
 }

@@ -61,6 +61,14 @@ pub fn run(args: &CommonArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// [`report_invalid`] in the style the command's `--color` asks for.
+pub fn report_problems(args: &CommonArgs, problems: &[skillsync_core::Problem]) -> ExitCode {
+    let style = Style {
+        color: args.color.for_stdout(),
+    };
+    report_invalid(args, problems, style)
+}
+
 /// Prints problems (stdout: they are the command's result) and returns the error exit code.
 pub fn report_invalid(
     args: &CommonArgs,

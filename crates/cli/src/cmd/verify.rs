@@ -35,16 +35,7 @@ fn nothing_to_verify() -> ExitCode {
 pub async fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let config = match Config::load(&args.common.config) {
         Ok(config) => config,
-        Err(problems) => {
-            let style = skillsync_core::render::Style {
-                color: args.common.color.for_stdout(),
-            };
-            return Ok(super::validate::report_invalid(
-                &args.common,
-                &problems,
-                style,
-            ));
-        }
+        Err(problems) => return Ok(super::validate::report_problems(&args.common, &problems)),
     };
     let journal = store::open(&config.store_url)
         .with_context(|| format!("cannot open the journal ({})", config.store_url))?;
@@ -102,16 +93,7 @@ pub async fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
 
     let settings = match config.client_settings() {
         Ok(settings) => settings,
-        Err(problems) => {
-            let style = skillsync_core::render::Style {
-                color: args.common.color.for_stdout(),
-            };
-            return Ok(super::validate::report_invalid(
-                &args.common,
-                &problems,
-                style,
-            ));
-        }
+        Err(problems) => return Ok(super::validate::report_problems(&args.common, &problems)),
     };
     let api = cxone::connect(&settings).context("cannot set up the tenant client")?;
     let queues = api

@@ -5,7 +5,7 @@
 mod bound;
 mod naive;
 mod plan_scale;
-mod scenario;
+pub(crate) mod scenario;
 mod sync;
 
 use std::process::ExitCode;

@@ -56,22 +56,11 @@ pub struct Scenario {
     pub agents: usize,
 }
 
-/// Writes `catalog.csv`, `agents.csv` and `assignments.csv` under `dir/hris` for `doc`: every
-/// agent keeps exactly what it holds, except `changed_share` of them (spread evenly), each with one
-/// skill change. Every fifth changed agent gets one of `new_codes` new skill codes (defined in
-/// every locale); the others get one level changed.
-pub fn write_hris(
-    dir: &Path,
-    doc: &TenantDoc,
-    changed_share: f64,
-    new_codes: usize,
-) -> anyhow::Result<Scenario> {
-    let hris = dir.join("hris");
-    std::fs::create_dir_all(&hris).with_context(|| format!("cannot create {}", hris.display()))?;
-
+/// `catalog.csv` listing every definition of `doc` except the other integration's (`Ext_`), one
+/// code per name, with each definition's id mapped to its code.
+pub fn catalog_csv(doc: &TenantDoc) -> anyhow::Result<(String, BTreeMap<&str, &str>)> {
     let mut catalog = String::from("code,kind,locale,name,description,routing_profile_id\n");
-    let mut code_of: BTreeMap<&str, &str> = BTreeMap::new();
-    let mut skill_ids = std::collections::BTreeSet::new();
+    let mut code_of = BTreeMap::new();
     for (kind, definitions) in [("skill", &doc.skills), ("proficiency", &doc.proficiencies)] {
         for d in definitions
             .iter()
@@ -82,12 +71,32 @@ pub fn write_hris(
                 "{},{kind},{},{},{},{}",
                 d.name, d.locale, d.name, d.description, d.routing_profile_id
             )?;
-            code_of.insert(&d.id, &d.name);
-            if kind == "skill" {
-                skill_ids.insert(d.id.as_str());
-            }
+            code_of.insert(d.id.as_str(), d.name.as_str());
         }
     }
+    Ok((catalog, code_of))
+}
+
+/// Writes `catalog.csv`, `agents.csv` and `assignments.csv` under `dir/hris` for `doc`: every
+/// agent keeps exactly what it holds, except `changed_share` of them (spread evenly), each with one
+/// skill change. Every fifth changed agent, and any holding no catalog skill, gets one of
+/// `new_codes` new skill codes (defined in every locale); the others get one level changed.
+pub fn write_hris(
+    dir: &Path,
+    doc: &TenantDoc,
+    changed_share: f64,
+    new_codes: usize,
+) -> anyhow::Result<Scenario> {
+    let hris = dir.join("hris");
+    std::fs::create_dir_all(&hris).with_context(|| format!("cannot create {}", hris.display()))?;
+
+    let (mut catalog, code_of) = catalog_csv(doc)?;
+    let skill_ids: std::collections::BTreeSet<&str> = doc
+        .skills
+        .iter()
+        .filter(|d| code_of.contains_key(d.id.as_str()))
+        .map(|d| d.id.as_str())
+        .collect();
     let mut locales: Vec<&str> = doc.skills.iter().map(|d| d.locale.as_str()).collect();
     locales.sort_unstable();
     locales.dedup();
@@ -211,12 +220,21 @@ mod tests {
             2 * 2,
             "two codes in en-us and de-de"
         );
-        let added = scenario
-            .changes
-            .iter()
-            .filter(|c| matches!(c.skill, SkillTarget::New { .. }))
-            .count();
-        assert_eq!(added, 60, "every fifth changed agent gets a new code");
+        for (nth, change) in scenario.changes.iter().enumerate() {
+            let user = doc
+                .users
+                .iter()
+                .find(|u| u.id == change.user_id)
+                .expect("a tenant user");
+            match &change.skill {
+                SkillTarget::New { locale, .. } => assert_eq!(locale, &user.locale),
+                SkillTarget::Existing(id) => {
+                    assert_ne!(nth % 5, 0, "every fifth changed agent gets a new code");
+                    let held = user.skills.iter().find(|a| &a.id == id).expect("held");
+                    assert_ne!(held.level, change.level, "a real change");
+                }
+            }
+        }
         let assignments =
             std::fs::read_to_string(dir.join("hris/assignments.csv")).expect("written");
         assert!(assignments.contains(",Bench_New_1,5,true"));

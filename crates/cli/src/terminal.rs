@@ -1,0 +1,80 @@
+//! What the writing commands show and ask on the terminal: a yes/no confirmation that refuses
+//! when there is nobody to ask, and one progress bar per phase on stderr.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Asks `question` on the terminal. Without a terminal on stdin it refuses, printing `refusal`
+/// (which should say how to proceed, e.g. pass --yes); an answer other than yes prints
+/// `declined`.
+pub fn confirm(question: &str, refusal: &str, declined: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        eprintln!("error: {refusal}");
+        return Ok(false);
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    let yes = matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes");
+    if !yes {
+        eprintln!("{declined}");
+    }
+    Ok(yes)
+}
+
+/// stderr when it is a terminal; nothing otherwise (logs stay free of bar redraws).
+pub fn draw_target() -> ProgressDrawTarget {
+    if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    }
+}
+
+/// One progress bar per phase, created the first time the phase reports.
+pub struct PhaseBars {
+    multi: MultiProgress,
+    bars: std::sync::Mutex<Vec<(&'static str, ProgressBar)>>,
+}
+
+impl PhaseBars {
+    /// No bars yet.
+    pub fn new() -> PhaseBars {
+        PhaseBars {
+            multi: MultiProgress::with_draw_target(draw_target()),
+            bars: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Shows `done` of `total` for the phase labelled `phase`.
+    pub fn show(&self, phase: &'static str, done: usize, total: usize) {
+        let mut bars = self.bars.lock().expect("not poisoned");
+        let bar = match bars.iter().find(|(p, _)| *p == phase) {
+            Some((_, bar)) => bar.clone(),
+            None => {
+                let bar = self.multi.add(ProgressBar::new(total as u64));
+                bar.set_style(
+                    ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {elapsed}")
+                        .expect("valid template")
+                        .progress_chars("=> "),
+                );
+                bar.set_prefix(phase);
+                bar.enable_steady_tick(Duration::from_millis(200));
+                bars.push((phase, bar.clone()));
+                bar
+            }
+        };
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    }
+
+    /// Removes every bar, so that the summary printed next stands alone.
+    pub fn clear(&self) {
+        for (_, bar) in self.bars.lock().expect("not poisoned").iter() {
+            bar.finish_and_clear();
+        }
+    }
+}
