@@ -209,6 +209,14 @@ pub struct PlannedAssignment {
     pub active: bool,
 }
 
+/// One entry of a list after planning, still borrowed from the live list or the resolution.
+enum AfterEntry<'a> {
+    /// Carried through as held (another integration's).
+    Held(&'a DefinitionId),
+    /// As planned.
+    Planned(&'a DefinitionRef),
+}
+
 /// A change to one of a user's lists: the changes, and the complete list to write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ListChange {
@@ -405,7 +413,7 @@ impl Resolution {
         catalog_kinds: &BTreeMap<Code, Kind>,
         live: &UserAssignments,
     ) -> Option<UserPlan> {
-        let mut by_kind: [BTreeMap<Code, (DefinitionRef, Slot)>; 2] =
+        let mut by_kind: [BTreeMap<&Code, (&DefinitionRef, Slot)>; 2] =
             [BTreeMap::new(), BTreeMap::new()];
         for (code, want) in wanted {
             let Some(kind) = catalog_kinds.get(code) else {
@@ -418,7 +426,7 @@ impl Resolution {
                 level: want.level,
                 active: want.active,
             };
-            by_kind[kind_index(*kind)].insert(code.clone(), (reference.clone(), slot));
+            by_kind[kind_index(*kind)].insert(code, (reference, slot));
         }
         let [wanted_skills, wanted_proficiencies] = by_kind;
         let skills = self.plan_list(Kind::Skill, &agent.locale, &live.skills, &wanted_skills);
@@ -452,19 +460,23 @@ impl Resolution {
         kind: Kind,
         agent_locale: &Locale,
         live: &[Assignment],
-        wanted: &BTreeMap<Code, (DefinitionRef, Slot)>,
+        wanted: &BTreeMap<&Code, (&DefinitionRef, Slot)>,
     ) -> Option<ListChange> {
-        let mut after = Vec::with_capacity(live.len() + wanted.len());
+        // Most users do not change: the list after is kept borrowed and only made owned when
+        // there is a change to carry it.
+        let mut after: Vec<(AfterEntry<'_>, Slot)> = Vec::with_capacity(live.len() + wanted.len());
         let mut changes = Vec::new();
         let mut placed: BTreeSet<&Code> = BTreeSet::new();
         for held in live {
             let Some(owner) = self.owners.get(&held.definition).filter(|o| o.kind == kind) else {
                 // Someone else's: carried through exactly as it is.
-                after.push(PlannedAssignment {
-                    definition: DefinitionRef::Existing(held.definition.clone()),
-                    level: held.level,
-                    active: held.active,
-                });
+                after.push((
+                    AfterEntry::Held(&held.definition),
+                    Slot {
+                        level: held.level,
+                        active: held.active,
+                    },
+                ));
                 continue;
             };
             let before = Slot {
@@ -476,15 +488,11 @@ impl Resolution {
             );
             match desired_here {
                 Some((reference, slot)) if placed.insert(&owner.code) => {
-                    after.push(PlannedAssignment {
-                        definition: reference.clone(),
-                        level: slot.level,
-                        active: slot.active,
-                    });
+                    after.push((AfterEntry::Planned(reference), *slot));
                     if before != *slot {
                         changes.push(change(
                             owner,
-                            reference.clone(),
+                            (*reference).clone(),
                             Some(before),
                             Some(*slot),
                             Why::Desired,
@@ -504,15 +512,11 @@ impl Resolution {
                 }
             }
         }
-        for (code, (reference, slot)) in wanted {
+        for (&code, &(reference, slot)) in wanted {
             if placed.contains(code) {
                 continue;
             }
-            after.push(PlannedAssignment {
-                definition: reference.clone(),
-                level: slot.level,
-                active: slot.active,
-            });
+            after.push((AfterEntry::Planned(reference), slot));
             let (name, locale) = self.name_of(code, agent_locale, reference);
             changes.push(AssignmentChange {
                 kind,
@@ -521,11 +525,25 @@ impl Resolution {
                 locale,
                 definition: reference.clone(),
                 before: None,
-                after: Some(*slot),
+                after: Some(slot),
                 why: Why::Desired,
             });
         }
-        (!changes.is_empty()).then_some(ListChange { changes, after })
+        if changes.is_empty() {
+            return None;
+        }
+        let after = after
+            .into_iter()
+            .map(|(entry, slot)| PlannedAssignment {
+                definition: match entry {
+                    AfterEntry::Held(id) => DefinitionRef::Existing(id.clone()),
+                    AfterEntry::Planned(reference) => reference.clone(),
+                },
+                level: slot.level,
+                active: slot.active,
+            })
+            .collect();
+        Some(ListChange { changes, after })
     }
 
     fn name_of(&self, code: &Code, locale: &Locale, reference: &DefinitionRef) -> (String, Locale) {
