@@ -9,6 +9,7 @@ mod args;
 mod cmd;
 mod config;
 mod inputs;
+mod local_tenant;
 mod output;
 mod terminal;
 

@@ -9,9 +9,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use sim::{DurationRange, GenerateOptions, Knobs, Rate, SimConfig, TenantDoc, TenantSource};
+use sim::{DurationRange, GenerateOptions, Knobs, Rate, TenantDoc};
 
 use crate::args::{ApplyArgs, CommonArgs, DemoArgs};
+use crate::local_tenant::{LocalTenant, write_config};
 use crate::output::{OutputFormat, exit};
 
 /// Runs the demo.
@@ -40,20 +41,9 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         other_writer: 5.0,
         ..Knobs::default()
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let simulator = sim::Simulator::new(
-        listener,
-        SimConfig {
-            knobs,
-            ..SimConfig::new(TenantSource::Doc(Box::new(doc)))
-        },
-    )?;
-    let base = simulator.endpoint().base_url.clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(simulator.serve(async {
-        let _ = stopped.await;
-    }));
-    write_config(&dir, &base)?;
+    let tenant = LocalTenant::start(&doc, &knobs).await?;
+    let base = tenant.base.clone();
+    write_config(&dir, &base, "skillsync demo", 10.0, 20)?;
 
     println!("skillsync demo");
     println!(
@@ -92,10 +82,9 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     println!("\n3. plan again");
     let replanned = super::plan::run(&common).await?;
 
-    let stats = sim_json(&base, "/sim/stats").await;
-    let survived = other_writer_survived(&base).await;
-    let _ = stop.send(());
-    let _ = server.await;
+    let stats = tenant.inspect("/sim/stats").await.ok();
+    let survived = other_writer_survived(&tenant).await;
+    tenant.stop().await;
     if let (Some(stats), Some((writes, lost))) = (stats, survived) {
         println!(
             "\nThe tenant saw {} requests; {} duplicate definitions were created; the other integration made {writes} writes \
@@ -115,25 +104,11 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     Ok(if ok { exit::ok() } else { exit::error() })
 }
 
-/// GETs a `/sim` route with a plain HTTP/1.1 request: the demo's simulator is on loopback, and
-/// one call does not justify a second HTTP client.
-async fn sim_json(base: &str, path: &str) -> Option<serde_json::Value> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let host = base.strip_prefix("http://")?;
-    let mut stream = tokio::net::TcpStream::connect(host).await.ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.ok()?;
-    let at = response.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    serde_json::from_slice(&response[at..]).ok()
-}
-
 /// Checks every assignment the other integration last wrote against the tenant now: returns
 /// its write count and how many of its assignments are missing or changed.
-async fn other_writer_survived(base: &str) -> Option<(u64, usize)> {
-    let log = sim_json(base, "/sim/other-writer").await?;
-    let state = sim_json(base, "/sim/state").await?;
+async fn other_writer_survived(tenant: &LocalTenant) -> Option<(u64, usize)> {
+    let log = tenant.inspect("/sim/other-writer").await.ok()?;
+    let state = tenant.inspect("/sim/state").await.ok()?;
     let users: BTreeMap<&str, &serde_json::Value> = state["users"]
         .as_array()?
         .iter()
@@ -151,40 +126,6 @@ async fn other_writer_survived(base: &str) -> Option<(u64, usize)> {
         }
     }
     Some((log["writes"].as_u64()?, lost))
-}
-
-fn write_config(dir: &Path, base: &str) -> anyhow::Result<()> {
-    std::fs::write(
-        dir.join("client-secret.txt"),
-        format!("{}\n", sim::DEMO_CLIENT_SECRET),
-    )?;
-    let config = format!(
-        r#"# Written by `skillsync demo`. Secrets come from a file (or {{ env = "NAME" }}), never argv.
-[tenant]
-api_base = "{base}/api/v2"
-client_id = "{id}"
-client_secret = {{ file = "client-secret.txt" }}
-
-[limits]
-requests_per_second = 10
-burst = 20
-max_in_flight = 10
-
-[sync]
-bulk_threshold = 50
-bulk_batch_size = 100
-propagation_window = "30s"
-max_removals = "10%"
-
-[source]
-catalog = "hris/catalog.csv"
-agents = "hris/agents.csv"
-assignments = "hris/assignments.csv"
-"#,
-        id = sim::DEMO_CLIENT_ID
-    );
-    std::fs::write(dir.join("skillsync.toml"), config)?;
-    Ok(())
 }
 
 /// HRIS files describing the tenant, with differences on purpose: a new code in every locale

@@ -3,18 +3,19 @@
 //! by the simulator's own counters, against the lower bound.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
-use sim::{GenerateOptions, Knobs, Rate, SimConfig, TenantDoc, TenantSource};
+use sim::{GenerateOptions, Knobs, Rate, TenantDoc};
 
 use super::bound::{LowerBound, SyncWork, TenantLimits, lower_bound};
 use super::naive::{self, NaiveRun};
 use super::scenario::{self, Scenario};
 use crate::args::{BenchSyncArgs, CommonArgs};
 use crate::inputs::Session;
+use crate::local_tenant::{LocalTenant, write_config};
 use crate::output::{ColorChoice, OutputFormat};
 
 /// The token endpoint, which the simulator counts but which writes nothing.
@@ -47,9 +48,6 @@ pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode>
     if args.locales == 0 || args.locales > LOCALES.len() {
         bail!("--locales must be between 1 and {}", LOCALES.len());
     }
-    // reqwest is built without a default TLS provider; the simulator's inspection calls and the
-    // naive script use the same one as the client.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = match &args.dir {
         Some(dir) => dir.clone(),
         None => std::env::temp_dir().join(format!("skillsync-bench-{}", std::process::id())),
@@ -117,12 +115,21 @@ pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode>
         println!("  files:    {}", dir.display());
     }
 
-    let tenant = Tenant::start(&doc, &knobs).await?;
-    write_config(&dir, &tenant.base, args.rate_limit, args.burst)?;
+    let tenant = LocalTenant::start(&doc, &knobs).await?;
+    // The client's limiter follows the tenant's published limit; an unthrottled tenant gets one
+    // far above anything the benchmark can send.
+    let client_rate = limits.requests_per_second.unwrap_or(1_000_000.0);
+    write_config(
+        &dir,
+        &tenant.base,
+        "skillsync bench sync",
+        client_rate,
+        args.burst,
+    )?;
     if human {
         println!("\n1. apply ({} users to write)", scenario.changes.len());
     }
-    let (apply, applied) = tenant.measure(|| sync_once(&dir)).await?;
+    let (apply, applied) = measure(&tenant, || sync_once(&dir)).await?;
     if applied.users_written != scenario.changes.len()
         || applied.definitions_created != scenario.new_definitions.len()
     {
@@ -144,7 +151,7 @@ pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode>
     if human {
         println!("\n2. re-sync with nothing to change");
     }
-    let (resync, resynced) = tenant.measure(|| sync_once(&dir)).await?;
+    let (resync, resynced) = measure(&tenant, || sync_once(&dir)).await?;
     tenant.stop().await;
     if resynced.users_written != 0 || resynced.definitions_created != 0 {
         bail!(
@@ -343,11 +350,12 @@ async fn run_naive(
 ) -> anyhow::Result<(NaiveRun, Measured)> {
     let every = scenario.changes.len().div_ceil(sample).max(1);
     let changes: Vec<_> = scenario.changes.iter().step_by(every).cloned().collect();
-    let tenant = Tenant::start(doc, knobs).await?;
+    let tenant = LocalTenant::start(doc, knobs).await?;
     let base = tenant.base.clone();
-    let result = tenant
-        .measure(|| naive::run(&base, &scenario.new_definitions, &changes))
-        .await;
+    let result = measure(&tenant, || {
+        naive::run(&base, &scenario.new_definitions, &changes)
+    })
+    .await;
     tenant.stop().await;
     let (measured, run) = result?;
     Ok((run, measured))
@@ -367,68 +375,20 @@ fn refill_time(limits: &TenantLimits) -> Duration {
     }
 }
 
-/// A simulator in this process.
-struct Tenant {
-    base: String,
-    http: reqwest::Client,
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Tenant {
-    async fn start(doc: &TenantDoc, knobs: &Knobs) -> anyhow::Result<Tenant> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let simulator = sim::Simulator::new(
-            listener,
-            SimConfig {
-                knobs: knobs.clone(),
-                ..SimConfig::new(TenantSource::Doc(Box::new(doc.clone())))
-            },
-        )?;
-        let base = simulator.endpoint().base_url.clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(simulator.serve(async {
-            let _ = stopped.await;
-        }));
-        Ok(Tenant {
-            base,
-            http: reqwest::Client::new(),
-            stop,
-            server,
-        })
-    }
-
-    async fn stats(&self) -> anyhow::Result<Value> {
-        Ok(self
-            .http
-            .get(format!("{}/sim/stats", self.base))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?)
-    }
-
-    /// Runs `work` and returns what the simulator counted meanwhile.
-    async fn measure<T, F, Fut>(&self, work: F) -> anyhow::Result<(Measured, T)>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = anyhow::Result<T>>,
-    {
-        let before = self.stats().await?;
-        let started = Instant::now();
-        let result = work().await?;
-        let seconds = started.elapsed().as_secs_f64();
-        let after = self.stats().await?;
-        let mut measured = difference(&before, &after);
-        measured.seconds = seconds;
-        Ok((measured, result))
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.server.await;
-    }
+/// Runs `work` and returns what the simulator counted meanwhile.
+async fn measure<T, F, Fut>(tenant: &LocalTenant, work: F) -> anyhow::Result<(Measured, T)>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let before = tenant.inspect("/sim/stats").await?;
+    let started = Instant::now();
+    let result = work().await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let after = tenant.inspect("/sim/stats").await?;
+    let mut measured = difference(&before, &after);
+    measured.seconds = seconds;
+    Ok((measured, result))
 }
 
 /// The calls counted between two `/sim/stats` answers.
@@ -492,43 +452,6 @@ fn print_measured(measured: &Measured, bound: &LowerBound, limits: &TenantLimits
     for (kind, count) in &measured.by_kind {
         println!("     {count:>6}  {kind}");
     }
-}
-
-fn write_config(dir: &Path, base: &str, rate: Rate, burst: u32) -> anyhow::Result<()> {
-    // The client's limiter follows the tenant's published limit; unthrottled tenants get one
-    // far above anything the benchmark can send.
-    let requests_per_second = match rate {
-        Rate::PerSecond(rate) => rate,
-        Rate::Off => 1_000_000.0,
-    };
-    let secret: PathBuf = dir.join("client-secret.txt");
-    std::fs::write(&secret, format!("{}\n", sim::DEMO_CLIENT_SECRET))?;
-    let config = format!(
-        r#"# Written by `skillsync bench sync`.
-[tenant]
-api_base = "{base}/api/v2"
-client_id = "{id}"
-client_secret = {{ file = "client-secret.txt" }}
-
-[limits]
-requests_per_second = {requests_per_second}
-burst = {burst}
-max_in_flight = 10
-
-[sync]
-bulk_threshold = 50
-bulk_batch_size = 100
-max_removals = "10%"
-
-[source]
-catalog = "hris/catalog.csv"
-agents = "hris/agents.csv"
-assignments = "hris/assignments.csv"
-"#,
-        id = sim::DEMO_CLIENT_ID,
-    );
-    std::fs::write(dir.join("skillsync.toml"), config)?;
-    Ok(())
 }
 
 fn rate_text(rate: Rate) -> String {

@@ -1,0 +1,106 @@
+//! A simulated tenant inside this process, for the commands that need one without any setup
+//! (`demo`, `bench`): start it, point a config file at it, read its inspection routes, stop it.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde_json::Value;
+use sim::{Knobs, SimConfig, TenantDoc, TenantSource};
+
+/// A running in-process simulator.
+pub struct LocalTenant {
+    /// Its root URL (`http://127.0.0.1:PORT`).
+    pub base: String,
+    http: reqwest::Client,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl LocalTenant {
+    /// Serves `doc` on a free loopback port with `knobs`.
+    pub async fn start(doc: &TenantDoc, knobs: &Knobs) -> anyhow::Result<LocalTenant> {
+        // reqwest is built without a default TLS provider; this is the one the client uses.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let simulator = sim::Simulator::new(
+            listener,
+            SimConfig {
+                knobs: knobs.clone(),
+                ..SimConfig::new(TenantSource::Doc(Box::new(doc.clone())))
+            },
+        )?;
+        let base = simulator.endpoint().base_url.clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(simulator.serve(async {
+            let _ = stopped.await;
+        }));
+        Ok(LocalTenant {
+            base,
+            http: reqwest::Client::new(),
+            stop,
+            server,
+        })
+    }
+
+    /// GETs one of the simulator's inspection routes (`/sim/stats`, `/sim/state`, …).
+    pub async fn inspect(&self, path: &str) -> anyhow::Result<Value> {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await
+            .with_context(|| format!("the simulator's {path} is not JSON"))
+    }
+
+    /// Stops serving and waits for the server to finish.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.server.await;
+    }
+}
+
+/// Writes `skillsync.toml` (and the demo client's secret in a file beside it, never in the
+/// config) for a tenant at `base`, with the client's limits following the tenant's and the HRIS
+/// files under `hris/`.
+pub fn write_config(
+    dir: &Path,
+    base: &str,
+    written_by: &str,
+    requests_per_second: f64,
+    burst: u32,
+) -> anyhow::Result<()> {
+    std::fs::write(
+        dir.join("client-secret.txt"),
+        format!("{}\n", sim::DEMO_CLIENT_SECRET),
+    )?;
+    let config = format!(
+        r#"# Written by `{written_by}`. Secrets come from a file (or {{ env = "NAME" }}), never argv.
+[tenant]
+api_base = "{base}/api/v2"
+client_id = "{id}"
+client_secret = {{ file = "client-secret.txt" }}
+
+[limits]
+requests_per_second = {requests_per_second}
+burst = {burst}
+max_in_flight = 10
+
+[sync]
+bulk_threshold = 50
+bulk_batch_size = 100
+propagation_window = "30s"
+max_removals = "10%"
+
+[source]
+catalog = "hris/catalog.csv"
+agents = "hris/agents.csv"
+assignments = "hris/assignments.csv"
+"#,
+        id = sim::DEMO_CLIENT_ID
+    );
+    let path = dir.join("skillsync.toml");
+    std::fs::write(&path, config).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
