@@ -9,13 +9,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use cxone::{EntryOutcome, Error, LookedUp, NewDefinition, TenantApi, UserWrite};
-use futures::StreamExt;
 use serde_json::json;
 use skillsync_core::plan::{
     DefinitionActionKind, DefinitionRef, PlannedAssignment, UserPlan, WriteMode,
 };
 use skillsync_core::{Assignment, Desired, Plan, Resolution, UserId};
 use store::{Journal, RunId, WriteRecord, WriteStatus, WriteTarget};
+
+use crate::fan_out::fan_out;
 
 /// How the run writes.
 #[derive(Debug, Clone, Copy)]
@@ -474,13 +475,16 @@ impl Run<'_> {
         progress: Progress<'_>,
     ) -> Vec<UserId> {
         let total = writes.len();
-        let done = &AtomicUsize::new(0);
         let batches: Vec<Vec<UserWrite>> = writes
             .chunks(self.options.bulk_batch_size.max(1))
             .map(<[UserWrite]>::to_vec)
             .collect();
-        let outcomes = futures::stream::iter(batches)
-            .map(|batch| async move {
+        let outcomes = fan_out(
+            batches,
+            self.options.concurrency,
+            Vec::len,
+            |done| progress(phase, done, total),
+            |batch| async move {
                 if self.should_stop().is_some() {
                     return Vec::new();
                 }
@@ -534,13 +538,10 @@ impl Run<'_> {
                     }
                 }
                 self.record(&journal);
-                let now = done.fetch_add(batch.len(), Ordering::Relaxed) + batch.len();
-                progress(phase, now, total);
                 retry
-            })
-            .buffer_unordered(self.options.concurrency.max(1))
-            .collect::<Vec<_>>()
-            .await;
+            },
+        )
+        .await;
         outcomes.into_iter().flatten().collect()
     }
 
@@ -552,9 +553,12 @@ impl Run<'_> {
         progress: Progress<'_>,
     ) -> Vec<UserId> {
         let total = writes.len();
-        let done = &AtomicUsize::new(0);
-        let outcomes = futures::stream::iter(writes)
-            .map(|write| async move {
+        let outcomes = fan_out(
+            writes,
+            self.options.concurrency,
+            |_| 1,
+            |done| progress(phase, done, total),
+            |write| async move {
                 if self.should_stop().is_some() {
                     return None;
                 }
@@ -588,12 +592,10 @@ impl Run<'_> {
                     }
                 };
                 self.record(&[(&write, status, detail)]);
-                progress(phase, done.fetch_add(1, Ordering::Relaxed) + 1, total);
                 retry
-            })
-            .buffer_unordered(self.options.concurrency.max(1))
-            .collect::<Vec<_>>()
-            .await;
+            },
+        )
+        .await;
         outcomes.into_iter().flatten().collect()
     }
 
@@ -601,19 +603,16 @@ impl Run<'_> {
     /// definitions change), and writes with the fresh version; bounded per user.
     async fn remerge(&self, users: Vec<UserId>, progress: Progress<'_>) {
         let total = users.len();
-        let done = &AtomicUsize::new(0);
-        futures::stream::iter(users)
-            .map(|user_id| async move {
+        fan_out(
+            users,
+            self.options.concurrency,
+            |_| 1,
+            |done| progress(Phase::Conflicts, done, total),
+            |user_id| async move {
                 self.remerge_one(&user_id).await;
-                progress(
-                    Phase::Conflicts,
-                    done.fetch_add(1, Ordering::Relaxed) + 1,
-                    total,
-                );
-            })
-            .buffer_unordered(self.options.concurrency.max(1))
-            .collect::<Vec<_>>()
-            .await;
+            },
+        )
+        .await;
     }
 
     async fn remerge_one(&self, user_id: &UserId) {

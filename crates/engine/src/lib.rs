@@ -5,6 +5,7 @@
 
 mod apply;
 mod assign;
+mod fan_out;
 mod guard;
 mod live;
 pub mod retire;

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use cxone::{DefinitionQuery, EntryOutcome, Error, Profile, TenantApi, UserQuery, UserWrite};
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use serde_json::json;
 use skillsync_core::{
     Assignment, CatalogEntry, Code, Definition, DefinitionId, Desired, Kind, Live, Locale, Problem,
@@ -24,6 +24,7 @@ use skillsync_core::{
 use store::{WriteRecord, WriteStatus, WriteTarget};
 
 use crate::apply::JournalRun;
+use crate::fan_out::fan_out;
 
 /// How the retirement writes.
 #[derive(Debug, Clone, Copy)]
@@ -841,19 +842,22 @@ impl Retirer<'_> {
             .filter_map(|u| strip_user(u, self.kind, &self.retired).map(|w| (w, u)))
             .collect();
         let total = writes.len();
-        let done = &AtomicUsize::new(0);
         let batch_size = match self.api.capabilities().max_bulk_entries {
             Some(most) => self.options.bulk_batch_size.clamp(1, most),
             None => 1,
         };
         let bulk = self.api.capabilities().max_bulk_entries.is_some();
         let batches: Vec<&[(UserWrite, &UserAssignments)]> = writes.chunks(batch_size).collect();
-        let retry = futures::stream::iter(batches)
-            .map(|batch| async move {
+        let retry = fan_out(
+            batches,
+            self.options.concurrency,
+            |batch| batch.len(),
+            |done| progress(RetirePhase::Users, done, total),
+            |batch| async move {
                 if self.journal_failure().is_some() {
                     return Vec::new();
                 }
-                let retry = if bulk {
+                if bulk {
                     self.write_batch(batch).await
                 } else {
                     let (write, before) = &batch[0];
@@ -861,17 +865,10 @@ impl Retirer<'_> {
                         Some(_) => vec![write.user_id.clone()],
                         None => Vec::new(),
                     }
-                };
-                progress(
-                    RetirePhase::Users,
-                    done.fetch_add(batch.len(), Ordering::Relaxed) + batch.len(),
-                    total,
-                );
-                retry
-            })
-            .buffer_unordered(self.options.concurrency.max(1))
-            .collect::<Vec<_>>()
-            .await;
+                }
+            },
+        )
+        .await;
         retry.into_iter().flatten().collect()
     }
 
@@ -976,19 +973,16 @@ impl Retirer<'_> {
     /// Re-reads each user and strips again from what the tenant holds now, bounded per user.
     async fn remerge(&self, users: Vec<UserId>, progress: RetireProgress<'_>) {
         let total = users.len();
-        let done = &AtomicUsize::new(0);
-        futures::stream::iter(users)
-            .map(|user_id| async move {
+        fan_out(
+            users,
+            self.options.concurrency,
+            |_| 1,
+            |done| progress(RetirePhase::Conflicts, done, total),
+            |user_id| async move {
                 self.remerge_one(&user_id).await;
-                progress(
-                    RetirePhase::Conflicts,
-                    done.fetch_add(1, Ordering::Relaxed) + 1,
-                    total,
-                );
-            })
-            .buffer_unordered(self.options.concurrency.max(1))
-            .collect::<Vec<_>>()
-            .await;
+            },
+        )
+        .await;
     }
 
     async fn remerge_one(&self, user_id: &UserId) {
