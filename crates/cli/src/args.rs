@@ -99,7 +99,8 @@ pub enum Command {
     /// Either way the run is journaled and later plan/apply runs leave the code alone (no
     /// reactivation, no recreation, no assignment added, changed or removed) even while
     /// catalog.csv still lists it; `--undo` hands it back to them. Refuses when a user would be
-    /// left with no skills, unless --allow-empty-skills. Exit 0 when done, 1 otherwise.
+    /// left with no skills, unless --allow-empty-skills. Exit 0 when done, 1 otherwise. With
+    /// --output json it prints one document (and --undo its own): fields in docs/retire-json.md.
     ///
     ///   skillsync retire ACW_SALES --locale de-de        # review, then confirm
     ///   skillsync retire ACW_SALES --soft --yes
@@ -132,6 +133,8 @@ pub enum Command {
     /// Exit codes: 0 every tested queue routed as expected; 1 error or failure;
     /// 2 not yet routable (run again after the settle time, or without --no-wait);
     /// 3 nothing to verify (the run changed no skill a non-production queue covers).
+    /// With --output json it prints one document with the result and every queue's verdict:
+    /// fields in docs/verify-json.md.
     ///
     ///   skillsync verify                # the latest apply, after it settles
     ///   skillsync verify --run 42 --no-wait -o json
@@ -384,7 +387,8 @@ pub struct CommonArgs {
     )]
     pub config: PathBuf,
 
-    /// Print the result as readable text or as JSON (stable schema, docs/plan-json.md).
+    /// Print the result as readable text or as JSON (schemas: docs/plan-json.md,
+    /// docs/retire-json.md, docs/verify-json.md).
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,
 

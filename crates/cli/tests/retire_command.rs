@@ -428,3 +428,101 @@ async fn retiring_someones_last_skill_is_refused_unless_allowed() {
     );
     assert!(!ids_of(&state["skills"]).contains(&skill_id.as_str()));
 }
+
+/// `docs/retire-json.md` lists exactly the fields `retire --output json` prints. A first run
+/// without the `users:write` scope has every user write refused, so the per-user failures are
+/// printed; the second run finishes; `--undo` prints its own document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_json_documents_are_exactly_what_docs_retire_json_md_lists() {
+    let (ws, _base, _stop, _doc, name) = scenario("retire-json").await;
+    let config = ws.0.join("skillsync.toml");
+    let full = std::fs::read_to_string(&config).unwrap();
+    let json = |output: &std::process::Output| -> Value {
+        serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("retire must print JSON ({e}):\n{}", text(output)))
+    };
+    let retire_json = [
+        "retire",
+        name.as_str(),
+        "--locale",
+        "en-us",
+        "--yes",
+        "--output",
+        "json",
+    ];
+
+    // Everything retire reads and the profile and definition writes, but no user writes.
+    let without_user_writes = full.replace(
+        "[limits]",
+        "scopes = [\"routing:proficiencies:read\", \"routing:proficiencies:write\", \
+         \"routing:profiles:read\", \"routing:profiles:write\", \"users:read\"]\n\n[limits]",
+    );
+    assert_ne!(
+        without_user_writes, full,
+        "the config has a [limits] section"
+    );
+    std::fs::write(&config, without_user_writes).unwrap();
+    let failed = run_with(&ws.0, &retire_json).await;
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
+    let failed = json(&failed);
+    let retired = &failed["retired"];
+    assert_eq!(
+        retired["usersFailed"].as_array().unwrap().len(),
+        HOLDERS,
+        "{failed:#}"
+    );
+    assert!(retired["error"].is_string(), "{failed:#}");
+    assert_eq!(retired["definitionsDeleted"], 0, "{failed:#}");
+
+    std::fs::write(&config, &full).unwrap();
+    let done = run_with(&ws.0, &retire_json).await;
+    assert_eq!(done.status.code(), Some(0), "{}", text(&done));
+    let done = json(&done);
+    let retired = &done["retired"];
+    assert_eq!(retired["error"], Value::Null, "{done:#}");
+    assert_eq!(retired["usersStripped"], HOLDERS as u64, "{done:#}");
+    assert_eq!(retired["profilesStripped"], 2, "{done:#}");
+    assert_eq!(retired["definitionsDeleted"], 1, "{done:#}");
+    assert_eq!(done["definitions"].as_array().unwrap().len(), 1, "{done:#}");
+    // `api.requests` is a map from route to count: its keys are data, not fields.
+    let requests = retired["api"]["requests"].as_object().unwrap();
+    assert!(
+        requests.contains_key("POST /routing/users/bulk") && requests.values().all(Value::is_u64),
+        "{done:#}"
+    );
+
+    let undone = run_with(
+        &ws.0,
+        &["retire", name.as_str(), "--undo", "--output", "json"],
+    )
+    .await;
+    assert_eq!(undone.status.code(), Some(0), "{}", text(&undone));
+    let undone = json(&undone);
+    assert_eq!(
+        undone["restored"],
+        serde_json::json!(["en-us"]),
+        "{undone:#}"
+    );
+
+    let page = json_doc::read("retire-json.md");
+    let documented = json_doc::documented(&page);
+    let opaque = ["retired.api.requests"];
+    let mut printed = json_doc::Fields::new();
+    for document in [&failed, &done] {
+        json_doc::printed(document, "", &opaque, &mut printed);
+    }
+    // The undo document is documented under the heading `--undo`.
+    json_doc::printed(&undone, "--undo", &opaque, &mut printed);
+    json_doc::assert_same("retire-json.md", &documented, &printed);
+
+    let examples = json_doc::examples(&page);
+    assert_eq!(
+        examples.len(),
+        2,
+        "a retirement example and an undo example"
+    );
+    let mut shown = json_doc::Fields::new();
+    json_doc::printed(&examples[0], "", &opaque, &mut shown);
+    json_doc::printed(&examples[1], "--undo", &opaque, &mut shown);
+    json_doc::assert_example_documented("retire-json.md", &documented, &shown);
+}

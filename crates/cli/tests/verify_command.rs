@@ -328,3 +328,170 @@ fn help_teaches_the_results_and_exit_codes() {
         assert!(text.contains(needle), "`{needle}` in:\n{text}");
     }
 }
+
+/// Runs verify with `--output json`, checks its exit code (the process's and the document's)
+/// and adds the fields it printed to `printed`.
+async fn verify_json(
+    dir: &Path,
+    printed: &mut json_doc::Fields,
+    args: &'static [&'static str],
+    code: i32,
+) -> Value {
+    let output = run(dir, args).await;
+    let report = json_of(&output);
+    assert_eq!(output.status.code(), Some(code), "{args:?}: {report:#}");
+    assert_eq!(report["exitCode"], code, "{report:#}");
+    json_doc::printed(&report, "", &[], printed);
+    report
+}
+
+/// `docs/verify-json.md` lists exactly the fields `verify --output json` prints. Queues are
+/// taken through every result there is; the simulator's propagation (an hour) outlasts the
+/// test, so its routing cache moves only when the test advances the simulator's clock, and
+/// the settle times verify judges by come from `[sync] propagation_window`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_json_document_is_exactly_what_docs_verify_json_md_lists() {
+    let ws = workspace("verify-json");
+    let mut doc = tenant();
+    let (queue, skill) = test_queue_nobody_holds(&mut doc);
+    // A second test queue, whose skill agent 1 holds at the top level: agent 0 gets it lower.
+    let contested = doc
+        .queues
+        .iter()
+        .find(|q| {
+            !q.production
+                && q.skill_id != queue.skill_id
+                && !skill_of(&doc, q).name.starts_with(sim::OWNED_PREFIX)
+        })
+        .expect("generated tenants have two test queues")
+        .clone();
+    let contested_skill = skill_of(&doc, &contested).name.clone();
+    for user in &mut doc.users[..2] {
+        user.skills.retain(|a| a.id != contested.skill_id);
+    }
+    doc.users[1].skills.push(sim::Assignment {
+        id: contested.skill_id.clone(),
+        level: 10,
+        active: true,
+    });
+    // A skill only production queues require.
+    let covered: std::collections::HashSet<&str> = doc
+        .queues
+        .iter()
+        .filter(|q| !q.production)
+        .map(|q| q.skill_id.as_str())
+        .collect();
+    let production_only = doc
+        .queues
+        .iter()
+        .find(|q| q.production && !covered.contains(q.skill_id.as_str()))
+        .expect("generated tenants have skills with production queues only")
+        .clone();
+    let production_skill = skill_of(&doc, &production_only).name.clone();
+    doc.users[0]
+        .skills
+        .retain(|a| a.id != production_only.skill_id);
+
+    let (base, _stop) = start_sim_with(
+        doc.clone(),
+        Knobs {
+            propagation: DurationRange::fixed(std::time::Duration::from_secs(3600)),
+            ..Knobs::quiet()
+        },
+    )
+    .await;
+    let configure = |window: &str, scopes: Option<&str>| {
+        write_config(&ws.0, &base);
+        let path = ws.0.join("skillsync.toml");
+        let mut config = std::fs::read_to_string(&path).unwrap();
+        if let Some(scopes) = scopes {
+            config = config.replace("[limits]", &format!("scopes = {scopes}\n\n[limits]"));
+        }
+        writeln!(config, "\n[sync]\npropagation_window = \"{window}\"").unwrap();
+        std::fs::write(path, config).unwrap();
+    };
+    let mut printed = json_doc::Fields::new();
+    let result_of = |report: &Value, queue: &sim::Queue| -> String {
+        report["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["queueId"] == queue.id.as_str())
+            .unwrap_or_else(|| panic!("{} is tested: {report:#}", queue.name))["result"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+
+    // Run 1 promises to settle at once; the cache takes an hour: the new skill's queue routes
+    // nobody after settling (failed), the contested one routes to agent 1.
+    configure("0s", None);
+    let grants = [
+        (0, skill.as_str(), 7),
+        (0, contested_skill.as_str(), 4),
+        (0, production_skill.as_str(), 5),
+    ];
+    write_hris_plus(&ws.0, &doc, &grants);
+    apply(&ws.0).await;
+    let report = verify_json(&ws.0, &mut printed, &["verify", "--output", "json"], 1).await;
+    assert_eq!(result_of(&report, &queue), "failed");
+    assert_eq!(result_of(&report, &contested), "routed_to_other");
+    assert_eq!(
+        report["uncovered"][0]["why"], "production_only",
+        "{report:#}"
+    );
+
+    // Run 2 gives agent 2 the new skill higher, and promises an hour: not yet routable...
+    configure("1h", None);
+    let mut grants = grants.to_vec();
+    grants.push((2, skill.as_str(), 9));
+    write_hris_plus(&ws.0, &doc, &grants);
+    apply(&ws.0).await;
+    let report = verify_json(
+        &ws.0,
+        &mut printed,
+        &["verify", "--no-wait", "--output", "json"],
+        2,
+    )
+    .await;
+    assert_eq!(result_of(&report, &queue), "not_yet_routable");
+
+    // ...until the cache has caught up: then agent 2 (the highest level) is routed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let advanced = reqwest::Client::new()
+        .post(format!("{base}/sim/clock/advance"))
+        .json(&serde_json::json!({ "by": "2h" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(advanced.status(), 200);
+    let report = verify_json(
+        &ws.0,
+        &mut printed,
+        &["verify", "--no-wait", "--output", "json"],
+        0,
+    )
+    .await;
+    assert_eq!(result_of(&report, &queue), "routed");
+    assert_eq!(report["queues"][0]["routedTo"], doc.users[2].id.as_str());
+
+    // Without the interactions:write scope, no test interaction can be submitted.
+    configure("1h", Some("[\"routing:skills:read\"]"));
+    let report = verify_json(
+        &ws.0,
+        &mut printed,
+        &["verify", "--no-wait", "--output", "json"],
+        1,
+    )
+    .await;
+    assert_eq!(result_of(&report, &queue), "unanswered");
+
+    let page = json_doc::read("verify-json.md");
+    let documented = json_doc::documented(&page);
+    json_doc::assert_same("verify-json.md", &documented, &printed);
+    let examples = json_doc::examples(&page);
+    assert_eq!(examples.len(), 1, "one example");
+    let mut shown = json_doc::Fields::new();
+    json_doc::printed(&examples[0], "", &[], &mut shown);
+    json_doc::assert_example_documented("verify-json.md", &documented, &shown);
+}

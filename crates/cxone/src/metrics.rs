@@ -18,6 +18,7 @@ pub struct Counters {
 
 /// A copy of the counters at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CounterSnapshot {
     /// Requests sent, by `METHOD route-template` (every attempt counts).
     pub requests: BTreeMap<String, u64>,

@@ -2,6 +2,8 @@
 //! generated tenant, and running the real binary.
 #![allow(dead_code)]
 
+pub mod json_doc;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
