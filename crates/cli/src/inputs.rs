@@ -107,9 +107,13 @@ impl Session {
     pub fn retirements(config: &Config) -> anyhow::Result<Vec<skillsync_core::Retired>> {
         use anyhow::Context;
         let url = &config.store_url;
-        let journal = store::open(url).with_context(|| {
+        // No journal yet means nothing was ever retired; plan and drift must not create one.
+        let Some(journal) = store::open_existing(url).with_context(|| {
             format!("cannot open the journal ({url}) to learn which codes are retired")
-        })?;
+        })?
+        else {
+            return Ok(Vec::new());
+        };
         let mut retired = Vec::new();
         for r in journal.retirements()? {
             let locale = skillsync_core::Locale::parse(&r.locale).with_context(|| {

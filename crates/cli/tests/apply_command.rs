@@ -332,9 +332,13 @@ async fn a_run_killed_mid_apply_shows_as_interrupted_and_the_rerun_converges_wit
     assert_eq!(runs[0]["outcome"], "succeeded", "{runs}");
     assert_eq!(runs[1]["outcome"], "interrupted", "{runs}");
     let journaled = runs[0]["writes"].as_u64().unwrap() + runs[1]["writes"].as_u64().unwrap();
+    // A write is journaled when its answer arrives. The kill can land after the tenant applied
+    // a write and before its answer was read: at most one per request in flight
+    // (max_in_flight = 8), and the rerun then finds those users already current.
+    let in_flight_at_kill = 8;
     assert!(
-        journaled >= expected.users_changed,
-        "every write is in the journal: {runs}"
+        journaled + in_flight_at_kill >= expected.users_changed,
+        "every write whose answer arrived is in the journal: {runs}"
     );
     assert!(
         runs[0]["settles_at"].is_string() || runs[0]["settlesAt"].is_string(),

@@ -59,6 +59,10 @@ async fn plan_over_ten_thousand_agents_is_read_only_and_its_totals_match_an_inde
         .map(|r| r["count"].as_u64().unwrap())
         .sum();
     assert_eq!(writes, 0, "plan is read-only: {stats}");
+    assert!(
+        !ws.0.join("skillsync.db").exists(),
+        "plan is read-only on disk too: it creates no journal"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

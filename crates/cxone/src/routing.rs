@@ -89,10 +89,16 @@ where
     let rest = fetch.clone();
     stream::once(fetch(1))
         .map_ok(move |(first, total)| {
-            let pages = total.div_ceil(PAGE_SIZE).max(1);
-            let first_full = first.len() == PAGE_SIZE;
+            // The tenant may serve smaller pages than asked for; its first page's size is the
+            // size of every page but the last.
+            let served = first.len();
+            let pages = if served == 0 {
+                1
+            } else {
+                total.div_ceil(served)
+            };
             let rest = rest.clone();
-            let later = stream::iter(2..=if first_full { pages } else { 1 })
+            let later = stream::iter(2..=pages)
                 .map(rest)
                 .buffered(PAGES_IN_PARALLEL)
                 .map_ok(|(items, _)| items);

@@ -35,9 +35,9 @@ pub struct ApplyOptions {
     pub allow_empty_skills: bool,
     /// How long a skill change takes to reach the routing cache (for settles-at).
     pub propagation_window: std::time::Duration,
-    /// When the live read the plan came from finished. A read this recent already looked
-    /// every definition to create up, so creates skip a second look-up (see
-    /// [`LIVE_READ_COUNTS_AS_LOOKUP_FOR`]); `None` looks each one up again.
+    /// When the live read the plan came from started (its definitions listing came after). A
+    /// read this recent already looked every definition to create up, so creates skip a second
+    /// look-up (see [`LIVE_READ_COUNTS_AS_LOOKUP_FOR`]); `None` looks each one up again.
     pub live_read_at: Option<Instant>,
 }
 

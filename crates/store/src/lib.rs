@@ -392,6 +392,20 @@ pub fn open(url: &str) -> Result<Box<dyn Journal>, StoreError> {
     Ok(Box::new(SqliteStore::open(std::path::Path::new(path))?))
 }
 
+/// Opens the journal at `url` only if it already exists: `None` for an SQLite file that is not
+/// there yet, so that read-only commands never create one.
+pub fn open_existing(url: &str) -> Result<Option<Box<dyn Journal>>, StoreError> {
+    let trimmed = url.trim();
+    let file = trimmed
+        .strip_prefix("sqlite://")
+        .or_else(|| trimmed.strip_prefix("sqlite:"))
+        .filter(|path| !path.is_empty() && !path.starts_with(':'));
+    match file {
+        Some(path) if !std::path::Path::new(path).exists() => Ok(None),
+        _ => open(url).map(Some),
+    }
+}
+
 /// The URL with any `user:password@` replaced, for messages.
 fn redact(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
@@ -418,6 +432,20 @@ mod tests {
         assert_eq!(redact("postgres://db/x"), "postgres://db/x");
         assert_eq!(redact("sqlite://a@b.db"), "sqlite://***@b.db");
         assert_eq!(redact("sqlite:dir/a@b.db"), "sqlite:dir/a@b.db");
+    }
+
+    #[test]
+    fn a_journal_that_does_not_exist_is_not_created_by_open_existing() {
+        let dir =
+            std::env::temp_dir().join(format!("skillsync-open-existing-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("journal.db");
+        let url = format!("sqlite://{}", path.display());
+        assert!(open_existing(&url).unwrap().is_none());
+        assert!(!path.exists(), "nothing was created");
+        drop(open(&url).unwrap());
+        assert!(open_existing(&url).unwrap().is_some());
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

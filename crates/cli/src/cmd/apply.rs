@@ -31,8 +31,9 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     if refused_outside_window(config, args) {
         return Ok(exit::error());
     }
-    let live = session.read_live(&|_| {}).await?;
+    // Stamped before the read: its definitions listing is then no older than this.
     let live_read_at = std::time::Instant::now();
+    let live = session.read_live(&|_| {}).await?;
     let (resolution, _, _) = skillsync_core::resolve(&loaded.desired, &live);
     let plan = match session.plan(&live, common) {
         Ok(plan) => plan,
@@ -73,6 +74,13 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     }
     // Asked again: the window may have closed while the plan was read or the prompt waited.
     if refused_outside_window(config, args) {
+        return Ok(exit::error());
+    }
+    // A code retired meanwhile is no longer skillsync's to write: this plan may still assign it.
+    if Session::retirements(config)? != loaded.desired.retired {
+        eprintln!(
+            "error: a code was retired (skillsync retire) while this plan was made; nothing applied\n  hint: run apply again to plan without it"
+        );
         return Ok(exit::error());
     }
 

@@ -281,8 +281,9 @@ async fn sync_once(dir: &Path) -> anyhow::Result<Synced> {
         Ok(session) => session,
         Err(_) => bail!("the benchmark's own files are invalid (see above)"),
     };
-    let live = session.read_live(&|_| {}).await?;
+    // Stamped before the read: its definitions listing is then no older than this.
     let live_read_at = Instant::now();
+    let live = session.read_live(&|_| {}).await?;
     let (resolution, _, _) = skillsync_core::resolve(&session.loaded.desired, &live);
     let plan = session
         .plan(&live, &common)
