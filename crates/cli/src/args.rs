@@ -126,13 +126,17 @@ pub enum Command {
     ///
     /// Each queue reads:
     ///   routed             an agent with the new assignment got it
-    ///   routed to other    another agent got it: can be right, the highest level wins
+    ///   routed to other    another agent got it: before settling, not yet routable; after,
+    ///                      inconclusive (that agent outranks ours, the highest level wins,
+    ///                      so it proves nothing about our assignment)
     ///   not yet routable   nobody got it, but the change had not settled yet
     ///   failed             nobody got it although the change had settled
     ///
-    /// Exit codes: 0 every tested queue routed as expected; 1 error or failure;
-    /// 2 not yet routable (run again after the settle time, or without --no-wait);
-    /// 3 nothing to verify (the run changed no skill a non-production queue covers).
+    /// Exit codes: 0 verified (every tested queue routed to an agent of the run); 1 error or
+    /// failure; 2 not yet routable (run again after the settle time, or without --no-wait);
+    /// 3 nothing to verify (the run changed no skill a non-production queue covers);
+    /// 4 inconclusive (no failure, but some queue routed, after settling, to an agent who
+    /// outranks the run's: it cannot prove the new assignment).
     /// With --output json it prints one document with the result and every queue's verdict:
     /// fields in docs/verify-json.md.
     ///

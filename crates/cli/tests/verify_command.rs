@@ -1,6 +1,12 @@
 //! `skillsync verify` end to end against the real simulator, whose routing cache lags behind
 //! the database by its propagation delay: before the run settles a new assignment is "not yet
 //! routable", after it "routed", and verify never reads a user to find out.
+//!
+//! Nothing here depends on how fast the machine is. The simulator's propagation (an hour)
+//! outlasts every test, so its routing cache moves only when a test advances the simulator's
+//! clock (`POST /sim/clock/advance`); verify judges "settled" by the journal's settle times, in
+//! real time, from `[sync] propagation_window`: an hour where a check must land before settling,
+//! a second where verify is to wait for it.
 
 mod common;
 
@@ -12,11 +18,16 @@ use common::*;
 use serde_json::Value;
 use sim::{DurationRange, GenerateOptions, Knobs, TenantDoc};
 
-/// The simulator's propagation delay, and the window the config promises (its upper bound):
-/// short, so the product's own wait stays short, yet long enough that a check made right
-/// after `apply` lands before the cache has caught up.
-const PROPAGATION_MS: (u64, u64) = (3_000, 4_000);
-const PROPAGATION_WINDOW: &str = "4s";
+/// The simulator's propagation delay: longer than any test, so only an advance of the
+/// simulator's clock (by [`CATCH_UP`]) shows a write to its routing cache.
+const PROPAGATION: std::time::Duration = std::time::Duration::from_secs(3600);
+const CATCH_UP: &str = "3700s";
+
+/// A window no check made during a test outlasts: a run journaled with it is never settled
+/// while the test runs, so a check always lands before settling.
+const LONG_WINDOW: &str = "1h";
+/// A window verify waits out in at most a second of real time.
+const SHORT_WINDOW: &str = "1s";
 
 fn tenant() -> TenantDoc {
     sim::generate(&GenerateOptions {
@@ -61,24 +72,45 @@ fn write_hris_plus(dir: &Path, doc: &TenantDoc, extra: &[(usize, &str, u8)]) {
     std::fs::write(path, assignments).unwrap();
 }
 
-async fn start(doc: TenantDoc, dir: &Path) -> (String, tokio::sync::oneshot::Sender<()>) {
+/// Starts the simulator (propagation [`PROPAGATION`]) and configures the workspace for it
+/// with the given `[sync] propagation_window`.
+async fn start(
+    doc: TenantDoc,
+    dir: &Path,
+    window: &str,
+) -> (String, tokio::sync::oneshot::Sender<()>) {
     let (base, stop) = start_sim_with(
         doc,
         Knobs {
-            propagation: DurationRange::between_millis(PROPAGATION_MS.0, PROPAGATION_MS.1),
+            propagation: DurationRange::fixed(PROPAGATION),
             ..Knobs::quiet()
         },
     )
     .await;
-    write_config(dir, &base);
-    let mut config = std::fs::read_to_string(dir.join("skillsync.toml")).unwrap();
-    writeln!(
-        config,
-        "\n[sync]\npropagation_window = \"{PROPAGATION_WINDOW}\""
-    )
-    .unwrap();
-    std::fs::write(dir.join("skillsync.toml"), config).unwrap();
+    configure(dir, &base, window);
     (base, stop)
+}
+
+/// Writes the workspace's config for the simulator at `base`, with the given
+/// `[sync] propagation_window`: the settle time the next run journals.
+fn configure(dir: &Path, base: &str, window: &str) {
+    write_config(dir, base);
+    let mut config = std::fs::read_to_string(dir.join("skillsync.toml")).unwrap();
+    writeln!(config, "\n[sync]\npropagation_window = \"{window}\"").unwrap();
+    std::fs::write(dir.join("skillsync.toml"), config).unwrap();
+}
+
+/// Moves the simulator's clock past [`PROPAGATION`]: its routing cache shows every write
+/// made so far. verify's own clock (real time) does not move.
+async fn catch_up(base: &str) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let advanced = reqwest::Client::new()
+        .post(format!("{base}/sim/clock/advance"))
+        .json(&serde_json::json!({ "by": CATCH_UP }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(advanced.status(), 200, "advance the simulator's clock");
 }
 
 async fn apply(dir: &Path) {
@@ -110,9 +142,9 @@ fn counts(stats: &Value) -> (u64, u64) {
 }
 
 /// Runs verify and returns its output with the user requests and test interactions it made.
-async fn verify(base: &str, dir: &Path, args: &'static [&'static str]) -> (Output, u64, u64) {
+async fn verify(base: &str, dir: &Path, args: &[&str]) -> (Output, u64, u64) {
     let before = counts(&sim_get(base, "/sim/stats").await);
-    let output = run(dir, args).await;
+    let output = run_with(dir, args).await;
     let after = counts(&sim_get(base, "/sim/stats").await);
     (output, after.0 - before.0, after.1 - before.1)
 }
@@ -138,15 +170,19 @@ async fn a_new_assignment_is_not_yet_routable_before_settling_and_routed_after()
     let (queue, skill) = test_queue_nobody_holds(&mut doc);
     let agent = doc.users[0].id.clone();
     write_hris_plus(&ws.0, &doc, &[(0, &skill, 7)]);
-    let (base, _stop) = start(doc, &ws.0).await;
+    // Run 1 promises to settle in an hour; the simulator's cache takes an hour too.
+    let (base, _stop) = start(doc.clone(), &ws.0, LONG_WINDOW).await;
     apply(&ws.0).await;
 
-    // Right after the run: the database has the assignment, the routing cache does not yet.
+    // Right after the run: the database has the assignment, the routing cache does not yet,
+    // however long the check takes to start.
     let (early, user_requests, interactions) =
         verify(&base, &ws.0, &["verify", "--no-wait", "--output", "json"]).await;
     let report = json_of(&early);
     assert_eq!(early.status.code(), Some(2), "not yet routable: {report:#}");
     assert_eq!(report["result"], "not_yet_routable");
+    assert_eq!(report["exitCode"], 2);
+    let first_run = report["run"].clone();
     let queues = report["queues"].as_array().unwrap();
     assert_eq!(
         queues.len(),
@@ -163,29 +199,52 @@ async fn a_new_assignment_is_not_yet_routable_before_settling_and_routed_after()
     assert_eq!(user_requests, 0, "verify must not read users");
     assert_eq!(interactions, 1, "one test interaction per covered queue");
 
-    // Waiting: verify sleeps until the journal's settle time, then the agent is routed.
+    // Run 2 raises the same agent's level and promises to settle within a second; then the
+    // simulator's cache catches up with both runs.
+    configure(&ws.0, &base, SHORT_WINDOW);
+    write_hris_plus(&ws.0, &doc, &[(0, &skill, 8)]);
+    apply(&ws.0).await;
+    catch_up(&base).await;
+
+    // Waiting: verify sleeps until the journal's settle time (at most a second), then the
+    // changed agent is routed.
     let (settled, user_requests, interactions) =
         verify(&base, &ws.0, &["verify", "--output", "json"]).await;
     let report = json_of(&settled);
     assert_eq!(settled.status.code(), Some(0), "routed: {report:#}");
     assert_eq!(report["result"], "verified");
+    assert_eq!(report["exitCode"], 0);
+    assert_ne!(report["run"], first_run, "the latest apply: {report:#}");
     let queues = report["queues"].as_array().unwrap();
+    assert_eq!(queues.len(), 1, "{report:#}");
+    assert_eq!(queues[0]["queueId"], queue.id.as_str());
     assert_eq!(queues[0]["result"], "routed", "{report:#}");
     assert_eq!(queues[0]["routedTo"], agent.as_str());
+    assert_eq!(queues[0]["expectedUsers"][0]["level"], 8);
     assert!(
         timestamp(&report["checkedAt"]) >= timestamp(&report["settlesAt"]),
-        "checked after the settle time: {report:#}"
-    );
-    assert!(
-        String::from_utf8_lossy(&settled.stderr).contains("waiting"),
-        "the wait is shown on stderr: {}",
-        String::from_utf8_lossy(&settled.stderr)
+        "verify waited for the settle time: {report:#}"
     );
     assert_eq!(
         user_requests, 0,
         "verify must not read users, even while waiting"
     );
     assert_eq!(interactions, 1);
+
+    // Run 1's own assignment routes too, now that the cache has it: a routed answer is proof
+    // even before the journal's settle time.
+    let first = first_run.as_i64().unwrap().to_string();
+    let (again, user_requests, _) = verify(
+        &base,
+        &ws.0,
+        &["verify", "--run", &first, "--no-wait", "--output", "json"],
+    )
+    .await;
+    let report = json_of(&again);
+    assert_eq!(again.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["queues"][0]["result"], "routed", "{report:#}");
+    assert_eq!(report["queues"][0]["routedTo"], agent.as_str());
+    assert_eq!(user_requests, 0);
 
     // The human table says the same.
     let (human, user_requests, _) = verify(&base, &ws.0, &["verify"]).await;
@@ -196,11 +255,15 @@ async fn a_new_assignment_is_not_yet_routable_before_settling_and_routed_after()
         .find(|l| l.starts_with(&queue.name))
         .unwrap_or_else(|| panic!("a row for {}:\n{text}", queue.name));
     assert!(row.contains(&format!("routed to {agent}")), "{row}");
+    assert!(text.contains("Verified"), "{text}");
     assert_eq!(user_requests, 0);
 }
 
+/// The queue routes, after settling, to an agent who outranks ours: whether our write reached
+/// the routing cache or not, that answer is the same, so it is inconclusive (exit 4), never
+/// "verified" and never a failure.
 #[tokio::test(flavor = "multi_thread")]
-async fn another_agent_at_a_higher_level_is_named_and_not_a_failure() {
+async fn another_agent_at_a_higher_level_is_named_and_inconclusive() {
     let ws = workspace("verify-other");
     let mut doc = tenant();
     let (queue, skill) = test_queue_nobody_holds(&mut doc);
@@ -213,23 +276,35 @@ async fn another_agent_at_a_higher_level_is_named_and_not_a_failure() {
     });
     write_hris_plus(&ws.0, &doc, &[(0, &skill, 4)]);
     // The incumbent's row is in the files already: write_hris_exact lists what it holds.
-    let (base, _stop) = start(doc, &ws.0).await;
+    let (base, _stop) = start(doc, &ws.0, SHORT_WINDOW).await;
     apply(&ws.0).await;
 
+    // The simulator's cache never sees our write (its propagation is an hour): the incumbent
+    // would be routed all the same, which is why this proves nothing.
     let (output, user_requests, _) = verify(&base, &ws.0, &["verify", "--output", "json"]).await;
     let report = json_of(&output);
-    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    assert_eq!(output.status.code(), Some(4), "inconclusive: {report:#}");
+    assert_eq!(report["result"], "inconclusive", "{report:#}");
+    assert_eq!(report["exitCode"], 4);
     let entry = &report["queues"][0];
+    assert_eq!(entry["queueId"], queue.id.as_str());
     assert_eq!(entry["result"], "routed_to_other", "{report:#}");
     assert_eq!(entry["routedTo"], incumbent.as_str());
     assert_eq!(entry["settled"], true);
     assert_eq!(user_requests, 0);
 
+    // Once the cache has our write, the incumbent still wins: still inconclusive.
+    catch_up(&base).await;
     let human = run(&ws.0, &["verify", "--no-wait"]).await;
     let text = String::from_utf8_lossy(&human.stdout);
+    assert_eq!(human.status.code(), Some(4), "{text}");
     assert!(
         text.contains(&format!("routed to another agent, {incumbent}"))
             && text.contains("highest level wins"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Inconclusive") && text.contains("exit 4") && !text.contains("Verified"),
         "{text}"
     );
 }
@@ -257,7 +332,7 @@ async fn a_skill_only_production_queues_require_is_reported_as_not_covered() {
         .position(|u| !u.skills.iter().any(|a| a.id == production_only.skill_id))
         .expect("someone lacks the skill");
     write_hris_plus(&ws.0, &doc, &[(agent, &skill, 5)]);
-    let (base, _stop) = start(doc, &ws.0).await;
+    let (base, _stop) = start(doc, &ws.0, SHORT_WINDOW).await;
     apply(&ws.0).await;
 
     let (output, user_requests, interactions) =
@@ -324,6 +399,7 @@ fn help_teaches_the_results_and_exit_codes() {
         "non-production",
         "2 not yet routable",
         "3 nothing to verify",
+        "4 inconclusive",
     ] {
         assert!(text.contains(needle), "`{needle}` in:\n{text}");
     }
@@ -395,7 +471,7 @@ async fn the_json_document_is_exactly_what_docs_verify_json_md_lists() {
     let (base, _stop) = start_sim_with(
         doc.clone(),
         Knobs {
-            propagation: DurationRange::fixed(std::time::Duration::from_secs(3600)),
+            propagation: DurationRange::fixed(PROPAGATION),
             ..Knobs::quiet()
         },
     )

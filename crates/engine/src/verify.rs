@@ -341,38 +341,55 @@ pub enum Outcome {
     Failed,
     /// No non-production queue covers any skill the run gave.
     NothingToVerify,
+    /// Every queue was judged and none failed, but some routed, after settling, to an agent
+    /// this run did not change: one who holds the skill at least as high as ours and so
+    /// outranks them. That can be right, but it cannot prove routing sees our assignment.
+    Inconclusive,
 }
 
 impl Outcome {
-    /// A stable name for output: `verified`, `not_yet_routable`, `failed`, `nothing_to_verify`.
+    /// A stable name for output: `verified`, `not_yet_routable`, `failed`, `nothing_to_verify`,
+    /// `inconclusive`.
     pub fn name(self) -> &'static str {
         match self {
             Outcome::Verified => "verified",
             Outcome::NotYetRoutable => "not_yet_routable",
             Outcome::Failed => "failed",
             Outcome::NothingToVerify => "nothing_to_verify",
+            Outcome::Inconclusive => "inconclusive",
+        }
+    }
+
+    /// How much this outcome outweighs another when queues disagree: a failure is worst; a
+    /// queue not judged yet may still prove (or fail) once settled; a queue another agent took
+    /// proves nothing, which still outweighs the proof the other queues gave.
+    fn weight(self) -> u8 {
+        match self {
+            Outcome::NothingToVerify => 0,
+            Outcome::Verified => 1,
+            Outcome::Inconclusive => 2,
+            Outcome::NotYetRoutable => 3,
+            Outcome::Failed => 4,
         }
     }
 }
 
-/// Rolls the verdicts up: any failure wins, then anything not yet settled.
+/// Rolls the verdicts up: any failure wins, then anything not yet settled, then any queue
+/// routed after settling to an agent the run did not change (inconclusive); only when every
+/// queue routed to one of the run's agents is the run verified. No verdicts: nothing to verify.
 pub fn outcome<'a>(verdicts: impl IntoIterator<Item = &'a Verdict>) -> Outcome {
-    let mut outcome = Outcome::NothingToVerify;
-    for verdict in verdicts {
-        let this = match verdict {
-            Verdict::Failed { .. } | Verdict::Unanswered { .. } => return Outcome::Failed,
+    verdicts
+        .into_iter()
+        .map(|verdict| match verdict {
+            Verdict::Failed { .. } | Verdict::Unanswered { .. } => Outcome::Failed,
             Verdict::NotYetRoutable { .. } | Verdict::RoutedToOther { settled: false, .. } => {
                 Outcome::NotYetRoutable
             }
-            Verdict::Routed { .. } | Verdict::RoutedToOther { settled: true, .. } => {
-                Outcome::Verified
-            }
-        };
-        if outcome != Outcome::NotYetRoutable {
-            outcome = this;
-        }
-    }
-    outcome
+            Verdict::RoutedToOther { settled: true, .. } => Outcome::Inconclusive,
+            Verdict::Routed { .. } => Outcome::Verified,
+        })
+        .max_by_key(|outcome| outcome.weight())
+        .unwrap_or(Outcome::NothingToVerify)
 }
 
 #[cfg(test)]
@@ -735,7 +752,7 @@ mod tests {
     }
 
     #[test]
-    fn failures_outrank_waiting_which_outranks_success() {
+    fn failures_outrank_waiting_which_outranks_inconclusive_which_outranks_success() {
         let routed = Verdict::Routed {
             user: UserId("u1".into()),
         };
@@ -750,13 +767,24 @@ mod tests {
             settled: false,
         };
         assert_eq!(outcome([]), Outcome::NothingToVerify);
-        assert_eq!(outcome([&routed, &other_settled]), Outcome::Verified);
+        assert_eq!(outcome([&routed, &routed]), Outcome::Verified);
+        // Routed, after settling, to an agent who outranks ours: proves nothing about ours,
+        // alone or beside queues that did route to ours, in any order.
+        assert_eq!(outcome([&other_settled]), Outcome::Inconclusive);
+        assert_eq!(outcome([&routed, &other_settled]), Outcome::Inconclusive);
+        assert_eq!(outcome([&other_settled, &routed]), Outcome::Inconclusive);
         assert_eq!(
             outcome([&routed, &waiting, &routed]),
             Outcome::NotYetRoutable
         );
         assert_eq!(outcome([&other_early, &routed]), Outcome::NotYetRoutable);
+        assert_eq!(outcome([&other_settled, &waiting]), Outcome::NotYetRoutable);
+        assert_eq!(
+            outcome([&other_early, &other_settled]),
+            Outcome::NotYetRoutable
+        );
         assert_eq!(outcome([&waiting, &failed, &routed]), Outcome::Failed);
+        assert_eq!(outcome([&other_settled, &failed]), Outcome::Failed);
         let unanswered = Verdict::Unanswered {
             error: "403".into(),
         };

@@ -31,6 +31,12 @@ fn nothing_to_verify() -> ExitCode {
     ExitCode::from(3)
 }
 
+/// Some queue routed, after settling, to an agent this run did not change, who outranks ours:
+/// it cannot prove that routing sees our assignment.
+fn inconclusive() -> ExitCode {
+    ExitCode::from(4)
+}
+
 /// Runs the command.
 pub async fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let config = match Config::load(&args.common.config) {
@@ -134,6 +140,7 @@ pub async fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         Outcome::NotYetRoutable => not_yet_routable(),
         Outcome::Failed => exit::error(),
         Outcome::NothingToVerify => nothing_to_verify(),
+        Outcome::Inconclusive => inconclusive(),
     })
 }
 
@@ -409,20 +416,29 @@ impl Report<'_> {
         }
         out.push('\n');
         out.push_str(&match outcome {
-            Outcome::Verified => {
+            Outcome::Verified => format!(
+                "Verified: all {} queue(s) routed to an agent of this run.\n",
+                coverage.checks.len()
+            ),
+            Outcome::Inconclusive => {
                 let to_others = verdicts
                     .iter()
                     .filter(|v| matches!(v, Verdict::RoutedToOther { .. }))
                     .count();
-                let to_ours = coverage.checks.len() - to_others;
-                if to_others == 0 {
-                    format!("Verified: all {to_ours} queue(s) routed to an agent of this run.\n")
+                let to_ours = verdicts
+                    .iter()
+                    .filter(|v| matches!(v, Verdict::Routed { .. }))
+                    .count();
+                let ours = if to_ours == 0 {
+                    String::new()
                 } else {
-                    format!(
-                        "Verified: {to_ours} queue(s) routed to an agent of this run, {to_others} to another \
-                         agent (right by the highest-level rule, but no proof that ours are routable).\n"
-                    )
-                }
+                    format!("; {to_ours} other queue(s) routed to an agent of this run")
+                };
+                format!(
+                    "Inconclusive: {to_others} queue(s) routed, after settling, to another agent who holds the \
+                     skill at least as high as ours and so outranks them: that can be right, but it cannot \
+                     prove that routing sees this run's assignment{ours} (exit 4).\n"
+                )
             }
             Outcome::NotYetRoutable => match self.settles_at {
                 Some(at) => format!(
@@ -450,6 +466,7 @@ fn exit_code(outcome: Outcome) -> u8 {
         Outcome::Failed => 1,
         Outcome::NotYetRoutable => 2,
         Outcome::NothingToVerify => 3,
+        Outcome::Inconclusive => 4,
     }
 }
 
@@ -476,7 +493,7 @@ fn describe(check: &QueueCheck, verdict: &Verdict) -> String {
             let ours = check.expected.first().map_or(0, |(_, level)| *level);
             if *settled {
                 format!(
-                    "routed to another agent, {who}: can be right (the highest level wins, so {who} holds it at level {ours} or above), but it does not prove ours"
+                    "inconclusive: routed to another agent, {who} (the highest level wins, so {who} holds it at level {ours} or above); it does not prove ours"
                 )
             } else {
                 format!("routed to another agent, {who}: ours may not be visible yet{settles}")
