@@ -526,3 +526,122 @@ async fn the_json_documents_are_exactly_what_docs_retire_json_md_lists() {
     json_doc::printed(&examples[1], "--undo", &opaque, &mut shown);
     json_doc::assert_example_documented("retire-json.md", &documented, &shown);
 }
+
+/// Every write lands and is then answered 502 (`fault-after-commit-rate` 1); the client's
+/// retry meets 412, since our own write moved the version. Re-read, each change is in place:
+/// the run journals it as applied (a user's skills with a settle time) and counts it as its
+/// own, not as found done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_whose_answers_were_lost_are_journaled_applied_and_counted() {
+    const LOST: usize = 25;
+    let ws = workspace("retire-lost-answers");
+    let (mut doc, proficiency) = tenant();
+    let skill = sim::skill_name(0);
+    let skill_id = id_in(&doc.skills, &skill, "en-us");
+    let mut holders = 0;
+    for user in &mut doc.users {
+        user.skills.retain(|a| a.id != skill_id);
+        if user.locale == "en-us" && !user.skills.is_empty() && holders < LOST {
+            user.skills.push(Assignment {
+                id: skill_id.clone(),
+                level: 4,
+                active: true,
+            });
+            holders += 1;
+        }
+    }
+    assert_eq!(holders, LOST);
+    for (i, profile) in doc.profiles.iter_mut().enumerate() {
+        profile.skills.retain(|id| *id != skill_id);
+        if i == 0 {
+            profile.skills.push(skill_id.clone());
+        }
+    }
+    write_hris_exact(&ws.0, &doc);
+    let knobs = Knobs {
+        fault_after_commit_rate: 1.0,
+        ..Knobs::quiet()
+    };
+    let (base, _stop) = start_sim_with(doc.clone(), knobs).await;
+    write_config(&ws.0, &base);
+    let journal =
+        store::open(&format!("sqlite://{}", ws.0.join("skillsync.db").display())).unwrap();
+    let json = |output: &std::process::Output| -> Value {
+        assert_eq!(output.status.code(), Some(0), "{}", text(output));
+        serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("retire must print JSON ({e}):\n{}", text(output)))
+    };
+    let applied = |run: i64, target: store::WriteTarget| {
+        journal
+            .writes(store::RunId(run))
+            .unwrap()
+            .into_iter()
+            .filter(|w| w.target == target && w.status == store::WriteStatus::Applied)
+            .collect::<Vec<_>>()
+    };
+
+    let hard = json(
+        &run_with(
+            &ws.0,
+            &[
+                "retire", &skill, "--locale", "en-us", "--yes", "--output", "json",
+            ],
+        )
+        .await,
+    );
+    let retired = &hard["retired"];
+    assert_eq!(retired["usersStripped"], LOST as u64, "{hard:#}");
+    assert_eq!(retired["usersAlreadyClear"], 0, "{hard:#}");
+    assert_eq!(retired["profilesStripped"], 1, "{hard:#}");
+    assert_eq!(retired["definitionsDeleted"], 1, "{hard:#}");
+    assert!(
+        retired["settlesAt"].is_string(),
+        "{LOST} users lost a routable skill: {hard:#}"
+    );
+    let run = retired["run"].as_i64().unwrap();
+    let users = applied(run, store::WriteTarget::UserSkills);
+    assert_eq!(users.len(), LOST, "{users:#?}");
+    assert!(users.iter().all(|w| w.settles_at.is_some()), "{users:#?}");
+    assert_eq!(applied(run, store::WriteTarget::Profile).len(), 1);
+    let state = sim_get(&base, "/sim/state").await;
+    assert!(!ids_of(&state["skills"]).contains(&skill_id.as_str()));
+
+    let soft = json(
+        &run_with(
+            &ws.0,
+            &[
+                "retire",
+                &proficiency,
+                "--soft",
+                "--yes",
+                "--output",
+                "json",
+            ],
+        )
+        .await,
+    );
+    let retired = &soft["retired"];
+    assert_eq!(
+        retired["definitionsDeactivated"], 2,
+        "both locale variants: {soft:#}"
+    );
+    assert_eq!(retired["settlesAt"], Value::Null, "{soft:#}");
+    let run = retired["run"].as_i64().unwrap();
+    assert_eq!(
+        applied(run, store::WriteTarget::Definition).len(),
+        2,
+        "{:#?}",
+        journal.writes(store::RunId(run)).unwrap()
+    );
+    let state = sim_get(&base, "/sim/state").await;
+    for locale in ["en-us", "de-de"] {
+        let id = id_in(&doc.proficiencies, &proficiency, locale);
+        let definition = state["proficiencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == id.as_str())
+            .unwrap();
+        assert_eq!(definition["active"], false, "{definition}");
+    }
+}

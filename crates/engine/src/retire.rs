@@ -439,6 +439,13 @@ async fn references(
     )
 }
 
+/// Why a user is not written: stripping would take their last skill.
+const EMPTIES_SKILLS: &str = "holds no other skill: stripping would drop them out of every queue; \
+     not written (give them another skill first, or pass --allow-empty-skills if intended)";
+
+/// The journal's detail for a write whose answer was lost but which a re-read shows landed.
+const LANDED: &str = "its answer was lost, and a re-read shows the change in place";
+
 /// A phase of the retirement, for progress bars.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetirePhase {
@@ -562,6 +569,7 @@ pub async fn retire(
         clear: AtomicUsize::new(0),
         conflicts: AtomicUsize::new(0),
         failed: Mutex::new(Vec::new()),
+        pending: Mutex::new(BTreeMap::new()),
     };
     let mut report = RetireReport::default();
     let outcome = match plan.mode {
@@ -588,6 +596,10 @@ struct Retirer<'a> {
     clear: AtomicUsize,
     conflicts: AtomicUsize,
     failed: Mutex<Vec<(UserId, String)>>,
+    /// Users this run wrote whose outcome it did not learn (unknown, or a 412 that may answer
+    /// a retry of a write that had landed), with the last such write and the user as read
+    /// before it: a re-read that finds the references gone means that write landed.
+    pending: Mutex<BTreeMap<UserId, (UserWrite, UserAssignments)>>,
 }
 
 impl Retirer<'_> {
@@ -685,6 +697,19 @@ impl Retirer<'_> {
             .push((user.clone(), reason));
     }
 
+    /// Remembers a write whose outcome is not known yet.
+    fn pend(&self, write: &UserWrite, before: &UserAssignments) {
+        self.pending
+            .lock()
+            .expect("not poisoned")
+            .insert(write.user_id.clone(), (write.clone(), before.clone()));
+    }
+
+    /// Forgets (and returns) the user's write whose outcome was not known.
+    fn settle(&self, user: &UserId) -> Option<(UserWrite, UserAssignments)> {
+        self.pending.lock().expect("not poisoned").remove(user)
+    }
+
     async fn deactivate_all(
         &self,
         plan: &RetirePlan,
@@ -705,20 +730,34 @@ impl Retirer<'_> {
         Ok(())
     }
 
-    /// PUT with `active:false` and `If-Match`; on a conflict, takes the fresh version and
-    /// keeps every other field as the tenant has it. False when it was inactive already.
+    /// PUT with `active:false` and `If-Match`; on a conflict or an unknown outcome, takes the
+    /// fresh version and keeps every other field as the tenant has it. False when it was
+    /// inactive already and no write of this run made it so.
     async fn deactivate(&self, read: &Definition) -> Result<bool, RetireFailure> {
         let action = || format!("deactivating {} {} ({})", read.kind, read.name, read.locale);
         let mut current = read.clone();
+        // The definition as read before this run's last write whose outcome it did not learn.
+        let mut pending: Option<Definition> = None;
         for _ in 0..self.options.conflict_retries.max(1) {
             if !current.active {
-                return Ok(false);
+                let Some(before) = pending else {
+                    return Ok(false);
+                };
+                self.record(vec![(
+                    WriteTarget::Definition,
+                    read.id.to_string(),
+                    json!(before),
+                    json!(current),
+                    WriteStatus::Applied,
+                    Some(format!("retired (soft): {LANDED}")),
+                )]);
+                return Ok(true);
             }
             let wanted = Definition {
                 active: false,
                 ..current.clone()
             };
-            match self.api.update_definition(&wanted).await {
+            let (status, detail) = match self.api.update_definition(&wanted).await {
                 Ok(written) => {
                     self.record(vec![(
                         WriteTarget::Definition,
@@ -732,23 +771,13 @@ impl Retirer<'_> {
                 }
                 Err(Error::Conflict { .. }) => {
                     self.conflicts.fetch_add(1, Ordering::Relaxed);
-                    current = self
-                        .api
-                        .find_definitions(read.kind, &read.name, &read.locale)
-                        .await
-                        .map_err(|source| RetireFailure::Tenant {
-                            action: action(),
-                            source,
-                        })?
-                        .into_iter()
-                        .find(|d| d.id == read.id)
-                        .ok_or_else(|| RetireFailure::Tenant {
-                            action: action(),
-                            source: Error::NotFound {
-                                what: "definition",
-                                id: read.id.to_string(),
-                            },
-                        })?;
+                    (
+                        WriteStatus::Conflict,
+                        "retired (soft): stale version: re-read and written again".to_string(),
+                    )
+                }
+                Err(error) if error.is_transient() => {
+                    (WriteStatus::Unknown, format!("retired (soft): {error}"))
                 }
                 Err(source) => {
                     return Err(RetireFailure::Tenant {
@@ -756,7 +785,36 @@ impl Retirer<'_> {
                         source,
                     });
                 }
+            };
+            self.record(vec![(
+                WriteTarget::Definition,
+                read.id.to_string(),
+                json!(current),
+                json!(wanted),
+                status,
+                Some(detail),
+            )]);
+            if let Some(failure) = self.journal_failure() {
+                return Err(failure);
             }
+            pending = Some(current.clone());
+            current = self
+                .api
+                .find_definitions(read.kind, &read.name, &read.locale)
+                .await
+                .map_err(|source| RetireFailure::Tenant {
+                    action: action(),
+                    source,
+                })?
+                .into_iter()
+                .find(|d| d.id == read.id)
+                .ok_or_else(|| RetireFailure::Tenant {
+                    action: action(),
+                    source: Error::NotFound {
+                        what: "definition",
+                        id: read.id.to_string(),
+                    },
+                })?;
         }
         Err(RetireFailure::Tenant {
             action: action(),
@@ -840,6 +898,15 @@ impl Retirer<'_> {
         let writes: Vec<(UserWrite, &UserAssignments)> = users
             .iter()
             .filter_map(|u| strip_user(u, self.kind, &self.retired).map(|w| (w, u)))
+            .filter(|(write, _)| {
+                // `check` screened the users `prepare` read; users found again after a refused
+                // delete (or listed by a caller) are screened here, before anything is sent.
+                let refused = empties_skills(write) && !self.options.allow_empty_skills;
+                if refused {
+                    self.fail(&write.user_id, EMPTIES_SKILLS.into());
+                }
+                !refused
+            })
             .collect();
         let total = writes.len();
         let batch_size = match self.api.capabilities().max_bulk_entries {
@@ -881,11 +948,15 @@ impl Retirer<'_> {
                 for ((write, before), outcome) in batch.iter().zip(outcomes) {
                     match outcome {
                         EntryOutcome::Applied(_) => {
+                            self.settle(&write.user_id);
                             self.stripped.fetch_add(1, Ordering::Relaxed);
                             journal.push((write, *before, WriteStatus::Applied, None));
                         }
+                        // Our version is stale: someone else wrote, or this is the client's
+                        // retry of an entry whose first answer was lost after it landed.
                         EntryOutcome::Conflict => {
                             self.conflicts.fetch_add(1, Ordering::Relaxed);
+                            self.pend(write, before);
                             retry.push(write.user_id.clone());
                             journal.push((
                                 write,
@@ -896,6 +967,7 @@ impl Retirer<'_> {
                         }
                         // Gone users reference nothing.
                         EntryOutcome::NotFound => {
+                            self.settle(&write.user_id);
                             self.clear.fetch_add(1, Ordering::Relaxed);
                             journal.push((
                                 write,
@@ -914,6 +986,7 @@ impl Retirer<'_> {
             // The batch's outcome is unknown: each user is re-read before anything is sent again.
             Err(error) if error.is_transient() => {
                 for (write, before) in batch {
+                    self.pend(write, before);
                     retry.push(write.user_id.clone());
                     journal.push((
                         write,
@@ -939,11 +1012,13 @@ impl Retirer<'_> {
     async fn write_one(&self, write: &UserWrite, before: &UserAssignments) -> Option<String> {
         let (retry, status, detail) = match self.api.write_user(write).await {
             Ok(_) => {
+                self.settle(&write.user_id);
                 self.stripped.fetch_add(1, Ordering::Relaxed);
                 (None, WriteStatus::Applied, None)
             }
             Err(Error::Conflict { .. }) => {
                 self.conflicts.fetch_add(1, Ordering::Relaxed);
+                self.pend(write, before);
                 let detail = "stale version: re-read and re-merged".to_string();
                 (
                     Some("the user kept changing under us".to_string()),
@@ -952,15 +1027,19 @@ impl Retirer<'_> {
                 )
             }
             Err(Error::NotFound { .. }) => {
+                self.settle(&write.user_id);
                 self.clear.fetch_add(1, Ordering::Relaxed);
                 let detail = "the user no longer exists".to_string();
                 (None, WriteStatus::Failed, Some(detail))
             }
-            Err(error) if error.is_transient() => (
-                Some(error.to_string()),
-                WriteStatus::Unknown,
-                Some(error.to_string()),
-            ),
+            Err(error) if error.is_transient() => {
+                self.pend(write, before);
+                (
+                    Some(error.to_string()),
+                    WriteStatus::Unknown,
+                    Some(error.to_string()),
+                )
+            }
             Err(error) => {
                 self.fail(&write.user_id, error.to_string());
                 (None, WriteStatus::Failed, Some(error.to_string()))
@@ -994,6 +1073,7 @@ impl Retirer<'_> {
             let live = match self.api.user(user_id).await {
                 Ok(live) => live,
                 Err(Error::NotFound { .. }) => {
+                    self.settle(user_id);
                     self.clear.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
@@ -1007,12 +1087,27 @@ impl Retirer<'_> {
                 }
             };
             let Some(write) = strip_user(&live, self.kind, &self.retired) else {
-                // An earlier write whose answer was lost did land, or someone else removed it.
-                self.clear.fetch_add(1, Ordering::Relaxed);
+                match self.settle(user_id) {
+                    // This run's write whose answer was lost (or answered by a 412 to the
+                    // client's retry) did land: it stripped the user.
+                    Some((write, before)) => {
+                        self.stripped.fetch_add(1, Ordering::Relaxed);
+                        self.record_users(&[(
+                            &write,
+                            &before,
+                            WriteStatus::Applied,
+                            Some(LANDED.to_string()),
+                        )]);
+                    }
+                    // Nothing of ours was in doubt: someone else removed it.
+                    None => {
+                        self.clear.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
                 return;
             };
             if empties_skills(&write) && !self.options.allow_empty_skills {
-                self.fail(user_id, "holds no other skill after re-reading; not written (pass --allow-empty-skills if intended)".into());
+                self.fail(user_id, EMPTIES_SKILLS.into());
                 return;
             }
             match self.write_one(&write, &live).await {
@@ -1024,8 +1119,8 @@ impl Retirer<'_> {
         self.fail(user_id, last_error);
     }
 
-    /// Strips one profile with `If-Match`, re-reading on conflict; false when it no longer
-    /// listed the definitions.
+    /// Strips one profile with `If-Match`, re-reading on conflict or an unknown outcome;
+    /// false when it no longer listed the definitions and no write of this run removed them.
     async fn strip_one_profile(&self, read: &Profile) -> Result<bool, RetireFailure> {
         let failed = |reason: String| RetireFailure::ProfileFailed {
             id: read.id.clone(),
@@ -1033,11 +1128,24 @@ impl Retirer<'_> {
             reason,
         };
         let mut current = read.clone();
+        // The profile as read before this run's last write whose outcome it did not learn.
+        let mut pending: Option<Profile> = None;
         for _ in 0..self.options.conflict_retries.max(1) {
             let Some(stripped) = strip_profile(&current, self.kind, &self.retired) else {
-                return Ok(false);
+                let Some(before) = pending else {
+                    return Ok(false);
+                };
+                self.record(vec![(
+                    WriteTarget::Profile,
+                    read.id.clone(),
+                    profile_json(&before),
+                    profile_json(&current),
+                    WriteStatus::Applied,
+                    Some(LANDED.into()),
+                )]);
+                return Ok(true);
             };
-            match self.api.write_profile(&stripped).await {
+            let (status, detail) = match self.api.write_profile(&stripped).await {
                 Ok(version) => {
                     let after = Profile {
                         version,
@@ -1055,27 +1163,36 @@ impl Retirer<'_> {
                 }
                 Err(Error::Conflict { .. }) => {
                     self.conflicts.fetch_add(1, Ordering::Relaxed);
-                    self.record(vec![(
-                        WriteTarget::Profile,
-                        read.id.clone(),
-                        profile_json(&current),
-                        profile_json(&stripped),
+                    (
                         WriteStatus::Conflict,
-                        Some("stale version: re-read and re-merged".into()),
-                    )]);
-                    let fresh: Vec<Profile> = self
-                        .api
-                        .profiles(None)
-                        .try_collect()
-                        .await
-                        .map_err(|e| failed(e.to_string()))?;
-                    match fresh.into_iter().find(|p| p.id == read.id) {
-                        Some(profile) => current = profile,
-                        None => return Ok(false),
-                    }
+                        "stale version: re-read and re-merged".to_string(),
+                    )
                 }
+                Err(error) if error.is_transient() => (WriteStatus::Unknown, error.to_string()),
                 Err(Error::NotFound { .. }) => return Ok(false),
                 Err(error) => return Err(failed(error.to_string())),
+            };
+            self.record(vec![(
+                WriteTarget::Profile,
+                read.id.clone(),
+                profile_json(&current),
+                profile_json(&stripped),
+                status,
+                Some(detail),
+            )]);
+            if let Some(failure) = self.journal_failure() {
+                return Err(failure);
+            }
+            pending = Some(current.clone());
+            let fresh: Vec<Profile> = self
+                .api
+                .profiles(None)
+                .try_collect()
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            match fresh.into_iter().find(|p| p.id == read.id) {
+                Some(profile) => current = profile,
+                None => return Ok(false),
             }
         }
         Err(failed("it kept changing under us".into()))

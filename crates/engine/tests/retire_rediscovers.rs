@@ -1,7 +1,9 @@
 //! Retiring while someone else keeps writing. Another integration (a second real client on
 //! the same simulated tenant) writes at a precise moment: right before our delete, or between
 //! our read and our bulk write. Everything goes over real HTTP; the wrapper only decides when
-//! the other writer acts, so no test sleeps stand in for a race.
+//! the other writer acts, so no test sleeps stand in for a race. The gateway's faults after
+//! commit (every write lands, then its answer is a 502) show what a run journals and counts
+//! when it never hears how its writes went.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,29 +13,38 @@ use cxone::{
     Capabilities, DefinitionQuery, EntryOutcome, NewDefinition, Profile, Queue, Routed, Secret,
     Settings, TenantApi, UserQuery, UserWrite,
 };
+use engine::JournalRun;
 use engine::retire::{RetireFailure, RetireOptions};
 use futures::TryStreamExt;
 use futures::stream::BoxStream;
-use sim::{GenerateOptions, SimConfig, TenantSource};
+use sim::{GenerateOptions, SimConfig, TenantDoc, TenantSource};
 use skillsync_core::hris::{Source, read_desired};
 use skillsync_core::{
     Assignment, Definition, DefinitionId, Desired, Kind, Level, RetiredMode, UserAssignments,
     UserId, Version,
 };
 
-/// Our client, plus another integration that re-assigns the retired proficiency to one user
-/// right before each of our first `interfere` deletes.
+/// Our client, plus another integration that re-assigns the retired definition to one user
+/// right before each of our first `interfere` deletes: added to the user's list, or, with
+/// `only`, as the whole list.
 struct Contested {
     ours: Arc<dyn TenantApi>,
     theirs: Arc<dyn TenantApi>,
     user: UserId,
     interfere: AtomicUsize,
+    only: bool,
 }
 
 impl Contested {
-    async fn reassign(&self, id: &DefinitionId) {
+    async fn reassign(&self, kind: Kind, id: &DefinitionId) {
         let user = self.theirs.user(&self.user).await.unwrap();
-        let mut list = user.proficiencies.clone().unwrap();
+        let mut list = match kind {
+            Kind::Skill => user.skills.clone(),
+            Kind::Proficiency => user.proficiencies.clone().unwrap(),
+        };
+        if self.only {
+            list.clear();
+        }
         list.push(Assignment {
             definition: id.clone(),
             level: Level::new(4).unwrap(),
@@ -43,8 +54,8 @@ impl Contested {
             .write_user(&UserWrite {
                 user_id: self.user.clone(),
                 version: user.version,
-                skills: None,
-                proficiencies: Some(list),
+                skills: (kind == Kind::Skill).then(|| list.clone()),
+                proficiencies: (kind == Kind::Proficiency).then_some(list),
             })
             .await
             .unwrap();
@@ -76,7 +87,7 @@ impl TenantApi for Contested {
         let left = self.interfere.load(Ordering::SeqCst);
         if left > 0 {
             self.interfere.store(left - 1, Ordering::SeqCst);
-            self.reassign(id).await;
+            self.reassign(kind, id).await;
         }
         self.ours.delete_definition(kind, id).await
     }
@@ -113,24 +124,40 @@ struct Tenant {
     desired: Desired,
     ours: Arc<dyn TenantApi>,
     theirs: Arc<dyn TenantApi>,
-    /// The en-us proficiency retired.
-    proficiency: DefinitionId,
+    /// The en-us definition retired.
+    retired: DefinitionId,
     /// A user who does not hold it.
     bystander: UserId,
 }
 
+/// Retiring the first proficiency of a quiet tenant.
 async fn tenant() -> Tenant {
-    let doc = sim::generate(&GenerateOptions {
+    tenant_of(Kind::Proficiency, |_, _| {}, 0.0).await
+}
+
+/// A generated tenant, reshaped by `shape` (given the id of the definition to retire), whose
+/// gateway lands every write and then answers 502 with probability `fault_after_commit`; the
+/// catalog lists the first definition of `kind`.
+async fn tenant_of(
+    kind: Kind,
+    shape: impl FnOnce(&mut TenantDoc, &str),
+    fault_after_commit: f64,
+) -> Tenant {
+    let mut doc = sim::generate(&GenerateOptions {
         agents: 120,
         locales: vec!["en-us".into()],
         ..GenerateOptions::default()
     });
+    let (name, definitions) = match kind {
+        Kind::Skill => (sim::skill_name(0), &doc.skills),
+        Kind::Proficiency => (sim::proficiency_name(0), &doc.proficiencies),
+    };
+    let retired = definitions.iter().find(|d| d.name == name).unwrap().clone();
+    shape(&mut doc, &retired.id);
+    let mut config = SimConfig::quiet(TenantSource::Doc(Box::new(doc.clone())));
+    config.knobs.fault_after_commit_rate = fault_after_commit;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let simulator = sim::Simulator::new(
-        listener,
-        SimConfig::quiet(TenantSource::Doc(Box::new(doc.clone()))),
-    )
-    .unwrap();
+    let simulator = sim::Simulator::new(listener, config).unwrap();
     let base = simulator.endpoint().base_url.clone();
     tokio::spawn(simulator.serve(std::future::pending()));
     let client = || {
@@ -144,16 +171,20 @@ async fn tenant() -> Tenant {
         settings.burst = 100;
         cxone::connect(&settings).unwrap()
     };
-    let name = sim::proficiency_name(0);
-    let proficiency = doc.proficiencies.iter().find(|d| d.name == name).unwrap();
     let catalog = format!(
-        "code,kind,locale,name,description,routing_profile_id\nACW,proficiency,en-us,{name},,{}\n",
-        proficiency.routing_profile_id
+        "code,kind,locale,name,description,routing_profile_id\nACW,{},en-us,{name},,{}\n",
+        kind.noun(),
+        retired.routing_profile_id
     );
     let bystander = doc
         .users
         .iter()
-        .find(|u| u.proficiencies.iter().all(|a| a.id != proficiency.id))
+        .find(|u| {
+            u.skills
+                .iter()
+                .chain(&u.proficiencies)
+                .all(|a| a.id != retired.id)
+        })
         .unwrap();
     let source = |name: &str, text: String| Source {
         name: name.to_string(),
@@ -176,7 +207,7 @@ async fn tenant() -> Tenant {
         desired,
         ours: client(),
         theirs: client(),
-        proficiency: DefinitionId::from(proficiency.id.as_str()),
+        retired: DefinitionId::from(retired.id.as_str()),
         bystander: UserId::from(bystander.id.as_str()),
     }
 }
@@ -187,11 +218,12 @@ fn contested(t: &Tenant, interfere: usize) -> Contested {
         theirs: t.theirs.clone(),
         user: t.bystander.clone(),
         interfere: AtomicUsize::new(interfere),
+        only: false,
     }
 }
 
-async fn exists(api: &dyn TenantApi, id: &DefinitionId) -> bool {
-    api.definitions(Kind::Proficiency, DefinitionQuery::default())
+async fn exists(api: &dyn TenantApi, kind: Kind, id: &DefinitionId) -> bool {
+    api.definitions(kind, DefinitionQuery::default())
         .try_collect::<Vec<_>>()
         .await
         .unwrap()
@@ -220,7 +252,7 @@ async fn a_delete_refused_because_someone_reassigned_it_rediscovers_strips_and_d
         plan.users().len() + 1,
         "the re-assigned user too"
     );
-    assert!(!exists(t.ours.as_ref(), &t.proficiency).await);
+    assert!(!exists(t.ours.as_ref(), Kind::Proficiency, &t.retired).await);
     let after = t.ours.user(&t.bystander).await.unwrap();
     assert_eq!(after.skills, before.skills);
     assert_eq!(
@@ -258,7 +290,10 @@ async fn deletes_that_keep_meeting_references_stop_after_three_rounds_naming_wha
         message.contains("still referenced by 1 user(s) and 0 routing profile(s) after 3 rounds"),
         "{message}"
     );
-    assert!(exists(t.ours.as_ref(), &t.proficiency).await, "not deleted");
+    assert!(
+        exists(t.ours.as_ref(), Kind::Proficiency, &t.retired).await,
+        "not deleted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,7 +332,259 @@ async fn a_user_changed_between_read_and_write_is_re_read_and_keeps_the_other_ch
         now.proficiencies
             .unwrap()
             .iter()
-            .all(|a| a.definition != t.proficiency)
+            .all(|a| a.definition != t.retired)
     );
-    assert!(!exists(t.ours.as_ref(), &t.proficiency).await);
+    assert!(!exists(t.ours.as_ref(), Kind::Proficiency, &t.retired).await);
+}
+
+/// Gives every holder of the retired skill another skill, so that stripping it empties no one.
+fn nobody_holds_only(doc: &mut TenantDoc, retired: &str) {
+    let other = doc
+        .skills
+        .iter()
+        .find(|d| d.id != retired && d.locale == "en-us")
+        .unwrap()
+        .id
+        .clone();
+    for user in &mut doc.users {
+        if user.skills.iter().all(|a| a.id == retired) && !user.skills.is_empty() {
+            user.skills.push(sim::Assignment {
+                id: other.clone(),
+                level: 3,
+                active: true,
+            });
+        }
+    }
+}
+
+/// A user found again after a refused delete is screened like the users `prepare` read: if
+/// stripping would take their last skill, they are not written without `allow_empty_skills`,
+/// and the delete stops on the users-failed path; with it, they are stripped and it goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn someone_found_again_holding_only_the_retired_skill_is_not_emptied_unless_allowed() {
+    let t = tenant_of(Kind::Skill, nobody_holds_only, 0.0).await;
+    // Right before our delete, another integration makes the retired skill the bystander's
+    // only one.
+    let api = Contested {
+        only: true,
+        ..contested(&t, 1)
+    };
+    let variants: Vec<_> = t.desired.catalog.entries.values().collect();
+    let plan = engine::retire::prepare(&api, &t.desired, &variants, RetiredMode::Hard)
+        .await
+        .unwrap();
+    assert!(!plan.users().is_empty(), "some users hold it");
+    engine::retire::check(&plan, &t.desired, true, false).expect("nobody read is emptied");
+
+    let report =
+        engine::retire::retire(&api, &plan, RetireOptions::default(), None, &|_, _, _| {}).await;
+    assert_eq!(report.deletes_refused, 1, "{report:?}");
+    assert_eq!(report.definitions_deleted, 0, "{report:?}");
+    assert_eq!(
+        report
+            .users_failed
+            .iter()
+            .map(|(u, _)| u)
+            .collect::<Vec<_>>(),
+        [&t.bystander],
+        "{report:?}"
+    );
+    let failure = report.failure.expect("the delete stops");
+    assert!(
+        matches!(failure, RetireFailure::UsersFailed { count: 1, .. }),
+        "{failure:?}"
+    );
+    let message = failure.to_string();
+    assert!(
+        message.contains(t.bystander.as_str())
+            && message.contains("holds no other skill")
+            && message.contains("--allow-empty-skills")
+            && message.contains("the definitions were kept"),
+        "{message}"
+    );
+    let now = t.ours.user(&t.bystander).await.unwrap();
+    assert_eq!(
+        now.skills.iter().map(|a| &a.definition).collect::<Vec<_>>(),
+        [&t.retired],
+        "not written: still in the queues the retired skill routes"
+    );
+    assert!(exists(t.ours.as_ref(), Kind::Skill, &t.retired).await);
+
+    // Allowed, the same user is stripped to nothing and the definition goes.
+    let plan = engine::retire::prepare(t.ours.as_ref(), &t.desired, &variants, RetiredMode::Hard)
+        .await
+        .unwrap();
+    let options = RetireOptions {
+        allow_empty_skills: true,
+        ..RetireOptions::default()
+    };
+    let report = engine::retire::retire(t.ours.as_ref(), &plan, options, None, &|_, _, _| {}).await;
+    assert!(report.failure.is_none(), "{:?}", report.failure);
+    assert_eq!(t.ours.user(&t.bystander).await.unwrap().skills, Vec::new());
+    assert!(!exists(t.ours.as_ref(), Kind::Skill, &t.retired).await);
+}
+
+/// Holders of the retired skill in the fault-after-commit tenant.
+const LOST_ANSWERS: usize = 25;
+
+/// Exactly `LOST_ANSWERS` users hold the retired skill (each with another one) and exactly one
+/// routing profile lists it.
+fn twenty_five_holders_and_one_profile(doc: &mut TenantDoc, retired: &str) {
+    let other = doc
+        .skills
+        .iter()
+        .find(|d| d.id != retired && d.locale == "en-us")
+        .unwrap()
+        .id
+        .clone();
+    for (i, user) in doc.users.iter_mut().enumerate() {
+        user.skills.retain(|a| a.id != retired && a.id != other);
+        user.skills.push(sim::Assignment {
+            id: other.clone(),
+            level: 3,
+            active: true,
+        });
+        if i < LOST_ANSWERS {
+            user.skills.push(sim::Assignment {
+                id: retired.to_string(),
+                level: 5,
+                active: true,
+            });
+        }
+    }
+    for (i, profile) in doc.profiles.iter_mut().enumerate() {
+        profile.skills.retain(|id| id != retired);
+        if i == 0 {
+            profile.skills.push(retired.to_string());
+        }
+    }
+}
+
+fn journal_run(journal: &dyn store::Journal) -> store::RunId {
+    journal
+        .start_run(&store::NewRun {
+            command: "retire".into(),
+            config_hash: "test".into(),
+            started_at: jiff::Timestamp::now(),
+            dialect: "routing".into(),
+        })
+        .unwrap()
+}
+
+/// Every write lands and is answered 502; the client's retry meets 412 (the version moved, by
+/// our own write). The re-read shows each change in place: each is journaled as applied, with
+/// a settle time for the users' skills, and counted as done by this run, not found done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hard_writes_whose_answers_were_lost_are_journaled_applied_and_counted_stripped() {
+    let t = tenant_of(Kind::Skill, twenty_five_holders_and_one_profile, 1.0).await;
+    let journal = store::open("sqlite::memory:").unwrap();
+    let run = journal_run(journal.as_ref());
+    let variants: Vec<_> = t.desired.catalog.entries.values().collect();
+    let plan = engine::retire::prepare(t.ours.as_ref(), &t.desired, &variants, RetiredMode::Hard)
+        .await
+        .unwrap();
+    assert_eq!(plan.users().len(), LOST_ANSWERS);
+    assert_eq!(plan.profiles().len(), 1);
+
+    let report = engine::retire::retire(
+        t.ours.as_ref(),
+        &plan,
+        RetireOptions::default(),
+        Some(JournalRun {
+            journal: journal.as_ref(),
+            run,
+        }),
+        &|_, _, _| {},
+    )
+    .await;
+    assert!(report.failure.is_none(), "{:?}", report.failure);
+    assert_eq!(report.users_stripped, LOST_ANSWERS, "{report:?}");
+    assert_eq!(report.users_already_clear, 0, "{report:?}");
+    assert_eq!(report.profiles_stripped, 1, "{report:?}");
+    assert_eq!(report.definitions_deleted, 1, "{report:?}");
+    assert!(!exists(t.ours.as_ref(), Kind::Skill, &t.retired).await);
+
+    let writes = journal.writes(run).unwrap();
+    let applied = |target: store::WriteTarget| {
+        writes
+            .iter()
+            .filter(|w| w.target == target && w.status == store::WriteStatus::Applied)
+            .collect::<Vec<_>>()
+    };
+    let users = applied(store::WriteTarget::UserSkills);
+    let subjects: std::collections::BTreeSet<&str> =
+        users.iter().map(|w| w.subject.as_str()).collect();
+    assert_eq!(users.len(), LOST_ANSWERS, "{writes:#?}");
+    assert_eq!(
+        subjects,
+        plan.users()
+            .iter()
+            .map(|u| u.user_id.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+    );
+    assert!(users.iter().all(|w| w.settles_at.is_some()), "{users:#?}");
+    assert_eq!(applied(store::WriteTarget::Profile).len(), 1, "{writes:#?}");
+    assert_eq!(
+        applied(store::WriteTarget::Definition).len(),
+        1,
+        "{writes:#?}"
+    );
+    assert!(
+        journal.settles_at(run).unwrap().is_some(),
+        "25 users lost a routable skill: the run settles"
+    );
+}
+
+/// The same for `--soft`: the deactivation lands, its answer is lost, the retry meets 412; the
+/// conflict is journaled, then the write as applied, and the definition counts as deactivated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_soft_deactivation_whose_answer_was_lost_is_journaled_applied_and_counted() {
+    let t = tenant_of(Kind::Proficiency, |_, _| {}, 1.0).await;
+    let journal = store::open("sqlite::memory:").unwrap();
+    let run = journal_run(journal.as_ref());
+    let variants: Vec<_> = t.desired.catalog.entries.values().collect();
+    let plan = engine::retire::prepare(t.ours.as_ref(), &t.desired, &variants, RetiredMode::Soft)
+        .await
+        .unwrap();
+    assert_eq!(plan.targets.len(), 1);
+    assert!(plan.targets[0].definition.active);
+
+    let report = engine::retire::retire(
+        t.ours.as_ref(),
+        &plan,
+        RetireOptions::default(),
+        Some(JournalRun {
+            journal: journal.as_ref(),
+            run,
+        }),
+        &|_, _, _| {},
+    )
+    .await;
+    assert!(report.failure.is_none(), "{:?}", report.failure);
+    assert_eq!(report.definitions_deactivated, 1, "{report:?}");
+    let now = t
+        .ours
+        .definitions(Kind::Proficiency, DefinitionQuery::default())
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.id == t.retired)
+        .unwrap();
+    assert!(!now.active);
+
+    let writes = journal.writes(run).unwrap();
+    let statuses: Vec<store::WriteStatus> = writes.iter().map(|w| w.status).collect();
+    assert_eq!(
+        statuses,
+        [store::WriteStatus::Conflict, store::WriteStatus::Applied],
+        "{writes:#?}"
+    );
+    assert!(
+        writes
+            .iter()
+            .all(|w| w.target == store::WriteTarget::Definition && w.subject == t.retired.as_str()),
+        "{writes:#?}"
+    );
+    assert_eq!(writes[1].after["active"], false, "{writes:#?}");
 }
