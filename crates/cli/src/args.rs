@@ -23,7 +23,7 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve a simulated CXone tenant (Admin API v2) to develop and test against.
+    /// Serve a simulated CXone tenant (Admin API v2) to develop and test against
     ///
     /// The first line printed gives the base URL and the demo client's id and secret. Explore it
     /// with curl:
@@ -81,7 +81,7 @@ pub enum Command {
     /// window.
     Assign(AssignArgs),
 
-    /// Take a catalog code out of service: strip every reference, then delete it (or --soft).
+    /// Take a catalog code out of service: strip every reference, then delete it (or --soft)
     ///
     /// The tenant refuses to delete a skill or proficiency while any user or routing profile
     /// references it (409 REFERENCED). retire resolves CODE to its definitions (one per locale
@@ -111,7 +111,7 @@ pub enum Command {
     /// skillsync journaled for each drifted agent. Exit 0: no drift; 2: drift; 1: error.
     Drift(CommonArgs),
 
-    /// Prove that routing sees a run's skill changes, with test interactions.
+    /// Prove that routing sees a run's skill changes, with test interactions
     ///
     /// A 200 from the API only proves the database changed: the routing engine works from a cache
     /// that catches up after a propagation delay, and reading users back shows the database, not
@@ -145,7 +145,7 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Verify(VerifyArgs),
 
-    /// Measure API calls, wall time and planning at scale (figures in docs/BENCHMARKS.md).
+    /// Measure API calls, wall time and planning at scale (figures in docs/BENCHMARKS.md)
     ///
     /// `bench sync` runs apply, a no-change re-sync and the naive per-user script against
     /// in-process simulators and compares them with the fewest calls any client needs;
