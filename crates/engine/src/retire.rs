@@ -640,9 +640,11 @@ impl Retirer<'_> {
                     status,
                     detail,
                     at,
-                    // Only skills route, so only a user's skills have anything to settle.
+                    // Only skills route: a user's skills, or a skill definition turned
+                    // inactive or deleted, have something to settle.
                     settles_at: (status == WriteStatus::Applied
-                        && target == WriteTarget::UserSkills)
+                        && (target == WriteTarget::UserSkills
+                            || (target == WriteTarget::Definition && self.kind == Kind::Skill)))
                         .then(|| at.checked_add(settles).ok())
                         .flatten(),
                 },

@@ -588,3 +588,37 @@ async fn a_soft_deactivation_whose_answer_was_lost_is_journaled_applied_and_coun
     );
     assert_eq!(writes[1].after["active"], false, "{writes:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soft_retiring_a_skill_settles_like_any_routing_change_and_a_proficiency_does_not() {
+    for (kind, routes) in [(Kind::Skill, true), (Kind::Proficiency, false)] {
+        let t = tenant_of(kind, |_, _| {}, 0.0).await;
+        let journal = store::open("sqlite::memory:").unwrap();
+        let run = journal_run(journal.as_ref());
+        let variants: Vec<_> = t.desired.catalog.entries.values().collect();
+        let plan =
+            engine::retire::prepare(t.ours.as_ref(), &t.desired, &variants, RetiredMode::Soft)
+                .await
+                .unwrap();
+        let report = engine::retire::retire(
+            t.ours.as_ref(),
+            &plan,
+            RetireOptions::default(),
+            Some(JournalRun {
+                journal: journal.as_ref(),
+                run,
+            }),
+            &|_, _, _| {},
+        )
+        .await;
+        assert_eq!(report.definitions_deactivated, 1, "{kind}: {report:?}");
+        // Routing drops an inactive skill only once its cache catches up; verify and history
+        // need to know when.
+        assert_eq!(
+            journal.settles_at(run).unwrap().is_some(),
+            routes,
+            "{kind}: {:#?}",
+            journal.writes(run).unwrap()
+        );
+    }
+}
