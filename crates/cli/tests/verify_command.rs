@@ -164,7 +164,7 @@ fn timestamp(value: &Value) -> jiff::Timestamp {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_new_assignment_is_not_yet_routable_before_settling_and_routed_after() {
+async fn a_new_assignment_is_not_routable_yet_before_settling_and_routed_after() {
     let ws = workspace("verify-routed");
     let mut doc = tenant();
     let (queue, skill) = test_queue_nobody_holds(&mut doc);
@@ -180,7 +180,7 @@ async fn a_new_assignment_is_not_yet_routable_before_settling_and_routed_after()
         verify(&base, &ws.0, &["verify", "--no-wait", "--output", "json"]).await;
     let report = json_of(&early);
     assert_eq!(early.status.code(), Some(2), "not yet routable: {report:#}");
-    assert_eq!(report["result"], "not_yet_routable");
+    assert_eq!(report["result"], "notYetRoutable");
     assert_eq!(report["exitCode"], 2);
     let first_run = report["run"].clone();
     let queues = report["queues"].as_array().unwrap();
@@ -190,7 +190,7 @@ async fn a_new_assignment_is_not_yet_routable_before_settling_and_routed_after()
         "only the test queue of the new skill: {report:#}"
     );
     assert_eq!(queues[0]["queueId"], queue.id.as_str());
-    assert_eq!(queues[0]["result"], "not_yet_routable", "{report:#}");
+    assert_eq!(queues[0]["result"], "notYetRoutable", "{report:#}");
     assert_eq!(queues[0]["expectedUsers"][0]["userId"], agent.as_str());
     assert!(
         timestamp(&report["checkedAt"]) < timestamp(&report["settlesAt"]),
@@ -288,7 +288,7 @@ async fn another_agent_at_a_higher_level_is_named_and_inconclusive() {
     assert_eq!(report["exitCode"], 4);
     let entry = &report["queues"][0];
     assert_eq!(entry["queueId"], queue.id.as_str());
-    assert_eq!(entry["result"], "routed_to_other", "{report:#}");
+    assert_eq!(entry["result"], "routedToOther", "{report:#}");
     assert_eq!(entry["routedTo"], incumbent.as_str());
     assert_eq!(entry["settled"], true);
     assert_eq!(user_requests, 0);
@@ -319,17 +319,17 @@ async fn a_skill_only_production_queues_require_is_reported_as_not_covered() {
         .filter(|q| !q.production)
         .map(|q| q.skill_id.as_str())
         .collect();
-    let production_only = doc
+    let production_queue = doc
         .queues
         .iter()
         .find(|q| q.production && !covered.contains(q.skill_id.as_str()))
         .expect("generated tenants have skills with production queues only")
         .clone();
-    let skill = skill_of(&doc, &production_only).name.clone();
+    let skill = skill_of(&doc, &production_queue).name.clone();
     let agent = doc
         .users
         .iter()
-        .position(|u| !u.skills.iter().any(|a| a.id == production_only.skill_id))
+        .position(|u| !u.skills.iter().any(|a| a.id == production_queue.skill_id))
         .expect("someone lacks the skill");
     write_hris_plus(&ws.0, &doc, &[(agent, &skill, 5)]);
     let (base, _stop) = start(doc, &ws.0, SHORT_WINDOW).await;
@@ -343,14 +343,14 @@ async fn a_skill_only_production_queues_require_is_reported_as_not_covered() {
         Some(3),
         "nothing to verify: {report:#}"
     );
-    assert_eq!(report["result"], "nothing_to_verify");
+    assert_eq!(report["result"], "nothingToVerify");
     assert!(report["queues"].as_array().unwrap().is_empty());
     let uncovered = &report["uncovered"][0];
-    assert_eq!(uncovered["skillId"], production_only.skill_id.as_str());
-    assert_eq!(uncovered["why"], "production_only");
+    assert_eq!(uncovered["skillId"], production_queue.skill_id.as_str());
+    assert_eq!(uncovered["why"], "productionOnly");
     assert_eq!(
         uncovered["productionQueues"][0],
-        production_only.name.as_str()
+        production_queue.name.as_str()
     );
     assert_eq!(
         interactions, 0,
@@ -457,16 +457,16 @@ async fn the_json_document_is_exactly_what_docs_verify_json_md_lists() {
         .filter(|q| !q.production)
         .map(|q| q.skill_id.as_str())
         .collect();
-    let production_only = doc
+    let production_queue = doc
         .queues
         .iter()
         .find(|q| q.production && !covered.contains(q.skill_id.as_str()))
         .expect("generated tenants have skills with production queues only")
         .clone();
-    let production_skill = skill_of(&doc, &production_only).name.clone();
+    let production_skill = skill_of(&doc, &production_queue).name.clone();
     doc.users[0]
         .skills
-        .retain(|a| a.id != production_only.skill_id);
+        .retain(|a| a.id != production_queue.skill_id);
 
     let (base, _stop) = start_sim_with(
         doc.clone(),
@@ -511,9 +511,9 @@ async fn the_json_document_is_exactly_what_docs_verify_json_md_lists() {
     apply(&ws.0).await;
     let report = verify_json(&ws.0, &mut printed, &["verify", "--output", "json"], 1).await;
     assert_eq!(result_of(&report, &queue), "failed");
-    assert_eq!(result_of(&report, &contested), "routed_to_other");
+    assert_eq!(result_of(&report, &contested), "routedToOther");
     assert_eq!(
-        report["uncovered"][0]["why"], "production_only",
+        report["uncovered"][0]["why"], "productionOnly",
         "{report:#}"
     );
 
@@ -530,7 +530,7 @@ async fn the_json_document_is_exactly_what_docs_verify_json_md_lists() {
         2,
     )
     .await;
-    assert_eq!(result_of(&report, &queue), "not_yet_routable");
+    assert_eq!(result_of(&report, &queue), "notYetRoutable");
 
     // ...until the cache has caught up: then agent 2 (the highest level) is routed.
     let _ = rustls::crypto::ring::default_provider().install_default();

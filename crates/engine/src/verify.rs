@@ -169,6 +169,18 @@ pub enum NotCovered {
     },
 }
 
+impl NotCovered {
+    /// A stable name for output, camelCase like every JSON value of the tool: `noQueue`,
+    /// `productionOnly`, `belowMinLevel`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            NotCovered::NoQueue => "noQueue",
+            NotCovered::ProductionOnly { .. } => "productionOnly",
+            NotCovered::BelowMinLevel { .. } => "belowMinLevel",
+        }
+    }
+}
+
 /// A granted skill no test interaction can prove.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Uncovered {
@@ -295,13 +307,13 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// A stable name for output: `routed`, `routed_to_other`, `not_yet_routable`, `failed`,
-    /// `unanswered`.
+    /// A stable name for output, camelCase like every JSON value of the tool: `routed`,
+    /// `routedToOther`, `notYetRoutable`, `failed`, `unanswered`.
     pub fn name(&self) -> &'static str {
         match self {
             Verdict::Routed { .. } => "routed",
-            Verdict::RoutedToOther { .. } => "routed_to_other",
-            Verdict::NotYetRoutable { .. } => "not_yet_routable",
+            Verdict::RoutedToOther { .. } => "routedToOther",
+            Verdict::NotYetRoutable { .. } => "notYetRoutable",
             Verdict::Failed { .. } => "failed",
             Verdict::Unanswered { .. } => "unanswered",
         }
@@ -348,14 +360,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// A stable name for output: `verified`, `not_yet_routable`, `failed`, `nothing_to_verify`,
-    /// `inconclusive`.
+    /// A stable name for output, camelCase like every JSON value of the tool: `verified`,
+    /// `notYetRoutable`, `failed`, `nothingToVerify`, `inconclusive`.
     pub fn name(self) -> &'static str {
         match self {
             Outcome::Verified => "verified",
-            Outcome::NotYetRoutable => "not_yet_routable",
+            Outcome::NotYetRoutable => "notYetRoutable",
             Outcome::Failed => "failed",
-            Outcome::NothingToVerify => "nothing_to_verify",
+            Outcome::NothingToVerify => "nothingToVerify",
             Outcome::Inconclusive => "inconclusive",
         }
     }
@@ -789,5 +801,67 @@ mod tests {
             error: "403".into(),
         };
         assert_eq!(outcome([&routed, &unanswered]), Outcome::Failed);
+    }
+
+    /// The names are the values of the JSON document (docs/verify-json.md): camelCase, like
+    /// every other JSON value of the tool.
+    #[test]
+    fn verify_output_names_are_camel_case() {
+        let verdicts = [
+            Verdict::Routed {
+                user: UserId("u1".into()),
+            },
+            Verdict::RoutedToOther {
+                user: None,
+                settled: true,
+            },
+            Verdict::NotYetRoutable { reason: None },
+            Verdict::Failed { reason: None },
+            Verdict::Unanswered {
+                error: "403".into(),
+            },
+        ];
+        assert_eq!(
+            verdicts.iter().map(Verdict::name).collect::<Vec<_>>(),
+            [
+                "routed",
+                "routedToOther",
+                "notYetRoutable",
+                "failed",
+                "unanswered"
+            ]
+        );
+        let outcomes = [
+            Outcome::Verified,
+            Outcome::NotYetRoutable,
+            Outcome::Failed,
+            Outcome::NothingToVerify,
+            Outcome::Inconclusive,
+        ];
+        assert_eq!(
+            outcomes.map(Outcome::name),
+            [
+                "verified",
+                "notYetRoutable",
+                "failed",
+                "nothingToVerify",
+                "inconclusive"
+            ]
+        );
+        let why = [
+            NotCovered::NoQueue,
+            NotCovered::ProductionOnly {
+                queues: vec!["Q_prod".into()],
+            },
+            NotCovered::BelowMinLevel {
+                queue: "Q_high".into(),
+                min_level: 8,
+                highest: 5,
+            },
+        ];
+        assert_eq!(
+            why.iter().map(NotCovered::name).collect::<Vec<_>>(),
+            ["noQueue", "productionOnly", "belowMinLevel"]
+        );
     }
 }

@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::output::{OutputFormat, exit};
 
 /// Some tested queue could not be judged yet: the run's changes had not settled.
-fn not_yet_routable() -> ExitCode {
+fn not_routable_yet() -> ExitCode {
     ExitCode::from(2)
 }
 
@@ -137,7 +137,7 @@ pub async fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     );
     Ok(match outcome {
         Outcome::Verified => exit::ok(),
-        Outcome::NotYetRoutable => not_yet_routable(),
+        Outcome::NotYetRoutable => not_routable_yet(),
         Outcome::Failed => exit::error(),
         Outcome::NothingToVerify => nothing_to_verify(),
         Outcome::Inconclusive => inconclusive(),
@@ -314,14 +314,10 @@ impl Report<'_> {
                     "skill": u.label,
                     "users": u.users,
                     "reason": uncovered_reason(&u.why),
+                    "why": u.why.name(),
                 });
-                match &u.why {
-                    NotCovered::NoQueue => entry["why"] = json!("no_queue"),
-                    NotCovered::ProductionOnly { queues } => {
-                        entry["why"] = json!("production_only");
-                        entry["productionQueues"] = json!(queues);
-                    }
-                    NotCovered::BelowMinLevel { .. } => entry["why"] = json!("below_min_level"),
+                if let NotCovered::ProductionOnly { queues } = &u.why {
+                    entry["productionQueues"] = json!(queues);
                 }
                 entry
             })
