@@ -39,6 +39,9 @@ pub struct ApplyOptions {
     /// read this recent already looked every definition to create up, so creates skip a second
     /// look-up (see [`LIVE_READ_COUNTS_AS_LOOKUP_FOR`]); `None` looks each one up again.
     pub live_read_at: Option<Instant>,
+    /// When the sync window closes: no user write is scheduled from then on, and the users not
+    /// yet written are left for the next window. `None` when there is no window (or `--now`).
+    pub write_until: Option<jiff::Timestamp>,
 }
 
 /// How long a live read stands in for the look-up before a create. Long enough for the plan
@@ -57,6 +60,7 @@ impl Default for ApplyOptions {
             allow_empty_skills: false,
             propagation_window: std::time::Duration::from_secs(30),
             live_read_at: None,
+            write_until: None,
         }
     }
 }
@@ -446,6 +450,14 @@ impl Run<'_> {
     fn should_stop(&self) -> Option<String> {
         if let Some(why) = self.journal_failed.lock().expect("not poisoned").clone() {
             return Some(why);
+        }
+        if let Some(until) = self.options.write_until
+            && jiff::Timestamp::now() >= until
+        {
+            return Some(format!(
+                "stopped: the sync window closed at {}; the users not yet written are left for the next window (apply again then, or with --now)",
+                until.strftime("%Y-%m-%d %H:%M UTC")
+            ));
         }
         // Writes whose outcome stayed unknown after every retry count too: a tenant answering
         // only 5xx is as broken as one refusing every write.

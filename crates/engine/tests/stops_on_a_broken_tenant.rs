@@ -1,5 +1,5 @@
 //! A run stops scheduling writes once failures pass the threshold, instead of grinding
-//! through a tenant that refuses everything.
+//! through a tenant that refuses everything, and once the sync window has closed.
 
 use std::fmt::Write as _;
 
@@ -10,8 +10,17 @@ use sim::{GenerateOptions, SimConfig, TenantSource};
 use skillsync_core::hris::{Source, read_desired};
 use skillsync_core::{Kind, PlanOptions};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_whose_writes_all_fail_stops_early_instead_of_grinding_through() {
+/// 300 agents who each should gain the skill `Claims_Intake` (which exists when planning),
+/// planned against a simulated tenant.
+struct Scenario {
+    api: std::sync::Arc<dyn cxone::TenantApi>,
+    loaded: skillsync_core::Loaded,
+    plan: skillsync_core::Plan,
+    resolution: skillsync_core::Resolution,
+    extra: skillsync_core::Definition,
+}
+
+async fn scenario() -> Scenario {
     let doc = sim::generate(&GenerateOptions {
         agents: 300,
         locales: vec!["en-us".into()],
@@ -96,7 +105,32 @@ async fn a_run_whose_writes_all_fail_stops_early_instead_of_grinding_through() {
     let plan = skillsync_core::plan(&loaded.desired, &live, &options).unwrap();
     assert_eq!(plan.users.len(), 300, "every agent gains Claims_Intake");
     let (resolution, _, _) = skillsync_core::resolve(&loaded.desired, &live);
+    Scenario {
+        api,
+        loaded,
+        plan,
+        resolution,
+        extra,
+    }
+}
 
+fn user_puts(api: &dyn cxone::TenantApi) -> u64 {
+    api.counters()
+        .requests
+        .get("PUT /routing/users/{userId}")
+        .copied()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_writes_all_fail_stops_early_instead_of_grinding_through() {
+    let Scenario {
+        api,
+        loaded,
+        plan,
+        resolution,
+        extra,
+    } = scenario().await;
     // Someone deletes the skill between plan and apply: every user write is now refused (400).
     api.delete_definition(Kind::Skill, &extra.id).await.unwrap();
     assert!(
@@ -125,15 +159,66 @@ async fn a_run_whose_writes_all_fail_stops_early_instead_of_grinding_through() {
     .await
     .unwrap();
     assert!(report.stopped_early.is_some(), "{report:?}");
-    let puts = api
-        .counters()
-        .requests
-        .get("PUT /routing/users/{userId}")
-        .copied()
-        .unwrap_or(0);
+    let puts = user_puts(api.as_ref());
     assert!(
         puts <= 30,
         "the run must stop soon after 20 failures, not send all 300: {puts} sent"
     );
     assert_eq!(report.users_updated, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_reaches_the_end_of_the_sync_window_writes_no_further_user() {
+    let Scenario {
+        api,
+        loaded,
+        plan,
+        resolution,
+        ..
+    } = scenario().await;
+    let apply_options = ApplyOptions {
+        concurrency: 2,
+        write_until: Some(jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1)),
+        ..ApplyOptions::default()
+    };
+    let report = engine::apply(
+        api.as_ref(),
+        &loaded.desired,
+        &plan,
+        resolution,
+        apply_options,
+        None,
+        &|_, _, _| {},
+    )
+    .await
+    .unwrap();
+    let why = report.stopped_early.as_deref().unwrap_or_default();
+    assert!(why.contains("sync window closed"), "{report:?}");
+    assert_eq!(
+        user_puts(api.as_ref()),
+        0,
+        "no write after the window closed"
+    );
+    assert_eq!(report.users_updated, 0);
+
+    // The same plan with the window still open writes every agent.
+    let live = engine::read_live(api.as_ref(), &|_| {}).await.unwrap();
+    let (resolution, _, _) = skillsync_core::resolve(&loaded.desired, &live);
+    let report = engine::apply(
+        api.as_ref(),
+        &loaded.desired,
+        &plan,
+        resolution,
+        ApplyOptions {
+            concurrency: 2,
+            write_until: Some(jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600)),
+            ..ApplyOptions::default()
+        },
+        None,
+        &|_, _, _| {},
+    )
+    .await
+    .unwrap();
+    assert!(report.stopped_early.is_none(), "{report:?}");
+    assert_eq!(report.users_updated, 300);
 }

@@ -30,6 +30,10 @@ pub struct App {
     pub limits: Limits,
     /// What the other integration last wrote to each user.
     pub other_writer: Mutex<OtherWriterLog>,
+    /// Held by the other integration for each read-merge-write cycle, and by readers of its
+    /// log: once its rate is 0, reading the log waits out a cycle in progress, so a test that
+    /// pauses it sees a log and a tenant that agree without guessing how long to wait.
+    pub other_writer_cycle: tokio::sync::Mutex<()>,
 }
 
 impl App {

@@ -105,6 +105,7 @@ impl Simulator {
             stats: Mutex::new(stats::Stats::default()),
             limits: gateway::Limits::default(),
             other_writer: Mutex::new(other_writer::OtherWriterLog::default()),
+            other_writer_cycle: tokio::sync::Mutex::new(()),
         });
         Ok(Simulator {
             listener,

@@ -83,6 +83,11 @@ fn owned_assignments(tenant: &Tenant, user: &User) -> WrittenAssignments {
 /// One read-merge-write cycle on a random user, retried on conflict.
 async fn write_once(app: &Arc<App>) {
     const ATTEMPTS: usize = 8;
+    let _cycle = app.other_writer_cycle.lock().await;
+    // Paused while this cycle waited for its turn: a reader of the log may be counting on it.
+    if app.knobs().other_writer <= 0.0 {
+        return;
+    }
     let Some(user_id) = ({
         let tenant = app.tenant.lock();
         let ids: Vec<&String> = tenant.users.keys().collect();
@@ -109,9 +114,11 @@ async fn write_once(app: &Arc<App>) {
             propagation,
         ) {
             Ok((user, _)) => {
+                // Logged before the tenant is released, so that no reader sees the write in the
+                // tenant but not in the log.
                 let written = owned_assignments(&tenant, &user);
-                drop(tenant);
                 app.other_writer.lock().users.insert(user_id, written);
+                drop(tenant);
                 let mut stats = app.stats.lock();
                 stats.other_writer_writes += 1;
                 if touches_skills {

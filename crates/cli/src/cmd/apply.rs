@@ -101,6 +101,7 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         allow_empty_skills: args.allow_empty_skills,
         propagation_window: config.propagation_window,
         live_read_at: Some(live_read_at),
+        write_until: window_closes(config, args),
         ..ApplyOptions::default()
     };
     let journal_run = engine::JournalRun {
@@ -235,6 +236,18 @@ fn refused_outside_window(config: &crate::config::Config, args: &ApplyArgs) -> b
         }
         None => false,
     }
+}
+
+/// When the current sync window closes, so that a run that overruns it stops writing into the
+/// tenant's busy hours; `None` with no window or with `--now`.
+fn window_closes(config: &crate::config::Config, args: &ApplyArgs) -> Option<jiff::Timestamp> {
+    if args.now {
+        return None;
+    }
+    let opening = config
+        .window?
+        .current(jiff::Timestamp::now(), &config.tenant.time_zone)?;
+    Some(opening.closes.timestamp())
 }
 
 /// Asks on the terminal; refuses when there is no terminal to ask on.

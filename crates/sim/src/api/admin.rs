@@ -77,6 +77,7 @@ pub async fn reset(State(app): State<Arc<App>>) -> Response {
 
 /// `GET /sim/other-writer`: per user, the assignments the other integration last wrote.
 pub async fn other_writer(State(app): State<Arc<App>>) -> Response {
+    let _no_cycle_in_progress = app.other_writer_cycle.lock().await;
     let log = app.other_writer.lock().clone();
     let stats = app.stats.lock();
     axum::Json(json!({
