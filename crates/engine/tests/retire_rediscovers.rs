@@ -460,6 +460,40 @@ fn twenty_five_holders_and_one_profile(doc: &mut TenantDoc, retired: &str) {
     }
 }
 
+/// A journaled retirement of every catalog variant of `t`, as `skillsync retire` runs it.
+struct Journaled {
+    plan: engine::retire::RetirePlan,
+    report: engine::retire::RetireReport,
+    journal: Box<dyn store::Journal>,
+    run: store::RunId,
+}
+
+async fn retire_journaled(t: &Tenant, mode: RetiredMode) -> Journaled {
+    let journal = store::open("sqlite::memory:").unwrap();
+    let run = journal_run(journal.as_ref());
+    let variants: Vec<_> = t.desired.catalog.entries.values().collect();
+    let plan = engine::retire::prepare(t.ours.as_ref(), &t.desired, &variants, mode)
+        .await
+        .unwrap();
+    let report = engine::retire::retire(
+        t.ours.as_ref(),
+        &plan,
+        RetireOptions::default(),
+        Some(JournalRun {
+            journal: journal.as_ref(),
+            run,
+        }),
+        &|_, _, _| {},
+    )
+    .await;
+    Journaled {
+        plan,
+        report,
+        journal,
+        run,
+    }
+}
+
 fn journal_run(journal: &dyn store::Journal) -> store::RunId {
     journal
         .start_run(&store::NewRun {
@@ -477,26 +511,14 @@ fn journal_run(journal: &dyn store::Journal) -> store::RunId {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hard_writes_whose_answers_were_lost_are_journaled_applied_and_counted_stripped() {
     let t = tenant_of(Kind::Skill, twenty_five_holders_and_one_profile, 1.0).await;
-    let journal = store::open("sqlite::memory:").unwrap();
-    let run = journal_run(journal.as_ref());
-    let variants: Vec<_> = t.desired.catalog.entries.values().collect();
-    let plan = engine::retire::prepare(t.ours.as_ref(), &t.desired, &variants, RetiredMode::Hard)
-        .await
-        .unwrap();
+    let Journaled {
+        plan,
+        report,
+        journal,
+        run,
+    } = retire_journaled(&t, RetiredMode::Hard).await;
     assert_eq!(plan.users().len(), LOST_ANSWERS);
     assert_eq!(plan.profiles().len(), 1);
-
-    let report = engine::retire::retire(
-        t.ours.as_ref(),
-        &plan,
-        RetireOptions::default(),
-        Some(JournalRun {
-            journal: journal.as_ref(),
-            run,
-        }),
-        &|_, _, _| {},
-    )
-    .await;
     assert!(report.failure.is_none(), "{:?}", report.failure);
     assert_eq!(report.users_stripped, LOST_ANSWERS, "{report:?}");
     assert_eq!(report.users_already_clear, 0, "{report:?}");
@@ -540,26 +562,14 @@ async fn hard_writes_whose_answers_were_lost_are_journaled_applied_and_counted_s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_soft_deactivation_whose_answer_was_lost_is_journaled_applied_and_counted() {
     let t = tenant_of(Kind::Proficiency, |_, _| {}, 1.0).await;
-    let journal = store::open("sqlite::memory:").unwrap();
-    let run = journal_run(journal.as_ref());
-    let variants: Vec<_> = t.desired.catalog.entries.values().collect();
-    let plan = engine::retire::prepare(t.ours.as_ref(), &t.desired, &variants, RetiredMode::Soft)
-        .await
-        .unwrap();
+    let Journaled {
+        plan,
+        report,
+        journal,
+        run,
+    } = retire_journaled(&t, RetiredMode::Soft).await;
     assert_eq!(plan.targets.len(), 1);
-    assert!(plan.targets[0].definition.active);
-
-    let report = engine::retire::retire(
-        t.ours.as_ref(),
-        &plan,
-        RetireOptions::default(),
-        Some(JournalRun {
-            journal: journal.as_ref(),
-            run,
-        }),
-        &|_, _, _| {},
-    )
-    .await;
+    assert!(plan.targets[0].definition.active, "active when read");
     assert!(report.failure.is_none(), "{:?}", report.failure);
     assert_eq!(report.definitions_deactivated, 1, "{report:?}");
     let now = t
@@ -593,24 +603,12 @@ async fn a_soft_deactivation_whose_answer_was_lost_is_journaled_applied_and_coun
 async fn soft_retiring_a_skill_settles_like_any_routing_change_and_a_proficiency_does_not() {
     for (kind, routes) in [(Kind::Skill, true), (Kind::Proficiency, false)] {
         let t = tenant_of(kind, |_, _| {}, 0.0).await;
-        let journal = store::open("sqlite::memory:").unwrap();
-        let run = journal_run(journal.as_ref());
-        let variants: Vec<_> = t.desired.catalog.entries.values().collect();
-        let plan =
-            engine::retire::prepare(t.ours.as_ref(), &t.desired, &variants, RetiredMode::Soft)
-                .await
-                .unwrap();
-        let report = engine::retire::retire(
-            t.ours.as_ref(),
-            &plan,
-            RetireOptions::default(),
-            Some(JournalRun {
-                journal: journal.as_ref(),
-                run,
-            }),
-            &|_, _, _| {},
-        )
-        .await;
+        let Journaled {
+            report,
+            journal,
+            run,
+            ..
+        } = retire_journaled(&t, RetiredMode::Soft).await;
         assert_eq!(report.definitions_deactivated, 1, "{kind}: {report:?}");
         // Routing drops an inactive skill only once its cache catches up; verify and history
         // need to know when.
