@@ -426,6 +426,29 @@ impl Config {
         digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
     }
 
+    /// Opens the journal named by `[store] url`.
+    pub fn journal(&self) -> anyhow::Result<Box<dyn store::Journal>> {
+        use anyhow::Context;
+        store::open(&self.store_url)
+            .with_context(|| format!("cannot open the journal ({})", self.store_url))
+    }
+
+    /// Opens the journal and starts a run of `command` in it, before the first write: a run
+    /// that cannot be recorded does not start.
+    pub fn start_run(
+        &self,
+        command: &str,
+    ) -> anyhow::Result<(Box<dyn store::Journal>, store::RunId)> {
+        let journal = self.journal()?;
+        let run = journal.start_run(&store::NewRun {
+            command: command.into(),
+            config_hash: self.fingerprint(),
+            started_at: Timestamp::now(),
+            dialect: format!("{:?}", self.tenant.dialect).to_lowercase(),
+        })?;
+        Ok((journal, run))
+    }
+
     /// The effective settings, one per line, so a user can see what the defaults became.
     pub fn summary(&self) -> String {
         let dialect = match self.tenant.dialect {

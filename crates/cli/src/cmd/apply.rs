@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use engine::{ApplyOptions, Phase, RemovalLimit};
 use skillsync_core::render::{Style, plan_json};
 
@@ -84,15 +83,7 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         return Ok(exit::error());
     }
 
-    // The journal opens before the first write: a run that cannot be recorded does not start.
-    let journal = store::open(&config.store_url)
-        .with_context(|| format!("cannot open the journal ({})", config.store_url))?;
-    let run_id = journal.start_run(&store::NewRun {
-        command: "apply".into(),
-        config_hash: config.fingerprint(),
-        started_at: jiff::Timestamp::now(),
-        dialect: format!("{:?}", config.tenant.dialect).to_lowercase(),
-    })?;
+    let (journal, run_id) = config.start_run("apply")?;
 
     let bars = crate::terminal::PhaseBars::new();
     let apply_options = ApplyOptions {

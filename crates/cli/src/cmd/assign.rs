@@ -100,14 +100,7 @@ pub async fn run(args: &AssignArgs) -> anyhow::Result<ExitCode> {
         Err(problems) => return Ok(report_invalid(common, &problems, style)),
     };
     let api = cxone::connect(&settings).context("cannot set up the tenant client")?;
-    let journal = store::open(&config.store_url)
-        .with_context(|| format!("cannot open the journal ({})", config.store_url))?;
-    let run_id = journal.start_run(&store::NewRun {
-        command: "assign".into(),
-        config_hash: config.fingerprint(),
-        started_at: jiff::Timestamp::now(),
-        dialect: format!("{:?}", config.tenant.dialect).to_lowercase(),
-    })?;
+    let (journal, run_id) = config.start_run("assign")?;
     let journal_run = engine::JournalRun {
         journal: journal.as_ref(),
         run: run_id,

@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
-
 use crate::args::HistoryArgs;
 use crate::config::Config;
 use crate::output::{OutputFormat, exit};
@@ -14,8 +12,7 @@ pub fn run(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(problems) => return Ok(super::validate::report_problems(&args.common, &problems)),
     };
-    let journal = store::open(&config.store_url)
-        .with_context(|| format!("cannot open the journal ({})", config.store_url))?;
+    let journal = config.journal()?;
     let runs = journal.runs(args.limit)?;
     if args.common.output == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&runs)?);

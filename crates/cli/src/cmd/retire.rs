@@ -74,15 +74,7 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
         return Ok(exit::error());
     }
 
-    // The journal opens before the first write: a run that cannot be recorded does not start.
-    let journal = store::open(&config.store_url)
-        .with_context(|| format!("cannot open the journal ({})", config.store_url))?;
-    let run_id = journal.start_run(&store::NewRun {
-        command: "retire".into(),
-        config_hash: config.fingerprint(),
-        started_at: jiff::Timestamp::now(),
-        dialect: format!("{:?}", config.tenant.dialect).to_lowercase(),
-    })?;
+    let (journal, run_id) = config.start_run("retire")?;
     // Recorded before the first write, so that an apply starting meanwhile (or after a
     // failure half-way) already leaves the code alone instead of re-adding what was stripped.
     let now = jiff::Timestamp::now();
@@ -231,8 +223,7 @@ fn undo(
     config: &crate::config::Config,
     variants: &[&skillsync_core::CatalogEntry],
 ) -> anyhow::Result<ExitCode> {
-    let journal = store::open(&config.store_url)
-        .with_context(|| format!("cannot open the journal ({})", config.store_url))?;
+    let journal = config.journal()?;
     let mut forgotten = Vec::new();
     for variant in variants {
         if journal.forget_retirement(variant.code.as_str(), variant.locale.as_str())? {

@@ -43,8 +43,7 @@ pub async fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(problems) => return Ok(super::validate::report_problems(&args.common, &problems)),
     };
-    let journal = store::open(&config.store_url)
-        .with_context(|| format!("cannot open the journal ({})", config.store_url))?;
+    let journal = config.journal()?;
     let run = pick_run(journal.as_ref(), args.run, &config.store_url)?;
     let writes = journal.writes(run.id)?;
     let mappings = journal.mappings()?;

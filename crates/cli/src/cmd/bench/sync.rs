@@ -296,13 +296,7 @@ async fn sync_once(dir: &Path) -> anyhow::Result<Synced> {
     }
     engine::check_guards(&plan, engine::RemovalLimit::Percent(10.0), false)
         .map_err(|refusal| anyhow::anyhow!("{refusal}"))?;
-    let journal = store::open(&session.config.store_url)?;
-    let run = journal.start_run(&store::NewRun {
-        command: "bench".into(),
-        config_hash: session.config.fingerprint(),
-        started_at: jiff::Timestamp::now(),
-        dialect: "routing".into(),
-    })?;
+    let (journal, run) = session.config.start_run("bench")?;
     let report = engine::apply(
         session.api.as_ref(),
         &session.loaded.desired,
