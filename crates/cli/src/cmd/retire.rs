@@ -10,7 +10,6 @@ use engine::retire::{RetireOptions, RetirePhase, RetirePlan, TargetSummary};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use skillsync_core::RetiredMode;
-use skillsync_core::render::Style;
 
 use crate::args::RetireArgs;
 use crate::inputs::Session;
@@ -19,9 +18,6 @@ use crate::output::{OutputFormat, exit};
 /// Runs the command.
 pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
     let common = &args.common;
-    let style = Style {
-        color: common.color.for_stdout(),
-    };
     let session = match Session::open(common)? {
         Ok(session) => session,
         Err(code) => return Ok(code),
@@ -35,13 +31,7 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
     let variants =
         match engine::retire::catalog_variants(desired, &args.code, args.locale.as_deref()) {
             Ok(variants) => variants,
-            Err(problem) => {
-                return Ok(crate::cmd::validate::report_invalid(
-                    common,
-                    &[*problem],
-                    style,
-                ));
-            }
+            Err(problem) => return Ok(super::validate::report_problems(common, &[*problem])),
         };
     if args.undo {
         return undo(args, config, &variants);
