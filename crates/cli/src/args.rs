@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use sim::{DurationRange, Rate};
+use skillsync_sim::{DurationRange, Rate};
 
 use crate::output::{ColorChoice, OutputFormat};
 

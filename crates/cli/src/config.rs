@@ -6,11 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cxone::{Dialect, Secret};
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ZonedDateTime};
 use serde::Deserialize;
 use skillsync_core::{Problem, Window};
+use skillsync_cxone::{Dialect, Secret};
 use toml::Spanned;
 
 /// Where a secret comes from: `{ env = "NAME" }`, `{ file = "path" }`, or (discouraged) the
@@ -306,7 +306,7 @@ impl Config {
             },
         };
         let settings_check =
-            cxone::Settings::new(&api_base, &token_url, "check", Secret::new("check"));
+            skillsync_cxone::Settings::new(&api_base, &token_url, "check", Secret::new("check"));
         if let Err(e) = settings_check.validate() {
             problem("tenant.api_base", e.to_string(), "");
         }
@@ -395,14 +395,14 @@ impl Config {
     }
 
     /// Client settings, with secrets read.
-    pub fn client_settings(&self) -> Result<cxone::Settings, Vec<Problem>> {
+    pub fn client_settings(&self) -> Result<skillsync_cxone::Settings, Vec<Problem>> {
         let id = self.secret("tenant.client_id", &self.tenant.client_id);
         let secret = self.secret("tenant.client_secret", &self.tenant.client_secret);
         let (id, secret) = match (id, secret) {
             (Ok(id), Ok(secret)) => (id, secret),
             (id, secret) => return Err(id.err().into_iter().chain(secret.err()).collect()),
         };
-        let mut settings = cxone::Settings::new(
+        let mut settings = skillsync_cxone::Settings::new(
             &self.tenant.api_base,
             &self.tenant.token_url,
             id.expose(),
@@ -427,9 +427,9 @@ impl Config {
     }
 
     /// Opens the journal named by `[store] url`.
-    pub fn journal(&self) -> anyhow::Result<Box<dyn store::Journal>> {
+    pub fn journal(&self) -> anyhow::Result<Box<dyn skillsync_store::Journal>> {
         use anyhow::Context;
-        store::open(&self.store_url)
+        skillsync_store::open(&self.store_url)
             .with_context(|| format!("cannot open the journal ({})", self.store_url))
     }
 
@@ -438,9 +438,9 @@ impl Config {
     pub fn start_run(
         &self,
         command: &str,
-    ) -> anyhow::Result<(Box<dyn store::Journal>, store::RunId)> {
+    ) -> anyhow::Result<(Box<dyn skillsync_store::Journal>, skillsync_store::RunId)> {
         let journal = self.journal()?;
-        let run = journal.start_run(&store::NewRun {
+        let run = journal.start_run(&skillsync_store::NewRun {
             command: command.into(),
             config_hash: self.fingerprint(),
             started_at: Timestamp::now(),

@@ -53,7 +53,7 @@ pub struct Session {
     /// The validated HRIS files.
     pub loaded: Loaded,
     /// The tenant client.
-    pub api: std::sync::Arc<dyn cxone::TenantApi>,
+    pub api: std::sync::Arc<dyn skillsync_cxone::TenantApi>,
 }
 
 impl Session {
@@ -83,7 +83,7 @@ impl Session {
             Ok(settings) => settings,
             Err(problems) => return invalid(&problems),
         };
-        let api = cxone::connect(&settings).context("cannot set up the tenant client")?;
+        let api = skillsync_cxone::connect(&settings).context("cannot set up the tenant client")?;
         Ok(Ok(Session {
             config,
             loaded,
@@ -94,10 +94,10 @@ impl Session {
     /// Reads the live tenant.
     pub async fn read_live(
         &self,
-        progress: &(dyn Fn(engine::LiveProgress) + Sync),
+        progress: &(dyn Fn(skillsync_engine::LiveProgress) + Sync),
     ) -> anyhow::Result<skillsync_core::Live> {
         use anyhow::Context;
-        engine::read_live(self.api.as_ref(), progress)
+        skillsync_engine::read_live(self.api.as_ref(), progress)
             .await
             .with_context(|| format!("cannot read the tenant at {}", self.config.tenant.api_base))
     }
@@ -108,7 +108,7 @@ impl Session {
         use anyhow::Context;
         let url = &config.store_url;
         // No journal yet means nothing was ever retired; plan and drift must not create one.
-        let Some(journal) = store::open_existing(url).with_context(|| {
+        let Some(journal) = skillsync_store::open_existing(url).with_context(|| {
             format!("cannot open the journal ({url}) to learn which codes are retired")
         })?
         else {
@@ -131,8 +131,8 @@ impl Session {
                     .map(skillsync_core::DefinitionId::from)
                     .collect(),
                 mode: match r.mode {
-                    store::RetirementMode::Soft => skillsync_core::RetiredMode::Soft,
-                    store::RetirementMode::Hard => skillsync_core::RetiredMode::Hard,
+                    skillsync_store::RetirementMode::Soft => skillsync_core::RetiredMode::Soft,
+                    skillsync_store::RetirementMode::Hard => skillsync_core::RetiredMode::Hard,
                 },
                 run: r.run.0,
             });

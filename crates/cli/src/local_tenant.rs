@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use serde_json::Value;
-use sim::{Knobs, SimConfig, TenantDoc, TenantSource};
+use skillsync_sim::{Knobs, SimConfig, TenantDoc, TenantSource};
 
 /// A running in-process simulator.
 pub struct LocalTenant {
@@ -22,7 +22,7 @@ impl LocalTenant {
         // reqwest is built without a default TLS provider; this is the one the client uses.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let simulator = sim::Simulator::new(
+        let simulator = skillsync_sim::Simulator::new(
             listener,
             SimConfig {
                 knobs: knobs.clone(),
@@ -73,7 +73,7 @@ pub fn write_config(
 ) -> anyhow::Result<()> {
     std::fs::write(
         dir.join("client-secret.txt"),
-        format!("{}\n", sim::DEMO_CLIENT_SECRET),
+        format!("{}\n", skillsync_sim::DEMO_CLIENT_SECRET),
     )?;
     let config = format!(
         r#"# Written by `{written_by}`. Secrets come from a file (or {{ env = "NAME" }}), never argv.
@@ -98,7 +98,7 @@ catalog = "hris/catalog.csv"
 agents = "hris/agents.csv"
 assignments = "hris/assignments.csv"
 "#,
-        id = sim::DEMO_CLIENT_ID
+        id = skillsync_sim::DEMO_CLIENT_ID
     );
     let path = dir.join("skillsync.toml");
     std::fs::write(&path, config).with_context(|| format!("cannot write {}", path.display()))?;

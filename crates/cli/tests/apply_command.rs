@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 
 use common::*;
 use serde_json::{Value, json};
-use sim::{GenerateOptions, Knobs};
+use skillsync_sim::{GenerateOptions, Knobs};
 
-fn tenant(agents: usize) -> sim::TenantDoc {
-    sim::generate(&GenerateOptions {
+fn tenant(agents: usize) -> skillsync_sim::TenantDoc {
+    skillsync_sim::generate(&GenerateOptions {
         agents,
         skills: 10,
         proficiencies: 4,
@@ -37,7 +37,12 @@ fn ext_assignments(state: &Value) -> BTreeMap<String, Value> {
     let ext: std::collections::HashSet<&str> = ["skills", "proficiencies"]
         .iter()
         .flat_map(|k| state[*k].as_array().unwrap())
-        .filter(|d| d["name"].as_str().unwrap().starts_with(sim::OWNED_PREFIX))
+        .filter(|d| {
+            d["name"]
+                .as_str()
+                .unwrap()
+                .starts_with(skillsync_sim::OWNED_PREFIX)
+        })
         .map(|d| d["id"].as_str().unwrap())
         .collect();
     state["users"]
@@ -63,14 +68,15 @@ fn ext_assignments(state: &Value) -> BTreeMap<String, Value> {
 
 /// Distinct users with an applied write in one run of the journal, read through the store.
 fn applied_users_in_journal(path: &std::path::Path, run: i64) -> u64 {
-    use store::Journal;
-    let journal = store::SqliteStore::open(path).unwrap();
+    use skillsync_store::Journal;
+    let journal = skillsync_store::SqliteStore::open(path).unwrap();
     let users: std::collections::BTreeSet<String> = journal
-        .writes(store::RunId(run))
+        .writes(skillsync_store::RunId(run))
         .unwrap()
         .into_iter()
         .filter(|w| {
-            w.status == store::WriteStatus::Applied && w.target != store::WriteTarget::Definition
+            w.status == skillsync_store::WriteStatus::Applied
+                && w.target != skillsync_store::WriteTarget::Definition
         })
         .map(|w| w.subject)
         .collect();
@@ -254,7 +260,7 @@ async fn a_run_killed_mid_apply_shows_as_interrupted_and_the_rerun_converges_wit
     let expected = write_hris(&ws.0, &doc);
     // Single merge updates against a throttled tenant: the run takes long enough to kill.
     let knobs = Knobs {
-        rate_limit: sim::Rate::PerSecond(60.0),
+        rate_limit: skillsync_sim::Rate::PerSecond(60.0),
         burst: 10,
         ..Knobs::quiet()
     };
@@ -270,7 +276,7 @@ async fn a_run_killed_mid_apply_shows_as_interrupted_and_the_rerun_converges_wit
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_skillsync"))
         .args(["apply", "--yes"])
         .current_dir(&ws.0)
-        .env("SKILLSYNC_TEST_SECRET", sim::DEMO_CLIENT_SECRET)
+        .env("SKILLSYNC_TEST_SECRET", skillsync_sim::DEMO_CLIENT_SECRET)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -356,7 +362,7 @@ async fn assign_changes_one_assignment_of_one_agent_and_nothing_else() {
     let skill = doc
         .skills
         .iter()
-        .find(|d| d.locale == user.locale && !d.name.starts_with(sim::OWNED_PREFIX))
+        .find(|d| d.locale == user.locale && !d.name.starts_with(skillsync_sim::OWNED_PREFIX))
         .unwrap()
         .clone();
     let (base, _stop) = start_sim_with(doc, Knobs::quiet()).await;
@@ -418,7 +424,7 @@ async fn drift_shows_a_change_made_behind_skillsyncs_back_with_its_last_journale
     let catalog_skill = |id: &str| {
         doc.skills
             .iter()
-            .any(|d| d.id == id && !d.name.starts_with(sim::OWNED_PREFIX))
+            .any(|d| d.id == id && !d.name.starts_with(skillsync_sim::OWNED_PREFIX))
     };
     // Every third agent gets a level change from write_hris, so apply certainly writes it.
     let index = doc
@@ -432,7 +438,7 @@ async fn drift_shows_a_change_made_behind_skillsyncs_back_with_its_last_journale
     let owned: Vec<String> = doc
         .skills
         .iter()
-        .filter(|d| !d.name.starts_with(sim::OWNED_PREFIX))
+        .filter(|d| !d.name.starts_with(skillsync_sim::OWNED_PREFIX))
         .map(|d| d.id.clone())
         .collect();
     let (base, _stop) = start_sim_with(doc, Knobs::quiet()).await;
@@ -451,8 +457,8 @@ async fn drift_shows_a_change_made_behind_skillsyncs_back_with_its_last_journale
         .post(format!("{base}/api/v2/oauth/token"))
         .form(&[
             ("grant_type", "client_credentials"),
-            ("client_id", sim::DEMO_CLIENT_ID),
-            ("client_secret", sim::DEMO_CLIENT_SECRET),
+            ("client_id", skillsync_sim::DEMO_CLIENT_ID),
+            ("client_secret", skillsync_sim::DEMO_CLIENT_SECRET),
         ])
         .send()
         .await

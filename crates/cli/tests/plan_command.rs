@@ -7,12 +7,12 @@ use std::process::Command;
 
 use common::*;
 use serde_json::Value;
-use sim::GenerateOptions;
+use skillsync_sim::GenerateOptions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_over_ten_thousand_agents_is_read_only_and_its_totals_match_an_independent_count() {
     let ws = workspace("10k");
-    let doc = sim::generate(&GenerateOptions {
+    let doc = skillsync_sim::generate(&GenerateOptions {
         agents: 10_000,
         skills: 12,
         proficiencies: 6,
@@ -68,7 +68,7 @@ async fn plan_over_ten_thousand_agents_is_read_only_and_its_totals_match_an_inde
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_file_reports_every_error_at_once_with_file_and_line_and_makes_no_call() {
     let ws = workspace("bad");
-    let doc = sim::generate(&GenerateOptions {
+    let doc = skillsync_sim::generate(&GenerateOptions {
         agents: 5,
         ..GenerateOptions::default()
     });
@@ -121,7 +121,7 @@ async fn a_bad_file_reports_every_error_at_once_with_file_and_line_and_makes_no_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_after_the_tenant_matches_the_files_reports_no_changes_and_exits_zero() {
     let ws = workspace("same");
-    let doc = sim::generate(&GenerateOptions {
+    let doc = skillsync_sim::generate(&GenerateOptions {
         agents: 40,
         ..GenerateOptions::default()
     });
@@ -165,7 +165,7 @@ async fn the_bundled_examples_validate_and_plan_against_the_default_simulator() 
         String::from_utf8_lossy(&validate.stdout)
     );
 
-    let (base, _stop) = start_sim(sim::generate(&GenerateOptions::default())).await;
+    let (base, _stop) = start_sim(skillsync_sim::generate(&GenerateOptions::default())).await;
     let config = std::fs::read_to_string(examples.join("skillsync.toml"))
         .unwrap()
         .replace("http://127.0.0.1:8089", &base)

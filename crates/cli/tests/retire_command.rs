@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use common::*;
 use serde_json::Value;
-use sim::{Assignment, GenerateOptions, Knobs, TenantDoc};
+use skillsync_sim::{Assignment, GenerateOptions, Knobs, TenantDoc};
 
 /// How many users and profiles reference the retired proficiency.
 const HOLDERS: usize = 300;
@@ -17,7 +17,7 @@ const HOLDERS: usize = 300;
 /// (each with other assignments besides) and listed by exactly 2 routing profiles. Returns the
 /// tenant and the proficiency's name.
 fn tenant() -> (TenantDoc, String) {
-    let mut doc = sim::generate(&GenerateOptions {
+    let mut doc = skillsync_sim::generate(&GenerateOptions {
         agents: 900,
         skills: 6,
         proficiencies: 3,
@@ -25,7 +25,7 @@ fn tenant() -> (TenantDoc, String) {
         profiles: 4,
         seed: 7,
     });
-    let name = sim::proficiency_name(0);
+    let name = skillsync_sim::proficiency_name(0);
     let id = id_in(&doc.proficiencies, &name, "en-us");
     for profile in &mut doc.profiles {
         profile.proficiencies.retain(|p| *p != id);
@@ -52,7 +52,7 @@ fn tenant() -> (TenantDoc, String) {
     (doc, name)
 }
 
-fn id_in(definitions: &[sim::Definition], name: &str, locale: &str) -> String {
+fn id_in(definitions: &[skillsync_sim::Definition], name: &str, locale: &str) -> String {
     definitions
         .iter()
         .find(|d| d.name == name && d.locale == locale)
@@ -376,7 +376,7 @@ async fn an_unknown_code_or_locale_is_a_clear_error_and_changes_nothing() {
 async fn retiring_someones_last_skill_is_refused_unless_allowed() {
     let ws = workspace("retire-last-skill");
     let (mut doc, _) = tenant();
-    let skill = sim::skill_name(0);
+    let skill = skillsync_sim::skill_name(0);
     let skill_id = id_in(&doc.skills, &skill, "en-us");
     let (index, lonely) = doc
         .users
@@ -536,7 +536,7 @@ async fn writes_whose_answers_were_lost_are_journaled_applied_and_counted() {
     const LOST: usize = 25;
     let ws = workspace("retire-lost-answers");
     let (mut doc, proficiency) = tenant();
-    let skill = sim::skill_name(0);
+    let skill = skillsync_sim::skill_name(0);
     let skill_id = id_in(&doc.skills, &skill, "en-us");
     let mut holders = 0;
     for user in &mut doc.users {
@@ -565,18 +565,19 @@ async fn writes_whose_answers_were_lost_are_journaled_applied_and_counted() {
     let (base, _stop) = start_sim_with(doc.clone(), knobs).await;
     write_config(&ws.0, &base);
     let journal =
-        store::open(&format!("sqlite://{}", ws.0.join("skillsync.db").display())).unwrap();
+        skillsync_store::open(&format!("sqlite://{}", ws.0.join("skillsync.db").display()))
+            .unwrap();
     let json = |output: &std::process::Output| -> Value {
         assert_eq!(output.status.code(), Some(0), "{}", text(output));
         serde_json::from_slice(&output.stdout)
             .unwrap_or_else(|e| panic!("retire must print JSON ({e}):\n{}", text(output)))
     };
-    let applied = |run: i64, target: store::WriteTarget| {
+    let applied = |run: i64, target: skillsync_store::WriteTarget| {
         journal
-            .writes(store::RunId(run))
+            .writes(skillsync_store::RunId(run))
             .unwrap()
             .into_iter()
-            .filter(|w| w.target == target && w.status == store::WriteStatus::Applied)
+            .filter(|w| w.target == target && w.status == skillsync_store::WriteStatus::Applied)
             .collect::<Vec<_>>()
     };
 
@@ -599,10 +600,10 @@ async fn writes_whose_answers_were_lost_are_journaled_applied_and_counted() {
         "{LOST} users lost a routable skill: {hard:#}"
     );
     let run = retired["run"].as_i64().unwrap();
-    let users = applied(run, store::WriteTarget::UserSkills);
+    let users = applied(run, skillsync_store::WriteTarget::UserSkills);
     assert_eq!(users.len(), LOST, "{users:#?}");
     assert!(users.iter().all(|w| w.settles_at.is_some()), "{users:#?}");
-    assert_eq!(applied(run, store::WriteTarget::Profile).len(), 1);
+    assert_eq!(applied(run, skillsync_store::WriteTarget::Profile).len(), 1);
     let state = sim_get(&base, "/sim/state").await;
     assert!(!ids_of(&state["skills"]).contains(&skill_id.as_str()));
 
@@ -628,10 +629,10 @@ async fn writes_whose_answers_were_lost_are_journaled_applied_and_counted() {
     assert_eq!(retired["settlesAt"], Value::Null, "{soft:#}");
     let run = retired["run"].as_i64().unwrap();
     assert_eq!(
-        applied(run, store::WriteTarget::Definition).len(),
+        applied(run, skillsync_store::WriteTarget::Definition).len(),
         2,
         "{:#?}",
-        journal.writes(store::RunId(run)).unwrap()
+        journal.writes(skillsync_store::RunId(run)).unwrap()
     );
     let state = sim_get(&base, "/sim/state").await;
     for locale in ["en-us", "de-de"] {

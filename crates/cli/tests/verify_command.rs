@@ -16,7 +16,7 @@ use std::process::Output;
 
 use common::*;
 use serde_json::Value;
-use sim::{DurationRange, GenerateOptions, Knobs, TenantDoc};
+use skillsync_sim::{DurationRange, GenerateOptions, Knobs, TenantDoc};
 
 /// The simulator's propagation delay: longer than any test, so only an advance of the
 /// simulator's clock (by [`CATCH_UP`]) shows a write to its routing cache.
@@ -30,7 +30,7 @@ const LONG_WINDOW: &str = "1h";
 const SHORT_WINDOW: &str = "1s";
 
 fn tenant() -> TenantDoc {
-    sim::generate(&GenerateOptions {
+    skillsync_sim::generate(&GenerateOptions {
         agents: 12,
         skills: 6,
         proficiencies: 2,
@@ -41,17 +41,22 @@ fn tenant() -> TenantDoc {
 }
 
 /// The skill a queue requires, by name.
-fn skill_of<'a>(doc: &'a TenantDoc, queue: &sim::Queue) -> &'a sim::Definition {
+fn skill_of<'a>(doc: &'a TenantDoc, queue: &skillsync_sim::Queue) -> &'a skillsync_sim::Definition {
     doc.skills.iter().find(|s| s.id == queue.skill_id).unwrap()
 }
 
 /// A non-production queue and its skill, with the skill taken away from every agent so that
 /// nobody can take the queue's interactions until the run gives it to someone.
-fn test_queue_nobody_holds(doc: &mut TenantDoc) -> (sim::Queue, String) {
+fn test_queue_nobody_holds(doc: &mut TenantDoc) -> (skillsync_sim::Queue, String) {
     let queue = doc
         .queues
         .iter()
-        .find(|q| !q.production && !skill_of(doc, q).name.starts_with(sim::OWNED_PREFIX))
+        .find(|q| {
+            !q.production
+                && !skill_of(doc, q)
+                    .name
+                    .starts_with(skillsync_sim::OWNED_PREFIX)
+        })
         .expect("generated tenants have test queues")
         .clone();
     for user in &mut doc.users {
@@ -269,7 +274,7 @@ async fn another_agent_at_a_higher_level_is_named_and_inconclusive() {
     let (queue, skill) = test_queue_nobody_holds(&mut doc);
     // Agent 1 already holds the skill at the top level: the engine keeps choosing it.
     let incumbent = doc.users[1].id.clone();
-    doc.users[1].skills.push(sim::Assignment {
+    doc.users[1].skills.push(skillsync_sim::Assignment {
         id: queue.skill_id.clone(),
         level: 10,
         active: true,
@@ -437,7 +442,9 @@ async fn the_json_document_is_exactly_what_docs_verify_json_md_lists() {
         .find(|q| {
             !q.production
                 && q.skill_id != queue.skill_id
-                && !skill_of(&doc, q).name.starts_with(sim::OWNED_PREFIX)
+                && !skill_of(&doc, q)
+                    .name
+                    .starts_with(skillsync_sim::OWNED_PREFIX)
         })
         .expect("generated tenants have two test queues")
         .clone();
@@ -445,7 +452,7 @@ async fn the_json_document_is_exactly_what_docs_verify_json_md_lists() {
     for user in &mut doc.users[..2] {
         user.skills.retain(|a| a.id != contested.skill_id);
     }
-    doc.users[1].skills.push(sim::Assignment {
+    doc.users[1].skills.push(skillsync_sim::Assignment {
         id: contested.skill_id.clone(),
         level: 10,
         active: true,
@@ -487,7 +494,7 @@ async fn the_json_document_is_exactly_what_docs_verify_json_md_lists() {
         std::fs::write(path, config).unwrap();
     };
     let mut printed = json_doc::Fields::new();
-    let result_of = |report: &Value, queue: &sim::Queue| -> String {
+    let result_of = |report: &Value, queue: &skillsync_sim::Queue| -> String {
         report["queues"]
             .as_array()
             .unwrap()

@@ -10,14 +10,14 @@ use std::path::Path;
 use common::*;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ZonedDateTime};
-use sim::{GenerateOptions, Knobs};
+use skillsync_sim::{GenerateOptions, Knobs};
 
 /// A half-hour offset and no daylight saving: the arithmetic is visibly not UTC's, and the test
 /// cannot meet a clock change.
 const TENANT_ZONE: &str = "Asia/Kolkata";
 
-fn tenant() -> sim::TenantDoc {
-    sim::generate(&GenerateOptions {
+fn tenant() -> skillsync_sim::TenantDoc {
+    skillsync_sim::generate(&GenerateOptions {
         agents: 40,
         seed: 7,
         ..GenerateOptions::default()
@@ -137,7 +137,7 @@ async fn assign_is_not_bound_to_the_window() {
     let skill = doc
         .skills
         .iter()
-        .find(|d| d.locale == user.locale && !d.name.starts_with(sim::OWNED_PREFIX))
+        .find(|d| d.locale == user.locale && !d.name.starts_with(skillsync_sim::OWNED_PREFIX))
         .unwrap()
         .name
         .clone();

@@ -6,11 +6,11 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use cxone::{DefinitionQuery, Error, UserWrite};
 use futures::TryStreamExt;
 use serde_json::json;
-use sim::Knobs;
 use skillsync_core::{Kind, UserId};
+use skillsync_cxone::{DefinitionQuery, Error, UserWrite};
+use skillsync_sim::Knobs;
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -47,7 +47,7 @@ async fn client_secret_and_access_tokens_never_appear_in_trace_logs() {
         .init();
 
     let sim = common::start(Knobs::quiet(), 20).await;
-    let api = cxone::connect(&sim.settings()).unwrap();
+    let api = skillsync_cxone::connect(&sim.settings()).unwrap();
     let user = UserId(sim.user_ids(1).await[0].clone());
 
     // A token fetch, reads, a conflict, a 400, retries through faults and dropped connections,
@@ -78,7 +78,7 @@ async fn client_secret_and_access_tokens_never_appear_in_trace_logs() {
     api.user(&user).await.unwrap();
     let mut narrow = sim.settings();
     narrow.scopes = vec!["routing:skills:read".into()];
-    let narrow = cxone::connect(&narrow).unwrap();
+    let narrow = skillsync_cxone::connect(&narrow).unwrap();
     assert!(matches!(
         narrow.user(&user).await,
         Err(Error::MissingScope { .. })
@@ -94,7 +94,7 @@ async fn client_secret_and_access_tokens_never_appear_in_trace_logs() {
         "the faults must have caused retries"
     );
     assert!(
-        !log.contains(sim::DEMO_CLIENT_SECRET),
+        !log.contains(skillsync_sim::DEMO_CLIENT_SECRET),
         "the client secret leaked into the log"
     );
     assert!(

@@ -5,10 +5,10 @@ mod common;
 
 use std::sync::Arc;
 
-use cxone::{TenantApi, UserQuery};
 use futures::StreamExt;
-use sim::{DurationRange, Knobs, Rate};
 use skillsync_core::UserId;
+use skillsync_cxone::{TenantApi, UserQuery};
+use skillsync_sim::{DurationRange, Knobs, Rate};
 
 /// `calls` single-user reads spread over `tasks` tasks; every call must finally succeed.
 async fn hammer(api: Arc<dyn TenantApi>, ids: Vec<String>, calls: usize, tasks: usize) {
@@ -48,7 +48,7 @@ async fn limits_equal_to_the_tenants_keep_429s_under_one_percent() {
     settings.requests_per_second = 200.0;
     settings.burst = 20;
     settings.max_in_flight = 8;
-    let api = cxone::connect(&settings).unwrap();
+    let api = skillsync_cxone::connect(&settings).unwrap();
     hammer(api.clone(), ids, 2048, 64).await;
     let counters = api.counters();
     let sent = counters.total_requests() - counters.token_fetches;
@@ -74,7 +74,7 @@ async fn twice_the_tenants_rate_adapts_and_keeps_429s_under_five_percent() {
     settings.requests_per_second = 400.0;
     settings.burst = 40;
     settings.max_in_flight = 8;
-    let api = cxone::connect(&settings).unwrap();
+    let api = skillsync_cxone::connect(&settings).unwrap();
     hammer(api.clone(), ids, 2048, 64).await;
     let counters = api.counters();
     let sent = counters.total_requests() - counters.token_fetches;
@@ -95,7 +95,7 @@ async fn twice_the_tenants_rate_adapts_and_keeps_429s_under_five_percent() {
 #[tokio::test]
 async fn paging_streams_every_user_across_pages() {
     let sim = common::start(Knobs::quiet(), 1203).await;
-    let api = cxone::connect(&sim.settings()).unwrap();
+    let api = skillsync_cxone::connect(&sim.settings()).unwrap();
     let users: Vec<_> = api.users(UserQuery::default()).collect().await;
     assert_eq!(users.len(), 1203);
     let ids: std::collections::HashSet<_> = users

@@ -4,13 +4,13 @@ mod common;
 
 use std::sync::Arc;
 
-use cxone::{DefinitionQuery, Error, TenantApi};
 use futures::TryStreamExt;
 use futures::future::join_all;
-use sim::Knobs;
 use skillsync_core::Kind;
+use skillsync_cxone::{DefinitionQuery, Error, TenantApi};
+use skillsync_sim::Knobs;
 
-async fn list_skills(api: &Arc<dyn TenantApi>) -> cxone::Result<usize> {
+async fn list_skills(api: &Arc<dyn TenantApi>) -> skillsync_cxone::Result<usize> {
     let all: Vec<_> = api
         .definitions(Kind::Skill, DefinitionQuery::default())
         .try_collect()
@@ -21,7 +21,7 @@ async fn list_skills(api: &Arc<dyn TenantApi>) -> cxone::Result<usize> {
 #[tokio::test]
 async fn thirty_two_concurrent_callers_cause_exactly_one_token_request() {
     let sim = common::start(Knobs::quiet(), 10).await;
-    let api = cxone::connect(&sim.settings()).unwrap();
+    let api = skillsync_cxone::connect(&sim.settings()).unwrap();
     let calls = (0..32).map(|_| list_skills(&api));
     for result in join_all(calls).await {
         assert!(result.unwrap() > 0);
@@ -33,7 +33,7 @@ async fn thirty_two_concurrent_callers_cause_exactly_one_token_request() {
 #[tokio::test]
 async fn token_expiry_mid_run_causes_one_refresh_and_no_call_fails() {
     let sim = common::start(Knobs::quiet(), 10).await;
-    let api = cxone::connect(&sim.settings()).unwrap();
+    let api = skillsync_cxone::connect(&sim.settings()).unwrap();
     list_skills(&api).await.unwrap();
     // Two hours pass on the tenant's clock: the cached token is now expired there.
     sim.advance_clock("2h").await;
@@ -54,8 +54,8 @@ async fn a_token_without_a_scope_gives_an_error_naming_it_after_one_request() {
     let sim = common::start(Knobs::quiet(), 10).await;
     let mut settings = sim.settings();
     settings.scopes = vec!["routing:skills:read".into()];
-    let api = cxone::connect(&settings).unwrap();
-    let new = cxone::NewDefinition {
+    let api = skillsync_cxone::connect(&settings).unwrap();
+    let new = skillsync_cxone::NewDefinition {
         kind: Kind::Skill,
         name: "Scope_Probe".into(),
         locale: skillsync_core::Locale::parse("en-us").unwrap(),
@@ -79,8 +79,8 @@ async fn a_token_without_a_scope_gives_an_error_naming_it_after_one_request() {
 async fn wrong_client_secret_is_reported_without_retrying() {
     let sim = common::start(Knobs::quiet(), 10).await;
     let mut settings = sim.settings();
-    settings.client_secret = cxone::Secret::new("not-the-secret");
-    let api = cxone::connect(&settings).unwrap();
+    settings.client_secret = skillsync_cxone::Secret::new("not-the-secret");
+    let api = skillsync_cxone::connect(&settings).unwrap();
     let error = list_skills(&api).await.unwrap_err();
     assert!(
         matches!(&error, Error::Auth { code, .. } if code == "invalid_client"),

@@ -2,9 +2,9 @@
 
 mod common;
 
-use cxone::{Error, Secret, Settings, UserQuery};
 use futures::StreamExt;
-use sim::{SimConfig, TlsOptions};
+use skillsync_cxone::{Error, Secret, Settings, UserQuery};
+use skillsync_sim::{SimConfig, TlsOptions};
 
 #[test]
 fn plain_http_to_a_host_that_is_not_loopback_is_refused() {
@@ -14,7 +14,9 @@ fn plain_http_to_a_host_that_is_not_loopback_is_refused() {
         "id",
         Secret::new("secret"),
     );
-    let error = cxone::connect(&settings).err().expect("must be refused");
+    let error = skillsync_cxone::connect(&settings)
+        .err()
+        .expect("must be refused");
     assert!(
         matches!(&error, Error::Settings(m) if m.contains("api_base") && m.contains("https")),
         "{error}"
@@ -32,7 +34,7 @@ async fn https_works_when_the_simulators_ca_is_trusted_and_fails_when_it_is_not(
         }),
         ..SimConfig::quiet(common::tenant(5))
     };
-    let simulator = sim::Simulator::new(listener, config).unwrap();
+    let simulator = skillsync_sim::Simulator::new(listener, config).unwrap();
     let base = simulator.endpoint().base_url.clone();
     assert!(base.starts_with("https://"));
     tokio::spawn(simulator.serve(std::future::pending()));
@@ -40,13 +42,13 @@ async fn https_works_when_the_simulators_ca_is_trusted_and_fails_when_it_is_not(
     let mut settings = Settings::new(
         &format!("{base}/api/v2"),
         &format!("{base}/api/v2/oauth/token"),
-        sim::DEMO_CLIENT_ID,
-        Secret::new(sim::DEMO_CLIENT_SECRET),
+        skillsync_sim::DEMO_CLIENT_ID,
+        Secret::new(skillsync_sim::DEMO_CLIENT_SECRET),
     );
     settings.retry.max_attempts = 2;
     settings.retry.base_delay = std::time::Duration::from_millis(1);
 
-    let untrusting = cxone::connect(&settings).unwrap();
+    let untrusting = skillsync_cxone::connect(&settings).unwrap();
     let refused: Vec<_> = untrusting.users(UserQuery::default()).collect().await;
     assert!(
         refused[0].is_err(),
@@ -54,7 +56,7 @@ async fn https_works_when_the_simulators_ca_is_trusted_and_fails_when_it_is_not(
     );
 
     settings.ca_file = Some(ca_file);
-    let trusting = cxone::connect(&settings).unwrap();
+    let trusting = skillsync_cxone::connect(&settings).unwrap();
     let users: Vec<_> = trusting.users(UserQuery::default()).collect().await;
     assert_eq!(users.len(), 5);
     assert!(users.iter().all(Result::is_ok));

@@ -5,12 +5,12 @@ mod common;
 
 use std::collections::HashMap;
 
-use cxone::{Dialect, EntryOutcome, Error, NewDefinition, UserWrite};
 use futures::StreamExt;
 use futures::stream;
 use serde_json::json;
-use sim::Knobs;
 use skillsync_core::{Assignment, DefinitionId, Kind, Level, Locale, UserId, Version};
+use skillsync_cxone::{Dialect, EntryOutcome, Error, NewDefinition, UserWrite};
+use skillsync_sim::Knobs;
 
 fn hostile() -> Knobs {
     Knobs {
@@ -30,7 +30,7 @@ async fn ensuring_200_definitions_twice_under_faults_creates_exactly_200() {
         .to_string();
     let mut settings = sim.settings();
     settings.retry.base_delay = std::time::Duration::from_millis(5);
-    let api = cxone::connect(&settings).unwrap();
+    let api = skillsync_cxone::connect(&settings).unwrap();
     let wanted: Vec<NewDefinition> = (0..200)
         .map(|i| NewDefinition {
             kind: if i % 2 == 0 {
@@ -109,7 +109,7 @@ async fn user_and_skill(sim: &common::Sim) -> (UserId, String) {
 async fn a_stale_version_is_a_typed_conflict_in_the_routing_dialect() {
     let sim = common::start(Knobs::quiet(), 10).await;
     let (user, skill_id) = user_and_skill(&sim).await;
-    let api = cxone::connect(&sim.settings()).unwrap();
+    let api = skillsync_cxone::connect(&sim.settings()).unwrap();
     let read = api.user(&user).await.unwrap();
     let write = UserWrite {
         user_id: user.clone(),
@@ -133,7 +133,7 @@ async fn a_stale_version_is_a_typed_conflict_in_the_users_dialect() {
     let (user, skill_id) = user_and_skill(&sim).await;
     let mut settings = sim.settings();
     settings.dialect = Dialect::Users;
-    let api = cxone::connect(&settings).unwrap();
+    let api = skillsync_cxone::connect(&settings).unwrap();
     assert_eq!(api.capabilities().max_bulk_entries, None);
     let read = api.user(&user).await.unwrap();
     let write = UserWrite {
@@ -157,7 +157,7 @@ async fn a_stale_version_in_one_bulk_entry_is_a_typed_conflict_for_that_entry_on
     let state = sim.state().await;
     let skill_id = state["skills"][0]["id"].as_str().unwrap().to_string();
     let ids = sim.user_ids(3).await;
-    let api = cxone::connect(&sim.settings()).unwrap();
+    let api = skillsync_cxone::connect(&sim.settings()).unwrap();
     let mut writes = Vec::new();
     for id in &ids {
         let read = api.user(&UserId(id.clone())).await.unwrap();
@@ -179,7 +179,7 @@ async fn a_stale_version_in_one_bulk_entry_is_a_typed_conflict_for_that_entry_on
 async fn a_rejected_write_is_not_retried_and_names_the_field() {
     let sim = common::start(Knobs::quiet(), 10).await;
     let (user, _) = user_and_skill(&sim).await;
-    let api = cxone::connect(&sim.settings()).unwrap();
+    let api = skillsync_cxone::connect(&sim.settings()).unwrap();
     let read = api.user(&user).await.unwrap();
     let write = UserWrite {
         user_id: user,
@@ -209,7 +209,7 @@ async fn server_errors_are_retried_until_the_call_succeeds() {
     let mut settings = sim.settings();
     settings.retry.base_delay = std::time::Duration::from_millis(2);
     settings.retry.max_attempts = 30;
-    let api = cxone::connect(&settings).unwrap();
+    let api = skillsync_cxone::connect(&settings).unwrap();
     let ids = sim.user_ids(10).await;
     for id in ids {
         api.user(&UserId(id))
@@ -232,7 +232,7 @@ async fn a_tenant_that_stays_down_gives_up_within_the_policy() {
     let mut settings = sim.settings();
     settings.retry.base_delay = std::time::Duration::from_millis(1);
     settings.retry.max_attempts = 4;
-    let api = cxone::connect(&settings).unwrap();
+    let api = skillsync_cxone::connect(&settings).unwrap();
     let (user, _) = user_and_skill(&sim).await;
     let error = api.user(&user).await.unwrap_err();
     assert!(

@@ -8,13 +8,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use cxone::{EntryOutcome, Error, LookedUp, NewDefinition, TenantApi, UserWrite};
 use serde_json::json;
 use skillsync_core::plan::{
     DefinitionActionKind, DefinitionRef, PlannedAssignment, UserPlan, WriteMode,
 };
 use skillsync_core::{Assignment, Desired, Plan, Resolution, UserId};
-use store::{Journal, RunId, WriteRecord, WriteStatus, WriteTarget};
+use skillsync_cxone::{EntryOutcome, Error, LookedUp, NewDefinition, TenantApi, UserWrite};
+use skillsync_store::{Journal, RunId, WriteRecord, WriteStatus, WriteTarget};
 
 use crate::fan_out::fan_out;
 
@@ -226,13 +226,13 @@ pub async fn apply(
 /// can see the mapping without re-deriving it.
 fn remember_mappings(journal: JournalRun<'_>, desired: &Desired, resolution: &Resolution) {
     let now = jiff::Timestamp::now();
-    let mappings: Vec<store::Mapping> = desired
+    let mappings: Vec<skillsync_store::Mapping> = desired
         .catalog
         .entries
         .values()
         .filter_map(
             |entry| match resolution.definition(&entry.code, &entry.locale)? {
-                DefinitionRef::Existing(id) => Some(store::Mapping {
+                DefinitionRef::Existing(id) => Some(skillsync_store::Mapping {
                     code: entry.code.to_string(),
                     locale: entry.locale.to_string(),
                     kind: entry.kind.noun().to_string(),

@@ -2,10 +2,10 @@
 //! then read the user, change that one assignment, and write back with `If-Match`, re-reading
 //! on conflict. Nothing else on the user is touched.
 
-use cxone::{Error, NewDefinition, TenantApi, UserWrite};
 use serde_json::json;
 use skillsync_core::{Agent, Assignment, CatalogEntry, Kind, Level};
-use store::{WriteRecord, WriteStatus, WriteTarget};
+use skillsync_cxone::{Error, NewDefinition, TenantApi, UserWrite};
+use skillsync_store::{WriteRecord, WriteStatus, WriteTarget};
 
 use crate::apply::JournalRun;
 

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use cxone::{DefinitionQuery, TenantApi, UserQuery};
 use futures::TryStreamExt;
 use skillsync_core::{Kind, Live};
+use skillsync_cxone::{DefinitionQuery, TenantApi, UserQuery};
 
 /// Progress of a read, for a progress line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +20,7 @@ pub struct LiveProgress {
 pub async fn read_live(
     api: &dyn TenantApi,
     progress: &(dyn Fn(LiveProgress) + Sync),
-) -> cxone::Result<Live> {
+) -> skillsync_cxone::Result<Live> {
     let definitions = async {
         let (skills, proficiencies) = tokio::try_join!(
             api.definitions(Kind::Skill, DefinitionQuery::default())
@@ -30,7 +30,7 @@ pub async fn read_live(
         )?;
         let mut all = skills;
         all.extend(proficiencies);
-        Ok::<_, cxone::Error>(all)
+        Ok::<_, skillsync_cxone::Error>(all)
     };
     let profiles = async {
         api.profiles(None)
@@ -50,7 +50,7 @@ pub async fn read_live(
                 });
             }
         }
-        Ok::<_, cxone::Error>(users)
+        Ok::<_, skillsync_cxone::Error>(users)
     };
     let (definitions, profile_ids, users) = tokio::try_join!(definitions, profiles, users)?;
     progress(LiveProgress {

@@ -14,14 +14,16 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use cxone::{DefinitionQuery, EntryOutcome, Error, Profile, TenantApi, UserQuery, UserWrite};
 use futures::TryStreamExt;
 use serde_json::json;
 use skillsync_core::{
     Assignment, CatalogEntry, Code, Definition, DefinitionId, Desired, Kind, Live, Locale, Problem,
     RetiredMode, UserAssignments, UserId,
 };
-use store::{WriteRecord, WriteStatus, WriteTarget};
+use skillsync_cxone::{
+    DefinitionQuery, EntryOutcome, Error, Profile, TenantApi, UserQuery, UserWrite,
+};
+use skillsync_store::{WriteRecord, WriteStatus, WriteTarget};
 
 use crate::apply::JournalRun;
 use crate::fan_out::fan_out;
@@ -369,7 +371,7 @@ pub async fn prepare(
     desired: &Desired,
     variants: &[&CatalogEntry],
     mode: RetiredMode,
-) -> cxone::Result<RetirePlan> {
+) -> skillsync_cxone::Result<RetirePlan> {
     let first = variants.first().ok_or(Error::Unsupported {
         dialect: "any",
         operation: "retiring no catalog variant",
@@ -421,7 +423,7 @@ async fn references(
     api: &dyn TenantApi,
     kind: Kind,
     id: &DefinitionId,
-) -> cxone::Result<(Vec<UserAssignments>, Vec<Profile>)> {
+) -> skillsync_cxone::Result<(Vec<UserAssignments>, Vec<Profile>)> {
     let query = match kind {
         Kind::Skill => UserQuery {
             skill_id: Some(id.clone()),

@@ -9,11 +9,11 @@
 
 use std::collections::BTreeMap;
 
-use cxone::{Queue, Routed};
 use jiff::Timestamp;
 use serde_json::Value;
 use skillsync_core::{Assignment, DefinitionId, UserId};
-use store::{WriteRecord, WriteStatus, WriteTarget};
+use skillsync_cxone::{Queue, Routed};
+use skillsync_store::{WriteRecord, WriteStatus, WriteTarget};
 
 /// One skill a run gave to one agent: added, raised in level, or made active.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -407,7 +407,7 @@ pub fn outcome<'a>(verdicts: impl IntoIterator<Item = &'a Verdict>) -> Outcome {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use store::RunId;
+    use skillsync_store::RunId;
 
     use super::*;
 

@@ -9,20 +9,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use cxone::{
-    Capabilities, DefinitionQuery, EntryOutcome, NewDefinition, Profile, Queue, Routed, Secret,
-    Settings, TenantApi, UserQuery, UserWrite,
-};
-use engine::JournalRun;
-use engine::retire::{RetireFailure, RetireOptions};
 use futures::TryStreamExt;
 use futures::stream::BoxStream;
-use sim::{GenerateOptions, SimConfig, TenantDoc, TenantSource};
 use skillsync_core::hris::{Source, read_desired};
 use skillsync_core::{
     Assignment, Definition, DefinitionId, Desired, Kind, Level, RetiredMode, UserAssignments,
     UserId, Version,
 };
+use skillsync_cxone::{
+    Capabilities, DefinitionQuery, EntryOutcome, NewDefinition, Profile, Queue, Routed, Secret,
+    Settings, TenantApi, UserQuery, UserWrite,
+};
+use skillsync_engine::JournalRun;
+use skillsync_engine::retire::{RetireFailure, RetireOptions};
+use skillsync_sim::{GenerateOptions, SimConfig, TenantDoc, TenantSource};
 
 /// Our client, plus another integration that re-assigns the retired definition to one user
 /// right before each of our first `interfere` deletes: added to the user's list, or, with
@@ -67,23 +67,30 @@ impl TenantApi for Contested {
     fn capabilities(&self) -> Capabilities {
         self.ours.capabilities()
     }
-    fn counters(&self) -> cxone::CounterSnapshot {
+    fn counters(&self) -> skillsync_cxone::CounterSnapshot {
         self.ours.counters()
     }
     fn definitions(
         &self,
         kind: Kind,
         query: DefinitionQuery,
-    ) -> BoxStream<'_, cxone::Result<Definition>> {
+    ) -> BoxStream<'_, skillsync_cxone::Result<Definition>> {
         self.ours.definitions(kind, query)
     }
-    async fn create_definition(&self, new: &NewDefinition) -> cxone::Result<Definition> {
+    async fn create_definition(&self, new: &NewDefinition) -> skillsync_cxone::Result<Definition> {
         self.ours.create_definition(new).await
     }
-    async fn update_definition(&self, definition: &Definition) -> cxone::Result<Definition> {
+    async fn update_definition(
+        &self,
+        definition: &Definition,
+    ) -> skillsync_cxone::Result<Definition> {
         self.ours.update_definition(definition).await
     }
-    async fn delete_definition(&self, kind: Kind, id: &DefinitionId) -> cxone::Result<()> {
+    async fn delete_definition(
+        &self,
+        kind: Kind,
+        id: &DefinitionId,
+    ) -> skillsync_cxone::Result<()> {
         let left = self.interfere.load(Ordering::SeqCst);
         if left > 0 {
             self.interfere.store(left - 1, Ordering::SeqCst);
@@ -91,31 +98,34 @@ impl TenantApi for Contested {
         }
         self.ours.delete_definition(kind, id).await
     }
-    fn users(&self, query: UserQuery) -> BoxStream<'_, cxone::Result<UserAssignments>> {
+    fn users(&self, query: UserQuery) -> BoxStream<'_, skillsync_cxone::Result<UserAssignments>> {
         self.ours.users(query)
     }
-    async fn user(&self, id: &UserId) -> cxone::Result<UserAssignments> {
+    async fn user(&self, id: &UserId) -> skillsync_cxone::Result<UserAssignments> {
         self.ours.user(id).await
     }
-    async fn write_user(&self, write: &UserWrite) -> cxone::Result<Version> {
+    async fn write_user(&self, write: &UserWrite) -> skillsync_cxone::Result<Version> {
         self.ours.write_user(write).await
     }
-    async fn write_users(&self, writes: &[UserWrite]) -> cxone::Result<Vec<EntryOutcome>> {
+    async fn write_users(
+        &self,
+        writes: &[UserWrite],
+    ) -> skillsync_cxone::Result<Vec<EntryOutcome>> {
         self.ours.write_users(writes).await
     }
     fn profiles(
         &self,
         filter: Option<(Kind, DefinitionId)>,
-    ) -> BoxStream<'_, cxone::Result<Profile>> {
+    ) -> BoxStream<'_, skillsync_cxone::Result<Profile>> {
         self.ours.profiles(filter)
     }
-    async fn write_profile(&self, profile: &Profile) -> cxone::Result<Version> {
+    async fn write_profile(&self, profile: &Profile) -> skillsync_cxone::Result<Version> {
         self.ours.write_profile(profile).await
     }
-    async fn queues(&self) -> cxone::Result<Vec<Queue>> {
+    async fn queues(&self) -> skillsync_cxone::Result<Vec<Queue>> {
         self.ours.queues().await
     }
-    async fn test_interaction(&self, queue_id: &str) -> cxone::Result<Routed> {
+    async fn test_interaction(&self, queue_id: &str) -> skillsync_cxone::Result<Routed> {
         self.ours.test_interaction(queue_id).await
     }
 }
@@ -143,33 +153,33 @@ async fn tenant_of(
     shape: impl FnOnce(&mut TenantDoc, &str),
     fault_after_commit: f64,
 ) -> Tenant {
-    let mut doc = sim::generate(&GenerateOptions {
+    let mut doc = skillsync_sim::generate(&GenerateOptions {
         agents: 120,
         locales: vec!["en-us".into()],
         ..GenerateOptions::default()
     });
     let (name, definitions) = match kind {
-        Kind::Skill => (sim::skill_name(0), &doc.skills),
-        Kind::Proficiency => (sim::proficiency_name(0), &doc.proficiencies),
+        Kind::Skill => (skillsync_sim::skill_name(0), &doc.skills),
+        Kind::Proficiency => (skillsync_sim::proficiency_name(0), &doc.proficiencies),
     };
     let retired = definitions.iter().find(|d| d.name == name).unwrap().clone();
     shape(&mut doc, &retired.id);
     let mut config = SimConfig::quiet(TenantSource::Doc(Box::new(doc.clone())));
     config.knobs.fault_after_commit_rate = fault_after_commit;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let simulator = sim::Simulator::new(listener, config).unwrap();
+    let simulator = skillsync_sim::Simulator::new(listener, config).unwrap();
     let base = simulator.endpoint().base_url.clone();
     tokio::spawn(simulator.serve(std::future::pending()));
     let client = || {
         let mut settings = Settings::new(
             &format!("{base}/api/v2"),
             &format!("{base}/api/v2/oauth/token"),
-            sim::DEMO_CLIENT_ID,
-            Secret::new(sim::DEMO_CLIENT_SECRET),
+            skillsync_sim::DEMO_CLIENT_ID,
+            Secret::new(skillsync_sim::DEMO_CLIENT_SECRET),
         );
         settings.requests_per_second = 1000.0;
         settings.burst = 100;
-        cxone::connect(&settings).unwrap()
+        skillsync_cxone::connect(&settings).unwrap()
     };
     let catalog = format!(
         "code,kind,locale,name,description,routing_profile_id\nACW,{},en-us,{name},,{}\n",
@@ -236,14 +246,20 @@ async fn a_delete_refused_because_someone_reassigned_it_rediscovers_strips_and_d
     let t = tenant().await;
     let api = contested(&t, 1);
     let variants: Vec<_> = t.desired.catalog.entries.values().collect();
-    let plan = engine::retire::prepare(&api, &t.desired, &variants, RetiredMode::Hard)
+    let plan = skillsync_engine::retire::prepare(&api, &t.desired, &variants, RetiredMode::Hard)
         .await
         .unwrap();
     assert!(!plan.users().is_empty(), "some users hold it");
     let before = t.ours.user(&t.bystander).await.unwrap();
 
-    let report =
-        engine::retire::retire(&api, &plan, RetireOptions::default(), None, &|_, _, _| {}).await;
+    let report = skillsync_engine::retire::retire(
+        &api,
+        &plan,
+        RetireOptions::default(),
+        None,
+        &|_, _, _| {},
+    )
+    .await;
     assert!(report.failure.is_none(), "{:?}", report.failure);
     assert_eq!(report.deletes_refused, 1, "{report:?}");
     assert_eq!(report.definitions_deleted, 1);
@@ -266,11 +282,17 @@ async fn deletes_that_keep_meeting_references_stop_after_three_rounds_naming_wha
     let t = tenant().await;
     let api = contested(&t, usize::MAX);
     let variants: Vec<_> = t.desired.catalog.entries.values().collect();
-    let plan = engine::retire::prepare(&api, &t.desired, &variants, RetiredMode::Hard)
+    let plan = skillsync_engine::retire::prepare(&api, &t.desired, &variants, RetiredMode::Hard)
         .await
         .unwrap();
-    let report =
-        engine::retire::retire(&api, &plan, RetireOptions::default(), None, &|_, _, _| {}).await;
+    let report = skillsync_engine::retire::retire(
+        &api,
+        &plan,
+        RetireOptions::default(),
+        None,
+        &|_, _, _| {},
+    )
+    .await;
     assert_eq!(report.deletes_refused, 3, "{report:?}");
     let failure = report.failure.expect("it cannot finish");
     assert!(
@@ -301,7 +323,7 @@ async fn a_user_changed_between_read_and_write_is_re_read_and_keeps_the_other_ch
     let t = tenant().await;
     let api = contested(&t, 0);
     let variants: Vec<_> = t.desired.catalog.entries.values().collect();
-    let plan = engine::retire::prepare(&api, &t.desired, &variants, RetiredMode::Hard)
+    let plan = skillsync_engine::retire::prepare(&api, &t.desired, &variants, RetiredMode::Hard)
         .await
         .unwrap();
     // Another integration changes one holder after we read it: our bulk entry is now stale.
@@ -319,8 +341,14 @@ async fn a_user_changed_between_read_and_write_is_re_read_and_keeps_the_other_ch
         .await
         .unwrap();
 
-    let report =
-        engine::retire::retire(&api, &plan, RetireOptions::default(), None, &|_, _, _| {}).await;
+    let report = skillsync_engine::retire::retire(
+        &api,
+        &plan,
+        RetireOptions::default(),
+        None,
+        &|_, _, _| {},
+    )
+    .await;
     assert!(report.failure.is_none(), "{:?}", report.failure);
     assert_eq!(report.conflicts, 1, "{report:?}");
     let now = t.ours.user(&holder).await.unwrap();
@@ -348,7 +376,7 @@ fn nobody_holds_only(doc: &mut TenantDoc, retired: &str) {
         .clone();
     for user in &mut doc.users {
         if user.skills.iter().all(|a| a.id == retired) && !user.skills.is_empty() {
-            user.skills.push(sim::Assignment {
+            user.skills.push(skillsync_sim::Assignment {
                 id: other.clone(),
                 level: 3,
                 active: true,
@@ -370,14 +398,21 @@ async fn someone_found_again_holding_only_the_retired_skill_is_not_emptied_unles
         ..contested(&t, 1)
     };
     let variants: Vec<_> = t.desired.catalog.entries.values().collect();
-    let plan = engine::retire::prepare(&api, &t.desired, &variants, RetiredMode::Hard)
+    let plan = skillsync_engine::retire::prepare(&api, &t.desired, &variants, RetiredMode::Hard)
         .await
         .unwrap();
     assert!(!plan.users().is_empty(), "some users hold it");
-    engine::retire::check(&plan, &t.desired, true, false).expect("nobody read is emptied");
+    skillsync_engine::retire::check(&plan, &t.desired, true, false)
+        .expect("nobody read is emptied");
 
-    let report =
-        engine::retire::retire(&api, &plan, RetireOptions::default(), None, &|_, _, _| {}).await;
+    let report = skillsync_engine::retire::retire(
+        &api,
+        &plan,
+        RetireOptions::default(),
+        None,
+        &|_, _, _| {},
+    )
+    .await;
     assert_eq!(report.deletes_refused, 1, "{report:?}");
     assert_eq!(report.definitions_deleted, 0, "{report:?}");
     assert_eq!(
@@ -411,14 +446,21 @@ async fn someone_found_again_holding_only_the_retired_skill_is_not_emptied_unles
     assert!(exists(t.ours.as_ref(), Kind::Skill, &t.retired).await);
 
     // Allowed, the same user is stripped to nothing and the definition goes.
-    let plan = engine::retire::prepare(t.ours.as_ref(), &t.desired, &variants, RetiredMode::Hard)
-        .await
-        .unwrap();
+    let plan = skillsync_engine::retire::prepare(
+        t.ours.as_ref(),
+        &t.desired,
+        &variants,
+        RetiredMode::Hard,
+    )
+    .await
+    .unwrap();
     let options = RetireOptions {
         allow_empty_skills: true,
         ..RetireOptions::default()
     };
-    let report = engine::retire::retire(t.ours.as_ref(), &plan, options, None, &|_, _, _| {}).await;
+    let report =
+        skillsync_engine::retire::retire(t.ours.as_ref(), &plan, options, None, &|_, _, _| {})
+            .await;
     assert!(report.failure.is_none(), "{:?}", report.failure);
     assert_eq!(t.ours.user(&t.bystander).await.unwrap().skills, Vec::new());
     assert!(!exists(t.ours.as_ref(), Kind::Skill, &t.retired).await);
@@ -439,13 +481,13 @@ fn twenty_five_holders_and_one_profile(doc: &mut TenantDoc, retired: &str) {
         .clone();
     for (i, user) in doc.users.iter_mut().enumerate() {
         user.skills.retain(|a| a.id != retired && a.id != other);
-        user.skills.push(sim::Assignment {
+        user.skills.push(skillsync_sim::Assignment {
             id: other.clone(),
             level: 3,
             active: true,
         });
         if i < LOST_ANSWERS {
-            user.skills.push(sim::Assignment {
+            user.skills.push(skillsync_sim::Assignment {
                 id: retired.to_string(),
                 level: 5,
                 active: true,
@@ -462,20 +504,20 @@ fn twenty_five_holders_and_one_profile(doc: &mut TenantDoc, retired: &str) {
 
 /// A journaled retirement of every catalog variant of `t`, as `skillsync retire` runs it.
 struct Journaled {
-    plan: engine::retire::RetirePlan,
-    report: engine::retire::RetireReport,
-    journal: Box<dyn store::Journal>,
-    run: store::RunId,
+    plan: skillsync_engine::retire::RetirePlan,
+    report: skillsync_engine::retire::RetireReport,
+    journal: Box<dyn skillsync_store::Journal>,
+    run: skillsync_store::RunId,
 }
 
 async fn retire_journaled(t: &Tenant, mode: RetiredMode) -> Journaled {
-    let journal = store::open("sqlite::memory:").unwrap();
+    let journal = skillsync_store::open("sqlite::memory:").unwrap();
     let run = journal_run(journal.as_ref());
     let variants: Vec<_> = t.desired.catalog.entries.values().collect();
-    let plan = engine::retire::prepare(t.ours.as_ref(), &t.desired, &variants, mode)
+    let plan = skillsync_engine::retire::prepare(t.ours.as_ref(), &t.desired, &variants, mode)
         .await
         .unwrap();
-    let report = engine::retire::retire(
+    let report = skillsync_engine::retire::retire(
         t.ours.as_ref(),
         &plan,
         RetireOptions::default(),
@@ -494,9 +536,9 @@ async fn retire_journaled(t: &Tenant, mode: RetiredMode) -> Journaled {
     }
 }
 
-fn journal_run(journal: &dyn store::Journal) -> store::RunId {
+fn journal_run(journal: &dyn skillsync_store::Journal) -> skillsync_store::RunId {
     journal
-        .start_run(&store::NewRun {
+        .start_run(&skillsync_store::NewRun {
             command: "retire".into(),
             config_hash: "test".into(),
             started_at: jiff::Timestamp::now(),
@@ -527,13 +569,13 @@ async fn hard_writes_whose_answers_were_lost_are_journaled_applied_and_counted_s
     assert!(!exists(t.ours.as_ref(), Kind::Skill, &t.retired).await);
 
     let writes = journal.writes(run).unwrap();
-    let applied = |target: store::WriteTarget| {
+    let applied = |target: skillsync_store::WriteTarget| {
         writes
             .iter()
-            .filter(|w| w.target == target && w.status == store::WriteStatus::Applied)
+            .filter(|w| w.target == target && w.status == skillsync_store::WriteStatus::Applied)
             .collect::<Vec<_>>()
     };
-    let users = applied(store::WriteTarget::UserSkills);
+    let users = applied(skillsync_store::WriteTarget::UserSkills);
     let subjects: std::collections::BTreeSet<&str> =
         users.iter().map(|w| w.subject.as_str()).collect();
     assert_eq!(users.len(), LOST_ANSWERS, "{writes:#?}");
@@ -545,9 +587,13 @@ async fn hard_writes_whose_answers_were_lost_are_journaled_applied_and_counted_s
             .collect::<std::collections::BTreeSet<_>>()
     );
     assert!(users.iter().all(|w| w.settles_at.is_some()), "{users:#?}");
-    assert_eq!(applied(store::WriteTarget::Profile).len(), 1, "{writes:#?}");
     assert_eq!(
-        applied(store::WriteTarget::Definition).len(),
+        applied(skillsync_store::WriteTarget::Profile).len(),
+        1,
+        "{writes:#?}"
+    );
+    assert_eq!(
+        applied(skillsync_store::WriteTarget::Definition).len(),
         1,
         "{writes:#?}"
     );
@@ -584,16 +630,20 @@ async fn a_soft_deactivation_whose_answer_was_lost_is_journaled_applied_and_coun
     assert!(!now.active);
 
     let writes = journal.writes(run).unwrap();
-    let statuses: Vec<store::WriteStatus> = writes.iter().map(|w| w.status).collect();
+    let statuses: Vec<skillsync_store::WriteStatus> = writes.iter().map(|w| w.status).collect();
     assert_eq!(
         statuses,
-        [store::WriteStatus::Conflict, store::WriteStatus::Applied],
+        [
+            skillsync_store::WriteStatus::Conflict,
+            skillsync_store::WriteStatus::Applied
+        ],
         "{writes:#?}"
     );
     assert!(
         writes
             .iter()
-            .all(|w| w.target == store::WriteTarget::Definition && w.subject == t.retired.as_str()),
+            .all(|w| w.target == skillsync_store::WriteTarget::Definition
+                && w.subject == t.retired.as_str()),
         "{writes:#?}"
     );
     assert_eq!(writes[1].after["active"], false, "{writes:#?}");

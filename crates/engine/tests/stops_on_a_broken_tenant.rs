@@ -3,17 +3,17 @@
 
 use std::fmt::Write as _;
 
-use cxone::{DefinitionQuery, Secret, Settings};
-use engine::ApplyOptions;
 use futures::TryStreamExt;
-use sim::{GenerateOptions, SimConfig, TenantSource};
 use skillsync_core::hris::{Source, read_desired};
 use skillsync_core::{Kind, PlanOptions};
+use skillsync_cxone::{DefinitionQuery, Secret, Settings};
+use skillsync_engine::ApplyOptions;
+use skillsync_sim::{GenerateOptions, SimConfig, TenantSource};
 
 /// 300 agents who each should gain the skill `Claims_Intake` (which exists when planning),
 /// planned against a simulated tenant.
 struct Scenario {
-    api: std::sync::Arc<dyn cxone::TenantApi>,
+    api: std::sync::Arc<dyn skillsync_cxone::TenantApi>,
     loaded: skillsync_core::Loaded,
     plan: skillsync_core::Plan,
     resolution: skillsync_core::Resolution,
@@ -21,13 +21,13 @@ struct Scenario {
 }
 
 async fn scenario() -> Scenario {
-    let doc = sim::generate(&GenerateOptions {
+    let doc = skillsync_sim::generate(&GenerateOptions {
         agents: 300,
         locales: vec!["en-us".into()],
         ..GenerateOptions::default()
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let simulator = sim::Simulator::new(
+    let simulator = skillsync_sim::Simulator::new(
         listener,
         SimConfig::quiet(TenantSource::Doc(Box::new(doc.clone()))),
     )
@@ -37,17 +37,17 @@ async fn scenario() -> Scenario {
     let mut settings = Settings::new(
         &format!("{base}/api/v2"),
         &format!("{base}/api/v2/oauth/token"),
-        sim::DEMO_CLIENT_ID,
-        Secret::new(sim::DEMO_CLIENT_SECRET),
+        skillsync_sim::DEMO_CLIENT_ID,
+        Secret::new(skillsync_sim::DEMO_CLIENT_SECRET),
     );
     settings.requests_per_second = 1000.0;
     settings.burst = 100;
-    let api = cxone::connect(&settings).unwrap();
+    let api = skillsync_cxone::connect(&settings).unwrap();
 
     // A catalog with one extra skill every agent should get; the skill exists when planning.
     let profile = doc.profiles[0].id.clone();
     let extra = api
-        .ensure_definition(&cxone::NewDefinition {
+        .ensure_definition(&skillsync_cxone::NewDefinition {
             kind: Kind::Skill,
             name: "Claims_Intake".into(),
             locale: skillsync_core::Locale::parse("en-us").unwrap(),
@@ -65,7 +65,7 @@ async fn scenario() -> Scenario {
     for d in doc
         .skills
         .iter()
-        .filter(|d| !d.name.starts_with(sim::OWNED_PREFIX))
+        .filter(|d| !d.name.starts_with(skillsync_sim::OWNED_PREFIX))
     {
         writeln!(
             catalog,
@@ -81,7 +81,7 @@ async fn scenario() -> Scenario {
             if let Some(d) = doc
                 .skills
                 .iter()
-                .find(|d| d.id == a.id && !d.name.starts_with(sim::OWNED_PREFIX))
+                .find(|d| d.id == a.id && !d.name.starts_with(skillsync_sim::OWNED_PREFIX))
             {
                 writeln!(assignments, "E{i},{},{}", d.name, a.level).unwrap();
             }
@@ -97,7 +97,9 @@ async fn scenario() -> Scenario {
         source("assignments.csv", &assignments),
     )
     .unwrap_or_else(|p| panic!("{p:?}"));
-    let live = engine::read_live(api.as_ref(), &|_| {}).await.unwrap();
+    let live = skillsync_engine::read_live(api.as_ref(), &|_| {})
+        .await
+        .unwrap();
     let options = PlanOptions {
         bulk_threshold: 10_000,
         ..PlanOptions::default()
@@ -114,7 +116,7 @@ async fn scenario() -> Scenario {
     }
 }
 
-fn user_puts(api: &dyn cxone::TenantApi) -> u64 {
+fn user_puts(api: &dyn skillsync_cxone::TenantApi) -> u64 {
     api.counters()
         .requests
         .get("PUT /routing/users/{userId}")
@@ -147,7 +149,7 @@ async fn a_run_whose_writes_all_fail_stops_early_instead_of_grinding_through() {
         max_failures: 20,
         ..ApplyOptions::default()
     };
-    let report = engine::apply(
+    let report = skillsync_engine::apply(
         api.as_ref(),
         &loaded.desired,
         &plan,
@@ -181,7 +183,7 @@ async fn a_run_that_reaches_the_end_of_the_sync_window_writes_no_further_user() 
         write_until: Some(jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1)),
         ..ApplyOptions::default()
     };
-    let report = engine::apply(
+    let report = skillsync_engine::apply(
         api.as_ref(),
         &loaded.desired,
         &plan,
@@ -202,9 +204,11 @@ async fn a_run_that_reaches_the_end_of_the_sync_window_writes_no_further_user() 
     assert_eq!(report.users_updated, 0);
 
     // The same plan with the window still open writes every agent.
-    let live = engine::read_live(api.as_ref(), &|_| {}).await.unwrap();
+    let live = skillsync_engine::read_live(api.as_ref(), &|_| {})
+        .await
+        .unwrap();
     let (resolution, _, _) = skillsync_core::resolve(&loaded.desired, &live);
-    let report = engine::apply(
+    let report = skillsync_engine::apply(
         api.as_ref(),
         &loaded.desired,
         &plan,

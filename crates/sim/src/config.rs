@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::generate::GenerateOptions;
 use crate::model::TenantDoc;
 
-/// Everything `sim::run` needs to serve one tenant.
+/// Everything `skillsync_sim::run` needs to serve one tenant.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     /// Where the tenant's initial contents come from.

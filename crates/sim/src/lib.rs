@@ -8,10 +8,10 @@
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! use sim::{SimConfig, TenantSource, GenerateOptions};
+//! use skillsync_sim::{SimConfig, TenantSource, GenerateOptions};
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let config = SimConfig::new(TenantSource::Generated(GenerateOptions::default()));
-//! sim::run(listener, config, std::future::pending()).await?;
+//! skillsync_sim::run(listener, config, std::future::pending()).await?;
 //! # Ok(()) }
 //! ```
 //!

@@ -5,7 +5,7 @@ mod common;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sim::Knobs;
+use skillsync_sim::Knobs;
 
 /// Posts a raw token request form and decodes the answer.
 async fn token_request(
@@ -28,8 +28,8 @@ async fn token_request(
 fn demo_form(scope: Option<&str>) -> Vec<(&str, &str)> {
     let mut form = vec![
         ("grant_type", "client_credentials"),
-        ("client_id", sim::DEMO_CLIENT_ID),
-        ("client_secret", sim::DEMO_CLIENT_SECRET),
+        ("client_id", skillsync_sim::DEMO_CLIENT_ID),
+        ("client_secret", skillsync_sim::DEMO_CLIENT_SECRET),
     ];
     if let Some(scope) = scope {
         form.push(("scope", scope));
@@ -57,7 +57,10 @@ async fn token_is_issued_as_bearer_with_every_client_scope_and_a_lifetime() {
     assert!(!body["access_token"].as_str().unwrap().is_empty());
     // Quiet knobs keep the default lifetime of one hour.
     assert_eq!(body["expires_in"], 3600);
-    let mut all: Vec<String> = sim::ALL_SCOPES.iter().map(|s| s.to_string()).collect();
+    let mut all: Vec<String> = skillsync_sim::ALL_SCOPES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     all.sort();
     assert_eq!(scopes_of(&body), all);
     // The token works.
@@ -81,7 +84,7 @@ async fn wrong_secret_is_401_invalid_client() {
         &sim,
         &[
             ("grant_type", "client_credentials"),
-            ("client_id", sim::DEMO_CLIENT_ID),
+            ("client_id", skillsync_sim::DEMO_CLIENT_ID),
             ("client_secret", "not-the-secret"),
         ],
     )
@@ -99,7 +102,7 @@ async fn unknown_client_id_is_401_invalid_client() {
         &[
             ("grant_type", "client_credentials"),
             ("client_id", "somebody-else"),
-            ("client_secret", sim::DEMO_CLIENT_SECRET),
+            ("client_secret", skillsync_sim::DEMO_CLIENT_SECRET),
         ],
     )
     .await;
@@ -114,8 +117,8 @@ async fn unknown_grant_type_is_400_unsupported_grant_type() {
         &sim,
         &[
             ("grant_type", "password"),
-            ("client_id", sim::DEMO_CLIENT_ID),
-            ("client_secret", sim::DEMO_CLIENT_SECRET),
+            ("client_id", skillsync_sim::DEMO_CLIENT_ID),
+            ("client_secret", skillsync_sim::DEMO_CLIENT_SECRET),
         ],
     )
     .await;

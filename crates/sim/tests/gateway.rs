@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{Answer, TestSim};
 use serde_json::{Value, json};
-use sim::{ClientSpec, GenerateOptions, Knobs, Rate, SimConfig, TenantSource};
+use skillsync_sim::{ClientSpec, GenerateOptions, Knobs, Rate, SimConfig, TenantSource};
 
 const SKILLS: &str = "/api/v2/routing/skills";
 const TOKEN: &str = "/api/v2/oauth/token";
@@ -36,7 +36,12 @@ async fn request_token(sim: &TestSim, id: &str, secret: &str) -> Answer {
 }
 
 async fn demo_token(sim: &TestSim) -> Answer {
-    request_token(sim, sim::DEMO_CLIENT_ID, sim::DEMO_CLIENT_SECRET).await
+    request_token(
+        sim,
+        skillsync_sim::DEMO_CLIENT_ID,
+        skillsync_sim::DEMO_CLIENT_SECRET,
+    )
+    .await
 }
 
 /// A 429 with an integer `Retry-After` of at least one second that the body repeats.
@@ -173,7 +178,10 @@ async fn in_flight_cap_is_per_client() {
     let other = ClientSpec {
         id: "other-client".into(),
         secret: "other-secret".into(),
-        scopes: sim::ALL_SCOPES.iter().map(|s| s.to_string()).collect(),
+        scopes: skillsync_sim::ALL_SCOPES
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
     };
     let sim = common::start_with(SimConfig {
         clients: vec![ClientSpec::demo(), other],
@@ -392,7 +400,12 @@ fn ext_ids(state: &Value) -> BTreeSet<String> {
     ["skills", "proficiencies"]
         .iter()
         .flat_map(|kind| state[kind].as_array().unwrap())
-        .filter(|d| d["name"].as_str().unwrap().starts_with(sim::OWNED_PREFIX))
+        .filter(|d| {
+            d["name"]
+                .as_str()
+                .unwrap()
+                .starts_with(skillsync_sim::OWNED_PREFIX)
+        })
         .map(|d| d["id"].as_str().unwrap().to_string())
         .collect()
 }

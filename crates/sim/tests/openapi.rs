@@ -137,7 +137,7 @@ async fn every_operation_needs_exactly_the_scope_it_documents() {
     let sim = common::start().await;
     let doc = document(&sim).await;
     let mut tokens: BTreeMap<String, String> = BTreeMap::new();
-    for scope in sim::ALL_SCOPES {
+    for scope in skillsync_sim::ALL_SCOPES {
         let token = sim.token_with_scope(Some(scope)).await;
         tokens.insert(scope.to_string(), token);
     }
@@ -163,7 +163,7 @@ async fn every_operation_needs_exactly_the_scope_it_documents() {
             anonymous.body
         );
 
-        let other = sim::ALL_SCOPES
+        let other = skillsync_sim::ALL_SCOPES
             .iter()
             .find(|s| **s != scope)
             .expect("more than one scope");

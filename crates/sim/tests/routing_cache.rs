@@ -8,7 +8,7 @@ mod common;
 
 use common::TestSim;
 use serde_json::{Value, json};
-use sim::{GenerateOptions, SimConfig, TenantSource};
+use skillsync_sim::{GenerateOptions, SimConfig, TenantSource};
 
 const INTERACTIONS: &str = "/api/v2/interactions/test";
 
@@ -491,7 +491,7 @@ async fn reset_discards_routing_cache_updates_still_pending() {
 
 #[tokio::test]
 async fn a_queue_cannot_require_a_proficiency() {
-    let mut doc = sim::generate(&GenerateOptions {
+    let mut doc = skillsync_sim::generate(&GenerateOptions {
         agents: 5,
         skills: 2,
         proficiencies: 1,
@@ -502,8 +502,9 @@ async fn a_queue_cannot_require_a_proficiency() {
     let proficiency = doc.proficiencies[0].id.clone();
     doc.queues[0].skill_id = proficiency.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let refused = sim::Simulator::new(listener, SimConfig::quiet(TenantSource::Doc(Box::new(doc))))
-        .err()
-        .expect("a queue naming a proficiency is refused");
+    let refused =
+        skillsync_sim::Simulator::new(listener, SimConfig::quiet(TenantSource::Doc(Box::new(doc))))
+            .err()
+            .expect("a queue naming a proficiency is refused");
     assert!(format!("{refused:#}").contains(&proficiency), "{refused:#}");
 }

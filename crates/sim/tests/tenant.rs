@@ -9,7 +9,7 @@ use std::path::Path;
 
 use common::{TempDir, TestSim};
 use serde_json::{Value, json};
-use sim::{GenerateOptions, SimConfig, TenantSource};
+use skillsync_sim::{GenerateOptions, SimConfig, TenantSource};
 
 fn options(seed: u64) -> GenerateOptions {
     GenerateOptions {
@@ -83,7 +83,7 @@ async fn generated_counts_follow_the_options() {
             .collect();
         let ext = names
             .iter()
-            .filter(|n| n.starts_with(sim::OWNED_PREFIX))
+            .filter(|n| n.starts_with(skillsync_sim::OWNED_PREFIX))
             .count();
         assert!(ext > 0, "generated tenants include Ext_ {kind}");
         assert_eq!(names.len() - ext, wanted, "{kind}: {names:?}");
@@ -120,7 +120,7 @@ async fn generated_counts_follow_the_options() {
     let mut tested = 0;
     for skill in skills
         .values()
-        .filter(|d| !has_prefix(d, sim::OWNED_PREFIX))
+        .filter(|d| !has_prefix(d, skillsync_sim::OWNED_PREFIX))
     {
         let of_skill: Vec<&Value> = queues
             .iter()
@@ -151,7 +151,7 @@ async fn generated_counts_follow_the_options() {
     }
     let plain = skills
         .values()
-        .filter(|d| !has_prefix(d, sim::OWNED_PREFIX))
+        .filter(|d| !has_prefix(d, skillsync_sim::OWNED_PREFIX))
         .count();
     assert!(
         tested > 0 && tested < plain,
@@ -211,7 +211,7 @@ async fn a_fixture_written_from_state_serves_the_same_state() {
 /// Starts a simulator from a fixture file and returns its start-up error.
 async fn refused(path: &Path) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    match sim::Simulator::new(
+    match skillsync_sim::Simulator::new(
         listener,
         SimConfig::quiet(TenantSource::Fixture(path.to_path_buf())),
     ) {

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
-use store::{
+use skillsync_store::{
     Journal, Mapping, NewRun, RunId, RunOutcome, SqliteStore, StoreError, WriteRecord, WriteStatus,
     WriteTarget,
 };
@@ -369,7 +369,7 @@ fn migrations_are_idempotent() {
     assert_eq!(second.run(run).unwrap().unwrap().command, "apply");
     drop(first);
     drop(second);
-    let third = store::open(&format!("sqlite://{}", dir.db().display())).unwrap();
+    let third = skillsync_store::open(&format!("sqlite://{}", dir.db().display())).unwrap();
     assert_eq!(third.runs(10).unwrap().len(), 1);
     let next = third.start_run(&new_run("plan", t(1))).unwrap();
     assert!(next.0 > run.0);
@@ -378,15 +378,15 @@ fn migrations_are_idempotent() {
 #[test]
 fn open_understands_store_urls() {
     let dir = TempDir::new("urls");
-    let journal = store::open("sqlite::memory:").unwrap();
+    let journal = skillsync_store::open("sqlite::memory:").unwrap();
     journal.start_run(&new_run("demo", t(0))).unwrap();
     assert_eq!(journal.runs(10).unwrap().len(), 1);
 
     let path = dir.db();
-    store::open(&format!("sqlite:{}", path.display())).unwrap();
+    skillsync_store::open(&format!("sqlite:{}", path.display())).unwrap();
     assert!(path.exists());
 
-    let err = store::open(&format!("sqlite://{}/missing/dir/x.db", dir.0.display()))
+    let err = skillsync_store::open(&format!("sqlite://{}/missing/dir/x.db", dir.0.display()))
         .err()
         .unwrap();
     assert!(matches!(err, StoreError::Open { .. }), "{err}");
@@ -413,7 +413,7 @@ fn postgres_is_unsupported_for_now() {
         "postgres://skillsync:hunter2@db.internal:5432/skillsync",
         "postgresql://db.internal/skillsync",
     ] {
-        let err = store::open(url).err().unwrap();
+        let err = skillsync_store::open(url).err().unwrap();
         assert!(matches!(err, StoreError::Unsupported { .. }), "{err}");
         let text = err.to_string();
         assert!(text.contains("PostgreSQL"), "{text}");

@@ -2,8 +2,8 @@
 
 use std::process::ExitCode;
 
-use engine::{ApplyOptions, Phase, RemovalLimit};
 use skillsync_core::render::{Style, plan_json};
+use skillsync_engine::{ApplyOptions, Phase, RemovalLimit};
 
 use crate::args::ApplyArgs;
 use crate::config::MaxRemovals;
@@ -58,7 +58,7 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         Some(MaxRemovals::Percent(p)) => RemovalLimit::Percent(p),
         None => RemovalLimit::Percent(10.0),
     };
-    if let Err(refusal) = engine::check_guards(&plan, limit, args.allow_empty_skills) {
+    if let Err(refusal) = skillsync_engine::check_guards(&plan, limit, args.allow_empty_skills) {
         eprintln!("error: {refusal}");
         return Ok(exit::error());
     }
@@ -95,11 +95,11 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         write_until: window_closes(config, args),
         ..ApplyOptions::default()
     };
-    let journal_run = engine::JournalRun {
+    let journal_run = skillsync_engine::JournalRun {
         journal: journal.as_ref(),
         run: run_id,
     };
-    let applied = engine::apply(
+    let applied = skillsync_engine::apply(
         api.as_ref(),
         &loaded.desired,
         &plan,
@@ -116,7 +116,7 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
             let counts = serde_json::json!({ "error": failed.to_string() });
             journal.finish_run(
                 run_id,
-                store::RunOutcome::Failed,
+                skillsync_store::RunOutcome::Failed,
                 &counts,
                 jiff::Timestamp::now(),
             )?;
@@ -124,9 +124,9 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let outcome = if report.users_failed.is_empty() && report.stopped_early.is_none() {
-        store::RunOutcome::Succeeded
+        skillsync_store::RunOutcome::Succeeded
     } else {
-        store::RunOutcome::Failed
+        skillsync_store::RunOutcome::Failed
     };
     let counts = serde_json::json!({
         "definitionsCreated": report.definitions_created,

@@ -99,13 +99,13 @@ pub async fn run(args: &AssignArgs) -> anyhow::Result<ExitCode> {
         Ok(settings) => settings,
         Err(problems) => return Ok(report_invalid(common, &problems, style)),
     };
-    let api = cxone::connect(&settings).context("cannot set up the tenant client")?;
+    let api = skillsync_cxone::connect(&settings).context("cannot set up the tenant client")?;
     let (journal, run_id) = config.start_run("assign")?;
-    let journal_run = engine::JournalRun {
+    let journal_run = skillsync_engine::JournalRun {
         journal: journal.as_ref(),
         run: run_id,
     };
-    let result = engine::assign(
+    let result = skillsync_engine::assign(
         api.as_ref(),
         agent,
         entry,
@@ -116,9 +116,9 @@ pub async fn run(args: &AssignArgs) -> anyhow::Result<ExitCode> {
     )
     .await;
     let outcome = if result.is_ok() {
-        store::RunOutcome::Succeeded
+        skillsync_store::RunOutcome::Succeeded
     } else {
-        store::RunOutcome::Failed
+        skillsync_store::RunOutcome::Failed
     };
     journal.finish_run(
         run_id,

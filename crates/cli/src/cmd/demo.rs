@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use sim::{DurationRange, GenerateOptions, Knobs, Rate, TenantDoc};
+use skillsync_sim::{DurationRange, GenerateOptions, Knobs, Rate, TenantDoc};
 
 use crate::args::{ApplyArgs, CommonArgs, DemoArgs};
 use crate::local_tenant::{LocalTenant, write_config};
@@ -20,7 +20,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let dir = std::env::temp_dir().join(format!("skillsync-demo-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("hris"))
         .with_context(|| format!("cannot create {}", dir.display()))?;
-    let doc = sim::generate(&GenerateOptions {
+    let doc = skillsync_sim::generate(&GenerateOptions {
         agents: args.agents,
         skills: 12,
         proficiencies: 5,

@@ -49,12 +49,12 @@ pub async fn run(common: &CommonArgs) -> anyhow::Result<ExitCode> {
     };
     let config = &session.config;
     // The journal is context, not a requirement: drift still reports without it.
-    let journal = store::open(&config.store_url).ok();
+    let journal = skillsync_store::open(&config.store_url).ok();
     let last_write = |user: &str| {
         let journal = journal.as_ref()?;
         [
-            store::WriteTarget::UserSkills,
-            store::WriteTarget::UserProficiencies,
+            skillsync_store::WriteTarget::UserSkills,
+            skillsync_store::WriteTarget::UserProficiencies,
         ]
         .into_iter()
         .filter_map(|target| journal.last_write(user, target).ok().flatten())

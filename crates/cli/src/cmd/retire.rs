@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use engine::retire::{RetireOptions, RetirePhase, RetirePlan, TargetSummary};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use skillsync_core::RetiredMode;
+use skillsync_engine::retire::{RetireOptions, RetirePhase, RetirePlan, TargetSummary};
 
 use crate::args::RetireArgs;
 use crate::inputs::Session;
@@ -28,11 +28,14 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
         api,
     } = &session;
     let desired = &loaded.desired;
-    let variants =
-        match engine::retire::catalog_variants(desired, &args.code, args.locale.as_deref()) {
-            Ok(variants) => variants,
-            Err(problem) => return Ok(super::validate::report_problems(common, &[*problem])),
-        };
+    let variants = match skillsync_engine::retire::catalog_variants(
+        desired,
+        &args.code,
+        args.locale.as_deref(),
+    ) {
+        Ok(variants) => variants,
+        Err(problem) => return Ok(super::validate::report_problems(common, &[*problem])),
+    };
     if args.undo {
         return undo(args, config, &variants);
     }
@@ -43,15 +46,15 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
     };
 
     let reading = spinner("finding what references it");
-    let plan = engine::retire::prepare(api.as_ref(), desired, &variants, mode)
+    let plan = skillsync_engine::retire::prepare(api.as_ref(), desired, &variants, mode)
         .await
         .with_context(|| format!("cannot read the tenant at {}", config.tenant.api_base))?;
     reading.finish_and_clear();
-    let summary = engine::retire::summarize(&plan, desired);
+    let summary = skillsync_engine::retire::summarize(&plan, desired);
     if common.output == OutputFormat::Human {
         print!("{}", plan_text(&plan, &summary));
     }
-    if let Err(refusal) = engine::retire::check(
+    if let Err(refusal) = skillsync_engine::retire::check(
         &plan,
         desired,
         api.capabilities().proficiencies,
@@ -69,14 +72,14 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
     // failure half-way) already leaves the code alone instead of re-adding what was stripped.
     let now = jiff::Timestamp::now();
     for variant in &plan.variants {
-        journal.record_retirement(&store::Retirement {
+        journal.record_retirement(&skillsync_store::Retirement {
             code: variant.code.to_string(),
             locale: variant.locale.to_string(),
             kind: variant.kind.noun().to_string(),
             name: variant.name.clone(),
             mode: match mode {
-                RetiredMode::Soft => store::RetirementMode::Soft,
-                RetiredMode::Hard => store::RetirementMode::Hard,
+                RetiredMode::Soft => skillsync_store::RetirementMode::Soft,
+                RetiredMode::Hard => skillsync_store::RetirementMode::Hard,
             },
             definition_ids: plan
                 .definitions_of(&variant.locale)
@@ -96,11 +99,11 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
         ..RetireOptions::default()
     };
     let bars = crate::terminal::PhaseBars::new();
-    let report = engine::retire::retire(
+    let report = skillsync_engine::retire::retire(
         api.as_ref(),
         &plan,
         options,
-        Some(engine::JournalRun {
+        Some(skillsync_engine::JournalRun {
             journal: journal.as_ref(),
             run: run_id,
         }),
@@ -125,9 +128,9 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
         "error": report.failure.as_ref().map(ToString::to_string),
     });
     let outcome = if report.failure.is_none() {
-        store::RunOutcome::Succeeded
+        skillsync_store::RunOutcome::Succeeded
     } else {
-        store::RunOutcome::Failed
+        skillsync_store::RunOutcome::Failed
     };
     journal.finish_run(run_id, outcome, &counts, jiff::Timestamp::now())?;
     let settles_at = journal.settles_at(run_id)?;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use sim::{
+use skillsync_sim::{
     DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, GenerateOptions, Knobs, SimConfig, TenantSource, TlsOptions,
 };
 
@@ -50,7 +50,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
                 args.listen
             )
         })?;
-    let simulator = sim::Simulator::new(listener, config)?;
+    let simulator = skillsync_sim::Simulator::new(listener, config)?;
     let endpoint = simulator.endpoint().clone();
     println!(
         "skillsync sim listening on {} (API {}/api/v2) client_id={} client_secret={}",

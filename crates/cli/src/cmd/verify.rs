@@ -10,12 +10,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use engine::verify::{self, Coverage, NotCovered, Outcome, QueueCheck, Verdict};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use skillsync_core::DefinitionId;
-use store::{Journal, RunId, RunSummary};
+use skillsync_engine::verify::{self, Coverage, NotCovered, Outcome, QueueCheck, Verdict};
+use skillsync_store::{Journal, RunId, RunSummary};
 
 use crate::args::VerifyArgs;
 use crate::config::Config;
@@ -100,7 +100,7 @@ pub async fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         Ok(settings) => settings,
         Err(problems) => return Ok(super::validate::report_problems(&args.common, &problems)),
     };
-    let api = cxone::connect(&settings).context("cannot set up the tenant client")?;
+    let api = skillsync_cxone::connect(&settings).context("cannot set up the tenant client")?;
     let queues = api
         .queues()
         .await

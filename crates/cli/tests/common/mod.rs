@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use sim::{SimConfig, TenantDoc, TenantSource};
+use skillsync_sim::{SimConfig, TenantDoc, TenantSource};
 
 pub struct Workspace(pub PathBuf);
 impl Drop for Workspace {
@@ -30,7 +30,7 @@ pub fn skillsync(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_skillsync"))
         .args(args)
         .current_dir(dir)
-        .env("SKILLSYNC_TEST_SECRET", sim::DEMO_CLIENT_SECRET)
+        .env("SKILLSYNC_TEST_SECRET", skillsync_sim::DEMO_CLIENT_SECRET)
         .env("NO_COLOR", "1")
         .output()
         .unwrap()
@@ -53,7 +53,7 @@ catalog = "hris/catalog.csv"
 agents = "hris/agents.csv"
 assignments = "hris/assignments.csv"
 "#,
-        id = sim::DEMO_CLIENT_ID
+        id = skillsync_sim::DEMO_CLIENT_ID
     );
     std::fs::write(dir.join("skillsync.toml"), config).unwrap();
 }
@@ -61,7 +61,8 @@ assignments = "hris/assignments.csv"
 pub async fn start_sim(doc: TenantDoc) -> (String, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let simulator =
-        sim::Simulator::new(listener, SimConfig::quiet(TenantSource::Doc(Box::new(doc)))).unwrap();
+        skillsync_sim::Simulator::new(listener, SimConfig::quiet(TenantSource::Doc(Box::new(doc))))
+            .unwrap();
     let base = simulator.endpoint().base_url.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(simulator.serve(async {
@@ -106,7 +107,7 @@ fn write_hris_with(dir: &Path, doc: &TenantDoc, proficiencies: bool) -> Expected
     for (kind, defs) in [("skill", &doc.skills), ("proficiency", &doc.proficiencies)] {
         for d in defs
             .iter()
-            .filter(|d| !d.name.starts_with(sim::OWNED_PREFIX))
+            .filter(|d| !d.name.starts_with(skillsync_sim::OWNED_PREFIX))
         {
             writeln!(
                 catalog,
@@ -120,7 +121,7 @@ fn write_hris_with(dir: &Path, doc: &TenantDoc, proficiencies: bool) -> Expected
     let skills_by_locale = |locale: &str| -> Vec<String> {
         doc.skills
             .iter()
-            .filter(|d| d.locale == locale && !d.name.starts_with(sim::OWNED_PREFIX))
+            .filter(|d| d.locale == locale && !d.name.starts_with(skillsync_sim::OWNED_PREFIX))
             .map(|d| d.name.clone())
             .collect()
     };
@@ -130,7 +131,7 @@ fn write_hris_with(dir: &Path, doc: &TenantDoc, proficiencies: bool) -> Expected
     for (i, user) in doc.users.iter().enumerate() {
         let employee = format!("E{i:05}");
         writeln!(agents, "{employee},{},{}", user.id, user.locale).unwrap();
-        let held_proficiencies: &[sim::Assignment] = if proficiencies {
+        let held_proficiencies: &[skillsync_sim::Assignment] = if proficiencies {
             &user.proficiencies
         } else {
             &[]
@@ -180,7 +181,7 @@ pub fn write_hris_exact(dir: &Path, doc: &TenantDoc) {
     for (kind, defs) in [("skill", &doc.skills), ("proficiency", &doc.proficiencies)] {
         for d in defs
             .iter()
-            .filter(|d| !d.name.starts_with(sim::OWNED_PREFIX))
+            .filter(|d| !d.name.starts_with(skillsync_sim::OWNED_PREFIX))
         {
             writeln!(
                 catalog,
@@ -209,14 +210,14 @@ pub fn write_hris_exact(dir: &Path, doc: &TenantDoc) {
 /// Starts the simulator with these knobs.
 pub async fn start_sim_with(
     doc: TenantDoc,
-    knobs: sim::Knobs,
+    knobs: skillsync_sim::Knobs,
 ) -> (String, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let config = SimConfig {
         knobs,
         ..SimConfig::quiet(TenantSource::Doc(Box::new(doc)))
     };
-    let simulator = sim::Simulator::new(listener, config).unwrap();
+    let simulator = skillsync_sim::Simulator::new(listener, config).unwrap();
     let base = simulator.endpoint().base_url.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(simulator.serve(async {

@@ -2,9 +2,9 @@
 //! with plain HTTP (never through the client under test).
 #![allow(dead_code)]
 
-use cxone::{Secret, Settings};
 use serde_json::Value;
-use sim::{GenerateOptions, Knobs, SimConfig, TenantSource};
+use skillsync_cxone::{Secret, Settings};
+use skillsync_sim::{GenerateOptions, Knobs, SimConfig, TenantSource};
 use tokio::sync::oneshot;
 
 pub struct Sim {
@@ -30,7 +30,7 @@ pub async fn start(knobs: Knobs, agents: usize) -> Sim {
         knobs,
         ..SimConfig::quiet(tenant(agents))
     };
-    let simulator = sim::Simulator::new(listener, config).unwrap();
+    let simulator = skillsync_sim::Simulator::new(listener, config).unwrap();
     let base = simulator.endpoint().base_url.clone();
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(simulator.serve(async {
@@ -50,8 +50,8 @@ impl Sim {
         let mut settings = Settings::new(
             &format!("{}/api/v2", self.base),
             &format!("{}/api/v2/oauth/token", self.base),
-            sim::DEMO_CLIENT_ID,
-            Secret::new(sim::DEMO_CLIENT_SECRET),
+            skillsync_sim::DEMO_CLIENT_ID,
+            Secret::new(skillsync_sim::DEMO_CLIENT_SECRET),
         );
         settings.requests_per_second = 10_000.0;
         settings.burst = 1_000;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sim::{GenerateOptions, Knobs, SimConfig, TenantSource};
+use skillsync_sim::{GenerateOptions, Knobs, SimConfig, TenantSource};
 use tokio::sync::oneshot;
 
 /// A running simulator; dropping it stops the server.
@@ -82,7 +82,7 @@ pub async fn start_knobs(knobs: Knobs) -> TestSim {
 pub async fn start_with(config: SimConfig) -> TestSim {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let simulator = sim::Simulator::new(listener, config).unwrap();
+    let simulator = skillsync_sim::Simulator::new(listener, config).unwrap();
     let endpoint = simulator.endpoint().clone();
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(simulator.serve(async {
@@ -106,7 +106,7 @@ pub async fn start_with(config: SimConfig) -> TestSim {
 pub async fn start_tls() -> TestSim {
     let dir = TempDir::new("tls");
     let config = SimConfig {
-        tls: Some(sim::TlsOptions {
+        tls: Some(skillsync_sim::TlsOptions {
             ca_file: dir.0.join("ca.pem"),
         }),
         ..SimConfig::quiet(small_tenant())
@@ -147,8 +147,8 @@ impl TestSim {
     pub async fn token_with_scope(&self, scope: Option<&str>) -> String {
         let mut form = vec![
             ("grant_type", "client_credentials"),
-            ("client_id", sim::DEMO_CLIENT_ID),
-            ("client_secret", sim::DEMO_CLIENT_SECRET),
+            ("client_id", skillsync_sim::DEMO_CLIENT_ID),
+            ("client_secret", skillsync_sim::DEMO_CLIENT_SECRET),
         ];
         if let Some(scope) = scope {
             form.push(("scope", scope));

@@ -110,8 +110,8 @@ async fn token(http: &reqwest::Client, api: &str) -> anyhow::Result<String> {
         .post(format!("{api}/oauth/token"))
         .form(&[
             ("grant_type", "client_credentials"),
-            ("client_id", sim::DEMO_CLIENT_ID),
-            ("client_secret", sim::DEMO_CLIENT_SECRET),
+            ("client_id", skillsync_sim::DEMO_CLIENT_ID),
+            ("client_secret", skillsync_sim::DEMO_CLIENT_SECRET),
         ])
         .send()
         .await?

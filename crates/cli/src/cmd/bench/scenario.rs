@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Context;
-use sim::TenantDoc;
+use skillsync_sim::TenantDoc;
 
 /// Where one changed agent's skill goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +64,7 @@ pub fn catalog_csv(doc: &TenantDoc) -> anyhow::Result<(String, BTreeMap<&str, &s
     for (kind, definitions) in [("skill", &doc.skills), ("proficiency", &doc.proficiencies)] {
         for d in definitions
             .iter()
-            .filter(|d| !d.name.starts_with(sim::OWNED_PREFIX))
+            .filter(|d| !d.name.starts_with(skillsync_sim::OWNED_PREFIX))
         {
             writeln!(
                 catalog,
@@ -200,9 +200,9 @@ mod tests {
     use super::*;
 
     fn tenant(agents: usize) -> TenantDoc {
-        sim::generate(&sim::GenerateOptions {
+        skillsync_sim::generate(&skillsync_sim::GenerateOptions {
             agents,
-            ..sim::GenerateOptions::default()
+            ..skillsync_sim::GenerateOptions::default()
         })
     }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
-use sim::{GenerateOptions, Knobs, Rate, TenantDoc};
+use skillsync_sim::{GenerateOptions, Knobs, Rate, TenantDoc};
 
 use super::bound::{LowerBound, SyncWork, TenantLimits, lower_bound};
 use super::naive::{self, NaiveRun};
@@ -53,7 +53,7 @@ pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode>
         None => std::env::temp_dir().join(format!("skillsync-bench-{}", std::process::id())),
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let doc = sim::generate(&GenerateOptions {
+    let doc = skillsync_sim::generate(&GenerateOptions {
         agents: args.agents,
         skills: 12,
         proficiencies: 5,
@@ -295,22 +295,22 @@ async fn sync_once(dir: &Path) -> anyhow::Result<Synced> {
             definitions_created: 0,
         });
     }
-    engine::check_guards(&plan, engine::RemovalLimit::Percent(10.0), false)
+    skillsync_engine::check_guards(&plan, skillsync_engine::RemovalLimit::Percent(10.0), false)
         .map_err(|refusal| anyhow::anyhow!("{refusal}"))?;
     let (journal, run) = session.config.start_run("bench")?;
-    let report = engine::apply(
+    let report = skillsync_engine::apply(
         session.api.as_ref(),
         &session.loaded.desired,
         &plan,
         resolution,
-        engine::ApplyOptions {
+        skillsync_engine::ApplyOptions {
             bulk_batch_size: session.config.bulk_batch_size,
             concurrency: session.config.max_in_flight,
             propagation_window: session.config.propagation_window,
             live_read_at: Some(live_read_at),
-            ..engine::ApplyOptions::default()
+            ..skillsync_engine::ApplyOptions::default()
         },
-        Some(engine::JournalRun {
+        Some(skillsync_engine::JournalRun {
             journal: journal.as_ref(),
             run,
         }),
@@ -319,7 +319,7 @@ async fn sync_once(dir: &Path) -> anyhow::Result<Synced> {
     .await?;
     journal.finish_run(
         run,
-        store::RunOutcome::Succeeded,
+        skillsync_store::RunOutcome::Succeeded,
         &json!({ "usersUpdated": report.users_updated }),
         jiff::Timestamp::now(),
     )?;
@@ -457,6 +457,6 @@ fn rate_text(rate: Rate) -> String {
     }
 }
 
-fn range_text(range: sim::DurationRange) -> String {
+fn range_text(range: skillsync_sim::DurationRange) -> String {
     format!("{}–{} ms", range.min.as_millis(), range.max.as_millis())
 }
