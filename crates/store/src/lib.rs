@@ -2,7 +2,8 @@
 //!
 //! - **runs**: command, configuration hash, dialect, start, end, counts and outcome. A run
 //!   that never finished (the process was killed, the machine lost power) has no end and
-//!   reads back as [`RunOutcome::Interrupted`]; that outcome is derived, never stored.
+//!   reads back as [`RunOutcome::Interrupted`]; so does one stopped by a signal, which is
+//!   finished as interrupted with what it did.
 //! - **writes**: every write a run made: the subject (a user id, a definition or a routing
 //!   profile), the state before and after, the status, the error text or request id, the
 //!   time, and the time the routing cache will have settled on it (`propagation_window` after
@@ -51,9 +52,9 @@ pub enum RunOutcome {
     Failed,
     /// A guard stopped the run before its first write (removal threshold, window, empty list).
     Refused,
-    /// The run never finished: it has a start but no end. Derived when reading, never stored;
-    /// [`Journal::finish_run`] refuses it. A run still in progress in another process reads as
-    /// interrupted too until it finishes.
+    /// The run was stopped by a signal (finished as interrupted, with what it did), or never
+    /// finished at all (it has a start but no end: the process was killed). A run still in
+    /// progress in another process reads as interrupted too until it finishes.
     Interrupted,
 }
 
@@ -105,8 +106,8 @@ pub struct RunSummary {
     pub ended_at: Option<Timestamp>,
     /// How it ended; [`RunOutcome::Interrupted`] when it has no end.
     pub outcome: RunOutcome,
-    /// The counts given to [`Journal::finish_run`]; `null` for an interrupted run.
-    pub counts: serde_json::Value,
+    /// The counts given to [`Journal::finish_run`]; `None` for a run that never finished.
+    pub counts: Option<RunCounts>,
     /// How many writes it journaled, whatever their status.
     pub writes: u64,
     /// When the routing cache will have settled on its last applied write; `None` when it
@@ -208,10 +209,10 @@ pub struct WriteRecord {
     pub target: WriteTarget,
     /// The user id, or the definition's id (or its name when it has no id yet).
     pub subject: String,
-    /// The state before, as read (e.g. the user's list); `null` when there was none.
-    pub before: serde_json::Value,
-    /// The state written.
-    pub after: serde_json::Value,
+    /// The state before, as read; [`Snapshot::Absent`] when there was none.
+    pub before: Snapshot,
+    /// The state written (or, for a write confirmed by a re-read, the state found).
+    pub after: Snapshot,
     /// What became of it.
     pub status: WriteStatus,
     /// The error text, or the tenant's request id.
@@ -220,6 +221,137 @@ pub struct WriteRecord {
     pub at: Timestamp,
     /// When the routing cache will have settled on it; `None` when it will not change routing.
     pub settles_at: Option<Timestamp>,
+}
+
+/// The state of one tenant object before or after a journaled write. The write path records
+/// these, and `verify`, `drift` and `history` read them back, so their shape is the journal's
+/// contract: change it only by adding variants or optional fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Snapshot {
+    /// Nothing: a definition before it was created, or a deleted one after.
+    Absent,
+    /// A user's assignment lists.
+    User(UserLists),
+    /// A skill or proficiency definition.
+    Definition(DefinitionState),
+    /// A routing profile's lists.
+    Profile(ProfileState),
+    /// A record written before the journal was typed, kept as found.
+    Legacy {
+        /// The JSON as stored.
+        value: serde_json::Value,
+    },
+}
+
+impl Snapshot {
+    /// The user lists, when this is a user's snapshot.
+    pub fn user(&self) -> Option<&UserLists> {
+        match self {
+            Snapshot::User(lists) => Some(lists),
+            _ => None,
+        }
+    }
+}
+
+/// A user's assignment lists as read or written. A list that was not read or not written is
+/// `None` (a skills-only write leaves proficiencies alone).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserLists {
+    /// The user's version the write was conditioned on (`If-Match`), or the version read.
+    pub version: Option<u64>,
+    /// The skills list.
+    pub skills: Option<Vec<Held>>,
+    /// The proficiencies list.
+    pub proficiencies: Option<Vec<Held>>,
+}
+
+/// One assignment in a journaled list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Held {
+    /// The tenant definition id.
+    pub definition_id: String,
+    /// The level, 1 to 10.
+    pub level: u8,
+    /// Whether it is active.
+    pub active: bool,
+}
+
+/// A definition's fields as read or written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DefinitionState {
+    /// The tenant id.
+    pub id: String,
+    /// `skill` or `proficiency`.
+    pub kind: String,
+    /// The name.
+    pub name: String,
+    /// The locale (lowercase BCP-47).
+    pub locale: String,
+    /// Whether it is active.
+    pub active: bool,
+    /// The description.
+    pub description: String,
+    /// The routing profile it belongs to.
+    pub routing_profile_id: String,
+    /// The tenant's version.
+    pub version: u64,
+}
+
+/// A routing profile's lists as read or written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileState {
+    /// The profile id.
+    pub id: String,
+    /// The profile's name.
+    pub name: String,
+    /// Skill definition ids.
+    pub skills: Vec<String>,
+    /// Proficiency definition ids.
+    pub proficiencies: Vec<String>,
+    /// The tenant's version.
+    pub version: u64,
+}
+
+/// What a run did, as journaled when it finishes and shown by `history`. Every command fills
+/// the counts that apply to it; the rest stay zero.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RunCounts {
+    /// Definitions created.
+    pub definitions_created: u64,
+    /// Definitions reactivated.
+    pub definitions_reactivated: u64,
+    /// Definitions updated.
+    pub definitions_updated: u64,
+    /// Definitions deactivated (soft retire).
+    pub definitions_deactivated: u64,
+    /// Definitions deleted (hard retire).
+    pub definitions_deleted: u64,
+    /// Users the run meant to change.
+    pub users_planned: u64,
+    /// Users written.
+    pub users_updated: u64,
+    /// Users found already as wanted when re-read.
+    pub users_already_current: u64,
+    /// Users that could not be written.
+    pub users_failed: u64,
+    /// Users not attempted because the run stopped.
+    pub users_not_attempted: u64,
+    /// Users whose write the tenant accepted but did not keep (found by the read-back).
+    pub users_not_kept: u64,
+    /// Routing profiles written (retire strips them).
+    pub profiles_updated: u64,
+    /// Conflicts met and re-merged.
+    pub conflicts: u64,
+    /// API requests made.
+    pub requests: u64,
+    /// Why the run stopped early or failed, when it did.
+    pub stopped: Option<String>,
 }
 
 /// Which tenant definition one HRIS (code, locale) resolved to.
@@ -304,13 +436,13 @@ pub trait Journal: Send + Sync {
     /// Fails with [`StoreError::UnknownRun`] if a record names a run that was never started.
     fn record_writes(&self, writes: &[WriteRecord]) -> Result<(), StoreError>;
 
-    /// Records the end of a run: its outcome, counts and end time. A run can be finished once;
-    /// [`RunOutcome::Interrupted`] is refused because it is what *not* finishing means.
+    /// Records the end of a run: its outcome, counts and end time. A run can be finished once.
+    /// [`RunOutcome::Interrupted`] is for a run stopped by a signal that journals what it did.
     fn finish_run(
         &self,
         run: RunId,
         outcome: RunOutcome,
-        counts: &serde_json::Value,
+        counts: &RunCounts,
         ended_at: Timestamp,
     ) -> Result<(), StoreError>;
 
