@@ -1,4 +1,7 @@
-//! The store's one error type. Each variant names the journal and what failed.
+//! The store's error types. Each [`StoreError`] variant names the journal and what failed; the
+//! underlying cause (the database's error, the JSON or timestamp parser's) is its
+//! [`source`](std::error::Error::source), of its real type, and is not repeated in the message:
+//! print the chain (e.g. `{:#}` with anyhow) to see it.
 
 /// Errors from the journal.
 #[derive(Debug, thiserror::Error)]
@@ -23,12 +26,28 @@ pub enum StoreError {
 
     /// The database could not be opened or set up (missing directory, permissions, not a
     /// SQLite file, locked for too long).
-    #[error("cannot open the journal at {path}: {message}; check [store] url")]
+    #[error("cannot open the journal at {path}: cannot {action}; check [store] url")]
     Open {
         /// The database path (`:memory:` for an in-memory journal).
         path: String,
+        /// The step that failed, e.g. `open the file` or `enable foreign keys`.
+        action: &'static str,
         /// What the database said.
-        message: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// The database holds a schema version no skillsync ever wrote: it is some other SQLite
+    /// file.
+    #[error(
+        "the journal at {path} has schema version {found}, which is not valid: it is not a \
+         skillsync journal; check [store] url"
+    )]
+    NotAJournal {
+        /// The database path.
+        path: String,
+        /// The schema version found in the file.
+        found: i64,
     },
 
     /// The database was written by a newer skillsync whose schema this one does not know.
@@ -46,29 +65,54 @@ pub enum StoreError {
     },
 
     /// A schema migration failed; the database is left at the previous version.
-    #[error("cannot migrate the journal at {path} to schema version {version}: {message}")]
+    #[error("cannot migrate the journal at {path} to schema version {version}")]
     Migrate {
+        /// The database path.
+        path: String,
+        /// The version being migrated to (the newest known when committing failed).
+        version: i64,
+        /// What the database said.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// A schema migration would leave a row referring to a row that does not exist (the file
+    /// was edited by hand or written by something else); the database is left at the previous
+    /// version.
+    #[error(
+        "cannot migrate the journal at {path} to schema version {version}: {table} {} refers to \
+         a {parent} row that does not exist ({violations} such row(s) in all)",
+        rowid.map_or_else(|| "has a row that".to_owned(), |id| format!("row {id}"))
+    )]
+    DanglingReference {
         /// The database path.
         path: String,
         /// The version being migrated to.
         version: i64,
-        /// What the database said.
-        message: String,
+        /// The table holding the first offending row, e.g. `writes`.
+        table: String,
+        /// That row's rowid (`None` for a table without rowids).
+        rowid: Option<i64>,
+        /// The table it refers to, e.g. `runs`.
+        parent: String,
+        /// How many offending rows there are.
+        violations: usize,
     },
 
     /// A read or write failed.
-    #[error("journal at {path}: cannot {action}: {message}")]
+    #[error("journal at {path}: cannot {action}")]
     Query {
         /// The database path.
         path: String,
-        /// What was being done, e.g. `record 12 writes`.
+        /// What was being done, e.g. `record 12 write(s)`.
         action: String,
         /// What the database said.
-        message: String,
+        #[source]
+        source: rusqlite::Error,
     },
 
     /// A stored value cannot be read back (edited by hand, or written by something else).
-    #[error("journal at {path}: {what} holds {value:?}, which is not valid: {message}")]
+    #[error("journal at {path}: {what} holds {value:?}, which is not valid")]
     Corrupt {
         /// The database path.
         path: String,
@@ -77,7 +121,8 @@ pub enum StoreError {
         /// The value found.
         value: String,
         /// Why it is not valid.
-        message: String,
+        #[source]
+        source: InvalidValue,
     },
 
     /// A call named a run that was never started.
@@ -97,18 +142,21 @@ pub enum StoreError {
         /// The run id.
         run: i64,
     },
+}
 
-    /// [`finish_run`](crate::Journal::finish_run) was asked to store
-    /// [`RunOutcome::Interrupted`](crate::RunOutcome::Interrupted), which is derived, never
-    /// stored.
-    #[error(
-        "journal at {path}: run {run} cannot be finished as interrupted; a run is interrupted \
-         exactly when it is never finished, so finish it as succeeded, failed or refused"
-    )]
-    InterruptedIsDerived {
-        /// The database path.
-        path: String,
-        /// The run id.
-        run: i64,
+/// Why a stored value cannot be read back: the source of [`StoreError::Corrupt`].
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidValue {
+    /// Not an RFC 3339 timestamp.
+    #[error("not a timestamp")]
+    Timestamp(#[source] jiff::Error),
+    /// Not JSON, or not JSON of the expected shape.
+    #[error("not the JSON expected")]
+    Json(#[source] serde_json::Error),
+    /// Not one of the names the column may hold.
+    #[error("expected {expected}")]
+    Unexpected {
+        /// What the column may hold, e.g. `soft or hard`.
+        expected: &'static str,
     },
 }

@@ -28,7 +28,7 @@ use std::fmt;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-pub use error::StoreError;
+pub use error::{InvalidValue, StoreError};
 pub use sqlite::SqliteStore;
 
 /// The journal's id of one run.
@@ -102,11 +102,12 @@ pub struct RunSummary {
     pub dialect: String,
     /// When it started.
     pub started_at: Timestamp,
-    /// When it finished; `None` for an interrupted run.
+    /// When it finished; `None` for a run that never finished (killed, or still running).
     pub ended_at: Option<Timestamp>,
     /// How it ended; [`RunOutcome::Interrupted`] when it has no end.
     pub outcome: RunOutcome,
-    /// The counts given to [`Journal::finish_run`]; `None` for a run that never finished.
+    /// The counts given to [`Journal::finish_run`]; `None` for a run that never finished (or
+    /// one finished by an older skillsync with counts that are not a JSON object).
     pub counts: Option<RunCounts>,
     /// How many writes it journaled, whatever their status.
     pub writes: u64,
@@ -609,5 +610,80 @@ mod tests {
             assert_eq!(WriteTarget::parse(t.as_str()), Some(t));
             assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
         }
+    }
+
+    /// The stored form is the journal's contract with older and newer skillsyncs.
+    #[test]
+    fn snapshots_and_counts_have_their_documented_json_shape() {
+        use serde_json::json;
+        let shapes = [
+            (Snapshot::Absent, json!({"type": "absent"})),
+            (
+                Snapshot::User(UserLists {
+                    version: Some(3),
+                    skills: Some(vec![Held {
+                        definition_id: "d1".into(),
+                        level: 4,
+                        active: true,
+                    }]),
+                    proficiencies: None,
+                }),
+                json!({
+                    "type": "user",
+                    "version": 3,
+                    "skills": [{"definitionId": "d1", "level": 4, "active": true}],
+                    "proficiencies": null,
+                }),
+            ),
+            (
+                Snapshot::Definition(DefinitionState {
+                    id: "d1".into(),
+                    kind: "skill".into(),
+                    name: "Billing".into(),
+                    locale: "en-us".into(),
+                    active: true,
+                    description: "".into(),
+                    routing_profile_id: "rp".into(),
+                    version: 2,
+                }),
+                json!({
+                    "type": "definition", "id": "d1", "kind": "skill", "name": "Billing",
+                    "locale": "en-us", "active": true, "description": "",
+                    "routingProfileId": "rp", "version": 2,
+                }),
+            ),
+            (
+                Snapshot::Profile(ProfileState {
+                    id: "rp".into(),
+                    name: "Sales".into(),
+                    skills: vec!["d1".into()],
+                    proficiencies: vec![],
+                    version: 5,
+                }),
+                json!({
+                    "type": "profile", "id": "rp", "name": "Sales", "skills": ["d1"],
+                    "proficiencies": [], "version": 5,
+                }),
+            ),
+            (
+                Snapshot::Legacy {
+                    value: json!([1, {"a": null}]),
+                },
+                json!({"type": "legacy", "value": [1, {"a": null}]}),
+            ),
+        ];
+        for (snapshot, shape) in shapes {
+            assert_eq!(serde_json::to_value(&snapshot).unwrap(), shape);
+            assert_eq!(serde_json::from_value::<Snapshot>(shape).unwrap(), snapshot);
+        }
+        let counts = RunCounts {
+            users_not_kept: 1,
+            stopped: Some("why".into()),
+            ..RunCounts::default()
+        };
+        let value = serde_json::to_value(&counts).unwrap();
+        assert_eq!(value["usersNotKept"], 1);
+        assert_eq!(value["stopped"], "why");
+        assert_eq!(serde_json::from_value::<RunCounts>(value).unwrap(), counts);
     }
 }

@@ -8,10 +8,21 @@
 //!
 //! The schema is built by numbered migrations; the number applied is kept in the `user_version`
 //! pragma. To change the schema, append to [`MIGRATIONS`]; never edit one that has shipped.
+//! Pending migrations run in one transaction with foreign keys off, as SQLite's table-rebuild
+//! procedure asks (a CHECK constraint cannot be altered, so a table whose CHECK changes is
+//! rebuilt: new table, copy, drop, rename); `PRAGMA foreign_key_check` must pass before the
+//! transaction commits, and foreign keys are back on afterwards.
 //!
 //! Timestamps are stored as RFC 3339 text in UTC with exactly nine fractional digits
 //! (`2025-01-02T03:04:05.000000000Z`), so that text order is time order and `MAX`/`ORDER BY`
-//! work on them. JSON is stored as text.
+//! work on them.
+//!
+//! [`Snapshot`]s (`writes.before_json`, `writes.after_json`) and [`RunCounts`]
+//! (`runs.counts_json`) are stored as their serde JSON text. Rows written before the journal was
+//! typed hold arbitrary JSON: a snapshot that is valid JSON but not a [`Snapshot`] reads back as
+//! [`Snapshot::Legacy`], and counts are read leniently (unknown fields ignored, fields of the
+//! wrong type dropped, an old `error` text kept as `stopped`; counts that are not an object read
+//! as `None`). Only text that is not JSON at all is [`StoreError::Corrupt`].
 
 use std::path::Path;
 use std::time::Duration;
@@ -19,10 +30,12 @@ use std::time::Duration;
 use jiff::Timestamp;
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde::Deserialize;
+use serde_json::Value;
 
 use crate::{
-    Journal, Mapping, NewRun, Retirement, RetirementMode, RunId, RunOutcome, RunSummary,
-    StoreError, WriteRecord, WriteStatus, WriteTarget,
+    InvalidValue, Journal, Mapping, NewRun, Retirement, RetirementMode, RunCounts, RunId,
+    RunOutcome, RunSummary, Snapshot, StoreError, WriteRecord, WriteStatus, WriteTarget,
 };
 
 /// How long a call waits for another process holding the database lock.
@@ -99,6 +112,29 @@ const MIGRATIONS: &[&str] = &[
          retired_at          TEXT NOT NULL,
          PRIMARY KEY (code, locale)
      ) WITHOUT ROWID;",
+    // 3: a run stopped by a signal is finished as interrupted. `runs` is rebuilt with its rows,
+    // its ids and its id sequence (`writes` and `retirements` refer to it; `migrate` turns
+    // foreign keys off around the rebuild and checks them before committing).
+    "CREATE TABLE runs_v3 (
+         id          INTEGER PRIMARY KEY AUTOINCREMENT,
+         command     TEXT NOT NULL,
+         config_hash TEXT NOT NULL,
+         dialect     TEXT NOT NULL,
+         started_at  TEXT NOT NULL,
+         ended_at    TEXT,
+         outcome     TEXT CHECK (outcome IN ('succeeded', 'failed', 'refused', 'interrupted')),
+         counts_json TEXT,
+         CHECK ((ended_at IS NULL) = (outcome IS NULL))
+     );
+     INSERT INTO runs_v3
+         (id, command, config_hash, dialect, started_at, ended_at, outcome, counts_json)
+         SELECT id, command, config_hash, dialect, started_at, ended_at, outcome, counts_json
+         FROM runs;
+     DELETE FROM sqlite_sequence WHERE name = 'runs_v3';
+     INSERT INTO sqlite_sequence (name, seq)
+         SELECT 'runs_v3', seq FROM sqlite_sequence WHERE name = 'runs';
+     DROP TABLE runs;
+     ALTER TABLE runs_v3 RENAME TO runs;",
 ];
 
 /// The columns of a [`RunSummary`], with the write count and settle time computed.
@@ -135,40 +171,30 @@ impl SqliteStore {
     /// The directory must exist.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let shown = path.display().to_string();
-        let conn = Connection::open(path).map_err(|e| StoreError::Open {
-            path: shown.clone(),
-            message: e.to_string(),
-        })?;
+        let conn = Connection::open(path).map_err(open_err(&shown, "open the file"))?;
         Self::setup(conn, shown, true)
     }
 
     /// A private journal in memory, gone when dropped; for tests and demos.
     pub fn in_memory() -> Result<Self, StoreError> {
-        let conn = Connection::open_in_memory().map_err(|e| StoreError::Open {
-            path: ":memory:".into(),
-            message: e.to_string(),
-        })?;
+        let conn = Connection::open_in_memory().map_err(open_err(":memory:", "open it"))?;
         Self::setup(conn, ":memory:".into(), false)
     }
 
     fn setup(mut conn: Connection, path: String, file: bool) -> Result<Self, StoreError> {
-        let open_err = |what: &str, e: rusqlite::Error| StoreError::Open {
-            path: path.clone(),
-            message: format!("{what}: {e}"),
-        };
         conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(|e| open_err("cannot set busy_timeout", e))?;
+            .map_err(open_err(&path, "set busy_timeout"))?;
         if file {
             // Returns the mode in force; a file system without shared memory may refuse WAL,
             // and the journal still works in the default rollback mode.
             let _mode: String = conn
                 .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-                .map_err(|e| open_err("cannot set journal_mode=WAL", e))?;
+                .map_err(open_err(&path, "set journal_mode=WAL"))?;
         }
         conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(|e| open_err("cannot set synchronous=NORMAL", e))?;
+            .map_err(open_err(&path, "set synchronous=NORMAL"))?;
         conn.pragma_update(None, "foreign_keys", true)
-            .map_err(|e| open_err("cannot enable foreign_keys", e))?;
+            .map_err(open_err(&path, "enable foreign keys"))?;
         migrate(&mut conn, &path)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
@@ -179,24 +205,29 @@ impl SqliteStore {
     fn query_err(&self, action: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StoreError {
         let path = self.path.clone();
         let action = action.into();
-        move |e| StoreError::Query {
+        move |source| StoreError::Query {
             path,
             action,
-            message: e.to_string(),
+            source,
         }
     }
 
-    fn corrupt(&self, what: &'static str, value: &str, message: impl ToString) -> StoreError {
+    fn corrupt(&self, what: &'static str, value: &str, source: InvalidValue) -> StoreError {
         StoreError::Corrupt {
             path: self.path.clone(),
             what,
             value: value.to_owned(),
-            message: message.to_string(),
+            source,
         }
     }
 
+    fn unexpected(&self, what: &'static str, value: &str, expected: &'static str) -> StoreError {
+        self.corrupt(what, value, InvalidValue::Unexpected { expected })
+    }
+
     fn timestamp(&self, what: &'static str, text: &str) -> Result<Timestamp, StoreError> {
-        text.parse().map_err(|e| self.corrupt(what, text, e))
+        text.parse()
+            .map_err(|e| self.corrupt(what, text, InvalidValue::Timestamp(e)))
     }
 
     fn opt_timestamp(
@@ -207,8 +238,18 @@ impl SqliteStore {
         text.map(|t| self.timestamp(what, &t)).transpose()
     }
 
-    fn json(&self, what: &'static str, text: &str) -> Result<serde_json::Value, StoreError> {
-        serde_json::from_str(text).map_err(|e| self.corrupt(what, text, e))
+    fn json(&self, what: &'static str, text: &str) -> Result<Value, StoreError> {
+        serde_json::from_str(text).map_err(|e| self.corrupt(what, text, InvalidValue::Json(e)))
+    }
+
+    /// A stored snapshot; valid JSON that is not a [`Snapshot`] (written before the journal
+    /// was typed) is [`Snapshot::Legacy`].
+    fn snapshot(&self, what: &'static str, text: &str) -> Result<Snapshot, StoreError> {
+        if let Ok(snapshot) = serde_json::from_str(text) {
+            return Ok(snapshot);
+        }
+        let value = self.json(what, text)?;
+        Ok(Snapshot::deserialize(&value).unwrap_or(Snapshot::Legacy { value }))
     }
 
     fn decode_run(&self, raw: RawRun) -> Result<RunSummary, StoreError> {
@@ -217,11 +258,12 @@ impl SqliteStore {
             Some("succeeded") => RunOutcome::Succeeded,
             Some("failed") => RunOutcome::Failed,
             Some("refused") => RunOutcome::Refused,
+            Some("interrupted") => RunOutcome::Interrupted,
             Some(other) => {
-                return Err(self.corrupt(
+                return Err(self.unexpected(
                     "runs.outcome",
                     other,
-                    "expected succeeded, failed or refused",
+                    "succeeded, failed, refused or interrupted",
                 ));
             }
         };
@@ -234,8 +276,8 @@ impl SqliteStore {
             ended_at: self.opt_timestamp("runs.ended_at", raw.ended_at)?,
             outcome,
             counts: match raw.counts {
-                Some(text) => self.json("runs.counts_json", &text)?,
-                None => serde_json::Value::Null,
+                Some(text) => counts(self.json("runs.counts_json", &text)?),
+                None => None,
             },
             writes: u64::try_from(raw.writes).unwrap_or(0),
             settles_at: self.opt_timestamp("writes.settles_at", raw.settles_at)?,
@@ -246,20 +288,20 @@ impl SqliteStore {
         Ok(WriteRecord {
             run: RunId(raw.run),
             target: WriteTarget::parse(&raw.target).ok_or_else(|| {
-                self.corrupt(
+                self.unexpected(
                     "writes.target",
                     &raw.target,
-                    "expected user_skills, user_proficiencies, definition or profile",
+                    "user_skills, user_proficiencies, definition or profile",
                 )
             })?,
             subject: raw.subject,
-            before: self.json("writes.before_json", &raw.before)?,
-            after: self.json("writes.after_json", &raw.after)?,
+            before: self.snapshot("writes.before_json", &raw.before)?,
+            after: self.snapshot("writes.after_json", &raw.after)?,
             status: WriteStatus::parse(&raw.status).ok_or_else(|| {
-                self.corrupt(
+                self.unexpected(
                     "writes.status",
                     &raw.status,
-                    "expected applied, conflict, failed or unknown",
+                    "applied, conflict, failed or unknown",
                 )
             })?,
             detail: raw.detail,
@@ -303,59 +345,156 @@ impl SqliteStore {
     }
 }
 
+/// A step of opening the journal failed.
+fn open_err(path: &str, action: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    let path = path.to_owned();
+    move |source| StoreError::Open {
+        path,
+        action,
+        source,
+    }
+}
+
 /// Brings the schema to the newest version, one transaction for all pending migrations. Safe
 /// when several processes open the same file at once: the version is re-read under the write
 /// lock.
+///
+/// Migrations may rebuild tables that others refer to, so foreign keys are off while they run
+/// (the pragma does nothing inside a transaction, hence here, around it) and, if they were on,
+/// checked with `PRAGMA foreign_key_check` before committing and turned back on afterwards,
+/// whatever happened.
 fn migrate(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
     let known = MIGRATIONS.len() as i64;
-    let open_err = |e: rusqlite::Error| StoreError::Open {
-        path: path.to_owned(),
-        message: e.to_string(),
-    };
-    let version = |conn: &Connection| -> Result<i64, StoreError> {
-        let v: i64 = conn
-            .pragma_query_value(None, "user_version", |row| row.get(0))
-            .map_err(open_err)?;
-        if v > known {
-            return Err(StoreError::TooNew {
-                path: path.to_owned(),
-                found: v,
-                known,
-            });
-        }
-        if v < 0 {
-            return Err(StoreError::Open {
-                path: path.to_owned(),
-                message: format!(
-                    "schema version {v} is not valid; this is not a skillsync journal"
-                ),
-            });
-        }
-        Ok(v)
-    };
-    if version(conn)? == known {
+    if schema_version(conn, path, known)? == known {
         return Ok(());
     }
+    let enforced: bool = conn
+        .pragma_query_value(None, "foreign_keys", |row| row.get(0))
+        .map_err(open_err(path, "read the foreign_keys setting"))?;
+    if enforced {
+        conn.pragma_update(None, "foreign_keys", false)
+            .map_err(open_err(path, "turn foreign keys off for the migration"))?;
+    }
+    let migrated = migrate_in_transaction(conn, path, known, enforced);
+    if enforced {
+        let restored = conn
+            .pragma_update(None, "foreign_keys", true)
+            .map_err(open_err(path, "enable foreign keys"));
+        migrated?;
+        restored
+    } else {
+        migrated
+    }
+}
+
+/// The schema version in `user_version`, refused if this build cannot use it.
+fn schema_version(conn: &Connection, path: &str, known: i64) -> Result<i64, StoreError> {
+    let found: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(open_err(path, "read the schema version"))?;
+    if found > known {
+        return Err(StoreError::TooNew {
+            path: path.to_owned(),
+            found,
+            known,
+        });
+    }
+    if found < 0 {
+        return Err(StoreError::NotAJournal {
+            path: path.to_owned(),
+            found,
+        });
+    }
+    Ok(found)
+}
+
+fn migrate_in_transaction(
+    conn: &mut Connection,
+    path: &str,
+    known: i64,
+    check_foreign_keys: bool,
+) -> Result<(), StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(open_err)?;
-    let from = version(&tx)?;
+        .map_err(open_err(path, "start the schema migration"))?;
+    let from = schema_version(&tx, path, known)?;
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
-        let to = index as i64 + 1;
-        let migrate_err = |e: rusqlite::Error| StoreError::Migrate {
+        let version = index as i64 + 1;
+        let migrate_err = |source| StoreError::Migrate {
             path: path.to_owned(),
-            version: to,
-            message: e.to_string(),
+            version,
+            source,
         };
         tx.execute_batch(sql).map_err(migrate_err)?;
-        tx.pragma_update(None, "user_version", to)
+        tx.pragma_update(None, "user_version", version)
             .map_err(migrate_err)?;
     }
-    tx.commit().map_err(|e| StoreError::Migrate {
+    if check_foreign_keys && from < known {
+        let migrate_err = |source| StoreError::Migrate {
+            path: path.to_owned(),
+            version: known,
+            source,
+        };
+        let violations = (|| {
+            let mut stmt = tx.prepare("PRAGMA foreign_key_check")?;
+            let rows = stmt.query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, Option<i64>>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
+            })?;
+            rows.collect::<Result<Vec<_>, _>>()
+        })()
+        .map_err(migrate_err)?;
+        if let Some((table, rowid, parent)) = violations.first().cloned() {
+            return Err(StoreError::DanglingReference {
+                path: path.to_owned(),
+                version: known,
+                table,
+                rowid,
+                parent,
+                violations: violations.len(),
+            });
+        }
+    }
+    tx.commit().map_err(|source| StoreError::Migrate {
         path: path.to_owned(),
         version: known,
-        message: e.to_string(),
+        source,
     })
+}
+
+/// Counts as stored, read leniently: see the module documentation.
+fn counts(value: Value) -> Option<RunCounts> {
+    let Value::Object(mut fields) = value else {
+        return None;
+    };
+    // Before the journal was typed, a failed run's counts carried its reason as `error` (null,
+    // from retire, when there was none; dropped, as any unknown field would be).
+    if !fields.contains_key("stopped")
+        && let Some(error @ Value::String(_)) = fields.remove("error")
+    {
+        fields.insert("stopped".to_owned(), error);
+    }
+    if let Ok(counts) = RunCounts::deserialize(&Value::Object(fields.clone())) {
+        return Some(counts);
+    }
+    // Some field has the wrong type: keep the fields that read on their own.
+    let readable: serde_json::Map<String, Value> = fields
+        .into_iter()
+        .filter(|(name, value)| {
+            let one = serde_json::Map::from_iter([(name.clone(), value.clone())]);
+            RunCounts::deserialize(&Value::Object(one)).is_ok()
+        })
+        .collect();
+    Some(RunCounts::deserialize(&Value::Object(readable)).unwrap_or_default())
+}
+
+/// A value as stored: its serde JSON text.
+fn to_json(value: &impl serde::Serialize) -> String {
+    // Cannot fail: the journal's types have string map keys and no custom serializers.
+    serde_json::to_string(value).expect("journal values serialize to JSON")
 }
 
 /// A timestamp as stored: UTC, nine fractional digits, so text order is time order.
@@ -499,8 +638,8 @@ impl Journal for SqliteStore {
                     w.run.0,
                     w.target.as_str(),
                     w.subject,
-                    w.before.to_string(),
-                    w.after.to_string(),
+                    to_json(&w.before),
+                    to_json(&w.after),
                     w.status.as_str(),
                     w.detail,
                     ts(w.at),
@@ -515,15 +654,10 @@ impl Journal for SqliteStore {
         &self,
         run: RunId,
         outcome: RunOutcome,
-        counts: &serde_json::Value,
+        counts: &RunCounts,
         ended_at: Timestamp,
     ) -> Result<(), StoreError> {
-        if outcome == RunOutcome::Interrupted {
-            return Err(StoreError::InterruptedIsDerived {
-                path: self.path.clone(),
-                run: run.0,
-            });
-        }
+        let counts = to_json(counts);
         self.write_tx(&format!("record the end of run {run}"), |tx| {
             let ended: Option<Option<String>> = tx
                 .query_row("SELECT ended_at FROM runs WHERE id = ?1", [run.0], |row| {
@@ -542,7 +676,7 @@ impl Journal for SqliteStore {
             }
             tx.execute(
                 "UPDATE runs SET ended_at = ?2, outcome = ?3, counts_json = ?4 WHERE id = ?1",
-                params![run.0, ts(ended_at), outcome.as_str(), counts.to_string()],
+                params![run.0, ts(ended_at), outcome.as_str(), counts],
             )?;
             Ok(())
         })
@@ -657,7 +791,7 @@ impl Journal for SqliteStore {
             "record the retirement of {} ({})",
             retirement.code, retirement.locale
         );
-        let ids = serde_json::Value::from(retirement.definition_ids.clone()).to_string();
+        let ids = to_json(&retirement.definition_ids);
         self.write_tx(&action, |tx| {
             let started: bool = tx
                 .prepare_cached("SELECT 1 FROM runs WHERE id = ?1")?
@@ -717,11 +851,15 @@ impl Journal for SqliteStore {
         drop(conn);
         raws.into_iter()
             .map(|(code, locale, kind, name, mode, ids, run, at)| {
-                let mode = RetirementMode::parse(&mode).ok_or_else(|| {
-                    self.corrupt("retirements.mode", &mode, "expected soft or hard")
+                let mode = RetirementMode::parse(&mode)
+                    .ok_or_else(|| self.unexpected("retirements.mode", &mode, "soft or hard"))?;
+                let definition_ids: Vec<String> = serde_json::from_str(&ids).map_err(|e| {
+                    self.corrupt(
+                        "retirements.definition_ids_json",
+                        &ids,
+                        InvalidValue::Json(e),
+                    )
                 })?;
-                let definition_ids: Vec<String> = serde_json::from_str(&ids)
-                    .map_err(|e| self.corrupt("retirements.definition_ids_json", &ids, e))?;
                 Ok(Retirement {
                     retired_at: self.timestamp("retirements.retired_at", &at)?,
                     code,
@@ -793,6 +931,13 @@ mod tests {
         let kept = store.writes(RunId(1)).unwrap();
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].subject, "u1");
+        assert_eq!(kept[0].before, Snapshot::Legacy { value: Value::Null });
+        assert_eq!(
+            kept[0].after,
+            Snapshot::Legacy {
+                value: serde_json::json!([])
+            }
+        );
         let profile_write = WriteRecord {
             target: WriteTarget::Profile,
             subject: "p1".into(),
@@ -848,5 +993,487 @@ mod tests {
         assert!(store.forget_retirement("ACW_SALES", "de-de").unwrap());
         assert!(!store.forget_retirement("ACW_SALES", "de-de").unwrap());
         assert!(store.retirements().unwrap().is_empty());
+    }
+
+    /// A directory under the system temp dir, unique per process and test, removed on drop.
+    struct TempDir(std::path::PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir()
+                .join(format!("skillsync-sqlite-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+
+        fn db(&self) -> std::path::PathBuf {
+            self.0.join("journal.db")
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A journal file at schema version 2, as the previous skillsync left it (written with
+    /// foreign keys on, as it did), with `rows` run in it.
+    fn version_2_file(path: &Path, rows: &str) {
+        let conn = Connection::open(path).unwrap();
+        conn.pragma_update(None, "foreign_keys", true).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(MIGRATIONS[1]).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute_batch(rows).unwrap();
+    }
+
+    fn store_on(conn: Connection) -> SqliteStore {
+        SqliteStore {
+            conn: Mutex::new(conn),
+            path: ":memory:".into(),
+        }
+    }
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(1_750_000_000 + seconds).unwrap()
+    }
+
+    #[test]
+    fn migration_3_keeps_a_version_2_journal_and_stores_interrupted_runs() {
+        let dir = TempDir::new("migration-3");
+        version_2_file(
+            &dir.db(),
+            "INSERT INTO runs (command, config_hash, dialect, started_at, ended_at, outcome,
+                               counts_json)
+                 VALUES ('apply', 'h1', 'routing', '2025-01-01T00:00:00.000000000Z',
+                         '2025-01-01T00:01:00.000000000Z', 'failed',
+                         '{\"usersUpdated\": 2, \"usersFailed\": 1, \"definitionsCreated\": 0}');
+             INSERT INTO runs (command, config_hash, dialect, started_at)
+                 VALUES ('retire', 'h2', 'users', '2025-01-02T00:00:00.000000000Z');
+             INSERT INTO runs (command, config_hash, dialect, started_at)
+                 VALUES ('plan', 'h3', 'users', '2025-01-03T00:00:00.000000000Z');
+             DELETE FROM runs WHERE id = 3;
+             INSERT INTO writes (run_id, target, subject, before_json, after_json, status, at,
+                                 settles_at)
+                 VALUES (1, 'user_skills', 'u1', '[{\"skillId\": 1}]',
+                         '{\"version\": 4, \"skills\": []}', 'applied',
+                         '2025-01-01T00:00:01.000000000Z', '2025-01-01T00:00:31.000000000Z'),
+                        (2, 'profile', 'p1', 'null', '{\"skills\": [\"d1\"]}', 'failed',
+                         '2025-01-02T00:00:01.000000000Z', NULL);
+             INSERT INTO retirements (code, locale, kind, name, mode, definition_ids_json,
+                                      run_id, retired_at)
+                 VALUES ('ACW', 'de-de', 'skill', 'ACW', 'soft', '[\"d1\"]', 2,
+                         '2025-01-02T00:00:02.000000000Z');
+             INSERT INTO mappings (code, locale, kind, definition_id, seen_at)
+                 VALUES ('ACW', 'de-de', 'skill', 'd1', '2025-01-02T00:00:03.000000000Z');",
+        );
+
+        let store = SqliteStore::open(&dir.db()).unwrap();
+        {
+            let conn = store.conn.lock();
+            let version: i64 = conn
+                .pragma_query_value(None, "user_version", |row| row.get(0))
+                .unwrap();
+            assert_eq!(version, MIGRATIONS.len() as i64);
+            let enforced: bool = conn
+                .pragma_query_value(None, "foreign_keys", |row| row.get(0))
+                .unwrap();
+            assert!(enforced, "foreign keys are back on after the migration");
+            // The children still refer to the rebuilt table, and the reference is enforced.
+            for child in ["writes", "retirements"] {
+                let parent: String = conn
+                    .query_row(
+                        &format!("SELECT \"table\" FROM pragma_foreign_key_list('{child}')"),
+                        [],
+                        |row| row.get(0),
+                    )
+                    .unwrap();
+                assert_eq!(parent, "runs", "{child}");
+            }
+            let dangling = conn.execute(
+                "INSERT INTO writes (run_id, target, subject, before_json, after_json, status, at)
+                 VALUES (77, 'profile', 'p', 'null', 'null', 'failed', 'x')",
+                [],
+            );
+            assert!(dangling.is_err(), "a write to a missing run is refused");
+        }
+
+        let runs = store.runs(10).unwrap();
+        let ids: Vec<i64> = runs.iter().map(|r| r.id.0).collect();
+        assert_eq!(ids, [2, 1]);
+        let (retire, apply) = (&runs[0], &runs[1]);
+        assert_eq!(apply.command, "apply");
+        assert_eq!(apply.config_hash, "h1");
+        assert_eq!(apply.outcome, RunOutcome::Failed);
+        assert_eq!(
+            apply.ended_at,
+            Some("2025-01-01T00:01:00Z".parse().unwrap())
+        );
+        assert_eq!(
+            apply.counts,
+            Some(RunCounts {
+                users_updated: 2,
+                users_failed: 1,
+                ..RunCounts::default()
+            })
+        );
+        assert_eq!(apply.writes, 1);
+        assert_eq!(
+            apply.settles_at,
+            Some("2025-01-01T00:00:31Z".parse().unwrap())
+        );
+        assert_eq!(retire.outcome, RunOutcome::Interrupted);
+        assert_eq!((retire.ended_at, &retire.counts), (None, &None));
+        assert_eq!(retire.dialect, "users");
+        let writes = store.writes(RunId(1)).unwrap();
+        assert_eq!(
+            (&writes[0].subject, &writes[0].before),
+            (
+                &"u1".to_owned(),
+                &Snapshot::Legacy {
+                    value: serde_json::json!([{"skillId": 1}])
+                }
+            )
+        );
+        assert_eq!(
+            store.writes(RunId(2)).unwrap()[0].target,
+            WriteTarget::Profile
+        );
+        assert_eq!(store.retirements().unwrap()[0].run, RunId(2));
+        assert_eq!(store.mappings().unwrap()[0].definition_id, "d1");
+
+        // The unfinished run can now be finished as interrupted, with its counts.
+        let counts = RunCounts {
+            profiles_updated: 1,
+            requests: 9,
+            stopped: Some("interrupted by Ctrl-C".into()),
+            ..RunCounts::default()
+        };
+        store
+            .finish_run(RunId(2), RunOutcome::Interrupted, &counts, at(0))
+            .unwrap();
+        let retire = store.run(RunId(2)).unwrap().unwrap();
+        assert_eq!(retire.outcome, RunOutcome::Interrupted);
+        assert_eq!(retire.ended_at, Some(at(0)));
+        assert_eq!(retire.counts, Some(counts));
+
+        // Ids carry on from the old sequence: run 3 was deleted, and is not handed out again.
+        let next = store
+            .start_run(&NewRun {
+                command: "apply".into(),
+                config_hash: "h4".into(),
+                started_at: at(1),
+                dialect: "routing".into(),
+            })
+            .unwrap();
+        assert_eq!(next, RunId(4));
+        drop(store);
+        // Opening again migrates nothing and keeps everything.
+        let store = SqliteStore::open(&dir.db()).unwrap();
+        assert_eq!(store.runs(10).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_migration_that_would_leave_a_dangling_reference_is_refused() {
+        let dir = TempDir::new("dangling");
+        version_2_file(
+            &dir.db(),
+            "PRAGMA foreign_keys = OFF;
+             INSERT INTO writes (run_id, target, subject, before_json, after_json, status, at)
+                 VALUES (5, 'user_skills', 'u1', 'null', 'null', 'applied',
+                         '2025-01-01T00:00:01.000000000Z');",
+        );
+        let err = SqliteStore::open(&dir.db()).unwrap_err();
+        match &err {
+            StoreError::DanglingReference {
+                version,
+                table,
+                rowid,
+                parent,
+                violations,
+                ..
+            } => {
+                assert_eq!(*version, MIGRATIONS.len() as i64);
+                assert_eq!(
+                    (table.as_str(), *rowid, parent.as_str(), *violations),
+                    ("writes", Some(1), "runs", 1)
+                );
+            }
+            other => panic!("{other}"),
+        }
+        assert!(
+            err.to_string()
+                .contains("writes row 1 refers to a runs row"),
+            "{err}"
+        );
+        let conn = Connection::open(dir.db()).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, 2, "left at the previous version");
+        let outcome_check: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'runs'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert!(
+            !outcome_check.contains("interrupted"),
+            "runs was not rebuilt"
+        );
+    }
+
+    #[test]
+    fn an_invalid_schema_version_is_not_a_journal() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", -3).unwrap();
+        let err = migrate(&mut conn, ":memory:").unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotAJournal { found: -3, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn snapshots_that_are_json_but_not_typed_read_as_legacy_and_bad_json_is_corrupt() {
+        let store = SqliteStore::in_memory().unwrap();
+        store
+            .conn
+            .lock()
+            .execute_batch(
+                "INSERT INTO runs (command, config_hash, dialect, started_at)
+                     VALUES ('apply', 'h', 'routing', '2025-01-01T00:00:00.000000000Z');
+                 INSERT INTO writes (run_id, target, subject, before_json, after_json, status, at)
+                     VALUES (1, 'user_skills', 'u1', '{\"type\": \"user\", \"version\": 2}',
+                             '{\"version\": 3, \"skills\": [{\"skillId\": 7}]}', 'applied',
+                             '2025-01-01T00:00:01.000000000Z'),
+                            (1, 'definition', 'd1', '{\"type\": \"absent\"}',
+                             '{\"type\": \"skill\", \"id\": \"d1\"}', 'applied',
+                             '2025-01-01T00:00:02.000000000Z'),
+                            (1, 'definition', 'd2', '\"text\"', '42', 'failed',
+                             '2025-01-01T00:00:03.000000000Z');",
+            )
+            .unwrap();
+        let writes = store.writes(RunId(1)).unwrap();
+        let pairs: Vec<(Snapshot, Snapshot)> =
+            writes.into_iter().map(|w| (w.before, w.after)).collect();
+        let legacy = |value| Snapshot::Legacy { value };
+        assert_eq!(
+            pairs,
+            [
+                (
+                    Snapshot::User(crate::UserLists {
+                        version: Some(2),
+                        ..Default::default()
+                    }),
+                    legacy(serde_json::json!({"version": 3, "skills": [{"skillId": 7}]})),
+                ),
+                (
+                    Snapshot::Absent,
+                    legacy(serde_json::json!({"type": "skill", "id": "d1"})),
+                ),
+                (
+                    legacy(serde_json::json!("text")),
+                    legacy(serde_json::json!(42))
+                ),
+            ]
+        );
+
+        store
+            .conn
+            .lock()
+            .execute_batch(
+                "INSERT INTO writes (run_id, target, subject, before_json, after_json, status, at)
+                     VALUES (1, 'user_skills', 'u2', 'null', '{not json', 'applied',
+                             '2025-01-01T00:00:04.000000000Z');",
+            )
+            .unwrap();
+        let err = store.writes(RunId(1)).unwrap_err();
+        match &err {
+            StoreError::Corrupt {
+                what: "writes.after_json",
+                value,
+                source: InvalidValue::Json(_),
+                ..
+            } => assert_eq!(value, "{not json"),
+            other => panic!("{other}"),
+        }
+        let cause = std::error::Error::source(&err)
+            .and_then(std::error::Error::source)
+            .expect("the parser's error is in the chain");
+        assert!(
+            cause.downcast_ref::<serde_json::Error>().is_some(),
+            "{cause}"
+        );
+    }
+
+    #[test]
+    fn counts_are_read_leniently() {
+        let store = SqliteStore::in_memory().unwrap();
+        let stored = [
+            // As the untyped apply wrote them: the same names.
+            r#"{"definitionsCreated": 1, "usersUpdated": 5, "usersFailed": 2, "requests": 40}"#,
+            // A failed apply: its reason was `error`.
+            r#"{"error": "the tenant refused the token"}"#,
+            // Retire: unknown names are ignored, a null error is no reason.
+            r#"{"mode": "soft", "usersStripped": 3, "conflicts": 1, "error": null}"#,
+            // A field of the wrong type is dropped, the rest kept.
+            r#"{"usersUpdated": "five", "requests": 4, "stopped": 7}"#,
+            // Not an object: no counts.
+            "null",
+            "[1, 2]",
+            r#""done""#,
+        ];
+        {
+            let conn = store.conn.lock();
+            for counts in stored {
+                conn.execute(
+                    "INSERT INTO runs (command, config_hash, dialect, started_at, ended_at,
+                                       outcome, counts_json)
+                     VALUES ('apply', 'h', 'routing', '2025-01-01T00:00:00.000000000Z',
+                             '2025-01-01T00:00:09.000000000Z', 'succeeded', ?1)",
+                    [counts],
+                )
+                .unwrap();
+            }
+        }
+        let mut runs = store.runs(100).unwrap();
+        runs.reverse();
+        let counts: Vec<Option<RunCounts>> = runs.into_iter().map(|r| r.counts).collect();
+        assert_eq!(
+            counts,
+            [
+                Some(RunCounts {
+                    definitions_created: 1,
+                    users_updated: 5,
+                    users_failed: 2,
+                    requests: 40,
+                    ..RunCounts::default()
+                }),
+                Some(RunCounts {
+                    stopped: Some("the tenant refused the token".into()),
+                    ..RunCounts::default()
+                }),
+                Some(RunCounts {
+                    conflicts: 1,
+                    ..RunCounts::default()
+                }),
+                Some(RunCounts {
+                    requests: 4,
+                    ..RunCounts::default()
+                }),
+                None,
+                None,
+                None,
+            ]
+        );
+
+        store
+            .conn
+            .lock()
+            .execute_batch(
+                "INSERT INTO runs (command, config_hash, dialect, started_at, ended_at, outcome,
+                                   counts_json)
+                 VALUES ('apply', 'h', 'routing', '2025-01-01T00:00:00.000000000Z',
+                         '2025-01-01T00:00:09.000000000Z', 'succeeded', '{\"requests\": ');",
+            )
+            .unwrap();
+        let err = store.runs(100).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Corrupt {
+                    what: "runs.counts_json",
+                    source: InvalidValue::Json(_),
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn corrupt_values_carry_their_typed_cause() {
+        let store = SqliteStore::in_memory().unwrap();
+        store
+            .conn
+            .lock()
+            .execute_batch(
+                "INSERT INTO runs (command, config_hash, dialect, started_at)
+                     VALUES ('apply', 'h', 'routing', 'yesterday');",
+            )
+            .unwrap();
+        let err = store.run(RunId(1)).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                StoreError::Corrupt {
+                    what: "runs.started_at",
+                    source: InvalidValue::Timestamp(_),
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "journal at :memory:: runs.started_at holds \"yesterday\", which is not valid"
+        );
+        let cause = std::error::Error::source(&err)
+            .and_then(std::error::Error::source)
+            .unwrap();
+        assert!(cause.downcast_ref::<jiff::Error>().is_some(), "{cause}");
+
+        // Written by something else: a name this build does not know.
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE runs (id INTEGER PRIMARY KEY, command TEXT, config_hash TEXT,
+                                dialect TEXT, started_at TEXT, ended_at TEXT, outcome TEXT,
+                                counts_json TEXT);
+             CREATE TABLE writes (run_id INTEGER, status TEXT, settles_at TEXT);
+             INSERT INTO runs VALUES (1, 'apply', 'h', 'routing',
+                                      '2025-01-01T00:00:00.000000000Z',
+                                      '2025-01-01T00:00:01.000000000Z', 'cancelled', '{}');",
+        )
+        .unwrap();
+        conn.pragma_update(None, "user_version", MIGRATIONS.len() as i64)
+            .unwrap();
+        migrate(&mut conn, ":memory:").unwrap();
+        let err = store_on(conn).run(RunId(1)).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                StoreError::Corrupt {
+                    what: "runs.outcome",
+                    source: InvalidValue::Unexpected { .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let cause = std::error::Error::source(&err).unwrap().to_string();
+        assert_eq!(cause, "expected succeeded, failed, refused or interrupted");
+    }
+
+    #[test]
+    fn database_errors_are_the_source_and_the_message_says_what_was_done() {
+        let store = SqliteStore::in_memory().unwrap();
+        store
+            .conn
+            .lock()
+            .execute_batch("DROP TABLE mappings")
+            .unwrap();
+        let err = store.mappings().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "journal at :memory:: cannot read the mappings"
+        );
+        let StoreError::Query { source, .. } = &err else {
+            panic!("{err}")
+        };
+        assert!(source.to_string().contains("no such table"), "{source}");
     }
 }

@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 use skillsync_store::{
-    Journal, Mapping, NewRun, RunId, RunOutcome, SqliteStore, StoreError, WriteRecord, WriteStatus,
-    WriteTarget,
+    DefinitionState, Held, Journal, Mapping, NewRun, ProfileState, RunCounts, RunId, RunOutcome,
+    Snapshot, SqliteStore, StoreError, UserLists, WriteRecord, WriteStatus, WriteTarget,
 };
 
 /// A directory under the system temp dir, unique per process and test, removed on drop.
@@ -47,6 +47,31 @@ fn new_run(command: &str, at: Timestamp) -> NewRun {
     }
 }
 
+fn skills(version: u64, level: u8) -> Snapshot {
+    Snapshot::User(UserLists {
+        version: Some(version),
+        skills: Some(vec![Held {
+            definition_id: "1".into(),
+            level,
+            active: true,
+        }]),
+        proficiencies: None,
+    })
+}
+
+fn definition(name: &str) -> DefinitionState {
+    DefinitionState {
+        id: "skill-9".into(),
+        kind: "skill".into(),
+        name: name.into(),
+        locale: "fr-ca".into(),
+        active: true,
+        description: "Facturation".into(),
+        routing_profile_id: "rp-1".into(),
+        version: 1,
+    }
+}
+
 fn write(
     run: RunId,
     subject: &str,
@@ -58,8 +83,8 @@ fn write(
         run,
         target: WriteTarget::UserSkills,
         subject: subject.into(),
-        before: json!([{"skillId": 1, "proficiency": 3}]),
-        after: json!([{"skillId": 1, "proficiency": 5}]),
+        before: skills(4, 3),
+        after: skills(4, 5),
         status,
         detail: Some(format!("req-{subject}")),
         at,
@@ -77,8 +102,8 @@ fn run_round_trip_with_writes_and_counts() {
         write(run, "u1", WriteStatus::Applied, t(1), Some(t(31))),
         WriteRecord {
             target: WriteTarget::Definition,
-            before: json!(null),
-            after: json!({"name": "Billing (fr-ca)"}),
+            before: Snapshot::Absent,
+            after: Snapshot::Definition(definition("Billing (fr-ca)")),
             detail: None,
             settles_at: None,
             ..write(run, "skill-9", WriteStatus::Applied, t(2), None)
@@ -86,7 +111,15 @@ fn run_round_trip_with_writes_and_counts() {
         write(run, "u2", WriteStatus::Failed, t(3), None),
     ];
     store.record_writes(&writes).unwrap();
-    let counts = json!({"created": 1, "updated": 1, "failed": 1, "api_calls": {"GET": 4}});
+    let counts = RunCounts {
+        definitions_created: 1,
+        users_planned: 2,
+        users_updated: 1,
+        users_failed: 1,
+        requests: 4,
+        stopped: Some("u2: the tenant refused the write".into()),
+        ..RunCounts::default()
+    };
     store
         .finish_run(run, RunOutcome::Failed, &counts, t(5))
         .unwrap();
@@ -101,7 +134,7 @@ fn run_round_trip_with_writes_and_counts() {
     assert_eq!(summary.started_at, t(0));
     assert_eq!(summary.ended_at, Some(t(5)));
     assert_eq!(summary.outcome, RunOutcome::Failed);
-    assert_eq!(summary.counts, counts);
+    assert_eq!(summary.counts, Some(counts));
     assert_eq!(summary.writes, 3);
     assert_eq!(summary.settles_at, Some(t(31)));
     assert_eq!(store.writes(run).unwrap(), writes);
@@ -109,21 +142,18 @@ fn run_round_trip_with_writes_and_counts() {
     assert_eq!(store.run(RunId(run.0 + 1)).unwrap(), None);
     assert!(store.writes(RunId(run.0 + 1)).unwrap().is_empty());
 
-    // Finishing twice, finishing as interrupted and unknown runs are refused.
+    // Finishing twice and unknown runs are refused.
     let err = store
-        .finish_run(run, RunOutcome::Succeeded, &json!({}), t(6))
+        .finish_run(run, RunOutcome::Succeeded, &RunCounts::default(), t(6))
         .unwrap_err();
     assert!(matches!(err, StoreError::AlreadyFinished { .. }), "{err}");
-    let other = store.start_run(&new_run("apply", t(7))).unwrap();
     let err = store
-        .finish_run(other, RunOutcome::Interrupted, &json!({}), t(8))
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::InterruptedIsDerived { .. }),
-        "{err}"
-    );
-    let err = store
-        .finish_run(RunId(999), RunOutcome::Succeeded, &json!({}), t(8))
+        .finish_run(
+            RunId(999),
+            RunOutcome::Succeeded,
+            &RunCounts::default(),
+            t(8),
+        )
         .unwrap_err();
     assert!(
         matches!(err, StoreError::UnknownRun { run: 999, .. }),
@@ -140,14 +170,15 @@ fn runs_are_newest_first_and_limited() {
         .collect();
     for &id in &ids[..4] {
         store
-            .finish_run(id, RunOutcome::Succeeded, &json!({}), t(100))
+            .finish_run(id, RunOutcome::Succeeded, &RunCounts::default(), t(100))
             .unwrap();
     }
     let runs = store.runs(3).unwrap();
     let got: Vec<RunId> = runs.iter().map(|r| r.id).collect();
     assert_eq!(got, vec![ids[4], ids[3], ids[2]]);
     assert_eq!(runs[0].outcome, RunOutcome::Interrupted);
-    assert_eq!(runs[0].counts, json!(null));
+    assert_eq!(runs[0].counts, None);
+    assert_eq!(runs[1].counts, Some(RunCounts::default()));
     assert_eq!(runs[1].outcome, RunOutcome::Succeeded);
     assert!(store.runs(0).unwrap().is_empty());
     assert_eq!(store.runs(usize::MAX).unwrap().len(), 5);
@@ -159,7 +190,7 @@ fn unfinished_run_is_interrupted_after_reopening() {
     let store = SqliteStore::open(&dir.db()).unwrap();
     let done = store.start_run(&new_run("apply", t(0))).unwrap();
     store
-        .finish_run(done, RunOutcome::Succeeded, &json!({"updated": 0}), t(1))
+        .finish_run(done, RunOutcome::Succeeded, &RunCounts::default(), t(1))
         .unwrap();
     let killed = store.start_run(&new_run("apply", t(10))).unwrap();
     store
@@ -184,6 +215,115 @@ fn unfinished_run_is_interrupted_after_reopening() {
         RunOutcome::Succeeded
     );
     assert_eq!(store.runs(1).unwrap()[0].id, killed);
+}
+
+#[test]
+fn a_run_stopped_by_a_signal_is_finished_as_interrupted_with_its_counts() {
+    let dir = TempDir::new("signal");
+    let store = SqliteStore::open(&dir.db()).unwrap();
+    let run = store.start_run(&new_run("apply", t(0))).unwrap();
+    store
+        .record_writes(&[write(run, "u1", WriteStatus::Applied, t(1), Some(t(31)))])
+        .unwrap();
+    let counts = RunCounts {
+        users_planned: 10,
+        users_updated: 1,
+        users_not_attempted: 9,
+        requests: 3,
+        stopped: Some("interrupted (Ctrl-C)".into()),
+        ..RunCounts::default()
+    };
+    store
+        .finish_run(run, RunOutcome::Interrupted, &counts, t(2))
+        .unwrap();
+    drop(store);
+
+    let store = SqliteStore::open(&dir.db()).unwrap();
+    let summary = store.run(run).unwrap().unwrap();
+    assert_eq!(summary.outcome, RunOutcome::Interrupted);
+    assert_eq!(summary.ended_at, Some(t(2)));
+    assert_eq!(summary.counts, Some(counts));
+    assert_eq!(summary.writes, 1);
+    assert_eq!(summary.settles_at, Some(t(31)));
+    // Finished is finished, interrupted or not.
+    let err = store
+        .finish_run(run, RunOutcome::Succeeded, &RunCounts::default(), t(3))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyFinished { .. }), "{err}");
+}
+
+#[test]
+fn every_kind_of_snapshot_round_trips() {
+    let dir = TempDir::new("snapshots");
+    let store = SqliteStore::open(&dir.db()).unwrap();
+    let run = store.start_run(&new_run("retire", t(0))).unwrap();
+    let snapshots = [
+        Snapshot::Absent,
+        Snapshot::User(UserLists::default()),
+        Snapshot::User(UserLists {
+            version: Some(7),
+            skills: Some(vec![]),
+            proficiencies: Some(vec![
+                Held {
+                    definition_id: "p1".into(),
+                    level: 10,
+                    active: false,
+                },
+                Held {
+                    definition_id: "p2".into(),
+                    level: 1,
+                    active: true,
+                },
+            ]),
+        }),
+        Snapshot::Definition(definition("Billing (fr-ca)")),
+        Snapshot::Definition(DefinitionState {
+            active: false,
+            description: String::new(),
+            version: u64::MAX,
+            ..definition("Facturation – «ancienne» ✓")
+        }),
+        Snapshot::Profile(ProfileState {
+            id: "rp-1".into(),
+            name: "Sales".into(),
+            skills: vec!["s1".into(), "s2".into()],
+            proficiencies: vec![],
+            version: 12,
+        }),
+        Snapshot::Legacy { value: json!(null) },
+        Snapshot::Legacy {
+            value: json!([{"skillId": 1, "proficiency": 3}]),
+        },
+        // Looks like a typed snapshot, but was kept as found: it stays legacy.
+        Snapshot::Legacy {
+            value: json!({"type": "absent"}),
+        },
+        Snapshot::Legacy {
+            value: json!({"type": "legacy", "value": 1}),
+        },
+    ];
+    let writes: Vec<WriteRecord> = snapshots
+        .iter()
+        .enumerate()
+        .map(|(i, snapshot)| WriteRecord {
+            target: WriteTarget::Profile,
+            before: snapshot.clone(),
+            after: snapshots[snapshots.len() - 1 - i].clone(),
+            ..write(run, &format!("s{i}"), WriteStatus::Applied, t(1), None)
+        })
+        .collect();
+    store.record_writes(&writes).unwrap();
+    drop(store);
+    let store = SqliteStore::open(&dir.db()).unwrap();
+    assert_eq!(store.writes(run).unwrap(), writes);
+    assert_eq!(
+        store
+            .last_write("s3", WriteTarget::Profile)
+            .unwrap()
+            .unwrap()
+            .before,
+        Snapshot::Definition(definition("Billing (fr-ca)"))
+    );
 }
 
 /// Env var telling [`child_process_for_kill_test`] which database to write to.
@@ -389,7 +529,13 @@ fn open_understands_store_urls() {
     let err = skillsync_store::open(&format!("sqlite://{}/missing/dir/x.db", dir.0.display()))
         .err()
         .unwrap();
-    assert!(matches!(err, StoreError::Open { .. }), "{err}");
+    let StoreError::Open { source, .. } = &err else {
+        panic!("{err}")
+    };
+    assert!(
+        matches!(source, rusqlite::Error::SqliteFailure(..)),
+        "{source:?}"
+    );
     let text = err.to_string();
     assert!(
         text.starts_with("cannot open the journal at ") && text.contains("missing/dir/x.db"),
