@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::tz::TimeZone;
-use jiff::{Timestamp, ZonedDateTime};
+use jiff::Timestamp;
 use serde::Deserialize;
 use skillsync_core::{Problem, Window};
 use skillsync_cxone::{Dialect, Secret};
@@ -433,20 +433,36 @@ impl Config {
             .with_context(|| format!("cannot open the journal ({})", self.store_url))
     }
 
-    /// Opens the journal and starts a run of `command` in it, before the first write: a run
-    /// that cannot be recorded does not start.
-    pub fn start_run(
-        &self,
-        command: &str,
-    ) -> anyhow::Result<(Box<dyn skillsync_store::Journal>, skillsync_store::RunId)> {
-        let journal = self.journal()?;
-        let run = journal.start_run(&skillsync_store::NewRun {
+    /// How the journal labels a run of `command` made with these settings.
+    pub fn run_label(&self, command: &str) -> skillsync_engine::RunLabel {
+        skillsync_engine::RunLabel {
             command: command.into(),
             config_hash: self.fingerprint(),
-            started_at: Timestamp::now(),
             dialect: format!("{:?}", self.tenant.dialect).to_lowercase(),
-        })?;
-        Ok((journal, run))
+        }
+    }
+
+    /// The write path's settings.
+    pub fn write_options(&self) -> skillsync_engine::WriteOptions {
+        skillsync_engine::WriteOptions {
+            bulk_batch_size: self.bulk_batch_size,
+            concurrency: self.max_in_flight,
+            propagation_window: self.propagation_window,
+            ..skillsync_engine::WriteOptions::default()
+        }
+    }
+
+    /// `[sync] window` in the tenant's time zone; `None` when writes may happen at any time.
+    pub fn sync_window(&self) -> Option<skillsync_engine::SyncWindow> {
+        Some(skillsync_engine::SyncWindow {
+            window: self.window?,
+            zone: self.tenant.time_zone.clone(),
+            zone_name: self
+                .tenant
+                .timezone
+                .clone()
+                .unwrap_or_else(|| "UTC".into()),
+        })
     }
 
     /// The effective settings, one per line, so a user can see what the defaults became.
@@ -481,23 +497,9 @@ impl Config {
     /// next opening in the tenant's time and in this machine's, for whoever reads it. `None`
     /// inside the window or when there is none.
     pub fn outside_window(&self, now: Timestamp) -> Option<String> {
-        let window = self.window?;
-        let tenant_zone = &self.tenant.time_zone;
-        if window.contains(now, tenant_zone) {
-            return None;
-        }
         let zone_name = self.tenant.timezone.as_deref().unwrap_or("UTC");
-        let next = match window.next_start(now, tenant_zone) {
-            Some(next) => format!(
-                "; the next one opens {} ({} local time)",
-                minutes_and_zone(&next),
-                minutes_and_zone(&next.with_time_zone(TimeZone::system()))
-            ),
-            None => String::new(),
-        };
-        Some(format!(
-            "outside the sync window {window} ({zone_name}){next}"
-        ))
+        self.window?
+            .outside(now, &self.tenant.time_zone, zone_name, &TimeZone::system())
     }
 
     /// Options for the planner.
@@ -508,11 +510,6 @@ impl Config {
             bulk_available,
         }
     }
-}
-
-/// `2026-12-03 02:00 CET`.
-fn minutes_and_zone(at: &ZonedDateTime) -> String {
-    at.strftime("%Y-%m-%d %H:%M %Z").to_string()
 }
 
 /// `--max-removals` on the command line.

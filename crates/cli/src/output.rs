@@ -57,6 +57,10 @@ pub mod exit {
     pub fn changes() -> ExitCode {
         ExitCode::from(2)
     }
+    /// A writing command was interrupted (Ctrl-C, SIGTERM): 128 + SIGINT, as shells report it.
+    pub fn interrupted() -> ExitCode {
+        ExitCode::from(130)
+    }
 }
 
 /// The human plan, whole or (with `--summary`) only its headline, safety and writes lines.

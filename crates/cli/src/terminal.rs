@@ -78,3 +78,51 @@ impl PhaseBars {
         }
     }
 }
+
+/// Stops listening for signals when dropped.
+pub struct SignalGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Until the guard is dropped, Ctrl-C (or SIGTERM) during the writes raises `interrupt`:
+/// writes in flight finish and are journaled, no new one starts, and the command reports what
+/// it did. Before the first write (reading, planning, at the prompt) and on a second signal the
+/// process exits at once with 130: nothing is half-done then.
+pub fn interrupt_on_signal(
+    interrupt: std::sync::Arc<skillsync_engine::Interrupt>,
+) -> SignalGuard {
+    SignalGuard(tokio::spawn(async move {
+        let signal = next_signal().await;
+        if !interrupt.is_writing() {
+            eprintln!("\n{signal}: nothing was written");
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\n{signal}: finishing the writes in flight and sending no new ones (again to stop at once)"
+        );
+        interrupt.raise();
+        let signal = next_signal().await;
+        eprintln!("{signal} again: stopped at once; the run stays interrupted in the journal");
+        std::process::exit(130);
+    }))
+}
+
+/// Waits for Ctrl-C or, on Unix, SIGTERM; names it.
+async fn next_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return "interrupted",
+                _ = terminate.recv() => return "terminated",
+            }
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "interrupted"
+}

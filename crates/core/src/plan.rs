@@ -321,6 +321,10 @@ pub struct Plan {
     pub warnings: Vec<Problem>,
     /// The HRIS files the plan was made from (`catalogLine` refers to `sources.catalog`).
     pub sources: SourceFiles,
+    /// The catalog resolved against the tenant the plan was made from: the engine binds the
+    /// ids of created definitions into it and re-plans a user from it after a conflict.
+    #[serde(skip)]
+    pub resolution: Resolution,
 }
 
 impl Plan {
@@ -331,7 +335,7 @@ impl Plan {
 }
 
 /// Who owns a definition id in the tenant, as far as the catalog is concerned.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Owner {
     code: Code,
     kind: Kind,
@@ -343,7 +347,7 @@ struct Owner {
 /// The catalog resolved against the tenant: which definition each (code, locale) means, and
 /// which tenant ids the catalog owns. The engine keeps it to re-plan a user after a conflict
 /// and binds new ids into it once definitions are created.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resolution {
     /// By code, then locale: looked up once per desired assignment, so without building a key.
     refs: HashMap<Code, HashMap<Locale, DefinitionRef>>,
@@ -841,5 +845,6 @@ pub fn plan(desired: &Desired, live: &Live, options: &PlanOptions) -> Result<Pla
         totals,
         warnings: problems,
         sources: desired.files.clone(),
+        resolution,
     })
 }

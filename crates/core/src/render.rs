@@ -775,6 +775,7 @@ mod tests {
     fn empty_plan() -> Plan {
         Plan {
             sources: Default::default(),
+            resolution: Default::default(),
             definitions: Vec::new(),
             users: Vec::new(),
             write_mode: WriteMode::Single,

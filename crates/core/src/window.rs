@@ -171,6 +171,32 @@ impl Window {
         earliest
     }
 
+    /// Why writing at `now` is not allowed, naming the next opening in the tenant's time
+    /// (`zone_name`, for the message) and in `local` (the reader's); `None` inside the window.
+    pub fn outside(
+        &self,
+        now: Timestamp,
+        tz: &TimeZone,
+        zone_name: &str,
+        local: &TimeZone,
+    ) -> Option<String> {
+        if self.contains(now, tz) {
+            return None;
+        }
+        let minutes = |at: &ZonedDateTime| at.strftime("%Y-%m-%d %H:%M %Z").to_string();
+        let next = match self.next_start(now, tz) {
+            Some(next) => format!(
+                "; the next one opens {} ({} local time)",
+                minutes(&next),
+                minutes(&next.with_time_zone(local.clone()))
+            ),
+            None => String::new(),
+        };
+        Some(format!(
+            "outside the sync window {self} ({zone_name}){next}"
+        ))
+    }
+
     /// When the next opening starts (see [`Window::next_opening`]).
     pub fn next_start(&self, now: Timestamp, tz: &TimeZone) -> Option<ZonedDateTime> {
         self.next_opening(now, tz).map(|opening| opening.opens)

@@ -1,38 +1,113 @@
 //! One agent, one code, in real time (a certification just completed): ensure the definition,
-//! then read the user, change that one assignment, and write back with `If-Match`, re-reading
-//! on conflict. Nothing else on the user is touched.
+//! then change that one assignment through the write path (read, merge, `If-Match`, re-read
+//! on conflict), and read it back. Nothing else on the user is touched.
 
-use serde_json::json;
-use skillsync_core::{Agent, Assignment, CatalogEntry, Kind, Level};
-use skillsync_cxone::{Error, NewDefinition, TenantApi, UserWrite};
-use skillsync_store::{WriteRecord, WriteStatus, WriteTarget};
+use std::sync::Mutex;
 
-use crate::apply::JournalRun;
+use skillsync_core::{Agent, Assignment, CatalogEntry, Kind, Level, UserAssignments};
+use skillsync_cxone::{NewDefinition, TenantApi, UserWrite};
+use skillsync_store::{Journal, NewRun, RunCounts, RunId, RunOutcome, Snapshot, WriteStatus, WriteTarget};
+
+use crate::entries;
+use crate::sync::RunLabel;
+use crate::write::{
+    Entry, JournalRun, Rewrite, Rewritten, StopReason, UserOutcome, WriteOptions, Writer,
+};
+use crate::{Error, Interrupt};
+
+/// One assignment to set.
+#[derive(Debug, Clone, Copy)]
+pub struct AssignRequest<'a> {
+    /// The agent.
+    pub agent: &'a Agent,
+    /// The catalog variant, in the agent's locale.
+    pub entry: &'a CatalogEntry,
+    /// The level.
+    pub level: Level,
+    /// Active or not.
+    pub active: bool,
+}
 
 /// What `assign` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assigned {
-    /// The assignment before, if the agent had one.
+    /// The assignment before, if the agent had one (as first read).
     pub before: Option<(Level, bool)>,
-    /// Whether a write was needed.
-    pub written: bool,
+    /// How the user ended.
+    pub outcome: UserOutcome,
     /// Whether the definition had to be created first.
     pub created_definition: bool,
+    /// The journal's run.
+    pub run: RunId,
+    /// Why the run stopped, if it did.
+    pub stopped: Option<StopReason>,
 }
 
-/// How many times a conflicting write is re-read and retried.
-const ATTEMPTS: u32 = 5;
-
-/// Sets `agent`'s assignment of the catalog `entry` (in the agent's locale) to `level`/`active`.
+/// Sets the agent's assignment of the catalog entry, journaled as its own run.
 pub async fn assign(
     api: &dyn TenantApi,
-    agent: &Agent,
-    entry: &CatalogEntry,
-    level: Level,
-    active: bool,
-    propagation_window: std::time::Duration,
-    journal: Option<JournalRun<'_>>,
+    journal: &dyn Journal,
+    label: &RunLabel,
+    request: AssignRequest<'_>,
+    options: WriteOptions,
+    interrupt: Option<&Interrupt>,
 ) -> Result<Assigned, Error> {
+    let run = journal
+        .start_run(&NewRun {
+            command: label.command.clone(),
+            config_hash: label.config_hash.clone(),
+            started_at: jiff::Timestamp::now(),
+            dialect: label.dialect.clone(),
+        })
+        .map_err(Error::Journal)?;
+    let requests_before = api.counters().total_requests();
+    let result = assign_in_run(api, JournalRun { journal, run }, request, options, interrupt).await;
+    let mut counts = RunCounts {
+        users_planned: 1,
+        requests: api.counters().total_requests() - requests_before,
+        ..RunCounts::default()
+    };
+    let outcome = match &result {
+        Ok(assigned) => {
+            counts.definitions_created = u64::from(assigned.created_definition);
+            counts.stopped = assigned.stopped.as_ref().map(ToString::to_string);
+            match &assigned.outcome {
+                UserOutcome::Updated => counts.users_updated = 1,
+                UserOutcome::AlreadyCurrent => counts.users_already_current = 1,
+                UserOutcome::Failed { .. } => counts.users_failed = 1,
+                UserOutcome::NotAttempted(_) => counts.users_not_attempted = 1,
+            }
+            match (&assigned.outcome, &assigned.stopped) {
+                (_, Some(StopReason::Interrupted)) => RunOutcome::Interrupted,
+                (UserOutcome::Updated | UserOutcome::AlreadyCurrent, _) => RunOutcome::Succeeded,
+                _ => RunOutcome::Failed,
+            }
+        }
+        Err(error) => {
+            counts.stopped = Some(error.to_string());
+            RunOutcome::Failed
+        }
+    };
+    journal
+        .finish_run(run, outcome, &counts, jiff::Timestamp::now())
+        .map_err(Error::Journal)?;
+    result
+}
+
+async fn assign_in_run(
+    api: &dyn TenantApi,
+    journal: JournalRun<'_>,
+    request: AssignRequest<'_>,
+    options: WriteOptions,
+    interrupt: Option<&Interrupt>,
+) -> Result<Assigned, Error> {
+    let AssignRequest {
+        agent,
+        entry,
+        level,
+        active,
+    } = request;
+    let writer = Writer::new(api, Some(journal), options, interrupt);
     let ensured = api
         .ensure_definition(&NewDefinition {
             kind: entry.kind,
@@ -41,100 +116,91 @@ pub async fn assign(
             description: entry.description.clone(),
             routing_profile_id: entry.routing_profile_id.clone(),
         })
-        .await?;
-    let id = ensured.definition.id.clone();
-    let mut last = None;
-    for _ in 0..ATTEMPTS {
-        let user = api.user(&agent.user_id).await?;
-        let list = match entry.kind {
-            Kind::Skill => user.skills.clone(),
-            Kind::Proficiency => user.proficiencies.clone().ok_or(Error::Unsupported {
-                dialect: "users",
-                operation: "proficiency assignments",
-            })?,
+        .await
+        .map_err(|source| Error::Tenant {
+            action: format!("ensuring {} {} ({})", entry.kind, entry.name, entry.locale),
+            source,
+        })?;
+    if ensured.created {
+        writer.record(vec![Entry {
+            target: WriteTarget::Definition,
+            subject: ensured.definition.id.to_string(),
+            before: Snapshot::Absent,
+            after: entries::definition(&ensured.definition),
+            status: WriteStatus::Applied,
+            detail: None,
+            routes: false,
+        }]);
+    }
+    let one = OneEntry {
+        kind: entry.kind,
+        assignment: Assignment {
+            definition: ensured.definition.id.clone(),
+            level,
+            active,
+        },
+        first_seen: Mutex::new(None),
+    };
+    writer
+        .reconcile(vec![agent.user_id.clone()], &one, &|_, _| {})
+        .await;
+    crate::read_back::check(&writer, api, &one, 1, 1).await;
+    let written = writer.finish([agent.user_id.clone()]);
+    let outcome = written
+        .users
+        .into_values()
+        .next()
+        .unwrap_or(UserOutcome::NotAttempted(StopReason::Tenant("not reached".into())));
+    let before = one.first_seen.into_inner().expect("not poisoned").flatten();
+    Ok(Assigned {
+        before,
+        outcome,
+        created_definition: ensured.created,
+        run: journal.run,
+        stopped: written.stopped,
+    })
+}
+
+/// Sets one entry of one list; everything else on the user is carried through as held.
+struct OneEntry {
+    kind: Kind,
+    assignment: Assignment,
+    /// The entry as first read, for the report.
+    first_seen: Mutex<Option<Option<(Level, bool)>>>,
+}
+
+impl Rewrite for OneEntry {
+    fn rewrite(&self, live: &UserAssignments) -> Rewritten {
+        let list = match self.kind {
+            Kind::Skill => &live.skills,
+            Kind::Proficiency => match &live.proficiencies {
+                Some(list) => list,
+                None => {
+                    return Rewritten::Refused(
+                        "this dialect cannot write proficiency assignments".into(),
+                    );
+                }
+            },
         };
-        let before = list
-            .iter()
-            .find(|a| a.definition == id)
-            .map(|a| (a.level, a.active));
-        if before == Some((level, active)) {
-            return Ok(Assigned {
-                before,
-                written: false,
-                created_definition: ensured.created,
-            });
+        let wanted = &self.assignment;
+        let held = list.iter().find(|a| a.definition == wanted.definition);
+        self.first_seen
+            .lock()
+            .expect("not poisoned")
+            .get_or_insert(held.map(|a| (a.level, a.active)));
+        if held.is_some_and(|a| a.level == wanted.level && a.active == wanted.active) {
+            return Rewritten::Current;
         }
         let mut after = list.clone();
-        match after.iter_mut().find(|a| a.definition == id) {
-            Some(existing) => {
-                existing.level = level;
-                existing.active = active;
-            }
-            None => after.push(Assignment {
-                definition: id.clone(),
-                level,
-                active,
-            }),
+        match after.iter_mut().find(|a| a.definition == wanted.definition) {
+            Some(existing) => *existing = wanted.clone(),
+            None => after.push(wanted.clone()),
         }
-        let write = UserWrite {
-            user_id: agent.user_id.clone(),
-            version: user.version,
-            skills: (entry.kind == Kind::Skill).then(|| after.clone()),
-            proficiencies: (entry.kind == Kind::Proficiency).then(|| after.clone()),
-        };
-        let result = api.write_user(&write).await;
-        let status = match &result {
-            Ok(_) => WriteStatus::Applied,
-            Err(Error::Conflict { .. }) => WriteStatus::Conflict,
-            Err(e) if e.is_transient() => WriteStatus::Unknown,
-            Err(_) => WriteStatus::Failed,
-        };
-        if let Some(j) = journal {
-            let at = jiff::Timestamp::now();
-            let settles = jiff::SignedDuration::try_from(propagation_window).unwrap_or_default();
-            let record = WriteRecord {
-                run: j.run,
-                target: if entry.kind == Kind::Skill {
-                    WriteTarget::UserSkills
-                } else {
-                    WriteTarget::UserProficiencies
-                },
-                subject: agent.user_id.to_string(),
-                before: json!(list),
-                after: json!({ "version": write.version, "skills": write.skills, "proficiencies": write.proficiencies }),
-                status,
-                detail: result.as_ref().err().map(ToString::to_string),
-                at,
-                // Only skills route, so only they have anything to settle.
-                settles_at: (status == WriteStatus::Applied && entry.kind == Kind::Skill)
-                    .then(|| at.checked_add(settles).ok())
-                    .flatten(),
-            };
-            if let Err(error) = j.journal.record_writes(&[record]) {
-                tracing::error!(%error, "cannot journal the assignment");
-            }
-        }
-        match result {
-            Ok(_) => {
-                return Ok(Assigned {
-                    before,
-                    written: true,
-                    created_definition: ensured.created,
-                });
-            }
-            Err(Error::Conflict { .. }) => {
-                last = Some(Error::Conflict {
-                    what: "user",
-                    id: agent.user_id.to_string(),
-                    expected: Some(user.version),
-                })
-            }
-            Err(e) if e.is_transient() => last = Some(e),
-            Err(e) => return Err(e),
-        }
+        Rewritten::Write(UserWrite {
+            user_id: live.user_id.clone(),
+            version: live.version,
+            skills: (self.kind == Kind::Skill).then(|| after.clone()),
+            proficiencies: (self.kind == Kind::Proficiency).then_some(after),
+        })
     }
-    Err(last.unwrap_or(Error::Unsupported {
-        dialect: "any",
-        operation: "assign without attempts",
-    }))
 }

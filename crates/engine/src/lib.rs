@@ -1,20 +1,64 @@
-//! The reconciler: reads the live tenant through `cxone`, asks `core` for a plan, checks the
-//! guards, and executes it: definitions, then skills, then proficiencies, re-merging on
-//! conflict. (Journaling every write in `store` comes next.)
+//! The reconciler. [`sync`] is the front door: live read, plan, guards, confirmation, writes,
+//! read-back, and the run's start and end in the journal. Every user write of `apply`,
+//! `retire` and `assign` goes through one write path (`write.rs`) with one error policy
+//! ([`classify`]).
 #![deny(missing_docs)]
 
 mod apply;
 mod assign;
+mod entries;
+mod error;
 mod fan_out;
 mod guard;
 mod live;
+mod read_back;
 pub mod retire;
+mod sync;
 pub mod verify;
+mod write;
 
 pub use apply::{
-    ApplyOptions, ApplyReport, DefinitionFailed, JournalRun, LIVE_READ_COUNTS_AS_LOOKUP_FOR, Phase,
-    Progress, apply,
+    ApplyOptions, ApplyReport, LIVE_READ_COUNTS_AS_LOOKUP_FOR, Phase, Progress, apply,
 };
-pub use assign::{Assigned, assign};
+pub use assign::{Assigned, AssignRequest, assign};
+pub use error::Error;
 pub use guard::{Refusal, RemovalLimit, check as check_guards, real_removals};
 pub use live::{LiveProgress, read_live};
+pub use sync::{
+    RunLabel, SyncHooks, SyncOptions, SyncOutcome, SyncReport, SyncWindow, run_counts, sync,
+};
+pub use write::{
+    FailureKind, Interrupt, JournalRun, Policy, StopReason, UserOutcome, WriteOptions, Written,
+    classify,
+};
+
+/// The catalog variants `skillsync retire` took out of management, as the journal records
+/// them: every plan leaves them alone.
+pub fn retirements(
+    journal: &dyn skillsync_store::Journal,
+) -> Result<Vec<skillsync_core::Retired>, Error> {
+    let mut retired = Vec::new();
+    for r in journal.retirements().map_err(Error::Journal)? {
+        let locale = skillsync_core::Locale::parse(&r.locale).map_err(|source| {
+            Error::BadRetirement {
+                code: r.code.clone(),
+                source,
+            }
+        })?;
+        retired.push(skillsync_core::Retired {
+            code: skillsync_core::Code::from(r.code.as_str()),
+            locale,
+            definitions: r
+                .definition_ids
+                .into_iter()
+                .map(skillsync_core::DefinitionId::from)
+                .collect(),
+            mode: match r.mode {
+                skillsync_store::RetirementMode::Soft => skillsync_core::RetiredMode::Soft,
+                skillsync_store::RetirementMode::Hard => skillsync_core::RetiredMode::Hard,
+            },
+            run: r.run.0,
+        });
+    }
+    Ok(retired)
+}

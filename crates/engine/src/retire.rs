@@ -11,22 +11,21 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use futures::TryStreamExt;
-use serde_json::json;
 use skillsync_core::{
     Assignment, CatalogEntry, Code, Definition, DefinitionId, Desired, Kind, Live, Locale, Problem,
     RetiredMode, UserAssignments, UserId,
 };
-use skillsync_cxone::{
-    DefinitionQuery, EntryOutcome, Error, Profile, TenantApi, UserQuery, UserWrite,
-};
-use skillsync_store::{WriteRecord, WriteStatus, WriteTarget};
+use skillsync_cxone::{DefinitionQuery, Error, Profile, TenantApi, UserQuery, UserWrite};
+use skillsync_store::{Snapshot, WriteStatus, WriteTarget};
 
-use crate::apply::JournalRun;
-use crate::fan_out::fan_out;
+use crate::entries;
+use crate::write::{
+    Entry, FailureKind, Job, JournalRun, Policy, Rewrite, Rewritten, StopReason, UserOutcome,
+    WriteOptions, Writer, classify,
+};
 
 /// How the retirement writes.
 #[derive(Debug, Clone, Copy)]
@@ -501,17 +500,26 @@ pub enum RetireFailure {
         first: String,
     },
     /// A profile could not be stripped.
-    #[error("routing profile {name} ({id}) could not be stripped: {reason}")]
+    #[error("routing profile {name} ({id}) could not be stripped")]
     ProfileFailed {
         /// Profile id.
         id: String,
         /// Profile name.
         name: String,
-        /// Why.
-        reason: String,
+        /// The client's error.
+        #[source]
+        source: Error,
+    },
+    /// A profile kept changing under every re-read.
+    #[error("routing profile {name} ({id}) kept changing under us; run retire again")]
+    ProfileKeptChanging {
+        /// Profile id.
+        id: String,
+        /// Profile name.
+        name: String,
     },
     /// The tenant refused or failed a step.
-    #[error("{action} failed: {source}")]
+    #[error("{action} failed")]
     Tenant {
         /// What was being done.
         action: String,
@@ -519,20 +527,24 @@ pub enum RetireFailure {
         #[source]
         source: Error,
     },
-    /// A write could not be journaled; nothing further was written.
-    #[error("stopped: the journal cannot be written ({0})")]
-    Journal(String),
+    /// The write path stopped (journal, interruption, a tenant that refuses everything).
+    #[error("{0}")]
+    Stopped(StopReason),
 }
 
 /// What happened.
 #[derive(Debug, Default)]
 pub struct RetireReport {
+    /// Every user this run meant to strip, and how it ended.
+    pub users: BTreeMap<UserId, UserOutcome>,
     /// Users whose references were stripped.
     pub users_stripped: usize,
-    /// Users found to hold none any more when re-read.
+    /// Users found to hold none any more when re-read (or gone from the tenant).
     pub users_already_clear: usize,
     /// Users that could not be stripped, with the reason.
     pub users_failed: Vec<(UserId, String)>,
+    /// Users never written because the run stopped, with why.
+    pub users_not_attempted: Vec<(UserId, String)>,
     /// Conflicts met and re-merged.
     pub conflicts: usize,
     /// Profiles whose references were stripped.
@@ -545,8 +557,91 @@ pub struct RetireReport {
     pub deletes_refused: usize,
     /// Why it stopped, if it did not finish.
     pub failure: Option<RetireFailure>,
+    /// The journal's run, when the engine journaled it.
+    pub run: Option<skillsync_store::RunId>,
     /// Elapsed time.
     pub elapsed: std::time::Duration,
+}
+
+/// Retires as its own journaled run: the run is started, the retirement recorded before the
+/// first write (so an apply starting meanwhile, or after a failure half-way, already leaves
+/// the code alone), the plan carried out, and the run finished with its counts.
+pub async fn retire_journaled(
+    api: &dyn TenantApi,
+    journal: &dyn skillsync_store::Journal,
+    label: &crate::RunLabel,
+    plan: &RetirePlan,
+    options: RetireOptions,
+    interrupt: Option<&crate::Interrupt>,
+    progress: RetireProgress<'_>,
+) -> Result<RetireReport, crate::Error> {
+    let run = journal
+        .start_run(&skillsync_store::NewRun {
+            command: label.command.clone(),
+            config_hash: label.config_hash.clone(),
+            started_at: jiff::Timestamp::now(),
+            dialect: label.dialect.clone(),
+        })
+        .map_err(crate::Error::Journal)?;
+    let now = jiff::Timestamp::now();
+    for variant in &plan.variants {
+        journal
+            .record_retirement(&skillsync_store::Retirement {
+                code: variant.code.to_string(),
+                locale: variant.locale.to_string(),
+                kind: variant.kind.noun().to_string(),
+                name: variant.name.clone(),
+                mode: match plan.mode {
+                    RetiredMode::Soft => skillsync_store::RetirementMode::Soft,
+                    RetiredMode::Hard => skillsync_store::RetirementMode::Hard,
+                },
+                definition_ids: plan
+                    .definitions_of(&variant.locale)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                run,
+                retired_at: now,
+            })
+            .map_err(crate::Error::Journal)?;
+    }
+    let requests_before = api.counters().total_requests();
+    let mut report = retire_with(
+        api,
+        plan,
+        options,
+        Some(JournalRun { journal, run }),
+        interrupt,
+        progress,
+    )
+    .await;
+    report.run = Some(run);
+    let n = |count: usize| count as u64;
+    let counts = skillsync_store::RunCounts {
+        definitions_deleted: n(report.definitions_deleted),
+        definitions_deactivated: n(report.definitions_deactivated),
+        users_planned: n(report.users.len()),
+        users_updated: n(report.users_stripped),
+        users_already_current: n(report.users_already_clear),
+        users_failed: n(report.users_failed.len()),
+        users_not_attempted: n(report.users_not_attempted.len()),
+        profiles_updated: n(report.profiles_stripped),
+        conflicts: n(report.conflicts),
+        requests: api.counters().total_requests() - requests_before,
+        stopped: report.failure.as_ref().map(ToString::to_string),
+        ..skillsync_store::RunCounts::default()
+    };
+    let outcome = match &report.failure {
+        None => skillsync_store::RunOutcome::Succeeded,
+        Some(RetireFailure::Stopped(StopReason::Interrupted)) => {
+            skillsync_store::RunOutcome::Interrupted
+        }
+        Some(_) => skillsync_store::RunOutcome::Failed,
+    };
+    journal
+        .finish_run(run, outcome, &counts, jiff::Timestamp::now())
+        .map_err(crate::Error::Journal)?;
+    Ok(report)
 }
 
 /// Carries out the plan: soft marks each definition inactive; hard strips users (bulk,
@@ -559,159 +654,138 @@ pub async fn retire(
     journal: Option<JournalRun<'_>>,
     progress: RetireProgress<'_>,
 ) -> RetireReport {
+    retire_with(api, plan, options, journal, None, progress).await
+}
+
+async fn retire_with(
+    api: &dyn TenantApi,
+    plan: &RetirePlan,
+    options: RetireOptions,
+    journal: Option<JournalRun<'_>>,
+    interrupt: Option<&crate::Interrupt>,
+    progress: RetireProgress<'_>,
+) -> RetireReport {
     let started = Instant::now();
+    let write_options = WriteOptions {
+        bulk_batch_size: options.bulk_batch_size,
+        concurrency: options.concurrency,
+        conflict_retries: options.conflict_retries,
+        propagation_window: options.propagation_window,
+        // A retirement stops on the first failure that blocks its deletes, not on a share.
+        max_failures: usize::MAX,
+        ..WriteOptions::default()
+    };
     let run = Retirer {
         api,
         kind: plan.kind,
-        retired: plan.definition_ids(),
         options,
-        journal,
-        journal_failed: Mutex::new(None),
-        stripped: AtomicUsize::new(0),
-        clear: AtomicUsize::new(0),
-        conflicts: AtomicUsize::new(0),
-        failed: Mutex::new(Vec::new()),
-        pending: Mutex::new(BTreeMap::new()),
+        writer: Writer::new(api, journal, write_options, interrupt),
+        strip: Strip {
+            kind: plan.kind,
+            retired: plan.definition_ids(),
+            allow_empty_skills: options.allow_empty_skills,
+        },
+        handed: Mutex::new(BTreeSet::new()),
+        conflicts: Mutex::new(0),
     };
     let mut report = RetireReport::default();
     let outcome = match plan.mode {
         RetiredMode::Soft => run.deactivate_all(plan, &mut report, progress).await,
         RetiredMode::Hard => run.delete_all(plan, &mut report, progress).await,
     };
-    report.failure = outcome.err().or_else(|| run.journal_failure());
-    report.users_stripped = run.stripped.load(Ordering::Relaxed);
-    report.users_already_clear = run.clear.load(Ordering::Relaxed);
-    report.conflicts = run.conflicts.load(Ordering::Relaxed);
-    report.users_failed = run.failed.into_inner().unwrap_or_default();
+    report.failure = outcome
+        .err()
+        .or_else(|| run.writer.should_stop().map(RetireFailure::Stopped));
+    let handed = std::mem::take(&mut *run.handed.lock().expect("not poisoned"));
+    let other_conflicts = *run.conflicts.lock().expect("not poisoned");
+    let written = run.writer.finish(handed);
+    for (user, outcome) in &written.users {
+        match outcome {
+            UserOutcome::Updated => report.users_stripped += 1,
+            UserOutcome::AlreadyCurrent
+            | UserOutcome::Failed {
+                kind: FailureKind::Gone,
+                ..
+            } => report.users_already_clear += 1,
+            UserOutcome::Failed { reason, .. } => {
+                report.users_failed.push((user.clone(), reason.clone()));
+            }
+            UserOutcome::NotAttempted(why) => {
+                report
+                    .users_not_attempted
+                    .push((user.clone(), why.to_string()));
+            }
+        }
+    }
+    report.conflicts = written.conflicts + other_conflicts;
+    report.users = written.users;
     report.elapsed = started.elapsed();
     report
+}
+
+/// The rewrite of a retirement: the user without the retired definitions.
+struct Strip {
+    kind: Kind,
+    retired: BTreeSet<DefinitionId>,
+    allow_empty_skills: bool,
+}
+
+impl Rewrite for Strip {
+    fn rewrite(&self, live: &UserAssignments) -> Rewritten {
+        match strip_user(live, self.kind, &self.retired) {
+            None => Rewritten::Current,
+            // Users found again after a refused delete (or listed by a caller) are screened
+            // here too, before anything is sent.
+            Some(write) if empties_skills(&write) && !self.allow_empty_skills => {
+                Rewritten::Refused(EMPTIES_SKILLS.into())
+            }
+            Some(write) => Rewritten::Write(write),
+        }
+    }
 }
 
 struct Retirer<'a> {
     api: &'a dyn TenantApi,
     kind: Kind,
-    retired: BTreeSet<DefinitionId>,
     options: RetireOptions,
-    journal: Option<JournalRun<'a>>,
-    journal_failed: Mutex<Option<String>>,
-    stripped: AtomicUsize,
-    clear: AtomicUsize,
-    conflicts: AtomicUsize,
-    failed: Mutex<Vec<(UserId, String)>>,
-    /// Users this run wrote whose outcome it did not learn (unknown, or a 412 that may answer
-    /// a retry of a write that had landed), with the last such write and the user as read
-    /// before it: a re-read that finds the references gone means that write landed.
-    pending: Mutex<BTreeMap<UserId, (UserWrite, UserAssignments)>>,
+    writer: Writer<'a>,
+    strip: Strip,
+    /// Every user handed to the write path, across delete rounds.
+    handed: Mutex<BTreeSet<UserId>>,
+    /// Conflicts on definitions and profiles (the writer counts the users').
+    conflicts: Mutex<usize>,
 }
 
 impl Retirer<'_> {
-    fn journal_failure(&self) -> Option<RetireFailure> {
-        self.journal_failed
-            .lock()
-            .expect("not poisoned")
-            .clone()
-            .map(RetireFailure::Journal)
+    fn stopped(&self) -> Result<(), RetireFailure> {
+        match self.writer.should_stop() {
+            Some(why) => Err(RetireFailure::Stopped(why)),
+            None => Ok(()),
+        }
     }
 
-    /// Journals writes; a journal that cannot be written stops the run before its next
-    /// write, since an unrecorded write is one an auditor cannot account for.
+    fn conflict(&self) {
+        *self.conflicts.lock().expect("not poisoned") += 1;
+    }
+
     fn record(
         &self,
-        entries: Vec<(
-            WriteTarget,
-            String,
-            serde_json::Value,
-            serde_json::Value,
-            WriteStatus,
-            Option<String>,
-        )>,
+        target: WriteTarget,
+        subject: String,
+        (before, after): (Snapshot, Snapshot),
+        status: WriteStatus,
+        detail: Option<String>,
     ) {
-        let Some(j) = self.journal else { return };
-        let at = jiff::Timestamp::now();
-        let settles =
-            jiff::SignedDuration::try_from(self.options.propagation_window).unwrap_or_default();
-        let records: Vec<WriteRecord> = entries
-            .into_iter()
-            .map(
-                |(target, subject, before, after, status, detail)| WriteRecord {
-                    run: j.run,
-                    target,
-                    subject,
-                    before,
-                    after,
-                    status,
-                    detail,
-                    at,
-                    // Only skills route: a user's skills, or a skill definition turned
-                    // inactive or deleted, have something to settle.
-                    settles_at: (status == WriteStatus::Applied
-                        && (target == WriteTarget::UserSkills
-                            || (target == WriteTarget::Definition && self.kind == Kind::Skill)))
-                        .then(|| at.checked_add(settles).ok())
-                        .flatten(),
-                },
-            )
-            .collect();
-        if let Err(error) = j.journal.record_writes(&records) {
-            tracing::error!(%error, "cannot journal writes");
-            self.journal_failed
-                .lock()
-                .expect("not poisoned")
-                .get_or_insert(error.to_string());
-        }
-    }
-
-    fn user_target(&self) -> WriteTarget {
-        match self.kind {
-            Kind::Skill => WriteTarget::UserSkills,
-            Kind::Proficiency => WriteTarget::UserProficiencies,
-        }
-    }
-
-    fn record_users(
-        &self,
-        entries: &[(&UserWrite, &UserAssignments, WriteStatus, Option<String>)],
-    ) {
-        let target = self.user_target();
-        self.record(
-            entries
-                .iter()
-                .map(|(write, before, status, detail)| {
-                    let held = match self.kind {
-                        Kind::Skill => json!(before.skills),
-                        Kind::Proficiency => json!(before.proficiencies),
-                    };
-                    (
-                        target,
-                        write.user_id.to_string(),
-                        held,
-                        json!({ "version": write.version, "skills": write.skills, "proficiencies": write.proficiencies }),
-                        *status,
-                        detail.clone(),
-                    )
-                })
-                .collect(),
-        );
-    }
-
-    fn fail(&self, user: &UserId, reason: String) {
-        self.failed
-            .lock()
-            .expect("not poisoned")
-            .push((user.clone(), reason));
-    }
-
-    /// Remembers a write whose outcome is not known yet.
-    fn pend(&self, write: &UserWrite, before: &UserAssignments) {
-        self.pending
-            .lock()
-            .expect("not poisoned")
-            .insert(write.user_id.clone(), (write.clone(), before.clone()));
-    }
-
-    /// Forgets (and returns) the user's write whose outcome was not known.
-    fn settle(&self, user: &UserId) -> Option<(UserWrite, UserAssignments)> {
-        self.pending.lock().expect("not poisoned").remove(user)
+        self.writer.record(vec![Entry {
+            target,
+            subject,
+            before,
+            after,
+            status,
+            detail,
+            // Only skills route: a skill definition turned inactive or deleted settles.
+            routes: target == WriteTarget::Definition && self.kind == Kind::Skill,
+        }]);
     }
 
     async fn deactivate_all(
@@ -723,13 +797,12 @@ impl Retirer<'_> {
         let total = plan.targets.len();
         for (done, target) in plan.targets.iter().enumerate() {
             progress(RetirePhase::Definitions, done, total);
+            self.stopped()?;
             if self.deactivate(&target.definition).await? {
                 report.definitions_deactivated += 1;
             }
-            if let Some(failure) = self.journal_failure() {
-                return Err(failure);
-            }
         }
+        self.stopped()?;
         progress(RetirePhase::Definitions, total, total);
         Ok(())
     }
@@ -747,14 +820,13 @@ impl Retirer<'_> {
                 let Some(before) = pending else {
                     return Ok(false);
                 };
-                self.record(vec![(
+                self.record(
                     WriteTarget::Definition,
                     read.id.to_string(),
-                    json!(before),
-                    json!(current),
+                    (entries::definition(&before), entries::definition(&current)),
                     WriteStatus::Applied,
                     Some(format!("retired (soft): {LANDED}")),
-                )]);
+                );
                 return Ok(true);
             }
             let wanted = Definition {
@@ -763,44 +835,40 @@ impl Retirer<'_> {
             };
             let (status, detail) = match self.api.update_definition(&wanted).await {
                 Ok(written) => {
-                    self.record(vec![(
+                    self.record(
                         WriteTarget::Definition,
                         read.id.to_string(),
-                        json!(current),
-                        json!(written),
+                        (entries::definition(&current), entries::definition(&written)),
                         WriteStatus::Applied,
                         Some("retired (soft)".into()),
-                    )]);
+                    );
                     return Ok(true);
                 }
-                Err(Error::Conflict { .. }) => {
-                    self.conflicts.fetch_add(1, Ordering::Relaxed);
-                    (
-                        WriteStatus::Conflict,
-                        "retired (soft): stale version: re-read and written again".to_string(),
-                    )
-                }
-                Err(error) if error.is_transient() => {
-                    (WriteStatus::Unknown, format!("retired (soft): {error}"))
-                }
-                Err(source) => {
-                    return Err(RetireFailure::Tenant {
-                        action: action(),
-                        source,
-                    });
-                }
+                Err(error) => match classify(&error) {
+                    Policy::Reread => {
+                        self.conflict();
+                        (
+                            WriteStatus::Conflict,
+                            "retired (soft): stale version: re-read and written again".to_string(),
+                        )
+                    }
+                    Policy::Confirm => (WriteStatus::Unknown, format!("retired (soft): {error}")),
+                    Policy::FailUser | Policy::StopRun => {
+                        return Err(RetireFailure::Tenant {
+                            action: action(),
+                            source: error,
+                        });
+                    }
+                },
             };
-            self.record(vec![(
+            self.record(
                 WriteTarget::Definition,
                 read.id.to_string(),
-                json!(current),
-                json!(wanted),
+                (entries::definition(&current), entries::definition(&wanted)),
                 status,
                 Some(detail),
-            )]);
-            if let Some(failure) = self.journal_failure() {
-                return Err(failure);
-            }
+            );
+            self.stopped()?;
             pending = Some(current.clone());
             current = self
                 .api
@@ -843,6 +911,7 @@ impl Retirer<'_> {
         let total = plan.targets.len();
         for (done, target) in plan.targets.iter().enumerate() {
             progress(RetirePhase::Definitions, done, total);
+            self.stopped()?;
             self.delete(&target.definition, report, progress).await?;
             report.definitions_deleted += 1;
         }
@@ -850,8 +919,8 @@ impl Retirer<'_> {
         Ok(())
     }
 
-    /// Strips users, then profiles; stops before any delete when a user could not be
-    /// stripped (the delete could only be refused).
+    /// Strips users through the write path, then profiles; stops before any delete when a
+    /// user could not be stripped (the delete could only be refused).
     async fn strip_references(
         &self,
         users: &[UserAssignments],
@@ -859,14 +928,38 @@ impl Retirer<'_> {
         report: &mut RetireReport,
         progress: RetireProgress<'_>,
     ) -> Result<(), RetireFailure> {
-        let retry = self.strip_users(users, progress).await;
-        if !retry.is_empty() {
-            self.remerge(retry, progress).await;
+        let mut jobs = Vec::new();
+        for user in users {
+            self.handed
+                .lock()
+                .expect("not poisoned")
+                .insert(user.user_id.clone());
+            match self.strip.rewrite(user) {
+                Rewritten::Write(write) => jobs.push(Job {
+                    write,
+                    before: entries::user_read(user),
+                }),
+                Rewritten::Current => self
+                    .writer
+                    .settle(&user.user_id, UserOutcome::AlreadyCurrent),
+                Rewritten::Refused(why) => self.writer.settle(
+                    &user.user_id,
+                    UserOutcome::failed(FailureKind::Refused, why),
+                ),
+            }
         }
-        if let Some(failure) = self.journal_failure() {
-            return Err(failure);
-        }
-        let failed = self.failed.lock().expect("not poisoned").clone();
+        let bulk = self.api.capabilities().max_bulk_entries.is_some();
+        self.writer
+            .write(
+                jobs,
+                bulk,
+                &self.strip,
+                &|done, total| progress(RetirePhase::Users, done, total),
+                &|done, total| progress(RetirePhase::Conflicts, done, total),
+            )
+            .await;
+        self.stopped()?;
+        let failed = self.writer.blocking_failures();
         if !failed.is_empty() {
             return Err(RetireFailure::UsersFailed {
                 count: failed.len(),
@@ -884,269 +977,35 @@ impl Retirer<'_> {
             if self.strip_one_profile(profile).await? {
                 report.profiles_stripped += 1;
             }
-            if let Some(failure) = self.journal_failure() {
-                return Err(failure);
-            }
+            self.stopped()?;
         }
         progress(RetirePhase::Profiles, total, total);
         Ok(())
     }
 
-    /// First pass over the users as read: bulk where the dialect has it, else one merge
-    /// update each. Returns the users to re-read (conflicts, unknown outcomes).
-    async fn strip_users(
-        &self,
-        users: &[UserAssignments],
-        progress: RetireProgress<'_>,
-    ) -> Vec<UserId> {
-        let writes: Vec<(UserWrite, &UserAssignments)> = users
-            .iter()
-            .filter_map(|u| strip_user(u, self.kind, &self.retired).map(|w| (w, u)))
-            .filter(|(write, _)| {
-                // `check` screened the users `prepare` read; users found again after a refused
-                // delete (or listed by a caller) are screened here, before anything is sent.
-                let refused = empties_skills(write) && !self.options.allow_empty_skills;
-                if refused {
-                    self.fail(&write.user_id, EMPTIES_SKILLS.into());
-                }
-                !refused
-            })
-            .collect();
-        let total = writes.len();
-        let batch_size = match self.api.capabilities().max_bulk_entries {
-            Some(most) => self.options.bulk_batch_size.clamp(1, most),
-            None => 1,
-        };
-        let bulk = self.api.capabilities().max_bulk_entries.is_some();
-        let batches: Vec<&[(UserWrite, &UserAssignments)]> = writes.chunks(batch_size).collect();
-        let retry = fan_out(
-            batches,
-            self.options.concurrency,
-            |batch| batch.len(),
-            |done| progress(RetirePhase::Users, done, total),
-            |batch| async move {
-                if self.journal_failure().is_some() {
-                    return Vec::new();
-                }
-                if bulk {
-                    self.write_batch(batch).await
-                } else {
-                    let (write, before) = &batch[0];
-                    match self.write_one(write, before).await {
-                        Some(_) => vec![write.user_id.clone()],
-                        None => Vec::new(),
-                    }
-                }
-            },
-        )
-        .await;
-        retry.into_iter().flatten().collect()
-    }
-
-    async fn write_batch(&self, batch: &[(UserWrite, &UserAssignments)]) -> Vec<UserId> {
-        let writes: Vec<UserWrite> = batch.iter().map(|(w, _)| w.clone()).collect();
-        let mut retry = Vec::new();
-        let mut journal = Vec::with_capacity(batch.len());
-        match self.api.write_users(&writes).await {
-            Ok(outcomes) => {
-                for ((write, before), outcome) in batch.iter().zip(outcomes) {
-                    match outcome {
-                        EntryOutcome::Applied(_) => {
-                            self.settle(&write.user_id);
-                            self.stripped.fetch_add(1, Ordering::Relaxed);
-                            journal.push((write, *before, WriteStatus::Applied, None));
-                        }
-                        // Our version is stale: someone else wrote, or this is the client's
-                        // retry of an entry whose first answer was lost after it landed.
-                        EntryOutcome::Conflict => {
-                            self.conflicts.fetch_add(1, Ordering::Relaxed);
-                            self.pend(write, before);
-                            retry.push(write.user_id.clone());
-                            journal.push((
-                                write,
-                                *before,
-                                WriteStatus::Conflict,
-                                Some("412: re-read and re-merged".to_string()),
-                            ));
-                        }
-                        // Gone users reference nothing.
-                        EntryOutcome::NotFound => {
-                            self.settle(&write.user_id);
-                            self.clear.fetch_add(1, Ordering::Relaxed);
-                            journal.push((
-                                write,
-                                *before,
-                                WriteStatus::Failed,
-                                Some("the user no longer exists".to_string()),
-                            ));
-                        }
-                        EntryOutcome::Rejected(why) => {
-                            self.fail(&write.user_id, why.clone());
-                            journal.push((write, *before, WriteStatus::Failed, Some(why)));
-                        }
-                    }
-                }
-            }
-            // The batch's outcome is unknown: each user is re-read before anything is sent again.
-            Err(error) if error.is_transient() => {
-                for (write, before) in batch {
-                    self.pend(write, before);
-                    retry.push(write.user_id.clone());
-                    journal.push((
-                        write,
-                        *before,
-                        WriteStatus::Unknown,
-                        Some(error.to_string()),
-                    ));
-                }
-            }
-            Err(error) => {
-                for (write, before) in batch {
-                    self.fail(&write.user_id, error.to_string());
-                    journal.push((write, *before, WriteStatus::Failed, Some(error.to_string())));
-                }
-            }
-        }
-        self.record_users(&journal);
-        retry
-    }
-
-    /// One merge update with `If-Match`; `Some(why)` when the user must be re-read (a
-    /// conflict, or an outcome the client could not learn).
-    async fn write_one(&self, write: &UserWrite, before: &UserAssignments) -> Option<String> {
-        let (retry, status, detail) = match self.api.write_user(write).await {
-            Ok(_) => {
-                self.settle(&write.user_id);
-                self.stripped.fetch_add(1, Ordering::Relaxed);
-                (None, WriteStatus::Applied, None)
-            }
-            Err(Error::Conflict { .. }) => {
-                self.conflicts.fetch_add(1, Ordering::Relaxed);
-                self.pend(write, before);
-                let detail = "stale version: re-read and re-merged".to_string();
-                (
-                    Some("the user kept changing under us".to_string()),
-                    WriteStatus::Conflict,
-                    Some(detail),
-                )
-            }
-            Err(Error::NotFound { .. }) => {
-                self.settle(&write.user_id);
-                self.clear.fetch_add(1, Ordering::Relaxed);
-                let detail = "the user no longer exists".to_string();
-                (None, WriteStatus::Failed, Some(detail))
-            }
-            Err(error) if error.is_transient() => {
-                self.pend(write, before);
-                (
-                    Some(error.to_string()),
-                    WriteStatus::Unknown,
-                    Some(error.to_string()),
-                )
-            }
-            Err(error) => {
-                self.fail(&write.user_id, error.to_string());
-                (None, WriteStatus::Failed, Some(error.to_string()))
-            }
-        };
-        self.record_users(&[(write, before, status, detail)]);
-        retry
-    }
-
-    /// Re-reads each user and strips again from what the tenant holds now, bounded per user.
-    async fn remerge(&self, users: Vec<UserId>, progress: RetireProgress<'_>) {
-        let total = users.len();
-        fan_out(
-            users,
-            self.options.concurrency,
-            |_| 1,
-            |done| progress(RetirePhase::Conflicts, done, total),
-            |user_id| async move {
-                self.remerge_one(&user_id).await;
-            },
-        )
-        .await;
-    }
-
-    async fn remerge_one(&self, user_id: &UserId) {
-        let mut last_error = String::new();
-        for _ in 0..self.options.conflict_retries.max(1) {
-            if self.journal_failure().is_some() {
-                return;
-            }
-            let live = match self.api.user(user_id).await {
-                Ok(live) => live,
-                Err(Error::NotFound { .. }) => {
-                    self.settle(user_id);
-                    self.clear.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-                Err(error) if error.is_transient() => {
-                    last_error = error.to_string();
-                    continue;
-                }
-                Err(error) => {
-                    last_error = error.to_string();
-                    break;
-                }
-            };
-            let Some(write) = strip_user(&live, self.kind, &self.retired) else {
-                match self.settle(user_id) {
-                    // This run's write whose answer was lost (or answered by a 412 to the
-                    // client's retry) did land: it stripped the user.
-                    Some((write, before)) => {
-                        self.stripped.fetch_add(1, Ordering::Relaxed);
-                        self.record_users(&[(
-                            &write,
-                            &before,
-                            WriteStatus::Applied,
-                            Some(LANDED.to_string()),
-                        )]);
-                    }
-                    // Nothing of ours was in doubt: someone else removed it.
-                    None => {
-                        self.clear.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                return;
-            };
-            if empties_skills(&write) && !self.options.allow_empty_skills {
-                self.fail(user_id, EMPTIES_SKILLS.into());
-                return;
-            }
-            match self.write_one(&write, &live).await {
-                // Written, gone, or refused for good (already counted as failed).
-                None => return,
-                Some(why) => last_error = why,
-            }
-        }
-        self.fail(user_id, last_error);
-    }
-
     /// Strips one profile with `If-Match`, re-reading on conflict or an unknown outcome;
     /// false when it no longer listed the definitions and no write of this run removed them.
     async fn strip_one_profile(&self, read: &Profile) -> Result<bool, RetireFailure> {
-        let failed = |reason: String| RetireFailure::ProfileFailed {
+        let failed = |source: Error| RetireFailure::ProfileFailed {
             id: read.id.clone(),
             name: read.name.clone(),
-            reason,
+            source,
         };
         let mut current = read.clone();
         // The profile as read before this run's last write whose outcome it did not learn.
         let mut pending: Option<Profile> = None;
         for _ in 0..self.options.conflict_retries.max(1) {
-            let Some(stripped) = strip_profile(&current, self.kind, &self.retired) else {
+            let Some(stripped) = strip_profile(&current, self.kind, &self.strip.retired) else {
                 let Some(before) = pending else {
                     return Ok(false);
                 };
-                self.record(vec![(
+                self.record(
                     WriteTarget::Profile,
                     read.id.clone(),
-                    profile_json(&before),
-                    profile_json(&current),
+                    (entries::profile(&before), entries::profile(&current)),
                     WriteStatus::Applied,
                     Some(LANDED.into()),
-                )]);
+                );
                 return Ok(true);
             };
             let (status, detail) = match self.api.write_profile(&stripped).await {
@@ -1155,51 +1014,47 @@ impl Retirer<'_> {
                         version,
                         ..stripped
                     };
-                    self.record(vec![(
+                    self.record(
                         WriteTarget::Profile,
                         read.id.clone(),
-                        profile_json(&current),
-                        profile_json(&after),
+                        (entries::profile(&current), entries::profile(&after)),
                         WriteStatus::Applied,
                         None,
-                    )]);
+                    );
                     return Ok(true);
                 }
-                Err(Error::Conflict { .. }) => {
-                    self.conflicts.fetch_add(1, Ordering::Relaxed);
-                    (
-                        WriteStatus::Conflict,
-                        "stale version: re-read and re-merged".to_string(),
-                    )
-                }
-                Err(error) if error.is_transient() => (WriteStatus::Unknown, error.to_string()),
                 Err(Error::NotFound { .. }) => return Ok(false),
-                Err(error) => return Err(failed(error.to_string())),
+                Err(error) => match classify(&error) {
+                    Policy::Reread => {
+                        self.conflict();
+                        (
+                            WriteStatus::Conflict,
+                            "stale version: re-read and re-merged".to_string(),
+                        )
+                    }
+                    Policy::Confirm => (WriteStatus::Unknown, error.to_string()),
+                    Policy::FailUser | Policy::StopRun => return Err(failed(error)),
+                },
             };
-            self.record(vec![(
+            self.record(
                 WriteTarget::Profile,
                 read.id.clone(),
-                profile_json(&current),
-                profile_json(&stripped),
+                (entries::profile(&current), entries::profile(&stripped)),
                 status,
                 Some(detail),
-            )]);
-            if let Some(failure) = self.journal_failure() {
-                return Err(failure);
-            }
+            );
+            self.stopped()?;
             pending = Some(current.clone());
-            let fresh: Vec<Profile> = self
-                .api
-                .profiles(None)
-                .try_collect()
-                .await
-                .map_err(|e| failed(e.to_string()))?;
+            let fresh: Vec<Profile> = self.api.profiles(None).try_collect().await.map_err(failed)?;
             match fresh.into_iter().find(|p| p.id == read.id) {
                 Some(profile) => current = profile,
                 None => return Ok(false),
             }
         }
-        Err(failed("it kept changing under us".into()))
+        Err(RetireFailure::ProfileKeptChanging {
+            id: read.id.clone(),
+            name: read.name.clone(),
+        })
     }
 
     /// Deletes one definition; a 409 REFERENCED finds and strips the references again, up to
@@ -1225,14 +1080,13 @@ impl Retirer<'_> {
                 .await
             {
                 Ok(()) => {
-                    self.record(vec![(
+                    self.record(
                         WriteTarget::Definition,
                         definition.id.to_string(),
-                        json!(definition),
-                        serde_json::Value::Null,
+                        (entries::definition(definition), Snapshot::Absent),
                         WriteStatus::Applied,
                         Some("retired (hard): deleted".into()),
-                    )]);
+                    );
                     return Ok(());
                 }
                 Err(Error::Referenced {
@@ -1262,15 +1116,6 @@ impl Retirer<'_> {
         }
         unreachable!("the last round returns")
     }
-}
-
-fn profile_json(profile: &Profile) -> serde_json::Value {
-    json!({
-        "name": profile.name,
-        "skills": profile.skills,
-        "proficiencies": profile.proficiencies,
-        "version": profile.version,
-    })
 }
 
 #[cfg(test)]

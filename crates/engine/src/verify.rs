@@ -10,8 +10,7 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use serde_json::Value;
-use skillsync_core::{Assignment, DefinitionId, UserId};
+use skillsync_core::{DefinitionId, UserId};
 use skillsync_cxone::{Queue, Routed};
 use skillsync_store::{WriteRecord, WriteStatus, WriteTarget};
 
@@ -20,7 +19,7 @@ use skillsync_store::{WriteRecord, WriteStatus, WriteTarget};
 pub struct Grant {
     /// The locale-specific skill definition.
     pub skill: DefinitionId,
-    /// `name (locale)` when the journal records it (apply runs do), for people to read.
+    /// `name (locale)`, for people to read: filled by the caller from the journal's mappings.
     pub label: Option<String>,
     /// The agent.
     pub user: UserId,
@@ -31,99 +30,44 @@ pub struct Grant {
 }
 
 /// The grants in a run's journaled writes: only applied writes of skill lists count, and only
-/// entries the written list really holds active. `resolve_new` maps a `(code, locale)` the plan
-/// created during the run to its tenant id (the journal's mappings know it).
-///
-/// Reads both shapes of `before`: `apply` journals the plan's changes for the user (each with
-/// its kind, definition and before/after slots), `assign` journals the whole previous list.
-pub fn grants(
-    writes: &[WriteRecord],
-    resolve_new: &dyn Fn(&str, &str) -> Option<DefinitionId>,
-) -> Vec<Grant> {
+/// entries the written list holds active that the list as read before did not (or held
+/// inactive, or at a lower level). Records from before the journal was typed are skipped.
+pub fn grants(writes: &[WriteRecord]) -> Vec<Grant> {
     // Keyed so a later applied write to the same user and skill replaces an earlier one.
     let mut found: BTreeMap<(DefinitionId, UserId), Grant> = BTreeMap::new();
     for write in writes {
         if write.status != WriteStatus::Applied || write.target != WriteTarget::UserSkills {
             continue;
         }
-        let written: Vec<Assignment> = write
-            .after
-            .get("skills")
-            .cloned()
-            .and_then(|skills| serde_json::from_value(skills).ok())
-            .unwrap_or_default();
-        let user = UserId(write.subject.clone());
-        let mut grant = |skill: DefinitionId, label: Option<String>, level: u8| {
-            found.insert(
-                (skill.clone(), user.clone()),
-                Grant {
-                    skill,
-                    label,
-                    user: user.clone(),
-                    level,
-                    settles_at: write.settles_at,
-                },
-            );
+        let (Some(before), Some(after)) = (write.before.user(), write.after.user()) else {
+            continue;
         };
-        match &write.before {
-            Value::Array(items) if items.iter().any(|item| item.get("kind").is_some()) => {
-                for change in items {
-                    let Some((skill, label)) = granted_by_change(change, resolve_new) else {
-                        continue;
-                    };
-                    // The written list is the truth: a re-merge may have written something
-                    // other than the plan said.
-                    if let Some(held) = written.iter().find(|a| a.definition == skill && a.active) {
-                        grant(skill, label, held.level.get());
-                    }
-                }
+        let (previous, Some(written)) = (before.skills.as_deref().unwrap_or_default(), &after.skills)
+        else {
+            continue;
+        };
+        let user = UserId(write.subject.clone());
+        for now in written.iter().filter(|a| a.active) {
+            let held = previous
+                .iter()
+                .find(|a| a.definition_id == now.definition_id)
+                .map(|a| (a.level, a.active));
+            if is_grant(held, now.level) {
+                let skill = DefinitionId(now.definition_id.clone());
+                found.insert(
+                    (skill.clone(), user.clone()),
+                    Grant {
+                        skill,
+                        label: None,
+                        user: user.clone(),
+                        level: now.level,
+                        settles_at: write.settles_at,
+                    },
+                );
             }
-            Value::Array(_) => {
-                let previous: Vec<Assignment> =
-                    serde_json::from_value(write.before.clone()).unwrap_or_default();
-                for now in written.iter().filter(|a| a.active) {
-                    let before = previous.iter().find(|a| a.definition == now.definition);
-                    if is_grant(before.map(|b| (b.level.get(), b.active)), now.level.get()) {
-                        grant(now.definition.clone(), None, now.level.get());
-                    }
-                }
-            }
-            _ => {}
         }
     }
     found.into_values().collect()
-}
-
-/// The skill and label of one journaled plan change, when it adds, raises or activates a skill.
-fn granted_by_change(
-    change: &Value,
-    resolve_new: &dyn Fn(&str, &str) -> Option<DefinitionId>,
-) -> Option<(DefinitionId, Option<String>)> {
-    if change.get("kind")?.as_str()? != "skill" {
-        return None;
-    }
-    let slot = |which: &str| -> Option<(u8, bool)> {
-        let slot = change.get(which)?;
-        let level = u8::try_from(slot.get("level")?.as_u64()?).ok()?;
-        Some((level, slot.get("active")?.as_bool()?))
-    };
-    let (level, active) = slot("after")?;
-    if !active || !is_grant(slot("before"), level) {
-        return None;
-    }
-    let definition = change.get("definition")?;
-    let skill = match (definition.get("existing"), definition.get("new")) {
-        (Some(id), _) => DefinitionId(id.as_str()?.to_string()),
-        (None, Some(new)) => resolve_new(new.get("code")?.as_str()?, new.get("locale")?.as_str()?)?,
-        (None, None) => return None,
-    };
-    let label = match (change.get("name"), change.get("locale")) {
-        (Some(Value::String(name)), Some(Value::String(locale))) => {
-            Some(format!("{name} ({locale})"))
-        }
-        _ => None,
-    };
-    Some((skill, label))
 }
 
 /// Whether an active assignment at `level` gives the agent something routing did not have:
@@ -406,8 +350,7 @@ pub fn outcome<'a>(verdicts: impl IntoIterator<Item = &'a Verdict>) -> Outcome {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-    use skillsync_store::RunId;
+    use skillsync_store::{Held, RunId, Snapshot, UserLists};
 
     use super::*;
 
@@ -415,57 +358,40 @@ mod tests {
         Timestamp::from_second(1_800_000_000 + seconds).unwrap()
     }
 
-    fn write(subject: &str, before: Value, skills: Value, status: WriteStatus) -> WriteRecord {
+    fn lists(skills: &[(&str, u8, bool)]) -> Snapshot {
+        Snapshot::User(UserLists {
+            version: Some(3),
+            skills: Some(
+                skills
+                    .iter()
+                    .map(|(id, level, active)| Held {
+                        definition_id: (*id).into(),
+                        level: *level,
+                        active: *active,
+                    })
+                    .collect(),
+            ),
+            proficiencies: None,
+        })
+    }
+
+    fn write(
+        subject: &str,
+        before: &[(&str, u8, bool)],
+        written: &[(&str, u8, bool)],
+        status: WriteStatus,
+    ) -> WriteRecord {
         WriteRecord {
             run: RunId(1),
             target: WriteTarget::UserSkills,
             subject: subject.into(),
-            before,
-            after: json!({ "version": 3, "skills": skills, "proficiencies": null }),
+            before: lists(before),
+            after: lists(written),
             status,
             detail: None,
             at: at(0),
             settles_at: (status == WriteStatus::Applied).then(|| at(30)),
         }
-    }
-
-    /// A journaled plan change, serialized from the real type so the shapes cannot drift apart.
-    fn change(kind: &str, definition: Value, before: Value, after: Value) -> Value {
-        use skillsync_core::plan::{AssignmentChange, DefinitionRef, Slot, Why};
-        use skillsync_core::{Code, Kind, Level, Locale};
-        let slot = |v: &Value| {
-            v.get("level").map(|level| Slot {
-                level: Level::try_from(level.as_u64().unwrap() as u8).unwrap(),
-                active: v["active"].as_bool().unwrap(),
-            })
-        };
-        let definition = match (definition.get("existing"), definition.get("new")) {
-            (Some(id), _) => DefinitionRef::Existing(DefinitionId(id.as_str().unwrap().into())),
-            (_, Some(new)) => DefinitionRef::New {
-                code: Code::from(new["code"].as_str().unwrap()),
-                locale: Locale::parse(new["locale"].as_str().unwrap()).unwrap(),
-            },
-            _ => unreachable!("a definition is existing or new"),
-        };
-        serde_json::to_value(AssignmentChange {
-            kind: if kind == "skill" {
-                Kind::Skill
-            } else {
-                Kind::Proficiency
-            },
-            code: Code::from("Billing"),
-            name: "Billing".into(),
-            locale: Locale::parse("en-us").unwrap(),
-            definition,
-            before: slot(&before),
-            after: slot(&after),
-            why: Why::Desired,
-        })
-        .unwrap()
-    }
-
-    fn no_new(_: &str, _: &str) -> Option<DefinitionId> {
-        None
     }
 
     fn queue(id: &str, skill: &str, min_level: u8, production: bool) -> Queue {
@@ -489,165 +415,53 @@ mod tests {
     }
 
     #[test]
-    fn apply_writes_grant_added_raised_and_activated_skills_only() {
-        let changes = json!([
-            change(
-                "skill",
-                json!({"existing": "s-add"}),
-                Value::Null,
-                json!({"level": 4, "active": true})
-            ),
-            change(
-                "skill",
-                json!({"existing": "s-up"}),
-                json!({"level": 2, "active": true}),
-                json!({"level": 6, "active": true})
-            ),
-            change(
-                "skill",
-                json!({"existing": "s-on"}),
-                json!({"level": 5, "active": false}),
-                json!({"level": 5, "active": true})
-            ),
-            change(
-                "skill",
-                json!({"existing": "s-down"}),
-                json!({"level": 6, "active": true}),
-                json!({"level": 3, "active": true})
-            ),
-            change(
-                "skill",
-                json!({"existing": "s-off"}),
-                json!({"level": 6, "active": true}),
-                json!({"level": 6, "active": false})
-            ),
-            change(
-                "skill",
-                json!({"existing": "s-gone"}),
-                json!({"level": 6, "active": true}),
-                Value::Null
-            ),
-            change(
-                "proficiency",
-                json!({"existing": "p-add"}),
-                Value::Null,
-                json!({"level": 4, "active": true})
-            ),
-        ]);
-        let written = json!([
-            {"definition": "s-add", "level": 4, "active": true},
-            {"definition": "s-up", "level": 6, "active": true},
-            {"definition": "s-on", "level": 5, "active": true},
-            {"definition": "s-down", "level": 3, "active": true},
-            {"definition": "s-off", "level": 6, "active": false},
-        ]);
-        let found = grants(
-            &[write("u1", changes, written, WriteStatus::Applied)],
-            &no_new,
-        );
+    fn writes_grant_added_raised_and_activated_skills_only() {
+        let before = [
+            ("s-same", 5, true),
+            ("s-up", 2, true),
+            ("s-on", 5, false),
+            ("s-down", 6, true),
+            ("s-off", 6, true),
+            ("s-gone", 6, true),
+            ("ext-1", 3, true),
+        ];
+        let written = [
+            ("s-same", 5, true),
+            ("s-add", 4, true),
+            ("s-up", 6, true),
+            ("s-on", 5, true),
+            ("s-down", 3, true),
+            ("s-off", 6, false),
+            ("ext-1", 3, true),
+        ];
+        let found = grants(&[write("u1", &before, &written, WriteStatus::Applied)]);
         let skills: Vec<(&str, u8)> = found.iter().map(|g| (g.skill.as_str(), g.level)).collect();
         assert_eq!(skills, [("s-add", 4), ("s-on", 5), ("s-up", 6)]);
-        assert_eq!(found[0].label.as_deref(), Some("Billing (en-us)"));
         assert_eq!(found[0].settles_at, Some(at(30)));
-    }
-
-    #[test]
-    fn definitions_created_by_the_run_resolve_through_the_mappings() {
-        let changes = json!([change(
-            "skill",
-            json!({"new": {"code": "Billing", "locale": "en-us"}}),
-            Value::Null,
-            json!({"level": 7, "active": true})
-        )]);
-        let written = json!([{"definition": "s-new", "level": 7, "active": true}]);
-        let resolve = |code: &str, locale: &str| {
-            (code == "Billing" && locale == "en-us").then(|| DefinitionId("s-new".into()))
-        };
-        let found = grants(
-            &[write(
-                "u1",
-                changes.clone(),
-                written.clone(),
-                WriteStatus::Applied,
-            )],
-            &resolve,
-        );
+        // A user who had no skills at all.
+        let found = grants(&[write("u2", &[], &[("s1", 2, true)], WriteStatus::Applied)]);
         assert_eq!(found.len(), 1);
-        assert_eq!(found[0].skill.as_str(), "s-new");
-        // Unresolvable: nothing is guessed.
-        assert!(
-            grants(
-                &[write("u1", changes, written, WriteStatus::Applied)],
-                &no_new
-            )
-            .is_empty()
-        );
     }
 
     #[test]
-    fn only_applied_skill_writes_count_and_the_written_list_is_the_truth() {
-        let add = json!([change(
-            "skill",
-            json!({"existing": "s1"}),
-            Value::Null,
-            json!({"level": 4, "active": true})
-        )]);
-        let written = json!([{"definition": "s1", "level": 4, "active": true}]);
+    fn only_applied_skill_writes_count() {
+        let written = [("s1", 4, true)];
         for status in [
             WriteStatus::Failed,
             WriteStatus::Conflict,
             WriteStatus::Unknown,
         ] {
-            assert!(
-                grants(
-                    &[write("u1", add.clone(), written.clone(), status)],
-                    &no_new
-                )
-                .is_empty()
-            );
+            assert!(grants(&[write("u1", &[], &written, status)]).is_empty());
         }
-        let mut proficiencies = write("u1", add.clone(), written, WriteStatus::Applied);
+        let mut proficiencies = write("u1", &[], &written, WriteStatus::Applied);
         proficiencies.target = WriteTarget::UserProficiencies;
-        assert!(grants(&[proficiencies], &no_new).is_empty());
-        // A re-merge wrote a list without it: no grant.
-        assert!(
-            grants(
-                &[write("u1", add, json!([]), WriteStatus::Applied)],
-                &no_new
-            )
-            .is_empty()
-        );
-    }
-
-    #[test]
-    fn assign_writes_compare_the_previous_list_with_the_written_one() {
-        let before = json!([
-            {"definition": "s-same", "level": 5, "active": true},
-            {"definition": "s-up", "level": 2, "active": true},
-        ]);
-        let written = json!([
-            {"definition": "s-same", "level": 5, "active": true},
-            {"definition": "s-up", "level": 3, "active": true},
-            {"definition": "s-new", "level": 1, "active": true},
-            {"definition": "s-inactive", "level": 9, "active": false},
-        ]);
-        let found = grants(
-            &[write("u1", before, written, WriteStatus::Applied)],
-            &no_new,
-        );
-        let skills: Vec<&str> = found.iter().map(|g| g.skill.as_str()).collect();
-        assert_eq!(skills, ["s-new", "s-up"]);
-        // A user who had no skills at all.
-        let found = grants(
-            &[write(
-                "u2",
-                json!([]),
-                json!([{"definition": "s1", "level": 2, "active": true}]),
-                WriteStatus::Applied,
-            )],
-            &no_new,
-        );
-        assert_eq!(found.len(), 1);
+        assert!(grants(&[proficiencies]).is_empty());
+        // Records written before the journal was typed prove nothing either way.
+        let mut legacy = write("u1", &[], &written, WriteStatus::Applied);
+        legacy.before = Snapshot::Legacy {
+            value: serde_json::json!([]),
+        };
+        assert!(grants(&[legacy]).is_empty());
     }
 
     #[test]

@@ -1,14 +1,23 @@
-//! `skillsync apply`: plan, check the guards, confirm, then reconcile the tenant.
+//! `skillsync apply`: read the files, resolve the settings, call the engine's sync, print what
+//! it returns.
 
 use std::process::ExitCode;
 
+use serde::Serialize;
 use skillsync_core::render::{Style, plan_json};
-use skillsync_engine::{ApplyOptions, Phase, RemovalLimit};
+use skillsync_core::{Agent, Plan, UserId};
+use skillsync_engine::{
+    FailureKind, Interrupt, Phase, RemovalLimit, SyncHooks, SyncOptions, SyncOutcome, SyncReport,
+    UserOutcome,
+};
 
 use crate::args::ApplyArgs;
-use crate::config::MaxRemovals;
+use crate::config::{Config, MaxRemovals};
 use crate::inputs::Session;
 use crate::output::{OutputFormat, exit};
+
+/// The version of the `--output json` document (docs/apply-json.md).
+const SCHEMA_VERSION: u32 = 1;
 
 /// Runs the command.
 pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
@@ -25,231 +34,281 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         loaded,
         api,
     } = &session;
-    // Checked before reading the tenant: outside the window, even reads are load it should not
-    // carry in its busy hours.
-    if refused_outside_window(config, args) {
-        return Ok(exit::error());
-    }
-    // Stamped before the read: its definitions listing is then no older than this.
-    let live_read_at = std::time::Instant::now();
-    let live = session.read_live(&|_| {}).await?;
-    let (resolution, _, _) = skillsync_core::resolve(&loaded.desired, &live);
-    let plan = match session.plan(&live, common) {
-        Ok(plan) => plan,
-        Err(code) => return Ok(code),
-    };
-    if common.output == OutputFormat::Human {
-        print!("{}", crate::output::plan_text(&plan, style, common.summary));
-    }
-    if plan.is_empty() {
-        if common.output == OutputFormat::Json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(
-                    &serde_json::json!({ "plan": plan_json(&plan), "applied": null })
-                )?
-            );
-        }
-        return Ok(exit::ok());
-    }
-
-    let limit = match args.max_removals.or(Some(config.max_removals)) {
-        Some(MaxRemovals::Count(n)) => RemovalLimit::Count(n),
-        Some(MaxRemovals::Percent(p)) => RemovalLimit::Percent(p),
-        None => RemovalLimit::Percent(10.0),
-    };
-    if let Err(refusal) = skillsync_engine::check_guards(&plan, limit, args.allow_empty_skills) {
-        eprintln!("error: {refusal}");
-        return Ok(exit::error());
-    }
-    if !args.yes
-        && !confirm(
-            &config.tenant.api_base,
-            plan.totals.users_changed,
-            plan.definitions.len(),
-        )?
-    {
-        return Ok(exit::error());
-    }
-    // Asked again: the window may have closed while the plan was read or the prompt waited.
-    if refused_outside_window(config, args) {
-        return Ok(exit::error());
-    }
-    // A code retired meanwhile is no longer skillsync's to write: this plan may still assign it.
-    if Session::retirements(config)? != loaded.desired.retired {
-        eprintln!(
-            "error: a code was retired (skillsync retire) while this plan was made; nothing applied\n  hint: run apply again to plan without it"
-        );
-        return Ok(exit::error());
-    }
-
-    let (journal, run_id) = config.start_run("apply")?;
-
-    let bars = crate::terminal::PhaseBars::new();
-    let apply_options = ApplyOptions {
-        bulk_batch_size: config.bulk_batch_size,
-        concurrency: config.max_in_flight,
+    let journal = config.journal()?;
+    let options = SyncOptions {
+        run: config.run_label("apply"),
+        plan: config.plan_options(api.capabilities().max_bulk_entries.is_some()),
+        removal_limit: match args.max_removals.unwrap_or(config.max_removals) {
+            MaxRemovals::Count(n) => RemovalLimit::Count(n),
+            MaxRemovals::Percent(p) => RemovalLimit::Percent(p),
+        },
         allow_empty_skills: args.allow_empty_skills,
-        propagation_window: config.propagation_window,
-        live_read_at: Some(live_read_at),
-        write_until: window_closes(config, args),
-        ..ApplyOptions::default()
+        write: config.write_options(),
+        window: if args.now { None } else { config.sync_window() },
     };
-    let journal_run = skillsync_engine::JournalRun {
-        journal: journal.as_ref(),
-        run: run_id,
+    let interrupt = std::sync::Arc::new(Interrupt::new());
+    let _signals = crate::terminal::interrupt_on_signal(interrupt.clone());
+    let bars = crate::terminal::PhaseBars::new();
+    let human = common.output == OutputFormat::Human;
+    let confirm = |plan: &Plan| {
+        crate::terminal::confirm(
+            &format!(
+                "Apply {} definition change(s) and {} user change(s) to {}?",
+                plan.definitions.len(),
+                plan.totals.users_changed,
+                config.tenant.api_base
+            ),
+            "refusing to apply without confirmation: stdin is not a terminal\n  hint: review with `skillsync plan`, then pass --yes",
+            "nothing applied",
+        )
+        .unwrap_or_else(|error| {
+            eprintln!("error: {error:#}");
+            false
+        })
     };
-    let applied = skillsync_engine::apply(
+    let hooks = SyncHooks {
+        reading: &|_| {},
+        planned: &|plan| {
+            if human {
+                print!("{}", crate::output::plan_text(plan, style, common.summary));
+            }
+        },
+        confirm: if args.yes { None } else { Some(&confirm) },
+        progress: &|phase, done, total| bars.show(phase_label(phase), done, total),
+        interrupt: Some(&interrupt),
+    };
+    let report = skillsync_engine::sync(
         api.as_ref(),
+        journal.as_ref(),
         &loaded.desired,
-        &plan,
-        resolution,
-        apply_options,
-        Some(journal_run),
-        &|phase, done, total| bars.show(phase_label(phase), done, total),
+        &loaded.warnings,
+        &options,
+        &hooks,
     )
     .await;
     bars.clear();
-    let report = match applied {
-        Ok(report) => report,
-        Err(failed) => {
-            let counts = serde_json::json!({ "error": failed.to_string() });
-            journal.finish_run(
-                run_id,
-                skillsync_store::RunOutcome::Failed,
-                &counts,
-                jiff::Timestamp::now(),
-            )?;
-            return Err(anyhow::Error::new(failed).context("stopped before writing any user"));
-        }
-    };
-    let outcome = if report.users_failed.is_empty() && report.stopped_early.is_none() {
-        skillsync_store::RunOutcome::Succeeded
-    } else {
-        skillsync_store::RunOutcome::Failed
-    };
-    let counts = serde_json::json!({
-        "definitionsCreated": report.definitions_created,
-        "definitionsReactivated": report.definitions_reactivated,
-        "definitionsUpdated": report.definitions_updated,
-        "usersUpdated": report.users_updated,
-        "usersAlreadyCurrent": report.users_already_current,
-        "usersFailed": report.users_failed.len(),
-        "conflicts": report.conflicts,
-        "requests": api.counters().total_requests(),
-    });
-    journal.finish_run(run_id, outcome, &counts, jiff::Timestamp::now())?;
+    let report = report.map_err(|e| {
+        anyhow::Error::new(e).context(format!("apply against {}", config.tenant.api_base))
+    })?;
+    render(&report, &session, common, style)
+}
 
-    let counters = api.counters();
-    let settles_at = journal.settles_at(run_id)?;
+/// Prints what the sync returned and picks the exit code.
+fn render(
+    report: &SyncReport,
+    session: &Session,
+    common: &crate::args::CommonArgs,
+    style: Style,
+) -> anyhow::Result<ExitCode> {
+    let (config, desired) = (&session.config, &session.loaded.desired);
+    let refused = |why: String| {
+        eprintln!("error: {why}");
+        Ok(exit::error())
+    };
+    let applied = match &report.outcome {
+        SyncOutcome::OutsideWindow(why) => return refused(why.clone()),
+        SyncOutcome::Invalid(problems) => {
+            return Ok(crate::cmd::validate::report_invalid(common, problems, style));
+        }
+        SyncOutcome::Refused(refusal) => return refused(refusal.to_string()),
+        SyncOutcome::Declined => return Ok(exit::error()),
+        SyncOutcome::RetiredMeanwhile => {
+            return refused(
+                "a code was retired (skillsync retire) while this plan was made; nothing applied\n  hint: run apply again to plan without it"
+                    .into(),
+            );
+        }
+        SyncOutcome::NoChanges => None,
+        SyncOutcome::Applied(applied) => Some(applied),
+    };
+    let plan = report.plan.as_ref().expect("a plan was made");
+    let agents: std::collections::HashMap<&UserId, &Agent> =
+        desired.agents.values().map(|a| (&a.user_id, a)).collect();
+    let employee = |user: &UserId| agents.get(user).map(|a| a.employee_id.to_string());
     match common.output {
         OutputFormat::Json => {
-            let body = serde_json::json!({
-                "plan": plan_json(&plan),
-                "applied": {
-                    "definitionsCreated": report.definitions_created,
-                    "definitionsReactivated": report.definitions_reactivated,
-                    "definitionsUpdated": report.definitions_updated,
-                    "usersUpdated": report.users_updated,
-                    "usersAlreadyCurrent": report.users_already_current,
-                    "usersFailed": report.users_failed.iter().map(|(u, why)| serde_json::json!({"userId": u, "reason": why})).collect::<Vec<_>>(),
-                    "conflicts": report.conflicts,
-                    "stoppedEarly": report.stopped_early,
-                    "elapsedSeconds": report.elapsed.as_secs_f64(),
-                    "settlesAt": settles_at,
-                    "api": counters,
-                },
-            });
-            println!("{}", serde_json::to_string_pretty(&body)?);
+            let document = ApplyDocument {
+                schema_version: SCHEMA_VERSION,
+                plan: plan_json(plan),
+                applied: applied
+                    .map(|a| AppliedDocument::new(a, report, session.api.counters(), &employee)),
+            };
+            println!("{}", serde_json::to_string_pretty(&document)?);
         }
         OutputFormat::Human => {
-            println!();
-            println!(
-                "Applied in {:.1} s: {} definitions created, {} reactivated, {} updated; {} users updated, {} unchanged, {} already current, {} failed; {} re-merged after a conflict.",
-                report.elapsed.as_secs_f64(),
-                report.definitions_created,
-                report.definitions_reactivated,
-                report.definitions_updated,
-                report.users_updated,
-                plan.totals.users_unchanged,
-                report.users_already_current,
-                report.users_failed.len(),
-                report.conflicts
-            );
-            for (user, why) in &report.users_failed {
-                println!("  failed: user {user}: {why}");
-            }
-            if let Some(reason) = &report.stopped_early {
-                println!("{reason}");
-            }
-            let by_kind: Vec<String> = counters
-                .requests
-                .iter()
-                .map(|(k, n)| format!("{k} ×{n}"))
-                .collect();
-            println!(
-                "API calls: {} ({}); {} throttled (429), {} retries, {} token fetches.",
-                counters.total_requests(),
-                by_kind.join(", "),
-                counters.throttled,
-                counters.retries,
-                counters.token_fetches
-            );
-            println!("Journal: run {} in {}", run_id.0, config.store_url);
-            if let Some(at) = settles_at {
-                println!(
-                    "Settles at {} ({} after the last write): routing uses the new skills from then on.",
-                    at.strftime("%Y-%m-%d %H:%M:%S UTC"),
-                    humantime::format_duration(config.propagation_window)
-                );
+            if let Some(applied) = applied {
+                print_summary(applied, report, plan, config, &employee);
             }
         }
     }
-    Ok(
-        if report.users_failed.is_empty() && report.stopped_early.is_none() {
-            exit::ok()
+    Ok(if report.interrupted() {
+        exit::interrupted()
+    } else if report.succeeded() {
+        exit::ok()
+    } else {
+        exit::error()
+    })
+}
+
+fn print_summary(
+    applied: &skillsync_engine::ApplyReport,
+    report: &SyncReport,
+    plan: &Plan,
+    config: &Config,
+    employee: &dyn Fn(&UserId) -> Option<String>,
+) {
+    let written = &applied.written;
+    let (updated, current, failed, not_attempted) = written.tally();
+    println!();
+    println!(
+        "Applied in {:.1} s: {} definitions created, {} reactivated, {} updated; of {} users to change: {} updated, {} already current, {} failed, {} not attempted; {} re-merged after a conflict; {} unchanged.",
+        applied.elapsed.as_secs_f64(),
+        applied.definitions_created,
+        applied.definitions_reactivated,
+        applied.definitions_updated,
+        written.users.len(),
+        updated,
+        current,
+        failed,
+        not_attempted,
+        written.conflicts,
+        plan.totals.users_unchanged,
+    );
+    let who = |user: &UserId| match employee(user) {
+        Some(e) => format!("{e} (user {user})"),
+        None => format!("user {user}"),
+    };
+    for (user, kind, why) in written.failed() {
+        let label = if kind == FailureKind::NotKept {
+            "not kept"
         } else {
-            exit::error()
-        },
-    )
+            "failed"
+        };
+        println!("  {label}: {}: {why}", who(user));
+    }
+    for (user, why) in written.not_attempted() {
+        println!("  not attempted: {}: {why}", who(user));
+    }
+    if let Some(reason) = &written.stopped {
+        println!("{reason}");
+    }
+    println!(
+        "Read back {} users: {} kept what was written.",
+        applied.users_read_back,
+        applied.users_read_back
+            - written
+                .failed()
+                .filter(|(_, k, _)| *k == FailureKind::NotKept)
+                .count()
+    );
+    if let Some(run) = report.run {
+        println!("Journal: run {} in {}", run.0, config.store_url);
+    }
+    if let Some(at) = report.settles_at {
+        println!(
+            "Settles at {} ({} after the last write): routing uses the new skills from then on.",
+            at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            humantime::format_duration(config.propagation_window)
+        );
+    }
 }
 
-/// Whether `[sync] window` forbids writing now (and `--now` does not override it); the refusal
-/// is printed.
-fn refused_outside_window(config: &crate::config::Config, args: &ApplyArgs) -> bool {
-    if args.now {
-        return false;
-    }
-    match config.outside_window(jiff::Timestamp::now()) {
-        Some(why) => {
-            eprintln!("error: {why}. Use --now to apply anyway.");
-            true
+/// `apply --output json` (docs/apply-json.md).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ApplyDocument {
+    schema_version: u32,
+    plan: serde_json::Value,
+    applied: Option<AppliedDocument>,
+}
+
+/// What the run did: every user of the plan in exactly one of the four lists.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AppliedDocument {
+    run: Option<i64>,
+    definitions_created: usize,
+    definitions_reactivated: usize,
+    definitions_updated: usize,
+    users_updated: Vec<UserEntry>,
+    users_already_current: Vec<UserEntry>,
+    users_failed: Vec<UserEntry>,
+    users_not_attempted: Vec<UserEntry>,
+    users_read_back: usize,
+    conflicts: usize,
+    stopped_early: Option<String>,
+    elapsed_seconds: f64,
+    settles_at: Option<jiff::Timestamp>,
+    api: skillsync_cxone::CounterSnapshot,
+}
+
+/// One user in a list of [`AppliedDocument`].
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserEntry {
+    user_id: String,
+    employee_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+impl AppliedDocument {
+    fn new(
+        applied: &skillsync_engine::ApplyReport,
+        report: &SyncReport,
+        api: skillsync_cxone::CounterSnapshot,
+        employee: &dyn Fn(&UserId) -> Option<String>,
+    ) -> AppliedDocument {
+        let mut document = AppliedDocument {
+            run: report.run.map(|r| r.0),
+            definitions_created: applied.definitions_created,
+            definitions_reactivated: applied.definitions_reactivated,
+            definitions_updated: applied.definitions_updated,
+            users_updated: Vec::new(),
+            users_already_current: Vec::new(),
+            users_failed: Vec::new(),
+            users_not_attempted: Vec::new(),
+            users_read_back: applied.users_read_back,
+            conflicts: applied.written.conflicts,
+            stopped_early: applied.written.stopped.as_ref().map(ToString::to_string),
+            elapsed_seconds: applied.elapsed.as_secs_f64(),
+            settles_at: report.settles_at,
+            api,
+        };
+        for (user, outcome) in &applied.written.users {
+            let entry = |failure: Option<&'static str>, reason: Option<String>| UserEntry {
+                user_id: user.to_string(),
+                employee_id: employee(user),
+                failure,
+                reason,
+            };
+            match outcome {
+                UserOutcome::Updated => document.users_updated.push(entry(None, None)),
+                UserOutcome::AlreadyCurrent => {
+                    document.users_already_current.push(entry(None, None));
+                }
+                UserOutcome::Failed { kind, reason } => document
+                    .users_failed
+                    .push(entry(Some(failure_name(*kind)), Some(reason.clone()))),
+                UserOutcome::NotAttempted(why) => document
+                    .users_not_attempted
+                    .push(entry(None, Some(why.to_string()))),
+            }
         }
-        None => false,
+        document
     }
 }
 
-/// When the current sync window closes, so that a run that overruns it stops writing into the
-/// tenant's busy hours; `None` with no window or with `--now`.
-fn window_closes(config: &crate::config::Config, args: &ApplyArgs) -> Option<jiff::Timestamp> {
-    if args.now {
-        return None;
+/// The JSON name of a failure kind.
+pub fn failure_name(kind: FailureKind) -> &'static str {
+    match kind {
+        FailureKind::Refused => "refused",
+        FailureKind::Gone => "gone",
+        FailureKind::Unresolved => "unresolved",
+        FailureKind::NotKept => "notKept",
     }
-    let opening = config
-        .window?
-        .current(jiff::Timestamp::now(), &config.tenant.time_zone)?;
-    Some(opening.closes.timestamp())
-}
-
-/// Asks on the terminal; refuses when there is no terminal to ask on.
-fn confirm(tenant: &str, users: usize, definitions: usize) -> anyhow::Result<bool> {
-    crate::terminal::confirm(
-        &format!(
-            "Apply {definitions} definition change(s) and {users} user change(s) to {tenant}?"
-        ),
-        "refusing to apply without confirmation: stdin is not a terminal\n  hint: review with `skillsync plan`, then pass --yes",
-        "nothing applied",
-    )
 }
 
 /// The progress bar's label for each phase.
@@ -259,5 +318,6 @@ fn phase_label(phase: Phase) -> &'static str {
         Phase::Skills => "skills",
         Phase::Proficiencies => "proficiencies",
         Phase::Conflicts => "re-merges",
+        Phase::ReadBack => "read-back",
     }
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use skillsync_core::render::Style;
 use skillsync_core::{Code, EmployeeId, Level, Problem};
+use skillsync_engine::{AssignRequest, UserOutcome};
 
 use super::validate::report_invalid;
 use crate::args::AssignArgs;
@@ -100,56 +101,72 @@ pub async fn run(args: &AssignArgs) -> anyhow::Result<ExitCode> {
         Err(problems) => return Ok(report_invalid(common, &problems, style)),
     };
     let api = skillsync_cxone::connect(&settings).context("cannot set up the tenant client")?;
-    let (journal, run_id) = config.start_run("assign")?;
-    let journal_run = skillsync_engine::JournalRun {
-        journal: journal.as_ref(),
-        run: run_id,
-    };
-    let result = skillsync_engine::assign(
+    let journal = config.journal()?;
+    let interrupt = std::sync::Arc::new(skillsync_engine::Interrupt::new());
+    interrupt.start_writing();
+    let _signals = crate::terminal::interrupt_on_signal(interrupt.clone());
+    let assigned = skillsync_engine::assign(
         api.as_ref(),
-        agent,
-        entry,
-        level,
-        !args.inactive,
-        config.propagation_window,
-        Some(journal_run),
+        journal.as_ref(),
+        &config.run_label("assign"),
+        AssignRequest {
+            agent,
+            entry,
+            level,
+            active: !args.inactive,
+        },
+        config.write_options(),
+        Some(&interrupt),
     )
-    .await;
-    let outcome = if result.is_ok() {
-        skillsync_store::RunOutcome::Succeeded
-    } else {
-        skillsync_store::RunOutcome::Failed
-    };
-    journal.finish_run(
-        run_id,
-        outcome,
-        &serde_json::json!({ "requests": api.counters().total_requests() }),
-        jiff::Timestamp::now(),
-    )?;
-    let assigned =
-        result.with_context(|| format!("cannot assign {} to {}", args.code, agent.employee_id))?;
+    .await
+    .with_context(|| format!("cannot assign {} to {}", args.code, agent.employee_id))?;
     let what = format!("{} {} ({})", entry.kind, entry.name, entry.locale);
     let now = format!(
         "level {level}{}",
         if args.inactive { ", inactive" } else { "" }
     );
-    match (assigned.written, assigned.before) {
-        (false, _) => println!(
-            "{} already has {what} at {now}: nothing written",
-            agent.employee_id
-        ),
-        (true, None) => println!("{}: + {what} {now}", agent.employee_id),
-        (true, Some((before, _))) => {
-            println!("{}: ~ {what} level {before} → {level}", agent.employee_id)
-        }
-    }
     if assigned.created_definition {
         println!("(created {what} first: it did not exist in the tenant)");
     }
+    let code = match (&assigned.outcome, assigned.before) {
+        (UserOutcome::AlreadyCurrent, _) => {
+            println!(
+                "{} already has {what} at {now}: nothing written",
+                agent.employee_id
+            );
+            exit::ok()
+        }
+        (UserOutcome::Updated, None) => {
+            println!("{}: + {what} {now}", agent.employee_id);
+            exit::ok()
+        }
+        (UserOutcome::Updated, Some((before, _))) => {
+            println!("{}: ~ {what} level {before} → {now}", agent.employee_id);
+            exit::ok()
+        }
+        (UserOutcome::Failed { reason, .. }, _) => {
+            eprintln!(
+                "error: {what} not assigned to {}: {reason}",
+                agent.employee_id
+            );
+            exit::error()
+        }
+        (UserOutcome::NotAttempted(why), _) => {
+            eprintln!(
+                "error: {what} not assigned to {}: {why}",
+                agent.employee_id
+            );
+            if assigned.stopped == Some(skillsync_engine::StopReason::Interrupted) {
+                exit::interrupted()
+            } else {
+                exit::error()
+            }
+        }
+    };
     eprintln!(
         "{} requests; journal run {}",
         api.counters().total_requests(),
-        run_id.0
+        assigned.run.0
     );
-    Ok(exit::ok())
+    Ok(code)
 }

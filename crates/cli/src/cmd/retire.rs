@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::json;
+use serde::Serialize;
 use skillsync_core::RetiredMode;
-use skillsync_engine::retire::{RetireOptions, RetirePhase, RetirePlan, TargetSummary};
+use skillsync_engine::StopReason;
+use skillsync_engine::retire::{
+    RetireFailure, RetireOptions, RetirePhase, RetirePlan, TargetSummary,
+};
 
 use crate::args::RetireArgs;
 use crate::inputs::Session;
@@ -67,30 +70,7 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
         return Ok(exit::error());
     }
 
-    let (journal, run_id) = config.start_run("retire")?;
-    // Recorded before the first write, so that an apply starting meanwhile (or after a
-    // failure half-way) already leaves the code alone instead of re-adding what was stripped.
-    let now = jiff::Timestamp::now();
-    for variant in &plan.variants {
-        journal.record_retirement(&skillsync_store::Retirement {
-            code: variant.code.to_string(),
-            locale: variant.locale.to_string(),
-            kind: variant.kind.noun().to_string(),
-            name: variant.name.clone(),
-            mode: match mode {
-                RetiredMode::Soft => skillsync_store::RetirementMode::Soft,
-                RetiredMode::Hard => skillsync_store::RetirementMode::Hard,
-            },
-            definition_ids: plan
-                .definitions_of(&variant.locale)
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-            run: run_id,
-            retired_at: now,
-        })?;
-    }
-
+    let journal = config.journal()?;
     let options = RetireOptions {
         bulk_batch_size: config.bulk_batch_size,
         concurrency: config.max_in_flight,
@@ -98,67 +78,52 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
         propagation_window: config.propagation_window,
         ..RetireOptions::default()
     };
+    let interrupt = std::sync::Arc::new(skillsync_engine::Interrupt::new());
+    interrupt.start_writing();
+    let _signals = crate::terminal::interrupt_on_signal(interrupt.clone());
     let bars = crate::terminal::PhaseBars::new();
-    let report = skillsync_engine::retire::retire(
+    let report = skillsync_engine::retire::retire_journaled(
         api.as_ref(),
+        journal.as_ref(),
+        &config.run_label("retire"),
         &plan,
         options,
-        Some(skillsync_engine::JournalRun {
-            journal: journal.as_ref(),
-            run: run_id,
-        }),
+        Some(&interrupt),
         &|phase, done, total| bars.show(phase_label(phase), done, total),
     )
     .await;
     bars.clear();
-
+    let report = report?;
+    let run_id = report.run.expect("a journaled retirement has a run");
     let counters = api.counters();
-    let counts = json!({
-        "mode": mode.as_str(),
-        "code": plan.code,
-        "definitionsDeleted": report.definitions_deleted,
-        "definitionsDeactivated": report.definitions_deactivated,
-        "usersStripped": report.users_stripped,
-        "usersAlreadyClear": report.users_already_clear,
-        "usersFailed": report.users_failed.len(),
-        "profilesStripped": report.profiles_stripped,
-        "conflicts": report.conflicts,
-        "deletesRefused": report.deletes_refused,
-        "requests": counters.total_requests(),
-        "error": report.failure.as_ref().map(ToString::to_string),
-    });
-    let outcome = if report.failure.is_none() {
-        skillsync_store::RunOutcome::Succeeded
-    } else {
-        skillsync_store::RunOutcome::Failed
-    };
-    journal.finish_run(run_id, outcome, &counts, jiff::Timestamp::now())?;
     let settles_at = journal.settles_at(run_id)?;
 
     match common.output {
         OutputFormat::Json => {
-            let body = json!({
-                "code": plan.code,
-                "kind": plan.kind,
-                "mode": mode.as_str(),
-                "definitions": summary.iter().map(summary_json).collect::<Vec<_>>(),
-                "retired": {
-                    "definitionsDeleted": report.definitions_deleted,
-                    "definitionsDeactivated": report.definitions_deactivated,
-                    "usersStripped": report.users_stripped,
-                    "usersAlreadyClear": report.users_already_clear,
-                    "usersFailed": report.users_failed.iter().map(|(u, why)| json!({"userId": u, "reason": why})).collect::<Vec<_>>(),
-                    "profilesStripped": report.profiles_stripped,
-                    "conflicts": report.conflicts,
-                    "deletesRefused": report.deletes_refused,
-                    "error": report.failure.as_ref().map(ToString::to_string),
-                    "elapsedSeconds": report.elapsed.as_secs_f64(),
-                    "settlesAt": settles_at,
-                    "run": run_id,
-                    "api": counters,
+            let document = RetireDocument {
+                schema_version: SCHEMA_VERSION,
+                code: plan.code.to_string(),
+                kind: plan.kind.noun(),
+                mode: mode.as_str(),
+                definitions: summary.iter().map(DefinitionEntry::from).collect(),
+                retired: Retired {
+                    definitions_deleted: report.definitions_deleted,
+                    definitions_deactivated: report.definitions_deactivated,
+                    users_stripped: report.users_stripped,
+                    users_already_clear: report.users_already_clear,
+                    users_failed: user_entries(&report.users_failed),
+                    users_not_attempted: user_entries(&report.users_not_attempted),
+                    profiles_stripped: report.profiles_stripped,
+                    conflicts: report.conflicts,
+                    deletes_refused: report.deletes_refused,
+                    error: report.failure.as_ref().map(ToString::to_string),
+                    elapsed_seconds: report.elapsed.as_secs_f64(),
+                    settles_at,
+                    run: run_id.0,
+                    api: counters,
                 },
-            });
-            println!("{}", serde_json::to_string_pretty(&body)?);
+            };
+            println!("{}", serde_json::to_string_pretty(&document)?);
         }
         OutputFormat::Human => {
             println!();
@@ -182,6 +147,9 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
             for (user, why) in &report.users_failed {
                 println!("  failed: user {user}: {why}");
             }
+            for (user, why) in &report.users_not_attempted {
+                println!("  not attempted: user {user}: {why}");
+            }
             let by_kind: Vec<String> = counters
                 .requests
                 .iter()
@@ -202,11 +170,106 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(match report.failure {
         None => exit::ok(),
+        Some(RetireFailure::Stopped(StopReason::Interrupted)) => {
+            eprintln!("error: {}", StopReason::Interrupted);
+            exit::interrupted()
+        }
         Some(failure) => {
-            eprintln!("error: {failure}");
+            eprintln!("error: {:#}", anyhow::Error::new(failure));
             exit::error()
         }
     })
+}
+
+/// The version of the `--output json` documents (docs/retire-json.md).
+const SCHEMA_VERSION: u32 = 1;
+
+/// `retire --output json`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RetireDocument {
+    schema_version: u32,
+    code: String,
+    kind: &'static str,
+    mode: &'static str,
+    definitions: Vec<DefinitionEntry>,
+    retired: Retired,
+}
+
+/// One tenant definition retired, as read before writing.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DefinitionEntry {
+    id: String,
+    name: String,
+    locale: String,
+    active: bool,
+    duplicate: bool,
+    users: usize,
+    example_users: Vec<String>,
+    profiles: Vec<String>,
+}
+
+impl From<&TargetSummary> for DefinitionEntry {
+    fn from(t: &TargetSummary) -> Self {
+        DefinitionEntry {
+            id: t.id.to_string(),
+            name: t.name.clone(),
+            locale: t.locale.to_string(),
+            active: t.active,
+            duplicate: t.duplicate,
+            users: t.users,
+            example_users: t.example_users.clone(),
+            profiles: t.profiles.clone(),
+        }
+    }
+}
+
+/// What the retirement did.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Retired {
+    definitions_deleted: usize,
+    definitions_deactivated: usize,
+    users_stripped: usize,
+    users_already_clear: usize,
+    users_failed: Vec<UserEntry>,
+    users_not_attempted: Vec<UserEntry>,
+    profiles_stripped: usize,
+    conflicts: usize,
+    deletes_refused: usize,
+    error: Option<String>,
+    elapsed_seconds: f64,
+    settles_at: Option<jiff::Timestamp>,
+    run: i64,
+    api: skillsync_cxone::CounterSnapshot,
+}
+
+/// A user and why it was not stripped.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserEntry {
+    user_id: String,
+    reason: String,
+}
+
+fn user_entries(users: &[(skillsync_core::UserId, String)]) -> Vec<UserEntry> {
+    users
+        .iter()
+        .map(|(user, reason)| UserEntry {
+            user_id: user.to_string(),
+            reason: reason.clone(),
+        })
+        .collect()
+}
+
+/// `retire --undo --output json`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UndoDocument<'a> {
+    schema_version: u32,
+    code: &'a str,
+    restored: Vec<String>,
 }
 
 /// `--undo`: forgets the retirement so that plans manage the code again. Writes nothing to
@@ -226,7 +289,11 @@ fn undo(
     match args.common.output {
         OutputFormat::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&json!({ "code": args.code, "restored": forgotten }))?
+            serde_json::to_string_pretty(&UndoDocument {
+                schema_version: SCHEMA_VERSION,
+                code: &args.code,
+                restored: forgotten,
+            })?
         ),
         OutputFormat::Human if forgotten.is_empty() => {
             println!("{} was not retired; nothing to undo.", args.code)
@@ -319,19 +386,6 @@ fn plan_text(plan: &RetirePlan, summary: &[TargetSummary]) -> String {
         "Later plans leave it alone even while the catalog lists it."
     );
     out
-}
-
-fn summary_json(t: &TargetSummary) -> serde_json::Value {
-    json!({
-        "id": t.id,
-        "name": t.name,
-        "locale": t.locale,
-        "active": t.active,
-        "duplicate": t.duplicate,
-        "users": t.users,
-        "exampleUsers": t.example_users,
-        "profiles": t.profiles,
-    })
 }
 
 /// Asks on the terminal; refuses when there is no terminal to ask on.

@@ -49,6 +49,9 @@ pub struct LowerBound {
     pub user_reads: usize,
     /// Bulk writes of at most 100 users.
     pub bulk_writes: usize,
+    /// Reading back the users written, to prove the tenant kept the writes: the same choice
+    /// between pages of the listing and one GET per user as the first read.
+    pub read_backs: usize,
 }
 
 impl LowerBound {
@@ -59,7 +62,11 @@ impl LowerBound {
 
     /// The calls the tenant's token bucket charges for.
     pub fn tenant_calls(&self) -> usize {
-        self.definition_pages + self.definition_creates + self.user_reads + self.bulk_writes
+        self.definition_pages
+            + self.definition_creates
+            + self.user_reads
+            + self.bulk_writes
+            + self.read_backs
     }
 
     /// Writes among them.
@@ -85,6 +92,7 @@ impl LowerBound {
             self.definition_pages + self.user_reads,
             self.definition_creates,
             self.bulk_writes,
+            self.read_backs,
         ]
         .iter()
         .filter(|calls| **calls > 0)
@@ -102,6 +110,11 @@ pub fn lower_bound(work: &SyncWork) -> LowerBound {
         definition_creates: work.definitions_to_create,
         user_reads: pages(work.tenant_users).min(work.managed_users.max(1)),
         bulk_writes: work.users_to_write.div_ceil(MAX_BULK_ENTRIES),
+        read_backs: if work.users_to_write == 0 {
+            0
+        } else {
+            pages(work.tenant_users).min(work.users_to_write)
+        },
     }
 }
 
@@ -137,12 +150,13 @@ mod tests {
                 definition_creates: 4,
                 user_reads: 20,
                 bulk_writes: 30,
+                read_backs: 20,
             }
         );
-        assert_eq!(bound.calls(), 57);
+        assert_eq!(bound.calls(), 77);
         assert_eq!(bound.writes(), 34);
-        // 56 charged calls, 20 of them from the burst: 36 at 10/s, then one round trip.
-        assert!((bound.seconds(&LIMITS) - 3.62).abs() < 1e-9);
+        // 76 charged calls, 20 of them from the burst: 56 at 10/s, then one round trip.
+        assert!((bound.seconds(&LIMITS) - 5.62).abs() < 1e-9);
     }
 
     #[test]
@@ -159,6 +173,7 @@ mod tests {
             ..work(100_000, 3)
         });
         assert_eq!(bound.user_reads, 3);
+        assert_eq!(bound.read_backs, 3, "three users written, three read back");
     }
 
     #[test]
@@ -175,12 +190,12 @@ mod tests {
     fn within_the_burst_only_round_trips_count() {
         let bound = lower_bound(&work(100, 10));
         assert!(bound.tenant_calls() <= 20);
-        // Token, reads, creates, writes: four sequential round trips.
-        assert!((bound.seconds(&LIMITS) - 0.08).abs() < 1e-9);
+        // Token, reads, creates, writes, read-back: five sequential round trips.
+        assert!((bound.seconds(&LIMITS) - 0.10).abs() < 1e-9);
         let unthrottled = TenantLimits {
             requests_per_second: None,
             ..LIMITS
         };
-        assert!((bound.seconds(&unthrottled) - 0.08).abs() < 1e-9);
+        assert!((bound.seconds(&unthrottled) - 0.10).abs() < 1e-9);
     }
 }

@@ -282,57 +282,45 @@ async fn sync_once(dir: &Path) -> anyhow::Result<Synced> {
         Ok(session) => session,
         Err(_) => bail!("the benchmark's own files are invalid (see above)"),
     };
-    // Stamped before the read: its definitions listing is then no older than this.
-    let live_read_at = Instant::now();
-    let live = session.read_live(&|_| {}).await?;
-    let (resolution, _, _) = skillsync_core::resolve(&session.loaded.desired, &live);
-    let plan = session
-        .plan(&live, &common)
-        .map_err(|_| anyhow::anyhow!("the benchmark's plan failed (see above)"))?;
-    if plan.is_empty() {
-        return Ok(Synced {
-            users_written: 0,
-            definitions_created: 0,
-        });
-    }
-    skillsync_engine::check_guards(&plan, skillsync_engine::RemovalLimit::Percent(10.0), false)
-        .map_err(|refusal| anyhow::anyhow!("{refusal}"))?;
-    let (journal, run) = session.config.start_run("bench")?;
-    let report = skillsync_engine::apply(
+    let config = &session.config;
+    let options = skillsync_engine::SyncOptions {
+        run: config.run_label("bench"),
+        plan: config.plan_options(session.api.capabilities().max_bulk_entries.is_some()),
+        removal_limit: skillsync_engine::RemovalLimit::Percent(10.0),
+        allow_empty_skills: false,
+        write: config.write_options(),
+        window: None,
+    };
+    let journal = config.journal()?;
+    let report = skillsync_engine::sync(
         session.api.as_ref(),
+        journal.as_ref(),
         &session.loaded.desired,
-        &plan,
-        resolution,
-        skillsync_engine::ApplyOptions {
-            bulk_batch_size: session.config.bulk_batch_size,
-            concurrency: session.config.max_in_flight,
-            propagation_window: session.config.propagation_window,
-            live_read_at: Some(live_read_at),
-            ..skillsync_engine::ApplyOptions::default()
-        },
-        Some(skillsync_engine::JournalRun {
-            journal: journal.as_ref(),
-            run,
-        }),
-        &|_, _, _| {},
+        &session.loaded.warnings,
+        &options,
+        &skillsync_engine::SyncHooks::quiet(),
     )
     .await?;
-    journal.finish_run(
-        run,
-        skillsync_store::RunOutcome::Succeeded,
-        &json!({ "usersUpdated": report.users_updated }),
-        jiff::Timestamp::now(),
-    )?;
-    if !report.users_failed.is_empty() {
+    let applied = match report.outcome {
+        skillsync_engine::SyncOutcome::NoChanges => {
+            return Ok(Synced {
+                users_written: 0,
+                definitions_created: 0,
+            });
+        }
+        skillsync_engine::SyncOutcome::Applied(applied) => applied,
+        other => bail!("the benchmark's sync did not run: {other:?}"),
+    };
+    if !applied.written.complete() {
+        let failed: Vec<_> = applied.written.failed().take(3).collect();
         bail!(
-            "{} users failed: {:?}",
-            report.users_failed.len(),
-            report.users_failed.first()
+            "the benchmark's sync did not finish: {:?}; first failures: {failed:?}",
+            applied.written.stopped
         );
     }
     Ok(Synced {
-        users_written: report.users_updated,
-        definitions_created: report.definitions_created,
+        users_written: applied.written.tally().0,
+        definitions_created: applied.definitions_created,
     })
 }
 

@@ -1,0 +1,304 @@
+//! The engine's front door: one sync, from the desired state to a report. The CLI's `apply`,
+//! `demo` and `bench sync` call it and only render what it returns; the service will call the
+//! same function with no confirmation hook.
+//!
+//! Order: window → live read → plan → (show the plan) → guards → confirmation → window again
+//! and retirements again (either may have changed while a person read the plan) → run started
+//! in the journal → definitions, skills, proficiencies, read-back → run finished with its
+//! counts (interrupted when a signal stopped it).
+
+use std::time::Instant;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use skillsync_core::{Desired, Plan, PlanOptions, Problem, Window};
+use skillsync_cxone::TenantApi;
+use skillsync_store::{Journal, NewRun, RunCounts, RunId, RunOutcome};
+
+use crate::apply::{ApplyOptions, ApplyReport, Progress, apply};
+use crate::guard::{Refusal, RemovalLimit};
+use crate::live::{LiveProgress, read_live};
+use crate::write::{Interrupt, JournalRun, StopReason, WriteOptions};
+use crate::{Error, retirements};
+
+/// When writes are allowed: a daily window in the tenant's time zone.
+#[derive(Debug, Clone)]
+pub struct SyncWindow {
+    /// The window.
+    pub window: Window,
+    /// The tenant's time zone.
+    pub zone: TimeZone,
+    /// The zone's name, for messages (`Europe/Berlin`).
+    pub zone_name: String,
+}
+
+impl SyncWindow {
+    /// Why writing at `now` is not allowed, or `None` inside the window.
+    pub fn refusal(&self, now: Timestamp) -> Option<String> {
+        self.window
+            .outside(now, &self.zone, &self.zone_name, &TimeZone::system())
+            .map(|why| format!("{why}. Use --now to apply anyway"))
+    }
+
+    /// When the window open at `now` closes.
+    pub fn closes(&self, now: Timestamp) -> Option<Timestamp> {
+        Some(self.window.current(now, &self.zone)?.closes.timestamp())
+    }
+}
+
+/// What the journal's run is labelled with.
+#[derive(Debug, Clone)]
+pub struct RunLabel {
+    /// The command, e.g. `apply`.
+    pub command: String,
+    /// A hash of the resolved configuration.
+    pub config_hash: String,
+    /// `routing` or `users`.
+    pub dialect: String,
+}
+
+/// Everything a sync is told besides the desired state.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// How the run is journaled.
+    pub run: RunLabel,
+    /// How the planner batches.
+    pub plan: PlanOptions,
+    /// The removal guard.
+    pub removal_limit: RemovalLimit,
+    /// Whether an agent may be left with no skills.
+    pub allow_empty_skills: bool,
+    /// The write path's settings (`write_until` is set from the window).
+    pub write: WriteOptions,
+    /// The sync window; `None` writes at any time (no window, or `--now`).
+    pub window: Option<SyncWindow>,
+}
+
+/// The caller's say in a sync: progress, the plan shown, the confirmation, a stop signal.
+pub struct SyncHooks<'a> {
+    /// Called as the live read progresses.
+    pub reading: &'a (dyn Fn(LiveProgress) + Sync),
+    /// Called with the plan as soon as it is made (the CLI prints it).
+    pub planned: &'a (dyn Fn(&Plan) + Sync),
+    /// Asked before the first write; `None` proceeds (the service, `--yes`).
+    pub confirm: Option<&'a (dyn Fn(&Plan) -> bool + Sync)>,
+    /// Called as writes progress.
+    pub progress: Progress<'a>,
+    /// Raised by a signal: writes in flight finish, no new one starts.
+    pub interrupt: Option<&'a Interrupt>,
+}
+
+impl SyncHooks<'static> {
+    /// No progress, no confirmation, no interruption.
+    pub fn quiet() -> SyncHooks<'static> {
+        SyncHooks {
+            reading: &|_| {},
+            planned: &|_| {},
+            confirm: None,
+            progress: &|_, _, _| {},
+            interrupt: None,
+        }
+    }
+}
+
+/// How a sync ended.
+#[derive(Debug)]
+pub enum SyncOutcome {
+    /// Outside the sync window: nothing was read or written.
+    OutsideWindow(String),
+    /// The plan is blocked by these problems (with any warnings); nothing was written.
+    Invalid(Vec<Problem>),
+    /// The tenant already matches the HRIS.
+    NoChanges,
+    /// A guard refused the plan before the first write.
+    Refused(Refusal),
+    /// The confirmation was declined.
+    Declined,
+    /// A code was retired (`skillsync retire`) while the plan was made; nothing written.
+    RetiredMeanwhile,
+    /// The plan was applied (fully or not: see the report).
+    Applied(ApplyReport),
+}
+
+/// What a sync did.
+#[derive(Debug)]
+pub struct SyncReport {
+    /// The plan, once made.
+    pub plan: Option<Plan>,
+    /// How it ended.
+    pub outcome: SyncOutcome,
+    /// The journal's run, when writing started.
+    pub run: Option<RunId>,
+    /// When the routing cache will have settled on the run's writes.
+    pub settles_at: Option<Timestamp>,
+}
+
+impl SyncReport {
+    fn without_run(plan: Option<Plan>, outcome: SyncOutcome) -> SyncReport {
+        SyncReport {
+            plan,
+            outcome,
+            run: None,
+            settles_at: None,
+        }
+    }
+
+    /// True when the run changed everything it meant to (or there was nothing to change).
+    pub fn succeeded(&self) -> bool {
+        match &self.outcome {
+            SyncOutcome::NoChanges => true,
+            SyncOutcome::Applied(report) => report.written.complete(),
+            _ => false,
+        }
+    }
+
+    /// True when a signal stopped the writes.
+    pub fn interrupted(&self) -> bool {
+        matches!(&self.outcome, SyncOutcome::Applied(report)
+            if report.written.stopped == Some(StopReason::Interrupted))
+    }
+}
+
+/// Syncs the tenant to `desired`. `warnings` are the HRIS files' own, shown with the plan's.
+pub async fn sync(
+    api: &dyn TenantApi,
+    journal: &dyn Journal,
+    desired: &Desired,
+    warnings: &[Problem],
+    options: &SyncOptions,
+    hooks: &SyncHooks<'_>,
+) -> Result<SyncReport, Error> {
+    // Checked before reading the tenant: outside the window, even reads are load it should
+    // not carry in its busy hours.
+    if let Some(why) = outside(options) {
+        return Ok(SyncReport::without_run(None, SyncOutcome::OutsideWindow(why)));
+    }
+    // Stamped before the read: its definitions listing is then no older than this.
+    let live_read_at = Instant::now();
+    let live = read_live(api, hooks.reading)
+        .await
+        .map_err(Error::ReadTenant)?;
+    let mut plan = match skillsync_core::plan(desired, &live, &options.plan) {
+        Ok(mut plan) => {
+            plan.warnings.splice(0..0, warnings.iter().cloned());
+            plan
+        }
+        Err(mut problems) => {
+            problems.splice(0..0, warnings.iter().cloned());
+            return Ok(SyncReport::without_run(None, SyncOutcome::Invalid(problems)));
+        }
+    };
+    (hooks.planned)(&plan);
+    if plan.is_empty() {
+        return Ok(SyncReport::without_run(Some(plan), SyncOutcome::NoChanges));
+    }
+    if let Err(refusal) =
+        crate::guard::check(&plan, options.removal_limit, options.allow_empty_skills)
+    {
+        return Ok(SyncReport::without_run(
+            Some(plan),
+            SyncOutcome::Refused(refusal),
+        ));
+    }
+    if let Some(confirm) = hooks.confirm
+        && !confirm(&plan)
+    {
+        return Ok(SyncReport::without_run(Some(plan), SyncOutcome::Declined));
+    }
+    // Asked again: the window may have closed while the plan was read or the prompt waited.
+    if let Some(why) = outside(options) {
+        return Ok(SyncReport::without_run(
+            Some(plan),
+            SyncOutcome::OutsideWindow(why),
+        ));
+    }
+    // A code retired meanwhile is no longer skillsync's to write: this plan may still assign it.
+    if retirements(journal)? != desired.retired {
+        return Ok(SyncReport::without_run(
+            Some(plan),
+            SyncOutcome::RetiredMeanwhile,
+        ));
+    }
+
+    if let Some(interrupt) = hooks.interrupt {
+        interrupt.start_writing();
+    }
+    let run = journal
+        .start_run(&NewRun {
+            command: options.run.command.clone(),
+            config_hash: options.run.config_hash.clone(),
+            started_at: Timestamp::now(),
+            dialect: options.run.dialect.clone(),
+        })
+        .map_err(Error::Journal)?;
+    let requests_before = api.counters().total_requests();
+    let apply_options = ApplyOptions {
+        write: WriteOptions {
+            write_until: options
+                .window
+                .as_ref()
+                .and_then(|w| w.closes(Timestamp::now())),
+            ..options.write
+        },
+        allow_empty_skills: options.allow_empty_skills,
+        live_read_at: Some(live_read_at),
+        tenant_users: live.users.len(),
+    };
+    let report = apply(
+        api,
+        desired,
+        &mut plan,
+        &live,
+        apply_options,
+        Some(JournalRun { journal, run }),
+        hooks.interrupt,
+        hooks.progress,
+    )
+    .await;
+    let counts = run_counts(&plan, &report, api.counters().total_requests() - requests_before);
+    let outcome = match &report.written.stopped {
+        Some(StopReason::Interrupted) => RunOutcome::Interrupted,
+        _ if report.written.complete() => RunOutcome::Succeeded,
+        _ => RunOutcome::Failed,
+    };
+    journal
+        .finish_run(run, outcome, &counts, Timestamp::now())
+        .map_err(Error::Journal)?;
+    let settles_at = journal.settles_at(run).map_err(Error::Journal)?;
+    Ok(SyncReport {
+        plan: Some(plan),
+        outcome: SyncOutcome::Applied(report),
+        run: Some(run),
+        settles_at,
+    })
+}
+
+fn outside(options: &SyncOptions) -> Option<String> {
+    options.window.as_ref()?.refusal(Timestamp::now())
+}
+
+/// The counts a finished run is journaled with.
+pub fn run_counts(plan: &Plan, report: &ApplyReport, requests: u64) -> RunCounts {
+    let (updated, current, failed, not_attempted) = report.written.tally();
+    let not_kept = report
+        .written
+        .failed()
+        .filter(|(_, kind, _)| *kind == crate::FailureKind::NotKept)
+        .count();
+    let n = |count: usize| count as u64;
+    RunCounts {
+        definitions_created: n(report.definitions_created),
+        definitions_reactivated: n(report.definitions_reactivated),
+        definitions_updated: n(report.definitions_updated),
+        users_planned: n(plan.users.len()),
+        users_updated: n(updated),
+        users_already_current: n(current),
+        users_failed: n(failed),
+        users_not_attempted: n(not_attempted),
+        users_not_kept: n(not_kept),
+        conflicts: n(report.written.conflicts),
+        requests,
+        stopped: report.written.stopped.as_ref().map(ToString::to_string),
+        ..RunCounts::default()
+    }
+}

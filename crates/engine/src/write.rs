@@ -1,0 +1,839 @@
+//! The one write path. Every user write of `apply`, `retire` and `assign` goes through a
+//! [`Writer`]: bulk batches or single merge updates with `If-Match`; a conflict or an unknown
+//! outcome re-reads the user and asks the caller's [`Rewrite`] what to send now (bounded); every
+//! attempt is journaled as it completes; one circuit breaker stops scheduling writes; and
+//! [`classify`] is the one place that decides what a client error means for the run.
+//!
+//! Every user handed to the writer ends in exactly one [`UserOutcome`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use skillsync_core::{UserAssignments, UserId};
+use skillsync_cxone::{EntryOutcome, Error, TenantApi, UserWrite};
+use skillsync_store::{Snapshot, WriteRecord, WriteStatus, WriteTarget};
+
+use crate::entries;
+use crate::fan_out::fan_out;
+
+/// What a client error means for the run. Decided here, once, for every writing command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// The object changed since it was read: re-read it, re-merge, write again.
+    Reread,
+    /// The answer was lost (the client's own retries ran out): the write may have landed, so
+    /// re-read to learn which before sending anything again.
+    Confirm,
+    /// This user cannot be written (gone, or refused by the tenant); the others can.
+    FailUser,
+    /// No later write can succeed either (credentials, scopes, a dialect that lacks the
+    /// operation): stop scheduling writes.
+    StopRun,
+}
+
+/// The one error policy.
+pub fn classify(error: &Error) -> Policy {
+    match error {
+        Error::Conflict { .. } => Policy::Reread,
+        Error::Unavailable { .. } => Policy::Confirm,
+        Error::NotFound { .. }
+        | Error::Rejected { .. }
+        | Error::Referenced { .. }
+        | Error::Protocol { .. } => Policy::FailUser,
+        Error::Settings(_)
+        | Error::CaFile { .. }
+        | Error::Auth { .. }
+        | Error::MissingScope { .. }
+        | Error::Unsupported { .. } => Policy::StopRun,
+    }
+}
+
+/// What the caller wants a user to become, given what the tenant holds now.
+pub(crate) trait Rewrite: Sync {
+    fn rewrite(&self, live: &UserAssignments) -> Rewritten;
+}
+
+/// The answer of a [`Rewrite`].
+pub(crate) enum Rewritten {
+    /// Send this.
+    Write(UserWrite),
+    /// The tenant already holds what is wanted.
+    Current,
+    /// Do not write this user, for this reason.
+    Refused(String),
+}
+
+/// Why a run stopped scheduling writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// Too many users failed.
+    Breaker {
+        /// Users failed or in doubt.
+        failed: usize,
+        /// Users attempted.
+        attempted: usize,
+    },
+    /// A write could not be journaled.
+    Journal(String),
+    /// The sync window closed.
+    WindowClosed(jiff::Timestamp),
+    /// Interrupted (Ctrl-C, SIGTERM).
+    Interrupted,
+    /// The tenant refused in a way every later write would meet too.
+    Tenant(String),
+    /// A definition the users' writes need could not be written.
+    Definition(String),
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopReason::Breaker { failed, attempted } => write!(
+                f,
+                "stopped: {failed} of {attempted} users failed, more than the tenant should fail"
+            ),
+            StopReason::Journal(error) => {
+                write!(f, "stopped: the journal cannot be written ({error})")
+            }
+            StopReason::WindowClosed(at) => write!(
+                f,
+                "stopped: the sync window closed at {}; the users not yet written are left for the next window (apply again then, or with --now)",
+                at.strftime("%Y-%m-%d %H:%M UTC")
+            ),
+            StopReason::Interrupted => {
+                write!(f, "interrupted: writes in flight finished, no new ones were sent")
+            }
+            StopReason::Tenant(error) => write!(f, "stopped: {error}"),
+            StopReason::Definition(error) => {
+                write!(f, "stopped before writing any user: {error}")
+            }
+        }
+    }
+}
+
+/// Why one user did not end as wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The tenant refused the write, or a guard refused to send it.
+    Refused,
+    /// The user no longer exists in the tenant.
+    Gone,
+    /// The outcome stayed unknown, or the user kept changing, after every retry.
+    Unresolved,
+    /// The tenant accepted the write but the read-back found it not kept.
+    NotKept,
+}
+
+/// How one user ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserOutcome {
+    /// Written (and, after the read-back, found as written).
+    Updated,
+    /// Nothing to write after a re-read: the tenant already held it.
+    AlreadyCurrent,
+    /// Not as wanted, with the reason.
+    Failed {
+        /// What kind of failure.
+        kind: FailureKind,
+        /// The tenant's reason, or ours.
+        reason: String,
+    },
+    /// Never written because the run stopped first.
+    NotAttempted(StopReason),
+}
+
+impl UserOutcome {
+    pub(crate) fn failed(kind: FailureKind, reason: impl Into<String>) -> UserOutcome {
+        UserOutcome::Failed {
+            kind,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A planned first write of one user, with the user as read when it was planned.
+pub(crate) struct Job {
+    pub write: UserWrite,
+    pub before: Snapshot,
+}
+
+/// How the writer writes.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteOptions {
+    /// Users per bulk request.
+    pub bulk_batch_size: usize,
+    /// Requests in flight at once (the client's cap still applies).
+    pub concurrency: usize,
+    /// Re-read and re-merge attempts per user after conflicts or unknown outcomes.
+    pub conflict_retries: u32,
+    /// Stop scheduling writes once this many users have failed...
+    pub max_failures: usize,
+    /// ...and they are more than this share of the users attempted.
+    pub max_failure_share: f64,
+    /// How long a skill change takes to reach the routing cache (for settles-at).
+    pub propagation_window: std::time::Duration,
+    /// No write is scheduled from then on (the sync window's close).
+    pub write_until: Option<jiff::Timestamp>,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            bulk_batch_size: 100,
+            concurrency: 4,
+            conflict_retries: 5,
+            max_failures: 20,
+            max_failure_share: 0.05,
+            propagation_window: std::time::Duration::from_secs(30),
+            write_until: None,
+        }
+    }
+}
+
+/// Set from a signal handler: writes in flight finish, no new one starts.
+#[derive(Debug, Default)]
+pub struct Interrupt {
+    raised: AtomicBool,
+    writing: AtomicBool,
+}
+
+impl Interrupt {
+    /// A flag not yet raised.
+    pub fn new() -> Interrupt {
+        Interrupt::default()
+    }
+    /// Raises it.
+    pub fn raise(&self) {
+        self.raised.store(true, Ordering::SeqCst);
+    }
+    /// Whether it was raised.
+    pub fn is_raised(&self) -> bool {
+        self.raised.load(Ordering::SeqCst)
+    }
+    /// Marks that the run has started writing (its run is in the journal): from now on an
+    /// interruption must let it finish its writes in flight and journal them.
+    pub fn start_writing(&self) {
+        self.writing.store(true, Ordering::SeqCst);
+    }
+    /// Whether the run has started writing.
+    pub fn is_writing(&self) -> bool {
+        self.writing.load(Ordering::SeqCst)
+    }
+}
+
+/// Where writes are journaled.
+#[derive(Clone, Copy)]
+pub struct JournalRun<'a> {
+    /// The journal.
+    pub journal: &'a dyn skillsync_store::Journal,
+    /// The run the writes belong to.
+    pub run: skillsync_store::RunId,
+}
+
+#[derive(Default)]
+struct State {
+    outcomes: HashMap<UserId, UserOutcome>,
+    /// The last write of each user the tenant accepted: what the read-back compares with.
+    accepted: HashMap<UserId, UserWrite>,
+    /// Writes whose outcome is in doubt (lost answer, or a 412 that may answer the client's
+    /// retry of a write that landed): a re-read that finds the user as wanted means it landed.
+    in_doubt: HashMap<UserId, (UserWrite, Snapshot)>,
+    attempted: usize,
+    conflicts: usize,
+    stop: Option<StopReason>,
+    last_write: Option<jiff::Timestamp>,
+}
+
+/// The write path's shared state for one run.
+pub(crate) struct Writer<'a> {
+    api: &'a dyn TenantApi,
+    journal: Option<JournalRun<'a>>,
+    options: WriteOptions,
+    interrupt: Option<&'a Interrupt>,
+    /// Which user list routes (its writes settle): skills.
+    state: Mutex<State>,
+}
+
+/// What the writer did, for the report.
+#[derive(Debug, Clone, Default)]
+pub struct Written {
+    /// Every user handed to the writer, and how it ended.
+    pub users: BTreeMap<UserId, UserOutcome>,
+    /// Conflicts met and re-merged.
+    pub conflicts: usize,
+    /// Why writing stopped early, if it did.
+    pub stopped: Option<StopReason>,
+    /// When the last write was sent.
+    pub last_write_at: Option<jiff::Timestamp>,
+}
+
+impl Written {
+    /// Users in each outcome: (updated, already current, failed, not attempted).
+    pub fn tally(&self) -> (usize, usize, usize, usize) {
+        let mut tally = (0, 0, 0, 0);
+        for outcome in self.users.values() {
+            match outcome {
+                UserOutcome::Updated => tally.0 += 1,
+                UserOutcome::AlreadyCurrent => tally.1 += 1,
+                UserOutcome::Failed { .. } => tally.2 += 1,
+                UserOutcome::NotAttempted(_) => tally.3 += 1,
+            }
+        }
+        tally
+    }
+
+    /// The users that failed, with kind and reason.
+    pub fn failed(&self) -> impl Iterator<Item = (&UserId, FailureKind, &str)> {
+        self.users.iter().filter_map(|(u, o)| match o {
+            UserOutcome::Failed { kind, reason } => Some((u, *kind, reason.as_str())),
+            _ => None,
+        })
+    }
+
+    /// The users never attempted, with why.
+    pub fn not_attempted(&self) -> impl Iterator<Item = (&UserId, &StopReason)> {
+        self.users.iter().filter_map(|(u, o)| match o {
+            UserOutcome::NotAttempted(why) => Some((u, why)),
+            _ => None,
+        })
+    }
+
+    /// True when every user ended as wanted and nothing stopped the run.
+    pub fn complete(&self) -> bool {
+        self.stopped.is_none()
+            && self
+                .users
+                .values()
+                .all(|o| matches!(o, UserOutcome::Updated | UserOutcome::AlreadyCurrent))
+    }
+}
+
+/// The next step for a user after one attempt.
+enum Next {
+    Done,
+    Reread,
+}
+
+impl<'a> Writer<'a> {
+    pub(crate) fn new(
+        api: &'a dyn TenantApi,
+        journal: Option<JournalRun<'a>>,
+        options: WriteOptions,
+        interrupt: Option<&'a Interrupt>,
+    ) -> Writer<'a> {
+        Writer {
+            api,
+            journal,
+            options,
+            interrupt,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("not poisoned")
+    }
+
+    /// Stops the run for a reason found outside the user writes (a failed definition).
+    pub(crate) fn stop(&self, reason: StopReason) {
+        self.state().stop.get_or_insert(reason);
+    }
+
+    /// Why no more writes may be scheduled, if that is so. The first reason found sticks.
+    pub(crate) fn should_stop(&self) -> Option<StopReason> {
+        let mut state = self.state();
+        if state.stop.is_none() {
+            let interrupted = self.interrupt.is_some_and(Interrupt::is_raised);
+            let window_closed = self
+                .options
+                .write_until
+                .filter(|until| jiff::Timestamp::now() >= *until);
+            // Writes whose outcome is still in doubt count as failures: a tenant answering
+            // only 5xx is as broken as one refusing every write.
+            let failed = state
+                .outcomes
+                .values()
+                .filter(|o| matches!(o, UserOutcome::Failed { .. }))
+                .count()
+                + state.in_doubt.len();
+            let attempted = state.attempted.max(1);
+            state.stop = if interrupted {
+                Some(StopReason::Interrupted)
+            } else if let Some(at) = window_closed {
+                Some(StopReason::WindowClosed(at))
+            } else if failed > self.options.max_failures
+                && failed as f64 / attempted as f64 > self.options.max_failure_share
+            {
+                Some(StopReason::Breaker {
+                    failed,
+                    attempted: state.attempted,
+                })
+            } else {
+                None
+            };
+        }
+        state.stop.clone()
+    }
+
+    pub(crate) fn settle(&self, user: &UserId, outcome: UserOutcome) {
+        let mut state = self.state();
+        state.in_doubt.remove(user);
+        state.outcomes.insert(user.clone(), outcome);
+    }
+
+    /// Journals one or more records; a journal that cannot be written stops the run, since
+    /// an unrecorded write is one an auditor cannot account for.
+    pub(crate) fn record(&self, entries: Vec<Entry>) {
+        let Some(j) = self.journal else { return };
+        let at = jiff::Timestamp::now();
+        let settles =
+            jiff::SignedDuration::try_from(self.options.propagation_window).unwrap_or_default();
+        let records: Vec<WriteRecord> = entries
+            .into_iter()
+            .map(|e| WriteRecord {
+                run: j.run,
+                target: e.target,
+                subject: e.subject,
+                before: e.before,
+                after: e.after,
+                status: e.status,
+                detail: e.detail,
+                at,
+                settles_at: (e.status == WriteStatus::Applied && e.routes)
+                    .then(|| at.checked_add(settles).ok())
+                    .flatten(),
+            })
+            .collect();
+        if let Err(error) = j.journal.record_writes(&records) {
+            tracing::error!(%error, "cannot journal writes");
+            self.stop(StopReason::Journal(error.to_string()));
+        }
+    }
+
+    fn user_entry(
+        write: &UserWrite,
+        before: Snapshot,
+        after: Snapshot,
+        status: WriteStatus,
+        detail: Option<String>,
+    ) -> Entry {
+        Entry {
+            target: if write.skills.is_some() {
+                WriteTarget::UserSkills
+            } else {
+                WriteTarget::UserProficiencies
+            },
+            subject: write.user_id.to_string(),
+            before,
+            after,
+            status,
+            detail,
+            // Only skills route, so only they have anything to settle.
+            routes: write.skills.is_some(),
+        }
+    }
+
+    fn sent(&self, users: usize) {
+        let mut state = self.state();
+        state.attempted += users;
+        state.last_write = Some(jiff::Timestamp::now());
+    }
+
+    /// Writes the planned first attempts (in bulk where `bulk`), then re-reads and rewrites
+    /// every user whose outcome is not settled, bounded per user.
+    pub(crate) async fn write(
+        &self,
+        jobs: Vec<Job>,
+        bulk: bool,
+        rewrite: &dyn Rewrite,
+        progress: &(dyn Fn(usize, usize) + Sync),
+        reread_progress: &(dyn Fn(usize, usize) + Sync),
+    ) {
+        let total = jobs.len();
+        let reread: Vec<UserId> = if bulk && self.api.capabilities().max_bulk_entries.is_some() {
+            let most = self.api.capabilities().max_bulk_entries.unwrap_or(1);
+            let size = self.options.bulk_batch_size.clamp(1, most);
+            let mut batches: Vec<Vec<Job>> = Vec::new();
+            for job in jobs {
+                match batches.last_mut() {
+                    Some(batch) if batch.len() < size => batch.push(job),
+                    _ => batches.push(vec![job]),
+                }
+            }
+            fan_out(
+                batches,
+                self.options.concurrency,
+                Vec::len,
+                |done| progress(done, total),
+                |batch| self.send_batch(batch),
+            )
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+        } else {
+            fan_out(
+                jobs,
+                self.options.concurrency,
+                |_| 1,
+                |done| progress(done, total),
+                |job| async move {
+                    if let Some(why) = self.should_stop() {
+                        self.settle(&job.write.user_id, UserOutcome::NotAttempted(why));
+                        return None;
+                    }
+                    self.sent(1);
+                    match self.send_one(&job.write, job.before).await {
+                        Next::Done => None,
+                        Next::Reread => Some(job.write.user_id),
+                    }
+                },
+            )
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+        };
+        if !reread.is_empty() {
+            self.reconcile(reread, rewrite, reread_progress).await;
+        }
+    }
+
+    /// Reads each user, asks `rewrite` what to send, and writes it, re-reading on conflicts
+    /// and unknown outcomes (bounded); also the first pass of a user nobody planned from a
+    /// read (`assign`).
+    pub(crate) async fn reconcile(
+        &self,
+        users: Vec<UserId>,
+        rewrite: &dyn Rewrite,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) {
+        let total = users.len();
+        fan_out(
+            users,
+            self.options.concurrency,
+            |_| 1,
+            |done| progress(done, total),
+            |user| async move { self.reconcile_one(&user, rewrite).await },
+        )
+        .await;
+    }
+
+    async fn reconcile_one(&self, user: &UserId, rewrite: &dyn Rewrite) {
+        let mut last_error = String::from("the user kept changing under us");
+        for _ in 0..self.options.conflict_retries.max(1) {
+            if let Some(why) = self.should_stop() {
+                let in_doubt = self.state().in_doubt.contains_key(user);
+                let outcome = if in_doubt {
+                    UserOutcome::failed(
+                        FailureKind::Unresolved,
+                        format!("its write's outcome is unknown and was not re-read: {why}"),
+                    )
+                } else if self.state().outcomes.contains_key(user) {
+                    return;
+                } else {
+                    UserOutcome::NotAttempted(why)
+                };
+                self.settle(user, outcome);
+                return;
+            }
+            let live = match self.api.user(user).await {
+                Ok(live) => live,
+                Err(error) => match classify(&error) {
+                    Policy::Reread | Policy::Confirm => {
+                        last_error = error.to_string();
+                        continue;
+                    }
+                    Policy::FailUser => {
+                        let kind = if matches!(error, Error::NotFound { .. }) {
+                            FailureKind::Gone
+                        } else {
+                            FailureKind::Refused
+                        };
+                        self.settle(user, UserOutcome::failed(kind, error.to_string()));
+                        return;
+                    }
+                    Policy::StopRun => {
+                        self.stop(StopReason::Tenant(error.to_string()));
+                        self.settle(
+                            user,
+                            UserOutcome::failed(FailureKind::Refused, error.to_string()),
+                        );
+                        return;
+                    }
+                },
+            };
+            match rewrite.rewrite(&live) {
+                Rewritten::Current => {
+                    let landed = self.state().in_doubt.remove(user);
+                    match landed {
+                        // This run's write whose answer was lost did land (or matched
+                        // someone else's): journal the confirmation so the journal accounts
+                        // for the change.
+                        Some((write, before)) => {
+                            self.record(vec![Self::user_entry(
+                                &write,
+                                before,
+                                entries::user_written(&write),
+                                WriteStatus::Applied,
+                                Some("its answer was lost; a re-read shows it in place".into()),
+                            )]);
+                            let mut state = self.state();
+                            state.accepted.insert(user.clone(), write);
+                            state.outcomes.insert(user.clone(), UserOutcome::Updated);
+                        }
+                        None => self.settle(user, UserOutcome::AlreadyCurrent),
+                    }
+                    return;
+                }
+                Rewritten::Refused(why) => {
+                    self.settle(user, UserOutcome::failed(FailureKind::Refused, why));
+                    return;
+                }
+                Rewritten::Write(write) => {
+                    self.sent(0);
+                    match self.send_one(&write, entries::user_read(&live)).await {
+                        Next::Done => return,
+                        Next::Reread => last_error = self.last_reason(user),
+                    }
+                }
+            }
+        }
+        self.settle(user, UserOutcome::failed(FailureKind::Unresolved, last_error));
+    }
+
+    fn last_reason(&self, user: &UserId) -> String {
+        if self.state().in_doubt.contains_key(user) {
+            "the outcome of its writes stayed unknown".into()
+        } else {
+            "the user kept changing under us".into()
+        }
+    }
+
+    /// One merge update with `If-Match`.
+    async fn send_one(&self, write: &UserWrite, before: Snapshot) -> Next {
+        let result = self.api.write_user(write).await;
+        let after = entries::user_written(write);
+        let user = &write.user_id;
+        let (next, status, detail) = match result {
+            Ok(_) => {
+                let mut state = self.state();
+                state.in_doubt.remove(user);
+                state.accepted.insert(user.clone(), write.clone());
+                state.outcomes.insert(user.clone(), UserOutcome::Updated);
+                (Next::Done, WriteStatus::Applied, None)
+            }
+            Err(error) => self.on_error(write, &before, &error),
+        };
+        self.record(vec![Self::user_entry(write, before, after, status, detail)]);
+        next
+    }
+
+    /// What an error on a write of `write` means, as decided by [`classify`].
+    fn on_error(
+        &self,
+        write: &UserWrite,
+        before: &Snapshot,
+        error: &Error,
+    ) -> (Next, WriteStatus, Option<String>) {
+        let user = &write.user_id;
+        match classify(error) {
+            Policy::Reread => {
+                let mut state = self.state();
+                state.conflicts += 1;
+                // A 412 may answer the client's retry of a write that landed.
+                state
+                    .in_doubt
+                    .insert(user.clone(), (write.clone(), before.clone()));
+                (
+                    Next::Reread,
+                    WriteStatus::Conflict,
+                    Some("stale version: re-read and re-merged".into()),
+                )
+            }
+            Policy::Confirm => {
+                self.state()
+                    .in_doubt
+                    .insert(user.clone(), (write.clone(), before.clone()));
+                (Next::Reread, WriteStatus::Unknown, Some(error.to_string()))
+            }
+            Policy::FailUser => {
+                let kind = if matches!(error, Error::NotFound { .. }) {
+                    FailureKind::Gone
+                } else {
+                    FailureKind::Refused
+                };
+                self.settle(user, UserOutcome::failed(kind, error.to_string()));
+                (Next::Done, WriteStatus::Failed, Some(error.to_string()))
+            }
+            Policy::StopRun => {
+                self.stop(StopReason::Tenant(error.to_string()));
+                self.settle(
+                    user,
+                    UserOutcome::failed(FailureKind::Refused, error.to_string()),
+                );
+                (Next::Done, WriteStatus::Failed, Some(error.to_string()))
+            }
+        }
+    }
+
+    /// One bulk request; returns the users to re-read.
+    async fn send_batch(&self, batch: Vec<Job>) -> Vec<UserId> {
+        if let Some(why) = self.should_stop() {
+            for job in &batch {
+                self.settle(&job.write.user_id, UserOutcome::NotAttempted(why.clone()));
+            }
+            return Vec::new();
+        }
+        self.sent(batch.len());
+        let writes: Vec<UserWrite> = batch.iter().map(|j| j.write.clone()).collect();
+        let result = self.api.write_users(&writes).await;
+        let mut reread = Vec::new();
+        let mut journal = Vec::with_capacity(batch.len());
+        match result {
+            Ok(outcomes) => {
+                for (job, outcome) in batch.into_iter().zip(outcomes) {
+                    let write = &job.write;
+                    let (next, status, detail) = match outcome {
+                        EntryOutcome::Applied(_) => {
+                            let mut state = self.state();
+                            state.in_doubt.remove(&write.user_id);
+                            state.accepted.insert(write.user_id.clone(), write.clone());
+                            state
+                                .outcomes
+                                .insert(write.user_id.clone(), UserOutcome::Updated);
+                            (Next::Done, WriteStatus::Applied, None)
+                        }
+                        EntryOutcome::Conflict => self.on_error(
+                            write,
+                            &job.before,
+                            &Error::Conflict {
+                                what: "user",
+                                id: write.user_id.to_string(),
+                                expected: Some(write.version),
+                            },
+                        ),
+                        EntryOutcome::NotFound => self.on_error(
+                            write,
+                            &job.before,
+                            &Error::NotFound {
+                                what: "user",
+                                id: write.user_id.to_string(),
+                            },
+                        ),
+                        EntryOutcome::Rejected(why) => {
+                            self.settle(
+                                &write.user_id,
+                                UserOutcome::failed(FailureKind::Refused, why.clone()),
+                            );
+                            (Next::Done, WriteStatus::Failed, Some(why))
+                        }
+                    };
+                    if matches!(next, Next::Reread) {
+                        reread.push(write.user_id.clone());
+                    }
+                    let after = entries::user_written(write);
+                    journal.push(Self::user_entry(write, job.before, after, status, detail));
+                }
+            }
+            Err(error) => {
+                for job in batch {
+                    let (next, status, detail) = self.on_error(&job.write, &job.before, &error);
+                    if matches!(next, Next::Reread) {
+                        reread.push(job.write.user_id.clone());
+                    }
+                    let after = entries::user_written(&job.write);
+                    journal.push(Self::user_entry(&job.write, job.before, after, status, detail));
+                }
+            }
+        }
+        self.record(journal);
+        reread
+    }
+
+    /// The users that failed for a reason that still holds them to what is being removed
+    /// (a gone user holds nothing), with the reason.
+    pub(crate) fn blocking_failures(&self) -> Vec<(UserId, String)> {
+        let mut failed: Vec<(UserId, String)> = self
+            .state()
+            .outcomes
+            .iter()
+            .filter_map(|(u, o)| match o {
+                UserOutcome::Failed { kind, reason } if *kind != FailureKind::Gone => {
+                    Some((u.clone(), reason.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        failed.sort();
+        failed
+    }
+
+    /// The users whose last write the tenant accepted, with that write.
+    pub(crate) fn accepted(&self) -> Vec<(UserId, UserWrite)> {
+        let state = self.state();
+        state
+            .accepted
+            .iter()
+            .filter(|(u, _)| matches!(state.outcomes.get(*u), Some(UserOutcome::Updated)))
+            .map(|(u, w)| (u.clone(), w.clone()))
+            .collect()
+    }
+
+    /// After the read-back: the tenant does not hold what `write` sent (it holds `found`, or
+    /// the user could not be read).
+    pub(crate) fn not_kept(&self, write: &UserWrite, found: Option<&UserAssignments>, why: String) {
+        self.record(vec![Self::user_entry(
+            write,
+            entries::user_written(write),
+            found.map_or(Snapshot::Absent, entries::user_read),
+            WriteStatus::Failed,
+            Some(format!("read-back: {why}")),
+        )]);
+        self.settle(&write.user_id, UserOutcome::failed(FailureKind::NotKept, why));
+    }
+
+    /// Every user in `planned` ends in exactly one outcome: those the run never reached are
+    /// not attempted, with why.
+    pub(crate) fn finish(self, planned: impl IntoIterator<Item = UserId>) -> Written {
+        let stopped = self.should_stop();
+        let state = self.state.into_inner().expect("not poisoned");
+        let mut users = BTreeMap::new();
+        let mut outcomes = state.outcomes;
+        for user in planned {
+            let outcome = match outcomes.remove(&user) {
+                Some(outcome) => outcome,
+                None if state.in_doubt.contains_key(&user) => UserOutcome::failed(
+                    FailureKind::Unresolved,
+                    "its write's outcome is unknown and was not re-read",
+                ),
+                None => UserOutcome::NotAttempted(
+                    stopped
+                        .clone()
+                        .unwrap_or(StopReason::Tenant("not reached".into())),
+                ),
+            };
+            users.insert(user, outcome);
+        }
+        Written {
+            users,
+            conflicts: state.conflicts,
+            stopped,
+            last_write_at: state.last_write,
+        }
+    }
+}
+
+/// One journal record before it is stamped.
+pub(crate) struct Entry {
+    pub target: WriteTarget,
+    pub subject: String,
+    pub before: Snapshot,
+    pub after: Snapshot,
+    pub status: WriteStatus,
+    pub detail: Option<String>,
+    /// Whether routing sees it (so it has a settle time once applied).
+    pub routes: bool,
+}
