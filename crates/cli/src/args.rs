@@ -391,8 +391,9 @@ pub struct CommonArgs {
     )]
     pub config: PathBuf,
 
-    /// Print the result as readable text or as JSON (schemas: docs/plan-json.md,
-    /// docs/retire-json.md, docs/verify-json.md).
+    /// Print the result as readable text or as one JSON document with a schemaVersion (schemas:
+    /// docs/plan-json.md, docs/drift-json.md, docs/history-json.md, docs/retire-json.md,
+    /// docs/verify-json.md).
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,
 

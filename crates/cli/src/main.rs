@@ -18,7 +18,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = args::Cli::parse();
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage(&error),
+    };
     init_tracing(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -51,6 +54,19 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// What clap could not parse, or `--help`/`--version`. clap exits 2 on a usage error, which
+/// scripts read as "changes pending" (SPEC section 3): here a usage error is an error, exit 1,
+/// with clap's message on stderr; help and version go to stdout with exit 0.
+fn usage(error: &clap::Error) -> ExitCode {
+    // A closed stdout (`skillsync --help | head -1`) is not worth reporting.
+    let _ = error.print();
+    if error.use_stderr() {
+        output::exit::error()
+    } else {
+        output::exit::ok()
     }
 }
 

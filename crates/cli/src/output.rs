@@ -1,9 +1,60 @@
 //! How results are printed: data on stdout (human or JSON), diagnostics on stderr, colour only
 //! on a terminal and never under `NO_COLOR`.
+//!
+//! Every write to stdout goes through [`out!`], [`outln!`] or [`print_json`], never `print!`:
+//! `print!` panics when the reader has gone (`skillsync history | head -1`), and SPEC section 3
+//! says a closed stdout pipe ends a command quietly. SIGPIPE stays ignored process-wide (Rust's
+//! default), so that a write to a closed socket is an error to handle, not a silent death.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use clap::ValueEnum;
+
+/// Writes `args` to stdout; the body of [`out!`] and [`outln!`].
+///
+/// When the reader has closed the pipe, the process exits at once with code 0 and prints
+/// nothing: the reader has all it wanted (the convention of `head`, `grep -q` and ripgrep). Any
+/// other failure to write (a full disk) exits with code 1 after saying so on stderr. Whatever
+/// was committed before the write (the journal) is already durable; no destructor is needed.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout.write_fmt(args) {
+        stdout_failed(&error);
+    }
+}
+
+fn stdout_failed(error: &std::io::Error) -> ! {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: cannot write to stdout: {error}");
+    std::process::exit(1);
+}
+
+/// `print!` for data on stdout: a closed pipe ends the process quietly ([`write_stdout`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// `println!` for data on stdout: a closed pipe ends the process quietly ([`write_stdout`]).
+macro_rules! outln {
+    () => {
+        $crate::output::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+pub(crate) use {out, outln};
+
+/// Prints one `--output json` document on stdout, pretty, with a final newline.
+pub fn print_json<T: serde::Serialize + ?Sized>(document: &T) -> anyhow::Result<()> {
+    outln!("{}", serde_json::to_string_pretty(document)?);
+    Ok(())
+}
 
 /// `--output`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -11,7 +62,7 @@ pub enum OutputFormat {
     /// Readable text.
     #[default]
     Human,
-    /// One JSON document with a stable schema (docs/plan-json.md).
+    /// One JSON document with a stable schema and a `schemaVersion` (docs/*-json.md).
     Json,
 }
 

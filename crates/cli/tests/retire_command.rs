@@ -209,7 +209,8 @@ async fn hard_retire_strips_300_users_and_2_profiles_then_deletes_touching_nothi
 
     // Journaled like any run: every user, profile and definition write.
     let history = run(&ws.0, &["history", "--output", "json"]).await;
-    let runs: Value = serde_json::from_slice(&history.stdout).unwrap();
+    let history: Value = serde_json::from_slice(&history.stdout).unwrap();
+    let runs = &history["runs"];
     assert_eq!(runs[0]["command"], "retire", "{runs}");
     assert_eq!(runs[0]["outcome"], "succeeded", "{runs}");
     assert_eq!(runs[0]["writes"], (HOLDERS + 2 + 1) as u64, "{runs}");

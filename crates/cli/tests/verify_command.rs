@@ -422,6 +422,7 @@ async fn verify_json(
     let report = json_of(&output);
     assert_eq!(output.status.code(), Some(code), "{args:?}: {report:#}");
     assert_eq!(report["exitCode"], code, "{report:#}");
+    assert_eq!(report["schemaVersion"], 1, "{report:#}");
     json_doc::printed(&report, "", &[], printed);
     report
 }

@@ -1,6 +1,6 @@
 //! Rendering plans and problems for people (text) and programs (JSON).
 //!
-//! Everything here returns a `String` or a `serde_json::Value`: whether to colour, and where
+//! Everything here returns a `String` or a typed document to serialize: whether to colour, and where
 //! to print, is the caller's business. Coloured and plain text differ only by ANSI escape
 //! codes, so `NO_COLOR` never loses information. The JSON forms are a stable schema
 //! (`docs/plan-json.md`): fields are only ever added within a schema version.
@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use anstyle::AnsiColor;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::desired::Code;
 use crate::domain::{Kind, Locale};
@@ -20,7 +20,7 @@ use crate::plan::{
 };
 use crate::problem::{Problem, Severity};
 
-/// The version of the JSON documents [`plan_json`] and [`problems_json`] produce.
+/// The version of the JSON documents [`PlanDocument`] and [`ProblemsDocument`].
 pub const SCHEMA_VERSION: u64 = 1;
 
 /// How text is rendered: the caller decides (terminal, `NO_COLOR`, `--color`).
@@ -514,37 +514,65 @@ pub fn plan_human(plan: &Plan, style: Style) -> String {
     out
 }
 
-/// The plan as one JSON document: the plan's serialized form plus `schemaVersion`, `status`
-/// and `byDefinition`. The schema is documented in `docs/plan-json.md`.
-pub fn plan_json(plan: &Plan) -> Value {
-    let Value::Object(mut body) = serde_json::to_value(plan).expect("a plan serializes") else {
-        unreachable!("a plan serializes to an object")
-    };
-    let mut out = serde_json::Map::new();
-    out.insert("schemaVersion".into(), json!(SCHEMA_VERSION));
-    out.insert(
-        "status".into(),
-        json!(if plan.is_empty() {
-            "noChanges"
-        } else {
-            "changes"
-        }),
-    );
-    for key in ["totals", "writeMode", "definitions", "users"] {
-        if let Some(value) = body.remove(key) {
-            out.insert(key.into(), value);
+/// Whether applying the plan changes anything: `status` of the plan document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PlanStatus {
+    /// Applying would change nothing.
+    NoChanges,
+    /// Applying would change something.
+    Changes,
+}
+
+/// The plan as one JSON document (`plan --output json`), whose schema is `docs/plan-json.md`:
+/// `schemaVersion` and `status`, then the plan's own fields and `byDefinition`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanDocument<'a> {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u64,
+    /// Whether applying changes anything.
+    pub status: PlanStatus,
+    /// Counts for the summary and the guards.
+    pub totals: &'a crate::plan::Totals,
+    /// Bulk or single.
+    pub write_mode: WriteMode,
+    /// Definition actions, done first.
+    pub definitions: &'a [DefinitionAction],
+    /// Users that change.
+    pub users: &'a [UserPlan],
+    /// Changes per definition.
+    by_definition: Vec<DefinitionTally>,
+    /// Problems worth reading that do not block the run.
+    pub warnings: &'a [Problem],
+    /// The HRIS files the plan was made from.
+    pub sources: &'a crate::desired::SourceFiles,
+}
+
+impl<'a> PlanDocument<'a> {
+    /// The document of `plan`.
+    pub fn new(plan: &'a Plan) -> Self {
+        PlanDocument {
+            schema_version: SCHEMA_VERSION,
+            status: if plan.is_empty() {
+                PlanStatus::NoChanges
+            } else {
+                PlanStatus::Changes
+            },
+            totals: &plan.totals,
+            write_mode: plan.write_mode,
+            definitions: &plan.definitions,
+            users: &plan.users,
+            by_definition: by_definition(plan),
+            warnings: &plan.warnings,
+            sources: &plan.sources,
         }
     }
-    out.insert(
-        "byDefinition".into(),
-        serde_json::to_value(by_definition(plan)).expect("tallies serialize"),
-    );
-    // `warnings`, then anything the plan gains later, so the document never drops a field.
-    if let Some(value) = body.remove("warnings") {
-        out.insert("warnings".into(), value);
-    }
-    out.extend(body);
-    Value::Object(out)
+}
+
+/// [`PlanDocument`] as a JSON value, for callers that embed it in another document.
+pub fn plan_json(plan: &Plan) -> Value {
+    serde_json::to_value(PlanDocument::new(plan)).expect("a plan document serializes")
 }
 
 fn severity_counts(problems: &[Problem]) -> (usize, usize) {
@@ -577,23 +605,78 @@ pub fn problems_human(problems: &[Problem], style: Style) -> String {
     out
 }
 
-/// Problems as one JSON document:
-/// `{"schemaVersion":1,"status":"invalid"|"valid","errors":n,"warnings":n,"problems":[…]}`.
-/// `status` is `invalid` when any problem is an error.
+/// Whether the inputs can be used: `status` of the problems document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Validity {
+    /// No problem is an error.
+    Valid,
+    /// Some problem is an error.
+    Invalid,
+}
+
+/// What valid HRIS files hold: `counts` of the problems document `validate` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HrisCounts {
+    /// Rows of `catalog.csv`: one per (code, locale).
+    pub catalog_variants: usize,
+    /// Agents in `agents.csv`.
+    pub agents: usize,
+    /// Assignments in `assignments.csv`.
+    pub assignments: usize,
+}
+
+/// Problems as one JSON document (schema in `docs/plan-json.md`):
+/// `{"schemaVersion":1,"status":"invalid"|"valid","errors":n,"warnings":n,"problems":[…]}`,
+/// and `counts` from `validate` when the files are valid.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProblemsDocument<'a> {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u64,
+    /// `invalid` when any problem is an error.
+    pub status: Validity,
+    /// Problems with severity error.
+    pub errors: usize,
+    /// Problems with severity warning.
+    pub warnings: usize,
+    /// Every problem, in the order given.
+    pub problems: &'a [Problem],
+    /// What the valid files hold (`validate` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counts: Option<HrisCounts>,
+}
+
+impl<'a> ProblemsDocument<'a> {
+    /// The document of `problems`, without counts.
+    pub fn new(problems: &'a [Problem]) -> Self {
+        let (errors, warnings) = severity_counts(problems);
+        ProblemsDocument {
+            schema_version: SCHEMA_VERSION,
+            status: if errors > 0 {
+                Validity::Invalid
+            } else {
+                Validity::Valid
+            },
+            errors,
+            warnings,
+            problems,
+            counts: None,
+        }
+    }
+}
+
+/// [`ProblemsDocument`] as a JSON value.
 pub fn problems_json(problems: &[Problem]) -> Value {
-    let (errors, warnings) = severity_counts(problems);
-    json!({
-        "schemaVersion": SCHEMA_VERSION,
-        "status": if errors > 0 { "invalid" } else { "valid" },
-        "errors": errors,
-        "warnings": warnings,
-        "problems": problems,
-    })
+    serde_json::to_value(ProblemsDocument::new(problems)).expect("problems serialize")
 }
 
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
+
+    use serde_json::json;
 
     use super::*;
     use crate::desired::{Agent, Catalog, CatalogEntry, Desired, EmployeeId, Wanted};
@@ -1099,6 +1182,11 @@ mod tests {
                 "sources"
             ]
         );
+        // The document is typed, so a field the plan gains must be added to it by hand.
+        let serialized = serde_json::to_value(&plan).unwrap();
+        for (key, field) in serialized.as_object().unwrap() {
+            assert_eq!(&value[key], field, "the plan document carries `{key}`");
+        }
         let by_definition = value["byDefinition"].as_array().unwrap();
         assert_eq!(by_definition.len(), 5);
         assert_eq!(

@@ -4,12 +4,67 @@
 
 use std::process::ExitCode;
 
-use serde_json::json;
-use skillsync_core::plan::AssignmentChange;
+use jiff::Timestamp;
+use serde::Serialize;
+use skillsync_core::plan::{AssignmentChange, DefinitionAction, Totals, UserPlan};
+use skillsync_core::{EmployeeId, Locale, UserId};
+use skillsync_store::WriteRecord;
 
 use crate::args::CommonArgs;
 use crate::inputs::Session;
-use crate::output::{OutputFormat, exit};
+use crate::output::{OutputFormat, exit, outln, print_json};
+
+/// The version of the `--output json` document: fields are only added within it.
+const SCHEMA_VERSION: u64 = 1;
+
+/// The `--output json` document; its schema is `docs/drift-json.md`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DriftDocument<'a> {
+    schema_version: u64,
+    status: DriftStatus,
+    drifted: Vec<DriftedAgent<'a>>,
+    definitions: &'a [DefinitionAction],
+    totals: &'a Totals,
+}
+
+/// Whether the tenant differs from the HRIS; the exit code says the same (0, 2).
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+enum DriftStatus {
+    NoDrift,
+    Drift,
+}
+
+/// One agent whose assignments differ.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DriftedAgent<'a> {
+    employee_id: &'a EmployeeId,
+    user_id: &'a UserId,
+    locale: &'a Locale,
+    changes: Vec<&'a AssignmentChange>,
+    last_write: Option<LastWrite>,
+}
+
+/// The newest write skillsync journaled to the agent's lists.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LastWrite {
+    run: i64,
+    at: Timestamp,
+    status: &'static str,
+}
+
+impl From<WriteRecord> for LastWrite {
+    fn from(write: WriteRecord) -> Self {
+        LastWrite {
+            run: write.run.0,
+            at: write.at,
+            status: write.status.as_str(),
+        }
+    }
+}
 
 fn describe(change: &AssignmentChange) -> String {
     let what = format!("{} {} ({})", change.kind, change.name, change.locale);
@@ -61,62 +116,62 @@ pub async fn run(common: &CommonArgs) -> anyhow::Result<ExitCode> {
         .max_by_key(|w| w.at)
     };
 
-    let drifted: Vec<serde_json::Value> = plan
-        .users
-        .iter()
-        .map(|u| {
-            let last = last_write(u.user_id.as_str());
-            json!({
-                "employeeId": u.employee_id,
-                "userId": u.user_id,
-                "locale": u.locale,
-                "changes": u.changes().collect::<Vec<_>>(),
-                "lastWrite": last.map(|w| json!({ "run": w.run.0, "at": w.at, "status": w.status.as_str() })),
-            })
-        })
-        .collect();
     match common.output {
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "schemaVersion": 1,
-                "drifted": drifted,
-                "definitions": plan.definitions,
-                "totals": plan.totals,
-            }))?
-        ),
+        OutputFormat::Json => print_json(&DriftDocument {
+            schema_version: SCHEMA_VERSION,
+            status: if plan.is_empty() {
+                DriftStatus::NoDrift
+            } else {
+                DriftStatus::Drift
+            },
+            drifted: plan
+                .users
+                .iter()
+                .map(|u: &UserPlan| DriftedAgent {
+                    employee_id: &u.employee_id,
+                    user_id: &u.user_id,
+                    locale: &u.locale,
+                    changes: u.changes().collect(),
+                    last_write: last_write(u.user_id.as_str()).map(LastWrite::from),
+                })
+                .collect(),
+            definitions: &plan.definitions,
+            totals: &plan.totals,
+        })?,
         OutputFormat::Human => {
             if plan.is_empty() {
-                println!(
+                outln!(
                     "No drift: the tenant matches the HRIS for all {} agents.",
                     plan.totals.agents
                 );
             } else {
-                println!(
+                outln!(
                     "Drift: {} of {} agents differ from the HRIS; {} catalog definitions are missing or out of date.",
                     plan.users.len(),
                     plan.totals.agents,
                     plan.definitions.len()
                 );
                 for user in &plan.users {
-                    println!(
+                    outln!(
                         "  {} · user {} · {}",
-                        user.employee_id, user.user_id, user.locale
+                        user.employee_id,
+                        user.user_id,
+                        user.locale
                     );
                     for change in user.changes() {
-                        println!("    {}", describe(change));
+                        outln!("    {}", describe(change));
                     }
                     match last_write(user.user_id.as_str()) {
-                        Some(w) => println!(
+                        Some(w) => outln!(
                             "    last skillsync write: run {} at {} ({})",
                             w.run.0,
                             w.at.strftime("%Y-%m-%d %H:%M:%S UTC"),
                             w.status.as_str()
                         ),
-                        None => println!("    never written by skillsync"),
+                        None => outln!("    never written by skillsync"),
                     }
                 }
-                println!(
+                outln!(
                     "`skillsync apply` would bring them back; `skillsync plan` shows exactly how."
                 );
             }

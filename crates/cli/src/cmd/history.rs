@@ -2,9 +2,58 @@
 
 use std::process::ExitCode;
 
+use jiff::Timestamp;
+use serde::Serialize;
+use skillsync_store::RunSummary;
+
 use crate::args::HistoryArgs;
 use crate::config::Config;
-use crate::output::{OutputFormat, exit};
+use crate::output::{OutputFormat, exit, outln, print_json};
+
+/// The version of the `--output json` document: fields are only added within it.
+const SCHEMA_VERSION: u64 = 1;
+
+/// The `--output json` document; its schema is `docs/history-json.md`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HistoryDocument<'a> {
+    schema_version: u64,
+    runs: Vec<RunEntry<'a>>,
+}
+
+/// One run of the document: the journal's [`RunSummary`], named in camelCase.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RunEntry<'a> {
+    id: i64,
+    command: &'a str,
+    outcome: &'static str,
+    started_at: Timestamp,
+    ended_at: Option<Timestamp>,
+    writes: u64,
+    settles_at: Option<Timestamp>,
+    config_hash: &'a str,
+    dialect: &'a str,
+    /// What the command journaled when it finished; its keys are the command's own.
+    counts: &'a serde_json::Value,
+}
+
+impl<'a> From<&'a RunSummary> for RunEntry<'a> {
+    fn from(run: &'a RunSummary) -> Self {
+        RunEntry {
+            id: run.id.0,
+            command: &run.command,
+            outcome: run.outcome.as_str(),
+            started_at: run.started_at,
+            ended_at: run.ended_at,
+            writes: run.writes,
+            settles_at: run.settles_at,
+            config_hash: &run.config_hash,
+            dialect: &run.dialect,
+            counts: &run.counts,
+        }
+    }
+}
 
 /// Runs the command.
 pub fn run(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
@@ -15,31 +64,29 @@ pub fn run(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
     let journal = config.journal()?;
     let runs = journal.runs(args.limit)?;
     if args.common.output == OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&runs)?);
+        print_json(&HistoryDocument {
+            schema_version: SCHEMA_VERSION,
+            runs: runs.iter().map(RunEntry::from).collect(),
+        })?;
         return Ok(exit::ok());
     }
     if runs.is_empty() {
-        println!("No runs yet in {}.", config.store_url);
+        outln!("No runs yet in {}.", config.store_url);
         return Ok(exit::ok());
     }
-    let time = |t: &jiff::Timestamp| t.strftime("%Y-%m-%d %H:%M:%S").to_string();
-    println!(
+    let time = |t: &Timestamp| t.strftime("%Y-%m-%d %H:%M:%S").to_string();
+    outln!(
         "{:>5}  {:<19}  {:<8}  {:<11}  {:>7}  {:<19}  summary",
-        "run", "started (UTC)", "command", "outcome", "writes", "settles at (UTC)"
+        "run",
+        "started (UTC)",
+        "command",
+        "outcome",
+        "writes",
+        "settles at (UTC)"
     );
     for run in runs {
-        let summary = match run.counts.as_object() {
-            Some(counts) if counts.contains_key("usersUpdated") => format!(
-                "{} users updated, {} failed, {} definitions created",
-                counts["usersUpdated"], counts["usersFailed"], counts["definitionsCreated"]
-            ),
-            Some(counts) if counts.contains_key("error") => {
-                counts["error"].as_str().unwrap_or_default().to_string()
-            }
-            _ => "killed or still running: the next run converges from the tenant's state"
-                .to_string(),
-        };
-        println!(
+        let summary = summary(&run);
+        outln!(
             "{:>5}  {:<19}  {:<8}  {:<11}  {:>7}  {:<19}  {summary}",
             run.id.0,
             time(&run.started_at),
@@ -50,4 +97,34 @@ pub fn run(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(exit::ok())
+}
+
+/// The last column of the listing: what the run's counts say, in a few words.
+fn summary(run: &RunSummary) -> String {
+    if run.outcome == skillsync_store::RunOutcome::Interrupted {
+        return "killed or still running: the next run converges from the tenant's state"
+            .to_string();
+    }
+    let Some(counts) = run.counts.as_object() else {
+        return String::new();
+    };
+    if let Some(error) = counts.get("error").and_then(|e| e.as_str()) {
+        return error.to_string();
+    }
+    if counts.contains_key("usersUpdated") {
+        return format!(
+            "{} users updated, {} failed, {} definitions created",
+            counts["usersUpdated"], counts["usersFailed"], counts["definitionsCreated"]
+        );
+    }
+    // Other commands journal their own counts (retire, assign): shown as they are.
+    counts
+        .iter()
+        .filter(|(_, value)| !value.is_null())
+        .map(|(key, value)| match value.as_str() {
+            Some(text) => format!("{key} {text}"),
+            None => format!("{key} {value}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

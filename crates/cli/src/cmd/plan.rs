@@ -4,11 +4,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use skillsync_core::render::{Style, plan_json};
+use skillsync_core::render::{PlanDocument, Style};
 
 use crate::args::CommonArgs;
 use crate::inputs::Session;
-use crate::output::{OutputFormat, exit};
+use crate::output::{OutputFormat, exit, out, print_json};
 
 /// Runs the command.
 pub async fn run(args: &CommonArgs) -> anyhow::Result<ExitCode> {
@@ -44,8 +44,8 @@ pub async fn run(args: &CommonArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&plan_json(&plan))?),
-        OutputFormat::Human => print!("{}", crate::output::plan_text(&plan, style, args.summary)),
+        OutputFormat::Json => print_json(&PlanDocument::new(&plan))?,
+        OutputFormat::Human => out!("{}", crate::output::plan_text(&plan, style, args.summary)),
     }
     if !plan.is_empty()
         && let Some(why) = session.config.outside_window(jiff::Timestamp::now())

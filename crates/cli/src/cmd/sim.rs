@@ -8,6 +8,7 @@ use skillsync_sim::{
 };
 
 use crate::args::SimArgs;
+use crate::output::outln;
 
 /// Runs the simulator in the foreground.
 pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
@@ -52,19 +53,24 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         })?;
     let simulator = skillsync_sim::Simulator::new(listener, config)?;
     let endpoint = simulator.endpoint().clone();
-    println!(
+    outln!(
         "skillsync sim listening on {} (API {}/api/v2) client_id={} client_secret={}",
-        endpoint.base_url, endpoint.base_url, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+        endpoint.base_url,
+        endpoint.base_url,
+        DEMO_CLIENT_ID,
+        DEMO_CLIENT_SECRET
     );
     if let Some(ca) = &endpoint.ca_file {
-        println!(
+        outln!(
             "TLS: trust the CA in {} (e.g. curl --cacert {0}, REQUESTS_CA_BUNDLE={0})",
             ca.display()
         );
     }
-    println!(
+    outln!(
         "explore: {}/ (index), {}/openapi.json, {}/sim/stats; Ctrl-C stops",
-        endpoint.base_url, endpoint.base_url, endpoint.base_url
+        endpoint.base_url,
+        endpoint.base_url,
+        endpoint.base_url
     );
     simulator
         .serve(async {

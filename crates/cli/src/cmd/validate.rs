@@ -2,12 +2,12 @@
 
 use std::process::ExitCode;
 
-use skillsync_core::render::{Style, problems_human, problems_json};
+use skillsync_core::render::{HrisCounts, ProblemsDocument, Style, problems_human};
 
 use crate::args::CommonArgs;
 use crate::config::Config;
 use crate::inputs::read_hris;
-use crate::output::{OutputFormat, exit};
+use crate::output::{OutputFormat, exit, out, outln, print_json};
 
 /// Runs the command.
 pub fn run(args: &CommonArgs) -> anyhow::Result<ExitCode> {
@@ -34,26 +34,25 @@ pub fn run(args: &CommonArgs) -> anyhow::Result<ExitCode> {
             let desired = &loaded.desired;
             let assignments: usize = desired.assignments.values().map(|a| a.len()).sum();
             match args.output {
-                OutputFormat::Json => {
-                    let mut body = problems_json(&warnings);
-                    body["counts"] = serde_json::json!({
-                        "catalogVariants": desired.catalog.entries.len(),
-                        "agents": desired.agents.len(),
-                        "assignments": assignments,
-                    });
-                    println!("{}", serde_json::to_string_pretty(&body)?);
-                }
+                OutputFormat::Json => print_json(&ProblemsDocument {
+                    counts: Some(HrisCounts {
+                        catalog_variants: desired.catalog.entries.len(),
+                        agents: desired.agents.len(),
+                        assignments,
+                    }),
+                    ..ProblemsDocument::new(&warnings)
+                })?,
                 OutputFormat::Human => {
                     if !warnings.is_empty() {
-                        print!("{}", problems_human(&warnings, style));
+                        out!("{}", problems_human(&warnings, style));
                     }
-                    println!(
+                    outln!(
                         "valid: {} catalog variants, {} agents, {} assignments",
                         desired.catalog.entries.len(),
                         desired.agents.len(),
                         assignments
                     );
-                    println!("{}", config.summary());
+                    outln!("{}", config.summary());
                 }
             }
             Ok(exit::ok())
@@ -76,11 +75,12 @@ pub fn report_invalid(
     style: Style,
 ) -> ExitCode {
     match args.output {
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&problems_json(problems)).unwrap_or_default()
-        ),
-        OutputFormat::Human => print!("{}", problems_human(problems, style)),
+        OutputFormat::Json => {
+            if let Err(error) = print_json(&ProblemsDocument::new(problems)) {
+                eprintln!("error: {error:#}");
+            }
+        }
+        OutputFormat::Human => out!("{}", problems_human(problems, style)),
     }
     exit::error()
 }

@@ -12,14 +12,14 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use jiff::Timestamp;
-use serde_json::{Value, json};
-use skillsync_core::DefinitionId;
+use serde::Serialize;
+use skillsync_core::{DefinitionId, UserId};
 use skillsync_engine::verify::{self, Coverage, NotCovered, Outcome, QueueCheck, Verdict};
 use skillsync_store::{Journal, RunId, RunSummary};
 
 use crate::args::VerifyArgs;
 use crate::config::Config;
-use crate::output::{OutputFormat, exit};
+use crate::output::{OutputFormat, exit, out, print_json};
 
 /// Some tested queue could not be judged yet: the run's changes had not settled.
 fn not_routable_yet() -> ExitCode {
@@ -236,6 +236,72 @@ fn clock(at: Timestamp) -> String {
     at.strftime("%H:%M:%S").to_string()
 }
 
+/// The version of the `--output json` document: fields are only added within it.
+const SCHEMA_VERSION: u64 = 1;
+
+/// The `--output json` document; its schema is `docs/verify-json.md`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VerifyDocument<'a> {
+    schema_version: u64,
+    run: i64,
+    command: &'a str,
+    run_outcome: &'static str,
+    started_at: Timestamp,
+    settles_at: Option<Timestamp>,
+    checked_at: Option<Timestamp>,
+    skills_granted: usize,
+    agents: usize,
+    result: &'static str,
+    exit_code: u8,
+    queues: Vec<QueueEntry<'a>>,
+    uncovered: Vec<UncoveredEntry<'a>>,
+}
+
+/// One tested queue. The fields that do not apply to its `result` are absent, not `null`;
+/// `routedTo` and `reason` are present but `null` when they apply and the tenant named nobody
+/// or gave no reason (hence `Option<Option<_>>`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct QueueEntry<'a> {
+    queue_id: &'a str,
+    queue_name: &'a str,
+    skill_id: &'a DefinitionId,
+    skill: Option<&'a str>,
+    min_level: u8,
+    expected_users: Vec<ExpectedUser<'a>>,
+    settles_at: Option<Timestamp>,
+    result: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    routed_to: Option<Option<&'a UserId>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    settled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExpectedUser<'a> {
+    user_id: &'a UserId,
+    level: u8,
+}
+
+/// A granted skill no test queue can prove.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UncoveredEntry<'a> {
+    skill_id: &'a DefinitionId,
+    skill: Option<&'a str>,
+    users: &'a [UserId],
+    reason: String,
+    why: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    production_queues: Option<&'a [String]>,
+}
+
 /// What is printed about the run, whatever the result.
 struct Report<'a> {
     run: &'a RunSummary,
@@ -257,84 +323,89 @@ impl Report<'_> {
         match format {
             OutputFormat::Json => {
                 let document = self.json(coverage, verdicts, outcome, checked_at);
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&document).expect("JSON values serialize")
-                );
+                print_json(&document).expect("the verify document serializes");
             }
-            OutputFormat::Human => print!("{}", self.human(coverage, verdicts, outcome)),
+            OutputFormat::Human => out!("{}", self.human(coverage, verdicts, outcome)),
         }
     }
 
-    fn json(
-        &self,
-        coverage: &Coverage,
-        verdicts: &[Verdict],
+    fn json<'c>(
+        &'c self,
+        coverage: &'c Coverage,
+        verdicts: &'c [Verdict],
         outcome: Outcome,
         checked_at: Option<Timestamp>,
-    ) -> Value {
-        let queues: Vec<Value> = coverage
+    ) -> VerifyDocument<'c> {
+        let queues = coverage
             .checks
             .iter()
             .zip(verdicts)
             .map(|(check, verdict)| {
-                let mut entry = json!({
-                    "queueId": check.queue.id,
-                    "queueName": check.queue.name,
-                    "skillId": check.queue.skill_id,
-                    "skill": check.label,
-                    "minLevel": check.queue.min_level,
-                    "expectedUsers": check.expected.iter()
-                        .map(|(user, level)| json!({ "userId": user, "level": level }))
-                        .collect::<Vec<_>>(),
-                    "settlesAt": check.settles_at,
-                    "result": verdict.name(),
-                });
+                let mut entry = QueueEntry {
+                    queue_id: &check.queue.id,
+                    queue_name: &check.queue.name,
+                    skill_id: &check.queue.skill_id,
+                    skill: check.label.as_deref(),
+                    min_level: check.queue.min_level,
+                    expected_users: check
+                        .expected
+                        .iter()
+                        .map(|(user_id, level)| ExpectedUser {
+                            user_id,
+                            level: *level,
+                        })
+                        .collect(),
+                    settles_at: check.settles_at,
+                    result: verdict.name(),
+                    routed_to: None,
+                    settled: None,
+                    reason: None,
+                    error: None,
+                };
                 match verdict {
-                    Verdict::Routed { user } => entry["routedTo"] = json!(user),
+                    Verdict::Routed { user } => entry.routed_to = Some(Some(user)),
                     Verdict::RoutedToOther { user, settled } => {
-                        entry["routedTo"] = json!(user);
-                        entry["settled"] = json!(settled);
+                        entry.routed_to = Some(user.as_ref());
+                        entry.settled = Some(*settled);
                     }
                     Verdict::NotYetRoutable { reason } | Verdict::Failed { reason } => {
-                        entry["reason"] = json!(reason);
+                        entry.reason = Some(reason.as_deref());
                     }
-                    Verdict::Unanswered { error } => entry["error"] = json!(error),
+                    Verdict::Unanswered { error } => entry.error = Some(error),
                 }
                 entry
             })
             .collect();
-        let uncovered: Vec<Value> = coverage
+        let uncovered = coverage
             .uncovered
             .iter()
-            .map(|u| {
-                let mut entry = json!({
-                    "skillId": u.skill,
-                    "skill": u.label,
-                    "users": u.users,
-                    "reason": uncovered_reason(&u.why),
-                    "why": u.why.name(),
-                });
-                if let NotCovered::ProductionOnly { queues } = &u.why {
-                    entry["productionQueues"] = json!(queues);
-                }
-                entry
+            .map(|u| UncoveredEntry {
+                skill_id: &u.skill,
+                skill: u.label.as_deref(),
+                users: &u.users,
+                reason: uncovered_reason(&u.why),
+                why: u.why.name(),
+                production_queues: match &u.why {
+                    NotCovered::ProductionOnly { queues } => Some(queues),
+                    _ => None,
+                },
             })
             .collect();
-        json!({
-            "run": self.run.id,
-            "command": self.run.command,
-            "runOutcome": self.run.outcome.as_str(),
-            "startedAt": self.run.started_at,
-            "settlesAt": self.settles_at,
-            "checkedAt": checked_at,
-            "skillsGranted": self.grant_count,
-            "agents": self.agents,
-            "result": outcome.name(),
-            "exitCode": exit_code(outcome),
-            "queues": queues,
-            "uncovered": uncovered,
-        })
+        VerifyDocument {
+            schema_version: SCHEMA_VERSION,
+            run: self.run.id.0,
+            command: &self.run.command,
+            run_outcome: self.run.outcome.as_str(),
+            started_at: self.run.started_at,
+            settles_at: self.settles_at,
+            checked_at,
+            skills_granted: self.grant_count,
+            agents: self.agents,
+            result: outcome.name(),
+            exit_code: exit_code(outcome),
+            queues,
+            uncovered,
+        }
     }
 
     fn human(&self, coverage: &Coverage, verdicts: &[Verdict], outcome: Outcome) -> String {
