@@ -13,7 +13,9 @@ use common::*;
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use skillsync_store::{NewRun, RunOutcome, WriteRecord, WriteStatus, WriteTarget};
+use skillsync_store::{
+    Held, NewRun, RunCounts, RunOutcome, Snapshot, UserLists, WriteRecord, WriteStatus, WriteTarget,
+};
 
 fn text(output: &Output) -> String {
     format!(
@@ -98,7 +100,15 @@ fn a_closed_stdout_pipe_ends_history_quietly() {
         let at = start + SignedDuration::from_secs(i);
         let run = journal.start_run(&new_run("apply", at)).unwrap();
         journal
-            .finish_run(run, RunOutcome::Refused, &json!({ "error": reason }), at)
+            .finish_run(
+                run,
+                RunOutcome::Refused,
+                &RunCounts {
+                    stopped: Some(reason.to_string()),
+                    ..RunCounts::default()
+                },
+                at,
+            )
             .unwrap();
     }
     drop(journal);
@@ -148,7 +158,7 @@ struct Run {
     settles_at: Option<Timestamp>,
     config_hash: String,
     dialect: String,
-    counts: Value,
+    counts: Option<RunCounts>,
 }
 
 #[test]
@@ -165,8 +175,20 @@ fn history_json_is_the_versioned_document_docs_history_json_md_describes() {
             run: applied,
             target: WriteTarget::UserSkills,
             subject: user.into(),
-            before: json!([]),
-            after: json!([{ "skill": "d-1", "level": 5 }]),
+            before: Snapshot::User(UserLists {
+                version: Some(1),
+                skills: Some(Vec::new()),
+                proficiencies: None,
+            }),
+            after: Snapshot::User(UserLists {
+                version: Some(1),
+                skills: Some(vec![Held {
+                    definition_id: "d-1".into(),
+                    level: 5,
+                    active: true,
+                }]),
+                proficiencies: None,
+            }),
             status: WriteStatus::Applied,
             detail: None,
             at: start + SignedDuration::from_secs(60),
@@ -174,7 +196,11 @@ fn history_json_is_the_versioned_document_docs_history_json_md_describes() {
         })
         .collect();
     journal.record_writes(&writes).unwrap();
-    let counts = json!({ "usersUpdated": 2, "usersFailed": 0, "definitionsCreated": 0 });
+    let counts = RunCounts {
+        users_planned: 2,
+        users_updated: 2,
+        ..RunCounts::default()
+    };
     journal
         .finish_run(
             applied,
@@ -186,7 +212,10 @@ fn history_json_is_the_versioned_document_docs_history_json_md_describes() {
     let refused = journal
         .start_run(&new_run("apply", start + SignedDuration::from_mins(2)))
         .unwrap();
-    let why = json!({ "error": "outside the sync window" });
+    let why = RunCounts {
+        stopped: Some("outside the sync window".into()),
+        ..RunCounts::default()
+    };
     journal
         .finish_run(
             refused,
@@ -215,9 +244,9 @@ fn history_json_is_the_versioned_document_docs_history_json_md_describes() {
     assert_eq!(newest.command, "assign");
     assert_eq!(newest.outcome, "interrupted");
     assert_eq!(newest.ended_at, None);
-    assert_eq!(newest.counts, Value::Null);
+    assert_eq!(newest.counts, None);
     assert_eq!(middle.outcome, "refused");
-    assert_eq!(middle.counts, why);
+    assert_eq!(middle.counts, Some(why));
     assert_eq!(middle.writes, 0);
     assert_eq!(middle.settles_at, None);
     assert_eq!(oldest.outcome, "succeeded");
@@ -225,7 +254,7 @@ fn history_json_is_the_versioned_document_docs_history_json_md_describes() {
     assert_eq!(oldest.settles_at, Some(settle));
     assert_eq!(oldest.started_at, start);
     assert_eq!(oldest.ended_at, Some(start + SignedDuration::from_secs(61)));
-    assert_eq!(oldest.counts, counts);
+    assert_eq!(oldest.counts, Some(counts));
     assert_eq!(oldest.config_hash, "0123456789abcdef");
     assert_eq!(oldest.dialect, "routing");
 
@@ -235,10 +264,10 @@ fn history_json_is_the_versioned_document_docs_history_json_md_describes() {
     assert_eq!(limited.runs.len(), 1);
     assert_eq!(limited.runs[0].id, interrupted.0);
 
-    // The page lists exactly the printed fields; `counts` is the command's own object.
+    // The page lists exactly the printed fields.
     let page = json_doc::read("history-json.md");
     let documented = json_doc::documented(&page);
-    let opaque = ["runs[].counts"];
+    let opaque: [&str; 0] = [];
     let mut printed = json_doc::Fields::new();
     json_doc::printed(&value, "", &opaque, &mut printed);
     json_doc::assert_same("history-json.md", &documented, &printed);
@@ -290,8 +319,8 @@ async fn drift_json_is_the_versioned_document_docs_drift_json_md_describes() {
             run: earlier,
             target: WriteTarget::UserSkills,
             subject: user.clone(),
-            before: json!([]),
-            after: json!([]),
+            before: Snapshot::Absent,
+            after: Snapshot::Absent,
             status: WriteStatus::Applied,
             detail: None,
             at,
@@ -299,7 +328,7 @@ async fn drift_json_is_the_versioned_document_docs_drift_json_md_describes() {
         }])
         .unwrap();
     journal
-        .finish_run(earlier, RunOutcome::Succeeded, &json!({}), at)
+        .finish_run(earlier, RunOutcome::Succeeded, &RunCounts::default(), at)
         .unwrap();
     drop(journal);
 
@@ -408,7 +437,10 @@ fn history_calls_only_unfinished_runs_killed() {
         .finish_run(
             assigned,
             RunOutcome::Succeeded,
-            &json!({ "requests": 3 }),
+            &RunCounts {
+                requests: 3,
+                ..RunCounts::default()
+            },
             at,
         )
         .unwrap();
@@ -425,7 +457,7 @@ fn history_calls_only_unfinished_runs_killed() {
             .unwrap_or_else(|| panic!("a line for {command}: {listing}"))
             .to_string()
     };
-    assert!(line("assign").contains("requests 3"), "{listing}");
+    assert!(line("assign").contains("3 requests"), "{listing}");
     assert!(!line("assign").contains("killed"), "{listing}");
     assert!(line("apply").contains("interrupted"), "{listing}");
     assert!(

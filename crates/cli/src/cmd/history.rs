@@ -34,8 +34,8 @@ struct RunEntry<'a> {
     settles_at: Option<Timestamp>,
     config_hash: &'a str,
     dialect: &'a str,
-    /// What the command journaled when it finished; its keys are the command's own.
-    counts: &'a serde_json::Value,
+    /// What the run did, journaled when it finished; `None` for a run that never finished.
+    counts: Option<&'a skillsync_store::RunCounts>,
 }
 
 impl<'a> From<&'a RunSummary> for RunEntry<'a> {
@@ -50,7 +50,7 @@ impl<'a> From<&'a RunSummary> for RunEntry<'a> {
             settles_at: run.settles_at,
             config_hash: &run.config_hash,
             dialect: &run.dialect,
-            counts: &run.counts,
+            counts: run.counts.as_ref(),
         }
     }
 }
@@ -101,30 +101,33 @@ pub fn run(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
 
 /// The last column of the listing: what the run's counts say, in a few words.
 fn summary(run: &RunSummary) -> String {
-    if run.outcome == skillsync_store::RunOutcome::Interrupted {
+    let Some(counts) = &run.counts else {
         return "killed or still running: the next run converges from the tenant's state"
             .to_string();
-    }
-    let Some(counts) = run.counts.as_object() else {
-        return String::new();
     };
-    if let Some(error) = counts.get("error").and_then(|e| e.as_str()) {
-        return error.to_string();
+    let mut parts = Vec::new();
+    let mut count = |n: u64, what: &str| {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    };
+    count(counts.definitions_created, "definitions created");
+    count(counts.definitions_reactivated, "reactivated");
+    count(counts.definitions_updated, "definitions updated");
+    count(counts.definitions_deactivated, "deactivated");
+    count(counts.definitions_deleted, "deleted");
+    count(counts.users_updated, "users updated");
+    count(counts.users_already_current, "already current");
+    count(counts.users_failed, "failed");
+    count(counts.users_not_attempted, "not attempted");
+    count(counts.profiles_updated, "profiles updated");
+    count(counts.requests, "requests");
+    let mut text = parts.join(", ");
+    if let Some(why) = &counts.stopped {
+        if !text.is_empty() {
+            text.push_str("; ");
+        }
+        text.push_str(why);
     }
-    if counts.contains_key("usersUpdated") {
-        return format!(
-            "{} users updated, {} failed, {} definitions created",
-            counts["usersUpdated"], counts["usersFailed"], counts["definitionsCreated"]
-        );
-    }
-    // Other commands journal their own counts (retire, assign): shown as they are.
-    counts
-        .iter()
-        .filter(|(_, value)| !value.is_null())
-        .map(|(key, value)| match value.as_str() {
-            Some(text) => format!("{key} {text}"),
-            None => format!("{key} {value}"),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    text
 }

@@ -47,23 +47,8 @@ pub async fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let run = pick_run(journal.as_ref(), args.run, &config.store_url)?;
     let writes = journal.writes(run.id)?;
     let mappings = journal.mappings()?;
-    let by_code: HashMap<(&str, &str), &str> = mappings
-        .iter()
-        .filter(|m| m.kind == "skill")
-        .map(|m| {
-            (
-                (m.code.as_str(), m.locale.as_str()),
-                m.definition_id.as_str(),
-            )
-        })
-        .collect();
-    let resolve = |code: &str, locale: &str| {
-        by_code
-            .get(&(code, locale))
-            .map(|id| DefinitionId((*id).to_string()))
-    };
-    let mut grants = verify::grants(&writes, &resolve);
-    // Runs of `assign` journal no names; the mappings know which code each id stands for.
+    let mut grants = verify::grants(&writes);
+    // The journal records ids; the mappings know which code each id stands for.
     let labels: HashMap<&str, String> = mappings
         .iter()
         .map(|m| {
