@@ -121,6 +121,9 @@ pub struct Knobs {
     pub fault_after_commit_rate: f64,
     /// Probability of closing the connection instead of answering (half before, half after a write commits).
     pub drop_rate: f64,
+    /// Probability that a user assignment write (a routing-dialect PUT, each bulk entry, a
+    /// users-dialect PUT) is answered exactly as a success but not kept.
+    pub lose_write_rate: f64,
     /// Writes per second by the concurrent "other integration"; 0 turns it off.
     pub other_writer: f64,
 }
@@ -138,6 +141,7 @@ impl Default for Knobs {
             fault_rate: 0.0,
             fault_after_commit_rate: 0.0,
             drop_rate: 0.0,
+            lose_write_rate: 0.0,
             other_writer: 0.0,
         }
     }
@@ -162,6 +166,7 @@ impl Knobs {
             ("fault-rate", self.fault_rate),
             ("fault-after-commit-rate", self.fault_after_commit_rate),
             ("drop-rate", self.drop_rate),
+            ("lose-write-rate", self.lose_write_rate),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(format!(
