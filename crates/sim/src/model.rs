@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::cache::RoutingCache;
 use crate::clock::SimInstant;
 use crate::config::ClientSpec;
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, FieldError, SimError};
 
 /// Definitions come in two classes that never mix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -324,11 +324,14 @@ pub struct Tenant {
 
 impl Tenant {
     /// Loads a document, checking that every reference in it resolves.
-    pub fn from_doc(doc: TenantDoc) -> Result<Tenant, String> {
+    pub fn from_doc(doc: TenantDoc) -> Result<Tenant, SimError> {
         let mut tenant = Tenant::default();
         for p in doc.profiles {
             if tenant.profiles.insert(p.id.clone(), p.clone()).is_some() {
-                return Err(format!("profile id {} appears twice", p.id));
+                return Err(SimError::DuplicateId {
+                    class: "profile",
+                    id: p.id,
+                });
             }
         }
         for (kind, defs) in [
@@ -337,15 +340,16 @@ impl Tenant {
         ] {
             for d in defs {
                 if !tenant.profiles.contains_key(&d.routing_profile_id) {
-                    return Err(format!(
-                        "{} {} names routing profile {}, which does not exist",
-                        kind.noun(),
-                        d.id,
-                        d.routing_profile_id
-                    ));
+                    return Err(SimError::UnknownProfile {
+                        owner: format!("{} {}", kind.noun(), d.id),
+                        profile: d.routing_profile_id,
+                    });
                 }
                 if tenant.kind_of(&d.id).is_some() {
-                    return Err(format!("definition id {} appears twice", d.id));
+                    return Err(SimError::DuplicateId {
+                        class: "definition",
+                        id: d.id,
+                    });
                 }
                 tenant.definitions_mut(kind).insert(d.id.clone(), d);
             }
@@ -360,10 +364,10 @@ impl Tenant {
         }
         for u in doc.users {
             if !tenant.profiles.contains_key(&u.routing_profile_id) {
-                return Err(format!(
-                    "user {} names routing profile {}, which does not exist",
-                    u.id, u.routing_profile_id
-                ));
+                return Err(SimError::UnknownProfile {
+                    owner: format!("user {}", u.id),
+                    profile: u.routing_profile_id,
+                });
             }
             let owner = format!("user {}", u.id);
             for a in &u.skills {
@@ -374,7 +378,10 @@ impl Tenant {
             }
             tenant.cache.load(&u.id, &u.skills);
             if tenant.users.insert(u.id.clone(), u.clone()).is_some() {
-                return Err(format!("user id {} appears twice", u.id));
+                return Err(SimError::DuplicateId {
+                    class: "user",
+                    id: u.id,
+                });
             }
         }
         for q in doc.queues {
@@ -384,13 +391,14 @@ impl Tenant {
         Ok(tenant)
     }
 
-    fn expect_kind(&self, id: &str, kind: Kind, owner: &str) -> Result<(), String> {
+    fn expect_kind(&self, id: &str, kind: Kind, owner: &str) -> Result<(), SimError> {
         match self.kind_of(id) {
             Some(k) if k == kind => Ok(()),
-            _ => Err(format!(
-                "{owner} references {} {id}, which does not exist",
-                kind.noun()
-            )),
+            _ => Err(SimError::UnknownDefinition {
+                owner: owner.to_string(),
+                class: kind.noun(),
+                id: id.to_string(),
+            }),
         }
     }
 
@@ -491,7 +499,7 @@ impl Tenant {
             && !locale.is_empty()
             && let Err(why) = check_locale(&locale)
         {
-            problems.push(FieldError::new("locale", why));
+            problems.push(FieldError::new("locale", why.to_string()));
         }
         if !routing_profile_id.is_empty() && !self.profiles.contains_key(&routing_profile_id) {
             problems.push(FieldError::new(
@@ -1124,12 +1132,11 @@ fn lose_write_rng(user_id: &str, n: u64) -> ChaCha8Rng {
 }
 
 /// Checks a lowercase BCP-47 tag such as `en-us` or `zh-hant-tw`.
-pub fn check_locale(tag: &str) -> Result<(), String> {
+pub fn check_locale(tag: &str) -> Result<(), SimError> {
     if tag != tag.to_ascii_lowercase() {
-        return Err(format!(
-            "`{tag}` must be lowercase (write `{}`)",
-            tag.to_ascii_lowercase()
-        ));
+        return Err(SimError::LocaleNotLowercase {
+            tag: tag.to_string(),
+        });
     }
     let mut parts = tag.split('-');
     let language = parts.next().unwrap_or_default();
@@ -1140,9 +1147,9 @@ pub fn check_locale(tag: &str) -> Result<(), String> {
     if language_ok && rest_ok {
         Ok(())
     } else {
-        Err(format!(
-            "`{tag}` is not a BCP-47 tag such as en-us or de-de"
-        ))
+        Err(SimError::LocaleNotBcp47 {
+            tag: tag.to_string(),
+        })
     }
 }
 
@@ -1155,9 +1162,18 @@ mod tests {
         assert!(check_locale("en-us").is_ok());
         assert!(check_locale("de-de").is_ok());
         assert!(check_locale("zh-hant-tw").is_ok());
-        assert!(check_locale("en-US").is_err());
-        assert!(check_locale("english").is_err());
-        assert!(check_locale("e").is_err());
+        assert!(matches!(
+            check_locale("en-US"),
+            Err(SimError::LocaleNotLowercase { .. })
+        ));
+        assert!(matches!(
+            check_locale("english"),
+            Err(SimError::LocaleNotBcp47 { .. })
+        ));
+        assert!(matches!(
+            check_locale("e"),
+            Err(SimError::LocaleNotBcp47 { .. })
+        ));
     }
 
     #[test]

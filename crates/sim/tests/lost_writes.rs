@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use common::TestSim;
 use reqwest::Method;
 use serde_json::{Value, json};
-use skillsync_sim::{Knobs, SimConfig};
+use skillsync_sim::{Knobs, SimConfig, SimError};
 
 const INTERACTIONS: &str = "/api/v2/interactions/test";
 
@@ -392,5 +392,14 @@ async fn lose_write_rate_outside_zero_to_one_is_refused() {
     let error = skillsync_sim::Simulator::new(listener, config)
         .err()
         .expect("a rate over 1 is refused at start");
-    assert!(error.to_string().contains("lose-write-rate"), "{error}");
+    assert!(
+        matches!(
+            error,
+            SimError::NotAProbability {
+                knob: "lose-write-rate",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
 }
