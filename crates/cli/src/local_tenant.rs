@@ -13,7 +13,7 @@ pub struct LocalTenant {
     pub base: String,
     http: reqwest::Client,
     stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    server: tokio::task::JoinHandle<Result<(), skillsync_sim::SimError>>,
 }
 
 impl LocalTenant {

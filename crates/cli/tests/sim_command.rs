@@ -42,6 +42,8 @@ fn first_line_gives_base_url_and_demo_credentials_and_ctrl_c_stops_cleanly() {
             "5",
             "--latency",
             "0ms",
+            "--lose-write-rate",
+            "0.25",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -89,6 +91,18 @@ fn first_line_gives_base_url_and_demo_credentials_and_ctrl_c_stops_cleanly() {
             .await
             .unwrap();
         assert_eq!(users["total"], 5, "--agents 5 should give five users");
+        let knobs: serde_json::Value = http
+            .get(format!("{base}/sim/config"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            knobs["loseWriteRate"], 0.25,
+            "--lose-write-rate reaches the knobs"
+        );
     });
 
     let pid = running.0.id().to_string();
@@ -103,21 +117,29 @@ fn first_line_gives_base_url_and_demo_credentials_and_ctrl_c_stops_cleanly() {
 
 #[test]
 fn an_impossible_knob_is_refused_before_listening() {
-    let output = skillsync()
-        .args(["sim", "--listen", "127.0.0.1:0", "--fault-rate", "1.5"])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("fault-rate"),
-        "error should name the flag: {stderr}"
-    );
-    assert!(
-        output.stdout.is_empty(),
-        "nothing may be served: {}",
-        String::from_utf8_lossy(&output.stdout)
-    );
+    for flag in ["fault-rate", "lose-write-rate"] {
+        let output = skillsync()
+            .args([
+                "sim",
+                "--listen",
+                "127.0.0.1:0",
+                &format!("--{flag}"),
+                "1.5",
+            ])
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "--{flag} 1.5 was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(flag),
+            "error should name the flag: {stderr}"
+        );
+        assert!(
+            output.stdout.is_empty(),
+            "nothing may be served: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
 }
 
 #[test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::SimError;
 use crate::generate::GenerateOptions;
 use crate::model::TenantDoc;
 
@@ -121,6 +122,9 @@ pub struct Knobs {
     pub fault_after_commit_rate: f64,
     /// Probability of closing the connection instead of answering (half before, half after a write commits).
     pub drop_rate: f64,
+    /// Probability that a user assignment write (a routing-dialect PUT, each bulk entry, a
+    /// users-dialect PUT) is answered exactly as a success but not kept.
+    pub lose_write_rate: f64,
     /// Writes per second by the concurrent "other integration"; 0 turns it off.
     pub other_writer: f64,
 }
@@ -138,6 +142,7 @@ impl Default for Knobs {
             fault_rate: 0.0,
             fault_after_commit_rate: 0.0,
             drop_rate: 0.0,
+            lose_write_rate: 0.0,
             other_writer: 0.0,
         }
     }
@@ -157,29 +162,28 @@ impl Knobs {
     }
 
     /// Checks the values a user typed, so that a bad knob is refused rather than half-applied.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SimError> {
         for (name, p) in [
             ("fault-rate", self.fault_rate),
             ("fault-after-commit-rate", self.fault_after_commit_rate),
             ("drop-rate", self.drop_rate),
+            ("lose-write-rate", self.lose_write_rate),
         ] {
             if !(0.0..=1.0).contains(&p) {
-                return Err(format!(
-                    "{name} must be a probability between 0 and 1, got {p}"
-                ));
+                return Err(SimError::NotAProbability {
+                    knob: name,
+                    value: p,
+                });
             }
         }
         if !(self.other_writer >= 0.0 && self.other_writer.is_finite()) {
-            return Err(format!(
-                "other-writer must be a non-negative number of writes per second, got {}",
-                self.other_writer
-            ));
+            return Err(SimError::OtherWriterRate(self.other_writer));
         }
         if self.burst == 0 && self.rate_limit != Rate::Off {
-            return Err("burst must be at least 1 while a rate limit is set".into());
+            return Err(SimError::ZeroBurst);
         }
         if self.token_ttl < Duration::from_secs(1) {
-            return Err("token-ttl must be at least 1s".into());
+            return Err(SimError::TokenTtlTooShort(self.token_ttl));
         }
         Ok(())
     }
@@ -206,28 +210,32 @@ impl Rate {
 }
 
 impl FromStr for Rate {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = SimError;
+    fn from_str(s: &str) -> Result<Self, SimError> {
         let s = s.trim();
         if matches!(s, "off" | "none" | "0" | "unlimited") {
             return Ok(Rate::Off);
         }
+        let text = || s.to_string();
         let (count, unit) = s
             .split_once('/')
-            .ok_or_else(|| format!("rate `{s}` should look like 10/s, 300/m or off"))?;
-        let count: f64 = count.trim().parse().map_err(|_| {
-            format!("rate `{s}`: `{count}` is not a number (write e.g. 10/s, 300/m or off)")
+            .ok_or_else(|| SimError::RateShape { text: text() })?;
+        let count: f64 = count.trim().parse().map_err(|source| SimError::RateCount {
+            text: text(),
+            count: count.to_string(),
+            source,
         })?;
         if !(count > 0.0 && count.is_finite()) {
-            return Err(format!("rate `{s}` must be positive (or `off`)"));
+            return Err(SimError::RateNotPositive { text: text() });
         }
         match unit.trim() {
             "s" | "sec" | "second" => Ok(Rate::per_second(count)),
             "m" | "min" | "minute" => Ok(Rate::per_minute(count)),
             "h" | "hour" => Ok(Rate::PerSecond(count / 3600.0)),
-            other => Err(format!(
-                "rate `{s}`: unknown unit `{other}` (use s, m or h)"
-            )),
+            other => Err(SimError::RateUnit {
+                text: text(),
+                unit: other.to_string(),
+            }),
         }
     }
 }
@@ -283,15 +291,17 @@ impl DurationRange {
 }
 
 impl FromStr for DurationRange {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = SimError;
+    fn from_str(s: &str) -> Result<Self, SimError> {
         let parse = |part: &str| {
             let part = part.trim();
             if part == "0" {
                 return Ok(Duration::ZERO);
             }
-            humantime::parse_duration(part)
-                .map_err(|e| format!("duration `{part}`: {e} (write e.g. 50ms, 15s, 2m)"))
+            humantime::parse_duration(part).map_err(|source| SimError::Duration {
+                text: part.to_string(),
+                source,
+            })
         };
         let range = match s.split_once("..") {
             Some((lo, hi)) => DurationRange {
@@ -301,7 +311,9 @@ impl FromStr for DurationRange {
             None => DurationRange::fixed(parse(s)?),
         };
         if range.min > range.max {
-            return Err(format!("range `{s}` runs backwards"));
+            return Err(SimError::BackwardsRange {
+                text: s.to_string(),
+            });
         }
         Ok(range)
     }
@@ -362,8 +374,18 @@ mod tests {
         assert_eq!("off".parse::<Rate>().unwrap(), Rate::Off);
         let per_minute: Rate = "5/m".parse().unwrap();
         assert_eq!(per_minute.to_string(), "5/m");
-        assert!("ten/s".parse::<Rate>().is_err());
-        assert!("10/fortnight".parse::<Rate>().is_err());
+        assert!(matches!(
+            "ten/s".parse::<Rate>(),
+            Err(SimError::RateCount { count, .. }) if count == "ten"
+        ));
+        assert!(matches!(
+            "10/fortnight".parse::<Rate>(),
+            Err(SimError::RateUnit { unit, .. }) if unit == "fortnight"
+        ));
+        assert!(matches!(
+            "-1/s".parse::<Rate>(),
+            Err(SimError::RateNotPositive { .. })
+        ));
     }
 
     #[test]
@@ -372,6 +394,15 @@ mod tests {
         assert_eq!(r, DurationRange::between_millis(20, 80));
         assert_eq!(r.to_string(), "20ms..80ms");
         assert_eq!("0".parse::<DurationRange>().unwrap(), DurationRange::ZERO);
-        assert!("80ms..20ms".parse::<DurationRange>().is_err());
+        assert!(matches!(
+            "80ms..20ms".parse::<DurationRange>(),
+            Err(SimError::BackwardsRange { .. })
+        ));
+        let soon = "soon".parse::<DurationRange>().unwrap_err();
+        assert!(matches!(&soon, SimError::Duration { text, .. } if text == "soon"));
+        assert!(
+            std::error::Error::source(&soon).is_some(),
+            "humantime's reason is kept as the source"
+        );
     }
 }

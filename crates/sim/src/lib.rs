@@ -7,7 +7,7 @@
 //! Start one with [`run`] on any listener; tests bind `127.0.0.1:0`:
 //!
 //! ```no_run
-//! # async fn demo() -> anyhow::Result<()> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use skillsync_sim::{SimConfig, TenantSource, GenerateOptions};
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let config = SimConfig::new(TenantSource::Generated(GenerateOptions::default()));
@@ -40,7 +40,6 @@ mod tls;
 use std::future::Future;
 use std::sync::Arc;
 
-use anyhow::Context;
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
 
@@ -49,6 +48,7 @@ pub use config::{
     ClientSpec, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DurationRange, Knobs, Rate, SimConfig,
     TenantSource, TlsOptions,
 };
+pub use error::SimError;
 pub use generate::{GenerateOptions, generate, proficiency_name, skill_name};
 pub use model::{Assignment, Definition, Profile, Queue, TenantDoc, User};
 pub use other_writer::OWNED_PREFIX;
@@ -69,27 +69,31 @@ pub struct Simulator {
 impl Simulator {
     /// Loads the tenant, mints TLS material if asked, and checks the knobs. Nothing is served
     /// until [`Simulator::serve`].
-    pub fn new(listener: TcpListener, config: SimConfig) -> anyhow::Result<Simulator> {
-        config.knobs.validate().map_err(anyhow::Error::msg)?;
+    pub fn new(listener: TcpListener, config: SimConfig) -> Result<Simulator, SimError> {
+        config.knobs.validate()?;
         let doc = match config.tenant {
             TenantSource::Generated(options) => generate(&options),
             TenantSource::Fixture(path) => {
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("reading fixture {}", path.display()))?;
-                serde_json::from_str(&text)
-                    .with_context(|| format!("parsing fixture {}", path.display()))?
+                let text = match std::fs::read_to_string(&path) {
+                    Ok(text) => text,
+                    Err(source) => return Err(SimError::ReadFixture { path, source }),
+                };
+                match serde_json::from_str(&text) {
+                    Ok(doc) => doc,
+                    Err(source) => return Err(SimError::ParseFixture { path, source }),
+                }
             }
             TenantSource::Doc(doc) => *doc,
         };
         let mut clients = config.clients;
         clients.extend(doc.clients.iter().cloned());
-        let tenant =
-            model::Tenant::from_doc(doc).map_err(|e| anyhow::anyhow!("invalid tenant: {e}"))?;
+        let tenant = model::Tenant::from_doc(doc)
+            .map_err(|problem| SimError::InvalidTenant(Box::new(problem)))?;
         let tls = match &config.tls {
             Some(options) => Some(tls::server_config(&options.ca_file)?),
             None => None,
         };
-        let addr = listener.local_addr()?;
+        let addr = listener.local_addr().map_err(SimError::ListenerAddress)?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let endpoint = Endpoint {
             base_url: format!("{scheme}://{addr}"),
@@ -121,12 +125,15 @@ impl Simulator {
     }
 
     /// Serves until `shutdown` resolves, then lets open requests finish.
-    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    ///
+    /// Serving itself does not fail today (a failed accept is logged and serving goes on); the
+    /// `Result` keeps room for a failure that must end it without changing every caller.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), SimError> {
         let writer = tokio::spawn(other_writer::run(self.app.clone()));
         let router = api::router(self.app);
-        let result = server::serve(self.listener, router, self.tls, shutdown).await;
+        server::serve(self.listener, router, self.tls, shutdown).await;
         writer.abort();
-        result
+        Ok(())
     }
 }
 
@@ -135,6 +142,6 @@ pub async fn run(
     listener: TcpListener,
     config: SimConfig,
     shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
+) -> Result<(), SimError> {
     Simulator::new(listener, config)?.serve(shutdown).await
 }

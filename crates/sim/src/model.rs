@@ -4,17 +4,19 @@
 //! mutex, which keeps every write atomic and every rule easy to read. Handlers translate HTTP
 //! into these calls and back.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use indexmap::IndexMap;
 use jiff::Timestamp;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::cache::RoutingCache;
 use crate::clock::SimInstant;
 use crate::config::ClientSpec;
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, FieldError, SimError};
 
 /// Definitions come in two classes that never mix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -249,8 +251,8 @@ pub struct DefinitionInput {
     routing_profile_id: String,
 }
 
-/// A change to one user's routing state, with PUT semantics: a list that is present replaces
-/// that list; a list that is absent is left as it is.
+/// A change to one user, with PUT semantics: a list that is present replaces that list; a list
+/// or field that is absent is left as it is.
 #[derive(Debug, Default, Clone)]
 pub struct UserPatch {
     /// New routing profile.
@@ -259,10 +261,21 @@ pub struct UserPatch {
     pub skills: Option<Vec<Assignment>>,
     /// Replacement proficiency list.
     pub proficiencies: Option<Vec<Assignment>>,
+    /// Users-dialect fields other than skills (`firstName`, `lastName`, `email`) and their new
+    /// values; part of the same write, so a lost write loses them too.
+    pub profile_fields: Vec<(ProfileField, String)>,
 }
 
-/// Users-dialect fields other than skills (`firstName`, `lastName`, `email`) and their new values.
-pub type ProfileFields = Vec<(&'static str, String)>;
+/// A users-dialect field other than skills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileField {
+    /// `firstName`.
+    FirstName,
+    /// `lastName`.
+    LastName,
+    /// `email`.
+    Email,
+}
 
 /// Why a user patch was refused.
 #[derive(Debug)]
@@ -285,6 +298,8 @@ pub enum PatchRefused {
 pub struct WriteEffects {
     /// The routing cache has to rebuild for this write.
     pub cache_rebuild: bool,
+    /// The write was answered as applied but not kept (`--lose-write-rate`).
+    pub lost: bool,
 }
 
 /// The live tenant.
@@ -302,15 +317,21 @@ pub struct Tenant {
     pub queues: IndexMap<String, Queue>,
     /// What the routing engine currently believes.
     pub cache: RoutingCache,
+    /// Per user, how many client writes that passed every check met a non-zero
+    /// `--lose-write-rate`: the input, with the user id, of each keep-or-lose decision.
+    lose_write_draws: HashMap<String, u64>,
 }
 
 impl Tenant {
     /// Loads a document, checking that every reference in it resolves.
-    pub fn from_doc(doc: TenantDoc) -> Result<Tenant, String> {
+    pub fn from_doc(doc: TenantDoc) -> Result<Tenant, SimError> {
         let mut tenant = Tenant::default();
         for p in doc.profiles {
             if tenant.profiles.insert(p.id.clone(), p.clone()).is_some() {
-                return Err(format!("profile id {} appears twice", p.id));
+                return Err(SimError::DuplicateId {
+                    class: "profile",
+                    id: p.id,
+                });
             }
         }
         for (kind, defs) in [
@@ -319,15 +340,16 @@ impl Tenant {
         ] {
             for d in defs {
                 if !tenant.profiles.contains_key(&d.routing_profile_id) {
-                    return Err(format!(
-                        "{} {} names routing profile {}, which does not exist",
-                        kind.noun(),
-                        d.id,
-                        d.routing_profile_id
-                    ));
+                    return Err(SimError::UnknownProfile {
+                        owner: format!("{} {}", kind.noun(), d.id),
+                        profile: d.routing_profile_id,
+                    });
                 }
                 if tenant.kind_of(&d.id).is_some() {
-                    return Err(format!("definition id {} appears twice", d.id));
+                    return Err(SimError::DuplicateId {
+                        class: "definition",
+                        id: d.id,
+                    });
                 }
                 tenant.definitions_mut(kind).insert(d.id.clone(), d);
             }
@@ -342,10 +364,10 @@ impl Tenant {
         }
         for u in doc.users {
             if !tenant.profiles.contains_key(&u.routing_profile_id) {
-                return Err(format!(
-                    "user {} names routing profile {}, which does not exist",
-                    u.id, u.routing_profile_id
-                ));
+                return Err(SimError::UnknownProfile {
+                    owner: format!("user {}", u.id),
+                    profile: u.routing_profile_id,
+                });
             }
             let owner = format!("user {}", u.id);
             for a in &u.skills {
@@ -356,7 +378,10 @@ impl Tenant {
             }
             tenant.cache.load(&u.id, &u.skills);
             if tenant.users.insert(u.id.clone(), u.clone()).is_some() {
-                return Err(format!("user id {} appears twice", u.id));
+                return Err(SimError::DuplicateId {
+                    class: "user",
+                    id: u.id,
+                });
             }
         }
         for q in doc.queues {
@@ -366,13 +391,14 @@ impl Tenant {
         Ok(tenant)
     }
 
-    fn expect_kind(&self, id: &str, kind: Kind, owner: &str) -> Result<(), String> {
+    fn expect_kind(&self, id: &str, kind: Kind, owner: &str) -> Result<(), SimError> {
         match self.kind_of(id) {
             Some(k) if k == kind => Ok(()),
-            _ => Err(format!(
-                "{owner} references {} {id}, which does not exist",
-                kind.noun()
-            )),
+            _ => Err(SimError::UnknownDefinition {
+                owner: owner.to_string(),
+                class: kind.noun(),
+                id: id.to_string(),
+            }),
         }
     }
 
@@ -473,7 +499,7 @@ impl Tenant {
             && !locale.is_empty()
             && let Err(why) = check_locale(&locale)
         {
-            problems.push(FieldError::new("locale", why));
+            problems.push(FieldError::new("locale", why.to_string()));
         }
         if !routing_profile_id.is_empty() && !self.profiles.contains_key(&routing_profile_id) {
             problems.push(FieldError::new(
@@ -828,6 +854,18 @@ impl Tenant {
     }
 
     /// Applies a patch atomically if the user exists and `expected` (when given) is current.
+    ///
+    /// `lose_write_rate` is the probability that a write which passed every check is answered
+    /// as applied but not kept (`--lose-write-rate`); clients' writes pass the knob, the other
+    /// integration passes 0 because its log must record only what the tenant really holds.
+    /// A lost write returns the user exactly as a kept write would have left it — new lists,
+    /// version + 1, new `dateModified` — while the stored user and the routing cache stay as
+    /// they were. That is what an eventually inconsistent backend shows: the front end merges
+    /// the request into what it read, numbers the result and answers, and the commit behind it
+    /// is what goes missing. The version it answered was never stored, so a client that trusts
+    /// it gets 412 (409 in the users dialect) on its next `If-Match`, and only a read-back
+    /// shows that the write is not there.
+    #[allow(clippy::too_many_arguments)]
     pub fn apply_user_patch(
         &mut self,
         user_id: &str,
@@ -836,31 +874,74 @@ impl Tenant {
         now: Timestamp,
         at: SimInstant,
         propagation: std::time::Duration,
+        lose_write_rate: f64,
     ) -> Result<(User, WriteEffects), PatchRefused> {
-        let user = self.users.get_mut(user_id).ok_or(PatchRefused::NotFound)?;
+        let stored = self.users.get(user_id).ok_or(PatchRefused::NotFound)?;
         if let Some(expected) = expected
-            && expected != user.version
+            && expected != stored.version
         {
             return Err(PatchRefused::Stale {
                 expected,
-                current: user.version,
+                current: stored.version,
             });
         }
+        let mut user = stored.clone();
         if let Some(profile) = patch.routing_profile_id {
             user.routing_profile_id = profile;
         }
-        let mut effects = WriteEffects::default();
+        let touches_skills = patch.skills.is_some();
         if let Some(skills) = patch.skills {
             user.skills = skills;
-            self.cache.schedule(user_id, &user.skills, at + propagation);
-            effects.cache_rebuild = true;
         }
         if let Some(proficiencies) = patch.proficiencies {
             user.proficiencies = proficiencies;
         }
+        for (field, value) in patch.profile_fields {
+            match field {
+                ProfileField::FirstName => user.first_name = value,
+                ProfileField::LastName => user.last_name = value,
+                ProfileField::Email => user.email = value,
+            }
+        }
         user.version += 1;
         user.date_modified = now;
-        Ok((user.clone(), effects))
+        if self.loses_write(user_id, lose_write_rate) {
+            let effects = WriteEffects {
+                cache_rebuild: false,
+                lost: true,
+            };
+            return Ok((user, effects));
+        }
+        if touches_skills {
+            self.cache.schedule(user_id, &user.skills, at + propagation);
+        }
+        if let Some(slot) = self.users.get_mut(user_id) {
+            *slot = user.clone();
+        }
+        let effects = WriteEffects {
+            cache_rebuild: touches_skills,
+            lost: false,
+        };
+        Ok((user, effects))
+    }
+
+    /// Decides whether this write to `user_id` is lost at `rate`.
+    ///
+    /// The decision is a pure function of the user id and how many writes to that user have
+    /// been decided before (since start or `POST /sim/reset`): the same requests against the
+    /// same tenant lose the same writes, whatever the order in which concurrent requests to
+    /// different users arrive. Generated tenants' user ids come from `--seed`, so the seed
+    /// picks the pattern. Rate 0 decides nothing (and counts nothing); rate 1 loses every write.
+    fn loses_write(&mut self, user_id: &str, rate: f64) -> bool {
+        if rate <= 0.0 {
+            return false;
+        }
+        let draws = self
+            .lose_write_draws
+            .entry(user_id.to_string())
+            .or_default();
+        *draws += 1;
+        lose_write_rng(user_id, *draws).random_bool(rate.min(1.0))
     }
 
     // ----- the users dialect (SPEC 1.5) -----
@@ -871,7 +952,7 @@ impl Tenant {
         &self,
         user_id: &str,
         body: &Value,
-    ) -> Result<(UserPatch, ProfileFields), ApiError> {
+    ) -> Result<UserPatch, ApiError> {
         let Some(obj) = body.as_object() else {
             return Err(ApiError::invalid("body", "must be a JSON object"));
         };
@@ -880,15 +961,18 @@ impl Tenant {
             .get(user_id)
             .ok_or_else(|| ApiError::not_found("user", user_id))?;
         let mut problems = Vec::new();
-        let mut profile_fields = Vec::new();
-        for field in ["firstName", "lastName", "email"] {
-            match obj.get(field) {
+        let mut patch = UserPatch::default();
+        for (name, field) in [
+            ("firstName", ProfileField::FirstName),
+            ("lastName", ProfileField::LastName),
+            ("email", ProfileField::Email),
+        ] {
+            match obj.get(name) {
                 None => {}
-                Some(Value::String(s)) => profile_fields.push((field, s.clone())),
-                Some(_) => problems.push(FieldError::new(field, "must be a string")),
+                Some(Value::String(s)) => patch.profile_fields.push((field, s.clone())),
+                Some(_) => problems.push(FieldError::new(name, "must be a string")),
             }
         }
-        let mut patch = UserPatch::default();
         match obj.get("skills") {
             None => {}
             Some(Value::Object(skills)) => {
@@ -931,24 +1015,7 @@ impl Tenant {
         if !problems.is_empty() {
             return Err(ApiError::validation(problems));
         }
-        Ok((patch, profile_fields))
-    }
-
-    /// Sets the users-dialect profile fields (names, email) of a user after a patch succeeded.
-    pub fn set_profile_fields(
-        &mut self,
-        user_id: &str,
-        fields: Vec<(&'static str, String)>,
-    ) -> Option<User> {
-        let user = self.users.get_mut(user_id)?;
-        for (field, value) in fields {
-            match field {
-                "firstName" => user.first_name = value,
-                "lastName" => user.last_name = value,
-                _ => user.email = value,
-            }
-        }
-        Some(user.clone())
+        Ok(patch)
     }
 
     // ----- the routing engine (SPEC 1.4) -----
@@ -1052,13 +1119,24 @@ fn profile_refs(profile: &Profile, kind: Kind) -> &[String] {
     }
 }
 
+/// The random stream that decides the `n`th lost-write draw for `user_id`: ChaCha8, as the
+/// generated tenants use, seeded from an FNV-1a hash of the id (stable across Rust releases,
+/// unlike `std`'s hasher) and the draw's number.
+fn lose_write_rng(user_id: &str, n: u64) -> ChaCha8Rng {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in user_id.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    ChaCha8Rng::seed_from_u64(hash ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
+
 /// Checks a lowercase BCP-47 tag such as `en-us` or `zh-hant-tw`.
-pub fn check_locale(tag: &str) -> Result<(), String> {
+pub fn check_locale(tag: &str) -> Result<(), SimError> {
     if tag != tag.to_ascii_lowercase() {
-        return Err(format!(
-            "`{tag}` must be lowercase (write `{}`)",
-            tag.to_ascii_lowercase()
-        ));
+        return Err(SimError::LocaleNotLowercase {
+            tag: tag.to_string(),
+        });
     }
     let mut parts = tag.split('-');
     let language = parts.next().unwrap_or_default();
@@ -1069,9 +1147,9 @@ pub fn check_locale(tag: &str) -> Result<(), String> {
     if language_ok && rest_ok {
         Ok(())
     } else {
-        Err(format!(
-            "`{tag}` is not a BCP-47 tag such as en-us or de-de"
-        ))
+        Err(SimError::LocaleNotBcp47 {
+            tag: tag.to_string(),
+        })
     }
 }
 
@@ -1084,9 +1162,18 @@ mod tests {
         assert!(check_locale("en-us").is_ok());
         assert!(check_locale("de-de").is_ok());
         assert!(check_locale("zh-hant-tw").is_ok());
-        assert!(check_locale("en-US").is_err());
-        assert!(check_locale("english").is_err());
-        assert!(check_locale("e").is_err());
+        assert!(matches!(
+            check_locale("en-US"),
+            Err(SimError::LocaleNotLowercase { .. })
+        ));
+        assert!(matches!(
+            check_locale("english"),
+            Err(SimError::LocaleNotBcp47 { .. })
+        ));
+        assert!(matches!(
+            check_locale("e"),
+            Err(SimError::LocaleNotBcp47 { .. })
+        ));
     }
 
     #[test]

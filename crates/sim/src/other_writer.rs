@@ -112,6 +112,7 @@ async fn write_once(app: &Arc<App>) {
             app.clock.wall(),
             app.clock.now(),
             propagation,
+            0.0,
         ) {
             Ok((user, _)) => {
                 // Logged before the tenant is released, so that no reader sees the write in the

@@ -29,13 +29,14 @@ struct DroppedOnPurpose;
 /// How long open connections get to finish after shutdown is asked for.
 const DRAIN: Duration = Duration::from_secs(5);
 
-/// Serves `router` on `listener` until `shutdown` resolves.
+/// Serves `router` on `listener` until `shutdown` resolves. Nothing here fails for good: a
+/// failed accept (running out of file descriptors) is logged and serving goes on.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
+) {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -95,7 +96,6 @@ pub async fn serve(
     }
     drop(listener);
     let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
-    Ok(())
 }
 
 /// What a client needs to reach a running simulator.

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::model::WriteEffects;
+
 /// Everything the simulator has counted since start or the last reset.
 #[derive(Debug, Default, Clone)]
 pub struct Stats {
@@ -22,6 +24,8 @@ pub struct Stats {
     pub faults_after_commit: u64,
     /// Connections closed instead of answering.
     pub dropped_connections: u64,
+    /// User writes answered as applied but not kept (`--lose-write-rate`).
+    pub writes_lost: u64,
     /// Writes by the other integration that succeeded.
     pub other_writer_writes: u64,
     /// 412s the other integration met and retried.
@@ -63,6 +67,8 @@ pub struct StatsReport {
     pub faults_after_commit: u64,
     /// Dropped connections.
     pub dropped_connections: u64,
+    /// User writes answered as applied but not kept.
+    pub writes_lost: u64,
     /// Other-integration writes.
     pub other_writer_writes: u64,
     /// Other-integration conflicts retried.
@@ -79,6 +85,12 @@ impl Stats {
         if status == 429 {
             self.throttled += 1;
         }
+    }
+
+    /// Books one applied-or-lost user write.
+    pub fn count_write(&mut self, effects: WriteEffects) {
+        self.cache_rebuilds += u64::from(effects.cache_rebuild);
+        self.writes_lost += u64::from(effects.lost);
     }
 
     /// The report.
@@ -102,6 +114,7 @@ impl Stats {
             faults_before_commit: self.faults_before_commit,
             faults_after_commit: self.faults_after_commit,
             dropped_connections: self.dropped_connections,
+            writes_lost: self.writes_lost,
             other_writer_writes: self.other_writer_writes,
             other_writer_conflicts: self.other_writer_conflicts,
         }

@@ -5,17 +5,19 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
+use crate::error::SimError;
+
 /// Mints the CA and server certificate, writes the CA's PEM to `ca_file`, and returns the
 /// server's TLS configuration.
-pub fn server_config(ca_file: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+pub fn server_config(ca_file: &Path) -> Result<Arc<rustls::ServerConfig>, SimError> {
+    let mut ca_params =
+        CertificateParams::new(Vec::<String>::new()).map_err(SimError::MintCertificate)?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -25,13 +27,15 @@ pub fn server_config(ca_file: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>
     ca_params
         .distinguished_name
         .push(DnType::CommonName, "skillsync simulator local CA");
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
+    let ca_key = KeyPair::generate().map_err(SimError::MintCertificate)?;
+    let ca = CertifiedIssuer::self_signed(ca_params, ca_key).map_err(SimError::MintCertificate)?;
 
     let mut leaf_params = CertificateParams::new(vec![
         "localhost".to_string(),
         "127.0.0.1".to_string(),
         "::1".to_string(),
-    ])?;
+    ])
+    .map_err(SimError::MintCertificate)?;
     leaf_params
         .distinguished_name
         .push(DnType::CommonName, "localhost");
@@ -41,23 +45,32 @@ pub fn server_config(ca_file: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>
         KeyUsagePurpose::KeyEncipherment,
     ];
     leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let leaf_key = KeyPair::generate()?;
-    let leaf = leaf_params.signed_by(&leaf_key, &ca)?;
+    let leaf_key = KeyPair::generate().map_err(SimError::MintCertificate)?;
+    let leaf = leaf_params
+        .signed_by(&leaf_key, &ca)
+        .map_err(SimError::MintCertificate)?;
 
     if let Some(dir) = ca_file.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|source| SimError::CreateCaDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
     }
-    std::fs::write(ca_file, ca.pem())
-        .with_context(|| format!("writing the CA certificate to {}", ca_file.display()))?;
+    std::fs::write(ca_file, ca.pem()).map_err(|source| SimError::WriteCa {
+        path: ca_file.to_path_buf(),
+        source,
+    })?;
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
+        .with_safe_default_protocol_versions()
+        .map_err(SimError::TlsConfig)?
         .with_no_client_auth()
         .with_single_cert(
             vec![leaf.der().clone()],
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
-        )?;
+        )
+        .map_err(SimError::TlsConfig)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -8,7 +8,7 @@ mod common;
 
 use common::TestSim;
 use serde_json::{Value, json};
-use skillsync_sim::{GenerateOptions, SimConfig, TenantSource};
+use skillsync_sim::{GenerateOptions, SimConfig, SimError, TenantSource};
 
 const INTERACTIONS: &str = "/api/v2/interactions/test";
 
@@ -506,5 +506,14 @@ async fn a_queue_cannot_require_a_proficiency() {
         skillsync_sim::Simulator::new(listener, SimConfig::quiet(TenantSource::Doc(Box::new(doc))))
             .err()
             .expect("a queue naming a proficiency is refused");
-    assert!(format!("{refused:#}").contains(&proficiency), "{refused:#}");
+    assert!(
+        matches!(&refused, SimError::InvalidTenant(problem)
+            if matches!(problem.as_ref(), SimError::UnknownDefinition { class: "skill", id, .. }
+                if id == &proficiency)),
+        "{refused:?}"
+    );
+    assert!(
+        common::chain(&refused).contains(&proficiency),
+        "{refused:?}"
+    );
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use common::{TempDir, TestSim};
 use serde_json::{Value, json};
-use skillsync_sim::{GenerateOptions, SimConfig, TenantSource};
+use skillsync_sim::{GenerateOptions, SimConfig, SimError, TenantSource};
 
 fn options(seed: u64) -> GenerateOptions {
     GenerateOptions {
@@ -209,14 +209,14 @@ async fn a_fixture_written_from_state_serves_the_same_state() {
 }
 
 /// Starts a simulator from a fixture file and returns its start-up error.
-async fn refused(path: &Path) -> String {
+async fn refused(path: &Path) -> SimError {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     match skillsync_sim::Simulator::new(
         listener,
         SimConfig::quiet(TenantSource::Fixture(path.to_path_buf())),
     ) {
         Ok(_) => panic!("{} was accepted", path.display()),
-        Err(error) => format!("{error:#}"),
+        Err(error) => error,
     }
 }
 
@@ -274,15 +274,32 @@ async fn a_fixture_with_a_dangling_reference_fails_to_start_naming_it() {
         let path = dir.0.join(format!("{}.json", what.replace(' ', "-")));
         std::fs::write(&path, serde_json::to_vec(&broken).unwrap()).unwrap();
         let error = refused(&path).await;
-        assert!(error.contains(missing), "{what}: {error}");
-        assert!(error.contains(owner), "{what}: {error}");
+        let SimError::InvalidTenant(problem) = &error else {
+            panic!("{what}: not an invalid tenant: {error:?}");
+        };
+        match problem.as_ref() {
+            SimError::UnknownDefinition { owner: o, id, .. } => {
+                assert!(o.contains(owner) && id == missing, "{what}: {problem:?}")
+            }
+            SimError::UnknownProfile { owner: o, profile } => {
+                assert!(
+                    o.contains(owner) && profile == missing,
+                    "{what}: {problem:?}"
+                )
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+        // What a user reads names both.
+        let shown = common::chain(&error);
+        assert!(shown.contains(missing), "{what}: {shown}");
+        assert!(shown.contains(owner), "{what}: {shown}");
     }
 
     let mut broken = state.clone();
     broken["queues"][0]["skillId"] = json!(missing);
     let path = dir.0.join("queue.json");
     std::fs::write(&path, serde_json::to_vec(&broken).unwrap()).unwrap();
-    let error = refused(&path).await;
+    let error = common::chain(&refused(&path).await);
     assert!(
         error.contains(missing) && error.contains(&queue_id),
         "{error}"
@@ -295,9 +312,26 @@ async fn a_fixture_that_is_not_a_tenant_fails_to_start_naming_the_file() {
     let path = dir.0.join("not-a-tenant.json");
     std::fs::write(&path, "{ this is not json").unwrap();
     let error = refused(&path).await;
-    assert!(error.contains("not-a-tenant.json"), "{error}");
-    let error = refused(&dir.0.join("absent.json")).await;
-    assert!(error.contains("absent.json"), "{error}");
+    assert!(
+        matches!(&error, SimError::ParseFixture { path: p, .. } if p == &path),
+        "{error:?}"
+    );
+    assert!(
+        std::error::Error::source(&error).is_some(),
+        "serde's reason is the source"
+    );
+    assert!(
+        common::chain(&error).contains("not-a-tenant.json"),
+        "{error}"
+    );
+    let absent = dir.0.join("absent.json");
+    let error = refused(&absent).await;
+    assert!(
+        matches!(&error, SimError::ReadFixture { path: p, source }
+            if p == &absent && source.kind() == std::io::ErrorKind::NotFound),
+        "{error:?}"
+    );
+    assert!(common::chain(&error).contains("absent.json"), "{error}");
 }
 
 #[tokio::test]

@@ -117,7 +117,7 @@ pub async fn patch_config(State(app): State<Arc<App>>, body: Bytes) -> ApiResult
         serde_json::from_value(merged).map_err(|e| ApiError::invalid("body", e.to_string()))?;
     knobs
         .validate()
-        .map_err(|why| ApiError::invalid("body", why))?;
+        .map_err(|why| ApiError::invalid("body", why.to_string()))?;
     app.knobs.send_replace(knobs.clone());
     Ok(axum::Json(knobs).into_response())
 }

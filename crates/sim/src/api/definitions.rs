@@ -56,7 +56,8 @@ pub async fn list<C: DefinitionClass>(
         active: params.flag("active")?,
     };
     if let Some(locale) = &filter.locale {
-        check_locale(locale).map_err(|why| crate::error::ApiError::invalid("locale", why))?;
+        check_locale(locale)
+            .map_err(|why| crate::error::ApiError::invalid("locale", why.to_string()))?;
     }
     let page = params.page()?;
     let result = app.tenant.lock().list_definitions(C::KIND, &filter, page);

@@ -223,3 +223,56 @@ fn openapi_security_names_the_tenants_scopes() {
         }
     }
 }
+
+/// The member names of a served JSON object.
+fn keys(value: &Value) -> BTreeSet<String> {
+    value
+        .as_object()
+        .expect("a JSON object")
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// A schema's `required` list and its `properties`, which must agree.
+fn schema_members(doc: &Value, name: &str) -> BTreeSet<String> {
+    let schema = &doc["components"]["schemas"][name];
+    let required: BTreeSet<String> = schema["required"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{name} lists what is required"))
+        .iter()
+        .map(|v| v.as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        required,
+        keys(&schema["properties"]),
+        "{name}: required vs properties"
+    );
+    required
+}
+
+#[test]
+fn openapi_knobs_and_stats_list_exactly_the_served_members() {
+    let doc = document();
+    let knobs = serde_json::to_value(crate::config::Knobs::default()).expect("knobs serialise");
+    assert_eq!(
+        schema_members(&doc, "Knobs"),
+        keys(&knobs),
+        "GET /sim/config vs the Knobs schema"
+    );
+    let patch = &doc["components"]["schemas"]["KnobsPatch"]["properties"];
+    assert_eq!(
+        keys(patch),
+        keys(&knobs),
+        "PATCH /sim/config vs the KnobsPatch schema"
+    );
+    let mut stats =
+        serde_json::to_value(crate::stats::Stats::default().report()).expect("stats serialise");
+    // Added by the handler from the routing cache.
+    stats["cacheSettledInSeconds"] = 0.0.into();
+    assert_eq!(
+        schema_members(&doc, "StatsReport"),
+        keys(&stats),
+        "GET /sim/stats vs the StatsReport schema"
+    );
+}

@@ -76,7 +76,8 @@ pub async fn update(
     let Some(obj) = body.as_object() else {
         return Err(ApiError::invalid("body", "must be a JSON object"));
     };
-    let propagation = app.knobs().propagation.sample(&mut rand::rng());
+    let knobs = app.knobs();
+    let propagation = knobs.propagation.sample(&mut rand::rng());
     let (user, effects) = {
         let mut tenant = app.tenant.lock();
         if !tenant.users.contains_key(&id) {
@@ -93,12 +94,11 @@ pub async fn update(
                 app.clock.wall(),
                 app.clock.now(),
                 propagation,
+                knobs.lose_write_rate,
             )
             .map_err(|refused| refusal(refused, &id, StatusCode::PRECONDITION_FAILED))?
     };
-    if effects.cache_rebuild {
-        app.stats.lock().cache_rebuilds += 1;
-    }
+    app.stats.lock().count_write(effects);
     Ok(with_etag(StatusCode::OK, user.version, routing_view(&user)))
 }
 
@@ -153,10 +153,12 @@ pub async fn bulk(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
             ),
         ));
     }
-    let propagation = app.knobs().propagation.sample(&mut rand::rng());
+    let knobs = app.knobs();
+    let propagation = knobs.propagation.sample(&mut rand::rng());
     let (now, wall) = (app.clock.now(), app.clock.wall());
     let mut results = Vec::with_capacity(entries.len());
     let mut rebuild = false;
+    let mut lost = 0;
     {
         let mut tenant = app.tenant.lock();
         for (i, entry) in entries.iter().enumerate() {
@@ -183,7 +185,15 @@ pub async fn bulk(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
                     Ok(patch) => patch,
                     Err(problems) => return Ok(Err(PatchRefused::Invalid(problems))),
                 };
-                Ok(tenant.apply_user_patch(id, patch, version, wall, now, propagation))
+                Ok(tenant.apply_user_patch(
+                    id,
+                    patch,
+                    version,
+                    wall,
+                    now,
+                    propagation,
+                    knobs.lose_write_rate,
+                ))
             })();
             let result = match outcome {
                 Err(message) => BulkResult {
@@ -194,6 +204,7 @@ pub async fn bulk(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
                 },
                 Ok(Ok((user, effects))) => {
                     rebuild |= effects.cache_rebuild;
+                    lost += u64::from(effects.lost);
                     BulkResult {
                         user_id,
                         status: 200,
@@ -223,8 +234,10 @@ pub async fn bulk(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
             results.push(result);
         }
     }
-    if rebuild {
-        app.stats.lock().cache_rebuilds += 1;
+    {
+        let mut stats = app.stats.lock();
+        stats.cache_rebuilds += u64::from(rebuild);
+        stats.writes_lost += lost;
     }
     let succeeded = results.iter().filter(|r| r.status == 200).count();
     let failed = results.len() - succeeded;

@@ -80,11 +80,12 @@ pub async fn update(
         .require(&headers, app.clock.now(), "admin:users:write")?;
     let expected = if_match(&headers)?;
     let body = json_body(&body)?;
-    let propagation = app.knobs().propagation.sample(&mut rand::rng());
+    let knobs = app.knobs();
+    let propagation = knobs.propagation.sample(&mut rand::rng());
     let (user, effects) = {
         let mut tenant = app.tenant.lock();
-        let (patch, fields) = tenant.parse_users_dialect_patch(&id, &body)?;
-        let (_, effects) = tenant
+        let patch = tenant.parse_users_dialect_patch(&id, &body)?;
+        tenant
             .apply_user_patch(
                 &id,
                 patch,
@@ -92,15 +93,10 @@ pub async fn update(
                 app.clock.wall(),
                 app.clock.now(),
                 propagation,
+                knobs.lose_write_rate,
             )
-            .map_err(|refused| refusal(refused, &id, StatusCode::CONFLICT))?;
-        let user = tenant
-            .set_profile_fields(&id, fields)
-            .ok_or_else(|| ApiError::not_found("user", &id))?;
-        (user, effects)
+            .map_err(|refused| refusal(refused, &id, StatusCode::CONFLICT))?
     };
-    if effects.cache_rebuild {
-        app.stats.lock().cache_rebuilds += 1;
-    }
+    app.stats.lock().count_write(effects);
     Ok(with_etag(StatusCode::OK, user.version, users_view(&user)))
 }

@@ -276,6 +276,17 @@ impl TestSim {
     }
 }
 
+/// An error and every cause under it, `a: b: c`, as `anyhow`'s `{:#}` shows it to users.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        text.push_str(&format!(": {next}"));
+        cause = next.source();
+    }
+    text
+}
+
 /// The `field`s of an error body's `details`.
 pub fn detail_fields(body: &Value) -> Vec<String> {
     body["details"]
