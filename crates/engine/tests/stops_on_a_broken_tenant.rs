@@ -7,7 +7,7 @@ use futures::TryStreamExt;
 use skillsync_core::hris::{Source, read_desired};
 use skillsync_core::{Kind, PlanOptions};
 use skillsync_cxone::{DefinitionQuery, Secret, Settings};
-use skillsync_engine::ApplyOptions;
+use skillsync_engine::{ApplyOptions, StopReason, WriteOptions};
 use skillsync_sim::{GenerateOptions, SimConfig, TenantSource};
 
 /// 300 agents who each should gain the skill `Claims_Intake` (which exists when planning),
@@ -16,7 +16,7 @@ struct Scenario {
     api: std::sync::Arc<dyn skillsync_cxone::TenantApi>,
     loaded: skillsync_core::Loaded,
     plan: skillsync_core::Plan,
-    resolution: skillsync_core::Resolution,
+    live: skillsync_core::Live,
     extra: skillsync_core::Definition,
 }
 
@@ -106,12 +106,11 @@ async fn scenario() -> Scenario {
     };
     let plan = skillsync_core::plan(&loaded.desired, &live, &options).unwrap();
     assert_eq!(plan.users.len(), 300, "every agent gains Claims_Intake");
-    let (resolution, _, _) = skillsync_core::resolve(&loaded.desired, &live);
     Scenario {
         api,
         loaded,
         plan,
-        resolution,
+        live,
         extra,
     }
 }
@@ -124,13 +123,21 @@ fn user_puts(api: &dyn skillsync_cxone::TenantApi) -> u64 {
         .unwrap_or(0)
 }
 
+fn options(write: WriteOptions, live: &skillsync_core::Live) -> ApplyOptions {
+    ApplyOptions {
+        write,
+        tenant_users: live.users.len(),
+        ..ApplyOptions::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_whose_writes_all_fail_stops_early_instead_of_grinding_through() {
+async fn a_run_whose_writes_all_fail_stops_early_and_accounts_for_every_user() {
     let Scenario {
         api,
         loaded,
-        plan,
-        resolution,
+        mut plan,
+        live,
         extra,
     } = scenario().await;
     // Someone deletes the skill between plan and apply: every user write is now refused (400).
@@ -144,29 +151,50 @@ async fn a_run_whose_writes_all_fail_stops_early_instead_of_grinding_through() {
             .all(|d| d.id != extra.id)
     );
 
-    let apply_options = ApplyOptions {
+    let write = WriteOptions {
         concurrency: 2,
         max_failures: 20,
-        ..ApplyOptions::default()
+        ..WriteOptions::default()
     };
     let report = skillsync_engine::apply(
         api.as_ref(),
         &loaded.desired,
-        &plan,
-        resolution,
-        apply_options,
+        &mut plan,
+        &live,
+        options(write, &live),
+        None,
         None,
         &|_, _, _| {},
     )
-    .await
-    .unwrap();
-    assert!(report.stopped_early.is_some(), "{report:?}");
+    .await;
+    let written = &report.written;
+    assert!(
+        matches!(written.stopped, Some(StopReason::Breaker { .. })),
+        "{report:?}"
+    );
     let puts = user_puts(api.as_ref());
     assert!(
         puts <= 30,
         "the run must stop soon after 20 failures, not send all 300: {puts} sent"
     );
-    assert_eq!(report.users_updated, 0);
+    // Every user of the plan is in exactly one outcome, and the four add up to the plan.
+    let (updated, current, failed, not_attempted) = written.tally();
+    assert_eq!(written.users.len(), 300);
+    assert_eq!(updated + current + failed + not_attempted, 300);
+    assert_eq!((updated, current), (0, 0), "{report:?}");
+    assert_eq!(failed as u64, puts, "one failure per write sent: {report:?}");
+    assert_eq!(not_attempted as u64, 300 - puts, "the rest were never sent");
+    assert!(
+        written.failed().all(|(_, _, why)| why.contains("400") || why.contains("rejected")),
+        "failures carry the tenant's reason: {:?}",
+        written.failed().next()
+    );
+    assert!(
+        written
+            .not_attempted()
+            .all(|(_, why)| matches!(why, StopReason::Breaker { .. })),
+        "and the not attempted say why"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,54 +203,54 @@ async fn a_run_that_reaches_the_end_of_the_sync_window_writes_no_further_user() 
         api,
         loaded,
         plan,
-        resolution,
+        live,
         ..
     } = scenario().await;
-    let apply_options = ApplyOptions {
+    let closed = WriteOptions {
         concurrency: 2,
         write_until: Some(jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1)),
-        ..ApplyOptions::default()
+        ..WriteOptions::default()
     };
     let report = skillsync_engine::apply(
         api.as_ref(),
         &loaded.desired,
-        &plan,
-        resolution,
-        apply_options,
+        &mut plan.clone(),
+        &live,
+        options(closed, &live),
+        None,
         None,
         &|_, _, _| {},
     )
-    .await
-    .unwrap();
-    let why = report.stopped_early.as_deref().unwrap_or_default();
-    assert!(why.contains("sync window closed"), "{report:?}");
+    .await;
+    assert!(
+        matches!(report.written.stopped, Some(StopReason::WindowClosed(_))),
+        "{report:?}"
+    );
     assert_eq!(
         user_puts(api.as_ref()),
         0,
         "no write after the window closed"
     );
-    assert_eq!(report.users_updated, 0);
+    assert_eq!(report.written.tally(), (0, 0, 0, 300));
 
     // The same plan with the window still open writes every agent.
-    let live = skillsync_engine::read_live(api.as_ref(), &|_| {})
-        .await
-        .unwrap();
-    let (resolution, _, _) = skillsync_core::resolve(&loaded.desired, &live);
+    let open = WriteOptions {
+        concurrency: 2,
+        write_until: Some(jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600)),
+        ..WriteOptions::default()
+    };
     let report = skillsync_engine::apply(
         api.as_ref(),
         &loaded.desired,
-        &plan,
-        resolution,
-        ApplyOptions {
-            concurrency: 2,
-            write_until: Some(jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600)),
-            ..ApplyOptions::default()
-        },
+        &mut plan.clone(),
+        &live,
+        options(open, &live),
+        None,
         None,
         &|_, _, _| {},
     )
-    .await
-    .unwrap();
-    assert!(report.stopped_early.is_none(), "{report:?}");
-    assert_eq!(report.users_updated, 300);
+    .await;
+    assert!(report.written.complete(), "{report:?}");
+    assert_eq!(report.written.tally(), (300, 0, 0, 0));
+    assert_eq!(report.users_read_back, 300);
 }
