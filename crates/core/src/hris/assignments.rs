@@ -12,7 +12,7 @@ use super::fx::FxMap;
 use super::input::{Column, required};
 use super::suggestions::closest;
 use super::table::{Shape, Table, list};
-use super::{Names, Source};
+use super::{Columns, Names, Source};
 use crate::desired::{Agent, Catalog, Code, EmployeeId, Wanted};
 use crate::domain::{Kind, Level};
 use crate::problem::Problem;
@@ -38,16 +38,17 @@ struct Context<'a> {
     names: &'a Names,
 }
 
-/// Reads `assignments.csv` against the catalog and agents, pushing every problem found.
+/// Reads `assignments.csv` against the catalog and agents, pushing every problem found: the
+/// assignments of every employee with at least one valid row, and where the columns were.
 pub(super) fn read_assignments<R: Read>(
     source: Source<R>,
     catalog: &CatalogRead,
     agents: &AgentsRead,
     names: &Names,
     problems: &mut Vec<Problem>,
-) -> BTreeMap<EmployeeId, BTreeMap<Code, Wanted>> {
+) -> (BTreeMap<EmployeeId, BTreeMap<Code, Wanted>>, Columns) {
     let Some(mut table) = Table::open(source, ASSIGNMENT_COLUMNS, problems) else {
-        return BTreeMap::new();
+        return (BTreeMap::new(), Columns::default());
     };
     let context = Context {
         catalog,
@@ -75,7 +76,7 @@ pub(super) fn read_assignments<R: Read>(
     }
     employees.flush(&codes, &table, problems);
     table.finish("one row per employee and code", problems);
-    employees.into_assignments()
+    (employees.into_assignments(), table.layout())
 }
 
 /// A row that passed every check.

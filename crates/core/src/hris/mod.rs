@@ -46,6 +46,20 @@ pub struct Loaded {
     /// Problems that do not block a run (unknown columns, identical repeated rows, …),
     /// sorted by file (catalog, agents, assignments) then line.
     pub warnings: Vec<Problem>,
+    /// Where the columns of `assignments.csv` are, so a later check can point at a row's
+    /// field as the readers do.
+    pub assignment_columns: Columns,
+}
+
+/// Where a file's known columns are in its header (1-based), as it was read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Columns(Vec<(&'static str, u64)>);
+
+impl Columns {
+    /// The 1-based column of the field `name`, if the header has it.
+    pub fn of(&self, name: &str) -> Option<u64> {
+        self.0.iter().find(|(n, _)| *n == name).map(|&(_, c)| c)
+    }
 }
 
 /// Reads `catalog.csv`, `agents.csv` and `assignments.csv` into the desired state.
@@ -72,7 +86,7 @@ pub fn read_desired<C: Read, A: Read, S: Read>(
 
     let catalog = catalog::read_catalog(catalog, &mut catalog_problems);
     let agents = agents::read_agents(agents, &catalog, &names, &mut agent_problems);
-    let wanted = assignments::read_assignments(
+    let (wanted, assignment_columns) = assignments::read_assignments(
         assignments,
         &catalog,
         &agents,
@@ -93,6 +107,7 @@ pub fn read_desired<C: Read, A: Read, S: Read>(
             retired: Vec::new(),
         },
         warnings: problems,
+        assignment_columns,
     })
 }
 
@@ -101,13 +116,17 @@ pub fn read_desired<C: Read, A: Read, S: Read>(
 fn by_file_then_line(files: [Vec<Problem>; 3]) -> Vec<Problem> {
     let mut problems = Vec::with_capacity(files.iter().map(Vec::len).sum());
     for mut file_problems in files {
-        file_problems.sort_by(|a, b| {
-            (a.line, a.column, a.severity, &a.message)
-                .cmp(&(b.line, b.column, b.severity, &b.message))
-        });
+        sort_in_file(&mut file_problems);
         problems.append(&mut file_problems);
     }
     problems
+}
+
+/// Sorts one file's problems by line, column, severity and message.
+pub(crate) fn sort_in_file(problems: &mut [Problem]) {
+    problems.sort_by(|a, b| {
+        (a.line, a.column, a.severity, &a.message).cmp(&(b.line, b.column, b.severity, &b.message))
+    });
 }
 
 /// File names other files' messages refer to.

@@ -6,9 +6,9 @@ use std::io::Read;
 
 use csv::{ByteRecord, StringRecord};
 
-use super::Source;
 use super::fx::FxMap;
 use super::input::{Column, Input, map_header};
+use super::{Columns, Source};
 use crate::domain::{Locale, LocaleError};
 use crate::problem::Problem;
 
@@ -171,6 +171,17 @@ impl<R: Read> Table<R> {
             .zip(self.row.as_ref())
             .and_then(|(i, row)| row.get(i))
             .map_or("", str::trim_ascii)
+    }
+
+    /// Where the header put each known column.
+    pub(super) fn layout(&self) -> Columns {
+        Columns(
+            self.columns
+                .iter()
+                .zip(&self.at)
+                .filter_map(|(c, at)| at.map(|i| (c.name, i as u64 + 1)))
+                .collect(),
+        )
     }
 
     /// The 1-based column of `k` in the header, if present.
