@@ -5,12 +5,13 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
-use skillsync_core::Problem;
 use skillsync_core::hris::{Loaded, Source, read_desired};
+use skillsync_core::{DialectCarries, Problem, refuse_uncarried};
 
 use crate::config::Config;
 
-/// Reads and validates the three HRIS files named by the config.
+/// Reads and validates the three HRIS files named by the config, and refuses the rows the
+/// configured dialect cannot carry (see [`carries`]), all before any request.
 pub fn read_hris(config: &Config) -> Result<Loaded, Vec<Problem>> {
     let sources = &config.sources;
     let open = |path: &Path| -> Result<Source<BufReader<File>>, Problem> {
@@ -30,10 +31,18 @@ pub fn read_hris(config: &Config) -> Result<Loaded, Vec<Problem>> {
         open(&sources.agents),
         open(&sources.assignments),
     );
-    match (catalog, agents, assignments) {
-        (Ok(c), Ok(a), Ok(s)) => read_desired(c, a, s),
-        (c, a, s) => Err([c.err(), a.err(), s.err()].into_iter().flatten().collect()),
-    }
+    let loaded = match (catalog, agents, assignments) {
+        (Ok(c), Ok(a), Ok(s)) => read_desired(c, a, s)?,
+        (c, a, s) => return Err([c.err(), a.err(), s.err()].into_iter().flatten().collect()),
+    };
+    refuse_uncarried(loaded, &carries(config))
+}
+
+/// What the configured dialect can carry in a user's assignments, as its client declares it,
+/// known from the config alone: no client is set up and nothing is sent. `skillsync assign`
+/// checks its one assignment with it through [`skillsync_core::uncarried_assignment`].
+pub fn carries(config: &Config) -> DialectCarries {
+    config.tenant.dialect.capabilities().carries()
 }
 
 /// A path as the user will recognise it: relative to the working directory when it can be.

@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod desired;
+pub mod dialect;
 pub mod domain;
 pub mod hris;
 pub mod plan;
@@ -17,11 +18,12 @@ pub use desired::{
     Agent, Catalog, CatalogEntry, Code, Desired, EmployeeId, Retired, RetiredMode, SourceFiles,
     Wanted,
 };
+pub use dialect::{DialectCarries, refuse_uncarried, uncarried, uncarried_assignment};
 pub use domain::{
     Assignment, Definition, DefinitionId, Kind, Level, LevelError, Locale, LocaleError,
     UserAssignments, UserId, Version,
 };
-pub use hris::{Loaded, Source, read_desired};
+pub use hris::{Columns, Loaded, Source, read_desired};
 pub use plan::{Live, Plan, PlanOptions, Resolution, plan, resolve};
 pub use problem::{Problem, Severity};
 pub use render::{Style, plan_human, plan_json, problems_human, problems_json};

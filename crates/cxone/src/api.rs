@@ -20,6 +20,31 @@ pub struct Capabilities {
     pub max_bulk_entries: Option<usize>,
     /// Whether proficiency assignments are visible and writable.
     pub proficiencies: bool,
+    /// Whether an assignment's active flag is written, so one can be kept but inactive.
+    pub inactive_assignments: bool,
+}
+
+impl Capabilities {
+    /// What the dialect can carry in a user's assignments, for `core` to check the desired
+    /// state against before anything is sent.
+    pub fn carries(&self) -> skillsync_core::DialectCarries {
+        skillsync_core::DialectCarries {
+            dialect: self.dialect.name(),
+            proficiencies: self.proficiencies,
+            inactive_assignments: self.inactive_assignments,
+        }
+    }
+}
+
+impl Dialect {
+    /// What this dialect can do, as its client declares it: known from the configuration
+    /// alone, before any client is set up or any request is made.
+    pub fn capabilities(self) -> Capabilities {
+        match self {
+            Dialect::Routing => crate::routing::CAPABILITIES,
+            Dialect::Users => crate::users::CAPABILITIES,
+        }
+    }
 }
 
 /// Filters for listing definitions.
@@ -269,5 +294,45 @@ pub trait TenantApi: Send + Sync {
             dialect: "any",
             operation: "ensure_definition without attempts",
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use skillsync_core::DialectCarries;
+
+    use super::*;
+    use crate::settings::{Secret, Settings};
+
+    #[test]
+    fn a_configured_dialect_states_what_its_client_carries_before_any_client_exists() {
+        for dialect in [Dialect::Routing, Dialect::Users] {
+            let mut settings = Settings::new(
+                "http://127.0.0.1:9/api/v2",
+                "http://127.0.0.1:9/api/v2/oauth/token",
+                "id",
+                Secret::new("s3cret"),
+            );
+            settings.dialect = dialect;
+            let api = crate::connect(&settings).unwrap();
+            assert_eq!(api.capabilities(), dialect.capabilities(), "{dialect:?}");
+        }
+        // SPEC 1.5: the users dialect writes skill ids and levels, nothing else.
+        assert_eq!(
+            Dialect::Users.capabilities().carries(),
+            DialectCarries {
+                dialect: "users",
+                proficiencies: false,
+                inactive_assignments: false,
+            }
+        );
+        assert_eq!(
+            Dialect::Routing.capabilities().carries(),
+            DialectCarries {
+                dialect: "routing",
+                proficiencies: true,
+                inactive_assignments: true,
+            }
+        );
     }
 }

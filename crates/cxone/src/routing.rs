@@ -29,6 +29,15 @@ pub(crate) const PAGE_SIZE: usize = 500;
 /// Most entries in one bulk request.
 pub const MAX_BULK_ENTRIES: usize = 100;
 
+/// What the routing dialect does: bulk writes, proficiencies, and an active flag on every
+/// assignment (SPEC 1.3).
+pub(crate) const CAPABILITIES: Capabilities = Capabilities {
+    dialect: Dialect::Routing,
+    max_bulk_entries: Some(MAX_BULK_ENTRIES),
+    proficiencies: true,
+    inactive_assignments: true,
+};
+
 /// The routing dialect.
 #[derive(Debug, Clone)]
 pub struct RoutingApi {
@@ -126,11 +135,7 @@ impl RoutingApi {
 #[async_trait]
 impl TenantApi for RoutingApi {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            dialect: Dialect::Routing,
-            max_bulk_entries: Some(MAX_BULK_ENTRIES),
-            proficiencies: true,
-        }
+        CAPABILITIES
     }
 
     fn counters(&self) -> CounterSnapshot {

@@ -47,6 +47,16 @@ pub enum Dialect {
     Users,
 }
 
+impl Dialect {
+    /// The name `skillsync.toml` spells it with.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Routing => "routing",
+            Dialect::Users => "users",
+        }
+    }
+}
+
 /// How failed requests are retried.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {

@@ -19,6 +19,16 @@ use crate::routing::{RoutingApi, paged};
 use crate::settings::Dialect;
 use crate::wire::{DialectProficiency, DialectUser};
 
+/// What the users dialect does (SPEC 1.5): one merge update per user, and a skills list of
+/// ids and levels only: no proficiencies, and no active flag (an inactive assignment would be
+/// written as active).
+pub(crate) const CAPABILITIES: Capabilities = Capabilities {
+    dialect: Dialect::Users,
+    max_bulk_entries: None,
+    proficiencies: false,
+    inactive_assignments: false,
+};
+
 /// The users dialect.
 #[derive(Debug, Clone)]
 pub struct UsersApi {
@@ -28,11 +38,7 @@ pub struct UsersApi {
 #[async_trait]
 impl TenantApi for UsersApi {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            dialect: Dialect::Users,
-            max_bulk_entries: None,
-            proficiencies: false,
-        }
+        CAPABILITIES
     }
 
     fn counters(&self) -> CounterSnapshot {
