@@ -94,6 +94,16 @@ pub async fn run(args: &AssignArgs) -> anyhow::Result<ExitCode> {
         ));
         return Ok(report_invalid(common, &[problem], style));
     }
+    // Checked before any request: the dialect must be able to carry what is asked.
+    if let Some(problem) = skillsync_core::uncarried_assignment(
+        &crate::inputs::carries(&config),
+        &agent.employee_id,
+        &entry.code,
+        entry.kind,
+        !args.inactive,
+    ) {
+        return Ok(report_invalid(common, &[problem], style));
+    }
     let level =
         Level::new(args.level).map_err(|e| anyhow::anyhow!("{e}; give a level from 1 to 10"))?;
     let settings = match config.client_settings() {
