@@ -69,8 +69,13 @@ fn sync_bench_applies_the_change_set_within_reach_of_the_bound_and_resyncs_with_
     assert_eq!(kind(apply, "POST /api/v2/routing/skills"), 2);
     assert_eq!(
         kind(apply, "GET /api/v2/routing/users"),
-        3,
-        "1,200 users in pages of 500"
+        6,
+        "1,200 users in pages of 500, read before writing and read back after"
+    );
+    assert_eq!(
+        kind(apply, "GET /api/v2/routing/users/{userId}"),
+        0,
+        "300 users are cheaper to read back in pages than one by one"
     );
     assert_eq!(
         apply["writes"], bound["writes"],

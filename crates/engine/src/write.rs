@@ -240,6 +240,9 @@ struct State {
     /// Writes whose outcome is in doubt (lost answer, or a 412 that may answer the client's
     /// retry of a write that landed): a re-read that finds the user as wanted means it landed.
     in_doubt: HashMap<UserId, (UserWrite, Snapshot)>,
+    /// Of those, the users whose answer was lost (not a 412): a tenant that answers only
+    /// 5xx is as broken as one refusing every write, so the breaker counts them.
+    unanswered: std::collections::HashSet<UserId>,
     attempted: usize,
     conflicts: usize,
     stop: Option<StopReason>,
@@ -357,7 +360,7 @@ impl<'a> Writer<'a> {
                 .values()
                 .filter(|o| matches!(o, UserOutcome::Failed { .. }))
                 .count()
-                + state.in_doubt.len();
+                + state.unanswered.len();
             let attempted = state.attempted.max(1);
             state.stop = if interrupted {
                 Some(StopReason::Interrupted)
@@ -380,6 +383,7 @@ impl<'a> Writer<'a> {
     pub(crate) fn settle(&self, user: &UserId, outcome: UserOutcome) {
         let mut state = self.state();
         state.in_doubt.remove(user);
+        state.unanswered.remove(user);
         state.outcomes.insert(user.clone(), outcome);
     }
 
@@ -567,7 +571,11 @@ impl<'a> Writer<'a> {
             };
             match rewrite.rewrite(&live) {
                 Rewritten::Current => {
-                    let landed = self.state().in_doubt.remove(user);
+                    let landed = {
+                        let mut state = self.state();
+                        state.unanswered.remove(user);
+                        state.in_doubt.remove(user)
+                    };
                     match landed {
                         // This run's write whose answer was lost did land (or matched
                         // someone else's): journal the confirmation so the journal accounts
@@ -621,6 +629,7 @@ impl<'a> Writer<'a> {
             Ok(_) => {
                 let mut state = self.state();
                 state.in_doubt.remove(user);
+                state.unanswered.remove(user);
                 state.accepted.insert(user.clone(), write.clone());
                 state.outcomes.insert(user.clone(), UserOutcome::Updated);
                 (Next::Done, WriteStatus::Applied, None)
@@ -654,9 +663,11 @@ impl<'a> Writer<'a> {
                 )
             }
             Policy::Confirm => {
-                self.state()
+                let mut state = self.state();
+                state
                     .in_doubt
                     .insert(user.clone(), (write.clone(), before.clone()));
+                state.unanswered.insert(user.clone());
                 (Next::Reread, WriteStatus::Unknown, Some(error.to_string()))
             }
             Policy::FailUser => {
@@ -700,6 +711,7 @@ impl<'a> Writer<'a> {
                         EntryOutcome::Applied(_) => {
                             let mut state = self.state();
                             state.in_doubt.remove(&write.user_id);
+                            state.unanswered.remove(&write.user_id);
                             state.accepted.insert(write.user_id.clone(), write.clone());
                             state
                                 .outcomes
