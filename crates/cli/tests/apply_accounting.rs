@@ -1,0 +1,208 @@
+//! Every user the plan meant to change is accounted for, and a command that says it succeeded
+//! made the change: a tenant that drops writes is caught by the read-back, and Ctrl-C during
+//! apply finishes the writes in flight, journals the run as interrupted and reports what it did.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use skillsync_sim::{GenerateOptions, Knobs};
+
+fn tenant(agents: usize) -> skillsync_sim::TenantDoc {
+    skillsync_sim::generate(&GenerateOptions {
+        agents,
+        skills: 8,
+        proficiencies: 3,
+        locales: vec!["en-us".into(), "de-de".into()],
+        profiles: 2,
+        seed: 7,
+    })
+}
+
+fn json_of(output: &std::process::Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "one JSON document ({e}):\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn user_ids(list: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = list
+        .as_array()
+        .expect("a list of users")
+        .iter()
+        .map(|u| u["userId"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The tenant answers every user write as applied and keeps none of them. Before the
+/// read-back, apply printed "N users updated … 0 failed" and exited 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_that_drops_writes_is_caught_by_the_read_back() {
+    for agents in [40, 400] {
+        let ws = workspace(&format!("lost-{agents}"));
+        let expected = write_hris(&ws.0, &tenant(agents));
+        let knobs = Knobs {
+            lose_write_rate: 1.0,
+            ..Knobs::quiet()
+        };
+        let (base, _stop) = start_sim_with(tenant(agents), knobs).await;
+        write_config(&ws.0, &base);
+
+        let applied = run_with(&ws.0, &["apply", "--yes", "--output", "json"]).await;
+        assert_eq!(applied.status.code(), Some(1), "{agents}: the run did not do its job");
+        let document = json_of(&applied);
+        assert_eq!(document["schemaVersion"], 1);
+        let report = &document["applied"];
+        let failed = report["usersFailed"].as_array().unwrap();
+        assert_eq!(
+            failed.len() as u64,
+            expected.users_changed,
+            "{agents}: every user written is reported not kept: {report:#}"
+        );
+        assert!(
+            failed.iter().all(|u| u["failure"] == "notKept"
+                && u["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("the tenant did not keep the write")),
+            "{report:#}"
+        );
+        assert_eq!(report["usersUpdated"], serde_json::json!([]));
+        let stats = sim_get(&base, "/sim/stats").await;
+        assert!(stats["writesLost"].as_u64().unwrap() >= expected.users_changed);
+
+        // The journal says so too, and the next plan still wants the same changes.
+        let history = json_of(&run(&ws.0, &["history", "--output", "json"]).await);
+        let last = &history["runs"][0];
+        assert_eq!(last["outcome"], "failed");
+        assert_eq!(last["counts"]["usersNotKept"], expected.users_changed);
+        let planned = run(&ws.0, &["plan"]).await;
+        assert_eq!(planned.status.code(), Some(2), "the changes are still pending");
+    }
+}
+
+/// The human report names each user the tenant did not keep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_text_report_names_every_user_not_kept() {
+    let ws = workspace("lost-text");
+    let expected = write_hris(&ws.0, &tenant(40));
+    let knobs = Knobs {
+        lose_write_rate: 1.0,
+        ..Knobs::quiet()
+    };
+    let (base, _stop) = start_sim_with(tenant(40), knobs).await;
+    write_config(&ws.0, &base);
+    let applied = run(&ws.0, &["apply", "--yes"]).await;
+    assert_eq!(applied.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&applied.stdout);
+    let not_kept = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("not kept:"))
+        .count();
+    assert_eq!(not_kept as u64, expected.users_changed, "{stdout}");
+    assert!(stdout.contains(" 0 updated,"), "{stdout}");
+}
+
+/// SIGINT during the writes: the writes in flight finish, no new one is sent, the run is
+/// journaled as interrupted with what it did, the partial summary is printed, exit 130.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_during_apply_journals_an_interrupted_run_with_every_write() {
+    let ws = workspace("sigint");
+    let doc = tenant(1_000);
+    let expected = write_hris(&ws.0, &doc);
+    // Single merge updates against a throttled tenant: the run takes long enough to stop.
+    let knobs = Knobs {
+        rate_limit: skillsync_sim::Rate::PerSecond(60.0),
+        burst: 10,
+        ..Knobs::quiet()
+    };
+    let (base, _stop) = start_sim_with(doc, knobs).await;
+    write_config(&ws.0, &base);
+    let config = std::fs::read_to_string(ws.0.join("skillsync.toml")).unwrap();
+    let config = config
+        .replace("requests_per_second = 1000", "requests_per_second = 60")
+        .replace("burst = 100", "burst = 10")
+        + "\n[sync]\nbulk_threshold = 100000\n";
+    std::fs::write(ws.0.join("skillsync.toml"), config).unwrap();
+
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_skillsync"))
+        .args(["apply", "--yes", "--output", "json"])
+        .current_dir(&ws.0)
+        .env("SKILLSYNC_TEST_SECRET", skillsync_sim::DEMO_CLIENT_SECRET)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until the run is really writing, then interrupt it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while writes_in(&sim_get(&base, "/sim/stats").await) < 40 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "apply never started writing"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let sent = writes_in(&sim_get(&base, "/sim/stats").await);
+    assert!(sent < expected.users_changed, "the interrupt must land mid-run");
+
+    // The partial summary: every planned user in exactly one list.
+    let report = json_of(&output);
+    let applied = &report["applied"];
+    let count = |key: &str| applied[key].as_array().unwrap().len() as u64;
+    assert_eq!(
+        count("usersUpdated")
+            + count("usersAlreadyCurrent")
+            + count("usersFailed")
+            + count("usersNotAttempted"),
+        expected.users_changed,
+        "{applied:#}"
+    );
+    assert_eq!(count("usersUpdated"), sent, "every write sent finished and was kept");
+    assert!(count("usersNotAttempted") > 0);
+    assert!(
+        applied["stoppedEarly"]
+            .as_str()
+            .unwrap()
+            .starts_with("interrupted"),
+        "{applied:#}"
+    );
+
+    // The journal: an interrupted run (not a killed one: it has counts and an end), with
+    // every write the tenant received.
+    let history = json_of(&run(&ws.0, &["history", "--output", "json"]).await);
+    let last = &history["runs"][0];
+    assert_eq!(last["outcome"], "interrupted", "{last:#}");
+    assert!(!last["endedAt"].is_null(), "{last:#}");
+    assert_eq!(last["writes"], sent, "every write sent is journaled");
+    assert_eq!(last["counts"]["usersUpdated"], sent);
+    assert_eq!(
+        last["counts"]["usersNotAttempted"],
+        expected.users_changed - sent
+    );
+    let ids: Vec<String> = user_ids(&applied["usersUpdated"]);
+    assert_eq!(ids.len() as u64, sent);
+}
