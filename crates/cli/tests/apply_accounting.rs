@@ -206,3 +206,38 @@ async fn sigint_during_apply_journals_an_interrupted_run_with_every_write() {
     let ids: Vec<String> = user_ids(&applied["usersUpdated"]);
     assert_eq!(ids.len() as u64, sent);
 }
+
+/// `docs/apply-json.md` lists exactly the fields the command prints: a run that updates users,
+/// and a run whose writes the tenant does not keep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_json_document_is_exactly_what_docs_apply_json_md_lists() {
+    let mut documents = Vec::new();
+    for lose_write_rate in [0.0, 1.0] {
+        let ws = workspace(&format!("apply-doc-{lose_write_rate}"));
+        write_hris(&ws.0, &tenant(40));
+        let knobs = Knobs {
+            lose_write_rate,
+            ..Knobs::quiet()
+        };
+        let (base, _stop) = start_sim_with(tenant(40), knobs).await;
+        write_config(&ws.0, &base);
+        let applied = run(&ws.0, &["apply", "--yes", "--output", "json"]).await;
+        let document = json_of(&applied);
+        let expected_exit = if lose_write_rate == 0.0 { 0 } else { 1 };
+        assert_eq!(applied.status.code(), Some(expected_exit), "{document:#}");
+        documents.push(document);
+    }
+    let opaque = ["plan", "applied.api.requests"];
+    let page = json_doc::read("apply-json.md");
+    let documented = json_doc::documented(&page);
+    let mut printed = json_doc::Fields::new();
+    for document in &documents {
+        json_doc::printed(document, "", &opaque, &mut printed);
+    }
+    json_doc::assert_same("apply-json.md", &documented, &printed);
+    let examples = json_doc::examples(&page);
+    assert_eq!(examples.len(), 1, "one example");
+    let mut shown = json_doc::Fields::new();
+    json_doc::printed(&examples[0], "", &opaque, &mut shown);
+    json_doc::assert_example_documented("apply-json.md", &documented, &shown);
+}

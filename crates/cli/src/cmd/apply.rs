@@ -14,7 +14,7 @@ use skillsync_engine::{
 use crate::args::ApplyArgs;
 use crate::config::{Config, MaxRemovals};
 use crate::inputs::Session;
-use crate::output::{OutputFormat, exit};
+use crate::output::{OutputFormat, exit, out, outln};
 
 /// The version of the `--output json` document (docs/apply-json.md).
 const SCHEMA_VERSION: u32 = 1;
@@ -70,7 +70,7 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         reading: &|_| {},
         planned: &|plan| {
             if human {
-                print!("{}", crate::output::plan_text(plan, style, common.summary));
+                out!("{}", crate::output::plan_text(plan, style, common.summary));
             }
         },
         confirm: if args.yes { None } else { Some(&confirm) },
@@ -133,7 +133,7 @@ fn render(
                 applied: applied
                     .map(|a| AppliedDocument::new(a, report, session.api.counters(), &employee)),
             };
-            println!("{}", serde_json::to_string_pretty(&document)?);
+            outln!("{}", serde_json::to_string_pretty(&document)?);
         }
         OutputFormat::Human => {
             if let Some(applied) = applied {
@@ -159,8 +159,8 @@ fn print_summary(
 ) {
     let written = &applied.written;
     let (updated, current, failed, not_attempted) = written.tally();
-    println!();
-    println!(
+    outln!();
+    outln!(
         "Applied in {:.1} s: {} definitions created, {} reactivated, {} updated; of {} users to change: {} updated, {} already current, {} failed, {} not attempted; {} re-merged after a conflict; {} unchanged.",
         applied.elapsed.as_secs_f64(),
         applied.definitions_created,
@@ -184,15 +184,15 @@ fn print_summary(
         } else {
             "failed"
         };
-        println!("  {label}: {}: {why}", who(user));
+        outln!("  {label}: {}: {why}", who(user));
     }
     for (user, why) in written.not_attempted() {
-        println!("  not attempted: {}: {why}", who(user));
+        outln!("  not attempted: {}: {why}", who(user));
     }
     if let Some(reason) = &written.stopped {
-        println!("{reason}");
+        outln!("{reason}");
     }
-    println!(
+    outln!(
         "Read back {} users: {} kept what was written.",
         applied.users_read_back,
         applied.users_read_back
@@ -202,10 +202,10 @@ fn print_summary(
                 .count()
     );
     if let Some(run) = report.run {
-        println!("Journal: run {} in {}", run.0, config.store_url);
+        outln!("Journal: run {} in {}", run.0, config.store_url);
     }
     if let Some(at) = report.settles_at {
-        println!(
+        outln!(
             "Settles at {} ({} after the last write): routing uses the new skills from then on.",
             at.strftime("%Y-%m-%d %H:%M:%S UTC"),
             humantime::format_duration(config.propagation_window)

@@ -11,7 +11,7 @@ use super::validate::report_invalid;
 use crate::args::AssignArgs;
 use crate::config::Config;
 use crate::inputs::read_hris;
-use crate::output::exit;
+use crate::output::{exit, outln};
 
 /// Runs the command.
 pub async fn run(args: &AssignArgs) -> anyhow::Result<ExitCode> {
@@ -136,22 +136,22 @@ pub async fn run(args: &AssignArgs) -> anyhow::Result<ExitCode> {
         if args.inactive { ", inactive" } else { "" }
     );
     if assigned.created_definition {
-        println!("(created {what} first: it did not exist in the tenant)");
+        outln!("(created {what} first: it did not exist in the tenant)");
     }
     let code = match (&assigned.outcome, assigned.before) {
         (UserOutcome::AlreadyCurrent, _) => {
-            println!(
+            outln!(
                 "{} already has {what} at {now}: nothing written",
                 agent.employee_id
             );
             exit::ok()
         }
         (UserOutcome::Updated, None) => {
-            println!("{}: + {what} {now}", agent.employee_id);
+            outln!("{}: + {what} {now}", agent.employee_id);
             exit::ok()
         }
         (UserOutcome::Updated, Some((before, _))) => {
-            println!("{}: ~ {what} level {before} → {now}", agent.employee_id);
+            outln!("{}: ~ {what} level {before} → {now}", agent.employee_id);
             exit::ok()
         }
         (UserOutcome::Failed { reason, .. }, _) => {

@@ -13,7 +13,7 @@ use skillsync_sim::{DurationRange, GenerateOptions, Knobs, Rate, TenantDoc};
 
 use crate::args::{ApplyArgs, CommonArgs, DemoArgs};
 use crate::local_tenant::{LocalTenant, write_config};
-use crate::output::{OutputFormat, exit};
+use crate::output::{OutputFormat, exit, outln};
 
 /// Runs the demo.
 pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
@@ -45,19 +45,19 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let base = tenant.base.clone();
     write_config(&dir, &base, "skillsync demo", 10.0, 20)?;
 
-    println!("skillsync demo");
-    println!(
+    outln!("skillsync demo");
+    outln!(
         "  tenant:  simulated at {base}: {} agents in en-us, de-de, fr-fr; 10 requests/s, burst 20, 20–80 ms latency;",
         args.agents
     );
-    println!(
+    outln!(
         "           2% faults before commit, 2% after commit, 1% dropped connections; another integration writing 5×/s"
     );
-    println!(
+    outln!(
         "  HRIS:    {}/hris/{{catalog,agents,assignments}}.csv (a new code, level changes, adds, a few removals)",
         dir.display()
     );
-    println!(
+    outln!(
         "  config:  {}/skillsync.toml (journal: skillsync.db beside it)",
         dir.display()
     );
@@ -68,9 +68,9 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         summary: true,
     };
 
-    println!("\n1. plan (read-only)");
+    outln!("\n1. plan (read-only)");
     let planned = super::plan::run(&common).await?;
-    println!("\n2. apply");
+    outln!("\n2. apply");
     let applied = super::apply::run(&ApplyArgs {
         common: CommonArgs { ..common.clone() },
         yes: true,
@@ -79,21 +79,21 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         now: false,
     })
     .await?;
-    println!("\n3. plan again");
+    outln!("\n3. plan again");
     let replanned = super::plan::run(&common).await?;
 
     let stats = tenant.inspect("/sim/stats").await.ok();
     let survived = other_writer_survived(&tenant).await;
     tenant.stop().await;
     if let (Some(stats), Some((writes, lost))) = (stats, survived) {
-        println!(
+        outln!(
             "\nThe tenant saw {} requests; {} duplicate definitions were created; the other integration made {writes} writes \
              meanwhile, and {lost} of its assignments were lost.",
             stats["totalRequests"], stats["duplicatesCreated"]
         );
     }
     let ok = planned == exit::changes() && applied == exit::ok() && replanned == exit::ok();
-    println!(
+    outln!(
         "{}",
         if ok {
             "\nDone: the tenant matches the HRIS."

@@ -16,7 +16,7 @@ use skillsync_engine::retire::{
 
 use crate::args::RetireArgs;
 use crate::inputs::Session;
-use crate::output::{OutputFormat, exit};
+use crate::output::{OutputFormat, exit, out, outln};
 
 /// Runs the command.
 pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
@@ -55,7 +55,7 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
     reading.finish_and_clear();
     let summary = skillsync_engine::retire::summarize(&plan, desired);
     if common.output == OutputFormat::Human {
-        print!("{}", plan_text(&plan, &summary));
+        out!("{}", plan_text(&plan, &summary));
     }
     if let Err(refusal) = skillsync_engine::retire::check(
         &plan,
@@ -123,12 +123,12 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
                     api: counters,
                 },
             };
-            println!("{}", serde_json::to_string_pretty(&document)?);
+            outln!("{}", serde_json::to_string_pretty(&document)?);
         }
         OutputFormat::Human => {
-            println!();
+            outln!();
             match mode {
-                RetiredMode::Hard => println!(
+                RetiredMode::Hard => outln!(
                     "Retired in {:.1} s: {} users stripped ({} re-merged after a conflict, {} already clear), {} routing profiles stripped, {} definitions deleted ({} delete(s) refused as still referenced and retried).",
                     report.elapsed.as_secs_f64(),
                     report.users_stripped,
@@ -138,31 +138,31 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
                     report.definitions_deleted,
                     report.deletes_refused,
                 ),
-                RetiredMode::Soft => println!(
+                RetiredMode::Soft => outln!(
                     "Retired (soft) in {:.1} s: {} definitions made inactive; assignments kept for reporting.",
                     report.elapsed.as_secs_f64(),
                     report.definitions_deactivated,
                 ),
             }
             for (user, why) in &report.users_failed {
-                println!("  failed: user {user}: {why}");
+                outln!("  failed: user {user}: {why}");
             }
             for (user, why) in &report.users_not_attempted {
-                println!("  not attempted: user {user}: {why}");
+                outln!("  not attempted: user {user}: {why}");
             }
             let by_kind: Vec<String> = counters
                 .requests
                 .iter()
                 .map(|(k, n)| format!("{k} ×{n}"))
                 .collect();
-            println!(
+            outln!(
                 "API calls: {} ({}); {} throttled (429), {} retries.",
                 counters.total_requests(),
                 by_kind.join(", "),
                 counters.throttled,
                 counters.retries,
             );
-            println!(
+            outln!(
                 "Journal: run {} in {}; later plans leave {} alone (`skillsync retire {} --undo` to manage it again).",
                 run_id.0, config.store_url, plan.code, plan.code
             );
@@ -287,7 +287,7 @@ fn undo(
         }
     }
     match args.common.output {
-        OutputFormat::Json => println!(
+        OutputFormat::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&UndoDocument {
                 schema_version: SCHEMA_VERSION,
@@ -296,9 +296,9 @@ fn undo(
             })?
         ),
         OutputFormat::Human if forgotten.is_empty() => {
-            println!("{} was not retired; nothing to undo.", args.code)
+            outln!("{} was not retired; nothing to undo.", args.code)
         }
-        OutputFormat::Human => println!(
+        OutputFormat::Human => outln!(
             "{} ({}) is managed again: review with `skillsync plan`; the next apply reactivates or recreates it.",
             args.code,
             forgotten.join(", ")

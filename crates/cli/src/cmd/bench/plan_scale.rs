@@ -19,7 +19,7 @@ use skillsync_core::{
 };
 
 use crate::args::BenchPlanArgs;
-use crate::output::OutputFormat;
+use crate::output::{OutputFormat, outln};
 
 const LOCALES: [&str; 2] = ["en-us", "de-de"];
 /// Codes in the catalog; each agent holds `per_agent` consecutive ones.
@@ -37,8 +37,8 @@ pub async fn run(args: &BenchPlanArgs) -> anyhow::Result<std::process::ExitCode>
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let human = args.output == OutputFormat::Human;
     if human {
-        println!("skillsync bench plan");
-        println!(
+        outln!("skillsync bench plan");
+        outln!(
             "  writing {} agents × {} assignments to {} …",
             args.agents,
             args.per_agent,
@@ -110,25 +110,25 @@ pub async fn run(args: &BenchPlanArgs) -> anyhow::Result<std::process::ExitCode>
         "renderedBytes": text.len(),
     });
     match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(&report)?),
         OutputFormat::Human => {
-            println!(
+            outln!(
                 "  {} rows ({:.0} MB of CSV); {} agents differ from the tenant",
                 args.agents * args.per_agent,
                 bytes as f64 / 1e6,
                 changed_agents
             );
-            println!(
+            outln!(
                 "  read and validate {read_seconds:.2} s, plan {plan_seconds:.2} s, render {:.2} s ({:.1} MB of text)",
                 total_seconds - read_seconds - plan_seconds,
                 text.len() as f64 / 1e6
             );
-            println!(
+            outln!(
                 "  total {total_seconds:.2} s wall{} (target < 2 s)",
                 cpu.map_or(String::new(), |c| format!(", {c:.2} s CPU"))
             );
             match peak_mib {
-                Some(peak) => println!(
+                Some(peak) => outln!(
                     "  peak memory {peak:.0} MiB{} (target < 1024 MiB; the tenant snapshot held in memory was {:.0} MiB before)",
                     if reset {
                         ""
@@ -137,7 +137,7 @@ pub async fn run(args: &BenchPlanArgs) -> anyhow::Result<std::process::ExitCode>
                     },
                     baseline_rss.unwrap_or_default() as f64 / 1024.0
                 ),
-                None => println!("  peak memory: not measurable on this system"),
+                None => outln!("  peak memory: not measurable on this system"),
             }
         }
     }

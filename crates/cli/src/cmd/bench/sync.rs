@@ -16,7 +16,7 @@ use super::scenario::{self, Scenario};
 use crate::args::{BenchSyncArgs, CommonArgs};
 use crate::inputs::Session;
 use crate::local_tenant::{LocalTenant, write_config};
-use crate::output::{ColorChoice, OutputFormat};
+use crate::output::{ColorChoice, OutputFormat, outln};
 
 /// The token endpoint, which the simulator counts but which writes nothing.
 const TOKEN_ROUTE: &str = "/api/v2/oauth/token";
@@ -96,8 +96,8 @@ pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode>
     });
     let human = args.output == OutputFormat::Human;
     if human {
-        println!("skillsync bench sync");
-        println!(
+        outln!("skillsync bench sync");
+        outln!(
             "  scenario: {} agents in {}; {} changed ({:.0}%), one skill each; {} new codes → {} definitions to create",
             scenario.agents,
             LOCALES[..args.locales].join(", "),
@@ -106,13 +106,13 @@ pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode>
             args.new_codes,
             scenario.new_definitions.len()
         );
-        println!(
+        outln!(
             "  tenant:   simulated in-process; rate limit {}, burst {}, latency {}; no faults",
             rate_text(args.rate_limit),
             args.burst,
             range_text(args.latency)
         );
-        println!("  files:    {}", dir.display());
+        outln!("  files:    {}", dir.display());
     }
 
     let tenant = LocalTenant::start(&doc, &knobs).await?;
@@ -127,7 +127,7 @@ pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode>
         args.burst,
     )?;
     if human {
-        println!("\n1. apply ({} users to write)", scenario.changes.len());
+        outln!("\n1. apply ({} users to write)", scenario.changes.len());
     }
     let (apply, applied) = measure(&tenant, || sync_once(&dir)).await?;
     if applied.users_written != scenario.changes.len()
@@ -149,7 +149,7 @@ pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode>
     // the re-sync is measured from the same start as the apply.
     tokio::time::sleep(refill_time(&limits)).await;
     if human {
-        println!("\n2. re-sync with nothing to change");
+        outln!("\n2. re-sync with nothing to change");
     }
     let (resync, resynced) = measure(&tenant, || sync_once(&dir)).await?;
     tenant.stop().await;
@@ -166,7 +166,7 @@ pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode>
 
     let naive = if args.naive_users > 0 {
         if human {
-            println!("\n3. naive baseline (the second source document's script)");
+            outln!("\n3. naive baseline (the second source document's script)");
         }
         Some(run_naive(&doc, &knobs, &scenario, args.naive_users).await?)
     } else {
@@ -176,7 +176,7 @@ pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode>
         .as_ref()
         .map(|(run, _)| estimate_naive(run, scenario.changes.len()));
     if let (true, Some((run, measured)), Some(estimate)) = (human, &naive, naive_estimate) {
-        println!(
+        outln!(
             "   {} users in {:.1} s ({:.0} ms each, {} calls, {} throttled, {} failed)",
             run.users,
             run.per_users.as_secs_f64(),
@@ -186,7 +186,7 @@ pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode>
             run.failed,
         );
         if run.users < scenario.changes.len() {
-            println!(
+            outln!(
                 "   scaled down: {} of {} users run; the whole change set extrapolates to {:.0} s",
                 run.users,
                 scenario.changes.len(),
@@ -233,27 +233,27 @@ pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode>
         "speedupOverNaive": speedup,
     });
     match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(&report)?),
         OutputFormat::Human => {
-            println!("\nSummary");
-            println!(
+            outln!("\nSummary");
+            outln!(
                 "  apply:   {} calls vs a lower bound of {} → {call_ratio:.3}× (target at 10,000 agents: ≤ 1.05×)",
                 apply.calls,
                 bound.calls(),
             );
-            println!(
+            outln!(
                 "           {:.2} s vs the bound's {:.2} s at the rate limit → {time_ratio:.3}× (target at 10,000 agents: ≤ 1.15×)",
                 apply.seconds,
                 bound.seconds(&limits),
             );
-            println!(
+            outln!(
                 "  re-sync: {} calls, {} writes (bound {} calls, reads only)",
                 resync.calls,
                 resync.writes,
                 resync_bound.calls()
             );
             if let Some(speedup) = speedup {
-                println!(
+                outln!(
                     "  naive:   {:.0} s for the same change set → skillsync is {speedup:.0}× faster (target ≥ 100×)",
                     naive_estimate.unwrap_or_default()
                 );
@@ -423,7 +423,7 @@ fn difference(before: &Value, after: &Value) -> Measured {
 }
 
 fn print_measured(measured: &Measured, bound: &LowerBound, limits: &TenantLimits) {
-    println!(
+    outln!(
         "   {} calls ({} writes, {} throttled) in {:.2} s; lower bound {} calls ({} writes) in {:.2} s",
         measured.calls,
         measured.writes,
@@ -434,7 +434,7 @@ fn print_measured(measured: &Measured, bound: &LowerBound, limits: &TenantLimits
         bound.seconds(limits)
     );
     for (kind, count) in &measured.by_kind {
-        println!("     {count:>6}  {kind}");
+        outln!("     {count:>6}  {kind}");
     }
 }
 
