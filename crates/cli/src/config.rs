@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use jiff::tz::TimeZone;
 use jiff::Timestamp;
+use jiff::tz::TimeZone;
 use serde::Deserialize;
 use skillsync_core::{Problem, Window};
 use skillsync_cxone::{Dialect, Secret};
@@ -457,11 +457,7 @@ impl Config {
         Some(skillsync_engine::SyncWindow {
             window: self.window?,
             zone: self.tenant.time_zone.clone(),
-            zone_name: self
-                .tenant
-                .timezone
-                .clone()
-                .unwrap_or_else(|| "UTC".into()),
+            zone_name: self.tenant.timezone.clone().unwrap_or_else(|| "UTC".into()),
         })
     }
 

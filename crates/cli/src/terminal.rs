@@ -92,9 +92,7 @@ impl Drop for SignalGuard {
 /// writes in flight finish and are journaled, no new one starts, and the command reports what
 /// it did. Before the first write (reading, planning, at the prompt) and on a second signal the
 /// process exits at once with 130: nothing is half-done then.
-pub fn interrupt_on_signal(
-    interrupt: std::sync::Arc<skillsync_engine::Interrupt>,
-) -> SignalGuard {
+pub fn interrupt_on_signal(interrupt: std::sync::Arc<skillsync_engine::Interrupt>) -> SignalGuard {
     SignalGuard(tokio::spawn(async move {
         let signal = next_signal().await;
         if !interrupt.is_writing() {

@@ -55,7 +55,11 @@ async fn a_tenant_that_drops_writes_is_caught_by_the_read_back() {
         write_config(&ws.0, &base);
 
         let applied = run_with(&ws.0, &["apply", "--yes", "--output", "json"]).await;
-        assert_eq!(applied.status.code(), Some(1), "{agents}: the run did not do its job");
+        assert_eq!(
+            applied.status.code(),
+            Some(1),
+            "{agents}: the run did not do its job"
+        );
         let document = json_of(&applied);
         assert_eq!(document["schemaVersion"], 1);
         let report = &document["applied"];
@@ -83,7 +87,11 @@ async fn a_tenant_that_drops_writes_is_caught_by_the_read_back() {
         assert_eq!(last["outcome"], "failed");
         assert_eq!(last["counts"]["usersNotKept"], expected.users_changed);
         let planned = run(&ws.0, &["plan"]).await;
-        assert_eq!(planned.status.code(), Some(2), "the changes are still pending");
+        assert_eq!(
+            planned.status.code(),
+            Some(2),
+            "the changes are still pending"
+        );
     }
 }
 
@@ -167,7 +175,10 @@ async fn sigint_during_apply_journals_an_interrupted_run_with_every_write() {
         String::from_utf8_lossy(&output.stderr)
     );
     let sent = writes_in(&sim_get(&base, "/sim/stats").await);
-    assert!(sent < expected.users_changed, "the interrupt must land mid-run");
+    assert!(
+        sent < expected.users_changed,
+        "the interrupt must land mid-run"
+    );
 
     // The partial summary: every planned user in exactly one list.
     let report = json_of(&output);
@@ -181,7 +192,11 @@ async fn sigint_during_apply_journals_an_interrupted_run_with_every_write() {
         expected.users_changed,
         "{applied:#}"
     );
-    assert_eq!(count("usersUpdated"), sent, "every write sent finished and was kept");
+    assert_eq!(
+        count("usersUpdated"),
+        sent,
+        "every write sent finished and was kept"
+    );
     assert!(count("usersNotAttempted") > 0);
     assert!(
         applied["stoppedEarly"]

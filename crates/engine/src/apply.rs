@@ -9,9 +9,7 @@ use std::time::Instant;
 use skillsync_core::plan::{
     DefinitionActionKind, DefinitionRef, PlannedAssignment, UserPlan, WriteMode,
 };
-use skillsync_core::{
-    Agent, Assignment, Desired, Live, Plan, Resolution, UserAssignments, UserId,
-};
+use skillsync_core::{Agent, Assignment, Desired, Live, Plan, Resolution, UserAssignments, UserId};
 use skillsync_cxone::{Error, LookedUp, NewDefinition, TenantApi, UserWrite};
 use skillsync_store::{Snapshot, WriteStatus, WriteTarget};
 
@@ -22,7 +20,7 @@ use crate::write::{
 };
 
 /// How the run writes.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ApplyOptions {
     /// The write path's settings.
     pub write: WriteOptions,
@@ -35,17 +33,6 @@ pub struct ApplyOptions {
     /// Users in the tenant (from the live read): the read-back pages through the listing when
     /// that is cheaper than reading each changed user.
     pub tenant_users: usize,
-}
-
-impl Default for ApplyOptions {
-    fn default() -> Self {
-        ApplyOptions {
-            write: WriteOptions::default(),
-            allow_empty_skills: false,
-            live_read_at: None,
-            tenant_users: 0,
-        }
-    }
 }
 
 /// How long a live read stands in for the look-up before a create. Long enough for the plan
@@ -88,6 +75,17 @@ pub struct ApplyReport {
     pub elapsed: std::time::Duration,
 }
 
+/// Where an apply journals, what stops it, whom it tells of its progress.
+#[derive(Clone, Copy)]
+pub struct ApplyContext<'a> {
+    /// Where its writes are journaled.
+    pub journal: Option<JournalRun<'a>>,
+    /// Raised by a signal: writes in flight finish, no new one starts.
+    pub interrupt: Option<&'a Interrupt>,
+    /// Called as writes progress.
+    pub progress: Progress<'a>,
+}
+
 /// Runs the plan made from `live`. Ids of created definitions are bound into the plan's resolution. Every
 /// write is recorded in `journal` as it completes; every user of the plan ends in the report.
 pub async fn apply(
@@ -96,10 +94,13 @@ pub async fn apply(
     plan: &mut Plan,
     live: &Live,
     options: ApplyOptions,
-    journal: Option<JournalRun<'_>>,
-    interrupt: Option<&Interrupt>,
-    progress: Progress<'_>,
+    context: ApplyContext<'_>,
 ) -> ApplyReport {
+    let ApplyContext {
+        journal,
+        interrupt,
+        progress,
+    } = context;
     let started = Instant::now();
     let mut report = ApplyReport::default();
     let writer = Writer::new(api, journal, options.write, interrupt);
@@ -108,7 +109,9 @@ pub async fn apply(
         _ => LookedUp::No,
     };
     let planned: Vec<UserId> = plan.users.iter().map(|u| u.user_id.clone()).collect();
-    if let Err(failed) = ensure_definitions(api, plan, &mut report, &writer, progress, looked_up).await {
+    if let Err(failed) =
+        ensure_definitions(api, plan, &mut report, &writer, progress, looked_up).await
+    {
         writer.stop(StopReason::Definition(failed));
     }
     if let Some(j) = journal {

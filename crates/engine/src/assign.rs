@@ -6,7 +6,9 @@ use std::sync::Mutex;
 
 use skillsync_core::{Agent, Assignment, CatalogEntry, Kind, Level, UserAssignments};
 use skillsync_cxone::{NewDefinition, TenantApi, UserWrite};
-use skillsync_store::{Journal, NewRun, RunCounts, RunId, RunOutcome, Snapshot, WriteStatus, WriteTarget};
+use skillsync_store::{
+    Journal, NewRun, RunCounts, RunId, RunOutcome, Snapshot, WriteStatus, WriteTarget,
+};
 
 use crate::entries;
 use crate::sync::RunLabel;
@@ -61,7 +63,14 @@ pub async fn assign(
         })
         .map_err(Error::Journal)?;
     let requests_before = api.counters().total_requests();
-    let result = assign_in_run(api, JournalRun { journal, run }, request, options, interrupt).await;
+    let result = assign_in_run(
+        api,
+        JournalRun { journal, run },
+        request,
+        options,
+        interrupt,
+    )
+    .await;
     let mut counts = RunCounts {
         users_planned: 1,
         requests: api.counters().total_requests() - requests_before,
@@ -119,7 +128,7 @@ async fn assign_in_run(
         .await
         .map_err(|source| Error::Tenant {
             action: format!("ensuring {} {} ({})", entry.kind, entry.name, entry.locale),
-            source,
+            source: Box::new(source),
         })?;
     if ensured.created {
         writer.record(vec![Entry {
@@ -150,7 +159,9 @@ async fn assign_in_run(
         .users
         .into_values()
         .next()
-        .unwrap_or(UserOutcome::NotAttempted(StopReason::Tenant("not reached".into())));
+        .unwrap_or(UserOutcome::NotAttempted(StopReason::Tenant(
+            "not reached".into(),
+        )));
     let before = one.first_seen.into_inner().expect("not poisoned").flatten();
     Ok(Assigned {
         before,

@@ -5,7 +5,7 @@
 pub enum Error {
     /// The live read failed.
     #[error("cannot read the tenant")]
-    ReadTenant(#[source] skillsync_cxone::Error),
+    ReadTenant(#[source] Box<skillsync_cxone::Error>),
     /// The journal could not be read or written.
     #[error("cannot use the journal")]
     Journal(#[source] skillsync_store::StoreError),
@@ -25,6 +25,6 @@ pub enum Error {
         action: String,
         /// The client's error.
         #[source]
-        source: skillsync_cxone::Error,
+        source: Box<skillsync_cxone::Error>,
     },
 }

@@ -18,9 +18,9 @@ pub mod verify;
 mod write;
 
 pub use apply::{
-    ApplyOptions, ApplyReport, LIVE_READ_COUNTS_AS_LOOKUP_FOR, Phase, Progress, apply,
+    ApplyContext, ApplyOptions, ApplyReport, LIVE_READ_COUNTS_AS_LOOKUP_FOR, Phase, Progress, apply,
 };
-pub use assign::{Assigned, AssignRequest, assign};
+pub use assign::{AssignRequest, Assigned, assign};
 pub use error::Error;
 pub use guard::{Refusal, RemovalLimit, check as check_guards, real_removals};
 pub use live::{LiveProgress, read_live};
@@ -39,12 +39,11 @@ pub fn retirements(
 ) -> Result<Vec<skillsync_core::Retired>, Error> {
     let mut retired = Vec::new();
     for r in journal.retirements().map_err(Error::Journal)? {
-        let locale = skillsync_core::Locale::parse(&r.locale).map_err(|source| {
-            Error::BadRetirement {
+        let locale =
+            skillsync_core::Locale::parse(&r.locale).map_err(|source| Error::BadRetirement {
                 code: r.code.clone(),
                 source,
-            }
-        })?;
+            })?;
         retired.push(skillsync_core::Retired {
             code: skillsync_core::Code::from(r.code.as_str()),
             locale,

@@ -508,7 +508,7 @@ pub enum RetireFailure {
         name: String,
         /// The client's error.
         #[source]
-        source: Error,
+        source: Box<Error>,
     },
     /// A profile kept changing under every re-read.
     #[error("routing profile {name} ({id}) kept changing under us; run retire again")]
@@ -525,7 +525,7 @@ pub enum RetireFailure {
         action: String,
         /// The client's error.
         #[source]
-        source: Error,
+        source: Box<Error>,
     },
     /// The write path stopped (journal, interruption, a tenant that refuses everything).
     #[error("{0}")]
@@ -856,7 +856,7 @@ impl Retirer<'_> {
                     Policy::FailUser | Policy::StopRun => {
                         return Err(RetireFailure::Tenant {
                             action: action(),
-                            source: error,
+                            source: Box::new(error),
                         });
                     }
                 },
@@ -876,25 +876,25 @@ impl Retirer<'_> {
                 .await
                 .map_err(|source| RetireFailure::Tenant {
                     action: action(),
-                    source,
+                    source: Box::new(source),
                 })?
                 .into_iter()
                 .find(|d| d.id == read.id)
                 .ok_or_else(|| RetireFailure::Tenant {
                     action: action(),
-                    source: Error::NotFound {
+                    source: Box::new(Error::NotFound {
                         what: "definition",
                         id: read.id.to_string(),
-                    },
+                    }),
                 })?;
         }
         Err(RetireFailure::Tenant {
             action: action(),
-            source: Error::Conflict {
+            source: Box::new(Error::Conflict {
                 what: "definition",
                 id: read.id.to_string(),
                 expected: Some(current.version),
-            },
+            }),
         })
     }
 
@@ -989,7 +989,7 @@ impl Retirer<'_> {
         let failed = |source: Error| RetireFailure::ProfileFailed {
             id: read.id.clone(),
             name: read.name.clone(),
-            source,
+            source: Box::new(source),
         };
         let mut current = read.clone();
         // The profile as read before this run's last write whose outcome it did not learn.
@@ -1045,7 +1045,12 @@ impl Retirer<'_> {
             );
             self.stopped()?;
             pending = Some(current.clone());
-            let fresh: Vec<Profile> = self.api.profiles(None).try_collect().await.map_err(failed)?;
+            let fresh: Vec<Profile> = self
+                .api
+                .profiles(None)
+                .try_collect()
+                .await
+                .map_err(failed)?;
             match fresh.into_iter().find(|p| p.id == read.id) {
                 Some(profile) => current = profile,
                 None => return Ok(false),
@@ -1071,7 +1076,7 @@ impl Retirer<'_> {
                 "{action} {} {} ({})",
                 definition.kind, definition.name, definition.locale
             ),
-            source,
+            source: Box::new(source),
         };
         for round in 1..=rounds {
             match self

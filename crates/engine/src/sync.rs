@@ -15,7 +15,7 @@ use skillsync_core::{Desired, Plan, PlanOptions, Problem, Window};
 use skillsync_cxone::TenantApi;
 use skillsync_store::{Journal, NewRun, RunCounts, RunId, RunOutcome};
 
-use crate::apply::{ApplyOptions, ApplyReport, Progress, apply};
+use crate::apply::{ApplyContext, ApplyOptions, ApplyReport, Progress, apply};
 use crate::guard::{Refusal, RemovalLimit};
 use crate::live::{LiveProgress, read_live};
 use crate::write::{Interrupt, JournalRun, StopReason, WriteOptions};
@@ -171,13 +171,16 @@ pub async fn sync(
     // Checked before reading the tenant: outside the window, even reads are load it should
     // not carry in its busy hours.
     if let Some(why) = outside(options) {
-        return Ok(SyncReport::without_run(None, SyncOutcome::OutsideWindow(why)));
+        return Ok(SyncReport::without_run(
+            None,
+            SyncOutcome::OutsideWindow(why),
+        ));
     }
     // Stamped before the read: its definitions listing is then no older than this.
     let live_read_at = Instant::now();
     let live = read_live(api, hooks.reading)
         .await
-        .map_err(Error::ReadTenant)?;
+        .map_err(|e| Error::ReadTenant(Box::new(e)))?;
     let mut plan = match skillsync_core::plan(desired, &live, &options.plan) {
         Ok(mut plan) => {
             plan.warnings.splice(0..0, warnings.iter().cloned());
@@ -185,7 +188,10 @@ pub async fn sync(
         }
         Err(mut problems) => {
             problems.splice(0..0, warnings.iter().cloned());
-            return Ok(SyncReport::without_run(None, SyncOutcome::Invalid(problems)));
+            return Ok(SyncReport::without_run(
+                None,
+                SyncOutcome::Invalid(problems),
+            ));
         }
     };
     (hooks.planned)(&plan);
@@ -250,12 +256,18 @@ pub async fn sync(
         &mut plan,
         &live,
         apply_options,
-        Some(JournalRun { journal, run }),
-        hooks.interrupt,
-        hooks.progress,
+        ApplyContext {
+            journal: Some(JournalRun { journal, run }),
+            interrupt: hooks.interrupt,
+            progress: hooks.progress,
+        },
     )
     .await;
-    let counts = run_counts(&plan, &report, api.counters().total_requests() - requests_before);
+    let counts = run_counts(
+        &plan,
+        &report,
+        api.counters().total_requests() - requests_before,
+    );
     let outcome = match &report.written.stopped {
         Some(StopReason::Interrupted) => RunOutcome::Interrupted,
         _ if report.written.complete() => RunOutcome::Succeeded,

@@ -42,7 +42,8 @@ pub fn grants(writes: &[WriteRecord]) -> Vec<Grant> {
         let (Some(before), Some(after)) = (write.before.user(), write.after.user()) else {
             continue;
         };
-        let (previous, Some(written)) = (before.skills.as_deref().unwrap_or_default(), &after.skills)
+        let (previous, Some(written)) =
+            (before.skills.as_deref().unwrap_or_default(), &after.skills)
         else {
             continue;
         };

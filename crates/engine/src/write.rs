@@ -103,7 +103,10 @@ impl fmt::Display for StopReason {
                 at.strftime("%Y-%m-%d %H:%M UTC")
             ),
             StopReason::Interrupted => {
-                write!(f, "interrupted: writes in flight finished, no new ones were sent")
+                write!(
+                    f,
+                    "interrupted: writes in flight finished, no new ones were sent"
+                )
             }
             StopReason::Tenant(error) => write!(f, "stopped: {error}"),
             StopReason::Definition(error) => {
@@ -609,7 +612,10 @@ impl<'a> Writer<'a> {
                 }
             }
         }
-        self.settle(user, UserOutcome::failed(FailureKind::Unresolved, last_error));
+        self.settle(
+            user,
+            UserOutcome::failed(FailureKind::Unresolved, last_error),
+        );
     }
 
     fn last_reason(&self, user: &UserId) -> String {
@@ -757,7 +763,9 @@ impl<'a> Writer<'a> {
                         reread.push(job.write.user_id.clone());
                     }
                     let after = entries::user_written(&job.write);
-                    journal.push(Self::user_entry(&job.write, job.before, after, status, detail));
+                    journal.push(Self::user_entry(
+                        &job.write, job.before, after, status, detail,
+                    ));
                 }
             }
         }
@@ -804,7 +812,10 @@ impl<'a> Writer<'a> {
             WriteStatus::Failed,
             Some(format!("read-back: {why}")),
         )]);
-        self.settle(&write.user_id, UserOutcome::failed(FailureKind::NotKept, why));
+        self.settle(
+            &write.user_id,
+            UserOutcome::failed(FailureKind::NotKept, why),
+        );
     }
 
     /// Every user in `planned` ends in exactly one outcome: those the run never reached are

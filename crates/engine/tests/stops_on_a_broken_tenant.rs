@@ -7,7 +7,7 @@ use futures::TryStreamExt;
 use skillsync_core::hris::{Source, read_desired};
 use skillsync_core::{Kind, PlanOptions};
 use skillsync_cxone::{DefinitionQuery, Secret, Settings};
-use skillsync_engine::{ApplyOptions, StopReason, WriteOptions};
+use skillsync_engine::{ApplyContext, ApplyOptions, StopReason, WriteOptions};
 use skillsync_sim::{GenerateOptions, SimConfig, TenantSource};
 
 /// 300 agents who each should gain the skill `Claims_Intake` (which exists when planning),
@@ -162,9 +162,11 @@ async fn a_run_whose_writes_all_fail_stops_early_and_accounts_for_every_user() {
         &mut plan,
         &live,
         options(write, &live),
-        None,
-        None,
-        &|_, _, _| {},
+        ApplyContext {
+            journal: None,
+            interrupt: None,
+            progress: &|_, _, _| {},
+        },
     )
     .await;
     let written = &report.written;
@@ -182,10 +184,15 @@ async fn a_run_whose_writes_all_fail_stops_early_and_accounts_for_every_user() {
     assert_eq!(written.users.len(), 300);
     assert_eq!(updated + current + failed + not_attempted, 300);
     assert_eq!((updated, current), (0, 0), "{report:?}");
-    assert_eq!(failed as u64, puts, "one failure per write sent: {report:?}");
+    assert_eq!(
+        failed as u64, puts,
+        "one failure per write sent: {report:?}"
+    );
     assert_eq!(not_attempted as u64, 300 - puts, "the rest were never sent");
     assert!(
-        written.failed().all(|(_, _, why)| why.contains("400") || why.contains("rejected")),
+        written
+            .failed()
+            .all(|(_, _, why)| why.contains("400") || why.contains("rejected")),
         "failures carry the tenant's reason: {:?}",
         written.failed().next()
     );
@@ -217,9 +224,11 @@ async fn a_run_that_reaches_the_end_of_the_sync_window_writes_no_further_user() 
         &mut plan.clone(),
         &live,
         options(closed, &live),
-        None,
-        None,
-        &|_, _, _| {},
+        ApplyContext {
+            journal: None,
+            interrupt: None,
+            progress: &|_, _, _| {},
+        },
     )
     .await;
     assert!(
@@ -245,9 +254,11 @@ async fn a_run_that_reaches_the_end_of_the_sync_window_writes_no_further_user() 
         &mut plan.clone(),
         &live,
         options(open, &live),
-        None,
-        None,
-        &|_, _, _| {},
+        ApplyContext {
+            journal: None,
+            interrupt: None,
+            progress: &|_, _, _| {},
+        },
     )
     .await;
     assert!(report.written.complete(), "{report:?}");

@@ -108,7 +108,9 @@ fn render(
     let applied = match &report.outcome {
         SyncOutcome::OutsideWindow(why) => return refused(why.clone()),
         SyncOutcome::Invalid(problems) => {
-            return Ok(crate::cmd::validate::report_invalid(common, problems, style));
+            return Ok(crate::cmd::validate::report_invalid(
+                common, problems, style,
+            ));
         }
         SyncOutcome::Refused(refusal) => return refused(refusal.to_string()),
         SyncOutcome::Declined => return Ok(exit::error()),

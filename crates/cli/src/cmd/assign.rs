@@ -162,10 +162,7 @@ pub async fn run(args: &AssignArgs) -> anyhow::Result<ExitCode> {
             exit::error()
         }
         (UserOutcome::NotAttempted(why), _) => {
-            eprintln!(
-                "error: {what} not assigned to {}: {why}",
-                agent.employee_id
-            );
+            eprintln!("error: {what} not assigned to {}: {why}", agent.employee_id);
             if assigned.stopped == Some(skillsync_engine::StopReason::Interrupted) {
                 exit::interrupted()
             } else {

@@ -89,7 +89,8 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         outln!(
             "\nThe tenant saw {} requests; {} duplicate definitions were created; the other integration made {writes} writes \
              meanwhile, and {lost} of its assignments were lost.",
-            stats["totalRequests"], stats["duplicatesCreated"]
+            stats["totalRequests"],
+            stats["duplicatesCreated"]
         );
     }
     let ok = planned == exit::changes() && applied == exit::ok() && replanned == exit::ok();
