@@ -483,6 +483,11 @@ pub struct FaultArgs {
     #[arg(long, default_value_t = 0.0, value_name = "P")]
     pub lose_write_rate: f64,
 
+    /// Probability that a user write (PUT of a user, each bulk entry) that passed every check is
+    /// refused with 400 and not applied, while reads keep working.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub reject_write_rate: f64,
+
     /// Writes per second by another integration that owns the Ext_ definitions (0 = off).
     #[arg(long, default_value_t = 0.0, value_name = "RATE")]
     pub other_writer: f64,

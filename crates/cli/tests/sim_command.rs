@@ -44,6 +44,8 @@ fn first_line_gives_base_url_and_demo_credentials_and_ctrl_c_stops_cleanly() {
             "0ms",
             "--lose-write-rate",
             "0.25",
+            "--reject-write-rate",
+            "1",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -81,9 +83,10 @@ fn first_line_gives_base_url_and_demo_credentials_and_ctrl_c_stops_cleanly() {
             .json()
             .await
             .unwrap();
+        let token = token["access_token"].as_str().unwrap();
         let users: serde_json::Value = http
             .get(format!("{base}/api/v2/routing/users"))
-            .bearer_auth(token["access_token"].as_str().unwrap())
+            .bearer_auth(token)
             .send()
             .await
             .unwrap()
@@ -103,6 +106,46 @@ fn first_line_gives_base_url_and_demo_credentials_and_ctrl_c_stops_cleanly() {
             knobs["loseWriteRate"], 0.25,
             "--lose-write-rate reaches the knobs"
         );
+        assert_eq!(
+            knobs["rejectWriteRate"], 1.0,
+            "--reject-write-rate reaches the knobs"
+        );
+
+        // --reject-write-rate 1: the tenant refuses a user write with a 400 and reads go on.
+        let user = &users["entities"][0];
+        let path = format!(
+            "{base}/api/v2/routing/users/{}",
+            user["userId"].as_str().unwrap()
+        );
+        let refused = http
+            .put(&path)
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "skills": [] }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400);
+        let body: serde_json::Value = refused.json().await.unwrap();
+        assert_eq!(body["code"], "VALIDATION_ERROR", "{body}");
+        let read: serde_json::Value = http
+            .get(&path)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(read, *user, "the refused write changed nothing");
+        let stats: serde_json::Value = http
+            .get(format!("{base}/sim/stats"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(stats["writesRejected"], 1, "{stats}");
     });
 
     let pid = running.0.id().to_string();
@@ -117,7 +160,7 @@ fn first_line_gives_base_url_and_demo_credentials_and_ctrl_c_stops_cleanly() {
 
 #[test]
 fn an_impossible_knob_is_refused_before_listening() {
-    for flag in ["fault-rate", "lose-write-rate"] {
+    for flag in ["fault-rate", "lose-write-rate", "reject-write-rate"] {
         let output = skillsync()
             .args([
                 "sim",

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::SimError;
 use crate::generate::GenerateOptions;
-use crate::model::TenantDoc;
+use crate::model::{TenantDoc, WriteFaults};
 
 /// Everything `skillsync_sim::run` needs to serve one tenant.
 #[derive(Debug, Clone)]
@@ -125,6 +125,9 @@ pub struct Knobs {
     /// Probability that a user assignment write (a routing-dialect PUT, each bulk entry, a
     /// users-dialect PUT) is answered exactly as a success but not kept.
     pub lose_write_rate: f64,
+    /// Probability that a user assignment write (a routing-dialect PUT, each bulk entry, a
+    /// users-dialect PUT) that passed every check is refused with 400 and not applied.
+    pub reject_write_rate: f64,
     /// Writes per second by the concurrent "other integration"; 0 turns it off.
     pub other_writer: f64,
 }
@@ -143,6 +146,7 @@ impl Default for Knobs {
             fault_after_commit_rate: 0.0,
             drop_rate: 0.0,
             lose_write_rate: 0.0,
+            reject_write_rate: 0.0,
             other_writer: 0.0,
         }
     }
@@ -161,6 +165,14 @@ impl Knobs {
         }
     }
 
+    /// The write faults a client's user write meets under these knobs.
+    pub fn write_faults(&self) -> WriteFaults {
+        WriteFaults {
+            lose_rate: self.lose_write_rate,
+            reject_rate: self.reject_write_rate,
+        }
+    }
+
     /// Checks the values a user typed, so that a bad knob is refused rather than half-applied.
     pub fn validate(&self) -> Result<(), SimError> {
         for (name, p) in [
@@ -168,6 +180,7 @@ impl Knobs {
             ("fault-after-commit-rate", self.fault_after_commit_rate),
             ("drop-rate", self.drop_rate),
             ("lose-write-rate", self.lose_write_rate),
+            ("reject-write-rate", self.reject_write_rate),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(SimError::NotAProbability {

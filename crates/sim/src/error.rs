@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 pub enum SimError {
     // ----- knobs -----
     /// A probability knob (`fault-rate`, `fault-after-commit-rate`, `drop-rate`,
-    /// `lose-write-rate`) is outside 0..=1.
+    /// `lose-write-rate`, `reject-write-rate`) is outside 0..=1.
     #[error("{knob} must be a probability between 0 and 1, got {value}")]
     NotAProbability {
         /// The knob's command-line name.

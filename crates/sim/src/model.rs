@@ -291,6 +291,29 @@ pub enum PatchRefused {
         /// What is current.
         current: u64,
     },
+    /// The write passed every check and the tenant refused it anyway (`--reject-write-rate`);
+    /// nothing was changed.
+    Rejected,
+}
+
+/// The write faults a client's user write is exposed to; the other integration's writes get
+/// [`WriteFaults::NONE`], because its log must record only what the tenant really holds.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct WriteFaults {
+    /// Probability that a write which passed every check is answered as applied but not kept
+    /// (`--lose-write-rate`).
+    pub lose_rate: f64,
+    /// Probability that a write which passed every check is refused with 400 and not applied
+    /// (`--reject-write-rate`).
+    pub reject_rate: f64,
+}
+
+impl WriteFaults {
+    /// Every write that passes its checks is applied and kept.
+    pub const NONE: WriteFaults = WriteFaults {
+        lose_rate: 0.0,
+        reject_rate: 0.0,
+    };
 }
 
 /// What a write did, for the gateway's bookkeeping.
@@ -320,6 +343,11 @@ pub struct Tenant {
     /// Per user, how many client writes that passed every check met a non-zero
     /// `--lose-write-rate`: the input, with the user id, of each keep-or-lose decision.
     lose_write_draws: HashMap<String, u64>,
+    /// Per user, how many client writes that passed every check met a non-zero
+    /// `--reject-write-rate`: the input, with the user id, of each take-or-refuse decision.
+    /// Kept apart from `lose_write_draws`, so that turning one knob never moves the other's
+    /// pattern.
+    reject_write_draws: HashMap<String, u64>,
 }
 
 impl Tenant {
@@ -855,10 +883,17 @@ impl Tenant {
 
     /// Applies a patch atomically if the user exists and `expected` (when given) is current.
     ///
-    /// `lose_write_rate` is the probability that a write which passed every check is answered
-    /// as applied but not kept (`--lose-write-rate`); clients' writes pass the knob, the other
-    /// integration passes 0 because its log must record only what the tenant really holds.
-    /// A lost write returns the user exactly as a kept write would have left it — new lists,
+    /// `faults` are the knobs a write that passed every check meets; clients' writes pass the
+    /// knobs in force, the other integration passes [`WriteFaults::NONE`] because its log must
+    /// record only what the tenant really holds.
+    ///
+    /// A rejected write (`faults.reject_rate`, `--reject-write-rate`) is refused with
+    /// [`PatchRefused::Rejected`] and changes nothing: not the user, not the routing cache, not
+    /// the lost-write draws. It is decided only after every check passed, so a bad or stale
+    /// write still gets its own error.
+    ///
+    /// A lost write (`faults.lose_rate`, `--lose-write-rate`) is answered as applied but not
+    /// kept: it returns the user exactly as a kept write would have left it — new lists,
     /// version + 1, new `dateModified` — while the stored user and the routing cache stay as
     /// they were. That is what an eventually inconsistent backend shows: the front end merges
     /// the request into what it read, numbers the result and answers, and the commit behind it
@@ -874,7 +909,7 @@ impl Tenant {
         now: Timestamp,
         at: SimInstant,
         propagation: std::time::Duration,
-        lose_write_rate: f64,
+        faults: WriteFaults,
     ) -> Result<(User, WriteEffects), PatchRefused> {
         let stored = self.users.get(user_id).ok_or(PatchRefused::NotFound)?;
         if let Some(expected) = expected
@@ -885,6 +920,10 @@ impl Tenant {
                 current: stored.version,
             });
         }
+        if self.rejects_write(user_id, faults.reject_rate) {
+            return Err(PatchRefused::Rejected);
+        }
+        let stored = &self.users[user_id];
         let mut user = stored.clone();
         if let Some(profile) = patch.routing_profile_id {
             user.routing_profile_id = profile;
@@ -905,7 +944,7 @@ impl Tenant {
         }
         user.version += 1;
         user.date_modified = now;
-        if self.loses_write(user_id, lose_write_rate) {
+        if self.loses_write(user_id, faults.lose_rate) {
             let effects = WriteEffects {
                 cache_rebuild: false,
                 lost: true,
@@ -941,7 +980,23 @@ impl Tenant {
             .entry(user_id.to_string())
             .or_default();
         *draws += 1;
-        lose_write_rng(user_id, *draws).random_bool(rate.min(1.0))
+        write_draw_rng(LOSE_WRITE_STREAM, user_id, *draws).random_bool(rate.min(1.0))
+    }
+
+    /// Decides whether this write to `user_id` is refused at `rate`, in the same way as
+    /// [`Tenant::loses_write`] decides losses (a pure function of the user id and how many
+    /// refuse-or-take decisions that user has had since start or `POST /sim/reset`), from its own
+    /// counter and its own random stream. Rate 0 decides nothing; rate 1 refuses every write.
+    fn rejects_write(&mut self, user_id: &str, rate: f64) -> bool {
+        if rate <= 0.0 {
+            return false;
+        }
+        let draws = self
+            .reject_write_draws
+            .entry(user_id.to_string())
+            .or_default();
+        *draws += 1;
+        write_draw_rng(REJECT_WRITE_STREAM, user_id, *draws).random_bool(rate.min(1.0))
     }
 
     // ----- the users dialect (SPEC 1.5) -----
@@ -1119,12 +1174,17 @@ fn profile_refs(profile: &Profile, kind: Kind) -> &[String] {
     }
 }
 
-/// The random stream that decides the `n`th lost-write draw for `user_id`: ChaCha8, as the
-/// generated tenants use, seeded from an FNV-1a hash of the id (stable across Rust releases,
-/// unlike `std`'s hasher) and the draw's number.
-fn lose_write_rng(user_id: &str, n: u64) -> ChaCha8Rng {
+/// The lost-write decisions' stream name (empty, which keeps the seeds they always had).
+const LOSE_WRITE_STREAM: &str = "";
+/// The rejected-write decisions' stream name: the same user and draw number seed another stream.
+const REJECT_WRITE_STREAM: &str = "reject-write\0";
+
+/// The random stream that decides the `n`th draw of one kind (`stream`) for `user_id`: ChaCha8,
+/// as the generated tenants use, seeded from an FNV-1a hash of the stream name and the id
+/// (stable across Rust releases, unlike `std`'s hasher) and the draw's number.
+fn write_draw_rng(stream: &str, user_id: &str, n: u64) -> ChaCha8Rng {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in user_id.bytes() {
+    for byte in stream.bytes().chain(user_id.bytes()) {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }

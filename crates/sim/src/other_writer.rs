@@ -13,7 +13,7 @@ use rand::seq::IndexedRandom;
 use serde::Serialize;
 
 use crate::app::App;
-use crate::model::{Assignment, Kind, PatchRefused, Tenant, User, UserPatch};
+use crate::model::{Assignment, Kind, PatchRefused, Tenant, User, UserPatch, WriteFaults};
 
 /// Name prefix of the definitions the other integration owns.
 pub const OWNED_PREFIX: &str = "Ext_";
@@ -112,7 +112,7 @@ async fn write_once(app: &Arc<App>) {
             app.clock.wall(),
             app.clock.now(),
             propagation,
-            0.0,
+            WriteFaults::NONE,
         ) {
             Ok((user, _)) => {
                 // Logged before the tenant is released, so that no reader sees the write in the

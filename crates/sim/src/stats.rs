@@ -26,6 +26,8 @@ pub struct Stats {
     pub dropped_connections: u64,
     /// User writes answered as applied but not kept (`--lose-write-rate`).
     pub writes_lost: u64,
+    /// User writes refused with 400 and not applied (`--reject-write-rate`).
+    pub writes_rejected: u64,
     /// Writes by the other integration that succeeded.
     pub other_writer_writes: u64,
     /// 412s the other integration met and retried.
@@ -69,6 +71,8 @@ pub struct StatsReport {
     pub dropped_connections: u64,
     /// User writes answered as applied but not kept.
     pub writes_lost: u64,
+    /// User writes refused and not applied.
+    pub writes_rejected: u64,
     /// Other-integration writes.
     pub other_writer_writes: u64,
     /// Other-integration conflicts retried.
@@ -115,6 +119,7 @@ impl Stats {
             faults_after_commit: self.faults_after_commit,
             dropped_connections: self.dropped_connections,
             writes_lost: self.writes_lost,
+            writes_rejected: self.writes_rejected,
             other_writer_writes: self.other_writer_writes,
             other_writer_conflicts: self.other_writer_conflicts,
         }

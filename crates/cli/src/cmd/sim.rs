@@ -35,6 +35,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         fault_after_commit_rate: args.faults.fault_after_commit_rate,
         drop_rate: args.faults.drop_rate,
         lose_write_rate: args.faults.lose_write_rate,
+        reject_write_rate: args.faults.reject_write_rate,
         other_writer: args.faults.other_writer,
     };
     let config = SimConfig {

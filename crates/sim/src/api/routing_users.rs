@@ -94,20 +94,39 @@ pub async fn update(
                 app.clock.wall(),
                 app.clock.now(),
                 propagation,
-                knobs.lose_write_rate,
+                knobs.write_faults(),
             )
-            .map_err(|refused| refusal(refused, &id, StatusCode::PRECONDITION_FAILED))?
+            .map_err(|refused| refusal(&app, refused, &id, StatusCode::PRECONDITION_FAILED))?
     };
     app.stats.lock().count_write(effects);
     Ok(with_etag(StatusCode::OK, user.version, routing_view(&user)))
 }
 
-/// Turns a refused patch into the dialect's error; `stale_status` is 412 here and 409 in the
-/// users dialect.
-pub fn refusal(refused: PatchRefused, id: &str, stale_status: StatusCode) -> ApiError {
+/// What a write refused by `--reject-write-rate` is told, after the field it is told about.
+pub const REJECTED: &str = "rejected by the tenant (--reject-write-rate); nothing was changed";
+
+/// Turns a refused single write into the dialect's error; `stale_status` is 412 here and 409 in
+/// the users dialect. A rejected write is counted in `app`'s stats (`writesRejected`) and answered
+/// 400 `VALIDATION_ERROR` naming the whole `body`, as the API refuses a write it will not take.
+pub fn refusal(app: &App, refused: PatchRefused, id: &str, stale_status: StatusCode) -> ApiError {
+    if matches!(refused, PatchRefused::Rejected) {
+        app.stats.lock().writes_rejected += 1;
+    }
+    entry_refusal(refused, id, stale_status, "body")
+}
+
+/// Turns a refused patch into the dialect's error, counting nothing; `whole` is the field a
+/// rejected write is refused as (`body` for a single write, `users[i]` for a bulk entry).
+fn entry_refusal(
+    refused: PatchRefused,
+    id: &str,
+    stale_status: StatusCode,
+    whole: &str,
+) -> ApiError {
     match refused {
         PatchRefused::NotFound => ApiError::not_found("user", id),
         PatchRefused::Invalid(details) => ApiError::validation(details),
+        PatchRefused::Rejected => ApiError::invalid(whole, REJECTED),
         PatchRefused::Stale { expected, current } => {
             let mut error = ApiError::stale("user", id, expected, current);
             if stale_status == StatusCode::CONFLICT {
@@ -159,6 +178,7 @@ pub async fn bulk(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
     let mut results = Vec::with_capacity(entries.len());
     let mut rebuild = false;
     let mut lost = 0;
+    let mut rejected = 0;
     {
         let mut tenant = app.tenant.lock();
         for (i, entry) in entries.iter().enumerate() {
@@ -192,7 +212,7 @@ pub async fn bulk(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
                     wall,
                     now,
                     propagation,
-                    knobs.lose_write_rate,
+                    knobs.write_faults(),
                 ))
             })();
             let result = match outcome {
@@ -213,8 +233,11 @@ pub async fn bulk(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
                     }
                 }
                 Ok(Err(refused)) => {
+                    rejected += u64::from(matches!(refused, PatchRefused::Rejected));
                     let id = user_id.as_str().unwrap_or_default().to_string();
-                    let error = refusal(refused, &id, StatusCode::PRECONDITION_FAILED);
+                    let whole = format!("users[{i}]");
+                    let error =
+                        entry_refusal(refused, &id, StatusCode::PRECONDITION_FAILED, &whole);
                     let message = match error.details.as_slice() {
                         [] => error.message.clone(),
                         details => details
@@ -238,6 +261,7 @@ pub async fn bulk(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
         let mut stats = app.stats.lock();
         stats.cache_rebuilds += u64::from(rebuild);
         stats.writes_lost += lost;
+        stats.writes_rejected += rejected;
     }
     let succeeded = results.iter().filter(|r| r.status == 200).count();
     let failed = results.len() - succeeded;

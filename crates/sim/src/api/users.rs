@@ -93,9 +93,9 @@ pub async fn update(
                 app.clock.wall(),
                 app.clock.now(),
                 propagation,
-                knobs.lose_write_rate,
+                knobs.write_faults(),
             )
-            .map_err(|refused| refusal(refused, &id, StatusCode::CONFLICT))?
+            .map_err(|refused| refusal(&app, refused, &id, StatusCode::CONFLICT))?
     };
     app.stats.lock().count_write(effects);
     Ok(with_etag(StatusCode::OK, user.version, users_view(&user)))
