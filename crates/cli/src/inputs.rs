@@ -123,30 +123,8 @@ impl Session {
         else {
             return Ok(Vec::new());
         };
-        let mut retired = Vec::new();
-        for r in journal.retirements()? {
-            let locale = skillsync_core::Locale::parse(&r.locale).with_context(|| {
-                format!(
-                    "the journal ({url}) holds a retirement of {} with a bad locale",
-                    r.code
-                )
-            })?;
-            retired.push(skillsync_core::Retired {
-                code: skillsync_core::Code::from(r.code.as_str()),
-                locale,
-                definitions: r
-                    .definition_ids
-                    .into_iter()
-                    .map(skillsync_core::DefinitionId::from)
-                    .collect(),
-                mode: match r.mode {
-                    skillsync_store::RetirementMode::Soft => skillsync_core::RetiredMode::Soft,
-                    skillsync_store::RetirementMode::Hard => skillsync_core::RetiredMode::Hard,
-                },
-                run: r.run.0,
-            });
-        }
-        Ok(retired)
+        skillsync_engine::retirements(journal.as_ref())
+            .with_context(|| format!("cannot learn from the journal ({url}) which codes are retired"))
     }
 
     /// Plans against `live`, with the files' warnings first; `Err(code)` once problems are printed.

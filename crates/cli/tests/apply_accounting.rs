@@ -125,46 +125,11 @@ async fn sigint_during_apply_journals_an_interrupted_run_with_every_write() {
     let ws = workspace("sigint");
     let doc = tenant(1_000);
     let expected = write_hris(&ws.0, &doc);
-    // Single merge updates against a throttled tenant: the run takes long enough to stop.
-    let knobs = Knobs {
-        rate_limit: skillsync_sim::Rate::PerSecond(60.0),
-        burst: 10,
-        ..Knobs::quiet()
-    };
-    let (base, _stop) = start_sim_with(doc, knobs).await;
-    write_config(&ws.0, &base);
-    let config = std::fs::read_to_string(ws.0.join("skillsync.toml")).unwrap();
-    let config = config
-        .replace("requests_per_second = 1000", "requests_per_second = 60")
-        .replace("burst = 100", "burst = 10")
-        + "\n[sync]\nbulk_threshold = 100000\n";
-    std::fs::write(ws.0.join("skillsync.toml"), config).unwrap();
-
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_skillsync"))
-        .args(["apply", "--yes", "--output", "json"])
-        .current_dir(&ws.0)
-        .env("SKILLSYNC_TEST_SECRET", skillsync_sim::DEMO_CLIENT_SECRET)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait (bounded) until the run is really writing, then interrupt it.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while writes_in(&sim_get(&base, "/sim/stats").await) < 40 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "apply never started writing"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let pid = child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let (base, _stop) = start_sim_with(doc, slow_single_writes()).await;
+    write_slow_single_writes_config(&ws.0, &base);
+    let mut child = spawn(&ws.0, &["apply", "--yes", "--output", "json"]);
+    wait_until_writing(&base, 40, &mut child).await;
+    signal(&child, "-INT");
     let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();

@@ -259,54 +259,13 @@ async fn a_run_killed_mid_apply_shows_as_interrupted_and_the_rerun_converges_wit
     let ws = workspace("kill");
     let doc = tenant(1_000);
     let expected = write_hris(&ws.0, &doc);
-    // Single merge updates against a throttled tenant: the run takes long enough to kill.
-    let knobs = Knobs {
-        rate_limit: skillsync_sim::Rate::PerSecond(60.0),
-        burst: 10,
-        ..Knobs::quiet()
-    };
-    let (base, _stop) = start_sim_with(doc, knobs).await;
-    write_config(&ws.0, &base);
-    let config = std::fs::read_to_string(ws.0.join("skillsync.toml")).unwrap();
-    let config = config
-        .replace("requests_per_second = 1000", "requests_per_second = 60")
-        .replace("burst = 100", "burst = 10")
-        + "\n[sync]\nbulk_threshold = 100000\n";
-    std::fs::write(ws.0.join("skillsync.toml"), config).unwrap();
-
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_skillsync"))
-        .args(["apply", "--yes"])
-        .current_dir(&ws.0)
-        .env("SKILLSYNC_TEST_SECRET", skillsync_sim::DEMO_CLIENT_SECRET)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait (bounded) until the run is really writing, then kill it without warning.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let written = writes_in(&sim_get(&base, "/sim/stats").await);
-        if written >= 40 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "apply never started writing"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "apply ended before it could be killed"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let pid = child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-KILL", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let (base, _stop) = start_sim_with(doc, slow_single_writes()).await;
+    write_slow_single_writes_config(&ws.0, &base);
+    // JSON: nothing is printed before the end, so the unread pipes cannot fill and stall it.
+    let mut child = spawn(&ws.0, &["apply", "--yes", "--output", "json"]);
+    // Once the run is really writing, kill it without warning.
+    wait_until_writing(&base, 40, &mut child).await;
+    signal(&child, "-KILL");
     let _ = child.wait();
     let written_before_kill = writes_in(&sim_get(&base, "/sim/stats").await);
     assert!(

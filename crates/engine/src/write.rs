@@ -553,21 +553,8 @@ impl<'a> Writer<'a> {
                         last_error = error.to_string();
                         continue;
                     }
-                    Policy::FailUser => {
-                        let kind = if matches!(error, Error::NotFound { .. }) {
-                            FailureKind::Gone
-                        } else {
-                            FailureKind::Refused
-                        };
-                        self.settle(user, UserOutcome::failed(kind, error.to_string()));
-                        return;
-                    }
-                    Policy::StopRun => {
-                        self.stop(StopReason::Tenant(error.to_string()));
-                        self.settle(
-                            user,
-                            UserOutcome::failed(FailureKind::Refused, error.to_string()),
-                        );
+                    Policy::FailUser | Policy::StopRun => {
+                        self.fail_on(user, &error);
                         return;
                     }
                 },
@@ -626,6 +613,19 @@ impl<'a> Writer<'a> {
         }
     }
 
+    /// The user failed on `error`; an error every later write would meet stops the run too.
+    fn fail_on(&self, user: &UserId, error: &Error) {
+        let kind = match (classify(error), error) {
+            (Policy::StopRun, _) => {
+                self.stop(StopReason::Tenant(error.to_string()));
+                FailureKind::Refused
+            }
+            (_, Error::NotFound { .. }) => FailureKind::Gone,
+            _ => FailureKind::Refused,
+        };
+        self.settle(user, UserOutcome::failed(kind, error.to_string()));
+    }
+
     /// One merge update with `If-Match`.
     async fn send_one(&self, write: &UserWrite, before: Snapshot) -> Next {
         let result = self.api.write_user(write).await;
@@ -676,21 +676,8 @@ impl<'a> Writer<'a> {
                 state.unanswered.insert(user.clone());
                 (Next::Reread, WriteStatus::Unknown, Some(error.to_string()))
             }
-            Policy::FailUser => {
-                let kind = if matches!(error, Error::NotFound { .. }) {
-                    FailureKind::Gone
-                } else {
-                    FailureKind::Refused
-                };
-                self.settle(user, UserOutcome::failed(kind, error.to_string()));
-                (Next::Done, WriteStatus::Failed, Some(error.to_string()))
-            }
-            Policy::StopRun => {
-                self.stop(StopReason::Tenant(error.to_string()));
-                self.settle(
-                    user,
-                    UserOutcome::failed(FailureKind::Refused, error.to_string()),
-                );
+            Policy::FailUser | Policy::StopRun => {
+                self.fail_on(user, error);
                 (Next::Done, WriteStatus::Failed, Some(error.to_string()))
             }
         }

@@ -279,3 +279,66 @@ pub async fn run_with(dir: &Path, args: &[&str]) -> Output {
     .await
     .unwrap()
 }
+
+/// A tenant throttled to 60 requests a second, and a config that writes one user at a time
+/// within that limit: a run of a few hundred users takes seconds, long enough to stop mid-run.
+pub fn slow_single_writes() -> skillsync_sim::Knobs {
+    skillsync_sim::Knobs {
+        rate_limit: skillsync_sim::Rate::PerSecond(60.0),
+        burst: 10,
+        ..skillsync_sim::Knobs::quiet()
+    }
+}
+
+/// Rewrites the workspace's config (from [`write_config`]) to match [`slow_single_writes`].
+pub fn write_slow_single_writes_config(dir: &Path, base: &str) {
+    write_config(dir, base);
+    let config = std::fs::read_to_string(dir.join("skillsync.toml")).unwrap();
+    let config = config
+        .replace("requests_per_second = 1000", "requests_per_second = 60")
+        .replace("burst = 100", "burst = 10")
+        + "\n[sync]\nbulk_threshold = 100000\n";
+    std::fs::write(dir.join("skillsync.toml"), config).unwrap();
+}
+
+/// Spawns the binary with both outputs captured. Nobody reads them while it runs: a command that
+/// prints more than a pipe holds (a plan) stalls until they are read.
+pub fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_skillsync"))
+        .args(args)
+        .current_dir(dir)
+        .env("SKILLSYNC_TEST_SECRET", skillsync_sim::DEMO_CLIENT_SECRET)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (bounded) until the simulator has taken `writes` writes from the running `child`.
+pub async fn wait_until_writing(base: &str, writes: u64, child: &mut std::process::Child) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while writes_in(&sim_get(base, "/sim/stats").await) < writes {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never started writing"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the command ended before it could be stopped"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Sends `signal` (e.g. `-INT`, `-KILL`) to the child.
+pub fn signal(child: &std::process::Child, signal: &str) {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
