@@ -123,8 +123,9 @@ impl Session {
         else {
             return Ok(Vec::new());
         };
-        skillsync_engine::retirements(journal.as_ref())
-            .with_context(|| format!("cannot learn from the journal ({url}) which codes are retired"))
+        skillsync_engine::retirements(journal.as_ref()).with_context(|| {
+            format!("cannot learn from the journal ({url}) which codes are retired")
+        })
     }
 
     /// Plans against `live`, with the files' warnings first; `Err(code)` once problems are printed.

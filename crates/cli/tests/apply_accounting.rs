@@ -221,3 +221,111 @@ async fn the_json_document_is_exactly_what_docs_apply_json_md_lists() {
     json_doc::printed(&examples[0], "", &opaque, &mut shown);
     json_doc::assert_example_documented("apply-json.md", &documented, &shown);
 }
+
+/// The tenant refuses every user write: the breaker stops the run after a few dozen, and the
+/// report lists every user it did not finish, in text and in JSON. Before, users whose writes
+/// were in doubt were neither listed nor counted ("see the failures below", and none were).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_by_the_breaker_lists_every_user_it_did_not_finish() {
+    for output in ["text", "json"] {
+        let ws = workspace(&format!("breaker-{output}"));
+        let expected = write_hris(&ws.0, &tenant(400));
+        let knobs = Knobs {
+            reject_write_rate: 1.0,
+            ..Knobs::quiet()
+        };
+        let (base, _stop) = start_sim_with(tenant(400), knobs).await;
+        write_config(&ws.0, &base);
+        let config = std::fs::read_to_string(ws.0.join("skillsync.toml")).unwrap();
+        std::fs::write(
+            ws.0.join("skillsync.toml"),
+            config + "\n[sync]\nbulk_threshold = 100000\n",
+        )
+        .unwrap();
+        assert!(expected.users_changed > 100, "enough users to stop early");
+
+        let args: &[&str] = if output == "json" {
+            &["apply", "--yes", "--output", "json"]
+        } else {
+            &["apply", "--yes"]
+        };
+        let applied = run_with(&ws.0, args).await;
+        assert_eq!(applied.status.code(), Some(1));
+        let rejected = sim_get(&base, "/sim/stats").await["writesRejected"]
+            .as_u64()
+            .unwrap();
+        assert!(
+            (21..expected.users_changed).contains(&rejected),
+            "the breaker stops the run soon after 20 failures: {rejected} writes sent"
+        );
+        let (failed, not_attempted) = if output == "json" {
+            let applied = &json_of(&applied)["applied"];
+            assert!(
+                applied["stoppedEarly"]
+                    .as_str()
+                    .unwrap()
+                    .contains("users failed"),
+                "{applied:#}"
+            );
+            let failed = user_ids(&applied["usersFailed"]);
+            let not_attempted = user_ids(&applied["usersNotAttempted"]);
+            assert!(
+                applied["usersFailed"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|u| u["failure"] == "refused"
+                        && u["reason"]
+                            .as_str()
+                            .unwrap()
+                            .contains("rejected by the tenant")),
+                "each failure carries the tenant's reason: {applied:#}"
+            );
+            assert!(
+                applied["usersNotAttempted"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|u| u["reason"].as_str().unwrap().contains("users failed")),
+                "each user not attempted says why: {applied:#}"
+            );
+            (failed, not_attempted)
+        } else {
+            let stdout = String::from_utf8_lossy(&applied.stdout);
+            let listed = |prefix: &str| -> Vec<String> {
+                let mut users: Vec<String> = stdout
+                    .lines()
+                    .filter_map(|l| l.trim_start().strip_prefix(prefix))
+                    .map(|rest| {
+                        let user = rest.split("(user ").nth(1).expect("the user id");
+                        user.split(')').next().unwrap().to_string()
+                    })
+                    .collect();
+                users.sort();
+                users
+            };
+            assert!(stdout.contains("users failed"), "{stdout}");
+            (listed("failed: "), listed("not attempted: "))
+        };
+        assert_eq!(
+            failed.len() as u64,
+            rejected,
+            "one failure per write refused"
+        );
+        assert_eq!(
+            (failed.len() + not_attempted.len()) as u64,
+            expected.users_changed,
+            "every user the plan meant to change is listed once"
+        );
+        assert!(failed.iter().all(|u| !not_attempted.contains(u)));
+
+        let history = json_of(&run(&ws.0, &["history", "--output", "json"]).await);
+        let counts = &history["runs"][0]["counts"];
+        assert_eq!(counts["usersPlanned"], expected.users_changed);
+        assert_eq!(counts["usersFailed"], rejected);
+        assert_eq!(
+            counts["usersNotAttempted"],
+            expected.users_changed - rejected
+        );
+    }
+}
