@@ -329,3 +329,67 @@ async fn a_run_stopped_by_the_breaker_lists_every_user_it_did_not_finish() {
         );
     }
 }
+
+/// `assign --output json` is the document `docs/assign-json.md` lists; an assignment the
+/// tenant accepts and drops is caught by the read-back, as apply's are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assign_prints_the_documented_document_and_reads_its_write_back() {
+    let doc = tenant(20);
+    let user = doc.users[2].clone();
+    let skill = doc
+        .skills
+        .iter()
+        .find(|d| d.locale == user.locale && !d.name.starts_with(skillsync_sim::OWNED_PREFIX))
+        .unwrap()
+        .name
+        .clone();
+    let mut documents = Vec::new();
+    for (lose_write_rate, exit) in [(0.0, 0), (1.0, 1)] {
+        let ws = workspace(&format!("assign-doc-{lose_write_rate}"));
+        write_hris(&ws.0, &doc);
+        let knobs = Knobs {
+            lose_write_rate,
+            ..Knobs::quiet()
+        };
+        let (base, _stop) = start_sim_with(doc.clone(), knobs).await;
+        write_config(&ws.0, &base);
+        let assigned = run_with(
+            &ws.0,
+            &["assign", "E00002", &skill, "10", "--output", "json"],
+        )
+        .await;
+        let document = json_of(&assigned);
+        assert_eq!(assigned.status.code(), Some(exit), "{document:#}");
+        assert_eq!(document["schemaVersion"], 1);
+        assert_eq!(document["after"]["level"], 10);
+        if lose_write_rate == 0.0 {
+            assert_eq!(document["outcome"], "updated", "{document:#}");
+            // Again: the tenant holds it now.
+            let again = run_with(
+                &ws.0,
+                &["assign", "E00002", &skill, "10", "--output", "json"],
+            )
+            .await;
+            let again = json_of(&again);
+            assert_eq!(again["outcome"], "alreadyCurrent", "{again:#}");
+            assert_eq!(again["before"]["level"], 10);
+            documents.push(again);
+        } else {
+            assert_eq!(document["outcome"], "failed", "{document:#}");
+            assert_eq!(document["failure"], "notKept", "{document:#}");
+        }
+        documents.push(document);
+    }
+    let page = json_doc::read("assign-json.md");
+    let documented = json_doc::documented(&page);
+    let mut printed = json_doc::Fields::new();
+    for document in &documents {
+        json_doc::printed(document, "", &[], &mut printed);
+    }
+    json_doc::assert_same("assign-json.md", &documented, &printed);
+    let examples = json_doc::examples(&page);
+    assert_eq!(examples.len(), 1, "one example");
+    let mut shown = json_doc::Fields::new();
+    json_doc::printed(&examples[0], "", &[], &mut shown);
+    json_doc::assert_example_documented("assign-json.md", &documented, &shown);
+}

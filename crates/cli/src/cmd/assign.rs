@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use serde::Serialize;
 use skillsync_core::render::Style;
 use skillsync_core::{Code, EmployeeId, Level, Problem};
 use skillsync_engine::{AssignRequest, UserOutcome};
@@ -11,7 +12,7 @@ use super::validate::report_invalid;
 use crate::args::AssignArgs;
 use crate::config::Config;
 use crate::inputs::read_hris;
-use crate::output::{exit, outln};
+use crate::output::{OutputFormat, exit, outln, print_json};
 
 /// Runs the command.
 pub async fn run(args: &AssignArgs) -> anyhow::Result<ExitCode> {
@@ -130,6 +131,47 @@ pub async fn run(args: &AssignArgs) -> anyhow::Result<ExitCode> {
     )
     .await
     .with_context(|| format!("cannot assign {} to {}", args.code, agent.employee_id))?;
+    let code = match &assigned.outcome {
+        UserOutcome::Updated | UserOutcome::AlreadyCurrent => exit::ok(),
+        UserOutcome::NotAttempted(skillsync_engine::StopReason::Interrupted) => exit::interrupted(),
+        UserOutcome::Failed { .. } | UserOutcome::NotAttempted(_) => exit::error(),
+    };
+    if common.output == OutputFormat::Json {
+        let (outcome, failure, reason) = match &assigned.outcome {
+            UserOutcome::Updated => ("updated", None, None),
+            UserOutcome::AlreadyCurrent => ("alreadyCurrent", None, None),
+            UserOutcome::Failed { kind, reason } => (
+                "failed",
+                Some(super::apply::failure_name(*kind)),
+                Some(reason.clone()),
+            ),
+            UserOutcome::NotAttempted(why) => ("notAttempted", None, Some(why.to_string())),
+        };
+        print_json(&AssignDocument {
+            schema_version: SCHEMA_VERSION,
+            employee_id: agent.employee_id.to_string(),
+            user_id: agent.user_id.to_string(),
+            code: entry.code.to_string(),
+            kind: entry.kind.noun(),
+            name: entry.name.clone(),
+            locale: entry.locale.to_string(),
+            before: assigned.before.map(|(level, active)| Slot {
+                level: level.get(),
+                active,
+            }),
+            after: Slot {
+                level: level.get(),
+                active: !args.inactive,
+            },
+            outcome,
+            failure,
+            reason,
+            created_definition: assigned.created_definition,
+            run: assigned.run.0,
+            requests: api.counters().total_requests(),
+        })?;
+        return Ok(code);
+    }
     let what = format!("{} {} ({})", entry.kind, entry.name, entry.locale);
     let now = format!(
         "level {level}{}",
@@ -138,42 +180,58 @@ pub async fn run(args: &AssignArgs) -> anyhow::Result<ExitCode> {
     if assigned.created_definition {
         outln!("(created {what} first: it did not exist in the tenant)");
     }
-    let code = match (&assigned.outcome, assigned.before) {
-        (UserOutcome::AlreadyCurrent, _) => {
-            outln!(
-                "{} already has {what} at {now}: nothing written",
-                agent.employee_id
-            );
-            exit::ok()
-        }
-        (UserOutcome::Updated, None) => {
-            outln!("{}: + {what} {now}", agent.employee_id);
-            exit::ok()
-        }
+    match (&assigned.outcome, assigned.before) {
+        (UserOutcome::AlreadyCurrent, _) => outln!(
+            "{} already has {what} at {now}: nothing written",
+            agent.employee_id
+        ),
+        (UserOutcome::Updated, None) => outln!("{}: + {what} {now}", agent.employee_id),
         (UserOutcome::Updated, Some((before, _))) => {
-            outln!("{}: ~ {what} level {before} → {now}", agent.employee_id);
-            exit::ok()
+            outln!("{}: ~ {what} level {before} → {now}", agent.employee_id)
         }
-        (UserOutcome::Failed { reason, .. }, _) => {
-            eprintln!(
-                "error: {what} not assigned to {}: {reason}",
-                agent.employee_id
-            );
-            exit::error()
-        }
+        (UserOutcome::Failed { reason, .. }, _) => eprintln!(
+            "error: {what} not assigned to {}: {reason}",
+            agent.employee_id
+        ),
         (UserOutcome::NotAttempted(why), _) => {
-            eprintln!("error: {what} not assigned to {}: {why}", agent.employee_id);
-            if assigned.stopped == Some(skillsync_engine::StopReason::Interrupted) {
-                exit::interrupted()
-            } else {
-                exit::error()
-            }
+            eprintln!("error: {what} not assigned to {}: {why}", agent.employee_id)
         }
-    };
+    }
     eprintln!(
         "{} requests; journal run {}",
         api.counters().total_requests(),
         assigned.run.0
     );
     Ok(code)
+}
+
+/// The version of the `--output json` document (docs/assign-json.md).
+const SCHEMA_VERSION: u32 = 1;
+
+/// `assign --output json`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AssignDocument {
+    schema_version: u32,
+    employee_id: String,
+    user_id: String,
+    code: String,
+    kind: &'static str,
+    name: String,
+    locale: String,
+    before: Option<Slot>,
+    after: Slot,
+    outcome: &'static str,
+    failure: Option<&'static str>,
+    reason: Option<String>,
+    created_definition: bool,
+    run: i64,
+    requests: u64,
+}
+
+/// A level and whether it is active.
+#[derive(Serialize)]
+struct Slot {
+    level: u8,
+    active: bool,
 }
