@@ -563,6 +563,75 @@ pub struct RetireReport {
     pub elapsed: std::time::Duration,
 }
 
+/// The caller's say in a retirement: the plan shown, the confirmation, progress, a stop signal.
+pub struct RetireHooks<'a> {
+    /// Called with the plan once the tenant is read (the CLI prints it).
+    pub planned: &'a (dyn Fn(&RetirePlan) + Sync),
+    /// Asked before the first write; `None` proceeds.
+    pub confirm: Option<&'a (dyn Fn(&RetirePlan) -> bool + Sync)>,
+    /// Called as writes progress.
+    pub progress: RetireProgress<'a>,
+    /// Raised by a signal: writes in flight finish, no new one starts.
+    pub interrupt: Option<&'a crate::Interrupt>,
+}
+
+/// How a retirement ended.
+#[derive(Debug)]
+pub enum RetireOutcome {
+    /// Refused before the first write.
+    Refused(RetireRefusal),
+    /// The confirmation was declined.
+    Declined,
+    /// Carried out (fully or not: see the report).
+    Retired(Box<RetireReport>),
+}
+
+/// The front door of `skillsync retire`: reads what references the variants, shows the plan,
+/// checks it, asks, then retires as its own journaled run.
+#[allow(clippy::too_many_arguments)] // each is one of the command's inputs; a struct would only rename them
+pub async fn run(
+    api: &dyn TenantApi,
+    journal: &dyn skillsync_store::Journal,
+    label: &crate::RunLabel,
+    desired: &Desired,
+    variants: &[&CatalogEntry],
+    mode: RetiredMode,
+    options: RetireOptions,
+    hooks: &RetireHooks<'_>,
+) -> Result<(RetirePlan, RetireOutcome), crate::Error> {
+    let plan = prepare(api, desired, variants, mode)
+        .await
+        .map_err(|e| crate::Error::ReadTenant(Box::new(e)))?;
+    (hooks.planned)(&plan);
+    if let Err(refusal) = check(
+        &plan,
+        desired,
+        api.capabilities().proficiencies,
+        options.allow_empty_skills,
+    ) {
+        return Ok((plan, RetireOutcome::Refused(refusal)));
+    }
+    if let Some(confirm) = hooks.confirm
+        && !confirm(&plan)
+    {
+        return Ok((plan, RetireOutcome::Declined));
+    }
+    if let Some(interrupt) = hooks.interrupt {
+        interrupt.start_writing();
+    }
+    let report = retire_journaled(
+        api,
+        journal,
+        label,
+        &plan,
+        options,
+        hooks.interrupt,
+        hooks.progress,
+    )
+    .await?;
+    Ok((plan, RetireOutcome::Retired(Box::new(report))))
+}
+
 /// Retires as its own journaled run: the run is started, the retirement recorded before the
 /// first write (so an apply starting meanwhile, or after a failure half-way, already leaves
 /// the code alone), the plan carried out, and the run finished with its counts.

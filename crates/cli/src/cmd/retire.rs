@@ -11,7 +11,8 @@ use serde::Serialize;
 use skillsync_core::RetiredMode;
 use skillsync_engine::StopReason;
 use skillsync_engine::retire::{
-    RetireFailure, RetireOptions, RetirePhase, RetirePlan, TargetSummary,
+    RetireFailure, RetireHooks, RetireOptions, RetireOutcome, RetirePhase, RetirePlan,
+    TargetSummary, summarize,
 };
 
 use crate::args::RetireArgs;
@@ -48,28 +49,6 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
         RetiredMode::Hard
     };
 
-    let reading = spinner("finding what references it");
-    let plan = skillsync_engine::retire::prepare(api.as_ref(), desired, &variants, mode)
-        .await
-        .with_context(|| format!("cannot read the tenant at {}", config.tenant.api_base))?;
-    reading.finish_and_clear();
-    let summary = skillsync_engine::retire::summarize(&plan, desired);
-    if common.output == OutputFormat::Human {
-        out!("{}", plan_text(&plan, &summary));
-    }
-    if let Err(refusal) = skillsync_engine::retire::check(
-        &plan,
-        desired,
-        api.capabilities().proficiencies,
-        args.allow_empty_skills,
-    ) {
-        eprintln!("error: {refusal}");
-        return Ok(exit::error());
-    }
-    if !args.yes && !confirm(&plan, &config.tenant.api_base)? {
-        return Ok(exit::error());
-    }
-
     let journal = config.journal()?;
     let options = RetireOptions {
         bulk_batch_size: config.bulk_batch_size,
@@ -79,21 +58,50 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
         ..RetireOptions::default()
     };
     let interrupt = std::sync::Arc::new(skillsync_engine::Interrupt::new());
-    interrupt.start_writing();
     let _signals = crate::terminal::interrupt_on_signal(interrupt.clone());
+    let reading = spinner("finding what references it");
     let bars = crate::terminal::PhaseBars::new();
-    let report = skillsync_engine::retire::retire_journaled(
+    let confirm = |plan: &RetirePlan| {
+        confirm(plan, &config.tenant.api_base).unwrap_or_else(|error| {
+            eprintln!("error: {error:#}");
+            false
+        })
+    };
+    let hooks = RetireHooks {
+        planned: &|plan| {
+            reading.finish_and_clear();
+            if common.output == OutputFormat::Human {
+                out!("{}", plan_text(plan, &summarize(plan, desired)));
+            }
+        },
+        confirm: if args.yes { None } else { Some(&confirm) },
+        progress: &|phase, done, total| bars.show(phase_label(phase), done, total),
+        interrupt: Some(&interrupt),
+    };
+    let retired = skillsync_engine::retire::run(
         api.as_ref(),
         journal.as_ref(),
         &config.run_label("retire"),
-        &plan,
+        desired,
+        &variants,
+        mode,
         options,
-        Some(&interrupt),
-        &|phase, done, total| bars.show(phase_label(phase), done, total),
+        &hooks,
     )
     .await;
+    reading.finish_and_clear();
     bars.clear();
-    let report = report?;
+    let (plan, outcome) = retired
+        .with_context(|| format!("cannot retire {} at {}", args.code, config.tenant.api_base))?;
+    let report = match outcome {
+        RetireOutcome::Refused(refusal) => {
+            eprintln!("error: {refusal}");
+            return Ok(exit::error());
+        }
+        RetireOutcome::Declined => return Ok(exit::error()),
+        RetireOutcome::Retired(report) => *report,
+    };
+    let summary = summarize(&plan, desired);
     let run_id = report.run.expect("a journaled retirement has a run");
     let counters = api.counters();
     let settles_at = journal.settles_at(run_id)?;
