@@ -8,7 +8,7 @@ use rand::Rng;
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use crate::error::{AnswerProblem, Error, LastAttempt, Result};
 use crate::metrics::Counters;
 use crate::settings::{RetryPolicy, Secret};
 
@@ -106,27 +106,38 @@ impl Tokens {
             form.push(("scope", scope.as_str()));
         }
         let started = Instant::now();
-        let mut last = String::new();
-        for attempt in 1..=TOKEN_ATTEMPTS {
+        let mut attempt: u32 = 0;
+        let last = loop {
+            attempt += 1;
             counters.token_fetch();
             counters.request("POST", "/oauth/token");
             let sent = http.post(self.url.clone()).form(&form).send().await;
-            let wait = match sent {
+            let (wait, last) = match sent {
                 Ok(response) if response.status().is_success() => {
                     let issued_at = Instant::now();
-                    let answer: TokenAnswer =
-                        response.json().await.map_err(|e| Error::Protocol {
-                            method: "POST".into(),
-                            route: "/oauth/token",
-                            message: format!("token response unreadable: {e}"),
-                        })?;
-                    tracing::debug!(attempt, expires_in = answer.expires_in, "token issued");
-                    let lifetime = Duration::from_secs(answer.expires_in);
-                    let ahead = REFRESH_AHEAD.min(lifetime / 2);
-                    return Ok(Token {
-                        value: Secret::new(answer.access_token),
-                        refresh_at: issued_at + lifetime - ahead,
-                    });
+                    match response.bytes().await {
+                        Ok(body) => {
+                            let answer: TokenAnswer =
+                                serde_json::from_slice(&body).map_err(|e| Error::Protocol {
+                                    method: "POST".into(),
+                                    route: "/oauth/token",
+                                    problem: AnswerProblem::Json(e),
+                                })?;
+                            tracing::debug!(
+                                attempt,
+                                expires_in = answer.expires_in,
+                                "token issued"
+                            );
+                            let lifetime = Duration::from_secs(answer.expires_in);
+                            let ahead = REFRESH_AHEAD.min(lifetime / 2);
+                            return Ok(Token {
+                                value: Secret::new(answer.access_token),
+                                refresh_at: issued_at + lifetime - ahead,
+                            });
+                        }
+                        // The answer broke off: like any dropped connection, try again.
+                        Err(e) => (backoff(&self.retry, attempt), LastAttempt::transport(e)),
+                    }
                 }
                 Ok(response) => {
                     let status = response.status();
@@ -139,11 +150,18 @@ impl Tokens {
                     };
                     if status == StatusCode::TOO_MANY_REQUESTS {
                         counters.throttled();
-                        last = format!("429: {message}");
-                        retry_after.unwrap_or(Duration::from_secs(1))
+                        let wait = retry_after.unwrap_or(Duration::from_secs(1));
+                        let last = LastAttempt::Status {
+                            status: status.as_u16(),
+                            message,
+                        };
+                        (wait, last)
                     } else if status.is_server_error() {
-                        last = format!("{status}: {message}");
-                        backoff(&self.retry, attempt)
+                        let last = LastAttempt::Status {
+                            status: status.as_u16(),
+                            message,
+                        };
+                        (backoff(&self.retry, attempt), last)
                     } else {
                         return Err(Error::Auth {
                             code: body.error,
@@ -151,21 +169,18 @@ impl Tokens {
                         });
                     }
                 }
-                Err(e) => {
-                    last = format!("transport: {e}");
-                    backoff(&self.retry, attempt)
-                }
+                Err(e) => (backoff(&self.retry, attempt), LastAttempt::transport(e)),
             };
             if attempt == TOKEN_ATTEMPTS || started.elapsed() + wait > self.retry.max_elapsed {
-                break;
+                break last;
             }
             counters.retry();
             tokio::time::sleep(wait).await;
-        }
+        };
         Err(Error::Unavailable {
             method: "POST".into(),
             route: "/oauth/token",
-            attempts: TOKEN_ATTEMPTS,
+            attempts: attempt,
             elapsed: started.elapsed(),
             last,
         })

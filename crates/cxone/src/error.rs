@@ -1,8 +1,13 @@
-//! The client's one error type. Each variant names the call and what to do next.
+//! The client's one error type. Each variant names the call and what to do next; a wrapped
+//! cause (the transport's error, the JSON parser's, the file system's, the TLS library's, the
+//! domain's refusal of a value) is its [`source`](std::error::Error::source), of its real type,
+//! and is not repeated in the message: print the chain (e.g. `{:#}` with anyhow) to see it.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use skillsync_core::Version;
+use reqwest::StatusCode;
+use skillsync_core::{LevelError, LocaleError, Version};
 
 /// One field the tenant rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,16 +22,17 @@ pub struct FieldProblem {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The settings are unusable (bad URL, plain http to a remote host, empty secret).
-    #[error("client settings: {0}")]
-    Settings(String),
+    #[error("the client settings are not usable")]
+    Settings(#[source] SettingsProblem),
 
     /// The CA file could not be read or parsed.
-    #[error("cannot use CA file {path}: {message}")]
+    #[error("cannot use the CA file {}", .path.display())]
     CaFile {
         /// The file.
-        path: String,
+        path: PathBuf,
         /// Why.
-        message: String,
+        #[source]
+        problem: CaProblem,
     },
 
     /// The token endpoint refused the client (wrong id or secret, scope not granted).
@@ -107,7 +113,7 @@ pub enum Error {
 
     /// The tenant stayed unavailable (5xx, timeouts, dropped connections, throttling) through
     /// every retry the policy allows. The outcome of a write is unknown.
-    #[error("{method} {route} failed after {attempts} attempt(s) over {elapsed:?}: {last}")]
+    #[error("{method} {route} failed after {attempts} attempt(s) over {elapsed:?}")]
     Unavailable {
         /// HTTP method.
         method: String,
@@ -117,19 +123,21 @@ pub enum Error {
         attempts: u32,
         /// Time spent.
         elapsed: Duration,
-        /// The last failure.
-        last: String,
+        /// How the last attempt failed.
+        #[source]
+        last: LastAttempt,
     },
 
     /// The tenant answered something this client cannot read.
-    #[error("unexpected answer from {method} {route}: {message}")]
+    #[error("unexpected answer from {method} {route}")]
     Protocol {
         /// HTTP method.
         method: String,
         /// Route template.
         route: &'static str,
-        /// What was wrong.
-        message: String,
+        /// What was wrong with the answer.
+        #[source]
+        problem: AnswerProblem,
     },
 
     /// The dialect cannot do this (e.g. bulk in the users dialect).
@@ -149,5 +157,297 @@ impl Error {
     }
 }
 
+/// What is wrong with the [`Settings`](crate::Settings): the source of [`Error::Settings`].
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsProblem {
+    /// A URL setting does not parse.
+    #[error("{field} `{text}` is not a URL")]
+    NotAUrl {
+        /// The setting, e.g. `api_base`.
+        field: &'static str,
+        /// Its value.
+        text: String,
+        /// The parser's complaint.
+        #[source]
+        source: url::ParseError,
+    },
+    /// A URL setting uses plain http to a host that is not loopback: credentials would cross a
+    /// network in clear text.
+    #[error(
+        "{field} `{text}` uses plain http to a host that is not loopback; use https \
+         (plain http is allowed only for 127.0.0.1, ::1 and localhost)"
+    )]
+    PlainHttp {
+        /// The setting, e.g. `api_base`.
+        field: &'static str,
+        /// Its value.
+        text: String,
+    },
+    /// A URL setting has a scheme other than https (or http to loopback).
+    #[error("{field} `{text}` has scheme `{scheme}`; use https")]
+    Scheme {
+        /// The setting, e.g. `token_url`.
+        field: &'static str,
+        /// Its value.
+        text: String,
+        /// The scheme found.
+        scheme: String,
+    },
+    /// A setting that must be given is empty.
+    #[error("{field} is empty")]
+    Empty {
+        /// The setting, e.g. `client_secret`.
+        field: &'static str,
+    },
+    /// `requests_per_second` is zero, negative or not finite.
+    #[error("requests_per_second must be positive, got {value}")]
+    Rate {
+        /// The value found.
+        value: f64,
+    },
+    /// A count that must be at least 1 is 0.
+    #[error("{field} must be at least 1")]
+    Zero {
+        /// The setting, `burst` or `max_in_flight`.
+        field: &'static str,
+    },
+    /// The HTTP client cannot be built from the settings.
+    #[error("cannot build the HTTP client")]
+    Client(#[source] reqwest::Error),
+}
+
+/// Why the CA file cannot be used: the source of [`Error::CaFile`].
+#[derive(Debug, thiserror::Error)]
+pub enum CaProblem {
+    /// The file cannot be read.
+    #[error("cannot read it")]
+    Read(#[source] std::io::Error),
+    /// The file is not well-formed PEM.
+    #[error("it is not valid PEM")]
+    Pem(#[source] rustls::pki_types::pem::Error),
+    /// The file holds no `CERTIFICATE` section.
+    #[error("it holds no PEM certificate")]
+    NoCertificate,
+    /// A certificate in the file cannot be a trust anchor.
+    #[error("certificate {number} in it cannot be trusted as a CA")]
+    Certificate {
+        /// Its place in the file, from 1.
+        number: usize,
+        /// What the TLS library said.
+        #[source]
+        source: rustls::Error,
+    },
+    /// The HTTP client refused a certificate from the file.
+    #[error("the HTTP client refused a certificate in it")]
+    Refused(#[source] reqwest::Error),
+}
+
+/// How the last attempt of a call failed: the source of [`Error::Unavailable`].
+#[derive(Debug, thiserror::Error)]
+pub enum LastAttempt {
+    /// The tenant answered with this status: a 5xx, or a 429 whose wait would outlast the
+    /// retry policy.
+    #[error(
+        "the tenant answered {}{}",
+        status_text(*.status),
+        if .message.is_empty() { String::new() } else { format!(": {}", .message) }
+    )]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// The tenant's message, if it gave one.
+        message: String,
+    },
+    /// No answer: the connection failed, dropped or timed out, or the body did not arrive.
+    /// The error carries no URL (query values stay out of messages).
+    #[error("the request did not complete")]
+    Transport(#[source] reqwest::Error),
+}
+
+impl LastAttempt {
+    /// A transport failure, stripped of its URL.
+    pub(crate) fn transport(error: reqwest::Error) -> LastAttempt {
+        LastAttempt::Transport(error.without_url())
+    }
+}
+
+fn status_text(status: u16) -> String {
+    match StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+    {
+        Some(reason) => format!("{status} {reason}"),
+        None => status.to_string(),
+    }
+}
+
+/// What was wrong with an answer: the source of [`Error::Protocol`].
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerProblem {
+    /// The body is not the JSON the API documents.
+    #[error("the body does not match the API")]
+    Json(#[source] serde_json::Error),
+    /// A definition carries a locale the domain refuses.
+    #[error("definition {definition} has an invalid locale")]
+    Locale {
+        /// The definition's id.
+        definition: String,
+        /// Why the locale is refused.
+        #[source]
+        source: LocaleError,
+    },
+    /// A user's assignment carries a level the domain refuses.
+    #[error("user {user} holds {definition} at an invalid level")]
+    Level {
+        /// The user's id.
+        user: String,
+        /// The assigned definition's id.
+        definition: String,
+        /// Why the level is refused.
+        #[source]
+        source: LevelError,
+    },
+    /// A bulk answer does not hold one result per entry sent.
+    #[error("{results} results for {entries} entries")]
+    BulkResults {
+        /// Results in the answer.
+        results: usize,
+        /// Entries sent.
+        entries: usize,
+    },
+}
+
 /// Results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    /// Every message in the chain, outermost first.
+    fn chain(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
+        std::iter::successors(Some(error), |e| (*e).source())
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn a_protocol_errors_chain_reaches_the_json_error() {
+        let json = serde_json::from_str::<Vec<u8>>("{").unwrap_err();
+        let json_text = json.to_string();
+        let error = Error::Protocol {
+            method: "GET".into(),
+            route: "/routing/users",
+            problem: AnswerProblem::Json(json),
+        };
+        let cause = error
+            .source()
+            .and_then(|problem| problem.source())
+            .and_then(|e| e.downcast_ref::<serde_json::Error>())
+            .expect("the chain reaches the JSON error");
+        assert!(cause.is_data(), "{cause}");
+        assert_eq!(
+            chain(&error),
+            [
+                "unexpected answer from GET /routing/users".to_string(),
+                "the body does not match the API".to_string(),
+                json_text,
+            ]
+        );
+    }
+
+    #[test]
+    fn a_protocol_errors_chain_reaches_the_domains_refusal() {
+        let error = Error::Protocol {
+            method: "GET".into(),
+            route: "/users",
+            problem: AnswerProblem::Level {
+                user: "42".into(),
+                definition: "s-7".into(),
+                source: skillsync_core::Level::new(12).unwrap_err(),
+            },
+        };
+        let cause = error
+            .source()
+            .and_then(|problem| problem.source())
+            .and_then(|e| e.downcast_ref::<LevelError>())
+            .expect("the chain reaches the level error");
+        assert_eq!(cause, &LevelError(12));
+        assert_eq!(chain(&error)[1], "user 42 holds s-7 at an invalid level");
+    }
+
+    #[test]
+    fn an_unavailable_errors_chain_reaches_the_transport_error() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let transport = reqwest::Client::new()
+            .get("not a url")
+            .build()
+            .expect_err("a request without a URL cannot be built");
+        let error = Error::Unavailable {
+            method: "GET".into(),
+            route: "/routing/users",
+            attempts: 3,
+            elapsed: Duration::from_millis(1500),
+            last: LastAttempt::transport(transport),
+        };
+        assert!(error.is_transient());
+        let last = error.source().expect("the last attempt is the source");
+        assert_eq!(last.to_string(), "the request did not complete");
+        let cause = last
+            .source()
+            .and_then(|e| e.downcast_ref::<reqwest::Error>())
+            .expect("the chain reaches the transport error");
+        assert!(cause.is_builder());
+        assert_eq!(
+            error.to_string(),
+            "GET /routing/users failed after 3 attempt(s) over 1.5s"
+        );
+    }
+
+    #[test]
+    fn an_unavailable_error_after_a_status_names_it_and_the_tenants_words() {
+        let error = Error::Unavailable {
+            method: "PUT".into(),
+            route: "/routing/users/{userId}",
+            attempts: 6,
+            elapsed: Duration::from_secs(2),
+            last: LastAttempt::Status {
+                status: 503,
+                message: "maintenance".into(),
+            },
+        };
+        assert_eq!(
+            chain(&error)[1..],
+            ["the tenant answered 503 Service Unavailable: maintenance"]
+        );
+        let quiet = LastAttempt::Status {
+            status: 429,
+            message: String::new(),
+        };
+        assert_eq!(
+            quiet.to_string(),
+            "the tenant answered 429 Too Many Requests"
+        );
+        assert!(quiet.source().is_none());
+    }
+
+    #[test]
+    fn a_ca_file_error_names_the_path_and_carries_the_io_error() {
+        let error = Error::CaFile {
+            path: PathBuf::from("/etc/skillsync/ca.pem"),
+            problem: CaProblem::Read(std::io::Error::from(std::io::ErrorKind::NotFound)),
+        };
+        assert_eq!(
+            error.to_string(),
+            "cannot use the CA file /etc/skillsync/ca.pem"
+        );
+        let io = error
+            .source()
+            .and_then(|problem| problem.source())
+            .and_then(|e| e.downcast_ref::<std::io::Error>())
+            .expect("the chain reaches the io error");
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+    }
+}

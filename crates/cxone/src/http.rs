@@ -11,7 +11,9 @@ use serde::de::DeserializeOwned;
 use skillsync_core::Version;
 
 use crate::auth::{Tokens, backoff};
-use crate::error::{Error, FieldProblem, Result};
+use crate::error::{
+    AnswerProblem, CaProblem, Error, FieldProblem, LastAttempt, Result, SettingsProblem,
+};
 use crate::metrics::Counters;
 use crate::settings::{RetryPolicy, Settings};
 use crate::throttle::Throttle;
@@ -142,18 +144,13 @@ impl Http {
             .pool_max_idle_per_host(settings.max_in_flight)
             .user_agent(concat!("skillsync/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = &settings.ca_file {
-            let ca_error = |message: String| Error::CaFile {
-                path: path.display().to_string(),
-                message,
-            };
-            let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
-            let certificate =
-                reqwest::Certificate::from_pem(&pem).map_err(|e| ca_error(e.to_string()))?;
-            builder = builder.add_root_certificate(certificate);
+            for certificate in ca_certificates(path)? {
+                builder = builder.add_root_certificate(certificate);
+            }
         }
         let client = builder
             .build()
-            .map_err(|e| Error::Settings(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| Error::Settings(SettingsProblem::Client(e)))?;
         Ok(Http {
             client,
             base,
@@ -229,7 +226,7 @@ impl Http {
                 Ok(answer) => answer,
                 Err(error) => {
                     tracing::debug!(method, route = call.route, attempt, latency_ms, error = %error, "transport failure");
-                    let last = format!("transport: {}", without_url(&error));
+                    let last = LastAttempt::transport(error);
                     self.pause_before_retry(call, attempt, started, last)
                         .await?;
                     continue;
@@ -263,18 +260,20 @@ impl Http {
                     let wait = retry_after(&headers).unwrap_or(Duration::from_secs(1));
                     self.throttle.on_throttled(wait);
                     if started.elapsed() + wait > self.retry.max_elapsed {
-                        return Err(self.unavailable(
-                            call,
-                            attempt,
-                            started,
-                            "429 Too Many Requests".into(),
-                        ));
+                        let last = LastAttempt::Status {
+                            status: status.as_u16(),
+                            message: error_body(&body).message,
+                        };
+                        return Err(self.unavailable(call, attempt, started, last));
                     }
                     // The throttle's pause makes this task (and every other) wait.
                     continue;
                 }
                 s if s.is_server_error() => {
-                    let last = format!("{s}: {}", error_body(&body).message);
+                    let last = LastAttempt::Status {
+                        status: s.as_u16(),
+                        message: error_body(&body).message,
+                    };
                     self.pause_before_retry(call, attempt, started, last)
                         .await?;
                     continue;
@@ -291,7 +290,7 @@ impl Http {
         call: &Call,
         attempt: u32,
         started: Instant,
-        last: String,
+        last: LastAttempt,
     ) -> Result<()> {
         let wait = backoff(&self.retry, attempt);
         let spent =
@@ -303,7 +302,13 @@ impl Http {
         Ok(())
     }
 
-    fn unavailable(&self, call: &Call, attempts: u32, started: Instant, last: String) -> Error {
+    fn unavailable(
+        &self,
+        call: &Call,
+        attempts: u32,
+        started: Instant,
+        last: LastAttempt,
+    ) -> Error {
         Error::Unavailable {
             method: call.method.to_string(),
             route: call.route,
@@ -373,12 +378,51 @@ impl Http {
 impl Reply {
     /// Decodes the body.
     pub(crate) fn json<T: DeserializeOwned>(&self, call: &Call) -> Result<T> {
-        serde_json::from_slice(&self.body).map_err(|e| Error::Protocol {
-            method: call.method.to_string(),
-            route: call.route,
-            message: format!("body does not match the API: {e}"),
-        })
+        serde_json::from_slice(&self.body).map_err(|e| call.protocol_error(AnswerProblem::Json(e)))
     }
+}
+
+impl Call {
+    /// The error for an answer to this call that cannot be read.
+    pub(crate) fn protocol_error(&self, problem: AnswerProblem) -> Error {
+        Error::Protocol {
+            method: self.method.to_string(),
+            route: self.route,
+            problem,
+        }
+    }
+}
+
+/// The certificates of a PEM CA file, each checked to be usable as a trust anchor, so that a
+/// bad file is reported with its path and the TLS library's reason rather than as a failure to
+/// build the HTTP client.
+fn ca_certificates(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
+    let ca_error = |problem| Error::CaFile {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let pem = std::fs::read(path).map_err(|e| ca_error(CaProblem::Read(e)))?;
+    let mut store = rustls::RootCertStore::empty();
+    let mut certificates = Vec::new();
+    for (index, der) in CertificateDer::pem_slice_iter(&pem).enumerate() {
+        let der = der.map_err(|e| ca_error(CaProblem::Pem(e)))?;
+        let certificate =
+            reqwest::Certificate::from_der(&der).map_err(|e| ca_error(CaProblem::Refused(e)))?;
+        store.add(der).map_err(|source| {
+            ca_error(CaProblem::Certificate {
+                number: index + 1,
+                source,
+            })
+        })?;
+        certificates.push(certificate);
+    }
+    if certificates.is_empty() {
+        return Err(ca_error(CaProblem::NoCertificate));
+    }
+    Ok(certificates)
 }
 
 fn error_body(body: &[u8]) -> ErrorBody {
@@ -409,19 +453,4 @@ fn scope_from_challenge(headers: &HeaderMap) -> Option<String> {
     let start = challenge.find("scope=\"")? + "scope=\"".len();
     let end = challenge[start..].find('"')?;
     Some(challenge[start..start + end].to_string())
-}
-
-/// A transport error's text without the URL, which can carry query values.
-fn without_url(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    if let Some(url) = error.url() {
-        text = text.replace(url.as_str(), "(url)");
-    }
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

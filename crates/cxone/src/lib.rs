@@ -32,7 +32,9 @@ pub use api::{
     Capabilities, DefinitionQuery, Ensured, EntryOutcome, LookedUp, NewDefinition, Profile, Queue,
     Routed, TenantApi, UserQuery, UserWrite,
 };
-pub use error::{Error, FieldProblem, Result};
+pub use error::{
+    AnswerProblem, CaProblem, Error, FieldProblem, LastAttempt, Result, SettingsProblem,
+};
 pub use metrics::CounterSnapshot;
 pub use routing::{MAX_BULK_ENTRIES, RoutingApi};
 pub use settings::{Dialect, RetryPolicy, Secret, Settings};

@@ -15,7 +15,7 @@ use crate::api::{
     Capabilities, DefinitionQuery, EntryOutcome, NewDefinition, Profile, Queue, Routed, TenantApi,
     UserQuery, UserWrite,
 };
-use crate::error::{Error, Result};
+use crate::error::{AnswerProblem, Error, Result};
 use crate::http::{Call, Http};
 use crate::metrics::CounterSnapshot;
 use crate::settings::Dialect;
@@ -28,6 +28,8 @@ use crate::wire::{
 pub(crate) const PAGE_SIZE: usize = 500;
 /// Most entries in one bulk request.
 pub const MAX_BULK_ENTRIES: usize = 100;
+// `write_users` names the limit in a static message.
+const _: () = assert!(MAX_BULK_ENTRIES == 100);
 
 /// What the routing dialect does: bulk writes, proficiencies, and an active flag on every
 /// assignment (SPEC 1.3).
@@ -51,14 +53,6 @@ pub(crate) fn collection(kind: Kind) -> (&'static str, &'static str) {
     }
 }
 
-fn protocol(call: &Call, message: String) -> Error {
-    Error::Protocol {
-        method: call.method.to_string(),
-        route: call.route,
-        message,
-    }
-}
-
 /// Pages fetched at once after the first: the first answer's `total` says how many there are,
 /// so the rest need not wait for each other (the throttle still paces them).
 const PAGES_IN_PARALLEL: usize = 8;
@@ -70,7 +64,7 @@ pub(crate) fn paged<'a, W, T>(
     http: &'a Http,
     route: &'static str,
     filters: Vec<(&'static str, String)>,
-    convert: impl Fn(W) -> std::result::Result<T, String> + Send + Sync + Copy + 'a,
+    convert: impl Fn(W) -> std::result::Result<T, AnswerProblem> + Send + Sync + Copy + 'a,
 ) -> BoxStream<'a, Result<T>>
 where
     W: DeserializeOwned + Send + 'a,
@@ -90,7 +84,7 @@ where
             let items: Vec<Result<T>> = body
                 .entities
                 .into_iter()
-                .map(|w| convert(w).map_err(|m| protocol(&call, m)))
+                .map(|w| convert(w).map_err(|problem| call.protocol_error(problem)))
                 .collect();
             Ok::<_, Error>((items, body.total))
         }
@@ -174,7 +168,8 @@ impl TenantApi for RoutingApi {
             .about(new.kind.noun(), &new.name);
         let reply = self.http.send(&call).await?;
         let wire: WireDefinition = reply.json(&call)?;
-        wire.into_domain(new.kind).map_err(|m| protocol(&call, m))
+        wire.into_domain(new.kind)
+            .map_err(|problem| call.protocol_error(problem))
     }
 
     async fn update_definition(&self, d: &Definition) -> Result<Definition> {
@@ -192,7 +187,8 @@ impl TenantApi for RoutingApi {
             .about(d.kind.noun(), &d.id);
         let reply = self.http.send(&call).await?;
         let wire: WireDefinition = reply.json(&call)?;
-        wire.into_domain(d.kind).map_err(|m| protocol(&call, m))
+        wire.into_domain(d.kind)
+            .map_err(|problem| call.protocol_error(problem))
     }
 
     async fn delete_definition(&self, kind: Kind, id: &DefinitionId) -> Result<()> {
@@ -231,7 +227,9 @@ impl TenantApi for RoutingApi {
         .about("user", id);
         let reply = self.http.send(&call).await?;
         let user: RoutingUser = reply.json(&call)?;
-        let mut user = user.into_domain().map_err(|m| protocol(&call, m))?;
+        let mut user = user
+            .into_domain()
+            .map_err(|problem| call.protocol_error(problem))?;
         if let Some(version) = reply.etag {
             user.version = version;
         }
@@ -254,10 +252,10 @@ impl TenantApi for RoutingApi {
 
     async fn write_users(&self, writes: &[UserWrite]) -> Result<Vec<EntryOutcome>> {
         if writes.len() > MAX_BULK_ENTRIES {
-            return Err(Error::Settings(format!(
-                "a bulk write takes at most {MAX_BULK_ENTRIES} users, got {}",
-                writes.len()
-            )));
+            return Err(Error::Unsupported {
+                dialect: "routing",
+                operation: "bulk writes of more than 100 users",
+            });
         }
         let entries: Vec<serde_json::Value> = writes.iter().map(|w| user_body(w, true)).collect();
         let call = Call::new(
@@ -270,14 +268,10 @@ impl TenantApi for RoutingApi {
         let reply = self.http.send(&call).await?;
         let answer: BulkAnswer = reply.json(&call)?;
         if answer.results.len() != writes.len() {
-            return Err(protocol(
-                &call,
-                format!(
-                    "{} results for {} entries",
-                    answer.results.len(),
-                    writes.len()
-                ),
-            ));
+            return Err(call.protocol_error(AnswerProblem::BulkResults {
+                results: answer.results.len(),
+                entries: writes.len(),
+            }));
         }
         let outcomes = answer
             .results

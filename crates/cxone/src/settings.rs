@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-use crate::error::Error;
+use crate::error::{Error, SettingsProblem};
 
 /// A secret (client secret, access token). Its `Debug` and `Display` never show it, so it
 /// cannot leak through a log line or an error message by accident.
@@ -143,40 +143,52 @@ impl Settings {
     pub fn validate(&self) -> Result<(Url, Url), Error> {
         let api = parse_url("api_base", &self.api_base)?;
         let token = parse_url("token_url", &self.token_url)?;
+        let invalid = |problem| Err(Error::Settings(problem));
         if self.client_id.trim().is_empty() {
-            return Err(Error::Settings("client_id is empty".into()));
+            return invalid(SettingsProblem::Empty { field: "client_id" });
         }
         if self.client_secret.expose().is_empty() {
-            return Err(Error::Settings("client_secret is empty".into()));
+            return invalid(SettingsProblem::Empty {
+                field: "client_secret",
+            });
         }
         if !(self.requests_per_second > 0.0 && self.requests_per_second.is_finite()) {
-            return Err(Error::Settings(format!(
-                "requests_per_second must be positive, got {}",
-                self.requests_per_second
-            )));
+            return invalid(SettingsProblem::Rate {
+                value: self.requests_per_second,
+            });
         }
-        if self.burst == 0 || self.max_in_flight == 0 {
-            return Err(Error::Settings(
-                "burst and max_in_flight must be at least 1".into(),
-            ));
+        if self.burst == 0 {
+            return invalid(SettingsProblem::Zero { field: "burst" });
+        }
+        if self.max_in_flight == 0 {
+            return invalid(SettingsProblem::Zero {
+                field: "max_in_flight",
+            });
         }
         Ok((api, token))
     }
 }
 
-fn parse_url(field: &str, text: &str) -> Result<Url, Error> {
-    let url = Url::parse(text)
-        .map_err(|e| Error::Settings(format!("{field} `{text}` is not a URL: {e}")))?;
+fn parse_url(field: &'static str, text: &str) -> Result<Url, Error> {
+    let url = Url::parse(text).map_err(|source| {
+        Error::Settings(SettingsProblem::NotAUrl {
+            field,
+            text: text.to_string(),
+            source,
+        })
+    })?;
     match url.scheme() {
         "https" => Ok(url),
         "http" if is_loopback(&url) => Ok(url),
-        "http" => Err(Error::Settings(format!(
-            "{field} `{text}` uses plain http to a host that is not loopback; use https \
-             (plain http is allowed only for 127.0.0.1, ::1 and localhost)"
-        ))),
-        other => Err(Error::Settings(format!(
-            "{field} `{text}` has scheme `{other}`; use https"
-        ))),
+        "http" => Err(Error::Settings(SettingsProblem::PlainHttp {
+            field,
+            text: text.to_string(),
+        })),
+        other => Err(Error::Settings(SettingsProblem::Scheme {
+            field,
+            text: text.to_string(),
+            scheme: other.to_string(),
+        })),
     }
 }
 
@@ -207,7 +219,38 @@ mod tests {
         let err = settings("http://tenant.example.com/api/v2")
             .validate()
             .unwrap_err();
-        assert!(err.to_string().contains("use https"), "{err}");
+        assert!(
+            matches!(
+                &err,
+                Error::Settings(SettingsProblem::PlainHttp { field: "api_base", text })
+                    if text == "http://tenant.example.com/api/v2"
+            ),
+            "{err:?}"
+        );
+        let cause = std::error::Error::source(&err).expect("the rule is the source");
+        assert!(cause.to_string().contains("use https"), "{cause}");
+    }
+
+    #[test]
+    fn a_url_that_does_not_parse_carries_the_parsers_error() {
+        let err = settings("not a url").validate().unwrap_err();
+        let Error::Settings(SettingsProblem::NotAUrl { field, source, .. }) = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(*field, "api_base");
+        assert_eq!(*source, url::ParseError::RelativeUrlWithoutBase);
+    }
+
+    #[test]
+    fn each_zero_count_is_named() {
+        let mut s = settings("https://tenant.example.com/api/v2");
+        s.max_in_flight = 0;
+        assert!(matches!(
+            s.validate(),
+            Err(Error::Settings(SettingsProblem::Zero {
+                field: "max_in_flight"
+            }))
+        ));
     }
 
     #[test]

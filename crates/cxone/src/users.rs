@@ -79,11 +79,9 @@ impl TenantApi for UsersApi {
             Call::new(Method::GET, "/users/{userId}", format!("/users/{id}")).about("user", id);
         let reply = self.routing.http.send(&call).await?;
         let user: DialectUser = reply.json(&call)?;
-        let mut user = user.into_domain().map_err(|message| Error::Protocol {
-            method: "GET".into(),
-            route: call.route,
-            message,
-        })?;
+        let mut user = user
+            .into_domain()
+            .map_err(|problem| call.protocol_error(problem))?;
         if let Some(version) = reply.etag {
             user.version = version;
         }

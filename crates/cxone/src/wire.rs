@@ -6,6 +6,7 @@ use skillsync_core::{
 };
 
 use crate::api::{Profile, Queue, Routed};
+use crate::error::AnswerProblem;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -29,9 +30,16 @@ pub(crate) struct WireDefinition {
 }
 
 impl WireDefinition {
-    pub(crate) fn into_domain(self, kind: Kind) -> Result<Definition, String> {
-        let locale =
-            Locale::parse(&self.locale).map_err(|e| format!("definition {}: {e}", self.id))?;
+    pub(crate) fn into_domain(self, kind: Kind) -> Result<Definition, AnswerProblem> {
+        let locale = match Locale::parse(&self.locale) {
+            Ok(locale) => locale,
+            Err(source) => {
+                return Err(AnswerProblem::Locale {
+                    definition: self.id,
+                    source,
+                });
+            }
+        };
         Ok(Definition {
             id: DefinitionId(self.id),
             kind,
@@ -66,19 +74,26 @@ impl WireAssignment {
         }
     }
 
-    fn into_domain(self) -> Result<Assignment, String> {
-        let level = Level::new(i64::from(self.level))
-            .map_err(|e| format!("assignment of {}: {e}", self.id))?;
+    fn into_domain(self, user: &str) -> Result<Assignment, AnswerProblem> {
         Ok(Assignment {
+            level: level(user, &self.id, self.level)?,
             definition: DefinitionId(self.id),
-            level,
             active: self.active,
         })
     }
 }
 
-fn assignments(list: Vec<WireAssignment>) -> Result<Vec<Assignment>, String> {
-    list.into_iter().map(WireAssignment::into_domain).collect()
+/// A level as the domain knows it, or why the user's assignment of `definition` is refused.
+fn level(user: &str, definition: &str, level: u8) -> Result<Level, AnswerProblem> {
+    Level::new(i64::from(level)).map_err(|source| AnswerProblem::Level {
+        user: user.to_string(),
+        definition: definition.to_string(),
+        source,
+    })
+}
+
+fn assignments(user: &str, list: Vec<WireAssignment>) -> Result<Vec<Assignment>, AnswerProblem> {
+    list.into_iter().map(|a| a.into_domain(user)).collect()
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,11 +108,11 @@ pub(crate) struct RoutingUser {
 }
 
 impl RoutingUser {
-    pub(crate) fn into_domain(self) -> Result<UserAssignments, String> {
+    pub(crate) fn into_domain(self) -> Result<UserAssignments, AnswerProblem> {
         Ok(UserAssignments {
+            skills: assignments(&self.user_id, self.skills)?,
+            proficiencies: Some(assignments(&self.user_id, self.proficiencies)?),
             user_id: UserId(self.user_id),
-            skills: assignments(self.skills)?,
-            proficiencies: Some(assignments(self.proficiencies)?),
             version: Version(self.version),
         })
     }
@@ -140,21 +155,19 @@ pub(crate) struct DialectProficiency {
 }
 
 impl DialectUser {
-    pub(crate) fn into_domain(self) -> Result<UserAssignments, String> {
+    pub(crate) fn into_domain(self) -> Result<UserAssignments, AnswerProblem> {
         let skills = self
             .skills
             .proficiencies
             .into_iter()
             .map(|p| {
-                let level = Level::new(i64::from(p.level))
-                    .map_err(|e| format!("user {}: skill {}: {e}", self.id, p.skill))?;
                 Ok(Assignment {
+                    level: level(&self.id, &p.skill, p.level)?,
                     definition: DefinitionId(p.skill),
-                    level,
                     active: true,
                 })
             })
-            .collect::<Result<_, String>>()?;
+            .collect::<Result<_, AnswerProblem>>()?;
         Ok(UserAssignments {
             user_id: UserId(self.id),
             skills,

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use futures::stream;
 use serde_json::json;
 use skillsync_core::{Assignment, DefinitionId, Kind, Level, Locale, UserId, Version};
-use skillsync_cxone::{Dialect, EntryOutcome, Error, NewDefinition, UserWrite};
+use skillsync_cxone::{Dialect, EntryOutcome, Error, LastAttempt, NewDefinition, UserWrite};
 use skillsync_sim::Knobs;
 
 fn hostile() -> Knobs {
@@ -236,7 +236,17 @@ async fn a_tenant_that_stays_down_gives_up_within_the_policy() {
     let (user, _) = user_and_skill(&sim).await;
     let error = api.user(&user).await.unwrap_err();
     assert!(
-        matches!(error, Error::Unavailable { attempts: 4, .. }),
+        matches!(
+            error,
+            Error::Unavailable {
+                attempts: 4,
+                last: LastAttempt::Status {
+                    status: 500..=599,
+                    ..
+                },
+                ..
+            }
+        ),
         "{error:?}"
     );
     assert!(error.is_transient());
