@@ -478,7 +478,11 @@ async fn the_json_documents_are_exactly_what_docs_retire_json_md_lists() {
             .all(|u| u["reason"].as_str().unwrap().contains("scope")),
         "{failed:#}"
     );
-    assert_eq!(failed_users.len() + not_attempted.len(), HOLDERS, "{failed:#}");
+    assert_eq!(
+        failed_users.len() + not_attempted.len(),
+        HOLDERS,
+        "{failed:#}"
+    );
     assert!(retired["error"].is_string(), "{failed:#}");
     assert_eq!(retired["definitionsDeleted"], 0, "{failed:#}");
 

@@ -93,7 +93,7 @@ pub async fn assign(
             }
         }
         Err(error) => {
-            counts.stopped = Some(error.to_string());
+            counts.stopped = Some(crate::explain(error));
             RunOutcome::Failed
         }
     };

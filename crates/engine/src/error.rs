@@ -28,3 +28,33 @@ pub enum Error {
         source: Box<skillsync_cxone::Error>,
     },
 }
+
+/// An error with its causes, `outer: inner: innermost`, for the texts a report and the
+/// journal keep (a status line alone would drop the tenant's own words).
+pub fn explain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        // Some errors repeat their cause in their own message; say it once.
+        if !text.ends_with(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = inner.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn every_cause_is_said_once() {
+        let error = Outer(std::io::Error::other("connection refused"));
+        assert_eq!(super::explain(&error), "outer: connection refused");
+    }
+}

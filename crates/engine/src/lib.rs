@@ -21,7 +21,7 @@ pub use apply::{
     ApplyContext, ApplyOptions, ApplyReport, LIVE_READ_COUNTS_AS_LOOKUP_FOR, Phase, Progress, apply,
 };
 pub use assign::{AssignRequest, Assigned, assign};
-pub use error::Error;
+pub use error::{Error, explain};
 pub use guard::{Refusal, RemovalLimit, check as check_guards, real_removals};
 pub use live::{LiveProgress, read_live};
 pub use sync::{

@@ -74,7 +74,10 @@ pub(crate) async fn check(
                 writer.not_kept(
                     write,
                     None,
-                    format!("written, but the read-back could not confirm it: {error}"),
+                    format!(
+                        "written, but the read-back could not confirm it: {}",
+                        crate::explain(&error)
+                    ),
                 );
             }
             return accepted.len();

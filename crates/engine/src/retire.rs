@@ -697,7 +697,7 @@ pub async fn retire_journaled(
         profiles_updated: n(report.profiles_stripped),
         conflicts: n(report.conflicts),
         requests: api.counters().total_requests() - requests_before,
-        stopped: report.failure.as_ref().map(ToString::to_string),
+        stopped: report.failure.as_ref().map(|f| crate::explain(f)),
         ..skillsync_store::RunCounts::default()
     };
     let outcome = match &report.failure {
@@ -1101,7 +1101,7 @@ impl Retirer<'_> {
                             "stale version: re-read and re-merged".to_string(),
                         )
                     }
-                    Policy::Confirm => (WriteStatus::Unknown, error.to_string()),
+                    Policy::Confirm => (WriteStatus::Unknown, crate::explain(&error)),
                     Policy::FailUser | Policy::StopRun => return Err(failed(error)),
                 },
             };

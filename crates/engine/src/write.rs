@@ -16,6 +16,7 @@ use skillsync_cxone::{EntryOutcome, Error, TenantApi, UserWrite};
 use skillsync_store::{Snapshot, WriteRecord, WriteStatus, WriteTarget};
 
 use crate::entries;
+use crate::error::explain;
 use crate::fan_out::fan_out;
 
 /// What a client error means for the run. Decided here, once, for every writing command.
@@ -415,7 +416,7 @@ impl<'a> Writer<'a> {
             .collect();
         if let Err(error) = j.journal.record_writes(&records) {
             tracing::error!(%error, "cannot journal writes");
-            self.stop(StopReason::Journal(error.to_string()));
+            self.stop(StopReason::Journal(explain(&error)));
         }
     }
 
@@ -550,7 +551,7 @@ impl<'a> Writer<'a> {
                 Ok(live) => live,
                 Err(error) => match classify(&error) {
                     Policy::Reread | Policy::Confirm => {
-                        last_error = error.to_string();
+                        last_error = explain(&error);
                         continue;
                     }
                     Policy::FailUser | Policy::StopRun => {
@@ -617,13 +618,13 @@ impl<'a> Writer<'a> {
     fn fail_on(&self, user: &UserId, error: &Error) {
         let kind = match (classify(error), error) {
             (Policy::StopRun, _) => {
-                self.stop(StopReason::Tenant(error.to_string()));
+                self.stop(StopReason::Tenant(explain(error)));
                 FailureKind::Refused
             }
             (_, Error::NotFound { .. }) => FailureKind::Gone,
             _ => FailureKind::Refused,
         };
-        self.settle(user, UserOutcome::failed(kind, error.to_string()));
+        self.settle(user, UserOutcome::failed(kind, explain(error)));
     }
 
     /// One merge update with `If-Match`.
@@ -674,11 +675,11 @@ impl<'a> Writer<'a> {
                     .in_doubt
                     .insert(user.clone(), (write.clone(), before.clone()));
                 state.unanswered.insert(user.clone());
-                (Next::Reread, WriteStatus::Unknown, Some(error.to_string()))
+                (Next::Reread, WriteStatus::Unknown, Some(explain(error)))
             }
             Policy::FailUser | Policy::StopRun => {
                 self.fail_on(user, error);
-                (Next::Done, WriteStatus::Failed, Some(error.to_string()))
+                (Next::Done, WriteStatus::Failed, Some(explain(error)))
             }
         }
     }

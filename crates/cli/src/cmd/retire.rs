@@ -124,7 +124,10 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
                     profiles_stripped: report.profiles_stripped,
                     conflicts: report.conflicts,
                     deletes_refused: report.deletes_refused,
-                    error: report.failure.as_ref().map(ToString::to_string),
+                    error: report
+                        .failure
+                        .as_ref()
+                        .map(|f| skillsync_engine::explain(f)),
                     elapsed_seconds: report.elapsed.as_secs_f64(),
                     settles_at,
                     run: run_id.0,

@@ -107,7 +107,7 @@ pub async fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         let verdict = match api.test_interaction(&check.queue.id).await {
             Ok(answer) => verify::classify(check, &answer, asked_at),
             Err(error) => Verdict::Unanswered {
-                error: error.to_string(),
+                error: skillsync_engine::explain(&error),
             },
         };
         verdicts.push(verdict);
