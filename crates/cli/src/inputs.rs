@@ -71,14 +71,8 @@ impl Session {
         common: &crate::args::CommonArgs,
     ) -> anyhow::Result<Result<Session, std::process::ExitCode>> {
         use anyhow::Context;
-        let style = skillsync_core::render::Style {
-            color: common.color.for_stdout(),
-        };
-        let invalid = |problems: &[Problem]| {
-            Ok(Err(crate::cmd::validate::report_invalid(
-                common, problems, style,
-            )))
-        };
+        let invalid =
+            |problems: &[Problem]| Ok(Err(crate::cmd::validate::report_problems(common, problems)));
         let config = match Config::load(&common.config) {
             Ok(config) => config,
             Err(problems) => return invalid(&problems),
@@ -143,14 +137,7 @@ impl Session {
                     .splice(0..0, self.loaded.warnings.iter().cloned());
                 Ok(plan)
             }
-            Err(problems) => {
-                let style = skillsync_core::render::Style {
-                    color: common.color.for_stdout(),
-                };
-                Err(crate::cmd::validate::report_invalid(
-                    common, &problems, style,
-                ))
-            }
+            Err(problems) => Err(crate::cmd::validate::report_problems(common, &problems)),
         }
     }
 }

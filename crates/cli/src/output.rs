@@ -92,6 +92,20 @@ impl ColorChoice {
     }
 }
 
+impl ColorChoice {
+    /// Whether stderr gets colour.
+    pub fn for_stderr(self) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::io::stderr().is_terminal()
+            }
+        }
+    }
+}
+
 /// Exit codes that mean something (SPEC section 3).
 pub mod exit {
     use std::process::ExitCode;

@@ -95,7 +95,9 @@ async fn every_command_refuses(dir: &Path, at: &str, field: &str, says: &str) {
         let output = run_with(dir, command).await;
         let all = text(&output);
         assert_eq!(output.status.code(), Some(1), "{command:?}: {all}");
-        let stdout = String::from_utf8_lossy(&output.stdout);
+        // Human problems are errors: stderr, never mistaken for data on stdout.
+        assert!(output.stdout.is_empty(), "{command:?}: {all}");
+        let stdout = String::from_utf8_lossy(&output.stderr);
         let report = stdout
             .lines()
             .find(|line| line.starts_with(at))

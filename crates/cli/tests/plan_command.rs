@@ -96,7 +96,9 @@ async fn a_bad_file_reports_every_error_at_once_with_file_and_line_and_makes_no_
 
     for command in ["validate", "plan"] {
         let output = skillsync(&ws.0, &[command]);
-        let stdout = String::from_utf8_lossy(&output.stdout);
+        // Errors go to stderr; nothing on stdout a script could take for a plan.
+        assert!(output.stdout.is_empty(), "{command}");
+        let stdout = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(1), "{command}: {stdout}");
         for expected in [
             "hris/catalog.csv:3",

@@ -171,7 +171,7 @@ fn validate_points_at_a_bad_window_and_an_unknown_time_zone() {
     let line_of = |needle: &str| config.lines().position(|l| l.contains(needle)).unwrap() + 1;
 
     let output = skillsync(&ws.0, &["validate"]);
-    let stdout = text(&output.stdout);
+    let stdout = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     let window_line = format!("skillsync.toml:{}:", line_of("window ="));
     let zone_line = format!("skillsync.toml:{}:", line_of("timezone ="));

@@ -90,7 +90,7 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     let report = report.map_err(|e| {
         anyhow::Error::new(e).context(format!("apply against {}", config.tenant.api_base))
     })?;
-    render(&report, &session, common, style)
+    render(&report, &session, common)
 }
 
 /// Prints what the sync returned and picks the exit code.
@@ -98,7 +98,6 @@ fn render(
     report: &SyncReport,
     session: &Session,
     common: &crate::args::CommonArgs,
-    style: Style,
 ) -> anyhow::Result<ExitCode> {
     let (config, desired) = (&session.config, &session.loaded.desired);
     let refused = |why: String| {
@@ -108,9 +107,7 @@ fn render(
     let applied = match &report.outcome {
         SyncOutcome::OutsideWindow(why) => return refused(why.clone()),
         SyncOutcome::Invalid(problems) => {
-            return Ok(crate::cmd::validate::report_invalid(
-                common, problems, style,
-            ));
+            return Ok(crate::cmd::validate::report_problems(common, problems));
         }
         SyncOutcome::Refused(refusal) => return refused(refusal.to_string()),
         SyncOutcome::Declined => return Ok(exit::error()),

@@ -4,11 +4,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use serde::Serialize;
-use skillsync_core::render::Style;
 use skillsync_core::{Code, EmployeeId, Level, Problem};
 use skillsync_engine::{AssignRequest, UserOutcome};
 
-use super::validate::report_invalid;
+use super::validate::report_problems;
 use crate::args::AssignArgs;
 use crate::config::Config;
 use crate::inputs::read_hris;
@@ -17,16 +16,13 @@ use crate::output::{OutputFormat, exit, outln, print_json};
 /// Runs the command.
 pub async fn run(args: &AssignArgs) -> anyhow::Result<ExitCode> {
     let common = &args.common;
-    let style = Style {
-        color: common.color.for_stdout(),
-    };
     let config = match Config::load(&common.config) {
         Ok(config) => config,
-        Err(problems) => return Ok(report_invalid(common, &problems, style)),
+        Err(problems) => return Ok(report_problems(common, &problems)),
     };
     let loaded = match read_hris(&config) {
         Ok(loaded) => loaded,
-        Err(problems) => return Ok(report_invalid(common, &problems, style)),
+        Err(problems) => return Ok(report_problems(common, &problems)),
     };
     let desired = &loaded.desired;
     let agent = desired
@@ -47,7 +43,7 @@ pub async fn run(args: &AssignArgs) -> anyhow::Result<ExitCode> {
             ),
         )
         .hint("assign takes an employee_id or user_id listed in agents.csv");
-        return Ok(report_invalid(common, &[problem], style));
+        return Ok(report_problems(common, &[problem]));
     };
     let code = Code(args.code.clone());
     let Some(entry) = desired.catalog.entry(&code, &agent.locale) else {
@@ -70,7 +66,7 @@ pub async fn run(args: &AssignArgs) -> anyhow::Result<ExitCode> {
             ))
             .hint("add a catalog row for that locale; skillsync never falls back to another locale")
             };
-        return Ok(report_invalid(common, &[problem], style));
+        return Ok(report_problems(common, &[problem]));
     };
     // A retired code stays out of service: assigning it would reactivate or recreate it.
     if let Some(retired) = crate::inputs::Session::retirements(&config)?
@@ -93,7 +89,7 @@ pub async fn run(args: &AssignArgs) -> anyhow::Result<ExitCode> {
             "`skillsync retire {} --locale {} --undo` manages it again",
             entry.code, entry.locale
         ));
-        return Ok(report_invalid(common, &[problem], style));
+        return Ok(report_problems(common, &[problem]));
     }
     // Checked before any request: the dialect must be able to carry what is asked.
     if let Some(problem) = skillsync_core::uncarried_assignment(
@@ -103,13 +99,13 @@ pub async fn run(args: &AssignArgs) -> anyhow::Result<ExitCode> {
         entry.kind,
         !args.inactive,
     ) {
-        return Ok(report_invalid(common, &[problem], style));
+        return Ok(report_problems(common, &[problem]));
     }
     let level =
         Level::new(args.level).map_err(|e| anyhow::anyhow!("{e}; give a level from 1 to 10"))?;
     let settings = match config.client_settings() {
         Ok(settings) => settings,
-        Err(problems) => return Ok(report_invalid(common, &problems, style)),
+        Err(problems) => return Ok(report_problems(common, &problems)),
     };
     let api = skillsync_cxone::connect(&settings).context("cannot set up the tenant client")?;
     let journal = config.journal()?;

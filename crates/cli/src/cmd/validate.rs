@@ -7,16 +7,13 @@ use skillsync_core::render::{HrisCounts, ProblemsDocument, Style, problems_human
 use crate::args::CommonArgs;
 use crate::config::Config;
 use crate::inputs::read_hris;
-use crate::output::{OutputFormat, exit, out, outln, print_json};
+use crate::output::{OutputFormat, exit, outln, print_json};
 
 /// Runs the command.
 pub fn run(args: &CommonArgs) -> anyhow::Result<ExitCode> {
-    let style = Style {
-        color: args.color.for_stdout(),
-    };
     let config = match Config::load(&args.config) {
         Ok(config) => config,
-        Err(problems) => return Ok(report_invalid(args, &problems, style)),
+        Err(problems) => return Ok(report_problems(args, &problems)),
     };
     let mut warnings = Vec::new();
     if let Err(missing) = config.client_settings() {
@@ -28,7 +25,7 @@ pub fn run(args: &CommonArgs) -> anyhow::Result<ExitCode> {
         }
     }
     match read_hris(&config) {
-        Err(problems) => Ok(report_invalid(args, &problems, style)),
+        Err(problems) => Ok(report_problems(args, &problems)),
         Ok(loaded) => {
             warnings.extend(loaded.warnings);
             let desired = &loaded.desired;
@@ -44,7 +41,10 @@ pub fn run(args: &CommonArgs) -> anyhow::Result<ExitCode> {
                 })?,
                 OutputFormat::Human => {
                     if !warnings.is_empty() {
-                        out!("{}", problems_human(&warnings, style));
+                        let style = Style {
+                            color: args.color.for_stderr(),
+                        };
+                        eprint!("{}", problems_human(&warnings, style));
                     }
                     outln!(
                         "valid: {} catalog variants, {} agents, {} assignments",
@@ -60,27 +60,22 @@ pub fn run(args: &CommonArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// [`report_invalid`] in the style the command's `--color` asks for.
+/// Prints problems and returns the error exit code: the JSON problems document is the
+/// command's result (stdout, for scripts); in human form they are errors (stderr, coloured
+/// when stderr is a terminal), so a script piping stdout never takes them for data.
 pub fn report_problems(args: &CommonArgs, problems: &[skillsync_core::Problem]) -> ExitCode {
-    let style = Style {
-        color: args.color.for_stdout(),
-    };
-    report_invalid(args, problems, style)
-}
-
-/// Prints problems (stdout: they are the command's result) and returns the error exit code.
-pub fn report_invalid(
-    args: &CommonArgs,
-    problems: &[skillsync_core::Problem],
-    style: Style,
-) -> ExitCode {
     match args.output {
         OutputFormat::Json => {
             if let Err(error) = print_json(&ProblemsDocument::new(problems)) {
                 eprintln!("error: {error:#}");
             }
         }
-        OutputFormat::Human => out!("{}", problems_human(problems, style)),
+        OutputFormat::Human => {
+            let style = Style {
+                color: args.color.for_stderr(),
+            };
+            eprint!("{}", problems_human(problems, style));
+        }
     }
     exit::error()
 }
