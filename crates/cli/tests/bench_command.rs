@@ -45,6 +45,7 @@ fn sync_bench_applies_the_change_set_within_reach_of_the_bound_and_resyncs_with_
             "json",
         ],
     );
+    assert_eq!(report["schemaVersion"], 1);
     let scenario = &report["scenario"];
     assert_eq!(scenario["changedAgents"], 300);
     assert_eq!(
@@ -115,6 +116,7 @@ fn plan_bench_plans_every_changed_agent_and_reports_its_peak() {
             "json",
         ],
     );
+    assert_eq!(report["schemaVersion"], 1);
     assert_eq!(report["assignmentRows"], 24_000);
     assert_eq!(report["usersChanged"], 600, "three agents in ten differ");
     assert!(report["totalSeconds"].as_f64().expect("seconds") > 0.0);

@@ -11,7 +11,6 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use serde_json::json;
 use skillsync_core::hris::{Source, read_desired};
 use skillsync_core::{
     Assignment, Definition, DefinitionId, Kind, Level, Live, Locale, PlanOptions, UserAssignments,
@@ -93,22 +92,23 @@ pub async fn run(args: &BenchPlanArgs) -> anyhow::Result<std::process::ExitCode>
     }
 
     let peak_mib = peak_kib.map(|kib| kib as f64 / 1024.0);
-    let report = json!({
-        "agents": args.agents,
-        "assignmentsPerAgent": args.per_agent,
-        "assignmentRows": args.agents * args.per_agent,
-        "fileMegabytes": bytes as f64 / 1e6,
-        "usersChanged": plan.totals.users_changed,
-        "readSeconds": read_seconds,
-        "planSeconds": plan_seconds,
-        "renderSeconds": total_seconds - read_seconds - plan_seconds,
-        "totalSeconds": total_seconds,
-        "cpuSeconds": cpu,
-        "peakRssMib": peak_mib,
-        "peakIsSinceReset": reset,
-        "rssBeforeMib": baseline_rss.map(|kib| kib as f64 / 1024.0),
-        "renderedBytes": text.len(),
-    });
+    let report = PlanBenchReport {
+        schema_version: 1,
+        agents: args.agents,
+        assignments_per_agent: args.per_agent,
+        assignment_rows: args.agents * args.per_agent,
+        file_megabytes: bytes as f64 / 1e6,
+        users_changed: plan.totals.users_changed,
+        read_seconds,
+        plan_seconds,
+        render_seconds: total_seconds - read_seconds - plan_seconds,
+        total_seconds,
+        cpu_seconds: cpu,
+        peak_rss_mib: peak_mib,
+        peak_is_since_reset: reset,
+        rss_before_mib: baseline_rss.map(|kib| kib as f64 / 1024.0),
+        rendered_bytes: text.len(),
+    };
     match args.output {
         OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(&report)?),
         OutputFormat::Human => {
@@ -295,4 +295,25 @@ fn cpu_seconds() -> Option<f64> {
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
     Some(ticks / 100.0)
+}
+
+/// `bench plan --output json`: what planning at scale cost.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PlanBenchReport {
+    schema_version: u32,
+    agents: usize,
+    assignments_per_agent: usize,
+    assignment_rows: usize,
+    file_megabytes: f64,
+    users_changed: usize,
+    read_seconds: f64,
+    plan_seconds: f64,
+    render_seconds: f64,
+    total_seconds: f64,
+    cpu_seconds: Option<f64>,
+    peak_rss_mib: Option<f64>,
+    peak_is_since_reset: bool,
+    rss_before_mib: Option<f64>,
+    rendered_bytes: usize,
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use serde_json::{Value, json};
+use serde_json::Value;
 use skillsync_sim::{GenerateOptions, Knobs, Rate, TenantDoc};
 
 use super::bound::{LowerBound, SyncWork, TenantLimits, lower_bound};
@@ -198,40 +198,47 @@ pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode>
     let call_ratio = apply.calls as f64 / bound.calls() as f64;
     let time_ratio = apply.seconds / bound.seconds(&limits);
     let speedup = naive_estimate.map(|naive| naive / apply.seconds);
-    let report = json!({
-        "scenario": {
-            "agents": scenario.agents,
-            "locales": &LOCALES[..args.locales],
-            "changedAgents": scenario.changes.len(),
-            "definitionsToCreate": scenario.new_definitions.len(),
-            "rateLimitPerSecond": limits.requests_per_second,
-            "burst": args.burst,
-            "latencyMs": [args.latency.min.as_millis() as u64, args.latency.max.as_millis() as u64],
-            "seed": args.seed,
+    let report = SyncBenchReport {
+        schema_version: 1,
+        scenario: ScenarioReport {
+            agents: scenario.agents,
+            locales: LOCALES[..args.locales].to_vec(),
+            changed_agents: scenario.changes.len(),
+            definitions_to_create: scenario.new_definitions.len(),
+            rate_limit_per_second: limits.requests_per_second,
+            burst: args.burst,
+            latency_ms: [
+                args.latency.min.as_millis() as u64,
+                args.latency.max.as_millis() as u64,
+            ],
+            seed: args.seed,
         },
-        "apply": apply,
-        "lowerBound": {
-            "calls": bound.calls(),
-            "writes": bound.writes(),
-            "byKind": bound,
-            "seconds": bound.seconds(&limits),
+        apply: apply.clone(),
+        lower_bound: BoundReport {
+            calls: bound.calls(),
+            writes: bound.writes(),
+            by_kind: bound,
+            seconds: bound.seconds(&limits),
         },
-        "callRatio": call_ratio,
-        "timeRatio": time_ratio,
-        "resync": resync,
-        "resyncLowerBound": { "calls": resync_bound.calls(), "seconds": resync_bound.seconds(&limits) },
-        "naive": naive.as_ref().map(|(run, measured)| json!({
-            "usersRun": run.users,
-            "secondsPerUser": run.per_user().as_secs_f64(),
-            "setupSeconds": run.setup.as_secs_f64(),
-            "calls": measured.calls,
-            "throttled": measured.throttled,
-            "failed": run.failed,
-            "estimatedSeconds": naive_estimate,
-            "extrapolated": run.users < scenario.changes.len(),
-        })),
-        "speedupOverNaive": speedup,
-    });
+        call_ratio,
+        time_ratio,
+        resync: resync.clone(),
+        resync_lower_bound: ResyncBound {
+            calls: resync_bound.calls(),
+            seconds: resync_bound.seconds(&limits),
+        },
+        naive: naive.as_ref().map(|(run, measured)| NaiveReport {
+            users_run: run.users,
+            seconds_per_user: run.per_user().as_secs_f64(),
+            setup_seconds: run.setup.as_secs_f64(),
+            calls: measured.calls,
+            throttled: measured.throttled,
+            failed: run.failed,
+            estimated_seconds: naive_estimate,
+            extrapolated: run.users < scenario.changes.len(),
+        }),
+        speedup_over_naive: speedup,
+    };
     match args.output {
         OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(&report)?),
         OutputFormat::Human => {
@@ -447,4 +454,65 @@ fn rate_text(rate: Rate) -> String {
 
 fn range_text(range: skillsync_sim::DurationRange) -> String {
     format!("{}–{} ms", range.min.as_millis(), range.max.as_millis())
+}
+
+/// `bench sync --output json`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SyncBenchReport {
+    schema_version: u32,
+    scenario: ScenarioReport,
+    apply: Measured,
+    lower_bound: BoundReport,
+    call_ratio: f64,
+    time_ratio: f64,
+    resync: Measured,
+    resync_lower_bound: ResyncBound,
+    naive: Option<NaiveReport>,
+    speedup_over_naive: Option<f64>,
+}
+
+/// The scenario measured.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ScenarioReport {
+    agents: usize,
+    locales: Vec<&'static str>,
+    changed_agents: usize,
+    definitions_to_create: usize,
+    rate_limit_per_second: Option<f64>,
+    burst: u32,
+    latency_ms: [u64; 2],
+    seed: u64,
+}
+
+/// The lower bound of the apply.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BoundReport {
+    calls: usize,
+    writes: usize,
+    by_kind: LowerBound,
+    seconds: f64,
+}
+
+/// The lower bound of the re-sync.
+#[derive(serde::Serialize)]
+struct ResyncBound {
+    calls: usize,
+    seconds: f64,
+}
+
+/// The naive script's run.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NaiveReport {
+    users_run: usize,
+    seconds_per_user: f64,
+    setup_seconds: f64,
+    calls: u64,
+    throttled: u64,
+    failed: usize,
+    estimated_seconds: Option<f64>,
+    extrapolated: bool,
 }
