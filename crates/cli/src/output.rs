@@ -106,6 +106,23 @@ impl ColorChoice {
     }
 }
 
+/// One line naming a command's API calls by kind, 429s, retries and token fetches.
+pub fn api_calls(counters: &skillsync_cxone::CounterSnapshot) -> String {
+    let by_kind: Vec<String> = counters
+        .requests
+        .iter()
+        .map(|(kind, n)| format!("{kind} ×{n}"))
+        .collect();
+    format!(
+        "API calls: {} ({}); {} throttled (429), {} retries, {} token fetches.",
+        counters.total_requests(),
+        by_kind.join(", "),
+        counters.throttled,
+        counters.retries,
+        counters.token_fetches
+    )
+}
+
 /// Exit codes that mean something (SPEC section 3).
 pub mod exit {
     use std::process::ExitCode;

@@ -137,20 +137,7 @@ fn render(
         OutputFormat::Human => {
             if let Some(applied) = applied {
                 print_summary(applied, report, plan, config, &employee);
-                let counters = session.api.counters();
-                let by_kind: Vec<String> = counters
-                    .requests
-                    .iter()
-                    .map(|(k, n)| format!("{k} ×{n}"))
-                    .collect();
-                outln!(
-                    "API calls: {} ({}); {} throttled (429), {} retries, {} token fetches.",
-                    counters.total_requests(),
-                    by_kind.join(", "),
-                    counters.throttled,
-                    counters.retries,
-                    counters.token_fetches
-                );
+                outln!("{}", crate::output::api_calls(&session.api.counters()));
             }
         }
     }

@@ -161,18 +161,7 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
             for (user, why) in &report.users_not_attempted {
                 outln!("  not attempted: user {user}: {why}");
             }
-            let by_kind: Vec<String> = counters
-                .requests
-                .iter()
-                .map(|(k, n)| format!("{k} ×{n}"))
-                .collect();
-            outln!(
-                "API calls: {} ({}); {} throttled (429), {} retries.",
-                counters.total_requests(),
-                by_kind.join(", "),
-                counters.throttled,
-                counters.retries,
-            );
+            outln!("{}", crate::output::api_calls(&counters));
             outln!(
                 "Journal: run {} in {}; later plans leave {} alone (`skillsync retire {} --undo` to manage it again).",
                 run_id.0,
