@@ -104,7 +104,9 @@ pub fn interrupt_on_signal(interrupt: std::sync::Arc<skillsync_engine::Interrupt
         );
         interrupt.raise();
         let signal = next_signal().await;
-        eprintln!("{signal} again: stopped at once; the run stays interrupted in the journal");
+        eprintln!(
+            "{signal} again: stopped at once; the run stays unfinished in the journal (history shows it as killed), and a write in flight may have landed without being journaled: the next run converges from the tenant's state"
+        );
         std::process::exit(130);
     }))
 }

@@ -78,6 +78,9 @@ async fn a_tenant_that_drops_writes_is_caught_by_the_read_back() {
             "{report:#}"
         );
         assert_eq!(report["usersUpdated"], serde_json::json!([]));
+        // Every write was sent: what the read-back found is a failure, not a stop.
+        assert_eq!(report["stoppedEarly"], Value::Null, "{report:#}");
+        assert_eq!(report["usersNotAttempted"], serde_json::json!([]));
         let stats = sim_get(&base, "/sim/stats").await;
         assert!(stats["writesLost"].as_u64().unwrap() >= expected.users_changed);
 

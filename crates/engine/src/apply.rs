@@ -114,8 +114,11 @@ pub async fn apply(
     {
         writer.stop(StopReason::Definition(failed));
     }
-    if let Some(j) = journal {
-        remember_mappings(j, desired, &plan.resolution);
+    if let Some(j) = journal
+        && let Err(error) = remember_mappings(j, desired, &plan.resolution)
+    {
+        // A journal that cannot take the mapping will not take the writes either.
+        writer.stop(StopReason::Journal(crate::explain(&error)));
     }
     let rewrite = PlanRewrite::new(desired, &plan.resolution, options.allow_empty_skills);
     let bulk = plan.write_mode == WriteMode::Bulk;
@@ -244,7 +247,11 @@ impl Rewrite for PlanRewrite<'_> {
 
 /// Records which tenant definition each (code, locale) resolved to, so later runs and audits
 /// can see the mapping without re-deriving it.
-fn remember_mappings(journal: JournalRun<'_>, desired: &Desired, resolution: &Resolution) {
+fn remember_mappings(
+    journal: JournalRun<'_>,
+    desired: &Desired,
+    resolution: &Resolution,
+) -> Result<(), skillsync_store::StoreError> {
     let now = jiff::Timestamp::now();
     let mappings: Vec<skillsync_store::Mapping> = desired
         .catalog
@@ -263,9 +270,7 @@ fn remember_mappings(journal: JournalRun<'_>, desired: &Desired, resolution: &Re
             },
         )
         .collect();
-    if let Err(error) = journal.journal.remember_mappings(&mappings) {
-        tracing::error!(%error, "cannot journal the definition mapping");
-    }
+    journal.journal.remember_mappings(&mappings)
 }
 
 /// Creates, reactivates and updates definitions; `Err` names the step that failed (the run
@@ -339,11 +344,12 @@ async fn ensure_definitions(
                 wanted.active = true;
                 wanted.description = action.description.clone();
                 wanted.routing_profile_id = action.routing_profile_id.clone();
-                match api.update_definition(&wanted).await {
-                    Ok(_) => {}
+                let mut read = existing.clone();
+                let written = match api.update_definition(&wanted).await {
+                    Ok(written) => written,
                     Err(Error::Conflict { .. }) => {
                         // Someone touched it since we read it: take their version, keep our fields.
-                        let fresh = api
+                        read = api
                             .find_definitions(action.kind, &action.name, &action.locale)
                             .await
                             .map_err(|e| failed(verb, e))?
@@ -358,17 +364,17 @@ async fn ensure_definitions(
                                     },
                                 )
                             })?;
-                        wanted.version = fresh.version;
+                        wanted.version = read.version;
                         api.update_definition(&wanted)
                             .await
-                            .map_err(|e| failed(verb, e))?;
+                            .map_err(|e| failed(verb, e))?
                     }
                     Err(e) => return Err(failed(verb, e)),
-                }
+                };
                 record(
                     existing.id.to_string(),
-                    entries::definition(existing),
-                    entries::definition(&wanted),
+                    entries::definition(&read),
+                    entries::definition(&written),
                 );
                 if action.action == DefinitionActionKind::Reactivate {
                     report.definitions_reactivated += 1;

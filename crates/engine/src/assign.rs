@@ -43,6 +43,19 @@ pub struct Assigned {
     pub run: RunId,
     /// Why the run stopped, if it did.
     pub stopped: Option<StopReason>,
+    /// The run's counts, as journaled.
+    pub counts: RunCounts,
+}
+
+impl Assigned {
+    /// How the run ended, as journaled; the CLI's exit code follows it.
+    pub fn run_outcome(&self) -> RunOutcome {
+        match (&self.outcome, &self.stopped) {
+            (_, Some(StopReason::Interrupted)) => RunOutcome::Interrupted,
+            (UserOutcome::Updated | UserOutcome::AlreadyCurrent, None) => RunOutcome::Succeeded,
+            _ => RunOutcome::Failed,
+        }
+    }
 }
 
 /// Sets the agent's assignment of the catalog entry, journaled as its own run.
@@ -71,31 +84,23 @@ pub async fn assign(
         interrupt,
     )
     .await;
-    let mut counts = RunCounts {
-        users_planned: 1,
-        requests: api.counters().total_requests() - requests_before,
-        ..RunCounts::default()
+    let mut counts = match &result {
+        Ok(assigned) => RunCounts {
+            definitions_created: u64::from(assigned.created_definition),
+            ..assigned.counts.clone()
+        },
+        // The definition could not be ensured: the one user planned failed.
+        Err(error) => RunCounts {
+            users_planned: 1,
+            users_failed: 1,
+            stopped: Some(crate::explain(error)),
+            ..RunCounts::default()
+        },
     };
+    counts.requests = api.counters().total_requests() - requests_before;
     let outcome = match &result {
-        Ok(assigned) => {
-            counts.definitions_created = u64::from(assigned.created_definition);
-            counts.stopped = assigned.stopped.as_ref().map(ToString::to_string);
-            match &assigned.outcome {
-                UserOutcome::Updated => counts.users_updated = 1,
-                UserOutcome::AlreadyCurrent => counts.users_already_current = 1,
-                UserOutcome::Failed { .. } => counts.users_failed = 1,
-                UserOutcome::NotAttempted(_) => counts.users_not_attempted = 1,
-            }
-            match (&assigned.outcome, &assigned.stopped) {
-                (_, Some(StopReason::Interrupted)) => RunOutcome::Interrupted,
-                (UserOutcome::Updated | UserOutcome::AlreadyCurrent, _) => RunOutcome::Succeeded,
-                _ => RunOutcome::Failed,
-            }
-        }
-        Err(error) => {
-            counts.stopped = Some(crate::explain(error));
-            RunOutcome::Failed
-        }
+        Ok(assigned) => assigned.run_outcome(),
+        Err(_) => RunOutcome::Failed,
     };
     journal
         .finish_run(run, outcome, &counts, jiff::Timestamp::now())
@@ -155,6 +160,7 @@ async fn assign_in_run(
         .await;
     crate::read_back::check(&writer, api, &one, 1, 1).await;
     let written = writer.finish([agent.user_id.clone()]);
+    let counts = written.run_counts();
     let outcome = written
         .users
         .into_values()
@@ -169,6 +175,7 @@ async fn assign_in_run(
         created_definition: ensured.created,
         run: journal.run,
         stopped: written.stopped,
+        counts,
     })
 }
 

@@ -9,48 +9,76 @@ use skillsync_core::{UserAssignments, UserId};
 use skillsync_cxone::{TenantApi, UserQuery};
 
 use crate::fan_out::fan_out;
-use crate::write::{Rewrite, Rewritten, Writer};
+use crate::write::{FailureKind, Rewrite, Rewritten, Writer};
 
 /// Users per page of the user listing.
 pub(crate) const USER_PAGE: usize = 500;
 
+/// What reading one user back found.
+pub(crate) enum ReadBack {
+    /// The user as the tenant holds it now.
+    Found(UserAssignments),
+    /// The tenant no longer has the user.
+    Gone,
+    /// The read failed (after the client's retries): nothing is known.
+    Unknown(String),
+}
+
 /// Reads `users` back the cheaper way: one GET each when they are fewer than the pages of
 /// the whole listing (`tenant_users` users), else the listing in pages, as the live read does.
-/// Users the tenant no longer has are absent from the answer.
+/// A listing that fails part-way falls back to one GET for each user it did not deliver, so
+/// one bad page never leaves thousands of users unknown.
 pub(crate) async fn read_users(
     api: &dyn TenantApi,
     users: &BTreeSet<UserId>,
     tenant_users: usize,
     concurrency: usize,
-) -> skillsync_cxone::Result<HashMap<UserId, UserAssignments>> {
-    if users.len() <= tenant_users.div_ceil(USER_PAGE) {
-        let read = fan_out(
-            users.iter().cloned().collect(),
-            concurrency,
-            |_| 1,
-            |_| {},
-            |user| async move {
-                match api.user(&user).await {
-                    Ok(found) => Ok(Some(found)),
-                    Err(skillsync_cxone::Error::NotFound { .. }) => Ok(None),
-                    Err(error) => Err(error),
+) -> HashMap<UserId, ReadBack> {
+    let mut found = HashMap::with_capacity(users.len());
+    if users.len() > tenant_users.div_ceil(USER_PAGE) {
+        let mut listing = api.users(UserQuery::default());
+        loop {
+            match listing.try_next().await {
+                Ok(Some(user)) if users.contains(&user.user_id) => {
+                    found.insert(user.user_id.clone(), ReadBack::Found(user));
                 }
-            },
-        )
-        .await;
-        let mut found = HashMap::with_capacity(users.len());
-        for user in read {
-            if let Some(user) = user? {
-                found.insert(user.user_id.clone(), user);
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    // The whole listing was read: whoever is missing is gone.
+                    for user in users {
+                        found.entry(user.clone()).or_insert(ReadBack::Gone);
+                    }
+                    return found;
+                }
+                Err(error) => {
+                    tracing::warn!(error = %crate::explain(&error), "the read-back's listing failed; reading the rest one by one");
+                    break;
+                }
             }
         }
-        return Ok(found);
     }
-    api.users(UserQuery::default())
-        .try_filter(|u| std::future::ready(users.contains(&u.user_id)))
-        .map_ok(|u| (u.user_id.clone(), u))
-        .try_collect()
-        .await
+    let missing: Vec<UserId> = users
+        .iter()
+        .filter(|u| !found.contains_key(*u))
+        .cloned()
+        .collect();
+    let read = fan_out(
+        missing,
+        concurrency,
+        |_| 1,
+        |_| {},
+        |user| async move {
+            let read = match api.user(&user).await {
+                Ok(now) => ReadBack::Found(now),
+                Err(skillsync_cxone::Error::NotFound { .. }) => ReadBack::Gone,
+                Err(error) => ReadBack::Unknown(crate::explain(&error)),
+            };
+            (user, read)
+        },
+    )
+    .await;
+    found.extend(read);
+    found
 }
 
 /// Reads back every user whose write was accepted and asks `rewrite` whether the tenant holds
@@ -67,37 +95,30 @@ pub(crate) async fn check(
         return 0;
     }
     let ids: BTreeSet<UserId> = accepted.iter().map(|(u, _)| u.clone()).collect();
-    let found = match read_users(api, &ids, tenant_users, concurrency).await {
-        Ok(found) => found,
-        Err(error) => {
-            for (_, write) in &accepted {
-                writer.not_kept(
-                    write,
-                    None,
-                    format!(
-                        "written, but the read-back could not confirm it: {}",
-                        crate::explain(&error)
-                    ),
-                );
-            }
-            return accepted.len();
-        }
-    };
+    let found = read_users(api, &ids, tenant_users, concurrency).await;
     for (user, write) in &accepted {
         match found.get(user) {
-            None => writer.not_kept(
-                write,
-                None,
-                "the tenant did not keep the write: the user is gone".into(),
-            ),
-            Some(now) => match rewrite.rewrite(now) {
+            Some(ReadBack::Found(now)) => match rewrite.rewrite(now) {
                 Rewritten::Current => {}
                 Rewritten::Write(_) | Rewritten::Refused(_) => writer.not_kept(
                     write,
                     Some(now),
-                    "the tenant did not keep the write: it accepted it, and a read-back shows the old assignments".into(),
+                    FailureKind::NotKept,
+                    "the tenant did not keep the write: it accepted it, and a read-back shows other assignments".into(),
                 ),
             },
+            Some(ReadBack::Gone) | None => writer.not_kept(
+                write,
+                None,
+                FailureKind::NotKept,
+                "the tenant did not keep the write: the user is gone".into(),
+            ),
+            Some(ReadBack::Unknown(error)) => writer.not_kept(
+                write,
+                None,
+                FailureKind::Unconfirmed,
+                format!("written, but the read-back could not confirm it: {error}"),
+            ),
         }
     }
     accepted.len()

@@ -764,7 +764,7 @@ async fn retire_with(
     };
     report.failure = outcome
         .err()
-        .or_else(|| run.writer.should_stop().map(RetireFailure::Stopped));
+        .or_else(|| run.writer.stopped().map(RetireFailure::Stopped));
     let handed = std::mem::take(&mut *run.handed.lock().expect("not poisoned"));
     let other_conflicts = *run.conflicts.lock().expect("not poisoned");
     let written = run.writer.finish(handed);
@@ -871,7 +871,6 @@ impl Retirer<'_> {
                 report.definitions_deactivated += 1;
             }
         }
-        self.stopped()?;
         progress(RetirePhase::Definitions, total, total);
         Ok(())
     }

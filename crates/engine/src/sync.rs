@@ -131,6 +131,8 @@ pub struct SyncReport {
     pub run: Option<RunId>,
     /// When the routing cache will have settled on the run's writes.
     pub settles_at: Option<Timestamp>,
+    /// The journal failed to record the run's end: the report stands, the journal is short.
+    pub journal_error: Option<Error>,
 }
 
 impl SyncReport {
@@ -140,11 +142,15 @@ impl SyncReport {
             outcome,
             run: None,
             settles_at: None,
+            journal_error: None,
         }
     }
 
     /// True when the run changed everything it meant to (or there was nothing to change).
     pub fn succeeded(&self) -> bool {
+        if self.journal_error.is_some() {
+            return false;
+        }
         match &self.outcome {
             SyncOutcome::NoChanges => true,
             SyncOutcome::Applied(report) => report.written.complete(),
@@ -263,25 +269,27 @@ pub async fn sync(
         },
     )
     .await;
-    let counts = run_counts(
-        &plan,
-        &report,
-        api.counters().total_requests() - requests_before,
-    );
+    let counts = run_counts(&report, api.counters().total_requests() - requests_before);
     let outcome = match &report.written.stopped {
         Some(StopReason::Interrupted) => RunOutcome::Interrupted,
         _ if report.written.complete() => RunOutcome::Succeeded,
         _ => RunOutcome::Failed,
     };
-    journal
+    // Once writes have started the report is never dropped: a journal that fails now is
+    // reported beside the users, not instead of them.
+    let journaled = journal
         .finish_run(run, outcome, &counts, Timestamp::now())
-        .map_err(Error::Journal)?;
-    let settles_at = journal.settles_at(run).map_err(Error::Journal)?;
+        .and_then(|()| journal.settles_at(run));
+    let (settles_at, journal_error) = match journaled {
+        Ok(settles_at) => (settles_at, None),
+        Err(error) => (None, Some(Error::Journal(error))),
+    };
     Ok(SyncReport {
         plan: Some(plan),
         outcome: SyncOutcome::Applied(report),
         run: Some(run),
         settles_at,
+        journal_error,
     })
 }
 
@@ -290,27 +298,13 @@ fn outside(options: &SyncOptions) -> Option<String> {
 }
 
 /// The counts a finished run is journaled with.
-pub fn run_counts(plan: &Plan, report: &ApplyReport, requests: u64) -> RunCounts {
-    let (updated, current, failed, not_attempted) = report.written.tally();
-    let not_kept = report
-        .written
-        .failed()
-        .filter(|(_, kind, _)| *kind == crate::FailureKind::NotKept)
-        .count();
+pub fn run_counts(report: &ApplyReport, requests: u64) -> RunCounts {
     let n = |count: usize| count as u64;
     RunCounts {
         definitions_created: n(report.definitions_created),
         definitions_reactivated: n(report.definitions_reactivated),
         definitions_updated: n(report.definitions_updated),
-        users_planned: n(plan.users.len()),
-        users_updated: n(updated),
-        users_already_current: n(current),
-        users_failed: n(failed),
-        users_not_attempted: n(not_attempted),
-        users_not_kept: n(not_kept),
-        conflicts: n(report.written.conflicts),
         requests,
-        stopped: report.written.stopped.as_ref().map(ToString::to_string),
-        ..RunCounts::default()
+        ..report.written.run_counts()
     }
 }

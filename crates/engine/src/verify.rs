@@ -31,12 +31,23 @@ pub struct Grant {
 
 /// The grants in a run's journaled writes: only applied writes of skill lists count, and only
 /// entries the written list holds active that the list as read before did not (or held
-/// inactive, or at a lower level). Records from before the journal was typed are skipped.
+/// inactive, or at a lower level). A later failed record of the same user (the read-back found
+/// the write not kept) takes that user's grants back. Records from before the journal was
+/// typed are skipped.
 pub fn grants(writes: &[WriteRecord]) -> Vec<Grant> {
     // Keyed so a later applied write to the same user and skill replaces an earlier one.
     let mut found: BTreeMap<(DefinitionId, UserId), Grant> = BTreeMap::new();
     for write in writes {
-        if write.status != WriteStatus::Applied || write.target != WriteTarget::UserSkills {
+        if write.target != WriteTarget::UserSkills {
+            continue;
+        }
+        // After a write is applied, the write path records nothing more for that user but
+        // the read-back's finding that the tenant did not keep it: what it granted is gone.
+        if write.status == WriteStatus::Failed {
+            found.retain(|(_, user), _| user.as_str() != write.subject);
+            continue;
+        }
+        if write.status != WriteStatus::Applied {
             continue;
         }
         let (Some(before), Some(after)) = (write.before.user(), write.after.user()) else {
@@ -457,6 +468,10 @@ mod tests {
         let mut proficiencies = write("u1", &[], &written, WriteStatus::Applied);
         proficiencies.target = WriteTarget::UserProficiencies;
         assert!(grants(&[proficiencies]).is_empty());
+        // A write the read-back found not kept grants nothing.
+        let mut not_kept = write("u1", &written, &[], WriteStatus::Failed);
+        not_kept.detail = Some("read-back: the tenant did not keep the write".into());
+        assert!(grants(&[write("u1", &[], &written, WriteStatus::Applied), not_kept]).is_empty());
         // Records written before the journal was typed prove nothing either way.
         let mut legacy = write("u1", &[], &written, WriteStatus::Applied);
         legacy.before = Snapshot::Legacy {

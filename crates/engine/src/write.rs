@@ -128,6 +128,8 @@ pub enum FailureKind {
     Unresolved,
     /// The tenant accepted the write but the read-back found it not kept.
     NotKept,
+    /// The tenant accepted the write and the read-back could not read the user to confirm it.
+    Unconfirmed,
 }
 
 /// How one user ended.
@@ -236,17 +238,27 @@ pub struct JournalRun<'a> {
     pub run: skillsync_store::RunId,
 }
 
+/// A write whose outcome this run does not know yet.
+struct InDoubt {
+    write: UserWrite,
+    /// The user as read before that write.
+    before: Snapshot,
+    /// The answer was lost (the client's retries ran out), rather than a 412 (which may
+    /// answer the client's own retry of a write that landed, or another writer's change).
+    lost: bool,
+}
+
 #[derive(Default)]
 struct State {
     outcomes: HashMap<UserId, UserOutcome>,
+    /// Users that ended failed: what the breaker counts.
+    failed: usize,
     /// The last write of each user the tenant accepted: what the read-back compares with.
     accepted: HashMap<UserId, UserWrite>,
-    /// Writes whose outcome is in doubt (lost answer, or a 412 that may answer the client's
-    /// retry of a write that landed): a re-read that finds the user as wanted means it landed.
-    in_doubt: HashMap<UserId, (UserWrite, Snapshot)>,
-    /// Of those, the users whose answer was lost (not a 412): a tenant that answers only
-    /// 5xx is as broken as one refusing every write, so the breaker counts them.
-    unanswered: std::collections::HashSet<UserId>,
+    /// Writes whose outcome is in doubt: a re-read that finds the user as wanted means it
+    /// landed. They are re-read even after the run stops (reads are safe), so the report
+    /// and the journal say what really happened.
+    in_doubt: HashMap<UserId, InDoubt>,
     attempted: usize,
     conflicts: usize,
     stop: Option<StopReason>,
@@ -259,7 +271,6 @@ pub(crate) struct Writer<'a> {
     journal: Option<JournalRun<'a>>,
     options: WriteOptions,
     interrupt: Option<&'a Interrupt>,
-    /// Which user list routes (its writes settle): skills.
     state: Mutex<State>,
 }
 
@@ -305,6 +316,27 @@ impl Written {
             UserOutcome::NotAttempted(why) => Some((u, why)),
             _ => None,
         })
+    }
+
+    /// The user counts of the run's journal entry (definitions and requests are the caller's).
+    pub fn run_counts(&self) -> skillsync_store::RunCounts {
+        let (updated, current, failed, not_attempted) = self.tally();
+        let not_kept = self
+            .failed()
+            .filter(|(_, kind, _)| *kind == FailureKind::NotKept)
+            .count();
+        let n = |count: usize| count as u64;
+        skillsync_store::RunCounts {
+            users_planned: n(self.users.len()),
+            users_updated: n(updated),
+            users_already_current: n(current),
+            users_failed: n(failed),
+            users_not_attempted: n(not_attempted),
+            users_not_kept: n(not_kept),
+            conflicts: n(self.conflicts),
+            stopped: self.stopped.as_ref().map(ToString::to_string),
+            ..skillsync_store::RunCounts::default()
+        }
     }
 
     /// True when every user ended as wanted and nothing stopped the run.
@@ -357,14 +389,10 @@ impl<'a> Writer<'a> {
                 .options
                 .write_until
                 .filter(|until| jiff::Timestamp::now() >= *until);
-            // Writes whose outcome is still in doubt count as failures: a tenant answering
-            // only 5xx is as broken as one refusing every write.
-            let failed = state
-                .outcomes
-                .values()
-                .filter(|o| matches!(o, UserOutcome::Failed { .. }))
-                .count()
-                + state.unanswered.len();
+            // Users in doubt are not counted until re-read: one lost bulk answer is one
+            // failed request, not a hundred failed users. A tenant answering only 5xx still
+            // trips it, as the re-reads fail too.
+            let failed = state.failed;
             let attempted = state.attempted.max(1);
             state.stop = if interrupted {
                 Some(StopReason::Interrupted)
@@ -384,11 +412,38 @@ impl<'a> Writer<'a> {
         state.stop.clone()
     }
 
+    /// Why the run stopped, as found at a scheduling point; never evaluated anew, so a window
+    /// that closes, or a signal that comes, once every write is done stops nothing.
+    pub(crate) fn stopped(&self) -> Option<StopReason> {
+        self.state().stop.clone()
+    }
+
     pub(crate) fn settle(&self, user: &UserId, outcome: UserOutcome) {
         let mut state = self.state();
         state.in_doubt.remove(user);
-        state.unanswered.remove(user);
+        let was_failed = matches!(state.outcomes.get(user), Some(UserOutcome::Failed { .. }));
+        let is_failed = matches!(outcome, UserOutcome::Failed { .. });
+        state.failed = state.failed + usize::from(is_failed) - usize::from(was_failed);
         state.outcomes.insert(user.clone(), outcome);
+    }
+
+    /// The tenant took `write`: the user is updated, pending the read-back.
+    fn landed(&self, write: &UserWrite) {
+        self.settle(&write.user_id, UserOutcome::Updated);
+        self.state()
+            .accepted
+            .insert(write.user_id.clone(), write.clone());
+    }
+
+    fn doubt(&self, write: &UserWrite, before: &Snapshot, lost: bool) {
+        self.state().in_doubt.insert(
+            write.user_id.clone(),
+            InDoubt {
+                write: write.clone(),
+                before: before.clone(),
+                lost,
+            },
+        );
     }
 
     /// Journals one or more records; a journal that cannot be written stops the run, since
@@ -532,21 +587,18 @@ impl<'a> Writer<'a> {
     async fn reconcile_one(&self, user: &UserId, rewrite: &dyn Rewrite) {
         let mut last_error = String::from("the user kept changing under us");
         for _ in 0..self.options.conflict_retries.max(1) {
-            if let Some(why) = self.should_stop() {
-                let in_doubt = self.state().in_doubt.contains_key(user);
-                let outcome = if in_doubt {
-                    UserOutcome::failed(
-                        FailureKind::Unresolved,
-                        format!("its write's outcome is unknown and was not re-read: {why}"),
-                    )
-                } else if self.state().outcomes.contains_key(user) {
-                    return;
-                } else {
-                    UserOutcome::NotAttempted(why)
-                };
-                self.settle(user, outcome);
+            let stopped = self.should_stop();
+            let in_doubt = self.state().in_doubt.contains_key(user);
+            if let Some(why) = &stopped
+                && !in_doubt
+            {
+                if !self.state().outcomes.contains_key(user) {
+                    self.settle(user, UserOutcome::NotAttempted(why.clone()));
+                }
                 return;
             }
+            // Read, also after the run stopped when a write of this run is in doubt: a read
+            // is safe, and only it tells whether that write landed.
             let live = match self.api.user(user).await {
                 Ok(live) => live,
                 Err(error) => match classify(&error) {
@@ -562,26 +614,24 @@ impl<'a> Writer<'a> {
             };
             match rewrite.rewrite(&live) {
                 Rewritten::Current => {
-                    let landed = {
-                        let mut state = self.state();
-                        state.unanswered.remove(user);
-                        state.in_doubt.remove(user)
-                    };
-                    match landed {
-                        // This run's write whose answer was lost did land (or matched
-                        // someone else's): journal the confirmation so the journal accounts
-                        // for the change.
-                        Some((write, before)) => {
+                    let doubted = self.state().in_doubt.remove(user);
+                    match doubted {
+                        // This run's write did land (or someone else made the same change):
+                        // journal the confirmation so the journal accounts for the change.
+                        Some(doubted) => {
+                            let detail = if doubted.lost {
+                                "its answer was lost; a re-read shows it in place"
+                            } else {
+                                "refused as stale (412), and a re-read shows it in place: this run's earlier attempt landed, or someone made the same change"
+                            };
                             self.record(vec![Self::user_entry(
-                                &write,
-                                before,
-                                entries::user_written(&write),
+                                &doubted.write,
+                                doubted.before,
+                                entries::user_written(&doubted.write),
                                 WriteStatus::Applied,
-                                Some("its answer was lost; a re-read shows it in place".into()),
+                                Some(detail.into()),
                             )]);
-                            let mut state = self.state();
-                            state.accepted.insert(user.clone(), write);
-                            state.outcomes.insert(user.clone(), UserOutcome::Updated);
+                            self.landed(&doubted.write);
                         }
                         None => self.settle(user, UserOutcome::AlreadyCurrent),
                     }
@@ -589,6 +639,22 @@ impl<'a> Writer<'a> {
                 }
                 Rewritten::Refused(why) => {
                     self.settle(user, UserOutcome::failed(FailureKind::Refused, why));
+                    return;
+                }
+                Rewritten::Write(_) if stopped.is_some() => {
+                    let why = stopped.unwrap_or(StopReason::Interrupted);
+                    let lost = self.state().in_doubt.get(user).is_some_and(|d| d.lost);
+                    let outcome = if lost {
+                        UserOutcome::failed(
+                            FailureKind::Unresolved,
+                            format!(
+                                "its write did not land, and the run stopped before writing it again: {why}"
+                            ),
+                        )
+                    } else {
+                        UserOutcome::NotAttempted(why)
+                    };
+                    self.settle(user, outcome);
                     return;
                 }
                 Rewritten::Write(write) => {
@@ -607,7 +673,7 @@ impl<'a> Writer<'a> {
     }
 
     fn last_reason(&self, user: &UserId) -> String {
-        if self.state().in_doubt.contains_key(user) {
+        if self.state().in_doubt.get(user).is_some_and(|d| d.lost) {
             "the outcome of its writes stayed unknown".into()
         } else {
             "the user kept changing under us".into()
@@ -631,14 +697,9 @@ impl<'a> Writer<'a> {
     async fn send_one(&self, write: &UserWrite, before: Snapshot) -> Next {
         let result = self.api.write_user(write).await;
         let after = entries::user_written(write);
-        let user = &write.user_id;
         let (next, status, detail) = match result {
             Ok(_) => {
-                let mut state = self.state();
-                state.in_doubt.remove(user);
-                state.unanswered.remove(user);
-                state.accepted.insert(user.clone(), write.clone());
-                state.outcomes.insert(user.clone(), UserOutcome::Updated);
+                self.landed(write);
                 (Next::Done, WriteStatus::Applied, None)
             }
             Err(error) => self.on_error(write, &before, &error),
@@ -657,12 +718,9 @@ impl<'a> Writer<'a> {
         let user = &write.user_id;
         match classify(error) {
             Policy::Reread => {
-                let mut state = self.state();
-                state.conflicts += 1;
+                self.state().conflicts += 1;
                 // A 412 may answer the client's retry of a write that landed.
-                state
-                    .in_doubt
-                    .insert(user.clone(), (write.clone(), before.clone()));
+                self.doubt(write, before, false);
                 (
                     Next::Reread,
                     WriteStatus::Conflict,
@@ -670,11 +728,7 @@ impl<'a> Writer<'a> {
                 )
             }
             Policy::Confirm => {
-                let mut state = self.state();
-                state
-                    .in_doubt
-                    .insert(user.clone(), (write.clone(), before.clone()));
-                state.unanswered.insert(user.clone());
+                self.doubt(write, before, true);
                 (Next::Reread, WriteStatus::Unknown, Some(explain(error)))
             }
             Policy::FailUser | Policy::StopRun => {
@@ -703,13 +757,7 @@ impl<'a> Writer<'a> {
                     let write = &job.write;
                     let (next, status, detail) = match outcome {
                         EntryOutcome::Applied(_) => {
-                            let mut state = self.state();
-                            state.in_doubt.remove(&write.user_id);
-                            state.unanswered.remove(&write.user_id);
-                            state.accepted.insert(write.user_id.clone(), write.clone());
-                            state
-                                .outcomes
-                                .insert(write.user_id.clone(), UserOutcome::Updated);
+                            self.landed(write);
                             (Next::Done, WriteStatus::Applied, None)
                         }
                         EntryOutcome::Conflict => self.on_error(
@@ -792,24 +840,34 @@ impl<'a> Writer<'a> {
 
     /// After the read-back: the tenant does not hold what `write` sent (it holds `found`, or
     /// the user could not be read).
-    pub(crate) fn not_kept(&self, write: &UserWrite, found: Option<&UserAssignments>, why: String) {
+    pub(crate) fn not_kept(
+        &self,
+        write: &UserWrite,
+        found: Option<&UserAssignments>,
+        kind: FailureKind,
+        why: String,
+    ) {
+        // Not kept is a failure of the write (verify takes back what it granted); a user
+        // who could not be read is unknown, as the write's fate is.
+        let status = if kind == FailureKind::Unconfirmed {
+            WriteStatus::Unknown
+        } else {
+            WriteStatus::Failed
+        };
         self.record(vec![Self::user_entry(
             write,
             entries::user_written(write),
             found.map_or(Snapshot::Absent, entries::user_read),
-            WriteStatus::Failed,
+            status,
             Some(format!("read-back: {why}")),
         )]);
-        self.settle(
-            &write.user_id,
-            UserOutcome::failed(FailureKind::NotKept, why),
-        );
+        self.settle(&write.user_id, UserOutcome::failed(kind, why));
     }
 
     /// Every user in `planned` ends in exactly one outcome: those the run never reached are
     /// not attempted, with why.
     pub(crate) fn finish(self, planned: impl IntoIterator<Item = UserId>) -> Written {
-        let stopped = self.should_stop();
+        let stopped = self.stopped();
         let state = self.state.into_inner().expect("not poisoned");
         let mut users = BTreeMap::new();
         let mut outcomes = state.outcomes;

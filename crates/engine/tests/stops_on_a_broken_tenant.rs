@@ -1,5 +1,6 @@
 //! A run stops scheduling writes once failures pass the threshold, instead of grinding
-//! through a tenant that refuses everything, and once the sync window has closed.
+//! through a tenant that refuses everything, and once the sync window has closed; and only
+//! then: a lost answer, a signal after the last write, or a read-back finding are not stops.
 
 use std::fmt::Write as _;
 
@@ -21,6 +22,11 @@ struct Scenario {
 }
 
 async fn scenario() -> Scenario {
+    scenario_writing(false).await
+}
+
+/// The scenario, its 300 writes planned in bulk (`bulk`) or one by one.
+async fn scenario_writing(bulk: bool) -> Scenario {
     let doc = skillsync_sim::generate(&GenerateOptions {
         agents: 300,
         locales: vec!["en-us".into()],
@@ -101,7 +107,7 @@ async fn scenario() -> Scenario {
         .await
         .unwrap();
     let options = PlanOptions {
-        bulk_threshold: 10_000,
+        bulk_threshold: if bulk { 50 } else { 10_000 },
         ..PlanOptions::default()
     };
     let plan = skillsync_core::plan(&loaded.desired, &live, &options).unwrap();
@@ -264,4 +270,213 @@ async fn a_run_that_reaches_the_end_of_the_sync_window_writes_no_further_user() 
     assert!(report.written.complete(), "{report:?}");
     assert_eq!(report.written.tally(), (300, 0, 0, 0));
     assert_eq!(report.users_read_back, 300);
+}
+
+/// The real client over HTTP, with one misfortune injected at a precise moment: the first bulk
+/// request lands and its answer is lost (as when the network fails after the request left),
+/// or a signal arrives when the read-back starts listing users.
+struct Unlucky {
+    ours: std::sync::Arc<dyn skillsync_cxone::TenantApi>,
+    lose_first_bulk_answer: std::sync::atomic::AtomicBool,
+    interrupt_at_listing: Option<std::sync::Arc<skillsync_engine::Interrupt>>,
+}
+
+#[async_trait::async_trait]
+impl skillsync_cxone::TenantApi for Unlucky {
+    fn capabilities(&self) -> skillsync_cxone::Capabilities {
+        self.ours.capabilities()
+    }
+    fn counters(&self) -> skillsync_cxone::CounterSnapshot {
+        self.ours.counters()
+    }
+    fn definitions(
+        &self,
+        kind: Kind,
+        query: DefinitionQuery,
+    ) -> futures::stream::BoxStream<'_, skillsync_cxone::Result<skillsync_core::Definition>> {
+        self.ours.definitions(kind, query)
+    }
+    async fn create_definition(
+        &self,
+        new: &skillsync_cxone::NewDefinition,
+    ) -> skillsync_cxone::Result<skillsync_core::Definition> {
+        self.ours.create_definition(new).await
+    }
+    async fn update_definition(
+        &self,
+        definition: &skillsync_core::Definition,
+    ) -> skillsync_cxone::Result<skillsync_core::Definition> {
+        self.ours.update_definition(definition).await
+    }
+    async fn delete_definition(
+        &self,
+        kind: Kind,
+        id: &skillsync_core::DefinitionId,
+    ) -> skillsync_cxone::Result<()> {
+        self.ours.delete_definition(kind, id).await
+    }
+    fn users(
+        &self,
+        query: skillsync_cxone::UserQuery,
+    ) -> futures::stream::BoxStream<'_, skillsync_cxone::Result<skillsync_core::UserAssignments>>
+    {
+        if let Some(interrupt) = &self.interrupt_at_listing {
+            interrupt.raise();
+        }
+        self.ours.users(query)
+    }
+    async fn user(
+        &self,
+        id: &skillsync_core::UserId,
+    ) -> skillsync_cxone::Result<skillsync_core::UserAssignments> {
+        self.ours.user(id).await
+    }
+    async fn write_user(
+        &self,
+        write: &skillsync_cxone::UserWrite,
+    ) -> skillsync_cxone::Result<skillsync_core::Version> {
+        self.ours.write_user(write).await
+    }
+    async fn write_users(
+        &self,
+        writes: &[skillsync_cxone::UserWrite],
+    ) -> skillsync_cxone::Result<Vec<skillsync_cxone::EntryOutcome>> {
+        let answer = self.ours.write_users(writes).await;
+        if self
+            .lose_first_bulk_answer
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            assert!(answer.is_ok(), "the write itself went through: {answer:?}");
+            return Err(skillsync_cxone::Error::Unavailable {
+                method: "POST".into(),
+                route: "/routing/users/bulk",
+                attempts: 5,
+                elapsed: std::time::Duration::from_secs(2),
+                last: skillsync_cxone::LastAttempt::Status {
+                    status: 502,
+                    message: "answer lost".into(),
+                },
+            });
+        }
+        answer
+    }
+    fn profiles(
+        &self,
+        filter: Option<(Kind, skillsync_core::DefinitionId)>,
+    ) -> futures::stream::BoxStream<'_, skillsync_cxone::Result<skillsync_cxone::Profile>> {
+        self.ours.profiles(filter)
+    }
+    async fn write_profile(
+        &self,
+        profile: &skillsync_cxone::Profile,
+    ) -> skillsync_cxone::Result<skillsync_core::Version> {
+        self.ours.write_profile(profile).await
+    }
+    async fn queues(&self) -> skillsync_cxone::Result<Vec<skillsync_cxone::Queue>> {
+        self.ours.queues().await
+    }
+    async fn test_interaction(
+        &self,
+        queue_id: &str,
+    ) -> skillsync_cxone::Result<skillsync_cxone::Routed> {
+        self.ours.test_interaction(queue_id).await
+    }
+}
+
+/// A bulk request of 100 users lands and its answer is lost. Before, the breaker counted
+/// those 100 users as failed at once, stopped the run, and reported them failed without
+/// reading them: the tenant had the change, the report and the journal said otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_bulk_answer_is_confirmed_by_reading_not_counted_as_a_hundred_failures() {
+    let Scenario {
+        api,
+        loaded,
+        mut plan,
+        live,
+        ..
+    } = scenario_writing(true).await;
+    let unlucky = Unlucky {
+        ours: api.clone(),
+        lose_first_bulk_answer: true.into(),
+        interrupt_at_listing: None,
+    };
+    let journal = skillsync_store::open("sqlite::memory:").unwrap();
+    let run = journal
+        .start_run(&skillsync_store::NewRun {
+            command: "apply".into(),
+            config_hash: "test".into(),
+            started_at: jiff::Timestamp::now(),
+            dialect: "routing".into(),
+        })
+        .unwrap();
+    let write = WriteOptions {
+        concurrency: 1,
+        ..WriteOptions::default()
+    };
+    let report = skillsync_engine::apply(
+        &unlucky,
+        &loaded.desired,
+        &mut plan,
+        &live,
+        options(write, &live),
+        ApplyContext {
+            journal: Some(skillsync_engine::JournalRun {
+                journal: journal.as_ref(),
+                run,
+            }),
+            interrupt: None,
+            progress: &|_, _, _| {},
+        },
+    )
+    .await;
+    assert_eq!(report.written.stopped, None, "{report:?}");
+    assert_eq!(report.written.tally(), (300, 0, 0, 0), "{report:?}");
+    // The 100 whose answer was lost are journaled applied, as a re-read confirmed them.
+    let confirmed = journal
+        .writes(run)
+        .unwrap()
+        .into_iter()
+        .filter(|w| {
+            w.status == skillsync_store::WriteStatus::Applied
+                && w.detail
+                    .as_deref()
+                    .is_some_and(|d| d.contains("answer was lost"))
+        })
+        .count();
+    assert_eq!(confirmed, 100);
+}
+
+/// A signal that arrives once every write is done (here: as the read-back starts) stops
+/// nothing: the run is complete, not interrupted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_after_the_last_write_does_not_make_a_complete_run_interrupted() {
+    let Scenario {
+        api,
+        loaded,
+        mut plan,
+        live,
+        ..
+    } = scenario_writing(true).await;
+    let interrupt = std::sync::Arc::new(skillsync_engine::Interrupt::new());
+    let unlucky = Unlucky {
+        ours: api.clone(),
+        lose_first_bulk_answer: false.into(),
+        interrupt_at_listing: Some(interrupt.clone()),
+    };
+    let report = skillsync_engine::apply(
+        &unlucky,
+        &loaded.desired,
+        &mut plan,
+        &live,
+        options(WriteOptions::default(), &live),
+        ApplyContext {
+            journal: None,
+            interrupt: Some(&interrupt),
+            progress: &|_, _, _| {},
+        },
+    )
+    .await;
+    assert!(interrupt.is_raised(), "the read-back listed users");
+    assert_eq!(report.written.stopped, None, "{report:?}");
+    assert!(report.written.complete(), "{report:?}");
 }

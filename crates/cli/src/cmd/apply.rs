@@ -141,6 +141,9 @@ fn render(
             }
         }
     }
+    if let Some(error) = &report.journal_error {
+        eprintln!("error: {}", skillsync_engine::explain(error));
+    }
     Ok(if report.interrupted() {
         exit::interrupted()
     } else if report.succeeded() {
@@ -179,10 +182,10 @@ fn print_summary(
         None => format!("user {user}"),
     };
     for (user, kind, why) in written.failed() {
-        let label = if kind == FailureKind::NotKept {
-            "not kept"
-        } else {
-            "failed"
+        let label = match kind {
+            FailureKind::NotKept => "not kept",
+            FailureKind::Unconfirmed => "unconfirmed",
+            _ => "failed",
         };
         outln!("  {label}: {}: {why}", who(user));
     }
@@ -308,6 +311,7 @@ pub fn failure_name(kind: FailureKind) -> &'static str {
         FailureKind::Gone => "gone",
         FailureKind::Unresolved => "unresolved",
         FailureKind::NotKept => "notKept",
+        FailureKind::Unconfirmed => "unconfirmed",
     }
 }
 

@@ -127,10 +127,10 @@ pub async fn run(args: &AssignArgs) -> anyhow::Result<ExitCode> {
     )
     .await
     .with_context(|| format!("cannot assign {} to {}", args.code, agent.employee_id))?;
-    let code = match &assigned.outcome {
-        UserOutcome::Updated | UserOutcome::AlreadyCurrent => exit::ok(),
-        UserOutcome::NotAttempted(skillsync_engine::StopReason::Interrupted) => exit::interrupted(),
-        UserOutcome::Failed { .. } | UserOutcome::NotAttempted(_) => exit::error(),
+    let code = match assigned.run_outcome() {
+        skillsync_store::RunOutcome::Succeeded => exit::ok(),
+        skillsync_store::RunOutcome::Interrupted => exit::interrupted(),
+        _ => exit::error(),
     };
     if common.output == OutputFormat::Json {
         let (outcome, failure, reason) = match &assigned.outcome {
