@@ -129,12 +129,27 @@ fn user_puts(api: &dyn skillsync_cxone::TenantApi) -> u64 {
         .unwrap_or(0)
 }
 
-fn options(write: WriteOptions, live: &skillsync_core::Live) -> ApplyOptions {
-    ApplyOptions {
+/// Applies `plan` (made from `live`) with these write options.
+async fn apply_with(
+    api: &dyn skillsync_cxone::TenantApi,
+    loaded: &skillsync_core::Loaded,
+    plan: &mut skillsync_core::Plan,
+    live: &skillsync_core::Live,
+    write: WriteOptions,
+    journal: Option<skillsync_engine::JournalRun<'_>>,
+    interrupt: Option<&skillsync_engine::Interrupt>,
+) -> skillsync_engine::ApplyReport {
+    let options = ApplyOptions {
         write,
         tenant_users: live.users.len(),
         ..ApplyOptions::default()
-    }
+    };
+    let context = ApplyContext {
+        journal,
+        interrupt,
+        progress: &|_, _, _| {},
+    };
+    skillsync_engine::apply(api, &loaded.desired, plan, live, options, context).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,19 +177,7 @@ async fn a_run_whose_writes_all_fail_stops_early_and_accounts_for_every_user() {
         max_failures: 20,
         ..WriteOptions::default()
     };
-    let report = skillsync_engine::apply(
-        api.as_ref(),
-        &loaded.desired,
-        &mut plan,
-        &live,
-        options(write, &live),
-        ApplyContext {
-            journal: None,
-            interrupt: None,
-            progress: &|_, _, _| {},
-        },
-    )
-    .await;
+    let report = apply_with(api.as_ref(), &loaded, &mut plan, &live, write, None, None).await;
     let written = &report.written;
     assert!(
         matches!(written.stopped, Some(StopReason::Breaker { .. })),
@@ -224,17 +227,14 @@ async fn a_run_that_reaches_the_end_of_the_sync_window_writes_no_further_user() 
         write_until: Some(jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1)),
         ..WriteOptions::default()
     };
-    let report = skillsync_engine::apply(
+    let report = apply_with(
         api.as_ref(),
-        &loaded.desired,
+        &loaded,
         &mut plan.clone(),
         &live,
-        options(closed, &live),
-        ApplyContext {
-            journal: None,
-            interrupt: None,
-            progress: &|_, _, _| {},
-        },
+        closed,
+        None,
+        None,
     )
     .await;
     assert!(
@@ -254,17 +254,14 @@ async fn a_run_that_reaches_the_end_of_the_sync_window_writes_no_further_user() 
         write_until: Some(jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600)),
         ..WriteOptions::default()
     };
-    let report = skillsync_engine::apply(
+    let report = apply_with(
         api.as_ref(),
-        &loaded.desired,
+        &loaded,
         &mut plan.clone(),
         &live,
-        options(open, &live),
-        ApplyContext {
-            journal: None,
-            interrupt: None,
-            progress: &|_, _, _| {},
-        },
+        open,
+        None,
+        None,
     )
     .await;
     assert!(report.written.complete(), "{report:?}");
@@ -413,20 +410,18 @@ async fn a_lost_bulk_answer_is_confirmed_by_reading_not_counted_as_a_hundred_fai
         concurrency: 1,
         ..WriteOptions::default()
     };
-    let report = skillsync_engine::apply(
+    let journal_run = skillsync_engine::JournalRun {
+        journal: journal.as_ref(),
+        run,
+    };
+    let report = apply_with(
         &unlucky,
-        &loaded.desired,
+        &loaded,
         &mut plan,
         &live,
-        options(write, &live),
-        ApplyContext {
-            journal: Some(skillsync_engine::JournalRun {
-                journal: journal.as_ref(),
-                run,
-            }),
-            interrupt: None,
-            progress: &|_, _, _| {},
-        },
+        write,
+        Some(journal_run),
+        None,
     )
     .await;
     assert_eq!(report.written.stopped, None, "{report:?}");
@@ -463,17 +458,14 @@ async fn a_signal_after_the_last_write_does_not_make_a_complete_run_interrupted(
         lose_first_bulk_answer: false.into(),
         interrupt_at_listing: Some(interrupt.clone()),
     };
-    let report = skillsync_engine::apply(
+    let report = apply_with(
         &unlucky,
-        &loaded.desired,
+        &loaded,
         &mut plan,
         &live,
-        options(WriteOptions::default(), &live),
-        ApplyContext {
-            journal: None,
-            interrupt: Some(&interrupt),
-            progress: &|_, _, _| {},
-        },
+        WriteOptions::default(),
+        None,
+        Some(&interrupt),
     )
     .await;
     assert!(interrupt.is_raised(), "the read-back listed users");
