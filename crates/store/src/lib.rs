@@ -426,6 +426,42 @@ pub struct Retirement {
     pub retired_at: Timestamp,
 }
 
+/// Who holds a tenant's lease: enough for a person to find the process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseHolder {
+    /// The host name.
+    pub host: String,
+    /// The process id.
+    pub pid: u32,
+    /// The command, e.g. `apply`.
+    pub command: String,
+}
+
+/// A tenant's lease: one writer per tenant at a time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// What it guards: the tenant's API base and client id.
+    pub key: String,
+    /// Raised at every acquisition: a run's writes are journaled only while its number is the
+    /// current one, so a holder whose lease was taken over cannot write on.
+    pub fence: i64,
+    /// Who holds it.
+    pub holder: LeaseHolder,
+    /// Since when.
+    pub acquired_at: Timestamp,
+    /// Until when, unless renewed.
+    pub expires_at: Timestamp,
+}
+
+/// What asking for a lease gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acquired {
+    /// Ours now.
+    Held(Lease),
+    /// Someone else's, still live.
+    Busy(Lease),
+}
+
 /// The journal of runs, writes and mappings. Every method is one short, synchronous call;
 /// each write method is one transaction.
 pub trait Journal: Send + Sync {
@@ -486,6 +522,32 @@ pub trait Journal: Send + Sync {
     /// Forgets the retirement of (code, locale), so later plans manage it again; true when
     /// there was one.
     fn forget_retirement(&self, code: &str, locale: &str) -> Result<bool, StoreError>;
+
+    /// Takes the lease `key` for `ttl` from `now` unless someone else holds it unexpired; a
+    /// taken lease gets the next fencing number. One transaction: two callers never both win.
+    fn acquire_lease(
+        &self,
+        key: &str,
+        holder: &LeaseHolder,
+        ttl: std::time::Duration,
+        now: Timestamp,
+    ) -> Result<Acquired, StoreError>;
+
+    /// Extends the lease to `now + ttl` if it is still ours (same fencing number, not expired);
+    /// the new expiry, or `None` when it was lost.
+    fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: std::time::Duration,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError>;
+
+    /// Gives the lease up (it expires at `now`; its fencing number stays).
+    fn release_lease(&self, lease: &Lease, now: Timestamp) -> Result<(), StoreError>;
+
+    /// Records that `run` writes under `lease`: from then on its writes are refused with
+    /// [`StoreError::LeaseLost`] once another holder has taken the lease.
+    fn fence_run(&self, run: RunId, lease: &Lease) -> Result<(), StoreError>;
 }
 
 /// Opens the journal a `[store] url` names:

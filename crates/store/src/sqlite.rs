@@ -34,8 +34,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{
-    InvalidValue, Journal, Mapping, NewRun, Retirement, RetirementMode, RunCounts, RunId,
-    RunOutcome, RunSummary, Snapshot, StoreError, WriteRecord, WriteStatus, WriteTarget,
+    Acquired, InvalidValue, Journal, Lease, LeaseHolder, Mapping, NewRun, Retirement,
+    RetirementMode, RunCounts, RunId, RunOutcome, RunSummary, Snapshot, StoreError, WriteRecord,
+    WriteStatus, WriteTarget,
 };
 
 /// How long a call waits for another process holding the database lock.
@@ -135,6 +136,20 @@ const MIGRATIONS: &[&str] = &[
          SELECT 'runs_v3', seq FROM sqlite_sequence WHERE name = 'runs';
      DROP TABLE runs;
      ALTER TABLE runs_v3 RENAME TO runs;",
+    // 4: one writer per tenant. A lease per key (API base + client id), its fencing number
+    // raised at every acquisition; a run taken under a lease records its key and number, and
+    // a write of a run whose lease was taken over is refused.
+    "CREATE TABLE leases (
+         key         TEXT PRIMARY KEY,
+         fence       INTEGER NOT NULL,
+         host        TEXT NOT NULL,
+         pid         INTEGER NOT NULL,
+         command     TEXT NOT NULL,
+         acquired_at TEXT NOT NULL,
+         expires_at  TEXT NOT NULL
+     ) WITHOUT ROWID;
+     ALTER TABLE runs ADD COLUMN lease_key TEXT;
+     ALTER TABLE runs ADD COLUMN fence INTEGER;",
 ];
 
 /// The columns of a [`RunSummary`], with the write count and settle time computed.
@@ -621,10 +636,26 @@ impl Journal for SqliteStore {
             runs.sort_unstable();
             runs.dedup();
             {
-                let mut exists = tx.prepare_cached("SELECT 1 FROM runs WHERE id = ?1")?;
+                let mut fenced = tx.prepare_cached(
+                    "SELECT r.lease_key, r.fence, l.fence
+                     FROM runs r LEFT JOIN leases l ON l.key = r.lease_key
+                     WHERE r.id = ?1",
+                )?;
                 for run in runs {
-                    if !exists.exists([run])? {
-                        return Err(self.unknown_run(run));
+                    let found: Option<(Option<String>, Option<i64>, Option<i64>)> = fenced
+                        .query_row([run], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                        .optional()?;
+                    match found {
+                        None => return Err(self.unknown_run(run)),
+                        // A run under a lease writes only while its fencing number is current.
+                        Some((Some(key), Some(ours), current)) if current != Some(ours) => {
+                            return Err(TxError::Store(StoreError::LeaseLost {
+                                path: self.path.clone(),
+                                key,
+                                fence: ours,
+                            }));
+                        }
+                        Some(_) => {}
                     }
                 }
             }
@@ -882,6 +913,127 @@ impl Journal for SqliteStore {
                 params![code, locale],
             )?;
             Ok(removed > 0)
+        })
+    }
+
+    fn acquire_lease(
+        &self,
+        key: &str,
+        holder: &LeaseHolder,
+        ttl: std::time::Duration,
+        now: Timestamp,
+    ) -> Result<Acquired, StoreError> {
+        let expires = now
+            .checked_add(jiff::SignedDuration::try_from(ttl).unwrap_or(jiff::SignedDuration::MAX))
+            .unwrap_or(Timestamp::MAX);
+        self.write_tx("acquire the tenant's lease", |tx| {
+            let current = tx
+                .query_row(
+                    "SELECT fence, host, pid, command, acquired_at, expires_at FROM leases WHERE key = ?1",
+                    [key],
+                    |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, i64>(2)?,
+                            row.get::<_, String>(3)?,
+                            row.get::<_, String>(4)?,
+                            row.get::<_, String>(5)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let fence = match current {
+                Some((fence, host, pid, command, acquired_at, expires_at)) => {
+                    let expires_at = self
+                        .timestamp("leases.expires_at", &expires_at)
+                        .map_err(TxError::Store)?;
+                    if expires_at > now {
+                        let acquired_at = self
+                            .timestamp("leases.acquired_at", &acquired_at)
+                            .map_err(TxError::Store)?;
+                        return Ok(Acquired::Busy(Lease {
+                            key: key.to_string(),
+                            fence,
+                            holder: LeaseHolder {
+                                host,
+                                pid: u32::try_from(pid).unwrap_or_default(),
+                                command,
+                            },
+                            acquired_at,
+                            expires_at,
+                        }));
+                    }
+                    fence + 1
+                }
+                None => 1,
+            };
+            tx.execute(
+                "INSERT INTO leases (key, fence, host, pid, command, acquired_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (key) DO UPDATE SET fence = excluded.fence, host = excluded.host,
+                     pid = excluded.pid, command = excluded.command,
+                     acquired_at = excluded.acquired_at, expires_at = excluded.expires_at",
+                params![
+                    key,
+                    fence,
+                    holder.host,
+                    i64::from(holder.pid),
+                    holder.command,
+                    ts(now),
+                    ts(expires)
+                ],
+            )?;
+            Ok(Acquired::Held(Lease {
+                key: key.to_string(),
+                fence,
+                holder: holder.clone(),
+                acquired_at: now,
+                expires_at: expires,
+            }))
+        })
+    }
+
+    fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: std::time::Duration,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let expires = now
+            .checked_add(jiff::SignedDuration::try_from(ttl).unwrap_or(jiff::SignedDuration::MAX))
+            .unwrap_or(Timestamp::MAX);
+        self.write_tx("renew the tenant's lease", |tx| {
+            // Only while it is still ours: same fencing number, not yet expired.
+            let renewed = tx.execute(
+                "UPDATE leases SET expires_at = ?1 WHERE key = ?2 AND fence = ?3 AND expires_at > ?4",
+                params![ts(expires), lease.key, lease.fence, ts(now)],
+            )?;
+            Ok((renewed == 1).then_some(expires))
+        })
+    }
+
+    fn release_lease(&self, lease: &Lease, now: Timestamp) -> Result<(), StoreError> {
+        self.write_tx("release the tenant's lease", |tx| {
+            // Expired, not deleted: the fencing number must keep rising.
+            tx.execute(
+                "UPDATE leases SET expires_at = ?1 WHERE key = ?2 AND fence = ?3",
+                params![ts(now), lease.key, lease.fence],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn fence_run(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
+        self.write_tx("record the run's lease", |tx| {
+            let updated = tx.execute(
+                "UPDATE runs SET lease_key = ?1, fence = ?2 WHERE id = ?3",
+                params![lease.key, lease.fence, run.0],
+            )?;
+            if updated == 0 {
+                return Err(self.unknown_run(run.0));
+            }
+            Ok(())
         })
     }
 }

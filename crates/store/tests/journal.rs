@@ -621,3 +621,126 @@ fn journal_is_usable_from_many_threads() {
     });
     assert_eq!(store.run(run).unwrap().unwrap().writes, 200);
 }
+
+fn holder(command: &str, pid: u32) -> skillsync_store::LeaseHolder {
+    skillsync_store::LeaseHolder {
+        host: "host-a".into(),
+        pid,
+        command: command.into(),
+    }
+}
+
+const MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// One writer per tenant: a live lease is refused to a second holder, naming the first; an
+/// expired one is taken over with the next fencing number, and the old holder can neither
+/// renew it nor journal another write.
+#[test]
+fn a_lease_has_one_holder_and_a_taken_over_holder_is_fenced_off() {
+    use skillsync_store::Acquired;
+    let dir = TempDir::new("lease");
+    let store = SqliteStore::open(&dir.db()).unwrap();
+    let key = "https://tenant.example/api/v2 client-1";
+    let Acquired::Held(first) = store
+        .acquire_lease(key, &holder("apply", 100), MINUTE, t(0))
+        .unwrap()
+    else {
+        panic!("a free lease is taken")
+    };
+    assert_eq!(first.fence, 1);
+    assert_eq!(first.expires_at, t(60));
+    let run = store.start_run(&new_run("apply", t(0))).unwrap();
+    store.fence_run(run, &first).unwrap();
+    store
+        .record_writes(&[write(run, "u1", WriteStatus::Applied, t(1), None)])
+        .unwrap();
+
+    // A second process, while the first holds it: refused, naming the holder.
+    match store
+        .acquire_lease(key, &holder("apply", 200), MINUTE, t(30))
+        .unwrap()
+    {
+        Acquired::Busy(held) => {
+            assert_eq!(held.holder, holder("apply", 100));
+            assert_eq!(held.acquired_at, t(0));
+        }
+        other => panic!("two holders: {other:?}"),
+    }
+    // Another tenant's lease is independent.
+    assert!(matches!(
+        store
+            .acquire_lease("other tenant", &holder("assign", 300), MINUTE, t(30))
+            .unwrap(),
+        Acquired::Held(_)
+    ));
+    // Renewed while live.
+    assert_eq!(
+        store.renew_lease(&first, MINUTE, t(50)).unwrap(),
+        Some(t(110))
+    );
+
+    // The first holder stops renewing (killed): once expired, a second one takes over.
+    let Acquired::Held(second) = store
+        .acquire_lease(key, &holder("apply", 200), MINUTE, t(111))
+        .unwrap()
+    else {
+        panic!("an expired lease is taken over")
+    };
+    assert_eq!(second.fence, 2);
+    assert_eq!(store.renew_lease(&first, MINUTE, t(112)).unwrap(), None);
+    let err = store
+        .record_writes(&[write(run, "u2", WriteStatus::Applied, t(112), None)])
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::LeaseLost { fence: 1, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        store.writes(run).unwrap().len(),
+        1,
+        "nothing of the fenced run"
+    );
+
+    // Released: free at once, and the fencing number keeps rising.
+    store.release_lease(&second, t(120)).unwrap();
+    let Acquired::Held(third) = store
+        .acquire_lease(key, &holder("retire", 300), MINUTE, t(121))
+        .unwrap()
+    else {
+        panic!("a released lease is free")
+    };
+    assert_eq!(third.fence, 3);
+}
+
+/// Two processes on one SQLite file race for the lease: exactly one wins each round.
+#[test]
+fn concurrent_acquisitions_have_one_winner() {
+    use skillsync_store::Acquired;
+    let dir = TempDir::new("lease-race");
+    let path = dir.db();
+    drop(SqliteStore::open(&path).unwrap());
+    for round in 0..20 {
+        let key = format!("tenant-{round}");
+        let winners: usize = std::thread::scope(|scope| {
+            let tries: Vec<_> = (0..4)
+                .map(|pid| {
+                    let (path, key) = (path.clone(), key.clone());
+                    scope.spawn(move || {
+                        let store = SqliteStore::open(&path).unwrap();
+                        matches!(
+                            store
+                                .acquire_lease(&key, &holder("apply", pid), MINUTE, t(0))
+                                .unwrap(),
+                            Acquired::Held(_)
+                        )
+                    })
+                })
+                .collect();
+            tries
+                .into_iter()
+                .map(|h| usize::from(h.join().unwrap()))
+                .sum()
+        });
+        assert_eq!(winners, 1, "round {round}");
+    }
+}
