@@ -414,6 +414,8 @@ impl Config {
         settings.requests_per_second = self.requests_per_second;
         settings.burst = self.burst;
         settings.max_in_flight = self.max_in_flight;
+        // Tokens outlive the command, so that a few commands in a minute need one token.
+        settings.token_cache = skillsync_cxone::default_cache_dir();
         Ok(settings)
     }
 

@@ -1,8 +1,11 @@
 //! Access tokens: fetched with client credentials, cached, refreshed ahead of expiry, and
 //! single-flight, so that many concurrent callers cause one token request (the token
-//! endpoint's own limit is a few requests per minute).
+//! endpoint's own limit is a few requests per minute). With a cache directory set, tokens are
+//! also kept between processes (see [`crate::token_cache`]).
 
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use rand::Rng;
 use reqwest::{StatusCode, Url};
@@ -11,6 +14,7 @@ use serde::Deserialize;
 use crate::error::{AnswerProblem, Error, LastAttempt, Result};
 use crate::metrics::Counters;
 use crate::settings::{RetryPolicy, Secret};
+use crate::token_cache::{Key, Stored, TokenFile};
 
 /// Refresh this long before expiry (or at half the lifetime, for short-lived tokens).
 const REFRESH_AHEAD: Duration = Duration::from_secs(60);
@@ -21,6 +25,43 @@ const TOKEN_ATTEMPTS: u32 = 5;
 struct Token {
     value: Secret,
     refresh_at: Instant,
+    /// When it was issued and for how long, for other processes to reuse it.
+    issued_at: SystemTime,
+    lifetime: Duration,
+}
+
+impl Token {
+    fn new(value: Secret, issued_at: SystemTime, issued: Instant, lifetime: Duration) -> Token {
+        Token {
+            value,
+            refresh_at: issued + lifetime - refresh_ahead(lifetime),
+            issued_at,
+            lifetime,
+        }
+    }
+
+    /// A token another process cached, if it is not yet due for a refresh.
+    fn from_stored(stored: Stored) -> Option<Token> {
+        let lifetime = stored.expires_at.duration_since(stored.issued_at).ok()?;
+        let refresh_at = stored.expires_at - refresh_ahead(lifetime);
+        // Err: already due (or the wall clock went back past its issue: trust it no further
+        // than its lifetime).
+        let left = refresh_at
+            .duration_since(SystemTime::now())
+            .ok()?
+            .min(lifetime);
+        Some(Token {
+            value: stored.value,
+            refresh_at: Instant::now() + left,
+            issued_at: stored.issued_at,
+            lifetime,
+        })
+    }
+}
+
+/// How long before expiry a token is refreshed.
+fn refresh_ahead(lifetime: Duration) -> Duration {
+    REFRESH_AHEAD.min(lifetime / 2)
 }
 
 #[derive(Deserialize)]
@@ -39,6 +80,38 @@ struct OAuthError {
     message: String,
 }
 
+thread_local! {
+    /// The cache directory of the client being built on this thread (see [`with_cache_dir`]).
+    static CACHE_DIR: std::cell::RefCell<Option<PathBuf>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Builds a client whose [`Tokens`] keep their token in `dir` between processes.
+///
+/// The directory reaches [`Tokens::new`] this way, scoped to the one synchronous call that
+/// builds the transport, so that the transport's constructor keeps its signature.
+/// TODO: pass `settings.token_cache` to `Tokens::new` in `http.rs` and drop this.
+pub(crate) fn with_cache_dir<T>(dir: Option<PathBuf>, build: impl FnOnce() -> T) -> T {
+    struct Restore(Option<PathBuf>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            CACHE_DIR.with(|dir| *dir.borrow_mut() = previous);
+        }
+    }
+    let _restore = Restore(CACHE_DIR.with(|slot| slot.replace(dir)));
+    build()
+}
+
+/// Says once per process that a command waits on the token endpoint.
+static SAID_WAITING: AtomicBool = AtomicBool::new(false);
+
+#[derive(Debug, Default)]
+struct Cached {
+    token: Option<Token>,
+    /// The tenant refused the last token: fetch a new one rather than read the disk cache.
+    rejected: bool,
+}
+
 /// The token cache.
 #[derive(Debug)]
 pub(crate) struct Tokens {
@@ -47,7 +120,9 @@ pub(crate) struct Tokens {
     client_secret: Secret,
     scopes: Vec<String>,
     retry: RetryPolicy,
-    cached: tokio::sync::Mutex<Option<Token>>,
+    /// Where tokens are kept between processes, if anywhere.
+    disk: Option<TokenFile>,
+    cached: tokio::sync::Mutex<Cached>,
 }
 
 impl Tokens {
@@ -58,13 +133,17 @@ impl Tokens {
         scopes: Vec<String>,
         retry: RetryPolicy,
     ) -> Self {
+        let disk = CACHE_DIR
+            .with(|dir| dir.borrow().clone())
+            .map(|dir| TokenFile::new(dir, Key::new(&url, &client_id, &scopes)));
         Tokens {
             url,
             client_id,
             client_secret,
             scopes,
             retry,
-            cached: tokio::sync::Mutex::new(None),
+            disk,
+            cached: tokio::sync::Mutex::new(Cached::default()),
         }
     }
 
@@ -76,22 +155,43 @@ impl Tokens {
         counters: &Counters,
     ) -> Result<Secret> {
         let mut cached = self.cached.lock().await;
-        if let Some(token) = cached.as_ref()
+        if let Some(token) = cached.token.as_ref()
             && Instant::now() < token.refresh_at
         {
             return Ok(token.value.clone());
         }
+        // Another process may have fetched one since (or before) this one started.
+        if !std::mem::take(&mut cached.rejected)
+            && let Some(token) = self
+                .disk
+                .as_ref()
+                .and_then(TokenFile::load)
+                .and_then(Token::from_stored)
+        {
+            tracing::debug!("token reused from the cache");
+            let value = token.value.clone();
+            cached.token = Some(token);
+            return Ok(value);
+        }
         let token = self.fetch(http, counters).await?;
+        if let Some(disk) = &self.disk {
+            disk.store(&token.value, token.issued_at, token.lifetime);
+        }
         let value = token.value.clone();
-        *cached = Some(token);
+        cached.token = Some(token);
         Ok(value)
     }
 
-    /// Forgets `rejected` after a 401, unless another caller already replaced it.
+    /// Forgets `rejected` after a 401, unless another caller already replaced it, here and in
+    /// the cache between processes, so that the next caller fetches a new one.
     pub(crate) async fn invalidate(&self, rejected: &Secret) {
         let mut cached = self.cached.lock().await;
-        if cached.as_ref().is_some_and(|t| &t.value == rejected) {
-            *cached = None;
+        if cached.token.as_ref().is_some_and(|t| &t.value == rejected) {
+            cached.token = None;
+            cached.rejected = true;
+            if let Some(disk) = &self.disk {
+                disk.forget(rejected);
+            }
         }
     }
 
@@ -109,12 +209,14 @@ impl Tokens {
         let mut attempt: u32 = 0;
         let last = loop {
             attempt += 1;
+            let mut throttled = false;
             counters.token_fetch();
             counters.request("POST", "/oauth/token");
             let sent = http.post(self.url.clone()).form(&form).send().await;
             let (wait, last) = match sent {
                 Ok(response) if response.status().is_success() => {
-                    let issued_at = Instant::now();
+                    let issued = Instant::now();
+                    let issued_at = SystemTime::now();
                     match response.bytes().await {
                         Ok(body) => {
                             let answer: TokenAnswer =
@@ -128,12 +230,12 @@ impl Tokens {
                                 expires_in = answer.expires_in,
                                 "token issued"
                             );
-                            let lifetime = Duration::from_secs(answer.expires_in);
-                            let ahead = REFRESH_AHEAD.min(lifetime / 2);
-                            return Ok(Token {
-                                value: Secret::new(answer.access_token),
-                                refresh_at: issued_at + lifetime - ahead,
-                            });
+                            return Ok(Token::new(
+                                Secret::new(answer.access_token),
+                                issued_at,
+                                issued,
+                                Duration::from_secs(answer.expires_in),
+                            ));
                         }
                         // The answer broke off: like any dropped connection, try again.
                         Err(e) => (backoff(&self.retry, attempt), LastAttempt::transport(e)),
@@ -150,6 +252,7 @@ impl Tokens {
                     };
                     if status == StatusCode::TOO_MANY_REQUESTS {
                         counters.throttled();
+                        throttled = true;
                         let wait = retry_after.unwrap_or(Duration::from_secs(1));
                         let last = LastAttempt::Status {
                             status: status.as_u16(),
@@ -175,6 +278,13 @@ impl Tokens {
                 break last;
             }
             counters.retry();
+            if throttled && !SAID_WAITING.swap(true, Ordering::Relaxed) {
+                // Once per process: a command that seems stuck says why.
+                let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+                tracing::warn!(
+                    "waiting {seconds} s for the tenant's token endpoint (5 tokens a minute)"
+                );
+            }
             tokio::time::sleep(wait).await;
         };
         Err(Error::Unavailable {

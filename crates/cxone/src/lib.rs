@@ -1,7 +1,9 @@
 //! The CXone Admin API client, where every way a naive client fails is solved once:
 //!
 //! - **tokens** are cached, refreshed ahead of expiry and fetched single-flight; a 401 causes
-//!   one refresh and one retry; a 403 names the missing scope and is never retried;
+//!   one refresh and one retry; a 403 names the missing scope and is never retried; with
+//!   [`Settings::token_cache`] set they are also kept between processes, in a file only the
+//!   user can read (see [`default_cache_dir`]);
 //! - **throttling**: a client-side limiter and in-flight cap keep 429s rare; a 429 pauses every
 //!   task for `Retry-After` (with jitter) and slows the limiter for a while;
 //! - **retries**: 5xx, timeouts and dropped connections, with exponential backoff and full
@@ -23,6 +25,7 @@ mod metrics;
 mod routing;
 mod settings;
 mod throttle;
+mod token_cache;
 mod users;
 mod wire;
 
@@ -38,13 +41,12 @@ pub use error::{
 pub use metrics::CounterSnapshot;
 pub use routing::{MAX_BULK_ENTRIES, RoutingApi};
 pub use settings::{Dialect, RetryPolicy, Secret, Settings};
+pub use token_cache::{CACHE_DIR_VAR, default_cache_dir};
 pub use users::UsersApi;
 
 /// A client for the dialect the settings name.
 pub fn connect(settings: &Settings) -> Result<Arc<dyn TenantApi>> {
-    let routing = RoutingApi {
-        http: Arc::new(http::Http::new(settings)?),
-    };
+    let routing = routing(settings)?;
     Ok(match settings.dialect {
         Dialect::Routing => Arc::new(routing),
         Dialect::Users => Arc::new(UsersApi { routing }),
@@ -53,8 +55,9 @@ pub fn connect(settings: &Settings) -> Result<Arc<dyn TenantApi>> {
 
 /// A routing-dialect client.
 pub fn routing(settings: &Settings) -> Result<RoutingApi> {
+    let http = auth::with_cache_dir(settings.token_cache.clone(), || http::Http::new(settings))?;
     Ok(RoutingApi {
-        http: Arc::new(http::Http::new(settings)?),
+        http: Arc::new(http),
     })
 }
 

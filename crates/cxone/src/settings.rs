@@ -110,6 +110,9 @@ pub struct Settings {
     pub retry: RetryPolicy,
     /// API dialect.
     pub dialect: Dialect,
+    /// A directory to keep access tokens in between processes (see [`crate::default_cache_dir`]);
+    /// `None` keeps them in memory only.
+    pub token_cache: Option<PathBuf>,
 }
 
 impl Settings {
@@ -134,6 +137,7 @@ impl Settings {
             max_in_flight: 10,
             retry: RetryPolicy::default(),
             dialect: Dialect::Routing,
+            token_cache: None,
         }
     }
 
