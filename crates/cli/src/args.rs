@@ -291,6 +291,11 @@ pub struct AssignArgs {
     /// Assign it inactive (kept, but not routed).
     #[arg(long)]
     pub inactive: bool,
+
+    /// If another skillsync is writing to this tenant (it holds the tenant's lease), wait up to
+    /// this long (e.g. 5m) for it instead of refusing at once with exit code 75.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub wait: Option<std::time::Duration>,
 }
 
 /// Flags of `skillsync retire`.
@@ -326,6 +331,11 @@ pub struct RetireArgs {
     /// Allow users whose only skill it is to be left with none (out of every queue).
     #[arg(long)]
     pub allow_empty_skills: bool,
+
+    /// If another skillsync is writing to this tenant (it holds the tenant's lease), wait up to
+    /// this long (e.g. 5m) for it instead of refusing at once with exit code 75.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub wait: Option<std::time::Duration>,
 }
 
 /// Flags of `skillsync demo`.
@@ -376,6 +386,11 @@ pub struct ApplyArgs {
     /// Apply now even outside [sync] window (an urgent fix during business hours).
     #[arg(long)]
     pub now: bool,
+
+    /// If another skillsync is writing to this tenant (it holds the tenant's lease), wait up to
+    /// this long (e.g. 5m) for it instead of refusing at once with exit code 75.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub wait: Option<std::time::Duration>,
 }
 
 /// Flags shared by the sync commands.

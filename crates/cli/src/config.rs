@@ -126,6 +126,8 @@ struct SourceSection {
 #[serde(deny_unknown_fields)]
 struct StoreSection {
     url: Option<String>,
+    /// How long a writing command's lease on the tenant lasts unless renewed (default 60s).
+    lease_ttl: Option<String>,
 }
 
 /// A removal threshold: a count, or a share of the owned assignments.
@@ -181,6 +183,8 @@ pub struct Config {
     pub max_removals: MaxRemovals,
     pub sources: Sources,
     pub store_url: String,
+    /// How long a writing command's lease on the tenant lasts unless renewed.
+    pub lease_ttl: Duration,
 }
 
 impl Config {
@@ -265,6 +269,34 @@ impl Config {
                 Duration::from_secs(30)
             }
         };
+        let lease_ttl = match file
+            .store
+            .lease_ttl
+            .as_deref()
+            .map(humantime::parse_duration)
+        {
+            None => Duration::from_secs(60),
+            Some(Ok(d)) if !d.is_zero() => d,
+            Some(Ok(_)) => {
+                problem(
+                    "store.lease_ttl",
+                    "must be longer than zero".into(),
+                    "write a duration such as 60s",
+                );
+                Duration::from_secs(60)
+            }
+            Some(Err(e)) => {
+                problem(
+                    "store.lease_ttl",
+                    format!(
+                        "`{}`: {e}",
+                        file.store.lease_ttl.as_deref().unwrap_or_default()
+                    ),
+                    "write a duration such as 60s",
+                );
+                Duration::from_secs(60)
+            }
+        };
         let max_removals = match sync.max_removals {
             None => MaxRemovals::Percent(10.0),
             Some(MaxRemovalsValue::Count(n)) => MaxRemovals::Count(n),
@@ -343,6 +375,7 @@ impl Config {
                 agents: at(&file.source.agents),
                 assignments: at(&file.source.assignments),
             },
+            lease_ttl,
             store_url: file
                 .store
                 .url
@@ -435,13 +468,34 @@ impl Config {
             .with_context(|| format!("cannot open the journal ({})", self.store_url))
     }
 
-    /// How the journal labels a run of `command` made with these settings.
-    pub fn run_label(&self, command: &str) -> skillsync_engine::RunLabel {
+    /// How the journal labels a run of `command` made with these settings, and the tenant's
+    /// lease it takes first (waiting up to `wait` for another holder).
+    pub fn run_label(&self, command: &str, wait: Option<Duration>) -> skillsync_engine::RunLabel {
         skillsync_engine::RunLabel {
             command: command.into(),
             config_hash: self.fingerprint(),
             dialect: format!("{:?}", self.tenant.dialect).to_lowercase(),
+            lease: Some(skillsync_engine::LeaseOptions {
+                key: self.lease_key(),
+                holder: skillsync_store::LeaseHolder {
+                    host: host_name(),
+                    pid: std::process::id(),
+                    command: command.into(),
+                },
+                ttl: self.lease_ttl,
+                wait,
+            }),
         }
+    }
+
+    /// One writer per tenant: the API base and the client id name the tenant as the API sees
+    /// it (the client id is an identifier, not a secret).
+    fn lease_key(&self) -> String {
+        let client = self
+            .secret("tenant.client_id", &self.tenant.client_id)
+            .map(|id| id.expose().to_string())
+            .unwrap_or_default();
+        format!("{} {client}", self.tenant.api_base.trim_end_matches('/'))
     }
 
     /// The write path's settings.
@@ -546,6 +600,17 @@ fn line_and_column(text: &str, offset: usize) -> (u64, u64) {
     let line = before.matches('\n').count() as u64 + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u64 + 1;
     (line, column)
+}
+
+/// This machine's name, for whoever meets a lease this process holds.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|name| name.trim().to_string())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown host".into())
 }
 
 #[cfg(test)]

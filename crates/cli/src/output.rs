@@ -106,6 +106,21 @@ impl ColorChoice {
     }
 }
 
+/// What a writing command returns when the engine failed: the lease held by another process
+/// is exit 75 with the holder named; anything else is an error (exit 1).
+pub fn engine_failed(
+    error: skillsync_engine::Error,
+    context: String,
+) -> anyhow::Result<std::process::ExitCode> {
+    if let skillsync_engine::Error::LeaseHeld(_) = &error {
+        eprintln!(
+            "error: {error}\n  hint: nothing was written; run again when it is done, or pass --wait 5m to wait for it"
+        );
+        return Ok(exit::lease_held());
+    }
+    Err(anyhow::Error::new(error).context(context))
+}
+
 /// One line naming a command's API calls by kind, 429s, retries and token fetches.
 pub fn api_calls(counters: &skillsync_cxone::CounterSnapshot) -> String {
     let by_kind: Vec<String> = counters
@@ -138,6 +153,11 @@ pub mod exit {
     /// `plan` found changes.
     pub fn changes() -> ExitCode {
         ExitCode::from(2)
+    }
+    /// Another skillsync holds the tenant's lease: nothing was written; try again later (or
+    /// with `--wait`). 75 is sysexits' EX_TEMPFAIL.
+    pub fn lease_held() -> ExitCode {
+        ExitCode::from(75)
     }
     /// A writing command was interrupted (Ctrl-C, SIGTERM): 128 + SIGINT, as shells report it.
     pub fn interrupted() -> ExitCode {

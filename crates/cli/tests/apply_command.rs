@@ -261,6 +261,13 @@ async fn a_run_killed_mid_apply_shows_as_interrupted_and_the_rerun_converges_wit
     let expected = write_hris(&ws.0, &doc);
     let (base, _stop) = start_sim_with(doc, slow_single_writes()).await;
     write_slow_single_writes_config(&ws.0, &base);
+    // The killed run's lease on the tenant runs out on its own: soon, for the test.
+    let config = std::fs::read_to_string(ws.0.join("skillsync.toml")).unwrap();
+    std::fs::write(
+        ws.0.join("skillsync.toml"),
+        config + "\n[store]\nlease_ttl = \"3s\"\n",
+    )
+    .unwrap();
     // JSON: nothing is printed before the end, so the unread pipes cannot fill and stall it.
     let mut child = spawn(&ws.0, &["apply", "--yes", "--output", "json"]);
     // Once the run is really writing, kill it without warning.
@@ -277,7 +284,8 @@ async fn a_run_killed_mid_apply_shows_as_interrupted_and_the_rerun_converges_wit
     let listing = String::from_utf8_lossy(&history.stdout);
     assert!(listing.contains("interrupted"), "{listing}");
 
-    let rerun = run(&ws.0, &["apply", "--yes"]).await;
+    // It waits for the dead run's lease to run out, then converges.
+    let rerun = run(&ws.0, &["apply", "--yes", "--wait", "1m"]).await;
     assert_eq!(
         rerun.status.code(),
         Some(0),

@@ -84,6 +84,25 @@ pub struct ApplyContext<'a> {
     pub interrupt: Option<&'a Interrupt>,
     /// Called as writes progress.
     pub progress: Progress<'a>,
+    /// The tenant's lease the run holds: renewed as writes are scheduled, and none is
+    /// scheduled once it is lost.
+    pub(crate) lease: Option<&'a crate::lease::HeldLease<'a>>,
+}
+
+impl<'a> ApplyContext<'a> {
+    /// A context without a lease (tests, benches).
+    pub fn new(
+        journal: Option<JournalRun<'a>>,
+        interrupt: Option<&'a Interrupt>,
+        progress: Progress<'a>,
+    ) -> Self {
+        ApplyContext {
+            journal,
+            interrupt,
+            progress,
+            lease: None,
+        }
+    }
 }
 
 /// Runs the plan made from `live`. Ids of created definitions are bound into the plan's resolution. Every
@@ -100,10 +119,11 @@ pub async fn apply(
         journal,
         interrupt,
         progress,
+        lease,
     } = context;
     let started = Instant::now();
     let mut report = ApplyReport::default();
-    let writer = Writer::new(api, journal, options.write, interrupt);
+    let writer = Writer::new(api, journal, options.write, interrupt, lease);
     let looked_up = match options.live_read_at {
         Some(at) if at.elapsed() < LIVE_READ_COUNTS_AS_LOOKUP_FOR => LookedUp::Absent,
         _ => LookedUp::No,

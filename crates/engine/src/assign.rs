@@ -6,9 +6,7 @@ use std::sync::Mutex;
 
 use skillsync_core::{Agent, Assignment, CatalogEntry, Kind, Level, UserAssignments};
 use skillsync_cxone::{NewDefinition, TenantApi, UserWrite};
-use skillsync_store::{
-    Journal, NewRun, RunCounts, RunId, RunOutcome, Snapshot, WriteStatus, WriteTarget,
-};
+use skillsync_store::{Journal, RunCounts, RunId, RunOutcome, Snapshot, WriteStatus, WriteTarget};
 
 use crate::entries;
 use crate::sync::RunLabel;
@@ -67,21 +65,21 @@ pub async fn assign(
     options: WriteOptions,
     interrupt: Option<&Interrupt>,
 ) -> Result<Assigned, Error> {
-    let run = journal
-        .start_run(&NewRun {
-            command: label.command.clone(),
-            config_hash: label.config_hash.clone(),
-            started_at: jiff::Timestamp::now(),
-            dialect: label.dialect.clone(),
-        })
-        .map_err(Error::Journal)?;
+    let lease = crate::lease::take(journal, label).await?;
+    let begun = crate::lease::begin_run(journal, label, lease)?;
+    if let Some(interrupt) = interrupt {
+        interrupt.start_writing();
+    }
     let requests_before = api.counters().total_requests();
     let result = assign_in_run(
         api,
-        JournalRun { journal, run },
+        JournalRun {
+            journal,
+            run: begun.run,
+        },
         request,
         options,
-        interrupt,
+        (interrupt, begun.lease.as_ref()),
     )
     .await;
     let mut counts = match &result {
@@ -102,9 +100,7 @@ pub async fn assign(
         Ok(assigned) => assigned.run_outcome(),
         Err(_) => RunOutcome::Failed,
     };
-    journal
-        .finish_run(run, outcome, &counts, jiff::Timestamp::now())
-        .map_err(Error::Journal)?;
+    crate::lease::end_run(journal, begun, outcome, &counts).map_err(Error::Journal)?;
     result
 }
 
@@ -113,7 +109,7 @@ async fn assign_in_run(
     journal: JournalRun<'_>,
     request: AssignRequest<'_>,
     options: WriteOptions,
-    interrupt: Option<&Interrupt>,
+    (interrupt, lease): (Option<&Interrupt>, Option<&crate::lease::HeldLease<'_>>),
 ) -> Result<Assigned, Error> {
     let AssignRequest {
         agent,
@@ -121,7 +117,7 @@ async fn assign_in_run(
         level,
         active,
     } = request;
-    let writer = Writer::new(api, Some(journal), options, interrupt);
+    let writer = Writer::new(api, Some(journal), options, interrupt, lease);
     let ensured = api
         .ensure_definition(&NewDefinition {
             kind: entry.kind,

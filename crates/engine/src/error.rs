@@ -18,6 +18,19 @@ pub enum Error {
         #[source]
         source: skillsync_core::LocaleError,
     },
+    /// Another process holds the tenant's lease (and `wait` ran out).
+    #[error(
+        "another skillsync is writing to this tenant: {} (pid {} on {}) since {}; its lease runs until {} unless renewed",
+        .0.holder.command, .0.holder.pid, .0.holder.host,
+        .0.acquired_at.strftime("%Y-%m-%d %H:%M:%S UTC"), .0.expires_at.strftime("%H:%M:%S UTC")
+    )]
+    LeaseHeld(Box<skillsync_store::Lease>),
+    /// The lease taken before the tenant was read ran out before the first write (a prompt
+    /// left open longer than the lease lasts): the plan may be stale.
+    #[error(
+        "the tenant's lease ran out before the first write (the confirmation took longer than [store] lease_ttl); nothing written: run again"
+    )]
+    LeaseExpired,
     /// A step that is not a user write failed (a definition the write needs, a read).
     #[error("{action} failed")]
     Tenant {

@@ -10,6 +10,7 @@ mod entries;
 mod error;
 mod fan_out;
 mod guard;
+mod lease;
 mod live;
 mod read_back;
 pub mod retire;
@@ -23,6 +24,7 @@ pub use apply::{
 pub use assign::{AssignRequest, Assigned, assign};
 pub use error::{Error, explain};
 pub use guard::{Refusal, RemovalLimit, check as check_guards, real_removals};
+pub use lease::LeaseOptions;
 pub use live::{LiveProgress, read_live};
 pub use sync::{
     RunLabel, SyncHooks, SyncOptions, SyncOutcome, SyncReport, SyncWindow, run_counts, sync,

@@ -599,6 +599,8 @@ pub async fn run(
     options: RetireOptions,
     hooks: &RetireHooks<'_>,
 ) -> Result<(RetirePlan, RetireOutcome), crate::Error> {
+    // Taken before the read: what references the code is read with no other skillsync writing.
+    let lease = crate::lease::take(journal, label).await?;
     let plan = prepare(api, desired, variants, mode)
         .await
         .map_err(|e| crate::Error::ReadTenant(Box::new(e)))?;
@@ -616,13 +618,10 @@ pub async fn run(
     {
         return Ok((plan, RetireOutcome::Declined));
     }
-    if let Some(interrupt) = hooks.interrupt {
-        interrupt.start_writing();
-    }
-    let report = retire_journaled(
+    let report = retire_under(
         api,
         journal,
-        label,
+        (label, lease),
         &plan,
         options,
         hooks.interrupt,
@@ -644,18 +643,38 @@ pub async fn retire_journaled(
     interrupt: Option<&crate::Interrupt>,
     progress: RetireProgress<'_>,
 ) -> Result<RetireReport, crate::Error> {
-    let run = journal
-        .start_run(&skillsync_store::NewRun {
-            command: label.command.clone(),
-            config_hash: label.config_hash.clone(),
-            started_at: jiff::Timestamp::now(),
-            dialect: label.dialect.clone(),
-        })
-        .map_err(crate::Error::Journal)?;
+    let lease = crate::lease::take(journal, label).await?;
+    retire_under(
+        api,
+        journal,
+        (label, lease),
+        plan,
+        options,
+        interrupt,
+        progress,
+    )
+    .await
+}
+
+/// [`retire_journaled`] under a lease already taken (or none).
+async fn retire_under<'a>(
+    api: &dyn TenantApi,
+    journal: &'a dyn skillsync_store::Journal,
+    (label, lease): (&crate::RunLabel, Option<crate::lease::HeldLease<'a>>),
+    plan: &RetirePlan,
+    options: RetireOptions,
+    interrupt: Option<&crate::Interrupt>,
+    progress: RetireProgress<'_>,
+) -> Result<RetireReport, crate::Error> {
+    let begun = crate::lease::begin_run(journal, label, lease)?;
+    if let Some(interrupt) = interrupt {
+        interrupt.start_writing();
+    }
+    let run = begun.run;
     let now = jiff::Timestamp::now();
-    for variant in &plan.variants {
-        journal
-            .record_retirement(&skillsync_store::Retirement {
+    let recorded: Result<(), skillsync_store::StoreError> =
+        plan.variants.iter().try_for_each(|variant| {
+            journal.record_retirement(&skillsync_store::Retirement {
                 code: variant.code.to_string(),
                 locale: variant.locale.to_string(),
                 kind: variant.kind.noun().to_string(),
@@ -672,7 +691,14 @@ pub async fn retire_journaled(
                 run,
                 retired_at: now,
             })
-            .map_err(crate::Error::Journal)?;
+        });
+    if let Err(error) = recorded {
+        let counts = skillsync_store::RunCounts {
+            stopped: Some(crate::explain(&error)),
+            ..skillsync_store::RunCounts::default()
+        };
+        let _ = crate::lease::end_run(journal, begun, skillsync_store::RunOutcome::Failed, &counts);
+        return Err(crate::Error::Journal(error));
     }
     let requests_before = api.counters().total_requests();
     let mut report = retire_with(
@@ -680,7 +706,7 @@ pub async fn retire_journaled(
         plan,
         options,
         Some(JournalRun { journal, run }),
-        interrupt,
+        (interrupt, begun.lease.as_ref()),
         progress,
     )
     .await;
@@ -707,9 +733,7 @@ pub async fn retire_journaled(
         }
         Some(_) => skillsync_store::RunOutcome::Failed,
     };
-    journal
-        .finish_run(run, outcome, &counts, jiff::Timestamp::now())
-        .map_err(crate::Error::Journal)?;
+    crate::lease::end_run(journal, begun, outcome, &counts).map_err(crate::Error::Journal)?;
     Ok(report)
 }
 
@@ -723,7 +747,7 @@ pub async fn retire(
     journal: Option<JournalRun<'_>>,
     progress: RetireProgress<'_>,
 ) -> RetireReport {
-    retire_with(api, plan, options, journal, None, progress).await
+    retire_with(api, plan, options, journal, (None, None), progress).await
 }
 
 async fn retire_with(
@@ -731,7 +755,10 @@ async fn retire_with(
     plan: &RetirePlan,
     options: RetireOptions,
     journal: Option<JournalRun<'_>>,
-    interrupt: Option<&crate::Interrupt>,
+    (interrupt, lease): (
+        Option<&crate::Interrupt>,
+        Option<&crate::lease::HeldLease<'_>>,
+    ),
     progress: RetireProgress<'_>,
 ) -> RetireReport {
     let started = Instant::now();
@@ -748,7 +775,7 @@ async fn retire_with(
         api,
         kind: plan.kind,
         options,
-        writer: Writer::new(api, journal, write_options, interrupt),
+        writer: Writer::new(api, journal, write_options, interrupt, lease),
         strip: Strip {
             kind: plan.kind,
             retired: plan.definition_ids(),

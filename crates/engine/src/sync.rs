@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use skillsync_core::{Desired, Plan, PlanOptions, Problem, Window};
 use skillsync_cxone::TenantApi;
-use skillsync_store::{Journal, NewRun, RunCounts, RunId, RunOutcome};
+use skillsync_store::{Journal, RunCounts, RunId, RunOutcome};
 
 use crate::apply::{ApplyContext, ApplyOptions, ApplyReport, Progress, apply};
 use crate::guard::{Refusal, RemovalLimit};
@@ -55,6 +55,8 @@ pub struct RunLabel {
     pub config_hash: String,
     /// `routing` or `users`.
     pub dialect: String,
+    /// The tenant's lease the run takes before it starts; `None` takes none (tests, benches).
+    pub lease: Option<crate::LeaseOptions>,
 }
 
 /// Everything a sync is told besides the desired state.
@@ -182,6 +184,8 @@ pub async fn sync(
             SyncOutcome::OutsideWindow(why),
         ));
     }
+    // Taken before the read: the plan is made from a tenant no other skillsync writes to.
+    let lease = crate::lease::take(journal, &options.run).await?;
     // Stamped before the read: its definitions listing is then no older than this.
     let live_read_at = Instant::now();
     let live = read_live(api, hooks.reading)
@@ -232,17 +236,11 @@ pub async fn sync(
         ));
     }
 
+    let begun = crate::lease::begin_run(journal, &options.run, lease)?;
     if let Some(interrupt) = hooks.interrupt {
         interrupt.start_writing();
     }
-    let run = journal
-        .start_run(&NewRun {
-            command: options.run.command.clone(),
-            config_hash: options.run.config_hash.clone(),
-            started_at: Timestamp::now(),
-            dialect: options.run.dialect.clone(),
-        })
-        .map_err(Error::Journal)?;
+    let run = begun.run;
     let requests_before = api.counters().total_requests();
     let apply_options = ApplyOptions {
         write: WriteOptions {
@@ -266,6 +264,7 @@ pub async fn sync(
             journal: Some(JournalRun { journal, run }),
             interrupt: hooks.interrupt,
             progress: hooks.progress,
+            lease: begun.lease.as_ref(),
         },
     )
     .await;
@@ -277,8 +276,7 @@ pub async fn sync(
     };
     // Once writes have started the report is never dropped: a journal that fails now is
     // reported beside the users, not instead of them.
-    let journaled = journal
-        .finish_run(run, outcome, &counts, Timestamp::now())
+    let journaled = crate::lease::end_run(journal, begun, outcome, &counts)
         .and_then(|()| journal.settles_at(run));
     let (settles_at, journal_error) = match journaled {
         Ok(settles_at) => (settles_at, None),

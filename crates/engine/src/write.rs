@@ -86,6 +86,8 @@ pub enum StopReason {
     Tenant(String),
     /// A definition the users' writes need could not be written.
     Definition(String),
+    /// The tenant's lease could not be renewed: another process may be writing now.
+    LeaseLost,
 }
 
 impl fmt::Display for StopReason {
@@ -113,6 +115,10 @@ impl fmt::Display for StopReason {
             StopReason::Definition(error) => {
                 write!(f, "stopped before writing any user: {error}")
             }
+            StopReason::LeaseLost => write!(
+                f,
+                "stopped: the tenant's lease could not be renewed (another skillsync may be writing now); the rest is left for the next run"
+            ),
         }
     }
 }
@@ -271,6 +277,7 @@ pub(crate) struct Writer<'a> {
     journal: Option<JournalRun<'a>>,
     options: WriteOptions,
     interrupt: Option<&'a Interrupt>,
+    lease: Option<&'a crate::lease::HeldLease<'a>>,
     state: Mutex<State>,
 }
 
@@ -361,12 +368,14 @@ impl<'a> Writer<'a> {
         journal: Option<JournalRun<'a>>,
         options: WriteOptions,
         interrupt: Option<&'a Interrupt>,
+        lease: Option<&'a crate::lease::HeldLease<'a>>,
     ) -> Writer<'a> {
         Writer {
             api,
             journal,
             options,
             interrupt,
+            lease,
             state: Mutex::new(State::default()),
         }
     }
@@ -382,7 +391,12 @@ impl<'a> Writer<'a> {
 
     /// Why no more writes may be scheduled, if that is so. The first reason found sticks.
     pub(crate) fn should_stop(&self) -> Option<StopReason> {
+        // Renewed outside the state's lock: it may take a journal call.
+        let lease_lost = self.lease.is_some_and(|lease| !lease.keep());
         let mut state = self.state();
+        if state.stop.is_none() && lease_lost {
+            state.stop = Some(StopReason::LeaseLost);
+        }
         if state.stop.is_none() {
             let interrupted = self.interrupt.is_some_and(Interrupt::is_raised);
             let window_closed = self

@@ -144,11 +144,7 @@ async fn apply_with(
         tenant_users: live.users.len(),
         ..ApplyOptions::default()
     };
-    let context = ApplyContext {
-        journal,
-        interrupt,
-        progress: &|_, _, _| {},
-    };
+    let context = ApplyContext::new(journal, interrupt, &|_, _, _| {});
     skillsync_engine::apply(api, &loaded.desired, plan, live, options, context).await
 }
 

@@ -36,7 +36,7 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     } = &session;
     let journal = config.journal()?;
     let options = SyncOptions {
-        run: config.run_label("apply"),
+        run: config.run_label("apply", args.wait),
         plan: config.plan_options(api.capabilities().max_bulk_entries.is_some()),
         removal_limit: match args.max_removals.unwrap_or(config.max_removals) {
             MaxRemovals::Count(n) => RemovalLimit::Count(n),
@@ -87,9 +87,15 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     )
     .await;
     bars.clear();
-    let report = report.map_err(|e| {
-        anyhow::Error::new(e).context(format!("apply against {}", config.tenant.api_base))
-    })?;
+    let report = match report {
+        Ok(report) => report,
+        Err(error) => {
+            return crate::output::engine_failed(
+                error,
+                format!("apply against {}", config.tenant.api_base),
+            );
+        }
+    };
     render(&report, &session, common)
 }
 

@@ -115,7 +115,7 @@ pub async fn run(args: &AssignArgs) -> anyhow::Result<ExitCode> {
     let assigned = skillsync_engine::assign(
         api.as_ref(),
         journal.as_ref(),
-        &config.run_label("assign"),
+        &config.run_label("assign", args.wait),
         AssignRequest {
             agent,
             entry,
@@ -125,8 +125,16 @@ pub async fn run(args: &AssignArgs) -> anyhow::Result<ExitCode> {
         config.write_options(),
         Some(&interrupt),
     )
-    .await
-    .with_context(|| format!("cannot assign {} to {}", args.code, agent.employee_id))?;
+    .await;
+    let assigned = match assigned {
+        Ok(assigned) => assigned,
+        Err(error) => {
+            return crate::output::engine_failed(
+                error,
+                format!("cannot assign {} to {}", args.code, agent.employee_id),
+            );
+        }
+    };
     let code = match assigned.run_outcome() {
         skillsync_store::RunOutcome::Succeeded => exit::ok(),
         skillsync_store::RunOutcome::Interrupted => exit::interrupted(),

@@ -77,6 +77,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         max_removals: None,
         allow_empty_skills: false,
         now: false,
+        wait: None,
     })
     .await?;
     outln!("\n3. plan again");

@@ -5,7 +5,6 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use skillsync_core::RetiredMode;
@@ -81,7 +80,7 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
     let retired = skillsync_engine::retire::run(
         api.as_ref(),
         journal.as_ref(),
-        &config.run_label("retire"),
+        &config.run_label("retire", args.wait),
         desired,
         &variants,
         mode,
@@ -91,8 +90,15 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
     .await;
     reading.finish_and_clear();
     bars.clear();
-    let (plan, outcome) = retired
-        .with_context(|| format!("cannot retire {} at {}", args.code, config.tenant.api_base))?;
+    let (plan, outcome) = match retired {
+        Ok(retired) => retired,
+        Err(error) => {
+            return crate::output::engine_failed(
+                error,
+                format!("cannot retire {} at {}", args.code, config.tenant.api_base),
+            );
+        }
+    };
     let report = match outcome {
         RetireOutcome::Refused(refusal) => {
             eprintln!("error: {refusal}");

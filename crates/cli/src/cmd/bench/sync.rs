@@ -291,7 +291,7 @@ async fn sync_once(dir: &Path) -> anyhow::Result<Synced> {
     };
     let config = &session.config;
     let options = skillsync_engine::SyncOptions {
-        run: config.run_label("bench"),
+        run: config.run_label("bench", None),
         plan: config.plan_options(session.api.capabilities().max_bulk_entries.is_some()),
         removal_limit: skillsync_engine::RemovalLimit::Percent(10.0),
         allow_empty_skills: false,

@@ -1,0 +1,184 @@
+//! One writer per tenant, with real processes: two `apply` on one tenant at once never both
+//! write (the second refuses with exit 75, or waits with `--wait`), a killed holder's lease
+//! expires so the next run proceeds, and a holder whose lease was taken over stops.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+use skillsync_sim::GenerateOptions;
+
+fn tenant() -> skillsync_sim::TenantDoc {
+    skillsync_sim::generate(&GenerateOptions {
+        agents: 1_000,
+        skills: 8,
+        proficiencies: 3,
+        locales: vec!["en-us".into(), "de-de".into()],
+        profiles: 2,
+        seed: 11,
+    })
+}
+
+/// A workspace whose apply takes several seconds (one write at a time against a throttled
+/// tenant), with the lease lasting `ttl`.
+async fn slow_workspace(
+    tag: &str,
+    ttl: &str,
+) -> (
+    Workspace,
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    Expected,
+) {
+    let ws = workspace(tag);
+    let expected = write_hris(&ws.0, &tenant());
+    let (base, stop) = start_sim_with(tenant(), slow_single_writes()).await;
+    write_slow_single_writes_config(&ws.0, &base);
+    let config = std::fs::read_to_string(ws.0.join("skillsync.toml")).unwrap();
+    std::fs::write(
+        ws.0.join("skillsync.toml"),
+        config + &format!("\n[store]\nlease_ttl = \"{ttl}\"\n"),
+    )
+    .unwrap();
+    (ws, base, stop, expected)
+}
+
+fn finish(child: std::process::Child) -> std::process::Output {
+    child.wait_with_output().unwrap()
+}
+
+fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn runs(dir: &std::path::Path) -> Vec<Value> {
+    let history = skillsync(dir, &["history", "--output", "json"]);
+    let history: Value = serde_json::from_slice(&history.stdout).unwrap();
+    history["runs"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_apply_on_the_same_tenant_refuses_while_the_first_writes() {
+    let (ws, base, _stop, expected) = slow_workspace("lease-refuse", "60s").await;
+    let mut first = spawn(&ws.0, &["apply", "--yes", "--output", "json"]);
+    wait_until_writing(&base, 40, &mut first).await;
+
+    let second = run(&ws.0, &["apply", "--yes"]).await;
+    assert_eq!(second.status.code(), Some(75), "{}", text(&second));
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        said.contains("another skillsync is writing to this tenant: apply")
+            && said.contains(&format!("pid {}", first.id())),
+        "names the holder: {said}"
+    );
+
+    let first = tokio::task::spawn_blocking(move || finish(first))
+        .await
+        .unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let stats = sim_get(&base, "/sim/stats").await;
+    assert_eq!(stats["duplicatesCreated"], 0);
+    // Exactly one run wrote: the refused one started no run at all.
+    let runs = runs(&ws.0);
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(runs[0]["counts"]["usersUpdated"], expected.users_changed);
+    let replanned = run(&ws.0, &["plan"]).await;
+    assert_eq!(replanned.status.code(), Some(0), "nothing left to do");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_wait_the_second_apply_runs_after_the_first_and_finds_nothing_to_do() {
+    let (ws, base, _stop, _) = slow_workspace("lease-wait", "60s").await;
+    let mut first = spawn(&ws.0, &["apply", "--yes", "--output", "json"]);
+    wait_until_writing(&base, 40, &mut first).await;
+
+    let second = run(
+        &ws.0,
+        &["apply", "--yes", "--wait", "2m", "--output", "json"],
+    )
+    .await;
+    let first = tokio::task::spawn_blocking(move || finish(first))
+        .await
+        .unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
+    // It planned before it waited; it re-plans nothing, but its writes found the tenant
+    // current: nobody's change is made twice, and no definition is duplicated.
+    let document: Value = serde_json::from_slice(&second.stdout).unwrap();
+    let applied = &document["applied"];
+    assert!(
+        applied.is_null() || applied["usersUpdated"].as_array().unwrap().is_empty(),
+        "{document:#}"
+    );
+    assert_eq!(sim_get(&base, "/sim/stats").await["duplicatesCreated"], 0);
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_holders_lease_expires_and_the_next_run_proceeds() {
+    let (ws, base, _stop, _) = slow_workspace("lease-kill", "5s").await;
+    let mut first = spawn(&ws.0, &["apply", "--yes", "--output", "json"]);
+    wait_until_writing(&base, 40, &mut first).await;
+    signal(&first, "-KILL");
+    let _ = first.wait();
+
+    // Still leased: the dead holder's lease has not run out yet.
+    let refused = run(&ws.0, &["apply", "--yes"]).await;
+    assert_eq!(refused.status.code(), Some(75), "{}", text(&refused));
+
+    // Once it runs out, the next run takes over and finishes the job.
+    let resumed = run(&ws.0, &["apply", "--yes", "--wait", "1m"]).await;
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
+    let replanned = run(&ws.0, &["plan"]).await;
+    assert_eq!(replanned.status.code(), Some(0), "{}", text(&replanned));
+    assert_eq!(sim_get(&base, "/sim/stats").await["duplicatesCreated"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_whose_lease_was_taken_over_stops_writing() {
+    let (ws, base, _stop, expected) = slow_workspace("lease-taken", "60s").await;
+    let mut first = spawn(&ws.0, &["apply", "--yes", "--output", "json"]);
+    wait_until_writing(&base, 40, &mut first).await;
+
+    // Another holder takes the lease over (as if the first had stopped renewing long ago).
+    let journal =
+        skillsync_store::SqliteStore::open(&ws.0.join("skillsync.db")).expect("the journal");
+    let key = format!("{base}/api/v2 {}", skillsync_sim::DEMO_CLIENT_ID);
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+    let taken = skillsync_store::Journal::acquire_lease(
+        &journal,
+        &key,
+        &skillsync_store::LeaseHolder {
+            host: "elsewhere".into(),
+            pid: 1,
+            command: "apply".into(),
+        },
+        Duration::from_secs(60),
+        later,
+    )
+    .unwrap();
+    assert!(
+        matches!(taken, skillsync_store::Acquired::Held(_)),
+        "{taken:?}"
+    );
+
+    let first = tokio::task::spawn_blocking(move || finish(first))
+        .await
+        .unwrap();
+    assert_eq!(first.status.code(), Some(1), "{}", text(&first));
+    let document: Value = serde_json::from_slice(&first.stdout).unwrap();
+    let applied = &document["applied"];
+    let stopped = applied["stoppedEarly"].as_str().unwrap_or_default();
+    assert!(stopped.contains("lease"), "{applied:#}");
+    let not_attempted = applied["usersNotAttempted"].as_array().unwrap().len() as u64;
+    assert!(
+        not_attempted > 0 && not_attempted < expected.users_changed,
+        "it stopped mid-run: {not_attempted} not attempted"
+    );
+}
