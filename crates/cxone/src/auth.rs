@@ -80,28 +80,6 @@ struct OAuthError {
     message: String,
 }
 
-thread_local! {
-    /// The cache directory of the client being built on this thread (see [`with_cache_dir`]).
-    static CACHE_DIR: std::cell::RefCell<Option<PathBuf>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Builds a client whose [`Tokens`] keep their token in `dir` between processes.
-///
-/// The directory reaches [`Tokens::new`] this way, scoped to the one synchronous call that
-/// builds the transport, so that the transport's constructor keeps its signature.
-/// TODO: pass `settings.token_cache` to `Tokens::new` in `http.rs` and drop this.
-pub(crate) fn with_cache_dir<T>(dir: Option<PathBuf>, build: impl FnOnce() -> T) -> T {
-    struct Restore(Option<PathBuf>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            let previous = self.0.take();
-            CACHE_DIR.with(|dir| *dir.borrow_mut() = previous);
-        }
-    }
-    let _restore = Restore(CACHE_DIR.with(|slot| slot.replace(dir)));
-    build()
-}
-
 /// Says once per process that a command waits on the token endpoint.
 static SAID_WAITING: AtomicBool = AtomicBool::new(false);
 
@@ -132,10 +110,9 @@ impl Tokens {
         client_secret: Secret,
         scopes: Vec<String>,
         retry: RetryPolicy,
+        cache_dir: Option<PathBuf>,
     ) -> Self {
-        let disk = CACHE_DIR
-            .with(|dir| dir.borrow().clone())
-            .map(|dir| TokenFile::new(dir, Key::new(&url, &client_id, &scopes)));
+        let disk = cache_dir.map(|dir| TokenFile::new(dir, Key::new(&url, &client_id, &scopes)));
         Tokens {
             url,
             client_id,

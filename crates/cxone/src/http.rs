@@ -160,6 +160,7 @@ impl Http {
                 settings.client_secret.clone(),
                 settings.scopes.clone(),
                 settings.retry.clone(),
+                settings.token_cache.clone(),
             ),
             throttle: Throttle::new(
                 settings.requests_per_second,

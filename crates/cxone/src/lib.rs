@@ -55,7 +55,7 @@ pub fn connect(settings: &Settings) -> Result<Arc<dyn TenantApi>> {
 
 /// A routing-dialect client.
 pub fn routing(settings: &Settings) -> Result<RoutingApi> {
-    let http = auth::with_cache_dir(settings.token_cache.clone(), || http::Http::new(settings))?;
+    let http = http::Http::new(settings)?;
     Ok(RoutingApi {
         http: Arc::new(http),
     })

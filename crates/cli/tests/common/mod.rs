@@ -31,6 +31,8 @@ pub fn skillsync(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .current_dir(dir)
         .env("SKILLSYNC_TEST_SECRET", skillsync_sim::DEMO_CLIENT_SECRET)
+        // Tokens cached in the workspace, never in the home directory of whoever runs tests.
+        .env("SKILLSYNC_CACHE_DIR", dir.join(".token-cache"))
         .env("NO_COLOR", "1")
         .output()
         .unwrap()
@@ -308,6 +310,8 @@ pub fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
         .args(args)
         .current_dir(dir)
         .env("SKILLSYNC_TEST_SECRET", skillsync_sim::DEMO_CLIENT_SECRET)
+        // Tokens cached in the workspace, never in the home directory of whoever runs tests.
+        .env("SKILLSYNC_CACHE_DIR", dir.join(".token-cache"))
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
