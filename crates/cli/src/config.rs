@@ -465,7 +465,12 @@ impl Config {
     pub fn journal(&self) -> anyhow::Result<Box<dyn skillsync_store::Journal>> {
         use anyhow::Context;
         skillsync_store::open(&self.store_url)
-            .with_context(|| format!("cannot open the journal ({})", self.store_url))
+            .with_context(|| format!("cannot open the journal ({})", self.store_shown()))
+    }
+
+    /// `[store] url` as it may be shown: without any password it carries.
+    pub fn store_shown(&self) -> String {
+        skillsync_store::redact(&self.store_url)
     }
 
     /// How the journal labels a run of `command` made with these settings, and the tenant's
@@ -541,7 +546,7 @@ impl Config {
             self.bulk_threshold,
             self.bulk_batch_size,
             humantime::format_duration(self.propagation_window),
-            self.store_url,
+            self.store_shown(),
         )
     }
 

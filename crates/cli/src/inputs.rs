@@ -109,11 +109,12 @@ impl Session {
     /// every plan leaves them alone.
     pub fn retirements(config: &Config) -> anyhow::Result<Vec<skillsync_core::Retired>> {
         use anyhow::Context;
-        let url = &config.store_url;
+        let url = config.store_shown();
         // No journal yet means nothing was ever retired; plan and drift must not create one.
-        let Some(journal) = skillsync_store::open_existing(url).with_context(|| {
-            format!("cannot open the journal ({url}) to learn which codes are retired")
-        })?
+        let Some(journal) =
+            skillsync_store::open_existing(&config.store_url).with_context(|| {
+                format!("cannot open the journal ({url}) to learn which codes are retired")
+            })?
         else {
             return Ok(Vec::new());
         };

@@ -465,3 +465,53 @@ fn history_calls_only_unfinished_runs_killed() {
         "{listing}"
     );
 }
+
+/// A store URL's password is never printed: not by `validate`'s summary, not in the errors of
+/// the commands that open the journal.
+#[test]
+fn a_store_urls_password_is_never_printed() {
+    let ws = offline_workspace("store-secret");
+    let config = std::fs::read_to_string(ws.0.join("skillsync.toml")).unwrap();
+    std::fs::write(
+        ws.0.join("skillsync.toml"),
+        config + "\n[store]\nurl = \"postgres://skillsync:hunter2@db.example:5432/journal\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        ws.0.join("hris/catalog.csv"),
+        "code,kind,locale,name,description,routing_profile_id\nBilling,skill,en-us,Billing,,p1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        ws.0.join("hris/agents.csv"),
+        "employee_id,user_id,locale\nE1,u1,en-us\n",
+    )
+    .unwrap();
+    std::fs::write(
+        ws.0.join("hris/assignments.csv"),
+        "employee_id,code,level,active\nE1,Billing,5,true\n",
+    )
+    .unwrap();
+    let validated = skillsync(&ws.0, &["validate"]);
+    assert_eq!(validated.status.code(), Some(0), "{}", text(&validated));
+    assert!(
+        String::from_utf8_lossy(&validated.stdout).contains("postgres://***@db.example:5432"),
+        "the summary shows where the journal is: {}",
+        text(&validated)
+    );
+    for args in [
+        &["validate"][..],
+        &["history"],
+        &["history", "--output", "json"],
+        &["apply", "--yes"],
+        &["verify"],
+        &["plan"],
+    ] {
+        let output = skillsync(&ws.0, args);
+        assert!(
+            !text(&output).contains("hunter2"),
+            "{args:?} printed the password: {}",
+            text(&output)
+        );
+    }
+}

@@ -601,8 +601,9 @@ pub fn open_existing(url: &str) -> Result<Option<Box<dyn Journal>>, StoreError> 
     }
 }
 
-/// The URL with any `user:password@` replaced, for messages.
-fn redact(url: &str) -> String {
+/// The URL with any `user:password@` replaced, for messages: a store URL's password is never
+/// printed or logged.
+pub fn redact(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_owned();
     };

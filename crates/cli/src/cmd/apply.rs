@@ -211,7 +211,7 @@ fn print_summary(
                 .count()
     );
     if let Some(run) = report.run {
-        outln!("Journal: run {} in {}", run.0, config.store_url);
+        outln!("Journal: run {} in {}", run.0, config.store_shown());
     }
     if let Some(at) = report.settles_at {
         outln!(

@@ -71,7 +71,7 @@ pub fn run(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
         return Ok(exit::ok());
     }
     if runs.is_empty() {
-        outln!("No runs yet in {}.", config.store_url);
+        outln!("No runs yet in {}.", config.store_shown());
         return Ok(exit::ok());
     }
     let time = |t: &Timestamp| t.strftime("%Y-%m-%d %H:%M:%S").to_string();

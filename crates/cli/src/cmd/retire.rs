@@ -171,7 +171,7 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
             outln!(
                 "Journal: run {} in {}; later plans leave {} alone (`skillsync retire {} --undo` to manage it again).",
                 run_id.0,
-                config.store_url,
+                config.store_shown(),
                 plan.code,
                 plan.code
             );

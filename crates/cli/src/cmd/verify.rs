@@ -44,7 +44,7 @@ pub async fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         Err(problems) => return Ok(super::validate::report_problems(&args.common, &problems)),
     };
     let journal = config.journal()?;
-    let run = pick_run(journal.as_ref(), args.run, &config.store_url)?;
+    let run = pick_run(journal.as_ref(), args.run, &config.store_shown())?;
     let writes = journal.writes(run.id)?;
     let mappings = journal.mappings()?;
     let mut grants = verify::grants(&writes);
