@@ -182,3 +182,40 @@ async fn a_holder_whose_lease_was_taken_over_stops_writing() {
         "it stopped mid-run: {not_attempted} not attempted"
     );
 }
+
+/// A lease that runs out while its holder is busy reading (a slow tenant, a short lease) is
+/// taken back when nobody else took it meanwhile: the run goes on instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_that_ran_out_during_a_slow_read_is_taken_back_if_nobody_took_it() {
+    let ws = workspace("lease-slow-read");
+    let doc = skillsync_sim::generate(&GenerateOptions {
+        agents: 30,
+        skills: 4,
+        proficiencies: 2,
+        locales: vec!["en-us".into()],
+        profiles: 1,
+        seed: 5,
+    });
+    write_hris(&ws.0, &doc);
+    // Every request takes longer than the lease lasts.
+    let slow = skillsync_sim::Knobs {
+        latency: skillsync_sim::DurationRange {
+            min: Duration::from_millis(1_200),
+            max: Duration::from_millis(1_200),
+        },
+        ..skillsync_sim::Knobs::quiet()
+    };
+    let (base, _stop) = start_sim_with(doc, slow).await;
+    write_config(&ws.0, &base);
+    let config = std::fs::read_to_string(ws.0.join("skillsync.toml")).unwrap();
+    std::fs::write(
+        ws.0.join("skillsync.toml"),
+        config + "\n[store]\nlease_ttl = \"1s\"\n",
+    )
+    .unwrap();
+
+    let applied = run(&ws.0, &["apply", "--yes"]).await;
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    let runs = runs(&ws.0);
+    assert_eq!(runs[0]["outcome"], "succeeded", "{runs:#?}");
+}

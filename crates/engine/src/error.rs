@@ -28,7 +28,7 @@ pub enum Error {
     /// The lease taken before the tenant was read ran out before the first write (a prompt
     /// left open longer than the lease lasts): the plan may be stale.
     #[error(
-        "the tenant's lease ran out before the first write (the confirmation took longer than [store] lease_ttl); nothing written: run again"
+        "the tenant's lease ran out before the first write and another skillsync took it meanwhile (the confirmation took longer than [store] lease_ttl); nothing written: run again"
     )]
     LeaseExpired,
     /// A step that is not a user write failed (a definition the write needs, a read).

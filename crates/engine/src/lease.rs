@@ -31,6 +31,8 @@ pub(crate) struct HeldLease<'a> {
     journal: &'a dyn Journal,
     lease: Mutex<Lease>,
     ttl: Duration,
+    /// The run writing under it, once started: its fencing number follows the lease's.
+    run: Mutex<Option<RunId>>,
 }
 
 impl HeldLease<'_> {
@@ -48,11 +50,39 @@ impl HeldLease<'_> {
                 lease.expires_at = expires_at;
                 true
             }
-            Ok(None) => false,
+            Ok(None) => self.take_back(&mut lease, now),
             // The journal hiccuped: ours until it expires, then not.
             Err(error) => {
                 tracing::warn!(error = %crate::explain(&error), "cannot renew the tenant's lease");
                 now < lease.expires_at
+            }
+        }
+    }
+
+    /// The lease ran out between two renewals (a long read, a slow page). If nobody took it
+    /// meanwhile, it is taken again with the very next fencing number, which proves that no
+    /// one else wrote in between; the run's fencing number follows. Anything else: lost.
+    fn take_back(&self, lease: &mut Lease, now: Timestamp) -> bool {
+        let again = self
+            .journal
+            .acquire_lease(&lease.key, &lease.holder, self.ttl, now);
+        match again {
+            Ok(Acquired::Held(next)) if next.fence == lease.fence + 1 => {
+                let run = *self.run.lock().expect("not poisoned");
+                if let Some(run) = run
+                    && let Err(error) = self.journal.fence_run(run, &next)
+                {
+                    tracing::warn!(error = %crate::explain(&error), "cannot move the run to its renewed lease");
+                    return false;
+                }
+                *lease = next;
+                true
+            }
+            // Someone held it in between: whatever we planned may be stale.
+            Ok(Acquired::Held(_) | Acquired::Busy(_)) => false,
+            Err(error) => {
+                tracing::warn!(error = %crate::explain(&error), "cannot take the tenant's lease back");
+                false
             }
         }
     }
@@ -78,6 +108,7 @@ async fn acquire<'a>(
                     journal,
                     lease: Mutex::new(lease),
                     ttl: options.ttl,
+                    run: Mutex::new(None),
                 });
             }
             Acquired::Busy(held) => {
@@ -125,8 +156,9 @@ pub(crate) struct Begun<'a> {
 }
 
 /// Starts the run and records the lease it writes under. A lease held since before the
-/// tenant was read that has run out meanwhile (a person left the prompt open) is not ours to
-/// write under any more: the run does not start.
+/// tenant was read that someone else took meanwhile (a person left the prompt open longer
+/// than it lasts, and another run went ahead) is not ours to write under: the run does not
+/// start, as its plan may be stale.
 pub(crate) fn begin_run<'a>(
     journal: &'a dyn Journal,
     label: &RunLabel,
@@ -147,6 +179,7 @@ pub(crate) fn begin_run<'a>(
         .and_then(|run| {
             if let Some(held) = &lease {
                 journal.fence_run(run, &held.lease())?;
+                *held.run.lock().expect("not poisoned") = Some(run);
             }
             Ok(run)
         })
