@@ -91,11 +91,22 @@ impl Drop for SignalGuard {
 /// Until the guard is dropped, Ctrl-C (or SIGTERM) during the writes raises `interrupt`:
 /// writes in flight finish and are journaled, no new one starts, and the command reports what
 /// it did. Before the first write (reading, planning, at the prompt) and on a second signal the
-/// process exits at once with 130: nothing is half-done then.
-pub fn interrupt_on_signal(interrupt: std::sync::Arc<skillsync_engine::Interrupt>) -> SignalGuard {
+/// process exits at once with 130: nothing is half-done then (before the first write, the
+/// tenant's lease in the journal at `store_url` is released first).
+pub fn interrupt_on_signal(
+    interrupt: std::sync::Arc<skillsync_engine::Interrupt>,
+    store_url: String,
+) -> SignalGuard {
     SignalGuard(tokio::spawn(async move {
         let signal = next_signal().await;
         if !interrupt.is_writing() {
+            // The tenant's lease, taken before the read, is given up now rather than left to
+            // run out: the next run need not wait for a command that wrote nothing.
+            if let Some(lease) = interrupt.held_lease()
+                && let Ok(journal) = skillsync_store::open(&store_url)
+            {
+                let _ = journal.release_lease(&lease, jiff::Timestamp::now());
+            }
             eprintln!("\n{signal}: nothing was written");
             std::process::exit(130);
         }

@@ -219,3 +219,68 @@ async fn a_lease_that_ran_out_during_a_slow_read_is_taken_back_if_nobody_took_it
     let runs = runs(&ws.0);
     assert_eq!(runs[0]["outcome"], "succeeded", "{runs:#?}");
 }
+
+/// Ctrl-C before the first write (here: while the tenant is being read) ends the command at
+/// once and gives the lease up, so the next run need not wait for it to run out.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_before_the_first_write_gives_the_lease_up() {
+    let ws = workspace("lease-ctrl-c");
+    let doc = tenant();
+    write_hris(&ws.0, &doc);
+    let slow = skillsync_sim::Knobs {
+        latency: skillsync_sim::DurationRange {
+            min: Duration::from_millis(2_000),
+            max: Duration::from_millis(2_000),
+        },
+        ..skillsync_sim::Knobs::quiet()
+    };
+    let (base, _stop) = start_sim_with(doc, slow).await;
+    write_config(&ws.0, &base);
+    let mut child = spawn(&ws.0, &["apply", "--yes", "--output", "json"]);
+    // The lease is taken before the tenant is read: once a user page is asked for, it is held.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let stats = sim_get(&base, "/sim/stats").await;
+        let reading = stats["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["method"] == "GET" && r["route"] == "/api/v2/routing/users");
+        if reading {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never read the tenant"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "ended too soon");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    signal(&child, "-INT");
+    let output = tokio::task::spawn_blocking(move || finish(child))
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", text(&output));
+    assert_eq!(writes_in(&sim_get(&base, "/sim/stats").await), 0);
+
+    let journal =
+        skillsync_store::SqliteStore::open(&ws.0.join("skillsync.db")).expect("the journal");
+    let key = format!("{base}/api/v2 {}", skillsync_sim::DEMO_CLIENT_ID);
+    let now = skillsync_store::Journal::acquire_lease(
+        &journal,
+        &key,
+        &skillsync_store::LeaseHolder {
+            host: "test".into(),
+            pid: 2,
+            command: "apply".into(),
+        },
+        Duration::from_secs(60),
+        jiff::Timestamp::now(),
+    )
+    .unwrap();
+    assert!(
+        matches!(now, skillsync_store::Acquired::Held(_)),
+        "the interrupted command gave its lease up: {now:?}"
+    );
+}

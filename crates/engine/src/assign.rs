@@ -65,7 +65,7 @@ pub async fn assign(
     options: WriteOptions,
     interrupt: Option<&Interrupt>,
 ) -> Result<Assigned, Error> {
-    let lease = crate::lease::take(journal, label).await?;
+    let lease = crate::lease::take(journal, label, interrupt).await?;
     let begun = crate::lease::begin_run(journal, label, lease)?;
     if let Some(interrupt) = interrupt {
         interrupt.start_writing();

@@ -142,11 +142,16 @@ impl Drop for HeldLease<'_> {
 pub(crate) async fn take<'a>(
     journal: &'a dyn Journal,
     label: &RunLabel,
+    interrupt: Option<&crate::Interrupt>,
 ) -> Result<Option<HeldLease<'a>>, Error> {
-    match &label.lease {
-        Some(options) => Ok(Some(acquire(journal, options).await?)),
-        None => Ok(None),
+    let Some(options) = &label.lease else {
+        return Ok(None);
+    };
+    let held = acquire(journal, options).await?;
+    if let Some(interrupt) = interrupt {
+        interrupt.hold(held.lease());
     }
+    Ok(Some(held))
 }
 
 /// A run started in the journal, under the tenant's lease when one is held.

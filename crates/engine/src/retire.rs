@@ -600,7 +600,7 @@ pub async fn run(
     hooks: &RetireHooks<'_>,
 ) -> Result<(RetirePlan, RetireOutcome), crate::Error> {
     // Taken before the read: what references the code is read with no other skillsync writing.
-    let lease = crate::lease::take(journal, label).await?;
+    let lease = crate::lease::take(journal, label, hooks.interrupt).await?;
     let plan = prepare(api, desired, variants, mode)
         .await
         .map_err(|e| crate::Error::ReadTenant(Box::new(e)))?;
@@ -643,7 +643,7 @@ pub async fn retire_journaled(
     interrupt: Option<&crate::Interrupt>,
     progress: RetireProgress<'_>,
 ) -> Result<RetireReport, crate::Error> {
-    let lease = crate::lease::take(journal, label).await?;
+    let lease = crate::lease::take(journal, label, interrupt).await?;
     retire_under(
         api,
         journal,

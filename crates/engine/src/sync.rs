@@ -185,7 +185,7 @@ pub async fn sync(
         ));
     }
     // Taken before the read: the plan is made from a tenant no other skillsync writes to.
-    let lease = crate::lease::take(journal, &options.run).await?;
+    let lease = crate::lease::take(journal, &options.run, hooks.interrupt).await?;
     // Stamped before the read: its definitions listing is then no older than this.
     let live_read_at = Instant::now();
     let live = read_live(api, hooks.reading)

@@ -209,6 +209,9 @@ impl Default for WriteOptions {
 pub struct Interrupt {
     raised: AtomicBool,
     writing: AtomicBool,
+    /// The tenant's lease the command holds, so that a signal that ends the process before
+    /// its first write can give it up instead of leaving it to run out.
+    lease: Mutex<Option<skillsync_store::Lease>>,
 }
 
 impl Interrupt {
@@ -232,6 +235,14 @@ impl Interrupt {
     /// Whether the run has started writing.
     pub fn is_writing(&self) -> bool {
         self.writing.load(Ordering::SeqCst)
+    }
+    /// Notes the tenant's lease the command now holds.
+    pub(crate) fn hold(&self, lease: skillsync_store::Lease) {
+        *self.lease.lock().expect("not poisoned") = Some(lease);
+    }
+    /// The tenant's lease the command holds, if any: to release when it ends abruptly.
+    pub fn held_lease(&self) -> Option<skillsync_store::Lease> {
+        self.lease.lock().expect("not poisoned").clone()
     }
 }
 
