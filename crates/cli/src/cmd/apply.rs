@@ -47,7 +47,8 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         window: if args.now { None } else { config.sync_window() },
     };
     let interrupt = std::sync::Arc::new(Interrupt::new());
-    let _signals = crate::terminal::interrupt_on_signal(interrupt.clone(), config.store_url.clone());
+    let _signals =
+        crate::terminal::interrupt_on_signal(interrupt.clone(), config.store_url.clone());
     let bars = crate::terminal::PhaseBars::new();
     let human = common.output == OutputFormat::Human;
     let confirm = |plan: &Plan| {

@@ -111,7 +111,8 @@ pub async fn run(args: &AssignArgs) -> anyhow::Result<ExitCode> {
     let journal = config.journal()?;
     let interrupt = std::sync::Arc::new(skillsync_engine::Interrupt::new());
     interrupt.start_writing();
-    let _signals = crate::terminal::interrupt_on_signal(interrupt.clone(), config.store_url.clone());
+    let _signals =
+        crate::terminal::interrupt_on_signal(interrupt.clone(), config.store_url.clone());
     let assigned = skillsync_engine::assign(
         api.as_ref(),
         journal.as_ref(),

@@ -57,7 +57,8 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
         ..RetireOptions::default()
     };
     let interrupt = std::sync::Arc::new(skillsync_engine::Interrupt::new());
-    let _signals = crate::terminal::interrupt_on_signal(interrupt.clone(), config.store_url.clone());
+    let _signals =
+        crate::terminal::interrupt_on_signal(interrupt.clone(), config.store_url.clone());
     let reading = spinner("finding what references it");
     let bars = crate::terminal::PhaseBars::new();
     let confirm = |plan: &RetirePlan| {
