@@ -500,7 +500,12 @@ impl Config {
             .secret("tenant.client_id", &self.tenant.client_id)
             .map(|id| id.expose().to_string())
             .unwrap_or_default();
-        format!("{} {client}", self.tenant.api_base.trim_end_matches('/'))
+        // One tenant, one key, however its URL is spelled: the scheme and host lowercased, the
+        // default port dropped, no trailing slash.
+        let base = reqwest::Url::parse(&self.tenant.api_base)
+            .map(|url| url.to_string())
+            .unwrap_or_else(|_| self.tenant.api_base.clone());
+        format!("{} {client}", base.trim_end_matches('/'))
     }
 
     /// The write path's settings.

@@ -112,7 +112,7 @@ pub fn engine_failed(
     error: skillsync_engine::Error,
     context: String,
 ) -> anyhow::Result<std::process::ExitCode> {
-    if let skillsync_engine::Error::LeaseHeld(_) = &error {
+    if let skillsync_engine::Error::LeaseHeld(_) | skillsync_engine::Error::LeaseExpired = &error {
         eprintln!(
             "error: {error}\n  hint: nothing was written; run again when it is done, or pass --wait 5m to wait for it"
         );

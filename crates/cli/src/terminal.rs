@@ -122,15 +122,20 @@ pub fn interrupt_on_signal(
     }))
 }
 
-/// Waits for Ctrl-C or, on Unix, SIGTERM; names it.
+/// Waits for Ctrl-C or, on Unix, SIGTERM or SIGHUP; names it.
 async fn next_signal() -> &'static str {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+        if let (Ok(mut terminate), Ok(mut hangup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => return "interrupted",
                 _ = terminate.recv() => return "terminated",
+                // The terminal went away (a closed window, a dropped SSH session).
+                _ = hangup.recv() => return "hung up",
             }
         }
     }

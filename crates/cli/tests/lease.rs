@@ -108,8 +108,8 @@ async fn with_wait_the_second_apply_runs_after_the_first_and_finds_nothing_to_do
         .unwrap();
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
     assert_eq!(second.status.code(), Some(0), "{}", text(&second));
-    // It planned before it waited; it re-plans nothing, but its writes found the tenant
-    // current: nobody's change is made twice, and no definition is duplicated.
+    // It waited for the lease before reading the tenant: it found nothing left to do, and no
+    // definition is duplicated.
     let document: Value = serde_json::from_slice(&second.stdout).unwrap();
     let applied = &document["applied"];
     assert!(

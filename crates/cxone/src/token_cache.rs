@@ -275,9 +275,17 @@ fn ensure_dir(dir: &Path) -> io::Result<()> {
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
+        // A directory others can read or write is not made private behind its owner's back
+        // (it may be shared on purpose, or be /tmp): no token is kept there.
         let mode = fs::metadata(dir)?.permissions().mode() & 0o777;
-        if mode != 0o700 {
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+        if mode & 0o077 != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} is readable or writable by others (mode {mode:o}); tokens are kept only in a private directory",
+                    dir.display()
+                ),
+            ));
         }
         Ok(())
     }

@@ -1,7 +1,8 @@
-//! One writer per tenant. Every writing command takes the tenant's lease before its run starts
-//! (refusing at once, or waiting up to `wait`), renews it while it writes, and gives it up when
-//! its run ends. A holder that cannot renew stops scheduling writes; the journal refuses the
-//! writes of a run whose lease was taken over (its fencing number is no longer current).
+//! One writer per tenant. Every writing command takes the tenant's lease before it reads the
+//! tenant (refusing at once, or waiting up to `wait`), renews it while it writes, and gives it
+//! up when its run ends. A holder that cannot renew (someone took it over: a higher fencing
+//! number) stops scheduling writes. A request already sent when the lease is lost still
+//! completes and is journaled: fencing here stops new writes, it cannot recall one in flight.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -26,25 +27,35 @@ pub struct LeaseOptions {
     pub wait: Option<Duration>,
 }
 
+/// How often a holder asks the journal whether its lease is still its own.
+const RECHECK_EVERY: Duration = Duration::from_secs(1);
+
 /// A lease this process holds.
 pub(crate) struct HeldLease<'a> {
     journal: &'a dyn Journal,
     lease: Mutex<Lease>,
     ttl: Duration,
+    /// When the journal last confirmed the lease is ours.
+    checked: Mutex<std::time::Instant>,
     /// The run writing under it, once started: its fencing number follows the lease's.
     run: Mutex<Option<RunId>>,
 }
 
 impl HeldLease<'_> {
-    /// Whether the lease is still ours, renewing it once less than half of it is left. Cheap
-    /// when there is time left: called before every write is scheduled.
+    /// Whether the lease is still ours: renewed in the journal at most once a second (and
+    /// whenever less than half of it is left), so a takeover is noticed within about a second
+    /// of scheduling. Called before every write is scheduled.
     pub(crate) fn keep(&self) -> bool {
         let mut lease = self.lease.lock().expect("not poisoned");
         let now = Timestamp::now();
         let half = jiff::SignedDuration::try_from(self.ttl / 2).unwrap_or_default();
-        if lease.expires_at.duration_since(now) > half {
+        let mut checked = self.checked.lock().expect("not poisoned");
+        if lease.expires_at.duration_since(now) > half
+            && checked.elapsed() < RECHECK_EVERY.min(self.ttl / 4)
+        {
             return true;
         }
+        *checked = std::time::Instant::now();
         match self.journal.renew_lease(&lease, self.ttl, now) {
             Ok(Some(expires_at)) => {
                 lease.expires_at = expires_at;
@@ -108,6 +119,7 @@ async fn acquire<'a>(
                     journal,
                     lease: Mutex::new(lease),
                     ttl: options.ttl,
+                    checked: Mutex::new(std::time::Instant::now()),
                     run: Mutex::new(None),
                 });
             }

@@ -55,7 +55,7 @@ pub struct RunLabel {
     pub config_hash: String,
     /// `routing` or `users`.
     pub dialect: String,
-    /// The tenant's lease the run takes before it starts; `None` takes none (tests, benches).
+    /// The tenant's lease the command takes before it reads the tenant; `None` takes none.
     pub lease: Option<crate::LeaseOptions>,
 }
 

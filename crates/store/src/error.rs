@@ -125,19 +125,6 @@ pub enum StoreError {
         source: InvalidValue,
     },
 
-    /// A run's writes were refused: the tenant's lease it wrote under was taken over.
-    #[error(
-        "journal at {path}: the lease on {key} was taken over (this run held fencing number {fence}); no further write of this run is journaled"
-    )]
-    LeaseLost {
-        /// The database path.
-        path: String,
-        /// The lease's key.
-        key: String,
-        /// The run's fencing number.
-        fence: i64,
-    },
-
     /// A call named a run that was never started.
     #[error("journal at {path}: there is no run {run}")]
     UnknownRun {

@@ -442,8 +442,8 @@ pub struct LeaseHolder {
 pub struct Lease {
     /// What it guards: the tenant's API base and client id.
     pub key: String,
-    /// Raised at every acquisition: a run's writes are journaled only while its number is the
-    /// current one, so a holder whose lease was taken over cannot write on.
+    /// Raised at every acquisition: a holder that finds a higher number than its own has lost
+    /// the lease, and the runs record the number they wrote under.
     pub fence: i64,
     /// Who holds it.
     pub holder: LeaseHolder,
@@ -545,8 +545,9 @@ pub trait Journal: Send + Sync {
     /// Gives the lease up (it expires at `now`; its fencing number stays).
     fn release_lease(&self, lease: &Lease, now: Timestamp) -> Result<(), StoreError>;
 
-    /// Records that `run` writes under `lease`: from then on its writes are refused with
-    /// [`StoreError::LeaseLost`] once another holder has taken the lease.
+    /// Records that `run` writes under `lease` (its key and fencing number). Its writes are
+    /// still journaled after the lease is lost: a write that reached the tenant is never left
+    /// out of the journal; the holder stops scheduling writes once it cannot renew.
     fn fence_run(&self, run: RunId, lease: &Lease) -> Result<(), StoreError>;
 }
 
@@ -601,18 +602,40 @@ pub fn open_existing(url: &str) -> Result<Option<Box<dyn Journal>>, StoreError> 
     }
 }
 
-/// The URL with any `user:password@` replaced, for messages: a store URL's password is never
-/// printed or logged.
+/// The URL with any `user:password@` and any `password=` value replaced, for messages: a store
+/// URL's password is never printed or logged. Covers libpq key-value strings
+/// (`host=db password=…`), a password in the query (`?password=…`) and one holding an
+/// unencoded `/`; when in doubt it masks more, never less.
 pub fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
+    let masked = mask_password_values(url);
+    let Some(scheme_end) = masked.find("://") else {
+        return masked;
     };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{}://***@{}", &url[..scheme_end], &rest[at + 1..]),
-        None => url.to_owned(),
+    let rest = &masked[scheme_end + 3..];
+    // The user info ends at the last `@` before the query: a password may hold a `/`.
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{}://***@{}", &masked[..scheme_end], &rest[at + 1..]),
+        None => masked,
     }
+}
+
+/// Every `password=VALUE` (any case) with its value masked, up to a space, `&` or `;`.
+fn mask_password_values(text: &str) -> String {
+    const KEY: &str = "password=";
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut from = 0;
+    while let Some(found) = lower[from..].find(KEY) {
+        let value = from + found + KEY.len();
+        out.push_str(&text[from..value]);
+        out.push_str("***");
+        from = text[value..]
+            .find([' ', '&', ';'])
+            .map_or(text.len(), |end| value + end);
+    }
+    out.push_str(&text[from..]);
+    out
 }
 
 #[cfg(test)]
@@ -628,6 +651,15 @@ mod tests {
         assert_eq!(redact("postgres://db/x"), "postgres://db/x");
         assert_eq!(redact("sqlite://a@b.db"), "sqlite://***@b.db");
         assert_eq!(redact("sqlite:dir/a@b.db"), "sqlite:dir/a@b.db");
+        assert_eq!(
+            redact("host=db user=me password=s3cret dbname=j"),
+            "host=db user=me password=*** dbname=j"
+        );
+        assert_eq!(
+            redact("postgres://db/j?sslmode=require&Password=s3cret"),
+            "postgres://db/j?sslmode=require&Password=***"
+        );
+        assert_eq!(redact("postgres://me:p/w@db/j"), "postgres://***@db/j");
     }
 
     #[test]
