@@ -23,7 +23,7 @@ pub use apply::{
 };
 pub use assign::{AssignRequest, Assigned, assign};
 pub use error::{Error, explain};
-pub use guard::{Refusal, RemovalLimit, check as check_guards, real_removals};
+pub use guard::{Refusal, RemovalLimit};
 pub use lease::LeaseOptions;
 pub use live::{LiveProgress, read_live};
 pub use sync::{
