@@ -184,6 +184,8 @@ pub async fn sync(
             SyncOutcome::OutsideWindow(why),
         ));
     }
+    // The run's requests include the read it was planned from.
+    let requests_before = api.counters().total_requests();
     // Taken before the read: the plan is made from a tenant no other skillsync writes to.
     let lease = crate::lease::take(journal, &options.run, hooks.interrupt).await?;
     // Stamped before the read: its definitions listing is then no older than this.
@@ -241,7 +243,6 @@ pub async fn sync(
         interrupt.start_writing();
     }
     let run = begun.run;
-    let requests_before = api.counters().total_requests();
     let apply_options = ApplyOptions {
         write: WriteOptions {
             write_until: options
