@@ -462,20 +462,23 @@ pub enum Acquired {
     Busy(Lease),
 }
 
-/// The journal of runs, writes and mappings. Every method is one short, synchronous call;
-/// each write method is one transaction.
+/// The journal of runs, writes and mappings, shared by every process (and, on PostgreSQL,
+/// every host) pointed at the same store. Each write method is one transaction. Leases are
+/// timed by the store's own clock (PostgreSQL's `now()`), so hosts whose clocks disagree
+/// still agree on who holds one.
+#[async_trait::async_trait]
 pub trait Journal: Send + Sync {
     /// Records the start of a run and returns its id. Until [`finish_run`](Self::finish_run)
     /// is called the run reads back as [`RunOutcome::Interrupted`].
-    fn start_run(&self, run: &NewRun) -> Result<RunId, StoreError>;
+    async fn start_run(&self, run: &NewRun) -> Result<RunId, StoreError>;
 
     /// Journals a batch of writes in one transaction: all of them or, on error, none.
     /// Fails with [`StoreError::UnknownRun`] if a record names a run that was never started.
-    fn record_writes(&self, writes: &[WriteRecord]) -> Result<(), StoreError>;
+    async fn record_writes(&self, writes: &[WriteRecord]) -> Result<(), StoreError>;
 
     /// Records the end of a run: its outcome, counts and end time. A run can be finished once.
     /// [`RunOutcome::Interrupted`] is for a run stopped by a signal that journals what it did.
-    fn finish_run(
+    async fn finish_run(
         &self,
         run: RunId,
         outcome: RunOutcome,
@@ -485,17 +488,17 @@ pub trait Journal: Send + Sync {
 
     /// The latest `limit` runs, newest first. Runs without an end are
     /// [`RunOutcome::Interrupted`].
-    fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, StoreError>;
+    async fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, StoreError>;
 
     /// One run, or `None` if there is no such run.
-    fn run(&self, id: RunId) -> Result<Option<RunSummary>, StoreError>;
+    async fn run(&self, id: RunId) -> Result<Option<RunSummary>, StoreError>;
 
     /// The writes of one run in the order they were journaled (empty for an unknown run).
-    fn writes(&self, run: RunId) -> Result<Vec<WriteRecord>, StoreError>;
+    async fn writes(&self, run: RunId) -> Result<Vec<WriteRecord>, StoreError>;
 
     /// The newest write (by `at`, then by journal order) to `subject` of kind `target`, of
     /// any status and any run; for `drift`.
-    fn last_write(
+    async fn last_write(
         &self,
         subject: &str,
         target: WriteTarget,
@@ -504,51 +507,50 @@ pub trait Journal: Send + Sync {
     /// The latest `settles_at` over the run's [`WriteStatus::Applied`] writes: when the
     /// routing cache will reflect the whole run; for `verify`. `None` when the run applied no
     /// write with a settle time, or does not exist.
-    fn settles_at(&self, run: RunId) -> Result<Option<Timestamp>, StoreError>;
+    async fn settles_at(&self, run: RunId) -> Result<Option<Timestamp>, StoreError>;
 
     /// Inserts or replaces mappings by (code, locale), in one transaction.
-    fn remember_mappings(&self, mappings: &[Mapping]) -> Result<(), StoreError>;
+    async fn remember_mappings(&self, mappings: &[Mapping]) -> Result<(), StoreError>;
 
     /// Every mapping, ordered by code, then locale.
-    fn mappings(&self) -> Result<Vec<Mapping>, StoreError>;
+    async fn mappings(&self) -> Result<Vec<Mapping>, StoreError>;
 
     /// Records a retirement, replacing any earlier one of the same (code, locale). Fails with
     /// [`StoreError::UnknownRun`] if its run was never started.
-    fn record_retirement(&self, retirement: &Retirement) -> Result<(), StoreError>;
+    async fn record_retirement(&self, retirement: &Retirement) -> Result<(), StoreError>;
 
     /// Every retirement in force, ordered by code, then locale.
-    fn retirements(&self) -> Result<Vec<Retirement>, StoreError>;
+    async fn retirements(&self) -> Result<Vec<Retirement>, StoreError>;
 
     /// Forgets the retirement of (code, locale), so later plans manage it again; true when
     /// there was one.
-    fn forget_retirement(&self, code: &str, locale: &str) -> Result<bool, StoreError>;
+    async fn forget_retirement(&self, code: &str, locale: &str) -> Result<bool, StoreError>;
 
-    /// Takes the lease `key` for `ttl` from `now` unless someone else holds it unexpired; a
-    /// taken lease gets the next fencing number. One transaction: two callers never both win.
-    fn acquire_lease(
+    /// Takes the lease `key` for `ttl` from the store's now unless someone else holds it
+    /// unexpired; a taken lease gets the next fencing number. One transaction: two callers
+    /// never both win.
+    async fn acquire_lease(
         &self,
         key: &str,
         holder: &LeaseHolder,
         ttl: std::time::Duration,
-        now: Timestamp,
     ) -> Result<Acquired, StoreError>;
 
-    /// Extends the lease to `now + ttl` if it is still ours (same fencing number, not expired);
-    /// the new expiry, or `None` when it was lost.
-    fn renew_lease(
+    /// Extends the lease to the store's now + `ttl` if it is still ours (same fencing number,
+    /// not expired); the new expiry, or `None` when it was lost.
+    async fn renew_lease(
         &self,
         lease: &Lease,
         ttl: std::time::Duration,
-        now: Timestamp,
     ) -> Result<Option<Timestamp>, StoreError>;
 
-    /// Gives the lease up (it expires at `now`; its fencing number stays).
-    fn release_lease(&self, lease: &Lease, now: Timestamp) -> Result<(), StoreError>;
+    /// Gives the lease up (it expires now; its fencing number stays).
+    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError>;
 
     /// Records that `run` writes under `lease` (its key and fencing number). Its writes are
     /// still journaled after the lease is lost: a write that reached the tenant is never left
     /// out of the journal; the holder stops scheduling writes once it cannot renew.
-    fn fence_run(&self, run: RunId, lease: &Lease) -> Result<(), StoreError>;
+    async fn fence_run(&self, run: RunId, lease: &Lease) -> Result<(), StoreError>;
 }
 
 /// Opens the journal a `[store] url` names:

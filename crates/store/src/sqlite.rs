@@ -615,292 +615,10 @@ impl SqliteStore {
     }
 }
 
-impl Journal for SqliteStore {
-    fn start_run(&self, run: &NewRun) -> Result<RunId, StoreError> {
-        self.write_tx("record the start of a run", |tx| {
-            tx.execute(
-                "INSERT INTO runs (command, config_hash, dialect, started_at) VALUES (?1, ?2, ?3, ?4)",
-                params![run.command, run.config_hash, run.dialect, ts(run.started_at)],
-            )?;
-            Ok(RunId(tx.last_insert_rowid()))
-        })
-    }
-
-    fn record_writes(&self, writes: &[WriteRecord]) -> Result<(), StoreError> {
-        if writes.is_empty() {
-            return Ok(());
-        }
-        let action = format!("record {} write(s)", writes.len());
-        self.write_tx(&action, |tx| {
-            let mut runs: Vec<i64> = writes.iter().map(|w| w.run.0).collect();
-            runs.sort_unstable();
-            runs.dedup();
-            {
-                let mut exists = tx.prepare_cached("SELECT 1 FROM runs WHERE id = ?1")?;
-                for run in runs {
-                    if !exists.exists([run])? {
-                        return Err(self.unknown_run(run));
-                    }
-                }
-            }
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO writes
-                     (run_id, target, subject, before_json, after_json, status, detail, at, settles_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
-            for w in writes {
-                insert.execute(params![
-                    w.run.0,
-                    w.target.as_str(),
-                    w.subject,
-                    to_json(&w.before),
-                    to_json(&w.after),
-                    w.status.as_str(),
-                    w.detail,
-                    ts(w.at),
-                    w.settles_at.map(ts),
-                ])?;
-            }
-            Ok(())
-        })
-    }
-
-    fn finish_run(
-        &self,
-        run: RunId,
-        outcome: RunOutcome,
-        counts: &RunCounts,
-        ended_at: Timestamp,
-    ) -> Result<(), StoreError> {
-        let counts = to_json(counts);
-        self.write_tx(&format!("record the end of run {run}"), |tx| {
-            let ended: Option<Option<String>> = tx
-                .query_row("SELECT ended_at FROM runs WHERE id = ?1", [run.0], |row| {
-                    row.get(0)
-                })
-                .optional()?;
-            match ended {
-                None => return Err(self.unknown_run(run.0)),
-                Some(Some(_)) => {
-                    return Err(TxError::Store(StoreError::AlreadyFinished {
-                        path: self.path.clone(),
-                        run: run.0,
-                    }));
-                }
-                Some(None) => {}
-            }
-            tx.execute(
-                "UPDATE runs SET ended_at = ?2, outcome = ?3, counts_json = ?4 WHERE id = ?1",
-                params![run.0, ts(ended_at), outcome.as_str(), counts],
-            )?;
-            Ok(())
-        })
-    }
-
-    fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, StoreError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.select_runs("ORDER BY r.id DESC LIMIT ?1", limit, "list runs")
-    }
-
-    fn run(&self, id: RunId) -> Result<Option<RunSummary>, StoreError> {
-        let mut runs = self.select_runs("WHERE r.id = ?1", id.0, &format!("read run {id}"))?;
-        Ok(runs.pop())
-    }
-
-    fn writes(&self, run: RunId) -> Result<Vec<WriteRecord>, StoreError> {
-        self.select_writes(
-            "WHERE run_id = ?1 ORDER BY id",
-            [run.0],
-            &format!("read the writes of run {run}"),
-        )
-    }
-
-    fn last_write(
-        &self,
-        subject: &str,
-        target: WriteTarget,
-    ) -> Result<Option<WriteRecord>, StoreError> {
-        let mut found = self.select_writes(
-            "WHERE subject = ?1 AND target = ?2 ORDER BY at DESC, id DESC LIMIT 1",
-            params![subject, target.as_str()],
-            &format!("read the last {target} write to {subject}"),
-        )?;
-        Ok(found.pop())
-    }
-
-    fn settles_at(&self, run: RunId) -> Result<Option<Timestamp>, StoreError> {
-        let conn = self.conn.lock();
-        let text: Option<String> = conn
-            .query_row(
-                "SELECT MAX(settles_at) FROM writes WHERE run_id = ?1 AND status = 'applied'",
-                [run.0],
-                |row| row.get(0),
-            )
-            .map_err(self.query_err(format!("read when run {run} settles")))?;
-        drop(conn);
-        self.opt_timestamp("writes.settles_at", text)
-    }
-
-    fn remember_mappings(&self, mappings: &[Mapping]) -> Result<(), StoreError> {
-        if mappings.is_empty() {
-            return Ok(());
-        }
-        let action = format!("remember {} mapping(s)", mappings.len());
-        self.write_tx(&action, |tx| {
-            let mut upsert = tx.prepare_cached(
-                "INSERT INTO mappings (code, locale, kind, definition_id, seen_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (code, locale) DO UPDATE SET
-                     kind = excluded.kind,
-                     definition_id = excluded.definition_id,
-                     seen_at = excluded.seen_at",
-            )?;
-            for m in mappings {
-                upsert.execute(params![
-                    m.code,
-                    m.locale,
-                    m.kind,
-                    m.definition_id,
-                    ts(m.seen_at)
-                ])?;
-            }
-            Ok(())
-        })
-    }
-
-    fn mappings(&self) -> Result<Vec<Mapping>, StoreError> {
-        let conn = self.conn.lock();
-        let raws = (|| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT code, locale, kind, definition_id, seen_at FROM mappings
-                 ORDER BY code, locale",
-            )?;
-            let rows = stmt.query_map([], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, String>(3)?,
-                    row.get::<_, String>(4)?,
-                ))
-            })?;
-            rows.collect::<Result<Vec<_>, _>>()
-        })()
-        .map_err(self.query_err("read the mappings"))?;
-        drop(conn);
-        raws.into_iter()
-            .map(|(code, locale, kind, definition_id, seen_at)| {
-                Ok(Mapping {
-                    seen_at: self.timestamp("mappings.seen_at", &seen_at)?,
-                    code,
-                    locale,
-                    kind,
-                    definition_id,
-                })
-            })
-            .collect()
-    }
-
-    fn record_retirement(&self, retirement: &Retirement) -> Result<(), StoreError> {
-        let action = format!(
-            "record the retirement of {} ({})",
-            retirement.code, retirement.locale
-        );
-        let ids = to_json(&retirement.definition_ids);
-        self.write_tx(&action, |tx| {
-            let started: bool = tx
-                .prepare_cached("SELECT 1 FROM runs WHERE id = ?1")?
-                .exists([retirement.run.0])?;
-            if !started {
-                return Err(self.unknown_run(retirement.run.0));
-            }
-            tx.execute(
-                "INSERT INTO retirements
-                     (code, locale, kind, name, mode, definition_ids_json, run_id, retired_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (code, locale) DO UPDATE SET
-                     kind = excluded.kind,
-                     name = excluded.name,
-                     mode = excluded.mode,
-                     definition_ids_json = excluded.definition_ids_json,
-                     run_id = excluded.run_id,
-                     retired_at = excluded.retired_at",
-                params![
-                    retirement.code,
-                    retirement.locale,
-                    retirement.kind,
-                    retirement.name,
-                    retirement.mode.as_str(),
-                    ids,
-                    retirement.run.0,
-                    ts(retirement.retired_at),
-                ],
-            )?;
-            Ok(())
-        })
-    }
-
-    fn retirements(&self) -> Result<Vec<Retirement>, StoreError> {
-        type Row = (String, String, String, String, String, String, i64, String);
-        let conn = self.conn.lock();
-        let raws: Vec<Row> = (|| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT code, locale, kind, name, mode, definition_ids_json, run_id, retired_at
-                 FROM retirements ORDER BY code, locale",
-            )?;
-            let rows = stmt.query_map([], |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                    row.get(5)?,
-                    row.get(6)?,
-                    row.get(7)?,
-                ))
-            })?;
-            rows.collect::<Result<Vec<_>, _>>()
-        })()
-        .map_err(self.query_err("read the retirements"))?;
-        drop(conn);
-        raws.into_iter()
-            .map(|(code, locale, kind, name, mode, ids, run, at)| {
-                let mode = RetirementMode::parse(&mode)
-                    .ok_or_else(|| self.unexpected("retirements.mode", &mode, "soft or hard"))?;
-                let definition_ids: Vec<String> = serde_json::from_str(&ids).map_err(|e| {
-                    self.corrupt(
-                        "retirements.definition_ids_json",
-                        &ids,
-                        InvalidValue::Json(e),
-                    )
-                })?;
-                Ok(Retirement {
-                    retired_at: self.timestamp("retirements.retired_at", &at)?,
-                    code,
-                    locale,
-                    kind,
-                    name,
-                    mode,
-                    definition_ids,
-                    run: RunId(run),
-                })
-            })
-            .collect()
-    }
-
-    fn forget_retirement(&self, code: &str, locale: &str) -> Result<bool, StoreError> {
-        let action = format!("forget the retirement of {code} ({locale})");
-        self.write_tx(&action, |tx| {
-            let removed = tx.execute(
-                "DELETE FROM retirements WHERE code = ?1 AND locale = ?2",
-                params![code, locale],
-            )?;
-            Ok(removed > 0)
-        })
-    }
-
-    fn acquire_lease(
+/// Leases by an explicit clock: one host's SQLite file has one clock, the machine's.
+impl SqliteStore {
+    /// [`Journal::acquire_lease`] at `now` by the caller's clock (tests move it).
+    pub fn acquire_lease_at(
         &self,
         key: &str,
         holder: &LeaseHolder,
@@ -978,7 +696,8 @@ impl Journal for SqliteStore {
         })
     }
 
-    fn renew_lease(
+    /// [`Journal::renew_lease`] at `now` by the caller's clock.
+    pub fn renew_lease_at(
         &self,
         lease: &Lease,
         ttl: std::time::Duration,
@@ -997,7 +716,8 @@ impl Journal for SqliteStore {
         })
     }
 
-    fn release_lease(&self, lease: &Lease, now: Timestamp) -> Result<(), StoreError> {
+    /// [`Journal::release_lease`] at `now` by the caller's clock.
+    pub fn release_lease_at(&self, lease: &Lease, now: Timestamp) -> Result<(), StoreError> {
         self.write_tx("release the tenant's lease", |tx| {
             // Expired, not deleted: the fencing number must keep rising.
             tx.execute(
@@ -1007,8 +727,316 @@ impl Journal for SqliteStore {
             Ok(())
         })
     }
+}
 
-    fn fence_run(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
+#[async_trait::async_trait]
+impl Journal for SqliteStore {
+    async fn start_run(&self, run: &NewRun) -> Result<RunId, StoreError> {
+        self.write_tx("record the start of a run", |tx| {
+            tx.execute(
+                "INSERT INTO runs (command, config_hash, dialect, started_at) VALUES (?1, ?2, ?3, ?4)",
+                params![run.command, run.config_hash, run.dialect, ts(run.started_at)],
+            )?;
+            Ok(RunId(tx.last_insert_rowid()))
+        })
+    }
+
+    async fn record_writes(&self, writes: &[WriteRecord]) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let action = format!("record {} write(s)", writes.len());
+        self.write_tx(&action, |tx| {
+            let mut runs: Vec<i64> = writes.iter().map(|w| w.run.0).collect();
+            runs.sort_unstable();
+            runs.dedup();
+            {
+                let mut exists = tx.prepare_cached("SELECT 1 FROM runs WHERE id = ?1")?;
+                for run in runs {
+                    if !exists.exists([run])? {
+                        return Err(self.unknown_run(run));
+                    }
+                }
+            }
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO writes
+                     (run_id, target, subject, before_json, after_json, status, detail, at, settles_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for w in writes {
+                insert.execute(params![
+                    w.run.0,
+                    w.target.as_str(),
+                    w.subject,
+                    to_json(&w.before),
+                    to_json(&w.after),
+                    w.status.as_str(),
+                    w.detail,
+                    ts(w.at),
+                    w.settles_at.map(ts),
+                ])?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn finish_run(
+        &self,
+        run: RunId,
+        outcome: RunOutcome,
+        counts: &RunCounts,
+        ended_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let counts = to_json(counts);
+        self.write_tx(&format!("record the end of run {run}"), |tx| {
+            let ended: Option<Option<String>> = tx
+                .query_row("SELECT ended_at FROM runs WHERE id = ?1", [run.0], |row| {
+                    row.get(0)
+                })
+                .optional()?;
+            match ended {
+                None => return Err(self.unknown_run(run.0)),
+                Some(Some(_)) => {
+                    return Err(TxError::Store(StoreError::AlreadyFinished {
+                        path: self.path.clone(),
+                        run: run.0,
+                    }));
+                }
+                Some(None) => {}
+            }
+            tx.execute(
+                "UPDATE runs SET ended_at = ?2, outcome = ?3, counts_json = ?4 WHERE id = ?1",
+                params![run.0, ts(ended_at), outcome.as_str(), counts],
+            )?;
+            Ok(())
+        })
+    }
+
+    async fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.select_runs("ORDER BY r.id DESC LIMIT ?1", limit, "list runs")
+    }
+
+    async fn run(&self, id: RunId) -> Result<Option<RunSummary>, StoreError> {
+        let mut runs = self.select_runs("WHERE r.id = ?1", id.0, &format!("read run {id}"))?;
+        Ok(runs.pop())
+    }
+
+    async fn writes(&self, run: RunId) -> Result<Vec<WriteRecord>, StoreError> {
+        self.select_writes(
+            "WHERE run_id = ?1 ORDER BY id",
+            [run.0],
+            &format!("read the writes of run {run}"),
+        )
+    }
+
+    async fn last_write(
+        &self,
+        subject: &str,
+        target: WriteTarget,
+    ) -> Result<Option<WriteRecord>, StoreError> {
+        let mut found = self.select_writes(
+            "WHERE subject = ?1 AND target = ?2 ORDER BY at DESC, id DESC LIMIT 1",
+            params![subject, target.as_str()],
+            &format!("read the last {target} write to {subject}"),
+        )?;
+        Ok(found.pop())
+    }
+
+    async fn settles_at(&self, run: RunId) -> Result<Option<Timestamp>, StoreError> {
+        let conn = self.conn.lock();
+        let text: Option<String> = conn
+            .query_row(
+                "SELECT MAX(settles_at) FROM writes WHERE run_id = ?1 AND status = 'applied'",
+                [run.0],
+                |row| row.get(0),
+            )
+            .map_err(self.query_err(format!("read when run {run} settles")))?;
+        drop(conn);
+        self.opt_timestamp("writes.settles_at", text)
+    }
+
+    async fn remember_mappings(&self, mappings: &[Mapping]) -> Result<(), StoreError> {
+        if mappings.is_empty() {
+            return Ok(());
+        }
+        let action = format!("remember {} mapping(s)", mappings.len());
+        self.write_tx(&action, |tx| {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO mappings (code, locale, kind, definition_id, seen_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (code, locale) DO UPDATE SET
+                     kind = excluded.kind,
+                     definition_id = excluded.definition_id,
+                     seen_at = excluded.seen_at",
+            )?;
+            for m in mappings {
+                upsert.execute(params![
+                    m.code,
+                    m.locale,
+                    m.kind,
+                    m.definition_id,
+                    ts(m.seen_at)
+                ])?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn mappings(&self) -> Result<Vec<Mapping>, StoreError> {
+        let conn = self.conn.lock();
+        let raws = (|| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT code, locale, kind, definition_id, seen_at FROM mappings
+                 ORDER BY code, locale",
+            )?;
+            let rows = stmt.query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, String>(3)?,
+                    row.get::<_, String>(4)?,
+                ))
+            })?;
+            rows.collect::<Result<Vec<_>, _>>()
+        })()
+        .map_err(self.query_err("read the mappings"))?;
+        drop(conn);
+        raws.into_iter()
+            .map(|(code, locale, kind, definition_id, seen_at)| {
+                Ok(Mapping {
+                    seen_at: self.timestamp("mappings.seen_at", &seen_at)?,
+                    code,
+                    locale,
+                    kind,
+                    definition_id,
+                })
+            })
+            .collect()
+    }
+
+    async fn record_retirement(&self, retirement: &Retirement) -> Result<(), StoreError> {
+        let action = format!(
+            "record the retirement of {} ({})",
+            retirement.code, retirement.locale
+        );
+        let ids = to_json(&retirement.definition_ids);
+        self.write_tx(&action, |tx| {
+            let started: bool = tx
+                .prepare_cached("SELECT 1 FROM runs WHERE id = ?1")?
+                .exists([retirement.run.0])?;
+            if !started {
+                return Err(self.unknown_run(retirement.run.0));
+            }
+            tx.execute(
+                "INSERT INTO retirements
+                     (code, locale, kind, name, mode, definition_ids_json, run_id, retired_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (code, locale) DO UPDATE SET
+                     kind = excluded.kind,
+                     name = excluded.name,
+                     mode = excluded.mode,
+                     definition_ids_json = excluded.definition_ids_json,
+                     run_id = excluded.run_id,
+                     retired_at = excluded.retired_at",
+                params![
+                    retirement.code,
+                    retirement.locale,
+                    retirement.kind,
+                    retirement.name,
+                    retirement.mode.as_str(),
+                    ids,
+                    retirement.run.0,
+                    ts(retirement.retired_at),
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    async fn retirements(&self) -> Result<Vec<Retirement>, StoreError> {
+        type Row = (String, String, String, String, String, String, i64, String);
+        let conn = self.conn.lock();
+        let raws: Vec<Row> = (|| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT code, locale, kind, name, mode, definition_ids_json, run_id, retired_at
+                 FROM retirements ORDER BY code, locale",
+            )?;
+            let rows = stmt.query_map([], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                    row.get(5)?,
+                    row.get(6)?,
+                    row.get(7)?,
+                ))
+            })?;
+            rows.collect::<Result<Vec<_>, _>>()
+        })()
+        .map_err(self.query_err("read the retirements"))?;
+        drop(conn);
+        raws.into_iter()
+            .map(|(code, locale, kind, name, mode, ids, run, at)| {
+                let mode = RetirementMode::parse(&mode)
+                    .ok_or_else(|| self.unexpected("retirements.mode", &mode, "soft or hard"))?;
+                let definition_ids: Vec<String> = serde_json::from_str(&ids).map_err(|e| {
+                    self.corrupt(
+                        "retirements.definition_ids_json",
+                        &ids,
+                        InvalidValue::Json(e),
+                    )
+                })?;
+                Ok(Retirement {
+                    retired_at: self.timestamp("retirements.retired_at", &at)?,
+                    code,
+                    locale,
+                    kind,
+                    name,
+                    mode,
+                    definition_ids,
+                    run: RunId(run),
+                })
+            })
+            .collect()
+    }
+
+    async fn forget_retirement(&self, code: &str, locale: &str) -> Result<bool, StoreError> {
+        let action = format!("forget the retirement of {code} ({locale})");
+        self.write_tx(&action, |tx| {
+            let removed = tx.execute(
+                "DELETE FROM retirements WHERE code = ?1 AND locale = ?2",
+                params![code, locale],
+            )?;
+            Ok(removed > 0)
+        })
+    }
+
+    async fn acquire_lease(
+        &self,
+        key: &str,
+        holder: &LeaseHolder,
+        ttl: std::time::Duration,
+    ) -> Result<Acquired, StoreError> {
+        self.acquire_lease_at(key, holder, ttl, Timestamp::now())
+    }
+
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        self.renew_lease_at(lease, ttl, Timestamp::now())
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.release_lease_at(lease, Timestamp::now())
+    }
+
+    async fn fence_run(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
         self.write_tx("record the run's lease", |tx| {
             let updated = tx.execute(
                 "UPDATE runs SET lease_key = ?1, fence = ?2 WHERE id = ?3",
