@@ -563,7 +563,7 @@ pub trait Journal: Send + Sync {
 ///
 /// Anything else is [`StoreError::InvalidUrl`]. Error messages never repeat a password the
 /// URL may carry.
-pub fn open(url: &str) -> Result<Box<dyn Journal>, StoreError> {
+pub async fn open(url: &str) -> Result<Box<dyn Journal>, StoreError> {
     let trimmed = url.trim();
     if trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://") {
         return Err(StoreError::Unsupported {
@@ -592,7 +592,7 @@ pub fn open(url: &str) -> Result<Box<dyn Journal>, StoreError> {
 
 /// Opens the journal at `url` only if it already exists: `None` for an SQLite file that is not
 /// there yet, so that read-only commands never create one.
-pub fn open_existing(url: &str) -> Result<Option<Box<dyn Journal>>, StoreError> {
+pub async fn open_existing(url: &str) -> Result<Option<Box<dyn Journal>>, StoreError> {
     let trimmed = url.trim();
     let file = trimmed
         .strip_prefix("sqlite://")
@@ -600,7 +600,7 @@ pub fn open_existing(url: &str) -> Result<Option<Box<dyn Journal>>, StoreError> 
         .filter(|path| !path.is_empty() && !path.starts_with(':'));
     match file {
         Some(path) if !std::path::Path::new(path).exists() => Ok(None),
-        _ => open(url).map(Some),
+        _ => open(url).await.map(Some),
     }
 }
 
