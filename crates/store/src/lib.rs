@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 
 mod error;
+mod row;
 mod sqlite;
 
 use std::fmt;
@@ -664,24 +665,24 @@ mod tests {
         assert_eq!(redact("postgres://me:p/w@db/j"), "postgres://***@db/j");
     }
 
-    #[test]
-    fn a_journal_that_does_not_exist_is_not_created_by_open_existing() {
+    #[tokio::test]
+    async fn a_journal_that_does_not_exist_is_not_created_by_open_existing() {
         let dir =
             std::env::temp_dir().join(format!("skillsync-open-existing-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("journal.db");
         let url = format!("sqlite://{}", path.display());
-        assert!(open_existing(&url).unwrap().is_none());
+        assert!(open_existing(&url).await.unwrap().is_none());
         assert!(!path.exists(), "nothing was created");
-        drop(open(&url).unwrap());
-        assert!(open_existing(&url).unwrap().is_some());
+        drop(open(&url).await.unwrap());
+        assert!(open_existing(&url).await.unwrap().is_some());
         std::fs::remove_dir_all(&dir).ok();
     }
 
-    #[test]
-    fn unknown_schemes_and_empty_paths_are_invalid() {
+    #[tokio::test]
+    async fn unknown_schemes_and_empty_paths_are_invalid() {
         for url in ["mysql://x/y", "skillsync.db", "sqlite://", "sqlite:"] {
-            let err = open(url).err().expect(url);
+            let err = open(url).await.err().expect(url);
             assert!(matches!(err, StoreError::InvalidUrl { .. }), "{url}: {err}");
             assert!(err.to_string().contains("[store] url"), "{err}");
         }

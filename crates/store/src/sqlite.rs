@@ -13,16 +13,9 @@
 //! rebuilt: new table, copy, drop, rename); `PRAGMA foreign_key_check` must pass before the
 //! transaction commits, and foreign keys are back on afterwards.
 //!
-//! Timestamps are stored as RFC 3339 text in UTC with exactly nine fractional digits
-//! (`2025-01-02T03:04:05.000000000Z`), so that text order is time order and `MAX`/`ORDER BY`
-//! work on them.
-//!
-//! [`Snapshot`]s (`writes.before_json`, `writes.after_json`) and [`RunCounts`]
-//! (`runs.counts_json`) are stored as their serde JSON text. Rows written before the journal was
-//! typed hold arbitrary JSON: a snapshot that is valid JSON but not a [`Snapshot`] reads back as
-//! [`Snapshot::Legacy`], and counts are read leniently (unknown fields ignored, fields of the
-//! wrong type dropped, an old `error` text kept as `stopped`; counts that are not an object read
-//! as `None`). Only text that is not JSON at all is [`StoreError::Corrupt`].
+//! Values are stored in the text forms [`crate::row`] describes (and decodes, for every
+//! backend). Calls block on the file for as long as a statement takes: the journal's calls are
+//! short, so async callers call them directly.
 
 use std::path::Path;
 use std::time::Duration;
@@ -30,13 +23,14 @@ use std::time::Duration;
 use jiff::Timestamp;
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use serde::Deserialize;
-use serde_json::Value;
 
+use crate::row::{
+    self, Columns, LEASE_COLUMNS, MAPPINGS_SELECT, RETIREMENTS_SELECT, RUN_SELECT, RawLease,
+    RawMapping, RawRetirement, RawRun, RawWrite, WRITE_SELECT, to_json, ts,
+};
 use crate::{
-    Acquired, InvalidValue, Journal, Lease, LeaseHolder, Mapping, NewRun, Retirement,
-    RetirementMode, RunCounts, RunId, RunOutcome, RunSummary, Snapshot, StoreError, WriteRecord,
-    WriteStatus, WriteTarget,
+    Acquired, Journal, Lease, LeaseHolder, Mapping, NewRun, Retirement, RunCounts, RunId,
+    RunOutcome, RunSummary, StoreError, WriteRecord, WriteTarget,
 };
 
 /// How long a call waits for another process holding the database lock.
@@ -152,20 +146,6 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE runs ADD COLUMN fence INTEGER;",
 ];
 
-/// The columns of a [`RunSummary`], with the write count and settle time computed.
-const RUN_SELECT: &str =
-    "SELECT r.id, r.command, r.config_hash, r.dialect, r.started_at, r.ended_at,
-            r.outcome, r.counts_json,
-            (SELECT COUNT(*) FROM writes w WHERE w.run_id = r.id),
-            (SELECT MAX(w.settles_at) FROM writes w
-              WHERE w.run_id = r.id AND w.status = 'applied')
-     FROM runs r";
-
-/// The columns of a [`WriteRecord`].
-const WRITE_SELECT: &str =
-    "SELECT run_id, target, subject, before_json, after_json, status, detail, at, settles_at
-     FROM writes";
-
 /// The journal in a SQLite database file (or in memory).
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -178,6 +158,22 @@ impl std::fmt::Debug for SqliteStore {
         f.debug_struct("SqliteStore")
             .field("path", &self.path)
             .finish_non_exhaustive()
+    }
+}
+
+impl Columns for rusqlite::Row<'_> {
+    type Error = rusqlite::Error;
+
+    fn text(&self, index: usize) -> rusqlite::Result<String> {
+        self.get(index)
+    }
+
+    fn opt_text(&self, index: usize) -> rusqlite::Result<Option<String>> {
+        self.get(index)
+    }
+
+    fn int(&self, index: usize) -> rusqlite::Result<i64> {
+        self.get(index)
     }
 }
 
@@ -227,102 +223,27 @@ impl SqliteStore {
         }
     }
 
-    fn corrupt(&self, what: &'static str, value: &str, source: InvalidValue) -> StoreError {
-        StoreError::Corrupt {
-            path: self.path.clone(),
-            what,
-            value: value.to_owned(),
-            source,
-        }
-    }
-
-    fn unexpected(&self, what: &'static str, value: &str, expected: &'static str) -> StoreError {
-        self.corrupt(what, value, InvalidValue::Unexpected { expected })
-    }
-
-    fn timestamp(&self, what: &'static str, text: &str) -> Result<Timestamp, StoreError> {
-        text.parse()
-            .map_err(|e| self.corrupt(what, text, InvalidValue::Timestamp(e)))
-    }
-
-    fn opt_timestamp(
+    /// The rows `sql` selects with `params`, each read by `read` and then decoded outside the
+    /// lock by `decode`.
+    fn select<R, T>(
         &self,
-        what: &'static str,
-        text: Option<String>,
-    ) -> Result<Option<Timestamp>, StoreError> {
-        text.map(|t| self.timestamp(what, &t)).transpose()
-    }
-
-    fn json(&self, what: &'static str, text: &str) -> Result<Value, StoreError> {
-        serde_json::from_str(text).map_err(|e| self.corrupt(what, text, InvalidValue::Json(e)))
-    }
-
-    /// A stored snapshot; valid JSON that is not a [`Snapshot`] (written before the journal
-    /// was typed) is [`Snapshot::Legacy`].
-    fn snapshot(&self, what: &'static str, text: &str) -> Result<Snapshot, StoreError> {
-        if let Ok(snapshot) = serde_json::from_str(text) {
-            return Ok(snapshot);
-        }
-        let value = self.json(what, text)?;
-        Ok(Snapshot::deserialize(&value).unwrap_or(Snapshot::Legacy { value }))
-    }
-
-    fn decode_run(&self, raw: RawRun) -> Result<RunSummary, StoreError> {
-        let outcome = match raw.outcome.as_deref() {
-            None => RunOutcome::Interrupted,
-            Some("succeeded") => RunOutcome::Succeeded,
-            Some("failed") => RunOutcome::Failed,
-            Some("refused") => RunOutcome::Refused,
-            Some("interrupted") => RunOutcome::Interrupted,
-            Some(other) => {
-                return Err(self.unexpected(
-                    "runs.outcome",
-                    other,
-                    "succeeded, failed, refused or interrupted",
-                ));
-            }
-        };
-        Ok(RunSummary {
-            id: RunId(raw.id),
-            command: raw.command,
-            config_hash: raw.config_hash,
-            dialect: raw.dialect,
-            started_at: self.timestamp("runs.started_at", &raw.started_at)?,
-            ended_at: self.opt_timestamp("runs.ended_at", raw.ended_at)?,
-            outcome,
-            counts: match raw.counts {
-                Some(text) => counts(self.json("runs.counts_json", &text)?),
-                None => None,
-            },
-            writes: u64::try_from(raw.writes).unwrap_or(0),
-            settles_at: self.opt_timestamp("writes.settles_at", raw.settles_at)?,
-        })
-    }
-
-    fn decode_write(&self, raw: RawWrite) -> Result<WriteRecord, StoreError> {
-        Ok(WriteRecord {
-            run: RunId(raw.run),
-            target: WriteTarget::parse(&raw.target).ok_or_else(|| {
-                self.unexpected(
-                    "writes.target",
-                    &raw.target,
-                    "user_skills, user_proficiencies, definition or profile",
-                )
-            })?,
-            subject: raw.subject,
-            before: self.snapshot("writes.before_json", &raw.before)?,
-            after: self.snapshot("writes.after_json", &raw.after)?,
-            status: WriteStatus::parse(&raw.status).ok_or_else(|| {
-                self.unexpected(
-                    "writes.status",
-                    &raw.status,
-                    "applied, conflict, failed or unknown",
-                )
-            })?,
-            detail: raw.detail,
-            at: self.timestamp("writes.at", &raw.at)?,
-            settles_at: self.opt_timestamp("writes.settles_at", raw.settles_at)?,
-        })
+        sql: &str,
+        params: impl rusqlite::Params,
+        read: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<R>,
+        decode: fn(R, &str) -> Result<T, StoreError>,
+        action: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        let conn = self.conn.lock();
+        let raws = (|| {
+            let mut stmt = conn.prepare_cached(sql)?;
+            let rows = stmt.query_map(params, read)?;
+            rows.collect::<Result<Vec<_>, _>>()
+        })()
+        .map_err(self.query_err(action))?;
+        drop(conn);
+        raws.into_iter()
+            .map(|raw| decode(raw, &self.path))
+            .collect()
     }
 
     fn select_runs(
@@ -331,15 +252,14 @@ impl SqliteStore {
         param: i64,
         action: &str,
     ) -> Result<Vec<RunSummary>, StoreError> {
-        let conn = self.conn.lock();
-        let raws = (|| {
-            let mut stmt = conn.prepare_cached(&format!("{RUN_SELECT} {tail}"))?;
-            let rows = stmt.query_map([param], RawRun::from_row)?;
-            rows.collect::<Result<Vec<_>, _>>()
-        })()
-        .map_err(self.query_err(action))?;
-        drop(conn);
-        raws.into_iter().map(|raw| self.decode_run(raw)).collect()
+        let sql = format!("{RUN_SELECT} {tail}");
+        self.select(
+            &sql,
+            [param],
+            |row| RawRun::read(row),
+            RawRun::decode,
+            action,
+        )
     }
 
     fn select_writes(
@@ -348,15 +268,14 @@ impl SqliteStore {
         params: impl rusqlite::Params,
         action: &str,
     ) -> Result<Vec<WriteRecord>, StoreError> {
-        let conn = self.conn.lock();
-        let raws = (|| {
-            let mut stmt = conn.prepare_cached(&format!("{WRITE_SELECT} {tail}"))?;
-            let rows = stmt.query_map(params, RawWrite::from_row)?;
-            rows.collect::<Result<Vec<_>, _>>()
-        })()
-        .map_err(self.query_err(action))?;
-        drop(conn);
-        raws.into_iter().map(|raw| self.decode_write(raw)).collect()
+        let sql = format!("{WRITE_SELECT} {tail}");
+        self.select(
+            &sql,
+            params,
+            |row| RawWrite::read(row),
+            RawWrite::decode,
+            action,
+        )
     }
 }
 
@@ -480,101 +399,6 @@ fn migrate_in_transaction(
     })
 }
 
-/// Counts as stored, read leniently: see the module documentation.
-fn counts(value: Value) -> Option<RunCounts> {
-    let Value::Object(mut fields) = value else {
-        return None;
-    };
-    // Before the journal was typed, a failed run's counts carried its reason as `error` (null,
-    // from retire, when there was none; dropped, as any unknown field would be).
-    if !fields.contains_key("stopped")
-        && let Some(error @ Value::String(_)) = fields.remove("error")
-    {
-        fields.insert("stopped".to_owned(), error);
-    }
-    if let Ok(counts) = RunCounts::deserialize(&Value::Object(fields.clone())) {
-        return Some(counts);
-    }
-    // Some field has the wrong type: keep the fields that read on their own.
-    let readable: serde_json::Map<String, Value> = fields
-        .into_iter()
-        .filter(|(name, value)| {
-            let one = serde_json::Map::from_iter([(name.clone(), value.clone())]);
-            RunCounts::deserialize(&Value::Object(one)).is_ok()
-        })
-        .collect();
-    Some(RunCounts::deserialize(&Value::Object(readable)).unwrap_or_default())
-}
-
-/// A value as stored: its serde JSON text.
-fn to_json(value: &impl serde::Serialize) -> String {
-    // Cannot fail: the journal's types have string map keys and no custom serializers.
-    serde_json::to_string(value).expect("journal values serialize to JSON")
-}
-
-/// A timestamp as stored: UTC, nine fractional digits, so text order is time order.
-fn ts(t: Timestamp) -> String {
-    format!("{t:.9}")
-}
-
-struct RawRun {
-    id: i64,
-    command: String,
-    config_hash: String,
-    dialect: String,
-    started_at: String,
-    ended_at: Option<String>,
-    outcome: Option<String>,
-    counts: Option<String>,
-    writes: i64,
-    settles_at: Option<String>,
-}
-
-impl RawRun {
-    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(RawRun {
-            id: row.get(0)?,
-            command: row.get(1)?,
-            config_hash: row.get(2)?,
-            dialect: row.get(3)?,
-            started_at: row.get(4)?,
-            ended_at: row.get(5)?,
-            outcome: row.get(6)?,
-            counts: row.get(7)?,
-            writes: row.get(8)?,
-            settles_at: row.get(9)?,
-        })
-    }
-}
-
-struct RawWrite {
-    run: i64,
-    target: String,
-    subject: String,
-    before: String,
-    after: String,
-    status: String,
-    detail: Option<String>,
-    at: String,
-    settles_at: Option<String>,
-}
-
-impl RawWrite {
-    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(RawWrite {
-            run: row.get(0)?,
-            target: row.get(1)?,
-            subject: row.get(2)?,
-            before: row.get(3)?,
-            after: row.get(4)?,
-            status: row.get(5)?,
-            detail: row.get(6)?,
-            at: row.get(7)?,
-            settles_at: row.get(8)?,
-        })
-    }
-}
-
 /// What a failed step inside a write transaction means.
 enum TxError {
     Sql(rusqlite::Error),
@@ -615,6 +439,12 @@ impl SqliteStore {
     }
 }
 
+/// `now + ttl`, saturating: a lease cannot outlive the calendar.
+fn lease_end(now: Timestamp, ttl: Duration) -> Timestamp {
+    now.checked_add(jiff::SignedDuration::try_from(ttl).unwrap_or(jiff::SignedDuration::MAX))
+        .unwrap_or(Timestamp::MAX)
+}
+
 /// Leases by an explicit clock: one host's SQLite file has one clock, the machine's.
 impl SqliteStore {
     /// [`Journal::acquire_lease`] at `now` by the caller's clock (tests move it).
@@ -622,51 +452,26 @@ impl SqliteStore {
         &self,
         key: &str,
         holder: &LeaseHolder,
-        ttl: std::time::Duration,
+        ttl: Duration,
         now: Timestamp,
     ) -> Result<Acquired, StoreError> {
-        let expires = now
-            .checked_add(jiff::SignedDuration::try_from(ttl).unwrap_or(jiff::SignedDuration::MAX))
-            .unwrap_or(Timestamp::MAX);
+        let expires = lease_end(now, ttl);
         self.write_tx("acquire the tenant's lease", |tx| {
             let current = tx
                 .query_row(
-                    "SELECT fence, host, pid, command, acquired_at, expires_at FROM leases WHERE key = ?1",
+                    &format!("SELECT {LEASE_COLUMNS} FROM leases WHERE key = ?1"),
                     [key],
-                    |row| {
-                        Ok((
-                            row.get::<_, i64>(0)?,
-                            row.get::<_, String>(1)?,
-                            row.get::<_, i64>(2)?,
-                            row.get::<_, String>(3)?,
-                            row.get::<_, String>(4)?,
-                            row.get::<_, String>(5)?,
-                        ))
-                    },
+                    |row| RawLease::read(row),
                 )
                 .optional()?;
             let fence = match current {
-                Some((fence, host, pid, command, acquired_at, expires_at)) => {
-                    let expires_at = self
-                        .timestamp("leases.expires_at", &expires_at)
-                        .map_err(TxError::Store)?;
+                Some(current) => {
+                    let expires_at = current.expires_at(&self.path).map_err(TxError::Store)?;
                     if expires_at > now {
-                        let acquired_at = self
-                            .timestamp("leases.acquired_at", &acquired_at)
-                            .map_err(TxError::Store)?;
-                        return Ok(Acquired::Busy(Lease {
-                            key: key.to_string(),
-                            fence,
-                            holder: LeaseHolder {
-                                host,
-                                pid: u32::try_from(pid).unwrap_or_default(),
-                                command,
-                            },
-                            acquired_at,
-                            expires_at,
-                        }));
+                        let held = current.decode(&self.path, key).map_err(TxError::Store)?;
+                        return Ok(Acquired::Busy(held));
                     }
-                    fence + 1
+                    current.fence() + 1
                 }
                 None => 1,
             };
@@ -700,12 +505,10 @@ impl SqliteStore {
     pub fn renew_lease_at(
         &self,
         lease: &Lease,
-        ttl: std::time::Duration,
+        ttl: Duration,
         now: Timestamp,
     ) -> Result<Option<Timestamp>, StoreError> {
-        let expires = now
-            .checked_add(jiff::SignedDuration::try_from(ttl).unwrap_or(jiff::SignedDuration::MAX))
-            .unwrap_or(Timestamp::MAX);
+        let expires = lease_end(now, ttl);
         self.write_tx("renew the tenant's lease", |tx| {
             // Only while it is still ours: same fencing number, not yet expired.
             let renewed = tx.execute(
@@ -853,7 +656,7 @@ impl Journal for SqliteStore {
             )
             .map_err(self.query_err(format!("read when run {run} settles")))?;
         drop(conn);
-        self.opt_timestamp("writes.settles_at", text)
+        row::opt_timestamp(&self.path, "writes.settles_at", text)
     }
 
     async fn remember_mappings(&self, mappings: &[Mapping]) -> Result<(), StoreError> {
@@ -884,36 +687,13 @@ impl Journal for SqliteStore {
     }
 
     async fn mappings(&self) -> Result<Vec<Mapping>, StoreError> {
-        let conn = self.conn.lock();
-        let raws = (|| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT code, locale, kind, definition_id, seen_at FROM mappings
-                 ORDER BY code, locale",
-            )?;
-            let rows = stmt.query_map([], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, String>(3)?,
-                    row.get::<_, String>(4)?,
-                ))
-            })?;
-            rows.collect::<Result<Vec<_>, _>>()
-        })()
-        .map_err(self.query_err("read the mappings"))?;
-        drop(conn);
-        raws.into_iter()
-            .map(|(code, locale, kind, definition_id, seen_at)| {
-                Ok(Mapping {
-                    seen_at: self.timestamp("mappings.seen_at", &seen_at)?,
-                    code,
-                    locale,
-                    kind,
-                    definition_id,
-                })
-            })
-            .collect()
+        self.select(
+            MAPPINGS_SELECT,
+            [],
+            |row| RawMapping::read(row),
+            RawMapping::decode,
+            "read the mappings",
+        )
     }
 
     async fn record_retirement(&self, retirement: &Retirement) -> Result<(), StoreError> {
@@ -956,52 +736,13 @@ impl Journal for SqliteStore {
     }
 
     async fn retirements(&self) -> Result<Vec<Retirement>, StoreError> {
-        type Row = (String, String, String, String, String, String, i64, String);
-        let conn = self.conn.lock();
-        let raws: Vec<Row> = (|| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT code, locale, kind, name, mode, definition_ids_json, run_id, retired_at
-                 FROM retirements ORDER BY code, locale",
-            )?;
-            let rows = stmt.query_map([], |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                    row.get(5)?,
-                    row.get(6)?,
-                    row.get(7)?,
-                ))
-            })?;
-            rows.collect::<Result<Vec<_>, _>>()
-        })()
-        .map_err(self.query_err("read the retirements"))?;
-        drop(conn);
-        raws.into_iter()
-            .map(|(code, locale, kind, name, mode, ids, run, at)| {
-                let mode = RetirementMode::parse(&mode)
-                    .ok_or_else(|| self.unexpected("retirements.mode", &mode, "soft or hard"))?;
-                let definition_ids: Vec<String> = serde_json::from_str(&ids).map_err(|e| {
-                    self.corrupt(
-                        "retirements.definition_ids_json",
-                        &ids,
-                        InvalidValue::Json(e),
-                    )
-                })?;
-                Ok(Retirement {
-                    retired_at: self.timestamp("retirements.retired_at", &at)?,
-                    code,
-                    locale,
-                    kind,
-                    name,
-                    mode,
-                    definition_ids,
-                    run: RunId(run),
-                })
-            })
-            .collect()
+        self.select(
+            RETIREMENTS_SELECT,
+            [],
+            |row| RawRetirement::read(row),
+            RawRetirement::decode,
+            "read the retirements",
+        )
     }
 
     async fn forget_retirement(&self, code: &str, locale: &str) -> Result<bool, StoreError> {
@@ -1019,7 +760,7 @@ impl Journal for SqliteStore {
         &self,
         key: &str,
         holder: &LeaseHolder,
-        ttl: std::time::Duration,
+        ttl: Duration,
     ) -> Result<Acquired, StoreError> {
         self.acquire_lease_at(key, holder, ttl, Timestamp::now())
     }
@@ -1027,7 +768,7 @@ impl Journal for SqliteStore {
     async fn renew_lease(
         &self,
         lease: &Lease,
-        ttl: std::time::Duration,
+        ttl: Duration,
     ) -> Result<Option<Timestamp>, StoreError> {
         self.renew_lease_at(lease, ttl, Timestamp::now())
     }
@@ -1053,9 +794,11 @@ impl Journal for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{InvalidValue, RetirementMode, Snapshot, WriteTarget};
+    use serde_json::Value;
 
-    #[test]
-    fn stored_timestamps_sort_as_text() {
+    #[tokio::test]
+    async fn stored_timestamps_sort_as_text() {
         let whole = Timestamp::from_second(1_700_000_000).unwrap();
         let later = whole
             .checked_add(jiff::SignedDuration::from_nanos(500))
@@ -1065,8 +808,8 @@ mod tests {
         assert_eq!(ts(later).parse::<Timestamp>().unwrap(), later);
     }
 
-    #[test]
-    fn a_newer_schema_is_refused() {
+    #[tokio::test]
+    async fn a_newer_schema_is_refused() {
         let store = SqliteStore::in_memory().unwrap();
         let mut conn = store.conn.into_inner();
         conn.pragma_update(None, "user_version", 99).unwrap();
@@ -1074,8 +817,8 @@ mod tests {
         assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
     }
 
-    #[test]
-    fn migration_2_keeps_the_writes_of_a_version_1_journal_and_accepts_profile_writes() {
+    #[tokio::test]
+    async fn migration_2_keeps_the_writes_of_a_version_1_journal_and_accepts_profile_writes() {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(MIGRATIONS[0]).unwrap();
         conn.pragma_update(None, "user_version", 1).unwrap();
@@ -1092,7 +835,7 @@ mod tests {
             conn: Mutex::new(conn),
             path: ":memory:".into(),
         };
-        let kept = store.writes(RunId(1)).unwrap();
+        let kept = store.writes(RunId(1)).await.unwrap();
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].subject, "u1");
         assert_eq!(kept[0].before, Snapshot::Legacy { value: Value::Null });
@@ -1107,9 +850,10 @@ mod tests {
             subject: "p1".into(),
             ..kept[0].clone()
         };
-        store.record_writes(&[profile_write]).unwrap();
+        store.record_writes(&[profile_write]).await.unwrap();
         let targets: Vec<WriteTarget> = store
             .writes(RunId(1))
+            .await
             .unwrap()
             .iter()
             .map(|w| w.target)
@@ -1117,8 +861,8 @@ mod tests {
         assert_eq!(targets, [WriteTarget::UserSkills, WriteTarget::Profile]);
     }
 
-    #[test]
-    fn a_retirement_is_replaced_per_variant_and_can_be_forgotten() {
+    #[tokio::test]
+    async fn a_retirement_is_replaced_per_variant_and_can_be_forgotten() {
         let store = SqliteStore::in_memory().unwrap();
         let at = Timestamp::from_second(1_750_000_000).unwrap();
         let run = store
@@ -1128,6 +872,7 @@ mod tests {
                 started_at: at,
                 dialect: "routing".into(),
             })
+            .await
             .unwrap();
         let soft = Retirement {
             code: "ACW_SALES".into(),
@@ -1139,24 +884,24 @@ mod tests {
             run,
             retired_at: at,
         };
-        store.record_retirement(&soft).unwrap();
+        store.record_retirement(&soft).await.unwrap();
         let hard = Retirement {
             mode: RetirementMode::Hard,
             ..soft.clone()
         };
-        store.record_retirement(&hard).unwrap();
-        assert_eq!(store.retirements().unwrap(), [hard]);
+        store.record_retirement(&hard).await.unwrap();
+        assert_eq!(store.retirements().await.unwrap(), [hard]);
         let unknown = Retirement {
             run: RunId(99),
             ..soft
         };
         assert!(matches!(
-            store.record_retirement(&unknown),
+            store.record_retirement(&unknown).await,
             Err(StoreError::UnknownRun { run: 99, .. })
         ));
-        assert!(store.forget_retirement("ACW_SALES", "de-de").unwrap());
-        assert!(!store.forget_retirement("ACW_SALES", "de-de").unwrap());
-        assert!(store.retirements().unwrap().is_empty());
+        assert!(store.forget_retirement("ACW_SALES", "de-de").await.unwrap());
+        assert!(!store.forget_retirement("ACW_SALES", "de-de").await.unwrap());
+        assert!(store.retirements().await.unwrap().is_empty());
     }
 
     /// A directory under the system temp dir, unique per process and test, removed on drop.
@@ -1204,8 +949,8 @@ mod tests {
         Timestamp::from_second(1_750_000_000 + seconds).unwrap()
     }
 
-    #[test]
-    fn migration_3_keeps_a_version_2_journal_and_stores_interrupted_runs() {
+    #[tokio::test]
+    async fn migration_3_keeps_a_version_2_journal_and_stores_interrupted_runs() {
         let dir = TempDir::new("migration-3");
         version_2_file(
             &dir.db(),
@@ -1264,7 +1009,7 @@ mod tests {
             assert!(dangling.is_err(), "a write to a missing run is refused");
         }
 
-        let runs = store.runs(10).unwrap();
+        let runs = store.runs(10).await.unwrap();
         let ids: Vec<i64> = runs.iter().map(|r| r.id.0).collect();
         assert_eq!(ids, [2, 1]);
         let (retire, apply) = (&runs[0], &runs[1]);
@@ -1291,7 +1036,7 @@ mod tests {
         assert_eq!(retire.outcome, RunOutcome::Interrupted);
         assert_eq!((retire.ended_at, &retire.counts), (None, &None));
         assert_eq!(retire.dialect, "users");
-        let writes = store.writes(RunId(1)).unwrap();
+        let writes = store.writes(RunId(1)).await.unwrap();
         assert_eq!(
             (&writes[0].subject, &writes[0].before),
             (
@@ -1302,11 +1047,11 @@ mod tests {
             )
         );
         assert_eq!(
-            store.writes(RunId(2)).unwrap()[0].target,
+            store.writes(RunId(2)).await.unwrap()[0].target,
             WriteTarget::Profile
         );
-        assert_eq!(store.retirements().unwrap()[0].run, RunId(2));
-        assert_eq!(store.mappings().unwrap()[0].definition_id, "d1");
+        assert_eq!(store.retirements().await.unwrap()[0].run, RunId(2));
+        assert_eq!(store.mappings().await.unwrap()[0].definition_id, "d1");
 
         // The unfinished run can now be finished as interrupted, with its counts.
         let counts = RunCounts {
@@ -1317,8 +1062,9 @@ mod tests {
         };
         store
             .finish_run(RunId(2), RunOutcome::Interrupted, &counts, at(0))
+            .await
             .unwrap();
-        let retire = store.run(RunId(2)).unwrap().unwrap();
+        let retire = store.run(RunId(2)).await.unwrap().unwrap();
         assert_eq!(retire.outcome, RunOutcome::Interrupted);
         assert_eq!(retire.ended_at, Some(at(0)));
         assert_eq!(retire.counts, Some(counts));
@@ -1331,16 +1077,17 @@ mod tests {
                 started_at: at(1),
                 dialect: "routing".into(),
             })
+            .await
             .unwrap();
         assert_eq!(next, RunId(4));
         drop(store);
         // Opening again migrates nothing and keeps everything.
         let store = SqliteStore::open(&dir.db()).unwrap();
-        assert_eq!(store.runs(10).unwrap().len(), 3);
+        assert_eq!(store.runs(10).await.unwrap().len(), 3);
     }
 
-    #[test]
-    fn a_migration_that_would_leave_a_dangling_reference_is_refused() {
+    #[tokio::test]
+    async fn a_migration_that_would_leave_a_dangling_reference_is_refused() {
         let dir = TempDir::new("dangling");
         version_2_file(
             &dir.db(),
@@ -1390,8 +1137,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn an_invalid_schema_version_is_not_a_journal() {
+    #[tokio::test]
+    async fn an_invalid_schema_version_is_not_a_journal() {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.pragma_update(None, "user_version", -3).unwrap();
         let err = migrate(&mut conn, ":memory:").unwrap_err();
@@ -1401,8 +1148,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn snapshots_that_are_json_but_not_typed_read_as_legacy_and_bad_json_is_corrupt() {
+    #[tokio::test]
+    async fn snapshots_that_are_json_but_not_typed_read_as_legacy_and_bad_json_is_corrupt() {
         let store = SqliteStore::in_memory().unwrap();
         store
             .conn
@@ -1421,7 +1168,7 @@ mod tests {
                              '2025-01-01T00:00:03.000000000Z');",
             )
             .unwrap();
-        let writes = store.writes(RunId(1)).unwrap();
+        let writes = store.writes(RunId(1)).await.unwrap();
         let pairs: Vec<(Snapshot, Snapshot)> =
             writes.into_iter().map(|w| (w.before, w.after)).collect();
         let legacy = |value| Snapshot::Legacy { value };
@@ -1455,7 +1202,7 @@ mod tests {
                              '2025-01-01T00:00:04.000000000Z');",
             )
             .unwrap();
-        let err = store.writes(RunId(1)).unwrap_err();
+        let err = store.writes(RunId(1)).await.unwrap_err();
         match &err {
             StoreError::Corrupt {
                 what: "writes.after_json",
@@ -1474,8 +1221,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn counts_are_read_leniently() {
+    #[tokio::test]
+    async fn counts_are_read_leniently() {
         let store = SqliteStore::in_memory().unwrap();
         let stored = [
             // As the untyped apply wrote them: the same names.
@@ -1504,7 +1251,7 @@ mod tests {
                 .unwrap();
             }
         }
-        let mut runs = store.runs(100).unwrap();
+        let mut runs = store.runs(100).await.unwrap();
         runs.reverse();
         let counts: Vec<Option<RunCounts>> = runs.into_iter().map(|r| r.counts).collect();
         assert_eq!(
@@ -1545,7 +1292,7 @@ mod tests {
                          '2025-01-01T00:00:09.000000000Z', 'succeeded', '{\"requests\": ');",
             )
             .unwrap();
-        let err = store.runs(100).unwrap_err();
+        let err = store.runs(100).await.unwrap_err();
         assert!(
             matches!(
                 err,
@@ -1559,8 +1306,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn corrupt_values_carry_their_typed_cause() {
+    #[tokio::test]
+    async fn corrupt_values_carry_their_typed_cause() {
         let store = SqliteStore::in_memory().unwrap();
         store
             .conn
@@ -1570,7 +1317,7 @@ mod tests {
                      VALUES ('apply', 'h', 'routing', 'yesterday');",
             )
             .unwrap();
-        let err = store.run(RunId(1)).unwrap_err();
+        let err = store.run(RunId(1)).await.unwrap_err();
         assert!(
             matches!(
                 &err,
@@ -1606,7 +1353,7 @@ mod tests {
         conn.pragma_update(None, "user_version", MIGRATIONS.len() as i64)
             .unwrap();
         migrate(&mut conn, ":memory:").unwrap();
-        let err = store_on(conn).run(RunId(1)).unwrap_err();
+        let err = store_on(conn).run(RunId(1)).await.unwrap_err();
         assert!(
             matches!(
                 &err,
@@ -1622,15 +1369,15 @@ mod tests {
         assert_eq!(cause, "expected succeeded, failed, refused or interrupted");
     }
 
-    #[test]
-    fn database_errors_are_the_source_and_the_message_says_what_was_done() {
+    #[tokio::test]
+    async fn database_errors_are_the_source_and_the_message_says_what_was_done() {
         let store = SqliteStore::in_memory().unwrap();
         store
             .conn
             .lock()
             .execute_batch("DROP TABLE mappings")
             .unwrap();
-        let err = store.mappings().unwrap_err();
+        let err = store.mappings().await.unwrap_err();
         assert_eq!(
             err.to_string(),
             "journal at :memory:: cannot read the mappings"

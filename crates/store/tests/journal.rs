@@ -92,12 +92,12 @@ fn write(
     }
 }
 
-#[test]
-fn run_round_trip_with_writes_and_counts() {
+#[tokio::test]
+async fn run_round_trip_with_writes_and_counts() {
     let dir = TempDir::new("round-trip");
     let store = SqliteStore::open(&dir.db()).unwrap();
 
-    let run = store.start_run(&new_run("apply", t(0))).unwrap();
+    let run = store.start_run(&new_run("apply", t(0))).await.unwrap();
     let writes = vec![
         write(run, "u1", WriteStatus::Applied, t(1), Some(t(31))),
         WriteRecord {
@@ -110,7 +110,7 @@ fn run_round_trip_with_writes_and_counts() {
         },
         write(run, "u2", WriteStatus::Failed, t(3), None),
     ];
-    store.record_writes(&writes).unwrap();
+    store.record_writes(&writes).await.unwrap();
     let counts = RunCounts {
         definitions_created: 1,
         users_planned: 2,
@@ -122,11 +122,12 @@ fn run_round_trip_with_writes_and_counts() {
     };
     store
         .finish_run(run, RunOutcome::Failed, &counts, t(5))
+        .await
         .unwrap();
     drop(store);
 
     let store = SqliteStore::open(&dir.db()).unwrap();
-    let summary = store.run(run).unwrap().expect("the run is there");
+    let summary = store.run(run).await.unwrap().expect("the run is there");
     assert_eq!(summary.id, run);
     assert_eq!(summary.command, "apply");
     assert_eq!(summary.config_hash, "cfg-1234");
@@ -137,14 +138,15 @@ fn run_round_trip_with_writes_and_counts() {
     assert_eq!(summary.counts, Some(counts));
     assert_eq!(summary.writes, 3);
     assert_eq!(summary.settles_at, Some(t(31)));
-    assert_eq!(store.writes(run).unwrap(), writes);
-    assert_eq!(store.runs(10).unwrap(), vec![summary]);
-    assert_eq!(store.run(RunId(run.0 + 1)).unwrap(), None);
-    assert!(store.writes(RunId(run.0 + 1)).unwrap().is_empty());
+    assert_eq!(store.writes(run).await.unwrap(), writes);
+    assert_eq!(store.runs(10).await.unwrap(), vec![summary]);
+    assert_eq!(store.run(RunId(run.0 + 1)).await.unwrap(), None);
+    assert!(store.writes(RunId(run.0 + 1)).await.unwrap().is_empty());
 
     // Finishing twice and unknown runs are refused.
     let err = store
         .finish_run(run, RunOutcome::Succeeded, &RunCounts::default(), t(6))
+        .await
         .unwrap_err();
     assert!(matches!(err, StoreError::AlreadyFinished { .. }), "{err}");
     let err = store
@@ -154,6 +156,7 @@ fn run_round_trip_with_writes_and_counts() {
             &RunCounts::default(),
             t(8),
         )
+        .await
         .unwrap_err();
     assert!(
         matches!(err, StoreError::UnknownRun { run: 999, .. }),
@@ -162,37 +165,40 @@ fn run_round_trip_with_writes_and_counts() {
     assert!(err.to_string().contains("skillsync.db"), "{err}");
 }
 
-#[test]
-fn runs_are_newest_first_and_limited() {
+#[tokio::test]
+async fn runs_are_newest_first_and_limited() {
     let store = SqliteStore::in_memory().unwrap();
-    let ids: Vec<RunId> = (0..5)
-        .map(|i| store.start_run(&new_run("plan", t(i))).unwrap())
-        .collect();
+    let mut ids: Vec<RunId> = Vec::new();
+    for i in 0..5 {
+        ids.push(store.start_run(&new_run("plan", t(i))).await.unwrap());
+    }
     for &id in &ids[..4] {
         store
             .finish_run(id, RunOutcome::Succeeded, &RunCounts::default(), t(100))
+            .await
             .unwrap();
     }
-    let runs = store.runs(3).unwrap();
+    let runs = store.runs(3).await.unwrap();
     let got: Vec<RunId> = runs.iter().map(|r| r.id).collect();
     assert_eq!(got, vec![ids[4], ids[3], ids[2]]);
     assert_eq!(runs[0].outcome, RunOutcome::Interrupted);
     assert_eq!(runs[0].counts, None);
     assert_eq!(runs[1].counts, Some(RunCounts::default()));
     assert_eq!(runs[1].outcome, RunOutcome::Succeeded);
-    assert!(store.runs(0).unwrap().is_empty());
-    assert_eq!(store.runs(usize::MAX).unwrap().len(), 5);
+    assert!(store.runs(0).await.unwrap().is_empty());
+    assert_eq!(store.runs(usize::MAX).await.unwrap().len(), 5);
 }
 
-#[test]
-fn unfinished_run_is_interrupted_after_reopening() {
+#[tokio::test]
+async fn unfinished_run_is_interrupted_after_reopening() {
     let dir = TempDir::new("interrupted");
     let store = SqliteStore::open(&dir.db()).unwrap();
-    let done = store.start_run(&new_run("apply", t(0))).unwrap();
+    let done = store.start_run(&new_run("apply", t(0))).await.unwrap();
     store
         .finish_run(done, RunOutcome::Succeeded, &RunCounts::default(), t(1))
+        .await
         .unwrap();
-    let killed = store.start_run(&new_run("apply", t(10))).unwrap();
+    let killed = store.start_run(&new_run("apply", t(10))).await.unwrap();
     store
         .record_writes(&[write(
             killed,
@@ -201,29 +207,31 @@ fn unfinished_run_is_interrupted_after_reopening() {
             t(11),
             Some(t(41)),
         )])
+        .await
         .unwrap();
     // The process "dies": no finish_run, the connection just goes away.
     drop(store);
 
     let store = SqliteStore::open(&dir.db()).unwrap();
-    let summary = store.run(killed).unwrap().unwrap();
+    let summary = store.run(killed).await.unwrap().unwrap();
     assert_eq!(summary.outcome, RunOutcome::Interrupted);
     assert_eq!(summary.ended_at, None);
     assert_eq!(summary.writes, 1, "writes before the kill are kept");
     assert_eq!(
-        store.run(done).unwrap().unwrap().outcome,
+        store.run(done).await.unwrap().unwrap().outcome,
         RunOutcome::Succeeded
     );
-    assert_eq!(store.runs(1).unwrap()[0].id, killed);
+    assert_eq!(store.runs(1).await.unwrap()[0].id, killed);
 }
 
-#[test]
-fn a_run_stopped_by_a_signal_is_finished_as_interrupted_with_its_counts() {
+#[tokio::test]
+async fn a_run_stopped_by_a_signal_is_finished_as_interrupted_with_its_counts() {
     let dir = TempDir::new("signal");
     let store = SqliteStore::open(&dir.db()).unwrap();
-    let run = store.start_run(&new_run("apply", t(0))).unwrap();
+    let run = store.start_run(&new_run("apply", t(0))).await.unwrap();
     store
         .record_writes(&[write(run, "u1", WriteStatus::Applied, t(1), Some(t(31)))])
+        .await
         .unwrap();
     let counts = RunCounts {
         users_planned: 10,
@@ -235,11 +243,12 @@ fn a_run_stopped_by_a_signal_is_finished_as_interrupted_with_its_counts() {
     };
     store
         .finish_run(run, RunOutcome::Interrupted, &counts, t(2))
+        .await
         .unwrap();
     drop(store);
 
     let store = SqliteStore::open(&dir.db()).unwrap();
-    let summary = store.run(run).unwrap().unwrap();
+    let summary = store.run(run).await.unwrap().unwrap();
     assert_eq!(summary.outcome, RunOutcome::Interrupted);
     assert_eq!(summary.ended_at, Some(t(2)));
     assert_eq!(summary.counts, Some(counts));
@@ -248,15 +257,16 @@ fn a_run_stopped_by_a_signal_is_finished_as_interrupted_with_its_counts() {
     // Finished is finished, interrupted or not.
     let err = store
         .finish_run(run, RunOutcome::Succeeded, &RunCounts::default(), t(3))
+        .await
         .unwrap_err();
     assert!(matches!(err, StoreError::AlreadyFinished { .. }), "{err}");
 }
 
-#[test]
-fn every_kind_of_snapshot_round_trips() {
+#[tokio::test]
+async fn every_kind_of_snapshot_round_trips() {
     let dir = TempDir::new("snapshots");
     let store = SqliteStore::open(&dir.db()).unwrap();
-    let run = store.start_run(&new_run("retire", t(0))).unwrap();
+    let run = store.start_run(&new_run("retire", t(0))).await.unwrap();
     let snapshots = [
         Snapshot::Absent,
         Snapshot::User(UserLists::default()),
@@ -312,13 +322,14 @@ fn every_kind_of_snapshot_round_trips() {
             ..write(run, &format!("s{i}"), WriteStatus::Applied, t(1), None)
         })
         .collect();
-    store.record_writes(&writes).unwrap();
+    store.record_writes(&writes).await.unwrap();
     drop(store);
     let store = SqliteStore::open(&dir.db()).unwrap();
-    assert_eq!(store.writes(run).unwrap(), writes);
+    assert_eq!(store.writes(run).await.unwrap(), writes);
     assert_eq!(
         store
             .last_write("s3", WriteTarget::Profile)
+            .await
             .unwrap()
             .unwrap()
             .before,
@@ -330,22 +341,23 @@ fn every_kind_of_snapshot_round_trips() {
 const CHILD_DB: &str = "SKILLSYNC_STORE_TEST_CHILD_DB";
 
 /// Not a test on its own: the body the next test runs in a child process it then SIGKILLs.
-#[test]
-fn child_process_for_kill_test() {
+#[tokio::test]
+async fn child_process_for_kill_test() {
     let Some(db) = std::env::var_os(CHILD_DB) else {
         return;
     };
     let store = SqliteStore::open(Path::new(&db)).unwrap();
-    let run = store.start_run(&new_run("apply", t(0))).unwrap();
+    let run = store.start_run(&new_run("apply", t(0))).await.unwrap();
     store
         .record_writes(&[write(run, "u1", WriteStatus::Applied, t(1), Some(t(31)))])
+        .await
         .unwrap();
     println!("ready {}", run.0);
     std::thread::sleep(std::time::Duration::from_secs(60));
 }
 
-#[test]
-fn killed_process_leaves_an_interrupted_run() {
+#[tokio::test]
+async fn killed_process_leaves_an_interrupted_run() {
     let dir = TempDir::new("sigkill");
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
@@ -373,17 +385,17 @@ fn killed_process_leaves_an_interrupted_run() {
     let run = run.expect("the child started a run");
 
     let store = SqliteStore::open(&dir.db()).unwrap();
-    let summary = store.run(run).unwrap().unwrap();
+    let summary = store.run(run).await.unwrap().unwrap();
     assert_eq!(summary.outcome, RunOutcome::Interrupted);
     assert_eq!(summary.writes, 1);
-    assert_eq!(store.settles_at(run).unwrap(), Some(t(31)));
+    assert_eq!(store.settles_at(run).await.unwrap(), Some(t(31)));
 }
 
-#[test]
-fn last_write_is_the_newest_for_a_subject_and_target() {
+#[tokio::test]
+async fn last_write_is_the_newest_for_a_subject_and_target() {
     let store = SqliteStore::in_memory().unwrap();
-    let first = store.start_run(&new_run("apply", t(0))).unwrap();
-    let second = store.start_run(&new_run("assign", t(100))).unwrap();
+    let first = store.start_run(&new_run("apply", t(0))).await.unwrap();
+    let second = store.start_run(&new_run("assign", t(100))).await.unwrap();
     store
         .record_writes(&[
             write(first, "u1", WriteStatus::Applied, t(1), Some(t(31))),
@@ -393,20 +405,24 @@ fn last_write_is_the_newest_for_a_subject_and_target() {
                 ..write(first, "u1", WriteStatus::Applied, t(500), None)
             },
         ])
+        .await
         .unwrap();
     store
         .record_writes(&[
             write(second, "u1", WriteStatus::Conflict, t(101), None),
             write(second, "u1", WriteStatus::Applied, t(102), Some(t(132))),
         ])
+        .await
         .unwrap();
     // Recorded later but made earlier: `at` decides, not journal order.
     store
         .record_writes(&[write(second, "u1", WriteStatus::Failed, t(50), None)])
+        .await
         .unwrap();
 
     let last = store
         .last_write("u1", WriteTarget::UserSkills)
+        .await
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -415,21 +431,26 @@ fn last_write_is_the_newest_for_a_subject_and_target() {
     );
     let last = store
         .last_write("u1", WriteTarget::UserProficiencies)
+        .await
         .unwrap()
         .unwrap();
     assert_eq!(last.at, t(500));
     let last = store
         .last_write("u2", WriteTarget::UserSkills)
+        .await
         .unwrap()
         .unwrap();
     assert_eq!(last.at, t(2));
     assert_eq!(
-        store.last_write("u3", WriteTarget::UserSkills).unwrap(),
+        store
+            .last_write("u3", WriteTarget::UserSkills)
+            .await
+            .unwrap(),
         None
     );
 
     // Sub-second times order correctly too (stored with fixed-width fractions).
-    let third = store.start_run(&new_run("assign", t(600))).unwrap();
+    let third = store.start_run(&new_run("assign", t(600))).await.unwrap();
     let base = t(601);
     let half = base.checked_add(SignedDuration::from_millis(500)).unwrap();
     store
@@ -437,20 +458,22 @@ fn last_write_is_the_newest_for_a_subject_and_target() {
             write(third, "u9", WriteStatus::Applied, half, None),
             write(third, "u9", WriteStatus::Failed, base, None),
         ])
+        .await
         .unwrap();
     let last = store
         .last_write("u9", WriteTarget::UserSkills)
+        .await
         .unwrap()
         .unwrap();
     assert_eq!(last.at, half);
 }
 
-#[test]
-fn settles_at_is_the_latest_over_applied_writes_only() {
+#[tokio::test]
+async fn settles_at_is_the_latest_over_applied_writes_only() {
     let store = SqliteStore::in_memory().unwrap();
-    let run = store.start_run(&new_run("apply", t(0))).unwrap();
-    let other = store.start_run(&new_run("apply", t(0))).unwrap();
-    assert_eq!(store.settles_at(run).unwrap(), None);
+    let run = store.start_run(&new_run("apply", t(0))).await.unwrap();
+    let other = store.start_run(&new_run("apply", t(0))).await.unwrap();
+    assert_eq!(store.settles_at(run).await.unwrap(), None);
     store
         .record_writes(&[
             write(run, "u1", WriteStatus::Applied, t(1), Some(t(31))),
@@ -461,15 +484,19 @@ fn settles_at_is_the_latest_over_applied_writes_only() {
             write(run, "u6", WriteStatus::Conflict, t(9), Some(t(97))),
             write(other, "u7", WriteStatus::Applied, t(9), Some(t(200))),
         ])
+        .await
         .unwrap();
-    assert_eq!(store.settles_at(run).unwrap(), Some(t(35)));
-    assert_eq!(store.run(run).unwrap().unwrap().settles_at, Some(t(35)));
-    assert_eq!(store.settles_at(other).unwrap(), Some(t(200)));
-    assert_eq!(store.settles_at(RunId(12345)).unwrap(), None);
+    assert_eq!(store.settles_at(run).await.unwrap(), Some(t(35)));
+    assert_eq!(
+        store.run(run).await.unwrap().unwrap().settles_at,
+        Some(t(35))
+    );
+    assert_eq!(store.settles_at(other).await.unwrap(), Some(t(200)));
+    assert_eq!(store.settles_at(RunId(12345)).await.unwrap(), None);
 }
 
-#[test]
-fn mappings_upsert_by_code_and_locale() {
+#[tokio::test]
+async fn mappings_upsert_by_code_and_locale() {
     let store = SqliteStore::in_memory().unwrap();
     let mapping = |code: &str, locale: &str, id: &str, at: i64| Mapping {
         code: code.into(),
@@ -484,13 +511,15 @@ fn mappings_upsert_by_code_and_locale() {
             mapping("BILL", "en-us", "10", 0),
             mapping("ACCT", "en-us", "20", 0),
         ])
+        .await
         .unwrap();
     store
         .remember_mappings(&[mapping("BILL", "fr-ca", "12", 9)])
+        .await
         .unwrap();
-    store.remember_mappings(&[]).unwrap();
+    store.remember_mappings(&[]).await.unwrap();
     assert_eq!(
-        store.mappings().unwrap(),
+        store.mappings().await.unwrap(),
         vec![
             mapping("ACCT", "en-us", "20", 0),
             mapping("BILL", "en-us", "10", 0),
@@ -499,34 +528,39 @@ fn mappings_upsert_by_code_and_locale() {
     );
 }
 
-#[test]
-fn migrations_are_idempotent() {
+#[tokio::test]
+async fn migrations_are_idempotent() {
     let dir = TempDir::new("migrations");
     let first = SqliteStore::open(&dir.db()).unwrap();
-    let run = first.start_run(&new_run("apply", t(0))).unwrap();
+    let run = first.start_run(&new_run("apply", t(0))).await.unwrap();
     // A second handle on the same file while the first is open, then a third after both.
     let second = SqliteStore::open(&dir.db()).unwrap();
-    assert_eq!(second.run(run).unwrap().unwrap().command, "apply");
+    assert_eq!(second.run(run).await.unwrap().unwrap().command, "apply");
     drop(first);
     drop(second);
-    let third = skillsync_store::open(&format!("sqlite://{}", dir.db().display())).unwrap();
-    assert_eq!(third.runs(10).unwrap().len(), 1);
-    let next = third.start_run(&new_run("plan", t(1))).unwrap();
+    let third = skillsync_store::open(&format!("sqlite://{}", dir.db().display()))
+        .await
+        .unwrap();
+    assert_eq!(third.runs(10).await.unwrap().len(), 1);
+    let next = third.start_run(&new_run("plan", t(1))).await.unwrap();
     assert!(next.0 > run.0);
 }
 
-#[test]
-fn open_understands_store_urls() {
+#[tokio::test]
+async fn open_understands_store_urls() {
     let dir = TempDir::new("urls");
-    let journal = skillsync_store::open("sqlite::memory:").unwrap();
-    journal.start_run(&new_run("demo", t(0))).unwrap();
-    assert_eq!(journal.runs(10).unwrap().len(), 1);
+    let journal = skillsync_store::open("sqlite::memory:").await.unwrap();
+    journal.start_run(&new_run("demo", t(0))).await.unwrap();
+    assert_eq!(journal.runs(10).await.unwrap().len(), 1);
 
     let path = dir.db();
-    skillsync_store::open(&format!("sqlite:{}", path.display())).unwrap();
+    skillsync_store::open(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
     assert!(path.exists());
 
     let err = skillsync_store::open(&format!("sqlite://{}/missing/dir/x.db", dir.0.display()))
+        .await
         .err()
         .unwrap();
     let StoreError::Open { source, .. } = &err else {
@@ -553,13 +587,13 @@ fn open_understands_store_urls() {
     assert!(err.to_string().contains("notes.txt"), "{err}");
 }
 
-#[test]
-fn postgres_is_unsupported_for_now() {
+#[tokio::test]
+async fn postgres_is_unsupported_for_now() {
     for url in [
         "postgres://skillsync:hunter2@db.internal:5432/skillsync",
         "postgresql://db.internal/skillsync",
     ] {
-        let err = skillsync_store::open(url).err().unwrap();
+        let err = skillsync_store::open(url).await.err().unwrap();
         assert!(matches!(err, StoreError::Unsupported { .. }), "{err}");
         let text = err.to_string();
         assert!(text.contains("PostgreSQL"), "{text}");
@@ -567,10 +601,10 @@ fn postgres_is_unsupported_for_now() {
     }
 }
 
-#[test]
-fn record_writes_is_one_transaction() {
+#[tokio::test]
+async fn record_writes_is_one_transaction() {
     let store = SqliteStore::in_memory().unwrap();
-    let run = store.start_run(&new_run("apply", t(0))).unwrap();
+    let run = store.start_run(&new_run("apply", t(0))).await.unwrap();
     let batch: Vec<WriteRecord> = (0..1_000)
         .map(|i| {
             write(
@@ -586,40 +620,43 @@ fn record_writes_is_one_transaction() {
     // The last record names a run that does not exist: nothing of the batch is kept.
     let mut bad = batch.clone();
     bad[999].run = RunId(run.0 + 100);
-    let err = store.record_writes(&bad).unwrap_err();
+    let err = store.record_writes(&bad).await.unwrap_err();
     assert!(matches!(err, StoreError::UnknownRun { .. }), "{err}");
-    assert_eq!(store.writes(run).unwrap().len(), 0);
-    assert_eq!(store.run(run).unwrap().unwrap().writes, 0);
+    assert_eq!(store.writes(run).await.unwrap().len(), 0);
+    assert_eq!(store.run(run).await.unwrap().unwrap().writes, 0);
 
-    store.record_writes(&batch).unwrap();
-    assert_eq!(store.run(run).unwrap().unwrap().writes, 1_000);
-    assert_eq!(store.writes(run).unwrap(), batch);
-    assert_eq!(store.settles_at(run).unwrap(), Some(t(999 + 30)));
+    store.record_writes(&batch).await.unwrap();
+    assert_eq!(store.run(run).await.unwrap().unwrap().writes, 1_000);
+    assert_eq!(store.writes(run).await.unwrap(), batch);
+    assert_eq!(store.settles_at(run).await.unwrap(), Some(t(999 + 30)));
 }
 
-#[test]
-fn journal_is_usable_from_many_threads() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn journal_is_usable_from_many_tasks() {
     let store: std::sync::Arc<dyn Journal> = std::sync::Arc::new(SqliteStore::in_memory().unwrap());
-    let run = store.start_run(&new_run("apply", t(0))).unwrap();
-    std::thread::scope(|s| {
-        for thread in 0..8 {
-            let store = store.clone();
-            s.spawn(move || {
-                for i in 0..25 {
-                    store
-                        .record_writes(&[write(
-                            run,
-                            &format!("u{thread}-{i}"),
-                            WriteStatus::Applied,
-                            t(i),
-                            None,
-                        )])
-                        .unwrap();
-                }
-            });
-        }
-    });
-    assert_eq!(store.run(run).unwrap().unwrap().writes, 200);
+    let run = store.start_run(&new_run("apply", t(0))).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..8 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            for i in 0..25 {
+                store
+                    .record_writes(&[write(
+                        run,
+                        &format!("u{task}-{i}"),
+                        WriteStatus::Applied,
+                        t(i),
+                        None,
+                    )])
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    assert_eq!(store.run(run).await.unwrap().unwrap().writes, 200);
 }
 
 fn holder(command: &str, pid: u32) -> skillsync_store::LeaseHolder {
@@ -634,29 +671,30 @@ const MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// One writer per tenant: a live lease is refused to a second holder, naming the first; an
 /// expired one is taken over with the next fencing number, and the old holder cannot renew it.
-#[test]
-fn a_lease_has_one_holder_and_a_taken_over_holder_is_fenced_off() {
+#[tokio::test]
+async fn a_lease_has_one_holder_and_a_taken_over_holder_is_fenced_off() {
     use skillsync_store::Acquired;
     let dir = TempDir::new("lease");
     let store = SqliteStore::open(&dir.db()).unwrap();
     let key = "https://tenant.example/api/v2 client-1";
     let Acquired::Held(first) = store
-        .acquire_lease(key, &holder("apply", 100), MINUTE, t(0))
+        .acquire_lease_at(key, &holder("apply", 100), MINUTE, t(0))
         .unwrap()
     else {
         panic!("a free lease is taken")
     };
     assert_eq!(first.fence, 1);
     assert_eq!(first.expires_at, t(60));
-    let run = store.start_run(&new_run("apply", t(0))).unwrap();
-    store.fence_run(run, &first).unwrap();
+    let run = store.start_run(&new_run("apply", t(0))).await.unwrap();
+    store.fence_run(run, &first).await.unwrap();
     store
         .record_writes(&[write(run, "u1", WriteStatus::Applied, t(1), None)])
+        .await
         .unwrap();
 
     // A second process, while the first holds it: refused, naming the holder.
     match store
-        .acquire_lease(key, &holder("apply", 200), MINUTE, t(30))
+        .acquire_lease_at(key, &holder("apply", 200), MINUTE, t(30))
         .unwrap()
     {
         Acquired::Busy(held) => {
@@ -668,36 +706,37 @@ fn a_lease_has_one_holder_and_a_taken_over_holder_is_fenced_off() {
     // Another tenant's lease is independent.
     assert!(matches!(
         store
-            .acquire_lease("other tenant", &holder("assign", 300), MINUTE, t(30))
+            .acquire_lease_at("other tenant", &holder("assign", 300), MINUTE, t(30))
             .unwrap(),
         Acquired::Held(_)
     ));
     // Renewed while live.
     assert_eq!(
-        store.renew_lease(&first, MINUTE, t(50)).unwrap(),
+        store.renew_lease_at(&first, MINUTE, t(50)).unwrap(),
         Some(t(110))
     );
 
     // The first holder stops renewing (killed): once expired, a second one takes over.
     let Acquired::Held(second) = store
-        .acquire_lease(key, &holder("apply", 200), MINUTE, t(111))
+        .acquire_lease_at(key, &holder("apply", 200), MINUTE, t(111))
         .unwrap()
     else {
         panic!("an expired lease is taken over")
     };
     assert_eq!(second.fence, 2);
-    assert_eq!(store.renew_lease(&first, MINUTE, t(112)).unwrap(), None);
+    assert_eq!(store.renew_lease_at(&first, MINUTE, t(112)).unwrap(), None);
     // A write of the old holder that reached the tenant anyway is still journaled: the
     // journal never leaves a landed write out.
     store
         .record_writes(&[write(run, "u2", WriteStatus::Applied, t(112), None)])
+        .await
         .unwrap();
-    assert_eq!(store.writes(run).unwrap().len(), 2);
+    assert_eq!(store.writes(run).await.unwrap().len(), 2);
 
     // Released: free at once, and the fencing number keeps rising.
-    store.release_lease(&second, t(120)).unwrap();
+    store.release_lease_at(&second, t(120)).unwrap();
     let Acquired::Held(third) = store
-        .acquire_lease(key, &holder("retire", 300), MINUTE, t(121))
+        .acquire_lease_at(key, &holder("retire", 300), MINUTE, t(121))
         .unwrap()
     else {
         panic!("a released lease is free")
@@ -706,8 +745,8 @@ fn a_lease_has_one_holder_and_a_taken_over_holder_is_fenced_off() {
 }
 
 /// Two processes on one SQLite file race for the lease: exactly one wins each round.
-#[test]
-fn concurrent_acquisitions_have_one_winner() {
+#[tokio::test]
+async fn concurrent_acquisitions_have_one_winner() {
     use skillsync_store::Acquired;
     let dir = TempDir::new("lease-race");
     let path = dir.db();
@@ -722,7 +761,7 @@ fn concurrent_acquisitions_have_one_winner() {
                         let store = SqliteStore::open(&path).unwrap();
                         matches!(
                             store
-                                .acquire_lease(&key, &holder("apply", pid), MINUTE, t(0))
+                                .acquire_lease_at(&key, &holder("apply", pid), MINUTE, t(0))
                                 .unwrap(),
                             Acquired::Held(_)
                         )

@@ -1,0 +1,401 @@
+//! Rows as every backend stores them, and their decoding into the journal's types.
+//!
+//! SQLite and PostgreSQL keep the same columns in the same text forms, so the rules for reading
+//! them back live here once: timestamps as fixed-width RFC 3339 text, snapshots and counts as
+//! serde JSON read leniently, the names a column may hold. A backend only says how to read one
+//! column of its own row type ([`Columns`]) and which SQL to run; the column lists below are
+//! plain SQL that both dialects accept, and fix the order [`Columns`] reads them in.
+//!
+//! Timestamps are stored as RFC 3339 text in UTC with exactly nine fractional digits
+//! (`2025-01-02T03:04:05.000000000Z`), so that text order is time order and `MAX`/`ORDER BY`
+//! work on them (PostgreSQL declares these columns `COLLATE "C"` so that its order is the
+//! bytes' order, as SQLite's is).
+//!
+//! [`Snapshot`]s (`writes.before_json`, `writes.after_json`) and [`RunCounts`]
+//! (`runs.counts_json`) are stored as their serde JSON text. Rows written before the journal was
+//! typed hold arbitrary JSON: a snapshot that is valid JSON but not a [`Snapshot`] reads back as
+//! [`Snapshot::Legacy`], and counts are read leniently (unknown fields ignored, fields of the
+//! wrong type dropped, an old `error` text kept as `stopped`; counts that are not an object read
+//! as `None`). Only text that is not JSON at all is [`StoreError::Corrupt`].
+
+use jiff::Timestamp;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{
+    InvalidValue, Lease, LeaseHolder, Mapping, Retirement, RetirementMode, RunCounts, RunId,
+    RunOutcome, RunSummary, Snapshot, StoreError, WriteRecord, WriteStatus, WriteTarget,
+};
+
+/// The columns of a [`RunSummary`], with the write count and settle time computed.
+pub(crate) const RUN_SELECT: &str =
+    "SELECT r.id, r.command, r.config_hash, r.dialect, r.started_at, r.ended_at,
+            r.outcome, r.counts_json,
+            (SELECT COUNT(*) FROM writes w WHERE w.run_id = r.id),
+            (SELECT MAX(w.settles_at) FROM writes w
+              WHERE w.run_id = r.id AND w.status = 'applied')
+     FROM runs r";
+
+/// The columns of a [`WriteRecord`].
+pub(crate) const WRITE_SELECT: &str =
+    "SELECT run_id, target, subject, before_json, after_json, status, detail, at, settles_at
+     FROM writes";
+
+/// Every mapping, in the order [`Journal::mappings`](crate::Journal::mappings) promises.
+pub(crate) const MAPPINGS_SELECT: &str =
+    "SELECT code, locale, kind, definition_id, seen_at FROM mappings ORDER BY code, locale";
+
+/// Every retirement, in the order [`Journal::retirements`](crate::Journal::retirements)
+/// promises.
+pub(crate) const RETIREMENTS_SELECT: &str =
+    "SELECT code, locale, kind, name, mode, definition_ids_json, run_id, retired_at
+     FROM retirements ORDER BY code, locale";
+
+/// The columns of a [`Lease`] but its key.
+pub(crate) const LEASE_COLUMNS: &str = "fence, host, pid, command, acquired_at, expires_at";
+
+/// How a backend reads one column of its row type; the error is the driver's own.
+pub(crate) trait Columns {
+    type Error;
+    fn text(&self, index: usize) -> Result<String, Self::Error>;
+    fn opt_text(&self, index: usize) -> Result<Option<String>, Self::Error>;
+    fn int(&self, index: usize) -> Result<i64, Self::Error>;
+}
+
+/// A timestamp as stored: UTC, nine fractional digits, so text order is time order.
+pub(crate) fn ts(t: Timestamp) -> String {
+    format!("{t:.9}")
+}
+
+/// A value as stored: its serde JSON text.
+pub(crate) fn to_json(value: &impl serde::Serialize) -> String {
+    // Cannot fail: the journal's types have string map keys and no custom serializers.
+    serde_json::to_string(value).expect("journal values serialize to JSON")
+}
+
+fn corrupt(journal: &str, what: &'static str, value: &str, source: InvalidValue) -> StoreError {
+    StoreError::Corrupt {
+        path: journal.to_owned(),
+        what,
+        value: value.to_owned(),
+        source,
+    }
+}
+
+fn unexpected(
+    journal: &str,
+    what: &'static str,
+    value: &str,
+    expected: &'static str,
+) -> StoreError {
+    corrupt(journal, what, value, InvalidValue::Unexpected { expected })
+}
+
+/// A stored timestamp; `journal` names the store in the error.
+pub(crate) fn timestamp(
+    journal: &str,
+    what: &'static str,
+    text: &str,
+) -> Result<Timestamp, StoreError> {
+    text.parse()
+        .map_err(|e| corrupt(journal, what, text, InvalidValue::Timestamp(e)))
+}
+
+/// A stored timestamp that may be absent.
+pub(crate) fn opt_timestamp(
+    journal: &str,
+    what: &'static str,
+    text: Option<String>,
+) -> Result<Option<Timestamp>, StoreError> {
+    text.map(|t| timestamp(journal, what, &t)).transpose()
+}
+
+fn json(journal: &str, what: &'static str, text: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| corrupt(journal, what, text, InvalidValue::Json(e)))
+}
+
+/// A stored snapshot; valid JSON that is not a [`Snapshot`] (written before the journal was
+/// typed) is [`Snapshot::Legacy`].
+fn snapshot(journal: &str, what: &'static str, text: &str) -> Result<Snapshot, StoreError> {
+    if let Ok(snapshot) = serde_json::from_str(text) {
+        return Ok(snapshot);
+    }
+    let value = json(journal, what, text)?;
+    Ok(Snapshot::deserialize(&value).unwrap_or(Snapshot::Legacy { value }))
+}
+
+/// Counts as stored, read leniently: see the module documentation.
+fn counts(value: Value) -> Option<RunCounts> {
+    let Value::Object(mut fields) = value else {
+        return None;
+    };
+    // Before the journal was typed, a failed run's counts carried its reason as `error` (null,
+    // from retire, when there was none; dropped, as any unknown field would be).
+    if !fields.contains_key("stopped")
+        && let Some(error @ Value::String(_)) = fields.remove("error")
+    {
+        fields.insert("stopped".to_owned(), error);
+    }
+    if let Ok(counts) = RunCounts::deserialize(&Value::Object(fields.clone())) {
+        return Some(counts);
+    }
+    // Some field has the wrong type: keep the fields that read on their own.
+    let readable: serde_json::Map<String, Value> = fields
+        .into_iter()
+        .filter(|(name, value)| {
+            let one = serde_json::Map::from_iter([(name.clone(), value.clone())]);
+            RunCounts::deserialize(&Value::Object(one)).is_ok()
+        })
+        .collect();
+    Some(RunCounts::deserialize(&Value::Object(readable)).unwrap_or_default())
+}
+
+/// A row of [`RUN_SELECT`].
+pub(crate) struct RawRun {
+    id: i64,
+    command: String,
+    config_hash: String,
+    dialect: String,
+    started_at: String,
+    ended_at: Option<String>,
+    outcome: Option<String>,
+    counts: Option<String>,
+    writes: i64,
+    settles_at: Option<String>,
+}
+
+impl RawRun {
+    pub(crate) fn read<R: Columns + ?Sized>(row: &R) -> Result<Self, R::Error> {
+        Ok(RawRun {
+            id: row.int(0)?,
+            command: row.text(1)?,
+            config_hash: row.text(2)?,
+            dialect: row.text(3)?,
+            started_at: row.text(4)?,
+            ended_at: row.opt_text(5)?,
+            outcome: row.opt_text(6)?,
+            counts: row.opt_text(7)?,
+            writes: row.int(8)?,
+            settles_at: row.opt_text(9)?,
+        })
+    }
+
+    pub(crate) fn decode(self, journal: &str) -> Result<RunSummary, StoreError> {
+        let outcome = match self.outcome.as_deref() {
+            None => RunOutcome::Interrupted,
+            Some("succeeded") => RunOutcome::Succeeded,
+            Some("failed") => RunOutcome::Failed,
+            Some("refused") => RunOutcome::Refused,
+            Some("interrupted") => RunOutcome::Interrupted,
+            Some(other) => {
+                return Err(unexpected(
+                    journal,
+                    "runs.outcome",
+                    other,
+                    "succeeded, failed, refused or interrupted",
+                ));
+            }
+        };
+        Ok(RunSummary {
+            id: RunId(self.id),
+            command: self.command,
+            config_hash: self.config_hash,
+            dialect: self.dialect,
+            started_at: timestamp(journal, "runs.started_at", &self.started_at)?,
+            ended_at: opt_timestamp(journal, "runs.ended_at", self.ended_at)?,
+            outcome,
+            counts: match self.counts {
+                Some(text) => counts(json(journal, "runs.counts_json", &text)?),
+                None => None,
+            },
+            writes: u64::try_from(self.writes).unwrap_or(0),
+            settles_at: opt_timestamp(journal, "writes.settles_at", self.settles_at)?,
+        })
+    }
+}
+
+/// A row of [`WRITE_SELECT`].
+pub(crate) struct RawWrite {
+    run: i64,
+    target: String,
+    subject: String,
+    before: String,
+    after: String,
+    status: String,
+    detail: Option<String>,
+    at: String,
+    settles_at: Option<String>,
+}
+
+impl RawWrite {
+    pub(crate) fn read<R: Columns + ?Sized>(row: &R) -> Result<Self, R::Error> {
+        Ok(RawWrite {
+            run: row.int(0)?,
+            target: row.text(1)?,
+            subject: row.text(2)?,
+            before: row.text(3)?,
+            after: row.text(4)?,
+            status: row.text(5)?,
+            detail: row.opt_text(6)?,
+            at: row.text(7)?,
+            settles_at: row.opt_text(8)?,
+        })
+    }
+
+    pub(crate) fn decode(self, journal: &str) -> Result<WriteRecord, StoreError> {
+        Ok(WriteRecord {
+            run: RunId(self.run),
+            target: WriteTarget::parse(&self.target).ok_or_else(|| {
+                unexpected(
+                    journal,
+                    "writes.target",
+                    &self.target,
+                    "user_skills, user_proficiencies, definition or profile",
+                )
+            })?,
+            subject: self.subject,
+            before: snapshot(journal, "writes.before_json", &self.before)?,
+            after: snapshot(journal, "writes.after_json", &self.after)?,
+            status: WriteStatus::parse(&self.status).ok_or_else(|| {
+                unexpected(
+                    journal,
+                    "writes.status",
+                    &self.status,
+                    "applied, conflict, failed or unknown",
+                )
+            })?,
+            detail: self.detail,
+            at: timestamp(journal, "writes.at", &self.at)?,
+            settles_at: opt_timestamp(journal, "writes.settles_at", self.settles_at)?,
+        })
+    }
+}
+
+/// A row of [`MAPPINGS_SELECT`].
+pub(crate) struct RawMapping {
+    code: String,
+    locale: String,
+    kind: String,
+    definition_id: String,
+    seen_at: String,
+}
+
+impl RawMapping {
+    pub(crate) fn read<R: Columns + ?Sized>(row: &R) -> Result<Self, R::Error> {
+        Ok(RawMapping {
+            code: row.text(0)?,
+            locale: row.text(1)?,
+            kind: row.text(2)?,
+            definition_id: row.text(3)?,
+            seen_at: row.text(4)?,
+        })
+    }
+
+    pub(crate) fn decode(self, journal: &str) -> Result<Mapping, StoreError> {
+        Ok(Mapping {
+            seen_at: timestamp(journal, "mappings.seen_at", &self.seen_at)?,
+            code: self.code,
+            locale: self.locale,
+            kind: self.kind,
+            definition_id: self.definition_id,
+        })
+    }
+}
+
+/// A row of [`RETIREMENTS_SELECT`].
+pub(crate) struct RawRetirement {
+    code: String,
+    locale: String,
+    kind: String,
+    name: String,
+    mode: String,
+    definition_ids: String,
+    run: i64,
+    retired_at: String,
+}
+
+impl RawRetirement {
+    pub(crate) fn read<R: Columns + ?Sized>(row: &R) -> Result<Self, R::Error> {
+        Ok(RawRetirement {
+            code: row.text(0)?,
+            locale: row.text(1)?,
+            kind: row.text(2)?,
+            name: row.text(3)?,
+            mode: row.text(4)?,
+            definition_ids: row.text(5)?,
+            run: row.int(6)?,
+            retired_at: row.text(7)?,
+        })
+    }
+
+    pub(crate) fn decode(self, journal: &str) -> Result<Retirement, StoreError> {
+        let mode = RetirementMode::parse(&self.mode)
+            .ok_or_else(|| unexpected(journal, "retirements.mode", &self.mode, "soft or hard"))?;
+        let definition_ids: Vec<String> =
+            serde_json::from_str(&self.definition_ids).map_err(|e| {
+                corrupt(
+                    journal,
+                    "retirements.definition_ids_json",
+                    &self.definition_ids,
+                    InvalidValue::Json(e),
+                )
+            })?;
+        Ok(Retirement {
+            retired_at: timestamp(journal, "retirements.retired_at", &self.retired_at)?,
+            code: self.code,
+            locale: self.locale,
+            kind: self.kind,
+            name: self.name,
+            mode,
+            definition_ids,
+            run: RunId(self.run),
+        })
+    }
+}
+
+/// A row of [`LEASE_COLUMNS`].
+pub(crate) struct RawLease {
+    fence: i64,
+    host: String,
+    pid: i64,
+    command: String,
+    acquired_at: String,
+    expires_at: String,
+}
+
+impl RawLease {
+    pub(crate) fn read<R: Columns + ?Sized>(row: &R) -> Result<Self, R::Error> {
+        Ok(RawLease {
+            fence: row.int(0)?,
+            host: row.text(1)?,
+            pid: row.int(2)?,
+            command: row.text(3)?,
+            acquired_at: row.text(4)?,
+            expires_at: row.text(5)?,
+        })
+    }
+
+    /// Its fencing number.
+    pub(crate) fn fence(&self) -> i64 {
+        self.fence
+    }
+
+    /// When the lease runs out, without decoding the rest.
+    pub(crate) fn expires_at(&self, journal: &str) -> Result<Timestamp, StoreError> {
+        timestamp(journal, "leases.expires_at", &self.expires_at)
+    }
+
+    pub(crate) fn decode(self, journal: &str, key: &str) -> Result<Lease, StoreError> {
+        Ok(Lease {
+            key: key.to_owned(),
+            fence: self.fence,
+            holder: LeaseHolder {
+                host: self.host,
+                pid: u32::try_from(self.pid).unwrap_or_default(),
+                command: self.command,
+            },
+            acquired_at: timestamp(journal, "leases.acquired_at", &self.acquired_at)?,
+            expires_at: timestamp(journal, "leases.expires_at", &self.expires_at)?,
+        })
+    }
+}
