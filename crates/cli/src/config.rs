@@ -462,9 +462,10 @@ impl Config {
     }
 
     /// Opens the journal named by `[store] url`.
-    pub fn journal(&self) -> anyhow::Result<Box<dyn skillsync_store::Journal>> {
+    pub async fn journal(&self) -> anyhow::Result<Box<dyn skillsync_store::Journal>> {
         use anyhow::Context;
         skillsync_store::open(&self.store_url)
+            .await
             .with_context(|| format!("cannot open the journal ({})", self.store_shown()))
     }
 

@@ -67,7 +67,7 @@ pub struct Session {
 
 impl Session {
     /// Loads the config and files and sets up the client; `Err(code)` once problems are printed.
-    pub fn open(
+    pub async fn open(
         common: &crate::args::CommonArgs,
     ) -> anyhow::Result<Result<Session, std::process::ExitCode>> {
         use anyhow::Context;
@@ -81,7 +81,7 @@ impl Session {
             Ok(loaded) => loaded,
             Err(problems) => return invalid(&problems),
         };
-        loaded.desired.retired = Self::retirements(&config)?;
+        loaded.desired.retired = Self::retirements(&config).await?;
         let settings = match config.client_settings() {
             Ok(settings) => settings,
             Err(problems) => return invalid(&problems),
@@ -107,20 +107,23 @@ impl Session {
 
     /// The catalog variants `skillsync retire` took out of management, from the journal:
     /// every plan leaves them alone.
-    pub fn retirements(config: &Config) -> anyhow::Result<Vec<skillsync_core::Retired>> {
+    pub async fn retirements(config: &Config) -> anyhow::Result<Vec<skillsync_core::Retired>> {
         use anyhow::Context;
         let url = config.store_shown();
         // No journal yet means nothing was ever retired; plan and drift must not create one.
-        let Some(journal) =
-            skillsync_store::open_existing(&config.store_url).with_context(|| {
+        let Some(journal) = skillsync_store::open_existing(&config.store_url)
+            .await
+            .with_context(|| {
                 format!("cannot open the journal ({url}) to learn which codes are retired")
             })?
         else {
             return Ok(Vec::new());
         };
-        skillsync_engine::retirements(journal.as_ref()).with_context(|| {
-            format!("cannot learn from the journal ({url}) which codes are retired")
-        })
+        skillsync_engine::retirements(journal.as_ref())
+            .await
+            .with_context(|| {
+                format!("cannot learn from the journal ({url}) which codes are retired")
+            })
     }
 
     /// Plans against `live`, with the files' warnings first; `Err(code)` once problems are printed.

@@ -39,7 +39,7 @@ fn main() -> ExitCode {
             args::Command::Validate(common) => cmd::validate::run(&common),
             args::Command::Plan(common) => cmd::plan::run(&common).await,
             args::Command::Apply(apply_args) => cmd::apply::run(&apply_args).await,
-            args::Command::History(history_args) => cmd::history::run(&history_args),
+            args::Command::History(history_args) => cmd::history::run(&history_args).await,
             args::Command::Demo(demo_args) => cmd::demo::run(&demo_args).await,
             args::Command::Assign(assign_args) => cmd::assign::run(&assign_args).await,
             args::Command::Retire(retire_args) => cmd::retire::run(&retire_args).await,

@@ -103,9 +103,9 @@ pub fn interrupt_on_signal(
             // The tenant's lease, taken before the read, is given up now rather than left to
             // run out: the next run need not wait for a command that wrote nothing.
             if let Some(lease) = interrupt.held_lease()
-                && let Ok(journal) = skillsync_store::open(&store_url)
+                && let Ok(journal) = skillsync_store::open(&store_url).await
             {
-                let _ = journal.release_lease(&lease, jiff::Timestamp::now());
+                let _ = journal.release_lease(&lease).await;
             }
             eprintln!("\n{signal}: nothing was written");
             std::process::exit(130);

@@ -67,11 +67,12 @@ fn ext_assignments(state: &Value) -> BTreeMap<String, Value> {
 }
 
 /// Distinct users with an applied write in one run of the journal, read through the store.
-fn applied_users_in_journal(path: &std::path::Path, run: i64) -> u64 {
+async fn applied_users_in_journal(path: &std::path::Path, run: i64) -> u64 {
     use skillsync_store::Journal;
     let journal = skillsync_store::SqliteStore::open(path).unwrap();
     let users: std::collections::BTreeSet<String> = journal
         .writes(skillsync_store::RunId(run))
+        .await
         .unwrap()
         .into_iter()
         .filter(|w| {
@@ -162,7 +163,7 @@ async fn converges_in(dialect: &str) {
         "{runs}"
     );
     let journal =
-        applied_users_in_journal(&ws.0.join("skillsync.db"), runs[0]["id"].as_i64().unwrap());
+        applied_users_in_journal(&ws.0.join("skillsync.db"), runs[0]["id"].as_i64().unwrap()).await;
     assert!(
         journal >= expected.users_changed,
         "{journal} users with an applied write in the journal"

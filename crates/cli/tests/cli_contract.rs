@@ -74,8 +74,10 @@ fn help_and_version_print_to_stdout_and_exit_0() {
     }
 }
 
-fn journal(dir: &Path) -> Box<dyn skillsync_store::Journal> {
-    skillsync_store::open(&format!("sqlite://{}", dir.join("skillsync.db").display())).unwrap()
+async fn journal(dir: &Path) -> Box<dyn skillsync_store::Journal> {
+    skillsync_store::open(&format!("sqlite://{}", dir.join("skillsync.db").display()))
+        .await
+        .unwrap()
 }
 
 fn new_run(command: &str, started_at: Timestamp) -> NewRun {
@@ -90,15 +92,15 @@ fn new_run(command: &str, started_at: Timestamp) -> NewRun {
 /// `skillsync history | head -1`: the reader goes away after one line while the command still
 /// has most of its output to write (far more than a pipe holds), so its next write meets a
 /// closed pipe. It must stop quietly: no panic, no error text, exit 0.
-#[test]
-fn a_closed_stdout_pipe_ends_history_quietly() {
+#[tokio::test]
+async fn a_closed_stdout_pipe_ends_history_quietly() {
     let ws = offline_workspace("pipe");
-    let journal = journal(&ws.0);
+    let journal = journal(&ws.0).await;
     let reason = "x".repeat(2_000);
     let start = Timestamp::now() - SignedDuration::from_hours(1);
     for i in 0..150 {
         let at = start + SignedDuration::from_secs(i);
-        let run = journal.start_run(&new_run("apply", at)).unwrap();
+        let run = journal.start_run(&new_run("apply", at)).await.unwrap();
         journal
             .finish_run(
                 run,
@@ -109,6 +111,7 @@ fn a_closed_stdout_pipe_ends_history_quietly() {
                 },
                 at,
             )
+            .await
             .unwrap();
     }
     drop(journal);
@@ -161,13 +164,13 @@ struct Run {
     counts: Option<RunCounts>,
 }
 
-#[test]
-fn history_json_is_the_versioned_document_docs_history_json_md_describes() {
+#[tokio::test]
+async fn history_json_is_the_versioned_document_docs_history_json_md_describes() {
     let ws = offline_workspace("history-json");
-    let journal = journal(&ws.0);
+    let journal = journal(&ws.0).await;
     let start = Timestamp::now() - SignedDuration::from_mins(10);
     // 1: an apply that wrote two users; 2: a refused apply; 3: a run that never finished.
-    let applied = journal.start_run(&new_run("apply", start)).unwrap();
+    let applied = journal.start_run(&new_run("apply", start)).await.unwrap();
     let settle = start + SignedDuration::from_secs(90);
     let writes: Vec<WriteRecord> = ["u-1", "u-2"]
         .into_iter()
@@ -195,7 +198,7 @@ fn history_json_is_the_versioned_document_docs_history_json_md_describes() {
             settles_at: Some(settle),
         })
         .collect();
-    journal.record_writes(&writes).unwrap();
+    journal.record_writes(&writes).await.unwrap();
     let counts = RunCounts {
         users_planned: 2,
         users_updated: 2,
@@ -208,9 +211,11 @@ fn history_json_is_the_versioned_document_docs_history_json_md_describes() {
             &counts,
             start + SignedDuration::from_secs(61),
         )
+        .await
         .unwrap();
     let refused = journal
         .start_run(&new_run("apply", start + SignedDuration::from_mins(2)))
+        .await
         .unwrap();
     let why = RunCounts {
         stopped: Some("outside the sync window".into()),
@@ -223,9 +228,11 @@ fn history_json_is_the_versioned_document_docs_history_json_md_describes() {
             &why,
             start + SignedDuration::from_mins(2),
         )
+        .await
         .unwrap();
     let interrupted = journal
         .start_run(&new_run("assign", start + SignedDuration::from_mins(3)))
+        .await
         .unwrap();
     drop(journal);
 
@@ -311,9 +318,9 @@ async fn drift_json_is_the_versioned_document_docs_drift_json_md_describes() {
     write_config(&ws.0, &base);
     // Agent E00000 differs (every 3rd agent has a level changed); a run wrote to it before.
     let user = doc.users[0].id.clone();
-    let journal = journal(&ws.0);
+    let journal = journal(&ws.0).await;
     let at = Timestamp::now() - SignedDuration::from_mins(5);
-    let earlier = journal.start_run(&new_run("apply", at)).unwrap();
+    let earlier = journal.start_run(&new_run("apply", at)).await.unwrap();
     journal
         .record_writes(&[WriteRecord {
             run: earlier,
@@ -326,9 +333,11 @@ async fn drift_json_is_the_versioned_document_docs_drift_json_md_describes() {
             at,
             settles_at: Some(at),
         }])
+        .await
         .unwrap();
     journal
         .finish_run(earlier, RunOutcome::Succeeded, &RunCounts::default(), at)
+        .await
         .unwrap();
     drop(journal);
 
@@ -427,12 +436,12 @@ fn validate_json_is_the_versioned_problems_document_with_counts() {
 
 /// The human listing says "killed" only of a run that never finished: a finished run whose
 /// command journals its own counts (assign) shows them instead.
-#[test]
-fn history_calls_only_unfinished_runs_killed() {
+#[tokio::test]
+async fn history_calls_only_unfinished_runs_killed() {
     let ws = offline_workspace("history-human");
-    let journal = journal(&ws.0);
+    let journal = journal(&ws.0).await;
     let at = Timestamp::now() - SignedDuration::from_mins(5);
-    let assigned = journal.start_run(&new_run("assign", at)).unwrap();
+    let assigned = journal.start_run(&new_run("assign", at)).await.unwrap();
     journal
         .finish_run(
             assigned,
@@ -443,8 +452,9 @@ fn history_calls_only_unfinished_runs_killed() {
             },
             at,
         )
+        .await
         .unwrap();
-    journal.start_run(&new_run("apply", at)).unwrap();
+    journal.start_run(&new_run("apply", at)).await.unwrap();
     drop(journal);
 
     let output = skillsync(&ws.0, &["history"]);

@@ -582,15 +582,17 @@ async fn writes_whose_answers_were_lost_are_journaled_applied_and_counted() {
     write_config(&ws.0, &base);
     let journal =
         skillsync_store::open(&format!("sqlite://{}", ws.0.join("skillsync.db").display()))
+            .await
             .unwrap();
     let json = |output: &std::process::Output| -> Value {
         assert_eq!(output.status.code(), Some(0), "{}", text(output));
         serde_json::from_slice(&output.stdout)
             .unwrap_or_else(|e| panic!("retire must print JSON ({e}):\n{}", text(output)))
     };
-    let applied = |run: i64, target: skillsync_store::WriteTarget| {
+    let applied = async |run: i64, target: skillsync_store::WriteTarget| {
         journal
             .writes(skillsync_store::RunId(run))
+            .await
             .unwrap()
             .into_iter()
             .filter(|w| w.target == target && w.status == skillsync_store::WriteStatus::Applied)
@@ -616,10 +618,15 @@ async fn writes_whose_answers_were_lost_are_journaled_applied_and_counted() {
         "{LOST} users lost a routable skill: {hard:#}"
     );
     let run = retired["run"].as_i64().unwrap();
-    let users = applied(run, skillsync_store::WriteTarget::UserSkills);
+    let users = applied(run, skillsync_store::WriteTarget::UserSkills).await;
     assert_eq!(users.len(), LOST, "{users:#?}");
     assert!(users.iter().all(|w| w.settles_at.is_some()), "{users:#?}");
-    assert_eq!(applied(run, skillsync_store::WriteTarget::Profile).len(), 1);
+    assert_eq!(
+        applied(run, skillsync_store::WriteTarget::Profile)
+            .await
+            .len(),
+        1
+    );
     let state = sim_get(&base, "/sim/state").await;
     assert!(!ids_of(&state["skills"]).contains(&skill_id.as_str()));
 
@@ -645,10 +652,12 @@ async fn writes_whose_answers_were_lost_are_journaled_applied_and_counted() {
     assert_eq!(retired["settlesAt"], Value::Null, "{soft:#}");
     let run = retired["run"].as_i64().unwrap();
     assert_eq!(
-        applied(run, skillsync_store::WriteTarget::Definition).len(),
+        applied(run, skillsync_store::WriteTarget::Definition)
+            .await
+            .len(),
         2,
         "{:#?}",
-        journal.writes(skillsync_store::RunId(run)).unwrap()
+        journal.writes(skillsync_store::RunId(run)).await.unwrap()
     );
     let state = sim_get(&base, "/sim/state").await;
     for locale in ["en-us", "de-de"] {

@@ -135,7 +135,7 @@ pub async fn apply(
         writer.stop(StopReason::Definition(failed));
     }
     if let Some(j) = journal
-        && let Err(error) = remember_mappings(j, desired, &plan.resolution)
+        && let Err(error) = remember_mappings(j, desired, &plan.resolution).await
     {
         // A journal that cannot take the mapping will not take the writes either.
         writer.stop(StopReason::Journal(crate::explain(&error)));
@@ -152,7 +152,7 @@ pub async fn apply(
         (Phase::Skills, skill_users),
         (Phase::Proficiencies, proficiency_users),
     ] {
-        if writer.should_stop().is_some() {
+        if writer.should_stop().await.is_some() {
             break;
         }
         let jobs: Vec<Job> = users
@@ -267,7 +267,7 @@ impl Rewrite for PlanRewrite<'_> {
 
 /// Records which tenant definition each (code, locale) resolved to, so later runs and audits
 /// can see the mapping without re-deriving it.
-fn remember_mappings(
+async fn remember_mappings(
     journal: JournalRun<'_>,
     desired: &Desired,
     resolution: &Resolution,
@@ -290,7 +290,7 @@ fn remember_mappings(
             },
         )
         .collect();
-    journal.journal.remember_mappings(&mappings)
+    journal.journal.remember_mappings(&mappings).await
 }
 
 /// Creates, reactivates and updates definitions; `Err` names the step that failed (the run
@@ -303,21 +303,23 @@ async fn ensure_definitions(
     progress: Progress<'_>,
     looked_up: LookedUp,
 ) -> Result<(), String> {
-    let record = |subject: String, before: Snapshot, after: Snapshot| {
-        writer.record(vec![Entry {
-            target: WriteTarget::Definition,
-            subject,
-            before,
-            after,
-            status: WriteStatus::Applied,
-            detail: None,
-            routes: false,
-        }]);
+    let record = async |subject: String, before: Snapshot, after: Snapshot| {
+        writer
+            .record(vec![Entry {
+                target: WriteTarget::Definition,
+                subject,
+                before,
+                after,
+                status: WriteStatus::Applied,
+                detail: None,
+                routes: false,
+            }])
+            .await;
     };
     let total = plan.definitions.len();
     for done in 0..total {
         progress(Phase::Definitions, done, total);
-        if let Some(why) = writer.should_stop() {
+        if let Some(why) = writer.should_stop().await {
             return Err(why.to_string());
         }
         let action = plan.definitions[done].clone();
@@ -347,7 +349,8 @@ async fn ensure_definitions(
                         ensured.definition.id.to_string(),
                         Snapshot::Absent,
                         entries::definition(&ensured.definition),
-                    );
+                    )
+                    .await;
                 }
                 report.definitions_created += usize::from(ensured.created);
             }
@@ -395,7 +398,8 @@ async fn ensure_definitions(
                     existing.id.to_string(),
                     entries::definition(&read),
                     entries::definition(&written),
-                );
+                )
+                .await;
                 if action.action == DefinitionActionKind::Reactivate {
                     report.definitions_reactivated += 1;
                 } else {

@@ -66,20 +66,39 @@ pub async fn assign(
     interrupt: Option<&Interrupt>,
 ) -> Result<Assigned, Error> {
     let lease = crate::lease::take(journal, label, interrupt).await?;
-    let begun = crate::lease::begin_run(journal, label, lease)?;
+    let work = assign_under(
+        api,
+        journal,
+        label,
+        request,
+        options,
+        (interrupt, lease.as_ref()),
+    );
+    let result = crate::lease::renewing(lease.as_ref(), work).await;
+    crate::lease::release(lease).await;
+    result
+}
+
+/// [`assign`] once the lease (if any) is held.
+async fn assign_under(
+    api: &dyn TenantApi,
+    journal: &dyn Journal,
+    label: &RunLabel,
+    request: AssignRequest<'_>,
+    options: WriteOptions,
+    (interrupt, lease): (Option<&Interrupt>, Option<&crate::lease::HeldLease<'_>>),
+) -> Result<Assigned, Error> {
+    let run = crate::lease::begin_run(journal, label, lease).await?;
     if let Some(interrupt) = interrupt {
         interrupt.start_writing();
     }
     let requests_before = api.counters().total_requests();
     let result = assign_in_run(
         api,
-        JournalRun {
-            journal,
-            run: begun.run,
-        },
+        JournalRun { journal, run },
         request,
         options,
-        (interrupt, begun.lease.as_ref()),
+        (interrupt, lease),
     )
     .await;
     let mut counts = match &result {
@@ -100,7 +119,10 @@ pub async fn assign(
         Ok(assigned) => assigned.run_outcome(),
         Err(_) => RunOutcome::Failed,
     };
-    crate::lease::end_run(journal, begun, outcome, &counts).map_err(Error::Journal)?;
+    journal
+        .finish_run(run, outcome, &counts, jiff::Timestamp::now())
+        .await
+        .map_err(Error::Journal)?;
     result
 }
 
@@ -132,15 +154,17 @@ async fn assign_in_run(
             source: Box::new(source),
         })?;
     if ensured.created {
-        writer.record(vec![Entry {
-            target: WriteTarget::Definition,
-            subject: ensured.definition.id.to_string(),
-            before: Snapshot::Absent,
-            after: entries::definition(&ensured.definition),
-            status: WriteStatus::Applied,
-            detail: None,
-            routes: false,
-        }]);
+        writer
+            .record(vec![Entry {
+                target: WriteTarget::Definition,
+                subject: ensured.definition.id.to_string(),
+                before: Snapshot::Absent,
+                after: entries::definition(&ensured.definition),
+                status: WriteStatus::Applied,
+                detail: None,
+                routes: false,
+            }])
+            .await;
     }
     let one = OneEntry {
         kind: entry.kind,

@@ -5,12 +5,10 @@
 //! completes and is journaled: fencing here stops new writes, it cannot recall one in flight.
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use skillsync_store::{
-    Acquired, Journal, Lease, LeaseHolder, NewRun, RunCounts, RunId, RunOutcome,
-};
+use skillsync_store::{Acquired, Journal, Lease, LeaseHolder, NewRun, RunId};
 
 use crate::{Error, RunLabel};
 
@@ -27,79 +25,158 @@ pub struct LeaseOptions {
     pub wait: Option<Duration>,
 }
 
-/// How often a holder asks the journal whether its lease is still its own.
-const RECHECK_EVERY: Duration = Duration::from_secs(1);
+/// How often the holder renews: a takeover (possible only once the lease lapsed, e.g. the
+/// store was unreachable for longer than it lasts) is noticed within this.
+const RENEW_EVERY: Duration = Duration::from_secs(1);
 
-/// A lease this process holds.
+/// A lease this process holds. Renewed by [`renewing`] beside the work, not by the work
+/// itself: one request may wait on its retries longer than the lease lasts, and a lease must
+/// not lapse because a write is slow.
 pub(crate) struct HeldLease<'a> {
     journal: &'a dyn Journal,
-    lease: Mutex<Lease>,
     ttl: Duration,
-    /// When the journal last confirmed the lease is ours.
-    checked: Mutex<std::time::Instant>,
+    interrupt: Option<&'a crate::Interrupt>,
+    state: Mutex<LeaseState>,
+    /// One renewal at a time: two that both found it lapsed would both try to take it back,
+    /// and the second would find it held (by us) and give up.
+    renewal: tokio::sync::Mutex<()>,
+}
+
+struct LeaseState {
+    lease: Lease,
+    /// Until when it is surely ours, by this process's clock: the last renewal's request time
+    /// plus the lease's length, so a store whose clock differs cannot make it look longer.
+    ours_until: Instant,
+    /// Someone else took it: nothing more is written under it.
+    lost: bool,
     /// The run writing under it, once started: its fencing number follows the lease's.
-    run: Mutex<Option<RunId>>,
+    run: Option<RunId>,
 }
 
 impl HeldLease<'_> {
-    /// Whether the lease is still ours: renewed in the journal at most once a second (and
-    /// whenever less than half of it is left), so a takeover is noticed within about a second
-    /// of scheduling. Called before every write is scheduled.
+    /// Whether writes may still be scheduled under the lease. Called before every write; asks
+    /// nothing of the store (the renewal beside the work does).
     pub(crate) fn keep(&self) -> bool {
-        let mut lease = self.lease.lock().expect("not poisoned");
-        let now = Timestamp::now();
-        let half = jiff::SignedDuration::try_from(self.ttl / 2).unwrap_or_default();
-        let mut checked = self.checked.lock().expect("not poisoned");
-        if lease.expires_at.duration_since(now) > half
-            && checked.elapsed() < RECHECK_EVERY.min(self.ttl / 4)
-        {
-            return true;
-        }
-        *checked = std::time::Instant::now();
-        match self.journal.renew_lease(&lease, self.ttl, now) {
-            Ok(Some(expires_at)) => {
-                lease.expires_at = expires_at;
-                true
-            }
-            Ok(None) => self.take_back(&mut lease, now),
-            // The journal hiccuped: ours until it expires, then not.
-            Err(error) => {
-                tracing::warn!(error = %crate::explain(&error), "cannot renew the tenant's lease");
-                now < lease.expires_at
-            }
-        }
+        let state = self.state.lock().expect("not poisoned");
+        !state.lost && Instant::now() < state.ours_until
     }
 
-    /// The lease ran out between two renewals (a long read, a slow page). If nobody took it
-    /// meanwhile, it is taken again with the very next fencing number, which proves that no
-    /// one else wrote in between; the run's fencing number follows. Anything else: lost.
-    fn take_back(&self, lease: &mut Lease, now: Timestamp) -> bool {
-        let again = self
-            .journal
-            .acquire_lease(&lease.key, &lease.holder, self.ttl, now);
-        match again {
-            Ok(Acquired::Held(next)) if next.fence == lease.fence + 1 => {
-                let run = *self.run.lock().expect("not poisoned");
-                if let Some(run) = run
-                    && let Err(error) = self.journal.fence_run(run, &next)
-                {
-                    tracing::warn!(error = %crate::explain(&error), "cannot move the run to its renewed lease");
-                    return false;
-                }
-                *lease = next;
-                true
-            }
-            // Someone held it in between: whatever we planned may be stale.
-            Ok(Acquired::Held(_) | Acquired::Busy(_)) => false,
-            Err(error) => {
-                tracing::warn!(error = %crate::explain(&error), "cannot take the tenant's lease back");
-                false
-            }
-        }
+    /// [`keep`](Self::keep), and when the lease lapsed unnoticed (the process was paused, or
+    /// busy for longer than it lasts), one renewal: taken back if nobody took it meanwhile.
+    pub(crate) async fn keep_or_take_back(&self) -> bool {
+        self.keep() || self.renew().await
     }
 
     fn lease(&self) -> Lease {
-        self.lease.lock().expect("not poisoned").clone()
+        self.state.lock().expect("not poisoned").lease.clone()
+    }
+
+    /// Renews the lease now; false once it is lost.
+    async fn renew(&self) -> bool {
+        let _one_at_a_time = self.renewal.lock().await;
+        let (lease, lost) = {
+            let state = self.state.lock().expect("not poisoned");
+            (state.lease.clone(), state.lost)
+        };
+        if lost {
+            return false;
+        }
+        let sent = Instant::now();
+        match self.journal.renew_lease(&lease, self.ttl).await {
+            Ok(Some(expires_at)) => {
+                let mut state = self.state.lock().expect("not poisoned");
+                if state.lease.fence == lease.fence {
+                    state.lease.expires_at = expires_at;
+                    state.ours_until = sent + self.ttl;
+                }
+                true
+            }
+            Ok(None) => self.take_back(lease, sent).await,
+            // The store hiccuped: ours until it lapses, and the next renewal tries again.
+            Err(error) => {
+                tracing::warn!(error = %crate::explain(&error), "cannot renew the tenant's lease");
+                self.keep()
+            }
+        }
+    }
+
+    /// The lease lapsed between two renewals (a prompt left open, a store out of reach). If
+    /// nobody took it meanwhile, it is taken again with the very next fencing number, which
+    /// proves that no one else wrote in between; the run's fencing number follows. Anything
+    /// else: lost for good.
+    async fn take_back(&self, lease: Lease, sent: Instant) -> bool {
+        let again = self
+            .journal
+            .acquire_lease(&lease.key, &lease.holder, self.ttl)
+            .await;
+        let next = match again {
+            Ok(Acquired::Held(next)) if next.fence == lease.fence + 1 => next,
+            // Someone held it in between: whatever we planned may be stale.
+            Ok(Acquired::Held(other)) => {
+                // Ours now, but not continuously: give it back rather than write under it.
+                let _ = self.journal.release_lease(&other).await;
+                return self.lose();
+            }
+            Ok(Acquired::Busy(_)) => return self.lose(),
+            Err(error) => {
+                tracing::warn!(error = %crate::explain(&error), "cannot take the tenant's lease back");
+                return self.keep();
+            }
+        };
+        let run = self.state.lock().expect("not poisoned").run;
+        if let Some(run) = run
+            && let Err(error) = self.journal.fence_run(run, &next).await
+        {
+            tracing::warn!(error = %crate::explain(&error), "cannot move the run to its renewed lease");
+            let _ = self.journal.release_lease(&next).await;
+            return self.lose();
+        }
+        if let Some(interrupt) = self.interrupt {
+            interrupt.hold(next.clone());
+        }
+        let mut state = self.state.lock().expect("not poisoned");
+        state.lease = next;
+        state.ours_until = sent + self.ttl;
+        true
+    }
+
+    fn lose(&self) -> bool {
+        self.state.lock().expect("not poisoned").lost = true;
+        false
+    }
+
+    /// Renews the lease for as long as it is polled; never completes.
+    async fn heartbeat(&self) -> std::convert::Infallible {
+        let every = RENEW_EVERY.min(self.ttl / 4);
+        loop {
+            tokio::time::sleep(every).await;
+            if !self.renew().await {
+                // Lost: the work sees it at its next write and stops scheduling.
+                return std::future::pending().await;
+            }
+        }
+    }
+}
+
+/// Runs `work` with the lease (if any) renewed beside it.
+pub(crate) async fn renewing<F: Future>(held: Option<&HeldLease<'_>>, work: F) -> F::Output {
+    let Some(held) = held else {
+        return work.await;
+    };
+    tokio::select! {
+        biased;
+        out = work => out,
+        never = held.heartbeat() => match never {},
+    }
+}
+
+/// Gives the lease up as soon as it is no longer needed; a killed process's lease expires on
+/// its own.
+pub(crate) async fn release(held: Option<HeldLease<'_>>) {
+    let Some(held) = held else { return };
+    let lease = held.lease();
+    if let Err(error) = held.journal.release_lease(&lease).await {
+        tracing::warn!(error = %crate::explain(&error), "cannot release the tenant's lease");
     }
 }
 
@@ -107,25 +184,33 @@ impl HeldLease<'_> {
 async fn acquire<'a>(
     journal: &'a dyn Journal,
     options: &LeaseOptions,
+    interrupt: Option<&'a crate::Interrupt>,
 ) -> Result<HeldLease<'a>, Error> {
-    let deadline = options.wait.map(|wait| std::time::Instant::now() + wait);
+    let deadline = options.wait.map(|wait| Instant::now() + wait);
     loop {
+        let sent = Instant::now();
         let acquired = journal
-            .acquire_lease(&options.key, &options.holder, options.ttl, Timestamp::now())
+            .acquire_lease(&options.key, &options.holder, options.ttl)
+            .await
             .map_err(Error::Journal)?;
         match acquired {
             Acquired::Held(lease) => {
                 return Ok(HeldLease {
                     journal,
-                    lease: Mutex::new(lease),
                     ttl: options.ttl,
-                    checked: Mutex::new(std::time::Instant::now()),
-                    run: Mutex::new(None),
+                    interrupt,
+                    renewal: tokio::sync::Mutex::new(()),
+                    state: Mutex::new(LeaseState {
+                        lease,
+                        ours_until: sent + options.ttl,
+                        lost: false,
+                        run: None,
+                    }),
                 });
             }
             Acquired::Busy(held) => {
                 let left = deadline
-                    .map(|at| at.saturating_duration_since(std::time::Instant::now()))
+                    .map(|at| at.saturating_duration_since(Instant::now()))
                     .unwrap_or_default();
                 if left.is_zero() {
                     return Err(Error::LeaseHeld(Box::new(held)));
@@ -138,51 +223,35 @@ async fn acquire<'a>(
     }
 }
 
-impl Drop for HeldLease<'_> {
-    /// Given up as soon as it is no longer needed, whichever way the command ends; a killed
-    /// process's lease expires on its own.
-    fn drop(&mut self) {
-        let lease = self.lease.get_mut().expect("not poisoned");
-        if let Err(error) = self.journal.release_lease(lease, Timestamp::now()) {
-            tracing::warn!(error = %crate::explain(&error), "cannot release the tenant's lease");
-        }
-    }
-}
-
 /// Takes the tenant's lease when the label asks for one. Taken before the tenant is read, so
-/// the plan is made from a tenant nobody else is writing to.
+/// the plan is made from a tenant nobody else is writing to. Run the work under it with
+/// [`renewing`] and give it up with [`release`].
 pub(crate) async fn take<'a>(
     journal: &'a dyn Journal,
     label: &RunLabel,
-    interrupt: Option<&crate::Interrupt>,
+    interrupt: Option<&'a crate::Interrupt>,
 ) -> Result<Option<HeldLease<'a>>, Error> {
     let Some(options) = &label.lease else {
         return Ok(None);
     };
-    let held = acquire(journal, options).await?;
+    let held = acquire(journal, options, interrupt).await?;
     if let Some(interrupt) = interrupt {
         interrupt.hold(held.lease());
     }
     Ok(Some(held))
 }
 
-/// A run started in the journal, under the tenant's lease when one is held.
-pub(crate) struct Begun<'a> {
-    pub run: RunId,
-    pub lease: Option<HeldLease<'a>>,
-}
-
 /// Starts the run and records the lease it writes under. A lease held since before the
-/// tenant was read that someone else took meanwhile (a person left the prompt open longer
-/// than it lasts, and another run went ahead) is not ours to write under: the run does not
-/// start, as its plan may be stale.
-pub(crate) fn begin_run<'a>(
-    journal: &'a dyn Journal,
+/// tenant was read that lapsed meanwhile (a person left the prompt open longer than it lasts)
+/// is taken back if nobody else took it; if someone did, it is not ours to write under: the
+/// run does not start, as its plan may be stale.
+pub(crate) async fn begin_run(
+    journal: &dyn Journal,
     label: &RunLabel,
-    lease: Option<HeldLease<'a>>,
-) -> Result<Begun<'a>, Error> {
-    if let Some(held) = &lease
-        && !held.keep()
+    lease: Option<&HeldLease<'_>>,
+) -> Result<RunId, Error> {
+    if let Some(held) = lease
+        && !held.keep_or_take_back().await
     {
         return Err(Error::LeaseExpired);
     }
@@ -193,25 +262,15 @@ pub(crate) fn begin_run<'a>(
             started_at: Timestamp::now(),
             dialect: label.dialect.clone(),
         })
-        .and_then(|run| {
-            if let Some(held) = &lease {
-                journal.fence_run(run, &held.lease())?;
-                *held.run.lock().expect("not poisoned") = Some(run);
-            }
-            Ok(run)
-        })
+        .await
         .map_err(Error::Journal)?;
-    Ok(Begun { run, lease })
-}
-
-/// Finishes the run, then gives the lease up.
-pub(crate) fn end_run(
-    journal: &dyn Journal,
-    begun: Begun<'_>,
-    outcome: RunOutcome,
-    counts: &RunCounts,
-) -> Result<(), skillsync_store::StoreError> {
-    let finished = journal.finish_run(begun.run, outcome, counts, Timestamp::now());
-    drop(begun.lease);
-    finished
+    if let Some(held) = lease {
+        let current = held.lease();
+        journal
+            .fence_run(run, &current)
+            .await
+            .map_err(Error::Journal)?;
+        held.state.lock().expect("not poisoned").run = Some(run);
+    }
+    Ok(run)
 }

@@ -36,11 +36,11 @@ pub use write::{
 
 /// The catalog variants `skillsync retire` took out of management, as the journal records
 /// them: every plan leaves them alone.
-pub fn retirements(
+pub async fn retirements(
     journal: &dyn skillsync_store::Journal,
 ) -> Result<Vec<skillsync_core::Retired>, Error> {
     let mut retired = Vec::new();
-    for r in journal.retirements().map_err(Error::Journal)? {
+    for r in journal.retirements().await.map_err(Error::Journal)? {
         let locale =
             skillsync_core::Locale::parse(&r.locale).map_err(|source| Error::BadRetirement {
                 code: r.code.clone(),

@@ -97,29 +97,27 @@ pub(crate) async fn check(
     let ids: BTreeSet<UserId> = accepted.iter().map(|(u, _)| u.clone()).collect();
     let found = read_users(api, &ids, tenant_users, concurrency).await;
     for (user, write) in &accepted {
-        match found.get(user) {
+        let (found_now, kind, why) = match found.get(user) {
             Some(ReadBack::Found(now)) => match rewrite.rewrite(now) {
-                Rewritten::Current => {}
-                Rewritten::Write(_) | Rewritten::Refused(_) => writer.not_kept(
-                    write,
+                Rewritten::Current => continue,
+                Rewritten::Write(_) | Rewritten::Refused(_) => (
                     Some(now),
                     FailureKind::NotKept,
                     "the tenant did not keep the write: it accepted it, and a read-back shows other assignments".into(),
                 ),
             },
-            Some(ReadBack::Gone) | None => writer.not_kept(
-                write,
+            Some(ReadBack::Gone) | None => (
                 None,
                 FailureKind::NotKept,
                 "the tenant did not keep the write: the user is gone".into(),
             ),
-            Some(ReadBack::Unknown(error)) => writer.not_kept(
-                write,
+            Some(ReadBack::Unknown(error)) => (
                 None,
                 FailureKind::Unconfirmed,
                 format!("written, but the read-back could not confirm it: {error}"),
             ),
-        }
+        };
+        writer.not_kept(write, found_now, kind, why).await;
     }
     accepted.len()
 }

@@ -601,6 +601,33 @@ pub async fn run(
 ) -> Result<(RetirePlan, RetireOutcome), crate::Error> {
     // Taken before the read: what references the code is read with no other skillsync writing.
     let lease = crate::lease::take(journal, label, hooks.interrupt).await?;
+    let work = run_under(
+        api,
+        journal,
+        (label, lease.as_ref()),
+        desired,
+        variants,
+        mode,
+        options,
+        hooks,
+    );
+    let result = crate::lease::renewing(lease.as_ref(), work).await;
+    crate::lease::release(lease).await;
+    result
+}
+
+/// [`run`] once the lease (if any) is held.
+#[allow(clippy::too_many_arguments)]
+async fn run_under(
+    api: &dyn TenantApi,
+    journal: &dyn skillsync_store::Journal,
+    (label, lease): (&crate::RunLabel, Option<&crate::lease::HeldLease<'_>>),
+    desired: &Desired,
+    variants: &[&CatalogEntry],
+    mode: RetiredMode,
+    options: RetireOptions,
+    hooks: &RetireHooks<'_>,
+) -> Result<(RetirePlan, RetireOutcome), crate::Error> {
     let plan = prepare(api, desired, variants, mode)
         .await
         .map_err(|e| crate::Error::ReadTenant(Box::new(e)))?;
@@ -644,37 +671,39 @@ pub async fn retire_journaled(
     progress: RetireProgress<'_>,
 ) -> Result<RetireReport, crate::Error> {
     let lease = crate::lease::take(journal, label, interrupt).await?;
-    retire_under(
+    let work = retire_under(
         api,
         journal,
-        (label, lease),
+        (label, lease.as_ref()),
         plan,
         options,
         interrupt,
         progress,
-    )
-    .await
+    );
+    let result = crate::lease::renewing(lease.as_ref(), work).await;
+    crate::lease::release(lease).await;
+    result
 }
 
 /// [`retire_journaled`] under a lease already taken (or none).
-async fn retire_under<'a>(
+async fn retire_under(
     api: &dyn TenantApi,
-    journal: &'a dyn skillsync_store::Journal,
-    (label, lease): (&crate::RunLabel, Option<crate::lease::HeldLease<'a>>),
+    journal: &dyn skillsync_store::Journal,
+    (label, lease): (&crate::RunLabel, Option<&crate::lease::HeldLease<'_>>),
     plan: &RetirePlan,
     options: RetireOptions,
     interrupt: Option<&crate::Interrupt>,
     progress: RetireProgress<'_>,
 ) -> Result<RetireReport, crate::Error> {
-    let begun = crate::lease::begin_run(journal, label, lease)?;
+    let run = crate::lease::begin_run(journal, label, lease).await?;
     if let Some(interrupt) = interrupt {
         interrupt.start_writing();
     }
-    let run = begun.run;
     let now = jiff::Timestamp::now();
-    let recorded: Result<(), skillsync_store::StoreError> =
-        plan.variants.iter().try_for_each(|variant| {
-            journal.record_retirement(&skillsync_store::Retirement {
+    let mut recorded: Result<(), skillsync_store::StoreError> = Ok(());
+    for variant in &plan.variants {
+        recorded = journal
+            .record_retirement(&skillsync_store::Retirement {
                 code: variant.code.to_string(),
                 locale: variant.locale.to_string(),
                 kind: variant.kind.noun().to_string(),
@@ -691,13 +720,24 @@ async fn retire_under<'a>(
                 run,
                 retired_at: now,
             })
-        });
+            .await;
+        if recorded.is_err() {
+            break;
+        }
+    }
     if let Err(error) = recorded {
         let counts = skillsync_store::RunCounts {
             stopped: Some(crate::explain(&error)),
             ..skillsync_store::RunCounts::default()
         };
-        let _ = crate::lease::end_run(journal, begun, skillsync_store::RunOutcome::Failed, &counts);
+        let _ = journal
+            .finish_run(
+                run,
+                skillsync_store::RunOutcome::Failed,
+                &counts,
+                jiff::Timestamp::now(),
+            )
+            .await;
         return Err(crate::Error::Journal(error));
     }
     let requests_before = api.counters().total_requests();
@@ -706,7 +746,7 @@ async fn retire_under<'a>(
         plan,
         options,
         Some(JournalRun { journal, run }),
-        (interrupt, begun.lease.as_ref()),
+        (interrupt, lease),
         progress,
     )
     .await;
@@ -733,7 +773,10 @@ async fn retire_under<'a>(
         }
         Some(_) => skillsync_store::RunOutcome::Failed,
     };
-    crate::lease::end_run(journal, begun, outcome, &counts).map_err(crate::Error::Journal)?;
+    journal
+        .finish_run(run, outcome, &counts, jiff::Timestamp::now())
+        .await
+        .map_err(crate::Error::Journal)?;
     Ok(report)
 }
 
@@ -853,8 +896,8 @@ struct Retirer<'a> {
 }
 
 impl Retirer<'_> {
-    fn stopped(&self) -> Result<(), RetireFailure> {
-        match self.writer.should_stop() {
+    async fn stopped(&self) -> Result<(), RetireFailure> {
+        match self.writer.should_stop().await {
             Some(why) => Err(RetireFailure::Stopped(why)),
             None => Ok(()),
         }
@@ -864,7 +907,7 @@ impl Retirer<'_> {
         *self.conflicts.lock().expect("not poisoned") += 1;
     }
 
-    fn record(
+    async fn record(
         &self,
         target: WriteTarget,
         subject: String,
@@ -872,16 +915,18 @@ impl Retirer<'_> {
         status: WriteStatus,
         detail: Option<String>,
     ) {
-        self.writer.record(vec![Entry {
-            target,
-            subject,
-            before,
-            after,
-            status,
-            detail,
-            // Only skills route: a skill definition turned inactive or deleted settles.
-            routes: target == WriteTarget::Definition && self.kind == Kind::Skill,
-        }]);
+        self.writer
+            .record(vec![Entry {
+                target,
+                subject,
+                before,
+                after,
+                status,
+                detail,
+                // Only skills route: a skill definition turned inactive or deleted settles.
+                routes: target == WriteTarget::Definition && self.kind == Kind::Skill,
+            }])
+            .await;
     }
 
     async fn deactivate_all(
@@ -893,7 +938,7 @@ impl Retirer<'_> {
         let total = plan.targets.len();
         for (done, target) in plan.targets.iter().enumerate() {
             progress(RetirePhase::Definitions, done, total);
-            self.stopped()?;
+            self.stopped().await?;
             if self.deactivate(&target.definition).await? {
                 report.definitions_deactivated += 1;
             }
@@ -921,7 +966,8 @@ impl Retirer<'_> {
                     (entries::definition(&before), entries::definition(&current)),
                     WriteStatus::Applied,
                     Some(format!("retired (soft): {LANDED}")),
-                );
+                )
+                .await;
                 return Ok(true);
             }
             let wanted = Definition {
@@ -936,7 +982,8 @@ impl Retirer<'_> {
                         (entries::definition(&current), entries::definition(&written)),
                         WriteStatus::Applied,
                         Some("retired (soft)".into()),
-                    );
+                    )
+                    .await;
                     return Ok(true);
                 }
                 Err(error) => match classify(&error) {
@@ -962,8 +1009,9 @@ impl Retirer<'_> {
                 (entries::definition(&current), entries::definition(&wanted)),
                 status,
                 Some(detail),
-            );
-            self.stopped()?;
+            )
+            .await;
+            self.stopped().await?;
             pending = Some(current.clone());
             current = self
                 .api
@@ -1006,7 +1054,7 @@ impl Retirer<'_> {
         let total = plan.targets.len();
         for (done, target) in plan.targets.iter().enumerate() {
             progress(RetirePhase::Definitions, done, total);
-            self.stopped()?;
+            self.stopped().await?;
             self.delete(&target.definition, report, progress).await?;
             report.definitions_deleted += 1;
         }
@@ -1053,7 +1101,7 @@ impl Retirer<'_> {
                 &|done, total| progress(RetirePhase::Conflicts, done, total),
             )
             .await;
-        self.stopped()?;
+        self.stopped().await?;
         let failed = self.writer.blocking_failures();
         if !failed.is_empty() {
             return Err(RetireFailure::UsersFailed {
@@ -1072,7 +1120,7 @@ impl Retirer<'_> {
             if self.strip_one_profile(profile).await? {
                 report.profiles_stripped += 1;
             }
-            self.stopped()?;
+            self.stopped().await?;
         }
         progress(RetirePhase::Profiles, total, total);
         Ok(())
@@ -1100,7 +1148,8 @@ impl Retirer<'_> {
                     (entries::profile(&before), entries::profile(&current)),
                     WriteStatus::Applied,
                     Some(LANDED.into()),
-                );
+                )
+                .await;
                 return Ok(true);
             };
             let (status, detail) = match self.api.write_profile(&stripped).await {
@@ -1115,7 +1164,8 @@ impl Retirer<'_> {
                         (entries::profile(&current), entries::profile(&after)),
                         WriteStatus::Applied,
                         None,
-                    );
+                    )
+                    .await;
                     return Ok(true);
                 }
                 Err(Error::NotFound { .. }) => return Ok(false),
@@ -1137,8 +1187,9 @@ impl Retirer<'_> {
                 (entries::profile(&current), entries::profile(&stripped)),
                 status,
                 Some(detail),
-            );
-            self.stopped()?;
+            )
+            .await;
+            self.stopped().await?;
             pending = Some(current.clone());
             let fresh: Vec<Profile> = self
                 .api
@@ -1186,7 +1237,8 @@ impl Retirer<'_> {
                         (entries::definition(definition), Snapshot::Absent),
                         WriteStatus::Applied,
                         Some("retired (hard): deleted".into()),
-                    );
+                    )
+                    .await;
                     return Ok(());
                 }
                 Err(Error::Referenced {

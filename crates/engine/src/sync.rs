@@ -188,6 +188,33 @@ pub async fn sync(
     let requests_before = api.counters().total_requests();
     // Taken before the read: the plan is made from a tenant no other skillsync writes to.
     let lease = crate::lease::take(journal, &options.run, hooks.interrupt).await?;
+    let work = under_lease(
+        api,
+        journal,
+        desired,
+        warnings,
+        options,
+        hooks,
+        requests_before,
+        lease.as_ref(),
+    );
+    let report = crate::lease::renewing(lease.as_ref(), work).await;
+    crate::lease::release(lease).await;
+    report
+}
+
+/// The sync once the lease (if any) is held: read, plan, check, write, read back.
+#[allow(clippy::too_many_arguments)]
+async fn under_lease(
+    api: &dyn TenantApi,
+    journal: &dyn Journal,
+    desired: &Desired,
+    warnings: &[Problem],
+    options: &SyncOptions,
+    hooks: &SyncHooks<'_>,
+    requests_before: u64,
+    lease: Option<&crate::lease::HeldLease<'_>>,
+) -> Result<SyncReport, Error> {
     // Stamped before the read: its definitions listing is then no older than this.
     let live_read_at = Instant::now();
     let live = read_live(api, hooks.reading)
@@ -231,18 +258,17 @@ pub async fn sync(
         ));
     }
     // A code retired meanwhile is no longer skillsync's to write: this plan may still assign it.
-    if retirements(journal)? != desired.retired {
+    if retirements(journal).await? != desired.retired {
         return Ok(SyncReport::without_run(
             Some(plan),
             SyncOutcome::RetiredMeanwhile,
         ));
     }
 
-    let begun = crate::lease::begin_run(journal, &options.run, lease)?;
+    let run = crate::lease::begin_run(journal, &options.run, lease).await?;
     if let Some(interrupt) = hooks.interrupt {
         interrupt.start_writing();
     }
-    let run = begun.run;
     let apply_options = ApplyOptions {
         write: WriteOptions {
             write_until: options
@@ -265,7 +291,7 @@ pub async fn sync(
             journal: Some(JournalRun { journal, run }),
             interrupt: hooks.interrupt,
             progress: hooks.progress,
-            lease: begun.lease.as_ref(),
+            lease,
         },
     )
     .await;
@@ -277,8 +303,13 @@ pub async fn sync(
     };
     // Once writes have started the report is never dropped: a journal that fails now is
     // reported beside the users, not instead of them.
-    let journaled = crate::lease::end_run(journal, begun, outcome, &counts)
-        .and_then(|()| journal.settles_at(run));
+    let journaled = match journal
+        .finish_run(run, outcome, &counts, Timestamp::now())
+        .await
+    {
+        Ok(()) => journal.settles_at(run).await,
+        Err(error) => Err(error),
+    };
     let (settles_at, journal_error) = match journaled {
         Ok(settles_at) => (settles_at, None),
         Err(error) => (None, Some(Error::Journal(error))),

@@ -401,9 +401,12 @@ impl<'a> Writer<'a> {
     }
 
     /// Why no more writes may be scheduled, if that is so. The first reason found sticks.
-    pub(crate) fn should_stop(&self) -> Option<StopReason> {
-        // Renewed outside the state's lock: it may take a journal call.
-        let lease_lost = self.lease.is_some_and(|lease| !lease.keep());
+    pub(crate) async fn should_stop(&self) -> Option<StopReason> {
+        // Asked outside the state's lock: a lease that lapsed is taken back from the journal.
+        let lease_lost = match self.lease {
+            Some(lease) => !lease.keep_or_take_back().await,
+            None => false,
+        };
         let mut state = self.state();
         if state.stop.is_none() && lease_lost {
             state.stop = Some(StopReason::LeaseLost);
@@ -473,7 +476,7 @@ impl<'a> Writer<'a> {
 
     /// Journals one or more records; a journal that cannot be written stops the run, since
     /// an unrecorded write is one an auditor cannot account for.
-    pub(crate) fn record(&self, entries: Vec<Entry>) {
+    pub(crate) async fn record(&self, entries: Vec<Entry>) {
         let Some(j) = self.journal else { return };
         let at = jiff::Timestamp::now();
         let settles =
@@ -494,7 +497,7 @@ impl<'a> Writer<'a> {
                     .flatten(),
             })
             .collect();
-        if let Err(error) = j.journal.record_writes(&records) {
+        if let Err(error) = j.journal.record_writes(&records).await {
             tracing::error!(%error, "cannot journal writes");
             self.stop(StopReason::Journal(explain(&error)));
         }
@@ -568,7 +571,7 @@ impl<'a> Writer<'a> {
                 |_| 1,
                 |done| progress(done, total),
                 |job| async move {
-                    if let Some(why) = self.should_stop() {
+                    if let Some(why) = self.should_stop().await {
                         self.settle(&job.write.user_id, UserOutcome::NotAttempted(why));
                         return None;
                     }
@@ -612,7 +615,7 @@ impl<'a> Writer<'a> {
     async fn reconcile_one(&self, user: &UserId, rewrite: &dyn Rewrite) {
         let mut last_error = String::from("the user kept changing under us");
         for _ in 0..self.options.conflict_retries.max(1) {
-            let stopped = self.should_stop();
+            let stopped = self.should_stop().await;
             let in_doubt = self.state().in_doubt.contains_key(user);
             if let Some(why) = &stopped
                 && !in_doubt
@@ -655,7 +658,8 @@ impl<'a> Writer<'a> {
                                 entries::user_written(&doubted.write),
                                 WriteStatus::Applied,
                                 Some(detail.into()),
-                            )]);
+                            )])
+                            .await;
                             self.landed(&doubted.write);
                         }
                         None => self.settle(user, UserOutcome::AlreadyCurrent),
@@ -729,7 +733,8 @@ impl<'a> Writer<'a> {
             }
             Err(error) => self.on_error(write, &before, &error),
         };
-        self.record(vec![Self::user_entry(write, before, after, status, detail)]);
+        self.record(vec![Self::user_entry(write, before, after, status, detail)])
+            .await;
         next
     }
 
@@ -765,7 +770,7 @@ impl<'a> Writer<'a> {
 
     /// One bulk request; returns the users to re-read.
     async fn send_batch(&self, batch: Vec<Job>) -> Vec<UserId> {
-        if let Some(why) = self.should_stop() {
+        if let Some(why) = self.should_stop().await {
             for job in &batch {
                 self.settle(&job.write.user_id, UserOutcome::NotAttempted(why.clone()));
             }
@@ -830,7 +835,7 @@ impl<'a> Writer<'a> {
                 }
             }
         }
-        self.record(journal);
+        self.record(journal).await;
         reread
     }
 
@@ -865,7 +870,7 @@ impl<'a> Writer<'a> {
 
     /// After the read-back: the tenant does not hold what `write` sent (it holds `found`, or
     /// the user could not be read).
-    pub(crate) fn not_kept(
+    pub(crate) async fn not_kept(
         &self,
         write: &UserWrite,
         found: Option<&UserAssignments>,
@@ -885,7 +890,8 @@ impl<'a> Writer<'a> {
             found.map_or(Snapshot::Absent, entries::user_read),
             status,
             Some(format!("read-back: {why}")),
-        )]);
+        )])
+        .await;
         self.settle(&write.user_id, UserOutcome::failed(kind, why));
     }
 

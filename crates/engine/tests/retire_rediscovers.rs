@@ -511,8 +511,8 @@ struct Journaled {
 }
 
 async fn retire_journaled(t: &Tenant, mode: RetiredMode) -> Journaled {
-    let journal = skillsync_store::open("sqlite::memory:").unwrap();
-    let run = journal_run(journal.as_ref());
+    let journal = skillsync_store::open("sqlite::memory:").await.unwrap();
+    let run = journal_run(journal.as_ref()).await;
     let variants: Vec<_> = t.desired.catalog.entries.values().collect();
     let plan = skillsync_engine::retire::prepare(t.ours.as_ref(), &t.desired, &variants, mode)
         .await
@@ -536,7 +536,7 @@ async fn retire_journaled(t: &Tenant, mode: RetiredMode) -> Journaled {
     }
 }
 
-fn journal_run(journal: &dyn skillsync_store::Journal) -> skillsync_store::RunId {
+async fn journal_run(journal: &dyn skillsync_store::Journal) -> skillsync_store::RunId {
     journal
         .start_run(&skillsync_store::NewRun {
             command: "retire".into(),
@@ -544,6 +544,7 @@ fn journal_run(journal: &dyn skillsync_store::Journal) -> skillsync_store::RunId
             started_at: jiff::Timestamp::now(),
             dialect: "routing".into(),
         })
+        .await
         .unwrap()
 }
 
@@ -568,7 +569,7 @@ async fn hard_writes_whose_answers_were_lost_are_journaled_applied_and_counted_s
     assert_eq!(report.definitions_deleted, 1, "{report:?}");
     assert!(!exists(t.ours.as_ref(), Kind::Skill, &t.retired).await);
 
-    let writes = journal.writes(run).unwrap();
+    let writes = journal.writes(run).await.unwrap();
     let applied = |target: skillsync_store::WriteTarget| {
         writes
             .iter()
@@ -598,7 +599,7 @@ async fn hard_writes_whose_answers_were_lost_are_journaled_applied_and_counted_s
         "{writes:#?}"
     );
     assert!(
-        journal.settles_at(run).unwrap().is_some(),
+        journal.settles_at(run).await.unwrap().is_some(),
         "25 users lost a routable skill: the run settles"
     );
 }
@@ -629,7 +630,7 @@ async fn a_soft_deactivation_whose_answer_was_lost_is_journaled_applied_and_coun
         .unwrap();
     assert!(!now.active);
 
-    let writes = journal.writes(run).unwrap();
+    let writes = journal.writes(run).await.unwrap();
     let statuses: Vec<skillsync_store::WriteStatus> = writes.iter().map(|w| w.status).collect();
     assert_eq!(
         statuses,
@@ -666,10 +667,10 @@ async fn soft_retiring_a_skill_settles_like_any_routing_change_and_a_proficiency
         // Routing drops an inactive skill only once its cache catches up; verify and history
         // need to know when.
         assert_eq!(
-            journal.settles_at(run).unwrap().is_some(),
+            journal.settles_at(run).await.unwrap().is_some(),
             routes,
             "{kind}: {:#?}",
-            journal.writes(run).unwrap()
+            journal.writes(run).await.unwrap()
         );
     }
 }

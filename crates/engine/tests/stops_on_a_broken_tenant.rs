@@ -393,7 +393,7 @@ async fn a_lost_bulk_answer_is_confirmed_by_reading_not_counted_as_a_hundred_fai
         lose_first_bulk_answer: true.into(),
         interrupt_at_listing: None,
     };
-    let journal = skillsync_store::open("sqlite::memory:").unwrap();
+    let journal = skillsync_store::open("sqlite::memory:").await.unwrap();
     let run = journal
         .start_run(&skillsync_store::NewRun {
             command: "apply".into(),
@@ -401,6 +401,7 @@ async fn a_lost_bulk_answer_is_confirmed_by_reading_not_counted_as_a_hundred_fai
             started_at: jiff::Timestamp::now(),
             dialect: "routing".into(),
         })
+        .await
         .unwrap();
     let write = WriteOptions {
         concurrency: 1,
@@ -425,6 +426,7 @@ async fn a_lost_bulk_answer_is_confirmed_by_reading_not_counted_as_a_hundred_fai
     // The 100 whose answer was lost are journaled applied, as a re-read confirmed them.
     let confirmed = journal
         .writes(run)
+        .await
         .unwrap()
         .into_iter()
         .filter(|w| {

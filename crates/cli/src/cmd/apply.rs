@@ -25,7 +25,7 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     let style = Style {
         color: common.color.for_stdout(),
     };
-    let session = match Session::open(common)? {
+    let session = match Session::open(common).await? {
         Ok(session) => session,
         Err(code) => return Ok(code),
     };
@@ -34,7 +34,7 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         loaded,
         api,
     } = &session;
-    let journal = config.journal()?;
+    let journal = config.journal().await?;
     let options = SyncOptions {
         run: config.run_label("apply", args.wait),
         plan: config.plan_options(api.capabilities().max_bulk_entries.is_some()),

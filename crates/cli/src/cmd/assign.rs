@@ -69,7 +69,8 @@ pub async fn run(args: &AssignArgs) -> anyhow::Result<ExitCode> {
         return Ok(report_problems(common, &[problem]));
     };
     // A retired code stays out of service: assigning it would reactivate or recreate it.
-    if let Some(retired) = crate::inputs::Session::retirements(&config)?
+    if let Some(retired) = crate::inputs::Session::retirements(&config)
+        .await?
         .iter()
         .find(|r| r.code == entry.code && r.locale == entry.locale)
     {
@@ -108,7 +109,7 @@ pub async fn run(args: &AssignArgs) -> anyhow::Result<ExitCode> {
         Err(problems) => return Ok(report_problems(common, &problems)),
     };
     let api = skillsync_cxone::connect(&settings).context("cannot set up the tenant client")?;
-    let journal = config.journal()?;
+    let journal = config.journal().await?;
     let interrupt = std::sync::Arc::new(skillsync_engine::Interrupt::new());
     interrupt.start_writing();
     let _signals =

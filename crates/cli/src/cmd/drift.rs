@@ -93,7 +93,7 @@ fn describe(change: &AssignmentChange) -> String {
 
 /// Runs the command.
 pub async fn run(common: &CommonArgs) -> anyhow::Result<ExitCode> {
-    let session = match Session::open(common)? {
+    let session = match Session::open(common).await? {
         Ok(session) => session,
         Err(code) => return Ok(code),
     };
@@ -103,18 +103,32 @@ pub async fn run(common: &CommonArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let config = &session.config;
-    // The journal is context, not a requirement: drift still reports without it.
-    let journal = skillsync_store::open(&config.store_url).ok();
-    let last_write = |user: &str| {
-        let journal = journal.as_ref()?;
-        [
-            skillsync_store::WriteTarget::UserSkills,
-            skillsync_store::WriteTarget::UserProficiencies,
-        ]
-        .into_iter()
-        .filter_map(|target| journal.last_write(user, target).ok().flatten())
-        .max_by_key(|w| w.at)
-    };
+    // The journal is context, not a requirement: drift still reports without it, and being
+    // read-only it never creates one.
+    let journal = skillsync_store::open_existing(&config.store_url)
+        .await
+        .ok()
+        .flatten();
+    let mut last_writes = std::collections::HashMap::new();
+    if let Some(journal) = &journal {
+        for user in &plan.users {
+            let mut newest: Option<skillsync_store::WriteRecord> = None;
+            for target in [
+                skillsync_store::WriteTarget::UserSkills,
+                skillsync_store::WriteTarget::UserProficiencies,
+            ] {
+                if let Ok(Some(write)) = journal.last_write(user.user_id.as_str(), target).await
+                    && newest.as_ref().is_none_or(|n| write.at > n.at)
+                {
+                    newest = Some(write);
+                }
+            }
+            if let Some(write) = newest {
+                last_writes.insert(user.user_id.as_str(), write);
+            }
+        }
+    }
+    let last_write = |user: &str| last_writes.get(user).cloned();
 
     match common.output {
         OutputFormat::Json => print_json(&DriftDocument {

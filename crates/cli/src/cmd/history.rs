@@ -56,13 +56,13 @@ impl<'a> From<&'a RunSummary> for RunEntry<'a> {
 }
 
 /// Runs the command.
-pub fn run(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
     let config = match Config::load(&args.common.config) {
         Ok(config) => config,
         Err(problems) => return Ok(super::validate::report_problems(&args.common, &problems)),
     };
-    let journal = config.journal()?;
-    let runs = journal.runs(args.limit)?;
+    let journal = config.journal().await?;
+    let runs = journal.runs(args.limit).await?;
     if args.common.output == OutputFormat::Json {
         print_json(&HistoryDocument {
             schema_version: SCHEMA_VERSION,

@@ -15,7 +15,7 @@ pub async fn run(args: &CommonArgs) -> anyhow::Result<ExitCode> {
     let style = Style {
         color: args.color.for_stdout(),
     };
-    let session = match Session::open(args)? {
+    let session = match Session::open(args).await? {
         Ok(session) => session,
         Err(code) => return Ok(code),
     };

@@ -21,7 +21,7 @@ use crate::output::{OutputFormat, exit, out, outln};
 /// Runs the command.
 pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
     let common = &args.common;
-    let session = match Session::open(common)? {
+    let session = match Session::open(common).await? {
         Ok(session) => session,
         Err(code) => return Ok(code),
     };
@@ -40,7 +40,7 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
         Err(problem) => return Ok(super::validate::report_problems(common, &[*problem])),
     };
     if args.undo {
-        return undo(args, config, &variants);
+        return undo(args, config, &variants).await;
     }
     let mode = if args.soft {
         RetiredMode::Soft
@@ -48,7 +48,7 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
         RetiredMode::Hard
     };
 
-    let journal = config.journal()?;
+    let journal = config.journal().await?;
     let options = RetireOptions {
         bulk_batch_size: config.bulk_batch_size,
         concurrency: config.max_in_flight,
@@ -111,7 +111,7 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
     let summary = summarize(&plan, desired);
     let run_id = report.run.expect("a journaled retirement has a run");
     let counters = api.counters();
-    let settles_at = journal.settles_at(run_id)?;
+    let settles_at = journal.settles_at(run_id).await?;
 
     match common.output {
         OutputFormat::Json => {
@@ -284,15 +284,18 @@ struct UndoDocument<'a> {
 
 /// `--undo`: forgets the retirement so that plans manage the code again. Writes nothing to
 /// the tenant; the next apply reactivates or recreates what the catalog lists.
-fn undo(
+async fn undo(
     args: &RetireArgs,
     config: &crate::config::Config,
     variants: &[&skillsync_core::CatalogEntry],
 ) -> anyhow::Result<ExitCode> {
-    let journal = config.journal()?;
+    let journal = config.journal().await?;
     let mut forgotten = Vec::new();
     for variant in variants {
-        if journal.forget_retirement(variant.code.as_str(), variant.locale.as_str())? {
+        if journal
+            .forget_retirement(variant.code.as_str(), variant.locale.as_str())
+            .await?
+        {
             forgotten.push(variant.locale.to_string());
         }
     }

@@ -43,10 +43,10 @@ pub async fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(problems) => return Ok(super::validate::report_problems(&args.common, &problems)),
     };
-    let journal = config.journal()?;
-    let run = pick_run(journal.as_ref(), args.run, &config.store_shown())?;
-    let writes = journal.writes(run.id)?;
-    let mappings = journal.mappings()?;
+    let journal = config.journal().await?;
+    let run = pick_run(journal.as_ref(), args.run, &config.store_shown()).await?;
+    let writes = journal.writes(run.id).await?;
+    let mappings = journal.mappings().await?;
     let mut grants = verify::grants(&writes);
     // The journal records ids; the mappings know which code each id stands for.
     let labels: HashMap<&str, String> = mappings
@@ -63,7 +63,7 @@ pub async fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             grant.label = labels.get(grant.skill.as_str()).cloned();
         }
     }
-    let settles_at = journal.settles_at(run.id)?;
+    let settles_at = journal.settles_at(run.id).await?;
 
     let report = Report {
         run: &run,
@@ -130,13 +130,13 @@ pub async fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
 
 /// The run named by `--run`, or the latest `apply` that changed a skill (the only kind of
 /// write routing can show: a run with a settle time).
-fn pick_run(
+async fn pick_run(
     journal: &dyn Journal,
     requested: Option<i64>,
     store_url: &str,
 ) -> anyhow::Result<RunSummary> {
     if let Some(id) = requested {
-        return match journal.run(RunId(id))? {
+        return match journal.run(RunId(id)).await? {
             Some(run) => Ok(run),
             None => bail!(
                 "there is no run {id} in the journal ({store_url}); `skillsync history` lists the runs"
@@ -144,7 +144,8 @@ fn pick_run(
         };
     }
     match journal
-        .runs(usize::MAX)?
+        .runs(usize::MAX)
+        .await?
         .into_iter()
         .find(|run| run.command == "apply" && run.settles_at.is_some())
     {

@@ -285,7 +285,7 @@ async fn sync_once(dir: &Path) -> anyhow::Result<Synced> {
         color: ColorChoice::Never,
         summary: true,
     };
-    let session = match Session::open(&common)? {
+    let session = match Session::open(&common).await? {
         Ok(session) => session,
         Err(_) => bail!("the benchmark's own files are invalid (see above)"),
     };
@@ -298,7 +298,7 @@ async fn sync_once(dir: &Path) -> anyhow::Result<Synced> {
         write: config.write_options(),
         window: None,
     };
-    let journal = config.journal()?;
+    let journal = config.journal().await?;
     let report = skillsync_engine::sync(
         session.api.as_ref(),
         journal.as_ref(),
