@@ -56,7 +56,7 @@ pub enum StoreError {
          knows; upgrade skillsync or point [store] url elsewhere"
     )]
     TooNew {
-        /// The database path.
+        /// The database path, or its URL without any password.
         path: String,
         /// The schema version found in the file.
         found: i64,
@@ -111,10 +111,60 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
 
+    /// A `postgres://` URL that PostgreSQL's client cannot read (an unknown option, a value
+    /// out of range).
+    #[error("invalid journal url {url:?}; check [store] url")]
+    PostgresUrl {
+        /// The URL, without any password.
+        url: String,
+        /// What the client said.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
+    /// No connection to PostgreSQL could be had: the server is down or unreachable, refused
+    /// the login or has no such database, or did not answer within the connect timeout.
+    #[error(
+        "cannot connect to the journal at {url} to {action}; check [store] url and that the \
+         server is up"
+    )]
+    Connect {
+        /// The URL, without any password.
+        url: String,
+        /// What the connection was for, e.g. `list runs`.
+        action: String,
+        /// What the pool or the server said.
+        #[source]
+        source: deadpool_postgres::PoolError,
+    },
+
+    /// A PostgreSQL statement failed.
+    #[error("journal at {url}: cannot {action}")]
+    Postgres {
+        /// The URL, without any password.
+        url: String,
+        /// What was being done, e.g. `record 12 write(s)`.
+        action: String,
+        /// What the server said.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
+    /// The PostgreSQL schema could not be brought up to date (or its recorded migrations do
+    /// not match this build's); the journal is left as it was.
+    #[error("cannot migrate the journal at {url}; check [store] url")]
+    PostgresMigrate {
+        /// The URL, without any password.
+        url: String,
+        /// What the migration tool said.
+        #[source]
+        source: refinery::Error,
+    },
+
     /// A stored value cannot be read back (edited by hand, or written by something else).
     #[error("journal at {path}: {what} holds {value:?}, which is not valid")]
     Corrupt {
-        /// The database path.
+        /// The database path, or its URL without any password.
         path: String,
         /// Which column, e.g. `runs.started_at`.
         what: &'static str,
@@ -128,7 +178,7 @@ pub enum StoreError {
     /// A call named a run that was never started.
     #[error("journal at {path}: there is no run {run}")]
     UnknownRun {
-        /// The database path.
+        /// The database path, or its URL without any password.
         path: String,
         /// The run id.
         run: i64,
@@ -137,11 +187,24 @@ pub enum StoreError {
     /// [`finish_run`](crate::Journal::finish_run) was called for a run that already finished.
     #[error("journal at {path}: run {run} already finished")]
     AlreadyFinished {
-        /// The database path.
+        /// The database path, or its URL without any password.
         path: String,
         /// The run id.
         run: i64,
     },
+}
+
+/// What a failed step inside a write transaction means: the driver's error (`E`), to be
+/// wrapped with what was being done, or a journal error already complete.
+pub(crate) enum TxError<E> {
+    Sql(E),
+    Store(StoreError),
+}
+
+impl<E> From<E> for TxError<E> {
+    fn from(e: E) -> Self {
+        TxError::Sql(e)
+    }
 }
 
 /// Why a stored value cannot be read back: the source of [`StoreError::Corrupt`].

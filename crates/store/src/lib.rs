@@ -13,14 +13,16 @@
 //!   soft or hard, so that later plans leave them alone.
 //!
 //! Everything goes through the [`Journal`] trait. [`SqliteStore`] is the default
-//! implementation (a file next to the configuration); a PostgreSQL implementation for shared
-//! use will implement the same trait. [`open`] picks one from the `[store] url` setting.
+//! implementation (a file next to the configuration); [`PostgresStore`] is the shared one, for
+//! several hosts working on the same tenants. [`open`] picks one from the `[store] url`
+//! setting. Both keep the same columns in the same text forms, decoded by one module.
 //!
-//! This is the only crate that knows SQL. Calls are synchronous and short; async callers may
-//! call them directly.
+//! This is the only crate that knows SQL. Calls are short: SQLite's run on the caller's thread,
+//! PostgreSQL's on a small connection pool (which needs a tokio runtime).
 #![deny(missing_docs)]
 
 mod error;
+mod postgres;
 mod row;
 mod sqlite;
 
@@ -30,6 +32,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 pub use error::{InvalidValue, StoreError};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// The journal's id of one run.
@@ -560,17 +563,17 @@ pub trait Journal: Send + Sync {
 ///   used as given (relative to the working directory, so callers resolve it against the
 ///   configuration file first if they want that); `sqlite:///abs/path` is absolute;
 /// - `sqlite::memory:`: a private in-memory journal, gone when dropped (for tests and demos);
-/// - `postgres://…` / `postgresql://…`: [`StoreError::Unsupported`] for now.
+/// - `postgres://…` / `postgresql://…`: a PostgreSQL database, its schema created or brought
+///   up to date in the first schema of the connection's `search_path` (set it as libpq does:
+///   `?options=-c%20search_path%3Dskillsync`); no TLS yet, so `sslmode=require` and
+///   `verify-*` are [`StoreError::Unsupported`].
 ///
 /// Anything else is [`StoreError::InvalidUrl`]. Error messages never repeat a password the
 /// URL may carry.
 pub async fn open(url: &str) -> Result<Box<dyn Journal>, StoreError> {
     let trimmed = url.trim();
-    if trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://") {
-        return Err(StoreError::Unsupported {
-            url: redact(trimmed),
-            reason: "PostgreSQL journals come later; use sqlite://PATH for now".into(),
-        });
+    if is_postgres(trimmed) {
+        return Ok(Box::new(PostgresStore::open(trimmed).await?));
     }
     if trimmed == "sqlite::memory:" || trimmed == "sqlite://:memory:" {
         return Ok(Box::new(SqliteStore::in_memory()?));
@@ -592,9 +595,14 @@ pub async fn open(url: &str) -> Result<Box<dyn Journal>, StoreError> {
 }
 
 /// Opens the journal at `url` only if it already exists: `None` for an SQLite file that is not
-/// there yet, so that read-only commands never create one.
+/// there yet, or a PostgreSQL schema the journal was never created in, so that read-only
+/// commands never create one.
 pub async fn open_existing(url: &str) -> Result<Option<Box<dyn Journal>>, StoreError> {
     let trimmed = url.trim();
+    if is_postgres(trimmed) {
+        let store = PostgresStore::open_existing(trimmed).await?;
+        return Ok(store.map(|store| Box::new(store) as Box<dyn Journal>));
+    }
     let file = trimmed
         .strip_prefix("sqlite://")
         .or_else(|| trimmed.strip_prefix("sqlite:"))
@@ -603,6 +611,10 @@ pub async fn open_existing(url: &str) -> Result<Option<Box<dyn Journal>>, StoreE
         Some(path) if !std::path::Path::new(path).exists() => Ok(None),
         _ => open(url).await.map(Some),
     }
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// The URL with any `user:password@` and any `password=` value replaced, for messages: a store

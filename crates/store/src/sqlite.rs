@@ -399,17 +399,7 @@ fn migrate_in_transaction(
     })
 }
 
-/// What a failed step inside a write transaction means.
-enum TxError {
-    Sql(rusqlite::Error),
-    Store(StoreError),
-}
-
-impl From<rusqlite::Error> for TxError {
-    fn from(e: rusqlite::Error) -> Self {
-        TxError::Sql(e)
-    }
-}
+type TxError = crate::error::TxError<rusqlite::Error>;
 
 impl SqliteStore {
     /// Runs `f` in one `IMMEDIATE` transaction, committing if it succeeds.
@@ -794,7 +784,7 @@ impl Journal for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{InvalidValue, RetirementMode, Snapshot, WriteTarget};
+    use crate::{InvalidValue, Snapshot, WriteTarget};
     use serde_json::Value;
 
     #[tokio::test]
@@ -859,49 +849,6 @@ mod tests {
             .map(|w| w.target)
             .collect();
         assert_eq!(targets, [WriteTarget::UserSkills, WriteTarget::Profile]);
-    }
-
-    #[tokio::test]
-    async fn a_retirement_is_replaced_per_variant_and_can_be_forgotten() {
-        let store = SqliteStore::in_memory().unwrap();
-        let at = Timestamp::from_second(1_750_000_000).unwrap();
-        let run = store
-            .start_run(&NewRun {
-                command: "retire".into(),
-                config_hash: "h".into(),
-                started_at: at,
-                dialect: "routing".into(),
-            })
-            .await
-            .unwrap();
-        let soft = Retirement {
-            code: "ACW_SALES".into(),
-            locale: "de-de".into(),
-            kind: "proficiency".into(),
-            name: "ACW_Sales".into(),
-            mode: RetirementMode::Soft,
-            definition_ids: vec!["d1".into(), "d2".into()],
-            run,
-            retired_at: at,
-        };
-        store.record_retirement(&soft).await.unwrap();
-        let hard = Retirement {
-            mode: RetirementMode::Hard,
-            ..soft.clone()
-        };
-        store.record_retirement(&hard).await.unwrap();
-        assert_eq!(store.retirements().await.unwrap(), [hard]);
-        let unknown = Retirement {
-            run: RunId(99),
-            ..soft
-        };
-        assert!(matches!(
-            store.record_retirement(&unknown).await,
-            Err(StoreError::UnknownRun { run: 99, .. })
-        ));
-        assert!(store.forget_retirement("ACW_SALES", "de-de").await.unwrap());
-        assert!(!store.forget_retirement("ACW_SALES", "de-de").await.unwrap());
-        assert!(store.retirements().await.unwrap().is_empty());
     }
 
     /// A directory under the system temp dir, unique per process and test, removed on drop.
