@@ -393,16 +393,8 @@ impl Journal for PostgresStore {
                     &[&run.0],
                 )
                 .await?;
-            match ended.map(|row| row.get::<_, Option<String>>(0)) {
-                None => return Err(self.unknown_run(run.0)),
-                Some(Some(_)) => {
-                    return Err(TxError::Store(StoreError::AlreadyFinished {
-                        path: self.url.clone(),
-                        run: run.0,
-                    }));
-                }
-                Some(None) => {}
-            }
+            let ended = ended.map(|row| row.get::<_, Option<String>>(0));
+            row::check_unfinished(&self.url, run.0, ended).map_err(TxError::Store)?;
             tx.execute(
                 "UPDATE runs SET ended_at = $2, outcome = $3, counts_json = $4 WHERE id = $1",
                 &[&run.0, &ts(ended_at), &outcome.as_str(), &counts],
@@ -517,16 +509,7 @@ impl Journal for PostgresStore {
             let tx = client.transaction().await?;
             self.check_runs(&tx, vec![retirement.run.0]).await?;
             tx.execute(
-                "INSERT INTO retirements
-                     (code, locale, kind, name, mode, definition_ids_json, run_id, retired_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                 ON CONFLICT (code, locale) DO UPDATE SET
-                     kind = excluded.kind,
-                     name = excluded.name,
-                     mode = excluded.mode,
-                     definition_ids_json = excluded.definition_ids_json,
-                     run_id = excluded.run_id,
-                     retired_at = excluded.retired_at",
+                row::RETIREMENT_UPSERT,
                 &[
                     &retirement.code,
                     &retirement.locale,

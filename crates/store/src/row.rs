@@ -51,6 +51,21 @@ pub(crate) const RETIREMENTS_SELECT: &str =
     "SELECT code, locale, kind, name, mode, definition_ids_json, run_id, retired_at
      FROM retirements ORDER BY code, locale";
 
+/// Records a retirement, replacing any earlier one of the same (code, locale). The placeholders
+/// `$1`…`$8` first appear in the order of their numbers: PostgreSQL numbers them, and SQLite
+/// reads them as named parameters indexed in order of appearance, so both bind them by
+/// position.
+pub(crate) const RETIREMENT_UPSERT: &str = "INSERT INTO retirements
+         (code, locale, kind, name, mode, definition_ids_json, run_id, retired_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+     ON CONFLICT (code, locale) DO UPDATE SET
+         kind = excluded.kind,
+         name = excluded.name,
+         mode = excluded.mode,
+         definition_ids_json = excluded.definition_ids_json,
+         run_id = excluded.run_id,
+         retired_at = excluded.retired_at";
+
 /// The columns of a [`Lease`] but its key.
 pub(crate) const LEASE_COLUMNS: &str = "fence, host, pid, command, acquired_at, expires_at";
 
@@ -148,6 +163,26 @@ fn counts(value: Value) -> Option<RunCounts> {
         })
         .collect();
     Some(RunCounts::deserialize(&Value::Object(readable)).unwrap_or_default())
+}
+
+/// Whether a run can be finished, given what its `ended_at` column held (`None`: there is no
+/// such run): only once, whatever the outcome.
+pub(crate) fn check_unfinished(
+    journal: &str,
+    run: i64,
+    ended: Option<Option<String>>,
+) -> Result<(), StoreError> {
+    match ended {
+        None => Err(StoreError::UnknownRun {
+            path: journal.to_owned(),
+            run,
+        }),
+        Some(Some(_)) => Err(StoreError::AlreadyFinished {
+            path: journal.to_owned(),
+            run,
+        }),
+        Some(None) => Ok(()),
+    }
 }
 
 /// A row of [`RUN_SELECT`].

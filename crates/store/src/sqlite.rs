@@ -587,16 +587,7 @@ impl Journal for SqliteStore {
                     row.get(0)
                 })
                 .optional()?;
-            match ended {
-                None => return Err(self.unknown_run(run.0)),
-                Some(Some(_)) => {
-                    return Err(TxError::Store(StoreError::AlreadyFinished {
-                        path: self.path.clone(),
-                        run: run.0,
-                    }));
-                }
-                Some(None) => {}
-            }
+            row::check_unfinished(&self.path, run.0, ended).map_err(TxError::Store)?;
             tx.execute(
                 "UPDATE runs SET ended_at = ?2, outcome = ?3, counts_json = ?4 WHERE id = ?1",
                 params![run.0, ts(ended_at), outcome.as_str(), counts],
@@ -700,16 +691,7 @@ impl Journal for SqliteStore {
                 return Err(self.unknown_run(retirement.run.0));
             }
             tx.execute(
-                "INSERT INTO retirements
-                     (code, locale, kind, name, mode, definition_ids_json, run_id, retired_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (code, locale) DO UPDATE SET
-                     kind = excluded.kind,
-                     name = excluded.name,
-                     mode = excluded.mode,
-                     definition_ids_json = excluded.definition_ids_json,
-                     run_id = excluded.run_id,
-                     retired_at = excluded.retired_at",
+                row::RETIREMENT_UPSERT,
                 params![
                     retirement.code,
                     retirement.locale,
