@@ -113,8 +113,8 @@ fn config(url: &str) -> Result<tokio_postgres::Config, StoreError> {
         return Err(StoreError::Unsupported {
             url: redact(url),
             reason: format!(
-                "TLS to PostgreSQL (sslmode={mode}) is not supported yet; connect over a \
-                 trusted network or a local socket tunnel with sslmode=disable"
+                "TLS to PostgreSQL (sslmode={mode}) is not supported yet: use sslmode=disable \
+                 over a trusted network or an SSH tunnel"
             ),
         });
     }
@@ -461,15 +461,12 @@ impl Journal for PostgresStore {
         let action = format!("remember {} mapping(s)", mappings.len());
         // One upsert cannot touch a row twice: of a (code, locale) given twice the last wins,
         // as it does when each is written in turn.
-        let mut latest: Vec<&Mapping> = Vec::with_capacity(mappings.len());
-        for m in mappings.iter().rev() {
-            if !latest
-                .iter()
-                .any(|l| (&l.code, &l.locale) == (&m.code, &m.locale))
-            {
-                latest.push(m);
-            }
-        }
+        let mut seen_keys = std::collections::HashSet::new();
+        let latest: Vec<&Mapping> = mappings
+            .iter()
+            .rev()
+            .filter(|m| seen_keys.insert((m.code.as_str(), m.locale.as_str())))
+            .collect();
         let codes: Vec<&str> = latest.iter().map(|m| m.code.as_str()).collect();
         let locales: Vec<&str> = latest.iter().map(|m| m.locale.as_str()).collect();
         let kinds: Vec<&str> = latest.iter().map(|m| m.kind.as_str()).collect();

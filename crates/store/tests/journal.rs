@@ -521,10 +521,18 @@ async fn mappings_upsert_by_code_and_locale() {
             .await
             .unwrap();
         store.remember_mappings(&[]).await.unwrap();
+        // The same variant twice in one batch: the later one wins, as if written in turn.
+        store
+            .remember_mappings(&[
+                mapping("ACCT", "en-us", "21", 5),
+                mapping("ACCT", "en-us", "22", 6),
+            ])
+            .await
+            .unwrap();
         assert_eq!(
             store.mappings().await.unwrap(),
             vec![
-                mapping("ACCT", "en-us", "20", 0),
+                mapping("ACCT", "en-us", "22", 6),
                 mapping("BILL", "en-us", "10", 0),
                 mapping("BILL", "fr-ca", "12", 9),
             ]

@@ -346,3 +346,28 @@ async fn a_url_that_requires_tls_is_refused() {
     assert!(matches!(err, StoreError::PostgresUrl { .. }), "{err}");
     assert!(err.to_string().contains("check [store] url"), "{err}");
 }
+
+/// A URL whose search path names a schema that is not there: nothing is created elsewhere
+/// instead, and the error says the migration failed.
+#[tokio::test]
+async fn a_missing_schema_is_an_error_not_a_journal_elsewhere() {
+    let Some(schema) = Schema::create().await else {
+        return;
+    };
+    let url = schema.url().replace(
+        &format!("search_path%3D{}", schema.name()),
+        "search_path%3Dskillsync_no_such_schema",
+    );
+    assert!(
+        skillsync_store::open_existing(&url)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let err = skillsync_store::open(&url).await.err().unwrap();
+    let text = chain(&err);
+    eprintln!("{text}");
+    assert!(matches!(err, StoreError::PostgresMigrate { .. }), "{text}");
+    assert!(text.contains("no schema has been selected"), "{text}");
+    assert!(schema.tables().await.is_empty());
+}
