@@ -468,8 +468,8 @@ pub enum Acquired {
 
 /// The journal of runs, writes and mappings, shared by every process (and, on PostgreSQL,
 /// every host) pointed at the same store. Each write method is one transaction. Leases are
-/// timed by the store's own clock (PostgreSQL's `now()`), so hosts whose clocks disagree
-/// still agree on who holds one.
+/// timed by the store's own clock (PostgreSQL's `clock_timestamp()`; for SQLite, the one
+/// machine's), so hosts whose clocks disagree still agree on who holds one.
 #[async_trait::async_trait]
 pub trait Journal: Send + Sync {
     /// Records the start of a run and returns its id. Until [`finish_run`](Self::finish_run)
