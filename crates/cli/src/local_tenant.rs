@@ -7,13 +7,19 @@ use anyhow::Context;
 use serde_json::Value;
 use skillsync_sim::{Knobs, SimConfig, TenantDoc, TenantSource};
 
-/// A running in-process simulator.
+/// The name of the simulator's threads, so that a benchmark can tell its CPU time from the
+/// client's.
+pub const SIM_THREAD: &str = "skillsync-sim";
+
+/// A running in-process simulator, on threads of its own: the client's runtime is not shared
+/// with the tenant it measures.
 pub struct LocalTenant {
     /// Its root URL (`http://127.0.0.1:PORT`).
     pub base: String,
     http: reqwest::Client,
-    stop: tokio::sync::oneshot::Sender<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<Result<(), skillsync_sim::SimError>>,
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl LocalTenant {
@@ -21,7 +27,18 @@ impl LocalTenant {
     pub async fn start(doc: &TenantDoc, knobs: &Knobs) -> anyhow::Result<LocalTenant> {
         // reqwest is built without a default TLS provider; this is the one the client uses.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(SIM_THREAD)
+            .enable_all()
+            .build()
+            .context("cannot start the simulator's threads")?;
+        let listener = {
+            let _entered = runtime.enter();
+            let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+            std_listener.set_nonblocking(true)?;
+            tokio::net::TcpListener::from_std(std_listener)?
+        };
         let simulator = skillsync_sim::Simulator::new(
             listener,
             SimConfig {
@@ -31,14 +48,15 @@ impl LocalTenant {
         )?;
         let base = simulator.endpoint().base_url.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(simulator.serve(async {
+        let server = runtime.spawn(simulator.serve(async {
             let _ = stopped.await;
         }));
         Ok(LocalTenant {
             base,
             http: reqwest::Client::new(),
-            stop,
+            stop: Some(stop),
             server,
+            runtime: Some(runtime),
         })
     }
 
@@ -55,9 +73,20 @@ impl LocalTenant {
     }
 
     /// Stops serving and waits for the server to finish.
-    pub async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.server.await;
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.server).await;
+    }
+}
+
+impl Drop for LocalTenant {
+    fn drop(&mut self) {
+        // A runtime cannot be dropped inside another: it shuts down in the background.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 

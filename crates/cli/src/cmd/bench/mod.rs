@@ -7,6 +7,7 @@ mod naive;
 mod plan_scale;
 pub(crate) mod scenario;
 mod sync;
+mod timed_journal;
 
 use std::process::ExitCode;
 

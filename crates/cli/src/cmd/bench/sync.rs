@@ -143,6 +143,13 @@ pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode>
     }
     if human {
         print_measured(&apply, &bound, &limits);
+        outln!(
+            "   journal: {:.2} s CPU in {} calls = {:.1}% of skillsync's {:.2} s CPU (the simulator's threads not counted)",
+            applied.journal.cpu_seconds,
+            applied.journal.calls,
+            applied.journal.share() * 100.0,
+            applied.journal.client_cpu_seconds,
+        );
     }
 
     // A new client starts with the tenant's bucket as the last one left it; let it refill so
@@ -214,6 +221,7 @@ pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode>
             seed: args.seed,
         },
         apply: apply.clone(),
+        apply_journal: applied.journal,
         lower_bound: BoundReport {
             calls: bound.calls(),
             writes: bound.writes(),
@@ -274,6 +282,26 @@ pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode>
 struct Synced {
     users_written: usize,
     definitions_created: usize,
+    journal: JournalCost,
+}
+
+/// What the journal cost one sync, against the whole process's CPU meanwhile.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JournalCost {
+    /// CPU time inside the journal's calls.
+    cpu_seconds: f64,
+    /// How many calls.
+    calls: u64,
+    /// CPU time of the client during the sync (the process's, less the in-process
+    /// simulator's threads).
+    client_cpu_seconds: f64,
+}
+
+impl JournalCost {
+    fn share(&self) -> f64 {
+        self.cpu_seconds / self.client_cpu_seconds.max(f64::EPSILON)
+    }
 }
 
 /// The `apply` command's path without its printing: files, live read, plan, guards, writes,
@@ -298,21 +326,31 @@ async fn sync_once(dir: &Path) -> anyhow::Result<Synced> {
         write: config.write_options(),
         window: None,
     };
-    let journal = config.journal().await?;
+    let journal = super::timed_journal::TimedJournal::new(config.journal().await?);
+    let cpu_before = super::timed_journal::client_cpu();
     let report = skillsync_engine::sync(
         session.api.as_ref(),
-        journal.as_ref(),
+        &journal,
         &session.loaded.desired,
         &session.loaded.warnings,
         &options,
         &skillsync_engine::SyncHooks::quiet(),
     )
     .await?;
+    let (journal_cpu, journal_calls) = journal.spent();
+    let journal = JournalCost {
+        cpu_seconds: journal_cpu.as_secs_f64(),
+        calls: journal_calls,
+        client_cpu_seconds: super::timed_journal::client_cpu()
+            .saturating_sub(cpu_before)
+            .as_secs_f64(),
+    };
     let applied = match report.outcome {
         skillsync_engine::SyncOutcome::NoChanges => {
             return Ok(Synced {
                 users_written: 0,
                 definitions_created: 0,
+                journal,
             });
         }
         skillsync_engine::SyncOutcome::Applied(applied) => applied,
@@ -328,6 +366,7 @@ async fn sync_once(dir: &Path) -> anyhow::Result<Synced> {
     Ok(Synced {
         users_written: applied.written.tally().0,
         definitions_created: applied.definitions_created,
+        journal,
     })
 }
 
@@ -463,6 +502,7 @@ struct SyncBenchReport {
     schema_version: u32,
     scenario: ScenarioReport,
     apply: Measured,
+    apply_journal: JournalCost,
     lower_bound: BoundReport,
     call_ratio: f64,
     time_ratio: f64,
