@@ -184,6 +184,7 @@ pub async fn apply(
     )
     .await;
     progress(Phase::ReadBack, 1, 1);
+    writer.journal_written().await;
     report.written = writer.finish(planned);
     report.elapsed = started.elapsed();
     report

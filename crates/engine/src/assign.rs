@@ -179,6 +179,7 @@ async fn assign_in_run(
         .reconcile(vec![agent.user_id.clone()], &one, &|_, _| {})
         .await;
     crate::read_back::check(&writer, api, &one, 1, 1).await;
+    writer.journal_written().await;
     let written = writer.finish([agent.user_id.clone()]);
     let counts = written.run_counts();
     let outcome = written

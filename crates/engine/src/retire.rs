@@ -837,6 +837,7 @@ async fn retire_with(
         .or_else(|| run.writer.stopped().map(RetireFailure::Stopped));
     let handed = std::mem::take(&mut *run.handed.lock().expect("not poisoned"));
     let other_conflicts = *run.conflicts.lock().expect("not poisoned");
+    run.writer.journal_written().await;
     let written = run.writer.finish(handed);
     for (user, outcome) in &written.users {
         match outcome {

@@ -290,6 +290,16 @@ pub(crate) struct Writer<'a> {
     interrupt: Option<&'a Interrupt>,
     lease: Option<&'a crate::lease::HeldLease<'a>>,
     state: Mutex<State>,
+    journal_queue: Mutex<JournalQueue>,
+}
+
+/// Records waiting for the journal. One task at a time writes them, taking everything queued
+/// meanwhile in one transaction: answers that arrive while the journal is busy are not held
+/// up by it, and a busy run commits fewer, larger batches.
+#[derive(Default)]
+struct JournalQueue {
+    records: Vec<WriteRecord>,
+    writing: bool,
 }
 
 /// What the writer did, for the report.
@@ -388,6 +398,7 @@ impl<'a> Writer<'a> {
             interrupt,
             lease,
             state: Mutex::new(State::default()),
+            journal_queue: Mutex::new(JournalQueue::default()),
         }
     }
 
@@ -475,31 +486,73 @@ impl<'a> Writer<'a> {
     }
 
     /// Journals one or more records; a journal that cannot be written stops the run, since
-    /// an unrecorded write is one an auditor cannot account for.
+    /// an unrecorded write is one an auditor cannot account for. Returns once they are
+    /// written, or handed to the task writing the journal now.
     pub(crate) async fn record(&self, entries: Vec<Entry>) {
         let Some(j) = self.journal else { return };
         let at = jiff::Timestamp::now();
         let settles =
             jiff::SignedDuration::try_from(self.options.propagation_window).unwrap_or_default();
-        let records: Vec<WriteRecord> = entries
-            .into_iter()
-            .map(|e| WriteRecord {
-                run: j.run,
-                target: e.target,
-                subject: e.subject,
-                before: e.before,
-                after: e.after,
-                status: e.status,
-                detail: e.detail,
-                at,
-                settles_at: (e.status == WriteStatus::Applied && e.routes)
-                    .then(|| at.checked_add(settles).ok())
-                    .flatten(),
-            })
-            .collect();
-        if let Err(error) = j.journal.record_writes(&records).await {
-            tracing::error!(%error, "cannot journal writes");
-            self.stop(StopReason::Journal(explain(&error)));
+        let records = entries.into_iter().map(|e| WriteRecord {
+            run: j.run,
+            target: e.target,
+            subject: e.subject,
+            before: e.before,
+            after: e.after,
+            status: e.status,
+            detail: e.detail,
+            at,
+            settles_at: (e.status == WriteStatus::Applied && e.routes)
+                .then(|| at.checked_add(settles).ok())
+                .flatten(),
+        });
+        {
+            let mut queue = self.journal_queue.lock().expect("not poisoned");
+            queue.records.extend(records);
+            if queue.writing {
+                return;
+            }
+            queue.writing = true;
+        }
+        self.write_queued(j).await;
+    }
+
+    /// Writes what is queued, batch after batch, until nothing is.
+    async fn write_queued(&self, j: JournalRun<'_>) {
+        // Should this task be cancelled mid-write, the next one to record takes over.
+        struct Writing<'q>(&'q Mutex<JournalQueue>);
+        impl Drop for Writing<'_> {
+            fn drop(&mut self) {
+                self.0.lock().expect("not poisoned").writing = false;
+            }
+        }
+        let _writing = Writing(&self.journal_queue);
+        loop {
+            let batch = {
+                let mut queue = self.journal_queue.lock().expect("not poisoned");
+                if queue.records.is_empty() {
+                    return;
+                }
+                std::mem::take(&mut queue.records)
+            };
+            if let Err(error) = j.journal.record_writes(&batch).await {
+                tracing::error!(%error, "cannot journal writes");
+                self.stop(StopReason::Journal(explain(&error)));
+            }
+        }
+    }
+
+    /// Waits until every record is in the journal: before the run is finished there.
+    pub(crate) async fn journal_written(&self) {
+        let Some(j) = self.journal else { return };
+        let idle = {
+            let mut queue = self.journal_queue.lock().expect("not poisoned");
+            let idle = !queue.writing;
+            queue.writing = true;
+            idle
+        };
+        if idle {
+            self.write_queued(j).await;
         }
     }
 
