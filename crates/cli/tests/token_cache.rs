@@ -12,6 +12,8 @@ use skillsync_sim::{ClientSpec, GenerateOptions, Knobs, Rate, SimConfig, TenantD
 
 const SECOND_ID: &str = "skillsync-second";
 const SECOND_SECRET: &str = "second-secret-not-for-production";
+/// The demo client's second secret, as during a rotation (both are accepted).
+const ROTATED_SECRET: &str = "rotated-demo-secret-not-for-production";
 
 fn tenant() -> TenantDoc {
     skillsync_sim::generate(&GenerateOptions {
@@ -21,7 +23,8 @@ fn tenant() -> TenantDoc {
 }
 
 /// The simulator with the tenant's real token limit (5 a minute, unless `token_rate_limit`
-/// says otherwise) and two clients: the demo client and a second one.
+/// says otherwise) and two clients: the demo client (with its usual secret and a rotated one)
+/// and a second one.
 async fn start(
     doc: TenantDoc,
     token_rate_limit: Rate,
@@ -30,12 +33,14 @@ async fn start(
     let mut second = ClientSpec::demo();
     second.id = SECOND_ID.into();
     second.secret = SECOND_SECRET.into();
+    let mut rotated = ClientSpec::demo();
+    rotated.secret = ROTATED_SECRET.into();
     let config = SimConfig {
         knobs: Knobs {
             token_rate_limit,
             ..Knobs::quiet()
         },
-        clients: vec![ClientSpec::demo(), second],
+        clients: vec![ClientSpec::demo(), rotated, second],
         ..SimConfig::quiet(TenantSource::Doc(Box::new(doc)))
     };
     let simulator = skillsync_sim::Simulator::new(listener, config).unwrap();
@@ -362,4 +367,97 @@ async fn a_command_waiting_on_the_token_endpoint_says_so_once() {
     let output = run_cached(&ws.0, &cache, skillsync_sim::DEMO_CLIENT_SECRET, &["plan"]).await;
     assert_ok(&output, "plan with a cached token");
     assert!(!String::from_utf8_lossy(&output.stderr).contains("token endpoint"));
+}
+
+/// How often the simulator answered a method and route, by status.
+async fn answered(base: &str, method: &str, route: &str) -> Vec<(u64, u64)> {
+    let mut answers: Vec<(u64, u64)> = sim_stats(base).await["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == method && r["route"] == route)
+        .map(|r| (r["status"].as_u64().unwrap(), r["count"].as_u64().unwrap()))
+        .collect();
+    answers.sort();
+    answers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_plans_started_together_on_an_empty_cache_fetch_one_token() {
+    let doc = tenant();
+    let (base, _stop) = start(doc.clone(), Rate::per_minute(5.0)).await;
+    let ws = setup("together", &doc, &base, skillsync_sim::DEMO_CLIENT_ID, "");
+    let cache = ws.0.join("cache");
+    let secret = skillsync_sim::DEMO_CLIENT_SECRET;
+
+    let plan = || run_cached(&ws.0, &cache, secret, &["plan"]);
+    let (a, b, c, d) = tokio::join!(plan(), plan(), plan(), plan());
+    let outputs = [a, b, c, d];
+    for (run, output) in outputs.iter().enumerate() {
+        assert_ok(output, &format!("plan #{}", run + 1));
+    }
+    assert_eq!(
+        answered(&base, "POST", "/api/v2/oauth/token").await,
+        vec![(200, 1)],
+        "one token request for the four processes: {}",
+        sim_stats(&base).await
+    );
+    assert_eq!(tokens_issued(&base).await, 1);
+    assert_eq!(token_files(&cache).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_cached_with_one_client_secret_is_not_used_with_another() {
+    let doc = tenant();
+    let (base, _stop) = start(doc.clone(), Rate::Off).await;
+    let ws = setup("rotation", &doc, &base, skillsync_sim::DEMO_CLIENT_ID, "");
+    let cache = ws.0.join("cache");
+    let old = skillsync_sim::DEMO_CLIENT_SECRET;
+
+    assert_ok(&run_cached(&ws.0, &cache, old, &["plan"]).await, "plan");
+    assert_eq!(tokens_issued(&base).await, 1);
+
+    // The secret is rotated: the token obtained with the old one is not reused.
+    assert_ok(
+        &run_cached(&ws.0, &cache, ROTATED_SECRET, &["plan"]).await,
+        "plan with the rotated secret",
+    );
+    assert_eq!(
+        tokens_issued(&base).await,
+        2,
+        "the new secret fetched its own"
+    );
+    assert_ok(
+        &run_cached(&ws.0, &cache, ROTATED_SECRET, &["plan"]).await,
+        "plan with the rotated secret again",
+    );
+    assert_eq!(tokens_issued(&base).await, 2, "and reuses it");
+
+    // A wrong secret is refused by the token endpoint instead of riding on a cached token.
+    let wrong = "wrong-secret-typed-by-hand";
+    let output = run_cached(&ws.0, &cache, wrong, &["plan"]).await;
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a wrong secret fails: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("invalid_client"), "{stderr}");
+    assert!(!stderr.contains(wrong), "{stderr}");
+    assert_eq!(tokens_issued(&base).await, 2);
+    assert_eq!(
+        answered(&base, "POST", "/api/v2/oauth/token").await,
+        vec![(200, 2), (401, 1)]
+    );
+
+    // No cache file names or holds any of the secrets.
+    for entry in std::fs::read_dir(&cache).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        for secret in [old, ROTATED_SECRET, wrong] {
+            assert!(!name.contains(secret) && !text.contains(secret), "{name}");
+        }
+    }
 }

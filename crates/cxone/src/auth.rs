@@ -1,7 +1,14 @@
 //! Access tokens: fetched with client credentials, cached, refreshed ahead of expiry, and
 //! single-flight, so that many concurrent callers cause one token request (the token
 //! endpoint's own limit is a few requests per minute). With a cache directory set, tokens are
-//! also kept between processes (see [`crate::token_cache`]).
+//! also kept between processes (see [`crate::token_cache`]), and fetched single-flight across
+//! them too: a process that finds no token fetches one holding the key's lock file, so that
+//! processes started together make one request.
+//!
+//! A token the tenant refuses is dropped (here and from the cache between processes) and
+//! replaced once: after a 401 always (it expired or was revoked early), after a 403 only if it
+//! came from that cache (another process obtained it, maybe before a permission changed); a
+//! 403 to a token this process fetched is the tenant's final word.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +27,10 @@ use crate::token_cache::{Key, Stored, TokenFile};
 const REFRESH_AHEAD: Duration = Duration::from_secs(60);
 /// Token endpoint attempts before giving up.
 const TOKEN_ATTEMPTS: u32 = 5;
+/// How long a process waits for another one fetching the same key's token before fetching
+/// one itself: long enough for a fetch that waits its turn at the token endpoint (one token
+/// every 12 s at 5 a minute), short enough that a stuck process does not hang the others.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 struct Token {
@@ -28,6 +39,9 @@ struct Token {
     /// When it was issued and for how long, for other processes to reuse it.
     issued_at: SystemTime,
     lifetime: Duration,
+    /// Read from the cache between processes rather than fetched by this one: a 403 to it
+    /// may be stale (its permissions may have changed since it was issued).
+    from_cache: bool,
 }
 
 impl Token {
@@ -37,6 +51,7 @@ impl Token {
             refresh_at: issued + lifetime - refresh_ahead(lifetime),
             issued_at,
             lifetime,
+            from_cache: false,
         }
     }
 
@@ -55,8 +70,23 @@ impl Token {
             refresh_at: Instant::now() + left,
             issued_at: stored.issued_at,
             lifetime,
+            from_cache: true,
         })
     }
+}
+
+/// Makes `token` the current one and returns its value.
+fn keep(cached: &mut Cached, token: Token) -> Secret {
+    let value = token.value.clone();
+    cached.token = Some(token);
+    value
+}
+
+/// The cached token, unless it is due for a refresh or is the one the tenant refused.
+fn reusable(disk: &TokenFile, rejected: Option<&Secret>) -> Option<Token> {
+    disk.load()
+        .and_then(Token::from_stored)
+        .filter(|token| Some(&token.value) != rejected)
 }
 
 /// How long before expiry a token is refreshed.
@@ -86,8 +116,9 @@ static SAID_WAITING: AtomicBool = AtomicBool::new(false);
 #[derive(Debug, Default)]
 struct Cached {
     token: Option<Token>,
-    /// The tenant refused the last token: fetch a new one rather than read the disk cache.
-    rejected: bool,
+    /// The token the tenant refused last: never to be taken from the disk cache again, and
+    /// to be dropped from it by the next fetch.
+    rejected: Option<Secret>,
 }
 
 /// The token cache.
@@ -112,7 +143,8 @@ impl Tokens {
         retry: RetryPolicy,
         cache_dir: Option<PathBuf>,
     ) -> Self {
-        let disk = cache_dir.map(|dir| TokenFile::new(dir, Key::new(&url, &client_id, &scopes)));
+        let disk = cache_dir
+            .map(|dir| TokenFile::new(dir, Key::new(&url, &client_id, &client_secret, &scopes)));
         Tokens {
             url,
             client_id,
@@ -125,7 +157,8 @@ impl Tokens {
     }
 
     /// A valid token. Holding the lock while fetching makes concurrent callers wait for the one
-    /// fetch in progress instead of starting their own.
+    /// fetch in progress instead of starting their own; with a disk cache, the key's lock file
+    /// does the same for other processes.
     pub(crate) async fn current(
         &self,
         http: &reqwest::Client,
@@ -137,38 +170,60 @@ impl Tokens {
         {
             return Ok(token.value.clone());
         }
+        let rejected = cached.rejected.take();
+        let Some(disk) = &self.disk else {
+            let token = self.fetch(http, counters).await?;
+            return Ok(keep(&mut cached, token));
+        };
         // Another process may have fetched one since (or before) this one started.
-        if !std::mem::take(&mut cached.rejected)
-            && let Some(token) = self
-                .disk
-                .as_ref()
-                .and_then(TokenFile::load)
-                .and_then(Token::from_stored)
-        {
+        if let Some(token) = reusable(disk, rejected.as_ref()) {
             tracing::debug!("token reused from the cache");
-            let value = token.value.clone();
-            cached.token = Some(token);
-            return Ok(value);
+            return Ok(keep(&mut cached, token));
         }
-        let token = self.fetch(http, counters).await?;
-        if let Some(disk) = &self.disk {
-            disk.store(&token.value, token.issued_at, token.lifetime);
+        // None: look again and fetch holding the lock, while other processes wait for the
+        // token this one writes (or, if this one waited, use the token another just wrote).
+        let lock = disk.lock(LOCK_WAIT).await;
+        if let Some(rejected) = &rejected {
+            disk.forget(rejected);
         }
-        let value = token.value.clone();
-        cached.token = Some(token);
-        Ok(value)
+        if let Some(token) = reusable(disk, rejected.as_ref()) {
+            tracing::debug!("token reused from the cache, fetched by another process");
+            return Ok(keep(&mut cached, token));
+        }
+        let token = match self.fetch(http, counters).await {
+            Ok(token) => token,
+            Err(error) => {
+                cached.rejected = rejected;
+                return Err(error);
+            }
+        };
+        disk.store(&token.value, token.issued_at, token.lifetime);
+        drop(lock);
+        Ok(keep(&mut cached, token))
     }
 
-    /// Forgets `rejected` after a 401, unless another caller already replaced it, here and in
-    /// the cache between processes, so that the next caller fetches a new one.
-    pub(crate) async fn invalidate(&self, rejected: &Secret) {
+    /// Called when the tenant refused `token` with `status` (401 or 403): whether the call is
+    /// worth one more try with another token. If so and `token` is still the current one, it is
+    /// forgotten, here and (by the next fetch) in the cache between processes, unless another
+    /// process already replaced it there. A 403 to a token this process fetched is final.
+    pub(crate) async fn refused(&self, token: &Secret, status: StatusCode) -> bool {
         let mut cached = self.cached.lock().await;
-        if cached.token.as_ref().is_some_and(|t| &t.value == rejected) {
-            cached.token = None;
-            cached.rejected = true;
-            if let Some(disk) = &self.disk {
-                disk.forget(rejected);
+        match &cached.token {
+            Some(current) if &current.value == token => {
+                if status == StatusCode::FORBIDDEN && !current.from_cache {
+                    return false;
+                }
+                tracing::debug!(
+                    status = status.as_u16(),
+                    from_cache = current.from_cache,
+                    "the tenant refused the token: fetching another"
+                );
+                cached.token = None;
+                cached.rejected = Some(token.clone());
+                true
             }
+            // Another caller already dropped or replaced it: try the current one.
+            _ => true,
         }
     }
 

@@ -250,10 +250,13 @@ impl Http {
                 });
             }
             match status {
-                StatusCode::UNAUTHORIZED if !refreshed_token => {
-                    // The token expired or was revoked early: one refresh, one retry.
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+                    if !refreshed_token && self.tokens.refused(&token, status).await =>
+                {
+                    // The token expired or was revoked early (401), or came from the cache
+                    // between processes and may predate a change of its permissions (403):
+                    // one new token, one retry.
                     refreshed_token = true;
-                    self.tokens.invalidate(&token).await;
                     continue;
                 }
                 StatusCode::TOO_MANY_REQUESTS => {
