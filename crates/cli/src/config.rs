@@ -126,6 +126,9 @@ struct SourceSection {
 #[serde(deny_unknown_fields)]
 struct StoreSection {
     url: Option<String>,
+    /// The PostgreSQL password, from the environment or a file: kept out of `url` so the
+    /// config file can be shared and committed.
+    password: Option<SecretSource>,
     /// How long a writing command's lease on the tenant lasts unless renewed (default 60s).
     lease_ttl: Option<String>,
 }
@@ -185,6 +188,8 @@ pub struct Config {
     pub store_url: String,
     /// How long a writing command's lease on the tenant lasts unless renewed.
     pub lease_ttl: Duration,
+    /// `[store] password`, put into the URL only when connecting.
+    pub store_password: Option<SecretSource>,
 }
 
 impl Config {
@@ -337,6 +342,21 @@ impl Config {
                 }
             },
         };
+        if let (Some(_), Some(url)) = (&file.store.password, &file.store.url) {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                problem(
+                    "store.password",
+                    "a password is for a postgres:// journal".into(),
+                    "remove store.password, or point store.url at PostgreSQL",
+                );
+            } else if url_password(url).is_some() {
+                problem(
+                    "store.url",
+                    "the url carries a password and store.password gives one too".into(),
+                    "keep the password out of the url: store.password = { env = \"…\" }",
+                );
+            }
+        }
         let settings_check =
             skillsync_cxone::Settings::new(&api_base, &token_url, "check", Secret::new("check"));
         if let Err(e) = settings_check.validate() {
@@ -376,6 +396,7 @@ impl Config {
                 assignments: at(&file.source.assignments),
             },
             lease_ttl,
+            store_password: file.store.password,
             store_url: file
                 .store
                 .url
@@ -461,10 +482,32 @@ impl Config {
         digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
     }
 
+    /// `[store] url` with `[store] password` in it, to connect with; never to be shown
+    /// (`store_shown` is).
+    pub fn store_connect_url(&self) -> anyhow::Result<String> {
+        let Some(source) = &self.store_password else {
+            return Ok(self.store_url.clone());
+        };
+        let password = self
+            .secret("store.password", source)
+            .map_err(|problem| anyhow::anyhow!("{problem}"))?;
+        Ok(with_password(&self.store_url, password.expose()))
+    }
+
     /// Opens the journal named by `[store] url`.
     pub async fn journal(&self) -> anyhow::Result<Box<dyn skillsync_store::Journal>> {
         use anyhow::Context;
-        skillsync_store::open(&self.store_url)
+        skillsync_store::open(&self.store_connect_url()?)
+            .await
+            .with_context(|| format!("cannot open the journal ({})", self.store_shown()))
+    }
+
+    /// Opens the journal only if it exists already: read-only commands never create one.
+    pub async fn existing_journal(
+        &self,
+    ) -> anyhow::Result<Option<Box<dyn skillsync_store::Journal>>> {
+        use anyhow::Context;
+        skillsync_store::open_existing(&self.store_connect_url()?)
             .await
             .with_context(|| format!("cannot open the journal ({})", self.store_shown()))
     }
@@ -624,6 +667,37 @@ fn host_name() -> String {
         .unwrap_or_else(|| "unknown host".into())
 }
 
+/// Where the user info of a `scheme://user[:password]@host…` URL is, if it has one.
+fn user_info(url: &str) -> Option<(usize, usize)> {
+    let start = url.find("://")? + 3;
+    let rest = &url[start..];
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let at = rest[..end].rfind('@')?;
+    Some((start, start + at))
+}
+
+/// The password a URL carries, if any.
+fn url_password(url: &str) -> Option<&str> {
+    let (start, end) = user_info(url)?;
+    url[start..end]
+        .split_once(':')
+        .map(|(_, password)| password)
+}
+
+/// The URL with `password` (percent-encoded) after its user name.
+fn with_password(url: &str, password: &str) -> String {
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    let encoded = utf8_percent_encode(password, NON_ALPHANUMERIC).to_string();
+    match user_info(url) {
+        Some((_, end)) => format!("{}:{encoded}{}", &url[..end], &url[end..]),
+        // No user name: libpq's default user, with the password.
+        None => match url.find("://") {
+            Some(scheme) => format!("{}:{encoded}@{}", &url[..scheme + 3], &url[scheme + 3..]),
+            None => url.to_string(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -725,5 +799,20 @@ assignments = "hris/assignments.csv"
         assert_eq!(parse_max_removals("10%"), Some(MaxRemovals::Percent(10.0)));
         assert_eq!(parse_max_removals("250"), Some(MaxRemovals::Count(250)));
         assert_eq!(parse_max_removals("lots"), None);
+    }
+
+    #[test]
+    fn a_store_password_goes_after_the_user_percent_encoded() {
+        assert_eq!(
+            with_password("postgres://app@db:5432/j?options=x", "p@ss:/w?rd"),
+            "postgres://app:p%40ss%3A%2Fw%3Frd@db:5432/j?options=x"
+        );
+        assert_eq!(
+            with_password("postgres://db/j", "pw"),
+            "postgres://:pw@db/j"
+        );
+        assert_eq!(url_password("postgres://app:pw@db/j"), Some("pw"));
+        assert_eq!(url_password("postgres://app@db/j?x=a:b@c"), None);
+        assert_eq!(url_password("postgres://db/j"), None);
     }
 }

@@ -111,7 +111,7 @@ impl Session {
         use anyhow::Context;
         let url = config.store_shown();
         // No journal yet means nothing was ever retired; plan and drift must not create one.
-        let Some(journal) = skillsync_store::open_existing(&config.store_url)
+        let Some(journal) = skillsync_store::open_existing(&config.store_connect_url()?)
             .await
             .with_context(|| {
                 format!("cannot open the journal ({url}) to learn which codes are retired")

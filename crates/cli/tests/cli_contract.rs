@@ -525,3 +525,72 @@ fn a_store_urls_password_is_never_printed() {
         );
     }
 }
+
+/// `[store] password` comes from the environment (or a file), goes into the connection only,
+/// and is never printed; missing, it is named; it makes no sense beside a SQLite journal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_password_comes_from_the_environment_and_is_never_printed() {
+    let ws = offline_workspace("store-password");
+    for (file, text) in [
+        (
+            "catalog.csv",
+            "code,kind,locale,name,description,routing_profile_id\nBilling,skill,en-us,Billing,,p1\n",
+        ),
+        ("agents.csv", "employee_id,user_id,locale\nE1,u1,en-us\n"),
+        (
+            "assignments.csv",
+            "employee_id,code,level,active\nE1,Billing,5,true\n",
+        ),
+    ] {
+        std::fs::write(ws.0.join("hris").join(file), text).unwrap();
+    }
+    let config = std::fs::read_to_string(ws.0.join("skillsync.toml")).unwrap();
+    let with_store = |store: &str| {
+        std::fs::write(ws.0.join("skillsync.toml"), config.clone() + store).unwrap();
+    };
+    with_store(
+        "\n[store]\nurl = \"sqlite://j.db\"\npassword = { env = \"SKILLSYNC_TEST_STORE_PASSWORD\" }\n",
+    );
+    let refused = skillsync(&ws.0, &["validate"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("store.password"),
+        "{}",
+        text(&refused)
+    );
+
+    let Some(store) = common::store::TestStore::postgres("store_password").await else {
+        return;
+    };
+    with_store(&format!(
+        "\n[store]\nurl = \"{}\"\npassword = {{ env = \"SKILLSYNC_TEST_STORE_PASSWORD\" }}\n",
+        store.url(&ws.0)
+    ));
+    // Unset: validate warns, and a command that needs the journal stops naming the key.
+    let warned = skillsync(&ws.0, &["validate"]);
+    assert!(
+        text(&warned).contains("store.password")
+            && text(&warned).contains("SKILLSYNC_TEST_STORE_PASSWORD"),
+        "{}",
+        text(&warned)
+    );
+    let stopped = skillsync(&ws.0, &["history"]);
+    assert_eq!(stopped.status.code(), Some(1), "{}", text(&stopped));
+    assert!(
+        text(&stopped).contains("store.password"),
+        "{}",
+        text(&stopped)
+    );
+
+    // Set (the test database trusts any password): it connects, and nothing prints it.
+    let password = "hunter2:/@?x";
+    let history = Command::new(env!("CARGO_BIN_EXE_skillsync"))
+        .args(["history", "--output", "json"])
+        .current_dir(&ws.0)
+        .env("SKILLSYNC_TEST_STORE_PASSWORD", password)
+        .env("SKILLSYNC_TEST_SECRET", skillsync_sim::DEMO_CLIENT_SECRET)
+        .output()
+        .unwrap();
+    assert_eq!(history.status.code(), Some(0), "{}", text(&history));
+    assert!(!text(&history).contains("hunter2"), "{}", text(&history));
+}

@@ -390,6 +390,8 @@ async fn an_unknown_run_or_an_empty_journal_is_a_clear_error() {
         stderr.contains("no run 4242") && stderr.contains("skillsync history"),
         "{stderr}"
     );
+    // Read-only: asking created no journal.
+    assert!(!ws.0.join("skillsync.db").exists());
 }
 
 #[test]

@@ -48,7 +48,7 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     };
     let interrupt = std::sync::Arc::new(Interrupt::new());
     let _signals =
-        crate::terminal::interrupt_on_signal(interrupt.clone(), config.store_url.clone());
+        crate::terminal::interrupt_on_signal(interrupt.clone(), config.store_connect_url()?);
     let bars = crate::terminal::PhaseBars::new();
     let human = common.output == OutputFormat::Human;
     let confirm = |plan: &Plan| {

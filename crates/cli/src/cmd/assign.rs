@@ -113,7 +113,7 @@ pub async fn run(args: &AssignArgs) -> anyhow::Result<ExitCode> {
     let interrupt = std::sync::Arc::new(skillsync_engine::Interrupt::new());
     interrupt.start_writing();
     let _signals =
-        crate::terminal::interrupt_on_signal(interrupt.clone(), config.store_url.clone());
+        crate::terminal::interrupt_on_signal(interrupt.clone(), config.store_connect_url()?);
     let assigned = skillsync_engine::assign(
         api.as_ref(),
         journal.as_ref(),

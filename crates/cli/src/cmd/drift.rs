@@ -105,10 +105,10 @@ pub async fn run(common: &CommonArgs) -> anyhow::Result<ExitCode> {
     let config = &session.config;
     // The journal is context, not a requirement: drift still reports without it, and being
     // read-only it never creates one.
-    let journal = skillsync_store::open_existing(&config.store_url)
-        .await
-        .ok()
-        .flatten();
+    let journal = match config.store_connect_url() {
+        Ok(url) => skillsync_store::open_existing(&url).await.ok().flatten(),
+        Err(_) => None,
+    };
     let mut last_writes = std::collections::HashMap::new();
     if let Some(journal) = &journal {
         for user in &plan.users {

@@ -61,8 +61,11 @@ pub async fn run(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(problems) => return Ok(super::validate::report_problems(&args.common, &problems)),
     };
-    let journal = config.journal().await?;
-    let runs = journal.runs(args.limit).await?;
+    // Read-only: no journal yet is a journal with no runs, and is not created.
+    let runs = match config.existing_journal().await? {
+        Some(journal) => journal.runs(args.limit).await?,
+        None => Vec::new(),
+    };
     if args.common.output == OutputFormat::Json {
         print_json(&HistoryDocument {
             schema_version: SCHEMA_VERSION,

@@ -58,7 +58,7 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
     };
     let interrupt = std::sync::Arc::new(skillsync_engine::Interrupt::new());
     let _signals =
-        crate::terminal::interrupt_on_signal(interrupt.clone(), config.store_url.clone());
+        crate::terminal::interrupt_on_signal(interrupt.clone(), config.store_connect_url()?);
     let reading = spinner("finding what references it");
     let bars = crate::terminal::PhaseBars::new();
     let confirm = |plan: &RetirePlan| {

@@ -16,13 +16,21 @@ pub fn run(args: &CommonArgs) -> anyhow::Result<ExitCode> {
         Err(problems) => return Ok(report_problems(args, &problems)),
     };
     let mut warnings = Vec::new();
-    if let Err(missing) = config.client_settings() {
-        // Not needed to validate files, but plan and apply will stop on it: say so now.
-        for mut problem in missing {
-            problem.severity = skillsync_core::Severity::Warning;
-            problem.message.push_str(" (needed by plan and apply)");
-            warnings.push(problem);
-        }
+    let store_password = config
+        .store_password
+        .as_ref()
+        .and_then(|source| config.secret("store.password", source).err());
+    let missing = config
+        .client_settings()
+        .err()
+        .into_iter()
+        .flatten()
+        .chain(store_password);
+    // Not needed to validate files, but plan and apply will stop on it: say so now.
+    for mut problem in missing {
+        problem.severity = skillsync_core::Severity::Warning;
+        problem.message.push_str(" (needed by plan and apply)");
+        warnings.push(problem);
     }
     match read_hris(&config) {
         Err(problems) => Ok(report_problems(args, &problems)),

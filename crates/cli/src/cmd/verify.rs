@@ -43,7 +43,18 @@ pub async fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(problems) => return Ok(super::validate::report_problems(&args.common, &problems)),
     };
-    let journal = config.journal().await?;
+    let Some(journal) = config.existing_journal().await? else {
+        match args.run {
+            Some(id) => bail!(
+                "there is no run {id}: there is no journal at {} yet; `skillsync history` lists the runs",
+                config.store_shown()
+            ),
+            None => bail!(
+                "there is no journal at {} yet, so no `apply` run to verify; run `skillsync apply` first",
+                config.store_shown()
+            ),
+        }
+    };
     let run = pick_run(journal.as_ref(), args.run, &config.store_shown()).await?;
     let writes = journal.writes(run.id).await?;
     let mappings = journal.mappings().await?;
