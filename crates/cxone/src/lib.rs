@@ -1,9 +1,11 @@
 //! The CXone Admin API client, where every way a naive client fails is solved once:
 //!
 //! - **tokens** are cached, refreshed ahead of expiry and fetched single-flight; a 401 causes
-//!   one refresh and one retry; a 403 names the missing scope and is never retried; with
-//!   [`Settings::token_cache`] set they are also kept between processes, in a file only the
-//!   user can read (see [`default_cache_dir`]);
+//!   one refresh and one retry; a 403 names the missing scope and is not retried, except once
+//!   with a new token when the refused one came from the cache between processes (it may have
+//!   been revoked); with [`Settings::token_cache`] set tokens are kept between processes, in a
+//!   file only the user can read (see [`default_cache_dir`]), keyed by token URL, client id,
+//!   scope and a hash of the secret, fetched by one process at a time;
 //! - **throttling**: a client-side limiter and in-flight cap keep 429s rare; a 429 pauses every
 //!   task for `Retry-After` (with jitter) and slows the limiter for a while;
 //! - **retries**: 5xx, timeouts and dropped connections, with exponential backoff and full
