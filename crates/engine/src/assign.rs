@@ -65,18 +65,10 @@ pub async fn assign(
     options: WriteOptions,
     interrupt: Option<&Interrupt>,
 ) -> Result<Assigned, Error> {
-    let lease = crate::lease::take(journal, label, interrupt).await?;
-    let work = assign_under(
-        api,
-        journal,
-        label,
-        request,
-        options,
-        (interrupt, lease.as_ref()),
-    );
-    let result = crate::lease::renewing(lease.as_ref(), work).await;
-    crate::lease::release(lease).await;
-    result
+    crate::lease::holding(journal, label, interrupt, async |lease| {
+        assign_under(api, journal, label, request, options, (interrupt, lease)).await
+    })
+    .await
 }
 
 /// [`assign`] once the lease (if any) is held.

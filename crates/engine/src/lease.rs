@@ -158,8 +158,22 @@ impl HeldLease<'_> {
     }
 }
 
+/// Takes the tenant's lease when the label asks for one, runs `work` under it (renewed beside
+/// it), and gives it up when `work` ends, however it ends.
+pub(crate) async fn holding<'a, T>(
+    journal: &'a dyn Journal,
+    label: &RunLabel,
+    interrupt: Option<&'a crate::Interrupt>,
+    work: impl AsyncFnOnce(Option<&HeldLease<'a>>) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let lease = take(journal, label, interrupt).await?;
+    let result = renewing(lease.as_ref(), work(lease.as_ref())).await;
+    release(lease).await;
+    result
+}
+
 /// Runs `work` with the lease (if any) renewed beside it.
-pub(crate) async fn renewing<F: Future>(held: Option<&HeldLease<'_>>, work: F) -> F::Output {
+async fn renewing<F: Future>(held: Option<&HeldLease<'_>>, work: F) -> F::Output {
     let Some(held) = held else {
         return work.await;
     };
@@ -172,7 +186,7 @@ pub(crate) async fn renewing<F: Future>(held: Option<&HeldLease<'_>>, work: F) -
 
 /// Gives the lease up as soon as it is no longer needed; a killed process's lease expires on
 /// its own.
-pub(crate) async fn release(held: Option<HeldLease<'_>>) {
+async fn release(held: Option<HeldLease<'_>>) {
     let Some(held) = held else { return };
     let lease = held.lease();
     if let Err(error) = held.journal.release_lease(&lease).await {
@@ -226,7 +240,7 @@ async fn acquire<'a>(
 /// Takes the tenant's lease when the label asks for one. Taken before the tenant is read, so
 /// the plan is made from a tenant nobody else is writing to. Run the work under it with
 /// [`renewing`] and give it up with [`release`].
-pub(crate) async fn take<'a>(
+async fn take<'a>(
     journal: &'a dyn Journal,
     label: &RunLabel,
     interrupt: Option<&'a crate::Interrupt>,

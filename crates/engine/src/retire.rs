@@ -600,20 +600,20 @@ pub async fn run(
     hooks: &RetireHooks<'_>,
 ) -> Result<(RetirePlan, RetireOutcome), crate::Error> {
     // Taken before the read: what references the code is read with no other skillsync writing.
-    let lease = crate::lease::take(journal, label, hooks.interrupt).await?;
-    let work = run_under(
-        api,
-        journal,
-        (label, lease.as_ref()),
-        desired,
-        variants,
-        mode,
-        options,
-        hooks,
-    );
-    let result = crate::lease::renewing(lease.as_ref(), work).await;
-    crate::lease::release(lease).await;
-    result
+    crate::lease::holding(journal, label, hooks.interrupt, async |lease| {
+        run_under(
+            api,
+            journal,
+            (label, lease),
+            desired,
+            variants,
+            mode,
+            options,
+            hooks,
+        )
+        .await
+    })
+    .await
 }
 
 /// [`run`] once the lease (if any) is held.
@@ -670,19 +670,19 @@ pub async fn retire_journaled(
     interrupt: Option<&crate::Interrupt>,
     progress: RetireProgress<'_>,
 ) -> Result<RetireReport, crate::Error> {
-    let lease = crate::lease::take(journal, label, interrupt).await?;
-    let work = retire_under(
-        api,
-        journal,
-        (label, lease.as_ref()),
-        plan,
-        options,
-        interrupt,
-        progress,
-    );
-    let result = crate::lease::renewing(lease.as_ref(), work).await;
-    crate::lease::release(lease).await;
-    result
+    crate::lease::holding(journal, label, interrupt, async |lease| {
+        retire_under(
+            api,
+            journal,
+            (label, lease),
+            plan,
+            options,
+            interrupt,
+            progress,
+        )
+        .await
+    })
+    .await
 }
 
 /// [`retire_journaled`] under a lease already taken (or none).

@@ -187,20 +187,20 @@ pub async fn sync(
     // The run's requests include the read it was planned from.
     let requests_before = api.counters().total_requests();
     // Taken before the read: the plan is made from a tenant no other skillsync writes to.
-    let lease = crate::lease::take(journal, &options.run, hooks.interrupt).await?;
-    let work = under_lease(
-        api,
-        journal,
-        desired,
-        warnings,
-        options,
-        hooks,
-        requests_before,
-        lease.as_ref(),
-    );
-    let report = crate::lease::renewing(lease.as_ref(), work).await;
-    crate::lease::release(lease).await;
-    report
+    crate::lease::holding(journal, &options.run, hooks.interrupt, async |lease| {
+        under_lease(
+            api,
+            journal,
+            desired,
+            warnings,
+            options,
+            hooks,
+            requests_before,
+            lease,
+        )
+        .await
+    })
+    .await
 }
 
 /// The sync once the lease (if any) is held: read, plan, check, write, read back.

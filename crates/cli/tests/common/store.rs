@@ -56,16 +56,20 @@ pub struct PostgresSchema {
 
 impl PostgresSchema {
     async fn create(admin_url: &str, tag: &str) -> Self {
+        // PostgreSQL cuts names at 63 bytes: the unique part goes first, so that two runs of
+        // one test (two test binaries at once) never share, and drop, each other's schema.
         let tag: String = tag
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .take(24)
             .collect();
-        let name = format!("skillsync_cli_{tag}_{}", std::process::id());
-        execute(
-            admin_url,
-            &format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"),
-        )
-        .await;
+        let unique = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let name = format!("sscli_{}_{unique}_{tag}", std::process::id());
+        assert!(name.len() <= 63, "{name} is too long for PostgreSQL");
+        execute(admin_url, &format!("CREATE SCHEMA {name}")).await;
         let separator = if admin_url.contains('?') { '&' } else { '?' };
         let url = format!("{admin_url}{separator}options=-c%20search_path%3D{name}");
         PostgresSchema {
