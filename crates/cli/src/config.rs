@@ -349,6 +349,12 @@ impl Config {
                     "a password is for a postgres:// journal".into(),
                     "remove store.password, or point store.url at PostgreSQL",
                 );
+            } else if user_info(url).is_none_or(|(start, end)| start == end) {
+                problem(
+                    "store.url",
+                    "a password needs a user name in the url".into(),
+                    "write postgres://USER@host/db",
+                );
             } else if url_password(url).is_some() {
                 problem(
                     "store.url",
@@ -688,13 +694,10 @@ fn url_password(url: &str) -> Option<&str> {
 fn with_password(url: &str, password: &str) -> String {
     use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
     let encoded = utf8_percent_encode(password, NON_ALPHANUMERIC).to_string();
+    // The config refuses a password without a user name, so there is always one to follow.
     match user_info(url) {
         Some((_, end)) => format!("{}:{encoded}{}", &url[..end], &url[end..]),
-        // No user name: libpq's default user, with the password.
-        None => match url.find("://") {
-            Some(scheme) => format!("{}:{encoded}@{}", &url[..scheme + 3], &url[scheme + 3..]),
-            None => url.to_string(),
-        },
+        None => url.to_string(),
     }
 }
 
@@ -806,10 +809,6 @@ assignments = "hris/assignments.csv"
         assert_eq!(
             with_password("postgres://app@db:5432/j?options=x", "p@ss:/w?rd"),
             "postgres://app:p%40ss%3A%2Fw%3Frd@db:5432/j?options=x"
-        );
-        assert_eq!(
-            with_password("postgres://db/j", "pw"),
-            "postgres://:pw@db/j"
         );
         assert_eq!(url_password("postgres://app:pw@db/j"), Some("pw"));
         assert_eq!(url_password("postgres://app@db/j?x=a:b@c"), None);

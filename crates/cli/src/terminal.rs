@@ -99,7 +99,7 @@ pub fn interrupt_on_signal(
 ) -> SignalGuard {
     SignalGuard(tokio::spawn(async move {
         let signal = next_signal().await;
-        if !interrupt.is_writing() {
+        if interrupt.exit_before_writing() {
             // The tenant's lease, taken before the read, is given up now rather than left to
             // run out: the next run need not wait for a command that wrote nothing.
             if let Some(lease) = interrupt.held_lease()

@@ -558,6 +558,12 @@ async fn a_store_password_comes_from_the_environment_and_is_never_printed() {
         "{}",
         text(&refused)
     );
+    with_store(
+        "\n[store]\nurl = \"postgres://127.0.0.1:5432/j\"\npassword = { env = \"SKILLSYNC_TEST_STORE_PASSWORD\" }\n",
+    );
+    let nameless = skillsync(&ws.0, &["validate"]);
+    assert_eq!(nameless.status.code(), Some(1), "{}", text(&nameless));
+    assert!(text(&nameless).contains("user name"), "{}", text(&nameless));
 
     let Some(store) = common::store::TestStore::postgres("store_password").await else {
         return;

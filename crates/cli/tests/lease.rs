@@ -46,7 +46,7 @@ async fn slow_workspace(
     tokio::sync::oneshot::Sender<()>,
     Expected,
 ) {
-    let ws = workspace(tag);
+    let ws = workspace(&format!("{tag}-{}", store.name()));
     let expected = write_hris(&ws.0, &tenant());
     let (base, stop) = start_sim_with(tenant(), slow_single_writes()).await;
     write_slow_single_writes_config(&ws.0, &base);
@@ -237,7 +237,7 @@ async fn a_holder_whose_lease_was_taken_over_stops_writing(store: TestStore) {
 /// Every request takes longer than the lease lasts (a slow tenant, a short lease): the lease
 /// is renewed beside the work, not between requests, so the run goes on instead of failing.
 async fn a_lease_shorter_than_one_request_is_renewed_while_the_request_waits(store: TestStore) {
-    let ws = workspace("lease-slow-read");
+    let ws = workspace(&format!("lease-slow-read-{}", store.name()));
     let doc = skillsync_sim::generate(&GenerateOptions {
         agents: 30,
         skills: 4,
@@ -268,7 +268,7 @@ async fn a_lease_shorter_than_one_request_is_renewed_while_the_request_waits(sto
 /// Ctrl-C before the first write (here: while the tenant is being read) ends the command at
 /// once and gives the lease up, so the next run need not wait for it to run out.
 async fn ctrl_c_before_the_first_write_gives_the_lease_up(store: TestStore) {
-    let ws = workspace("lease-ctrl-c");
+    let ws = workspace(&format!("lease-ctrl-c-{}", store.name()));
     let doc = tenant();
     write_hris(&ws.0, &doc);
     let slow = skillsync_sim::Knobs {
@@ -333,7 +333,7 @@ async fn two_applies_started_together_never_both_write(store: TestStore) {
         seed: 23,
     });
     for round in 0..5 {
-        let ws = workspace(&format!("lease-race-{round}"));
+        let ws = workspace(&format!("lease-race-{round}-{}", store.name()));
         let expected = write_hris(&ws.0, &doc);
         let (base, _stop) = start_sim_with(doc.clone(), skillsync_sim::Knobs::quiet()).await;
         write_config(&ws.0, &base);

@@ -184,7 +184,6 @@ pub async fn apply(
     )
     .await;
     progress(Phase::ReadBack, 1, 1);
-    writer.journal_written().await;
     report.written = writer.finish(planned);
     report.elapsed = started.elapsed();
     report

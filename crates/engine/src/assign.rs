@@ -80,10 +80,8 @@ async fn assign_under(
     options: WriteOptions,
     (interrupt, lease): (Option<&Interrupt>, Option<&crate::lease::HeldLease<'_>>),
 ) -> Result<Assigned, Error> {
+    crate::lease::start_writing(interrupt).await;
     let run = crate::lease::begin_run(journal, label, lease).await?;
-    if let Some(interrupt) = interrupt {
-        interrupt.start_writing();
-    }
     let requests_before = api.counters().total_requests();
     let result = assign_in_run(
         api,
@@ -171,7 +169,6 @@ async fn assign_in_run(
         .reconcile(vec![agent.user_id.clone()], &one, &|_, _| {})
         .await;
     crate::read_back::check(&writer, api, &one, 1, 1).await;
-    writer.journal_written().await;
     let written = writer.finish([agent.user_id.clone()]);
     let counts = written.run_counts();
     let outcome = written

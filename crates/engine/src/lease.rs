@@ -123,7 +123,16 @@ impl HeldLease<'_> {
                 return self.keep();
             }
         };
-        let run = self.state.lock().expect("not poisoned").run;
+        // Recorded before anything else is awaited: whatever happens next, the lease given up
+        // at the end (or on Ctrl-C) is the one the journal holds.
+        let run = {
+            let mut state = self.state.lock().expect("not poisoned");
+            state.lease = next.clone();
+            state.run
+        };
+        if let Some(interrupt) = self.interrupt {
+            interrupt.hold(next.clone());
+        }
         if let Some(run) = run
             && let Err(error) = self.journal.fence_run(run, &next).await
         {
@@ -131,12 +140,7 @@ impl HeldLease<'_> {
             let _ = self.journal.release_lease(&next).await;
             return self.lose();
         }
-        if let Some(interrupt) = self.interrupt {
-            interrupt.hold(next.clone());
-        }
-        let mut state = self.state.lock().expect("not poisoned");
-        state.lease = next;
-        state.ours_until = sent + self.ttl;
+        self.state.lock().expect("not poisoned").ours_until = sent + self.ttl;
         true
     }
 
@@ -150,8 +154,10 @@ impl HeldLease<'_> {
         let every = RENEW_EVERY.min(self.ttl / 4);
         loop {
             tokio::time::sleep(every).await;
-            if !self.renew().await {
-                // Lost: the work sees it at its next write and stops scheduling.
+            // A renewal that failed because the store is out of reach is tried again next
+            // time; only a lease someone else took ends the renewals.
+            if !self.renew().await && self.state.lock().expect("not poisoned").lost {
+                // The work sees it at its next write and stops scheduling.
                 return std::future::pending().await;
             }
         }
@@ -255,6 +261,16 @@ async fn take<'a>(
     Ok(Some(held))
 }
 
+/// Claims the right to write before the run starts: when a signal has already claimed the
+/// process's exit (it is giving the lease up and ending), nothing more happens here.
+pub(crate) async fn start_writing(interrupt: Option<&crate::Interrupt>) {
+    if let Some(interrupt) = interrupt
+        && !interrupt.start_writing()
+    {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Starts the run and records the lease it writes under. A lease held since before the
 /// tenant was read that lapsed meanwhile (a person left the prompt open longer than it lasts)
 /// is taken back if nobody else took it; if someone did, it is not ours to write under: the
@@ -279,6 +295,8 @@ pub(crate) async fn begin_run(
         .await
         .map_err(Error::Journal)?;
     if let Some(held) = lease {
+        // No take-back in between: the run is fenced with the lease it then writes under.
+        let _one_at_a_time = held.renewal.lock().await;
         let current = held.lease();
         journal
             .fence_run(run, &current)
@@ -287,4 +305,162 @@ pub(crate) async fn begin_run(
         held.state.lock().expect("not poisoned").run = Some(run);
     }
     Ok(run)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use skillsync_store::{
+        Mapping, Retirement, RunCounts, RunOutcome, RunSummary, SqliteStore, StoreError,
+        WriteRecord, WriteTarget,
+    };
+
+    use super::*;
+
+    /// A journal whose leases cannot be renewed or taken while `down` is set, as when the
+    /// database is out of reach.
+    struct Outage {
+        inner: SqliteStore,
+        down: AtomicBool,
+    }
+
+    impl Outage {
+        fn check(&self) -> Result<(), StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(StoreError::Unsupported {
+                    url: "test".into(),
+                    reason: "the store is out of reach".into(),
+                });
+            }
+            Ok(())
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Journal for Outage {
+        async fn start_run(&self, run: &NewRun) -> Result<RunId, StoreError> {
+            self.inner.start_run(run).await
+        }
+        async fn record_writes(&self, writes: &[WriteRecord]) -> Result<(), StoreError> {
+            self.inner.record_writes(writes).await
+        }
+        async fn finish_run(
+            &self,
+            run: RunId,
+            outcome: RunOutcome,
+            counts: &RunCounts,
+            ended_at: Timestamp,
+        ) -> Result<(), StoreError> {
+            self.inner.finish_run(run, outcome, counts, ended_at).await
+        }
+        async fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, StoreError> {
+            self.inner.runs(limit).await
+        }
+        async fn run(&self, id: RunId) -> Result<Option<RunSummary>, StoreError> {
+            self.inner.run(id).await
+        }
+        async fn writes(&self, run: RunId) -> Result<Vec<WriteRecord>, StoreError> {
+            self.inner.writes(run).await
+        }
+        async fn last_write(
+            &self,
+            subject: &str,
+            target: WriteTarget,
+        ) -> Result<Option<WriteRecord>, StoreError> {
+            self.inner.last_write(subject, target).await
+        }
+        async fn settles_at(&self, run: RunId) -> Result<Option<Timestamp>, StoreError> {
+            self.inner.settles_at(run).await
+        }
+        async fn remember_mappings(&self, mappings: &[Mapping]) -> Result<(), StoreError> {
+            self.inner.remember_mappings(mappings).await
+        }
+        async fn mappings(&self) -> Result<Vec<Mapping>, StoreError> {
+            self.inner.mappings().await
+        }
+        async fn record_retirement(&self, retirement: &Retirement) -> Result<(), StoreError> {
+            self.inner.record_retirement(retirement).await
+        }
+        async fn retirements(&self) -> Result<Vec<Retirement>, StoreError> {
+            self.inner.retirements().await
+        }
+        async fn forget_retirement(&self, code: &str, locale: &str) -> Result<bool, StoreError> {
+            self.inner.forget_retirement(code, locale).await
+        }
+        async fn acquire_lease(
+            &self,
+            key: &str,
+            holder: &LeaseHolder,
+            ttl: Duration,
+        ) -> Result<Acquired, StoreError> {
+            self.check()?;
+            self.inner.acquire_lease(key, holder, ttl).await
+        }
+        async fn renew_lease(
+            &self,
+            lease: &Lease,
+            ttl: Duration,
+        ) -> Result<Option<Timestamp>, StoreError> {
+            self.check()?;
+            self.inner.renew_lease(lease, ttl).await
+        }
+        async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+            self.inner.release_lease(lease).await
+        }
+        async fn fence_run(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
+            self.inner.fence_run(run, lease).await
+        }
+    }
+
+    fn holder(host: &str) -> LeaseHolder {
+        LeaseHolder {
+            host: host.into(),
+            pid: 1,
+            command: "apply".into(),
+        }
+    }
+
+    /// The store is out of reach for longer than the lease lasts while the work runs; once it
+    /// is back, the renewals beside the work take the lease back and keep it, so another host
+    /// waiting for it never gets it while the holder works.
+    #[tokio::test]
+    async fn renewals_resume_after_an_outage_longer_than_the_lease() {
+        let journal = Outage {
+            inner: SqliteStore::in_memory().unwrap(),
+            down: AtomicBool::new(false),
+        };
+        let ttl = Duration::from_millis(400);
+        let label = RunLabel {
+            command: "apply".into(),
+            config_hash: "h".into(),
+            dialect: "routing".into(),
+            lease: Some(LeaseOptions {
+                key: "tenant".into(),
+                holder: holder("this host"),
+                ttl,
+                wait: None,
+            }),
+        };
+        let other = holding(&journal, &label, None, async |held| {
+            journal.down.store(true, Ordering::SeqCst);
+            // Longer than the lease: it lapses in the store, and renewals fail meanwhile.
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            journal.down.store(false, Ordering::SeqCst);
+            // Several lease lengths with the store back: renewals must have resumed.
+            tokio::time::sleep(Duration::from_millis(1_500)).await;
+            let other = journal
+                .acquire_lease("tenant", &holder("other host"), Duration::from_secs(60))
+                .await
+                .unwrap();
+            Ok((other, held.expect("the label asks for a lease").keep()))
+        })
+        .await
+        .unwrap();
+        assert!(
+            matches!(other.0, Acquired::Busy(_)),
+            "another host took the running holder's lease: {other:?}"
+        );
+        assert!(other.1, "the holder may still write");
+    }
 }

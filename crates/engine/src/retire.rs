@@ -695,10 +695,8 @@ async fn retire_under(
     interrupt: Option<&crate::Interrupt>,
     progress: RetireProgress<'_>,
 ) -> Result<RetireReport, crate::Error> {
+    crate::lease::start_writing(interrupt).await;
     let run = crate::lease::begin_run(journal, label, lease).await?;
-    if let Some(interrupt) = interrupt {
-        interrupt.start_writing();
-    }
     let now = jiff::Timestamp::now();
     let mut recorded: Result<(), skillsync_store::StoreError> = Ok(());
     for variant in &plan.variants {
@@ -837,7 +835,6 @@ async fn retire_with(
         .or_else(|| run.writer.stopped().map(RetireFailure::Stopped));
     let handed = std::mem::take(&mut *run.handed.lock().expect("not poisoned"));
     let other_conflicts = *run.conflicts.lock().expect("not poisoned");
-    run.writer.journal_written().await;
     let written = run.writer.finish(handed);
     for (user, outcome) in &written.users {
         match outcome {

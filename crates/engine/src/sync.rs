@@ -265,10 +265,8 @@ async fn under_lease(
         ));
     }
 
+    crate::lease::start_writing(hooks.interrupt).await;
     let run = crate::lease::begin_run(journal, &options.run, lease).await?;
-    if let Some(interrupt) = hooks.interrupt {
-        interrupt.start_writing();
-    }
     let apply_options = ApplyOptions {
         write: WriteOptions {
             write_until: options

@@ -204,11 +204,17 @@ impl Default for WriteOptions {
     }
 }
 
+const READING: u8 = 0;
+const WRITING: u8 = 1;
+const EXITING: u8 = 2;
+
 /// Set from a signal handler: writes in flight finish, no new one starts.
 #[derive(Debug, Default)]
 pub struct Interrupt {
     raised: AtomicBool,
-    writing: AtomicBool,
+    /// [`READING`], [`WRITING`] or [`EXITING`]: the command either starts writing or exits
+    /// at once, never both.
+    phase: std::sync::atomic::AtomicU8,
     /// The tenant's lease the command holds, so that a signal that ends the process before
     /// its first write can give it up instead of leaving it to run out.
     lease: Mutex<Option<skillsync_store::Lease>>,
@@ -227,14 +233,32 @@ impl Interrupt {
     pub fn is_raised(&self) -> bool {
         self.raised.load(Ordering::SeqCst)
     }
-    /// Marks that the run has started writing (its run is in the journal): from now on an
-    /// interruption must let it finish its writes in flight and journal them.
-    pub fn start_writing(&self) {
-        self.writing.store(true, Ordering::SeqCst);
+    /// Marks that the run is about to start writing: from now on an interruption must let it
+    /// finish its writes in flight and journal them. False when a signal already claimed the
+    /// process's exit: the run must not start.
+    pub fn start_writing(&self) -> bool {
+        match self
+            .phase
+            .compare_exchange(READING, WRITING, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => true,
+            Err(phase) => phase == WRITING,
+        }
+    }
+    /// Claims the exit of a process that has not started writing: true when it may end now
+    /// (nothing written, nothing will be), false once writing has started.
+    pub fn exit_before_writing(&self) -> bool {
+        match self
+            .phase
+            .compare_exchange(READING, EXITING, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => true,
+            Err(phase) => phase == EXITING,
+        }
     }
     /// Whether the run has started writing.
     pub fn is_writing(&self) -> bool {
-        self.writing.load(Ordering::SeqCst)
+        self.phase.load(Ordering::SeqCst) == WRITING
     }
     /// Notes the tenant's lease the command now holds.
     pub(crate) fn hold(&self, lease: skillsync_store::Lease) {
@@ -290,16 +314,6 @@ pub(crate) struct Writer<'a> {
     interrupt: Option<&'a Interrupt>,
     lease: Option<&'a crate::lease::HeldLease<'a>>,
     state: Mutex<State>,
-    journal_queue: Mutex<JournalQueue>,
-}
-
-/// Records waiting for the journal. One task at a time writes them, taking everything queued
-/// meanwhile in one transaction: answers that arrive while the journal is busy are not held
-/// up by it, and a busy run commits fewer, larger batches.
-#[derive(Default)]
-struct JournalQueue {
-    records: Vec<WriteRecord>,
-    writing: bool,
 }
 
 /// What the writer did, for the report.
@@ -398,7 +412,6 @@ impl<'a> Writer<'a> {
             interrupt,
             lease,
             state: Mutex::new(State::default()),
-            journal_queue: Mutex::new(JournalQueue::default()),
         }
     }
 
@@ -486,73 +499,31 @@ impl<'a> Writer<'a> {
     }
 
     /// Journals one or more records; a journal that cannot be written stops the run, since
-    /// an unrecorded write is one an auditor cannot account for. Returns once they are
-    /// written, or handed to the task writing the journal now.
+    /// an unrecorded write is one an auditor cannot account for.
     pub(crate) async fn record(&self, entries: Vec<Entry>) {
         let Some(j) = self.journal else { return };
         let at = jiff::Timestamp::now();
         let settles =
             jiff::SignedDuration::try_from(self.options.propagation_window).unwrap_or_default();
-        let records = entries.into_iter().map(|e| WriteRecord {
-            run: j.run,
-            target: e.target,
-            subject: e.subject,
-            before: e.before,
-            after: e.after,
-            status: e.status,
-            detail: e.detail,
-            at,
-            settles_at: (e.status == WriteStatus::Applied && e.routes)
-                .then(|| at.checked_add(settles).ok())
-                .flatten(),
-        });
-        {
-            let mut queue = self.journal_queue.lock().expect("not poisoned");
-            queue.records.extend(records);
-            if queue.writing {
-                return;
-            }
-            queue.writing = true;
-        }
-        self.write_queued(j).await;
-    }
-
-    /// Writes what is queued, batch after batch, until nothing is.
-    async fn write_queued(&self, j: JournalRun<'_>) {
-        // Should this task be cancelled mid-write, the next one to record takes over.
-        struct Writing<'q>(&'q Mutex<JournalQueue>);
-        impl Drop for Writing<'_> {
-            fn drop(&mut self) {
-                self.0.lock().expect("not poisoned").writing = false;
-            }
-        }
-        let _writing = Writing(&self.journal_queue);
-        loop {
-            let batch = {
-                let mut queue = self.journal_queue.lock().expect("not poisoned");
-                if queue.records.is_empty() {
-                    return;
-                }
-                std::mem::take(&mut queue.records)
-            };
-            if let Err(error) = j.journal.record_writes(&batch).await {
-                tracing::error!(%error, "cannot journal writes");
-                self.stop(StopReason::Journal(explain(&error)));
-            }
-        }
-    }
-
-    /// Waits until every record is in the journal: before the run is finished there.
-    pub(crate) async fn journal_written(&self) {
-        let Some(j) = self.journal else { return };
-        let idle = {
-            let mut queue = self.journal_queue.lock().expect("not poisoned");
-            let idle = !queue.writing;
-            queue.writing = true;
-            idle
-        };
-        if idle {
-            self.write_queued(j).await;
+        let records: Vec<WriteRecord> = entries
+            .into_iter()
+            .map(|e| WriteRecord {
+                run: j.run,
+                target: e.target,
+                subject: e.subject,
+                before: e.before,
+                after: e.after,
+                status: e.status,
+                detail: e.detail,
+                at,
+                settles_at: (e.status == WriteStatus::Applied && e.routes)
+                    .then(|| at.checked_add(settles).ok())
+                    .flatten(),
+            })
+            .collect();
+        if let Err(error) = j.journal.record_writes(&records).await {
+            tracing::error!(%error, "cannot journal writes");
+            self.stop(StopReason::Journal(explain(&error)));
         }
     }
 

@@ -7,7 +7,8 @@
 //!   not a hang.
 //! - **Schema**: refinery migrations embedded from `migrations/postgres`, numbered like
 //!   SQLite's; version 1 is the SQLite schema at its version 4. Tables and refinery's history
-//!   (`refinery_schema_history`) go to the first schema of the connection's `search_path`, which
+//!   (`skillsync_schema_history`, a name of its own so another refinery user's table in the
+//!   same schema is never taken for ours) go to the first schema of the connection's `search_path`, which
 //!   the URL sets as libpq does: `?options=-c%20search_path%3Dmyschema`. [`PostgresStore::open`]
 //!   runs pending migrations under an advisory lock, so hosts starting together do not race to
 //!   create the tables; [`PostgresStore::open_existing`] creates nothing.
@@ -57,6 +58,12 @@ const LONGEST_LEASE: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 const MIGRATION_LOCK: i32 = 0x736b_696c; // "skil"
 
 type PgTxError = TxError<tokio_postgres::Error>;
+
+/// How long one journal query may take before it fails.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The table where the applied migrations are listed.
+const HISTORY_TABLE: &str = "skillsync_schema_history";
 
 /// The journal in a PostgreSQL database.
 pub struct PostgresStore {
@@ -126,6 +133,17 @@ fn config(url: &str) -> Result<tokio_postgres::Config, StoreError> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
+    // A journal call that hangs would hang the run (and its lease renewals) rather than stop
+    // it: a dead peer is given up after QUERY_TIMEOUT of unanswered sends, a query the server
+    // holds (a lock, an overloaded database) after as long, unless the URL says otherwise.
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(QUERY_TIMEOUT);
+    }
+    let options = config.get_options().unwrap_or_default().to_string();
+    if !options.contains("statement_timeout") {
+        let limit = format!("-c statement_timeout={}", QUERY_TIMEOUT.as_millis());
+        config.options(format!("{options} {limit}").trim());
+    }
     Ok(config)
 }
 
@@ -145,10 +163,13 @@ impl PostgresStore {
         let store = Self::pool(url)?;
         let action = "look for the journal's schema";
         let client = store.client(action).await?;
+        // In the schema it would migrate, not anywhere on the search path: a journal found
+        // in a later schema would otherwise be created anew in the first.
         let row = client
             .query_one(
-                "SELECT to_regclass('refinery_schema_history') IS NOT NULL",
-                &[],
+                "SELECT EXISTS (SELECT 1 FROM information_schema.tables
+                                 WHERE table_schema = current_schema() AND table_name = $1)",
+                &[&HISTORY_TABLE],
             )
             .await
             .map_err(store.pg_err(action))?;
@@ -197,7 +218,8 @@ impl PostgresStore {
             )
             .await
             .map_err(self.pg_err(action))?;
-        let runner = embedded::migrations::runner();
+        let mut runner = embedded::migrations::runner();
+        runner.set_migration_table_name(HISTORY_TABLE);
         let known = runner.get_migrations().iter().map(|m| m.version()).max();
         let client: &mut tokio_postgres::Client = &mut client;
         runner

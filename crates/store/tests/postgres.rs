@@ -176,9 +176,9 @@ async fn migrations_run_once_in_the_urls_schema() {
         [
             "leases",
             "mappings",
-            "refinery_schema_history",
             "retirements",
             "runs",
+            "skillsync_schema_history",
             "writes"
         ]
     );
@@ -187,7 +187,7 @@ async fn migrations_run_once_in_the_urls_schema() {
         .await
         .query_one(
             &format!(
-                "SELECT count(*), max(version) FROM {}.refinery_schema_history",
+                "SELECT count(*), max(version) FROM {}.skillsync_schema_history",
                 schema.name()
             ),
             &[],
@@ -246,7 +246,7 @@ async fn a_newer_schema_is_refused() {
         .await
         .execute(
             &format!(
-                "INSERT INTO {}.refinery_schema_history (version, name, applied_on, checksum)
+                "INSERT INTO {}.skillsync_schema_history (version, name, applied_on, checksum)
                  VALUES (2, 'from_the_future', '2030-01-01T00:00:00Z', '1')",
                 schema.name()
             ),
@@ -370,4 +370,30 @@ async fn a_missing_schema_is_an_error_not_a_journal_elsewhere() {
     assert!(matches!(err, StoreError::PostgresMigrate { .. }), "{text}");
     assert!(text.contains("no schema has been selected"), "{text}");
     assert!(schema.tables().await.is_empty());
+}
+
+/// A journal in a later schema of the search path is not the journal of the first one, where
+/// the store would migrate: read-only commands find none there and create nothing.
+#[tokio::test]
+async fn open_existing_looks_only_in_the_schema_it_would_use() {
+    let (Some(empty), Some(full)) = (Schema::create().await, Schema::create().await) else {
+        return;
+    };
+    drop(skillsync_store::open(&full.url()).await.unwrap());
+    let both = empty.url().replace(
+        &format!("search_path%3D{}", empty.name()),
+        &format!("search_path%3D{}%2C{}", empty.name(), full.name()),
+    );
+    assert!(both.contains(full.name()), "{both}");
+    assert!(
+        skillsync_store::open_existing(&both)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        empty.tables().await.is_empty(),
+        "{:?}",
+        empty.tables().await
+    );
 }

@@ -111,7 +111,6 @@ pub async fn run(args: &AssignArgs) -> anyhow::Result<ExitCode> {
     let api = skillsync_cxone::connect(&settings).context("cannot set up the tenant client")?;
     let journal = config.journal().await?;
     let interrupt = std::sync::Arc::new(skillsync_engine::Interrupt::new());
-    interrupt.start_writing();
     let _signals =
         crate::terminal::interrupt_on_signal(interrupt.clone(), config.store_connect_url()?);
     let assigned = skillsync_engine::assign(

@@ -22,6 +22,15 @@ impl TestStore {
         Some(TestStore::Postgres(PostgresSchema::create(&url, tag).await))
     }
 
+    /// `sqlite` or `postgres`: part of a workspace's name, so the two cases of one test, run
+    /// in parallel in one process, never share a folder.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TestStore::Sqlite => "sqlite",
+            TestStore::Postgres(_) => "postgres",
+        }
+    }
+
     /// The `[store] url` of a workspace at `dir`.
     pub fn url(&self, dir: &Path) -> String {
         match self {
