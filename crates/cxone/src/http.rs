@@ -198,8 +198,12 @@ impl Http {
             // The token first: its endpoint has its own limit, and a permit taken while the
             // token is fetched would be charged by our limiter earlier than by the tenant's,
             // letting a later burst overrun the tenant's bucket.
-            let token = self.tokens.current(&self.client, &self.counters).await?;
+            self.tokens.current(&self.client, &self.counters).await?;
             let permit = self.throttle.acquire().await;
+            // Asked again once the permit is held: at a slow limit a request can wait longer
+            // than its token had left, and one that came due for refresh meanwhile is renewed
+            // now (rarely: once per token) rather than refused by the tenant after sending.
+            let token = self.tokens.current(&self.client, &self.counters).await?;
             let mut request = self
                 .client
                 .request(call.method.clone(), url.clone())

@@ -340,3 +340,36 @@ async fn a_token_cached_with_one_secret_is_never_used_with_another() {
     assert_eq!(again.counters().token_fetches, 0);
     assert_eq!(sim.stats().await["tokensIssued"], 1);
 }
+
+/// Issue 13: at a slow rate limit, requests wait in the client's limiter longer than their
+/// token has left. A token that came due for refresh while its request waited is renewed
+/// before the request is sent, so the tenant never answers 401 for an expired token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_wait_in_the_limiter_past_their_tokens_life_carry_a_fresh_one() {
+    let sim = common::start(
+        Knobs {
+            token_ttl: std::time::Duration::from_secs(6),
+            ..Knobs::quiet()
+        },
+        10,
+    )
+    .await;
+    let mut settings = sim.settings();
+    // One request a second: the ninth waits about eight seconds, past the token's six.
+    settings.requests_per_second = 1.0;
+    settings.burst = 1;
+    settings.max_in_flight = 16;
+    let api = skillsync_cxone::connect(&settings).unwrap();
+    let calls = (0..9).map(|_| list_skills(&api));
+    for result in join_all(calls).await {
+        result.unwrap();
+    }
+    let stats = sim.stats().await;
+    let refused: Vec<_> = stats["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == 401)
+        .collect();
+    assert!(refused.is_empty(), "expired tokens were sent: {refused:?}");
+}
