@@ -256,10 +256,6 @@ impl Interrupt {
             Err(phase) => phase == EXITING,
         }
     }
-    /// Whether the run has started writing.
-    pub fn is_writing(&self) -> bool {
-        self.phase.load(Ordering::SeqCst) == WRITING
-    }
     /// Notes the tenant's lease the command now holds.
     pub(crate) fn hold(&self, lease: skillsync_store::Lease) {
         *self.lease.lock().expect("not poisoned") = Some(lease);
