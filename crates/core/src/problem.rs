@@ -109,3 +109,97 @@ impl fmt::Display for Problem {
         Ok(())
     }
 }
+
+/// How many problems of one kind, in one file and of one severity, are kept; the rest are
+/// counted into one summary. A million repeated rows would otherwise be a million messages
+/// held in memory and printed, burying the few that differ.
+pub const KEPT_PER_KIND: u64 = 20;
+
+/// Problems as they are found, keeping the first [`KEPT_PER_KIND`] of each kind and counting
+/// the rest, so memory stays bounded however many rows repeat a mistake.
+#[derive(Debug, Default)]
+pub struct Problems {
+    kept: Vec<Problem>,
+    kinds: Vec<KindCount>,
+}
+
+/// One kind of problem in one file: how many were seen, and where the first not kept was.
+#[derive(Debug)]
+struct KindCount {
+    kind: &'static str,
+    file: String,
+    severity: Severity,
+    seen: u64,
+    first_dropped: Option<u64>,
+}
+
+impl Problems {
+    /// An empty collection.
+    pub fn new() -> Problems {
+        Problems::default()
+    }
+
+    /// Adds a problem of `kind`: a short description shared by every problem of the same
+    /// mistake (`"identical repeated assignments"`), used in the summary of those not kept.
+    pub fn push(&mut self, kind: &'static str, problem: Problem) {
+        // A linear scan: a file has a few dozen kinds at most, and the key is allocated only
+        // the first time a kind is seen.
+        let i = match self.kinds.iter().position(|k| {
+            k.kind == kind && k.severity == problem.severity && k.file == problem.file
+        }) {
+            Some(i) => i,
+            None => {
+                self.kinds.push(KindCount {
+                    kind,
+                    file: problem.file.clone(),
+                    severity: problem.severity,
+                    seen: 0,
+                    first_dropped: None,
+                });
+                self.kinds.len() - 1
+            }
+        };
+        let count = &mut self.kinds[i];
+        count.seen += 1;
+        if count.seen <= KEPT_PER_KIND {
+            self.kept.push(problem);
+        } else if count.first_dropped.is_none() {
+            count.first_dropped = problem.line.or(Some(0));
+        }
+    }
+
+    /// True when any problem seen, kept or not, is an error.
+    pub fn has_errors(&self) -> bool {
+        self.kinds.iter().any(|k| k.severity == Severity::Error)
+    }
+
+    /// The problems kept, then one summary per kind that had more than were kept.
+    pub fn into_vec(self) -> Vec<Problem> {
+        let mut problems = self.kept;
+        for k in self.kinds {
+            let Some(first) = k.first_dropped else {
+                continue;
+            };
+            let more = k.seen - KEPT_PER_KIND;
+            let mut summary = Problem {
+                severity: k.severity,
+                ..Problem::error(
+                    &k.file,
+                    format!("… and {more} more like this ({})", k.kind),
+                )
+            }
+            .hint(format!(
+                "only the first {KEPT_PER_KIND} of each kind are listed; the next is on line {first}"
+            ));
+            if first > 0 {
+                summary = summary.at_line(first);
+            } else {
+                summary.hint = Some(format!(
+                    "only the first {KEPT_PER_KIND} of each kind are listed"
+                ));
+            }
+            problems.push(summary);
+        }
+        problems
+    }
+}

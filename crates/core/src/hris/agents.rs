@@ -7,11 +7,12 @@ use std::io::Read;
 use super::catalog::CatalogRead;
 use super::fx::FxMap;
 use super::input::{Column, required};
+use super::rules::{MAX_ID, MAX_LOCALE, Rule, check};
 use super::table::{Shape, Table, list, locale_problem, parse_locale};
 use super::{Names, Source};
 use crate::desired::{Agent, EmployeeId};
 use crate::domain::{Locale, UserId};
-use crate::problem::Problem;
+use crate::problem::Problems;
 
 const AGENT_COLUMNS: &[Column] = &[
     required("employee_id"),
@@ -35,7 +36,7 @@ pub(super) fn read_agents<R: Read>(
     source: Source<R>,
     catalog: &CatalogRead,
     names: &Names,
-    problems: &mut Vec<Problem>,
+    problems: &mut Problems,
 ) -> AgentsRead {
     let mut read = AgentsRead {
         agents: None,
@@ -57,7 +58,8 @@ pub(super) fn read_agents<R: Read>(
     while let Some((line, shape)) = table.next(problems) {
         let ok = shape == Shape::Whole && rows.read(&table, line, problems);
         let employee = table.get(A_EMPLOYEE);
-        if !ok && !employee.is_empty() {
+        // One too long matches no assignment's (those are refused too), so it is not kept.
+        if !ok && !employee.is_empty() && employee.len() <= 4 * MAX_ID {
             read.broken.insert(employee.to_string());
         }
     }
@@ -82,7 +84,7 @@ struct Rows<'a> {
 impl Rows<'_> {
     /// Checks the current row and keeps it when it is valid. False when the row was wrong
     /// (a repeated employee is reported, but its first row stands).
-    fn read<R: Read>(&mut self, table: &Table<R>, line: u64, problems: &mut Vec<Problem>) -> bool {
+    fn read<R: Read>(&mut self, table: &Table<R>, line: u64, problems: &mut Problems) -> bool {
         let Some(locale) = self.fields(table, line, problems) else {
             return false;
         };
@@ -94,7 +96,10 @@ impl Rows<'_> {
                 let message =
                     format!("employee `{employee}` is listed twice, on lines {first} and {line}");
                 let hint = format!("keep one row per employee: remove line {line} or line {first}");
-                problems.push(table.error(line, A_EMPLOYEE, message).hint(hint));
+                problems.push(
+                    "employees listed twice",
+                    table.error(line, A_EMPLOYEE, message).hint(hint),
+                );
                 return true;
             }
         };
@@ -105,7 +110,7 @@ impl Rows<'_> {
         if let Some(known) = unknown {
             let mut have: Vec<&str> = known.keys().copied().collect();
             have.sort_unstable();
-            problems.push(
+            problems.push("agents in a locale the catalog lacks", 
                 table
                     .error(
                         line,
@@ -136,12 +141,14 @@ impl Rows<'_> {
         &mut self,
         table: &Table<R>,
         line: u64,
-        problems: &mut Vec<Problem>,
+        problems: &mut Problems,
     ) -> Option<Locale> {
-        let mut ok = true;
+        let mut ok = check(table, line, A_EMPLOYEE, Rule::Text(MAX_ID), problems);
+        ok &= check(table, line, A_USER, Rule::Id, problems);
         if table.get(A_EMPLOYEE).is_empty() {
             ok = false;
             problems.push(
+                "empty employee ids",
                 table
                     .error(line, A_EMPLOYEE, "employee_id is empty")
                     .hint("give the HRIS id of the employee"),
@@ -150,16 +157,23 @@ impl Rows<'_> {
         if table.get(A_USER).is_empty() {
             ok = false;
             problems.push(
+                "empty user ids",
                 table
                     .error(line, A_USER, "user_id is empty")
                     .hint("give the tenant's user id of this employee"),
             );
         }
+        if !check(table, line, A_LOCALE, Rule::Word(MAX_LOCALE), problems) {
+            return None;
+        }
         let tag = table.get(A_LOCALE);
         match parse_locale(&mut self.locales, tag) {
             Ok(locale) => ok.then_some(locale),
             Err(e) => {
-                problems.push(locale_problem(table, line, A_LOCALE, tag, &e));
+                problems.push(
+                    "invalid locales",
+                    locale_problem(table, line, A_LOCALE, tag, &e),
+                );
                 None
             }
         }
@@ -170,7 +184,7 @@ impl Rows<'_> {
 fn shared_users<R: Read>(
     table: &Table<R>,
     agents: &BTreeMap<EmployeeId, Agent>,
-    problems: &mut Vec<Problem>,
+    problems: &mut Problems,
 ) {
     let mut first: FxMap<&str, &Agent> = FxMap::default();
     first.reserve(agents.len());
@@ -187,7 +201,7 @@ fn shared_users<R: Read>(
     for agent in agents.values() {
         let owner = first[agent.user_id.as_str()];
         if owner.line != agent.line {
-            problems.push(
+            problems.push("shared user ids", 
                 table
                     .error(
                         agent.line,

@@ -10,12 +10,13 @@ use super::agents::AgentsRead;
 use super::catalog::CatalogRead;
 use super::fx::FxMap;
 use super::input::{Column, required};
+use super::rules::{MAX_ID, MAX_WORD, Rule, check};
 use super::suggestions::closest;
 use super::table::{Shape, Table, list};
 use super::{Columns, Names, Source};
 use crate::desired::{Agent, Catalog, Code, EmployeeId, Wanted};
 use crate::domain::{Kind, Level};
-use crate::problem::Problem;
+use crate::problem::{Problem, Problems};
 
 const ASSIGNMENT_COLUMNS: &[Column] = &[
     required("employee_id"),
@@ -45,7 +46,7 @@ pub(super) fn read_assignments<R: Read>(
     catalog: &CatalogRead,
     agents: &AgentsRead,
     names: &Names,
-    problems: &mut Vec<Problem>,
+    problems: &mut Problems,
 ) -> (BTreeMap<EmployeeId, BTreeMap<Code, Wanted>>, Columns) {
     let Some(mut table) = Table::open(source, ASSIGNMENT_COLUMNS, problems) else {
         return (BTreeMap::new(), Columns::default());
@@ -102,29 +103,40 @@ fn check_row<'t, R: Read>(
     context: &Context<'_>,
     codes: &Codes<'_>,
     employees: &mut Employees<'_>,
-    problems: &mut Vec<Problem>,
+    problems: &mut Problems,
 ) -> Option<Row<'t>> {
-    let employee = table.get(S_EMPLOYEE);
-    let code = table.get(S_CODE);
-    let present = present(table, line, context.names, problems);
-    let level = parse_level(table, line, problems);
-    let active = check_active(table, line, problems);
+    // A value that breaks its field's rule is reported as such and looked up nowhere, so it
+    // is neither "unknown" too nor copied whole into another message.
+    let employee_ok = check(table, line, S_EMPLOYEE, Rule::Text(MAX_ID), problems);
+    let code_ok = check(table, line, S_CODE, Rule::Text(MAX_ID), problems);
+    let employee = if employee_ok {
+        table.get(S_EMPLOYEE)
+    } else {
+        ""
+    };
+    let code = if code_ok { table.get(S_CODE) } else { "" };
+    let present = present(table, line, context.names, problems) && employee_ok && code_ok;
+    let level = check(table, line, S_LEVEL, Rule::Word(MAX_WORD), problems)
+        .then(|| parse_level(table, line, problems))
+        .flatten();
+    let active = check(table, line, S_ACTIVE, Rule::Word(MAX_WORD), problems)
+        .then(|| check_active(table, line, problems))
+        .flatten();
     let slot = employees.find(employee, context.agents.agents.is_none());
     if slot.is_none() && !employee.is_empty() && !context.agents.broken.contains(employee) {
-        problems.push(unknown_employee(table, line, employee, context.names));
+        problems.push(
+            "unknown employees",
+            unknown_employee(table, line, employee, context.names),
+        );
     }
     let lookup = codes.lookup(table, line, code, context, problems);
     let in_locale = match (&lookup, slot.and_then(|i| employees.agent_locale(i))) {
         (Lookup::Known(info), Some((agent, l))) if !info.in_locale[l] => {
             if !context.catalog.broken_codes.contains(code) {
-                problems.push(no_variant(
-                    table,
-                    line,
-                    codes.known,
-                    info,
-                    agent,
-                    context.names,
-                ));
+                problems.push(
+                    "codes without a variant in the agent's locale",
+                    no_variant(table, line, codes.known, info, agent, context.names),
+                );
             }
             false
         }
@@ -150,16 +162,12 @@ fn check_row<'t, R: Read>(
 }
 
 /// Employee and code are there: false (reported) when either is empty.
-fn present<R: Read>(
-    table: &Table<R>,
-    line: u64,
-    names: &Names,
-    problems: &mut Vec<Problem>,
-) -> bool {
+fn present<R: Read>(table: &Table<R>, line: u64, names: &Names, problems: &mut Problems) -> bool {
     let mut ok = true;
     if table.get(S_EMPLOYEE).is_empty() {
         ok = false;
         problems.push(
+            "empty employee ids",
             table
                 .error(line, S_EMPLOYEE, "employee_id is empty")
                 .hint(format!(
@@ -171,6 +179,7 @@ fn present<R: Read>(
     if table.get(S_CODE).is_empty() {
         ok = false;
         problems.push(
+            "empty codes",
             table
                 .error(line, S_CODE, "code is empty")
                 .hint(format!("give a code from {}", names.catalog)),
@@ -180,7 +189,7 @@ fn present<R: Read>(
 }
 
 /// `level`: a whole number from 1 to 10.
-fn parse_level<R: Read>(table: &Table<R>, line: u64, problems: &mut Vec<Problem>) -> Option<Level> {
+fn parse_level<R: Read>(table: &Table<R>, line: u64, problems: &mut Problems) -> Option<Level> {
     let level_text = table.get(S_LEVEL);
     let message = match level_text.parse::<i64>() {
         Ok(n) => match Level::new(n) {
@@ -191,6 +200,7 @@ fn parse_level<R: Read>(table: &Table<R>, line: u64, problems: &mut Vec<Problem>
         Err(_) => format!("level `{level_text}` is not a whole number"),
     };
     problems.push(
+        "invalid levels",
         table
             .error(line, S_LEVEL, message)
             .hint("use a whole number from 1 (lowest) to 10 (highest)"),
@@ -199,11 +209,12 @@ fn parse_level<R: Read>(table: &Table<R>, line: u64, problems: &mut Vec<Problem>
 }
 
 /// `active`, reported when it is not a word [`parse_active`] knows.
-fn check_active<R: Read>(table: &Table<R>, line: u64, problems: &mut Vec<Problem>) -> Option<bool> {
+fn check_active<R: Read>(table: &Table<R>, line: u64, problems: &mut Problems) -> Option<bool> {
     let active_text = table.get(S_ACTIVE);
     let active = parse_active(active_text);
     if active.is_none() {
         problems.push(
+            "invalid active values",
             table
                 .error(
                     line,
@@ -269,7 +280,9 @@ fn no_variant<R: Read>(
             line,
             S_CODE,
             format!(
-                "code `{code}` has no variant in {locale}, the locale of employee `{employee}` (it has {})",
+                "code `{code}` has no variant in {locale}, the locale of employee `{employee}` ({}:{}) (it has {})",
+                names.agents,
+                agent.line,
                 list(has.iter().map(|l| l.as_str()))
             ),
         )
@@ -357,7 +370,7 @@ impl<'a> Codes<'a> {
         line: u64,
         code: &str,
         context: &Context<'_>,
-        problems: &mut Vec<Problem>,
+        problems: &mut Problems,
     ) -> Lookup<'_, 'a> {
         if code.is_empty() {
             return Lookup::Bad;
@@ -375,6 +388,7 @@ impl<'a> Codes<'a> {
                 None => format!("add `{code}` to {catalog} or correct the code"),
             };
             problems.push(
+                "unknown codes",
                 table
                     .error(
                         line,
@@ -483,7 +497,7 @@ impl<'a> Employees<'a> {
         wanted: Wanted,
         codes: &Codes<'_>,
         table: &Table<R>,
-        problems: &mut Vec<Problem>,
+        problems: &mut Problems,
     ) {
         if self.pending_slot != slot {
             self.flush(codes, table, problems);
@@ -493,7 +507,7 @@ impl<'a> Employees<'a> {
     }
 
     /// Moves the pending rows into their employee's map.
-    fn flush<R: Read>(&mut self, codes: &Codes<'_>, table: &Table<R>, problems: &mut Vec<Problem>) {
+    fn flush<R: Read>(&mut self, codes: &Codes<'_>, table: &Table<R>, problems: &mut Problems) {
         if let Some(slot) = self.slots.get_mut(self.pending_slot) {
             flush(&mut self.pending, slot, &codes.list, table, problems);
         }
@@ -507,7 +521,7 @@ impl<'a> Employees<'a> {
         code: &str,
         wanted: Wanted,
         table: &Table<R>,
-        problems: &mut Vec<Problem>,
+        problems: &mut Problems,
     ) {
         let slot = &mut self.slots[slot];
         match slot.wanted.entry(Code::from(code)) {
@@ -515,13 +529,10 @@ impl<'a> Employees<'a> {
                 vacant.insert(wanted);
             }
             Entry::Occupied(earlier) => {
-                problems.push(repeated(
-                    table,
-                    &slot.employee,
-                    code,
-                    earlier.get(),
-                    &wanted,
-                ));
+                problems.push(
+                    "repeated assignments",
+                    repeated(table, &slot.employee, code, earlier.get(), &wanted),
+                );
             }
         }
     }
@@ -543,7 +554,7 @@ fn flush<R: Read>(
     slot: &mut Slot,
     codes: &[&Code],
     table: &Table<R>,
-    problems: &mut Vec<Problem>,
+    problems: &mut Problems,
 ) {
     if pending.is_empty() {
         return;
@@ -553,7 +564,10 @@ fn flush<R: Read>(
         let repeat = later.0 == earlier.0;
         if repeat {
             let code = codes[later.0].as_str();
-            problems.push(repeated(table, &slot.employee, code, &earlier.1, &later.1));
+            problems.push(
+                "repeated assignments",
+                repeated(table, &slot.employee, code, &earlier.1, &later.1),
+            );
         }
         repeat
     });
@@ -570,13 +584,16 @@ fn flush<R: Read>(
         match slot.wanted.get(codes[code]) {
             Some(earlier) => {
                 let earlier = *earlier;
-                problems.push(repeated(
-                    table,
-                    &slot.employee,
-                    codes[code].as_str(),
-                    &earlier,
-                    &wanted,
-                ));
+                problems.push(
+                    "repeated assignments",
+                    repeated(
+                        table,
+                        &slot.employee,
+                        codes[code].as_str(),
+                        &earlier,
+                        &wanted,
+                    ),
+                );
             }
             None => {
                 slot.wanted.insert(codes[code].clone(), wanted);
@@ -804,7 +821,7 @@ XS,skill,en-gb,Cross-sell,,rp-1
         );
         assert_eq!(
             p.message,
-            "code `XS` has no variant in de-de, the locale of employee `E2` (it has en-gb, en-us)"
+            "code `XS` has no variant in de-de, the locale of employee `E2` (hris/agents.csv:3) (it has en-gb, en-us)"
         );
         let hint = p.hint.as_deref().unwrap();
         assert!(hint.starts_with("add a row `XS,skill,de-de,<name>,<description>,<routing_profile_id>` to hris/catalog.csv"), "{hint}");

@@ -6,10 +6,11 @@ use std::io::Read;
 use super::Source;
 use super::fx::FxMap;
 use super::input::{Column, required};
+use super::rules::{MAX_ID, MAX_LOCALE, MAX_NAME, MAX_WORD, Rule, check};
 use super::table::{Shape, Table, locale_problem, parse_locale};
 use crate::desired::{Catalog, CatalogEntry, Code};
 use crate::domain::{Kind, Locale};
-use crate::problem::Problem;
+use crate::problem::Problems;
 
 const CATALOG_COLUMNS: &[Column] = &[
     required("code"),
@@ -37,7 +38,7 @@ pub(super) struct CatalogRead {
 }
 
 /// Reads `catalog.csv`, pushing every problem found.
-pub(super) fn read_catalog<R: Read>(source: Source<R>, problems: &mut Vec<Problem>) -> CatalogRead {
+pub(super) fn read_catalog<R: Read>(source: Source<R>, problems: &mut Problems) -> CatalogRead {
     let mut read = CatalogRead {
         catalog: None,
         broken_codes: HashSet::new(),
@@ -51,10 +52,11 @@ pub(super) fn read_catalog<R: Read>(source: Source<R>, problems: &mut Vec<Proble
         let ok = shape == Shape::Whole && rows.read(&table, line, problems);
         if !ok {
             let (code, locale_tag) = (table.get(C_CODE), table.get(C_LOCALE));
-            if !code.is_empty() {
+            // Too long to match any valid row, so not worth keeping.
+            if !code.is_empty() && code.len() <= 4 * MAX_ID {
                 read.broken_codes.insert(code.to_string());
             }
-            if !locale_tag.is_empty() {
+            if !locale_tag.is_empty() && locale_tag.len() <= MAX_LOCALE {
                 read.broken_locales.insert(locale_tag.to_ascii_lowercase());
             }
         }
@@ -79,7 +81,7 @@ struct Rows {
 
 impl Rows {
     /// Checks the current row and keeps it when it is valid. False when it was wrong.
-    fn read<R: Read>(&mut self, table: &Table<R>, line: u64, problems: &mut Vec<Problem>) -> bool {
+    fn read<R: Read>(&mut self, table: &Table<R>, line: u64, problems: &mut Problems) -> bool {
         let Some((kind, locale)) = self.fields(table, line, problems) else {
             return false;
         };
@@ -94,24 +96,44 @@ impl Rows {
         &mut self,
         table: &Table<R>,
         line: u64,
-        problems: &mut Vec<Problem>,
+        problems: &mut Problems,
     ) -> Option<(Kind, Locale)> {
         let mut ok = true;
+        for (k, rule) in [
+            (C_CODE, Rule::Text(MAX_ID)),
+            (C_NAME, Rule::Text(MAX_NAME)),
+            (C_DESCRIPTION, Rule::Description),
+            (C_PROFILE, Rule::Id),
+        ] {
+            ok &= check(table, line, k, rule, problems);
+        }
         if table.get(C_CODE).is_empty() {
             ok = false;
             problems.push(
+                "empty codes",
                 table
                     .error(line, C_CODE, "code is empty")
                     .hint("give the HRIS code this row is a locale variant of"),
             );
         }
-        let kind = parse_kind(table, line, problems);
+        let kind = if check(table, line, C_KIND, Rule::Word(MAX_WORD), problems) {
+            parse_kind(table, line, problems)
+        } else {
+            None
+        };
         let locale_tag = table.get(C_LOCALE);
-        let locale = match parse_locale(&mut self.locales, locale_tag) {
-            Ok(locale) => Some(locale),
-            Err(e) => {
-                problems.push(locale_problem(table, line, C_LOCALE, locale_tag, &e));
-                None
+        let locale = if !check(table, line, C_LOCALE, Rule::Word(MAX_LOCALE), problems) {
+            None
+        } else {
+            match parse_locale(&mut self.locales, locale_tag) {
+                Ok(locale) => Some(locale),
+                Err(e) => {
+                    problems.push(
+                        "invalid locales",
+                        locale_problem(table, line, C_LOCALE, locale_tag, &e),
+                    );
+                    None
+                }
             }
         };
         for (k, what) in [
@@ -124,6 +146,7 @@ impl Rows {
             if table.get(k).is_empty() {
                 ok = false;
                 problems.push(
+                    "empty values",
                     table
                         .error(line, k, format!("{} is empty", table.columns[k].name))
                         .hint(format!("give {what}")),
@@ -140,11 +163,11 @@ impl Rows {
         line: u64,
         code: &str,
         kind: Kind,
-        problems: &mut Vec<Problem>,
+        problems: &mut Problems,
     ) -> bool {
         match self.first_kind.get(code) {
             Some(&(earlier, earlier_line)) if earlier != kind => {
-                problems.push(
+                problems.push("kind mismatches", 
                     table
                         .error(
                             line,
@@ -176,13 +199,13 @@ impl Rows {
         code: &str,
         kind: Kind,
         locale: &Locale,
-        problems: &mut Vec<Problem>,
+        problems: &mut Problems,
     ) -> bool {
         let name = table.get(C_NAME);
         let claim = (kind, name.to_string(), locale.clone());
         match self.definition_owner.get(&claim) {
             Some((other, other_line)) if other != code => {
-                problems.push(
+                problems.push("definitions claimed by two codes", 
                     table
                         .error(
                             line,
@@ -215,11 +238,12 @@ impl Rows {
         code: &str,
         kind: Kind,
         locale: Locale,
-        problems: &mut Vec<Problem>,
+        problems: &mut Problems,
     ) -> bool {
         let key = (Code::from(code), locale);
         if let Some(earlier) = self.catalog.entries.get(&key) {
             problems.push(
+                "codes listed twice in a locale",
                 table
                     .error(
                         line,
@@ -251,7 +275,7 @@ impl Rows {
 }
 
 /// `kind`: `skill` or `proficiency`, exactly.
-fn parse_kind<R: Read>(table: &Table<R>, line: u64, problems: &mut Vec<Problem>) -> Option<Kind> {
+fn parse_kind<R: Read>(table: &Table<R>, line: u64, problems: &mut Problems) -> Option<Kind> {
     let kind_text = table.get(C_KIND);
     match kind_text {
         "skill" => return Some(Kind::Skill),
@@ -270,7 +294,10 @@ fn parse_kind<R: Read>(table: &Table<R>, line: u64, problems: &mut Vec<Problem>)
         "write `skill` for a definition that routes, `proficiency` for one that does not"
             .to_string()
     };
-    problems.push(table.error(line, C_KIND, message).hint(hint));
+    problems.push(
+        "invalid kinds",
+        table.error(line, C_KIND, message).hint(hint),
+    );
     None
 }
 

@@ -7,7 +7,8 @@ use std::io::{self, Read};
 
 use csv::ByteRecord;
 
-use crate::problem::Problem;
+use super::rules::excerpt;
+use crate::problem::{Problem, Problems};
 
 /// The bytes the csv reader sees: the source without a leading UTF-8 byte order mark (the
 /// csv crate keeps it), with the offset of every line feed noted so a record's byte offset can
@@ -143,10 +144,11 @@ pub(super) fn map_header(
     header: &ByteRecord,
     line: u64,
     columns: &'static [Column],
-    problems: &mut Vec<Problem>,
+    problems: &mut Problems,
 ) -> Option<Header> {
     if header.iter().all(|f| f.trim_ascii().is_empty()) {
         problems.push(
+            "empty files",
             Problem::error(file, format!("{file} is empty: it has no header row"))
                 .at_line(1)
                 .hint(format!(
@@ -161,6 +163,7 @@ pub(super) fn map_header(
     for (i, raw) in header.iter().enumerate() {
         let Ok(name) = std::str::from_utf8(raw) else {
             problems.push(
+                "header not UTF-8",
                 Problem::error(file, "the header is not valid UTF-8")
                     .at_line(line)
                     .hint("save the file as UTF-8"),
@@ -185,7 +188,7 @@ fn place(
     at: &mut [Option<usize>],
     i: usize,
     name: &str,
-    problems: &mut Vec<Problem>,
+    problems: &mut Problems,
 ) -> bool {
     let column = i as u64 + 1;
     let Some(k) = columns
@@ -193,16 +196,17 @@ fn place(
         .position(|c| c.name.eq_ignore_ascii_case(name))
     else {
         problems.push(
+            "unknown columns",
             Problem::warning(
                 file,
                 if name.is_empty() {
                     format!("column {column} has no name; it is ignored")
                 } else {
-                    format!("unknown column `{name}` is ignored")
+                    format!("unknown column `{}` is ignored", excerpt(name))
                 },
             )
             .at_line(line)
-            .at_field(name, column)
+            .at_field(&excerpt(name), column)
             .hint(format!("the columns read are `{}`", expected(columns))),
         );
         return true;
@@ -212,6 +216,7 @@ fn place(
         return true;
     };
     problems.push(
+        "columns named twice",
         Problem::error(
             file,
             format!(
@@ -232,13 +237,14 @@ fn has_required(
     line: u64,
     columns: &'static [Column],
     at: &[Option<usize>],
-    problems: &mut Vec<Problem>,
+    problems: &mut Problems,
 ) -> bool {
     let mut all = true;
     for (k, column) in columns.iter().enumerate() {
         if column.required && at[k].is_none() {
             all = false;
             problems.push(
+                "missing columns",
                 Problem::error(file, format!("the header has no `{}` column", column.name))
                     .at_line(line)
                     .hint(format!(

@@ -19,6 +19,7 @@ mod assignments;
 mod catalog;
 mod fx;
 mod input;
+mod rules;
 mod suggestions;
 mod table;
 #[cfg(test)]
@@ -27,7 +28,7 @@ mod test_support;
 use std::io::Read;
 
 use crate::desired::{Desired, SourceFiles};
-use crate::problem::Problem;
+use crate::problem::{Problem, Problems};
 
 /// One input file: its name as the user gave it and something to read it from.
 #[derive(Debug, Clone)]
@@ -80,9 +81,9 @@ pub fn read_desired<C: Read, A: Read, S: Read>(
         agents: agents.name.clone(),
         assignments: assignments.name.clone(),
     };
-    let mut catalog_problems = Vec::new();
-    let mut agent_problems = Vec::new();
-    let mut assignment_problems = Vec::new();
+    let mut catalog_problems = Problems::new();
+    let mut agent_problems = Problems::new();
+    let mut assignment_problems = Problems::new();
 
     let catalog = catalog::read_catalog(catalog, &mut catalog_problems);
     let agents = agents::read_agents(agents, &catalog, &names, &mut agent_problems);
@@ -94,7 +95,11 @@ pub fn read_desired<C: Read, A: Read, S: Read>(
         &mut assignment_problems,
     );
 
-    let problems = by_file_then_line([catalog_problems, agent_problems, assignment_problems]);
+    let problems = by_file_then_line([
+        catalog_problems.into_vec(),
+        agent_problems.into_vec(),
+        assignment_problems.into_vec(),
+    ]);
     if problems.iter().any(Problem::is_error) {
         return Err(problems);
     }

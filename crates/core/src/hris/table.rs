@@ -8,9 +8,10 @@ use csv::{ByteRecord, StringRecord};
 
 use super::fx::FxMap;
 use super::input::{Column, Input, map_header};
+use super::rules::excerpt;
 use super::{Columns, Source};
 use crate::domain::{Locale, LocaleError};
-use crate::problem::Problem;
+use crate::problem::{Problem, Problems};
 
 /// A CSV file being read row by row into one reused record.
 pub(super) struct Table<R> {
@@ -42,7 +43,7 @@ impl<R: Read> Table<R> {
     pub(super) fn open(
         source: Source<R>,
         columns: &'static [Column],
-        problems: &mut Vec<Problem>,
+        problems: &mut Problems,
     ) -> Option<Table<R>> {
         let file = source.name;
         let mut reader = csv::ReaderBuilder::new()
@@ -53,7 +54,7 @@ impl<R: Read> Table<R> {
         let header = match reader.byte_headers() {
             Ok(header) => header.clone(),
             Err(e) => {
-                problems.push(read_error(&file, &e));
+                problems.push("unreadable files", read_error(&file, &e));
                 return None;
             }
         };
@@ -73,7 +74,7 @@ impl<R: Read> Table<R> {
 
     /// Reads the next non-blank row: its line and shape. Rows whose shape is
     /// [`Shape::Broken`] have been reported already. The row's buffers are reused.
-    pub(super) fn next(&mut self, problems: &mut Vec<Problem>) -> Option<(u64, Shape)> {
+    pub(super) fn next(&mut self, problems: &mut Problems) -> Option<(u64, Shape)> {
         let mut bytes = self
             .row
             .take()
@@ -84,7 +85,7 @@ impl<R: Read> Table<R> {
                 Ok(true) => {}
                 Ok(false) => break None,
                 Err(e) => {
-                    problems.push(read_error(&self.file, &e));
+                    problems.push("unreadable files", read_error(&self.file, &e));
                     break None;
                 }
             }
@@ -103,7 +104,7 @@ impl<R: Read> Table<R> {
 
     /// Reports a row with more fields than the header, or without a required one, or with a
     /// field that is not UTF-8: such a row is [`Shape::Broken`].
-    fn check_shape(&self, record: &ByteRecord, line: u64, problems: &mut Vec<Problem>) -> Shape {
+    fn check_shape(&self, record: &ByteRecord, line: u64, problems: &mut Problems) -> Shape {
         if self.is_ragged(record, line, problems) {
             return Shape::Broken;
         }
@@ -118,6 +119,7 @@ impl<R: Read> Table<R> {
                     .position(|at| *at == Some(i))
                     .map_or("", |k| self.columns[k].name);
                 problems.push(
+                    "fields not UTF-8",
                     Problem::error(&self.file, "this field is not valid UTF-8")
                         .at_line(line)
                         .at_field(name, i as u64 + 1)
@@ -130,7 +132,7 @@ impl<R: Read> Table<R> {
 
     /// True (with the problem pushed) when the row has more fields than the header, or too
     /// few to reach a required column. Leaving off optional trailing columns is fine.
-    fn is_ragged(&self, record: &ByteRecord, line: u64, problems: &mut Vec<Problem>) -> bool {
+    fn is_ragged(&self, record: &ByteRecord, line: u64, problems: &mut Problems) -> bool {
         let len = record.len();
         let missing = self
             .columns
@@ -152,6 +154,7 @@ impl<R: Read> Table<R> {
             )
         };
         problems.push(
+            "rows of the wrong width",
             Problem::error(
                 &self.file,
                 format!(
@@ -207,9 +210,10 @@ impl<R: Read> Table<R> {
     }
 
     /// After the last row: a file with a header and no rows is an error. True if it had rows.
-    pub(super) fn finish(&self, what: &str, problems: &mut Vec<Problem>) -> bool {
+    pub(super) fn finish(&self, what: &str, problems: &mut Problems) -> bool {
         if self.rows == 0 {
             problems.push(
+                "files without rows",
                 Problem::error(
                     &self.file,
                     format!("{} has a header but no rows", self.file),
@@ -259,24 +263,48 @@ pub(super) fn locale_problem<R: Read>(
     tag: &str,
     e: &LocaleError,
 ) -> Problem {
-    let hint = match e {
-        LocaleError::NotLowercase(tag) => format!(
-            "write `{}`: locales are compared exactly, in lower case",
-            tag.to_ascii_lowercase()
-        ),
-        LocaleError::Malformed(_) if tag.is_empty() => {
+    let suggestion = locale_suggestion(tag);
+    let hint = match (e, &suggestion) {
+        (LocaleError::NotLowercase(_), Some(fixed)) => {
+            format!("write `{fixed}`: locales are compared exactly, in lower case")
+        }
+        (_, Some(fixed)) => {
+            format!("write `{fixed}`: a lowercase language-region tag joined by `-`")
+        }
+        (LocaleError::Malformed(_), None) if tag.is_empty() => {
             "give a lowercase locale tag such as en-us or de-de".to_string()
         }
-        LocaleError::Malformed(_) => {
-            "use a lowercase language-region tag such as en-us, en-gb or de-de".to_string()
+        _ => "use a lowercase language-region tag such as en-us, en-gb or de-de".to_string(),
+    };
+    let message = match (e, &suggestion) {
+        _ if tag.is_empty() => "locale is empty".to_string(),
+        // Lowercasing alone would not make it a tag (`en_US`): the domain's "write `en_us`"
+        // would send the user to another invalid value.
+        (LocaleError::NotLowercase(_), None) => {
+            format!(
+                "`{}` is not a locale tag such as en-us or de-de",
+                excerpt(tag)
+            )
+        }
+        (LocaleError::NotLowercase(_), Some(fixed)) => format!(
+            "locale `{}` must be lowercase (write `{fixed}`)",
+            excerpt(tag)
+        ),
+        (LocaleError::Malformed(_), _) => {
+            format!(
+                "`{}` is not a locale tag such as en-us or de-de",
+                excerpt(tag)
+            )
         }
     };
-    let message = if tag.is_empty() {
-        "locale is empty".to_string()
-    } else {
-        e.to_string()
-    };
     table.error(line, k, message).hint(hint)
+}
+
+/// The locale tag someone most likely meant: lower case, `_` written `-` (`en_US` → `en-us`),
+/// if that is a valid tag.
+fn locale_suggestion(tag: &str) -> Option<String> {
+    let fixed = tag.to_ascii_lowercase().replace('_', "-");
+    (fixed != tag && Locale::parse(&fixed).is_ok()).then_some(fixed)
 }
 
 pub(super) fn list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
