@@ -493,6 +493,11 @@ impl Tenant {
         let mut problems = Vec::new();
         let mut text = |field: &str, required: bool| -> String {
             match obj.get(field) {
+                // An empty required field names nothing (no profile, no locale, no name).
+                Some(Value::String(s)) if required && s.trim().is_empty() => {
+                    problems.push(FieldError::new(field, "must not be empty"));
+                    String::new()
+                }
                 Some(Value::String(s)) => s.clone(),
                 None | Some(Value::Null) if !required => String::new(),
                 None | Some(Value::Null) => {
@@ -520,9 +525,6 @@ impl Tenant {
                 None
             }
         };
-        if obj.contains_key("name") && name.trim().is_empty() {
-            problems.push(FieldError::new("name", "must not be empty"));
-        }
         if obj.contains_key("locale")
             && !locale.is_empty()
             && let Err(why) = check_locale(&locale)

@@ -112,6 +112,40 @@ async fn post_without_routing_profile_id_is_400_naming_it() {
     );
 }
 
+/// Found by schemathesis (issue 13): an empty `routingProfileId` or `locale` was taken as
+/// given, making a definition that names no routing profile or no locale, on POST and on PUT.
+#[tokio::test]
+async fn empty_routing_profile_id_or_locale_is_400_naming_it_on_post_and_put() {
+    let sim = common::start().await;
+    let token = sim.token().await;
+    let profile = a_profile(&sim).await;
+    let existing = sim
+        .post(SKILLS, &token, body_for("Kept_As_Is", "en-us", &profile))
+        .await;
+    assert_eq!(existing.status, 201, "{}", existing.body);
+    let existing_path = format!("{SKILLS}/{}", existing.body["id"].as_str().unwrap());
+    for (field, body) in [
+        ("routingProfileId", body_for("Empty_Field", "en-us", "")),
+        ("locale", body_for("Empty_Field", "", &profile)),
+    ] {
+        for class in [SKILLS, PROFICIENCIES] {
+            let answer = sim.post(class, &token, body.clone()).await;
+            assert_eq!(answer.status, 400, "POST {class} {field}: {}", answer.body);
+            assert_eq!(detail_fields(&answer.body), vec![field]);
+        }
+        let answer = sim.put(&existing_path, &token, body.clone()).await;
+        assert_eq!(answer.status, 400, "PUT {field}: {}", answer.body);
+        assert_eq!(detail_fields(&answer.body), vec![field]);
+    }
+    for class in [SKILLS, PROFICIENCIES] {
+        let listed = sim.get(&format!("{class}?name=Empty_Field"), &token).await;
+        assert_eq!(listed.body["total"], 0, "{class}: {}", listed.body);
+    }
+    let kept = sim.get(&existing_path, &token).await;
+    assert_eq!(kept.body["version"], 1);
+    assert_eq!(kept.body["name"], "Kept_As_Is");
+}
+
 #[tokio::test]
 async fn post_with_a_routing_profile_that_does_not_exist_is_400() {
     let sim = common::start().await;
