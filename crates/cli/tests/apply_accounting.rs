@@ -396,3 +396,100 @@ async fn assign_prints_the_documented_document_and_reads_its_write_back() {
     json_doc::printed(&examples[0], "", &[], &mut shown);
     json_doc::assert_example_documented("assign-json.md", &documented, &shown);
 }
+
+/// Reads of the tenant's API (the token endpoint aside) the simulator has answered.
+fn reads_in(stats: &Value) -> u64 {
+    stats["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == "GET" && r["route"] != "/api/v2/oauth/token")
+        .map(|r| r["count"].as_u64().unwrap())
+        .sum()
+}
+
+/// An apply killed while it still reads the tenant is in `history` as interrupted. Before,
+/// the run was journaled only at its first write, so a run killed earlier left no trace.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_killed_while_it_reads_is_in_history_as_interrupted() {
+    let ws = workspace("killed-reading");
+    let doc = tenant(1_000);
+    write_hris(&ws.0, &doc);
+    // Two requests a second: the read of 1,000 users takes seconds, long enough to kill it.
+    let knobs = Knobs {
+        rate_limit: skillsync_sim::Rate::PerSecond(2.0),
+        burst: 1,
+        ..Knobs::quiet()
+    };
+    let (base, _stop) = start_sim_with(doc, knobs).await;
+    write_config(&ws.0, &base);
+    let config = std::fs::read_to_string(ws.0.join("skillsync.toml")).unwrap();
+    let config = config
+        .replace("requests_per_second = 1000", "requests_per_second = 2")
+        .replace("burst = 100", "burst = 1");
+    std::fs::write(ws.0.join("skillsync.toml"), config).unwrap();
+
+    let mut child = spawn(&ws.0, &["apply", "--yes", "--output", "json"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while reads_in(&sim_get(&base, "/sim/stats").await) < 2 {
+        assert!(std::time::Instant::now() < deadline, "the read never began");
+        assert!(child.try_wait().unwrap().is_none(), "apply ended first");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    signal(&child, "-KILL");
+    tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(writes_in(&sim_get(&base, "/sim/stats").await), 0);
+
+    let history = json_of(&run(&ws.0, &["history", "--output", "json"]).await);
+    let runs = history["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{history:#}");
+    assert_eq!(runs[0]["command"], "apply");
+    assert_eq!(runs[0]["outcome"], "interrupted", "{history:#}");
+    assert!(runs[0]["endedAt"].is_null());
+    assert_eq!(runs[0]["writes"], 0);
+}
+
+/// A sync that ends before writing is journaled with why: nothing to change is a succeeded
+/// run with no writes, a guard's refusal a refused run naming the guard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_that_ends_without_writing_is_journaled_with_why() {
+    let ws = workspace("ends-without-writing");
+    let doc = tenant(200);
+    write_hris(&ws.0, &doc);
+    let (base, _stop) = start_sim(doc).await;
+    write_config(&ws.0, &base);
+
+    let refused = run(&ws.0, &["apply", "--yes", "--max-removals", "0"]).await;
+    assert_eq!(refused.status.code(), Some(1));
+    let first = run(&ws.0, &["apply", "--yes"]).await;
+    assert_eq!(first.status.code(), Some(0), "{first:?}");
+    let again = run(&ws.0, &["apply", "--yes"]).await;
+    assert_eq!(again.status.code(), Some(0), "{again:?}");
+
+    let history = json_of(&run(&ws.0, &["history", "--output", "json"]).await);
+    let outcomes: Vec<&str> = history["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["succeeded", "succeeded", "refused"],
+        "{history:#}"
+    );
+    let newest = &history["runs"][0];
+    assert_eq!(newest["writes"], 0);
+    assert!(newest["counts"]["requests"].as_u64().unwrap() > 0);
+    let refused = &history["runs"][2];
+    assert!(
+        refused["counts"]["stopped"]
+            .as_str()
+            .unwrap()
+            .contains("max_removals"),
+        "{refused:#}"
+    );
+}

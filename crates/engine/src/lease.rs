@@ -271,20 +271,25 @@ pub(crate) async fn start_writing(interrupt: Option<&crate::Interrupt>) {
     }
 }
 
-/// Starts the run and records the lease it writes under. A lease held since before the
-/// tenant was read that lapsed meanwhile (a person left the prompt open longer than it lasts)
-/// is taken back if nobody else took it; if someone did, it is not ours to write under: the
-/// run does not start, as its plan may be stale.
+/// Checks, before the first write, that the lease is still ours. A lease held since before
+/// the tenant was read that lapsed meanwhile (a person left the prompt open longer than it
+/// lasts) is taken back if nobody else took it; if someone did, it is not ours to write under:
+/// nothing is written, as the plan may be stale.
+pub(crate) async fn still_ours(lease: Option<&HeldLease<'_>>) -> Result<(), Error> {
+    match lease {
+        Some(held) if !held.keep_or_take_back().await => Err(Error::LeaseExpired),
+        _ => Ok(()),
+    }
+}
+
+/// Starts the run and records the lease it writes under (taken back first if it lapsed, or
+/// refused as [`still_ours`] says).
 pub(crate) async fn begin_run(
     journal: &dyn Journal,
     label: &RunLabel,
     lease: Option<&HeldLease<'_>>,
 ) -> Result<RunId, Error> {
-    if let Some(held) = lease
-        && !held.keep_or_take_back().await
-    {
-        return Err(Error::LeaseExpired);
-    }
+    still_ours(lease).await?;
     let run = journal
         .start_run(&NewRun {
             command: label.command.clone(),

@@ -129,7 +129,7 @@ pub struct SyncReport {
     pub plan: Option<Plan>,
     /// How it ended.
     pub outcome: SyncOutcome,
-    /// The journal's run, when writing started.
+    /// The journal's run: every sync that got past the first window check and took the lease has one.
     pub run: Option<RunId>,
     /// When the routing cache will have settled on the run's writes.
     pub settles_at: Option<Timestamp>,
@@ -138,7 +138,7 @@ pub struct SyncReport {
 }
 
 impl SyncReport {
-    fn without_run(plan: Option<Plan>, outcome: SyncOutcome) -> SyncReport {
+    fn ended_as(plan: Option<Plan>, outcome: SyncOutcome) -> SyncReport {
         SyncReport {
             plan,
             outcome,
@@ -179,10 +179,7 @@ pub async fn sync(
     // Checked before reading the tenant: outside the window, even reads are load it should
     // not carry in its busy hours.
     if let Some(why) = outside(options) {
-        return Ok(SyncReport::without_run(
-            None,
-            SyncOutcome::OutsideWindow(why),
-        ));
+        return Ok(SyncReport::ended_as(None, SyncOutcome::OutsideWindow(why)));
     }
     // The run's requests include the read it was planned from.
     let requests_before = api.counters().total_requests();
@@ -203,7 +200,9 @@ pub async fn sync(
     .await
 }
 
-/// The sync once the lease (if any) is held: read, plan, check, write, read back.
+/// The sync once the lease (if any) is held. The run is journaled from here, not from its
+/// first write: one killed while it reads the tenant or waits at the prompt still shows in
+/// `history` (as interrupted), and one that ends without writing says why.
 #[allow(clippy::too_many_arguments)]
 async fn under_lease(
     api: &dyn TenantApi,
@@ -213,6 +212,95 @@ async fn under_lease(
     options: &SyncOptions,
     hooks: &SyncHooks<'_>,
     requests_before: u64,
+    lease: Option<&crate::lease::HeldLease<'_>>,
+) -> Result<SyncReport, Error> {
+    let run = crate::lease::begin_run(journal, &options.run, lease).await?;
+    let result = read_plan_apply(api, journal, desired, warnings, options, hooks, run, lease).await;
+    let requests = api.counters().total_requests() - requests_before;
+    let (outcome, counts) = match &result {
+        Ok(report) => ended(&report.outcome, requests),
+        Err(error) => (
+            RunOutcome::Failed,
+            RunCounts {
+                requests,
+                stopped: Some(crate::explain(error)),
+                ..RunCounts::default()
+            },
+        ),
+    };
+    // Once writes have started the report is never dropped: a journal that fails now is
+    // reported beside the users, not instead of them.
+    let journaled = match journal
+        .finish_run(run, outcome, &counts, Timestamp::now())
+        .await
+    {
+        Ok(()) => journal.settles_at(run).await,
+        Err(error) => Err(error),
+    };
+    let mut report = result?;
+    report.run = Some(run);
+    match journaled {
+        Ok(settles_at) => report.settles_at = settles_at,
+        Err(error) => report.journal_error = Some(Error::Journal(error)),
+    }
+    Ok(report)
+}
+
+/// How a sync that ended this way is journaled.
+fn ended(outcome: &SyncOutcome, requests: u64) -> (RunOutcome, RunCounts) {
+    let why = |text: String| RunCounts {
+        requests,
+        stopped: Some(text),
+        ..RunCounts::default()
+    };
+    match outcome {
+        SyncOutcome::Applied(report) => {
+            let outcome = match &report.written.stopped {
+                Some(StopReason::Interrupted) => RunOutcome::Interrupted,
+                _ if report.written.complete() => RunOutcome::Succeeded,
+                _ => RunOutcome::Failed,
+            };
+            (outcome, run_counts(report, requests))
+        }
+        SyncOutcome::NoChanges => (
+            RunOutcome::Succeeded,
+            RunCounts {
+                requests,
+                ..RunCounts::default()
+            },
+        ),
+        SyncOutcome::Invalid(problems) => {
+            let errors = problems.iter().filter(|p| p.is_error()).count();
+            (
+                RunOutcome::Failed,
+                why(format!(
+                    "the plan is invalid: {errors} problem(s) with the HRIS files against the tenant; nothing written"
+                )),
+            )
+        }
+        SyncOutcome::Refused(refusal) => (RunOutcome::Refused, why(refusal.to_string())),
+        SyncOutcome::Declined => (
+            RunOutcome::Refused,
+            why("declined at the confirmation prompt; nothing written".into()),
+        ),
+        SyncOutcome::OutsideWindow(reason) => (RunOutcome::Refused, why(reason.clone())),
+        SyncOutcome::RetiredMeanwhile => (
+            RunOutcome::Refused,
+            why("a code was retired while the plan was made; nothing written".into()),
+        ),
+    }
+}
+
+/// Read, plan, check, write, read back, inside the journal's `run`.
+#[allow(clippy::too_many_arguments)]
+async fn read_plan_apply(
+    api: &dyn TenantApi,
+    journal: &dyn Journal,
+    desired: &Desired,
+    warnings: &[Problem],
+    options: &SyncOptions,
+    hooks: &SyncHooks<'_>,
+    run: RunId,
     lease: Option<&crate::lease::HeldLease<'_>>,
 ) -> Result<SyncReport, Error> {
     // Stamped before the read: its definitions listing is then no older than this.
@@ -227,20 +315,17 @@ async fn under_lease(
         }
         Err(mut problems) => {
             problems.splice(0..0, warnings.iter().cloned());
-            return Ok(SyncReport::without_run(
-                None,
-                SyncOutcome::Invalid(problems),
-            ));
+            return Ok(SyncReport::ended_as(None, SyncOutcome::Invalid(problems)));
         }
     };
     (hooks.planned)(&plan);
     if plan.is_empty() {
-        return Ok(SyncReport::without_run(Some(plan), SyncOutcome::NoChanges));
+        return Ok(SyncReport::ended_as(Some(plan), SyncOutcome::NoChanges));
     }
     if let Err(refusal) =
         crate::guard::check(&plan, options.removal_limit, options.allow_empty_skills)
     {
-        return Ok(SyncReport::without_run(
+        return Ok(SyncReport::ended_as(
             Some(plan),
             SyncOutcome::Refused(refusal),
         ));
@@ -248,25 +333,25 @@ async fn under_lease(
     if let Some(confirm) = hooks.confirm
         && !confirm(&plan)
     {
-        return Ok(SyncReport::without_run(Some(plan), SyncOutcome::Declined));
+        return Ok(SyncReport::ended_as(Some(plan), SyncOutcome::Declined));
     }
     // Asked again: the window may have closed while the plan was read or the prompt waited.
     if let Some(why) = outside(options) {
-        return Ok(SyncReport::without_run(
+        return Ok(SyncReport::ended_as(
             Some(plan),
             SyncOutcome::OutsideWindow(why),
         ));
     }
     // A code retired meanwhile is no longer skillsync's to write: this plan may still assign it.
     if retirements(journal).await? != desired.retired {
-        return Ok(SyncReport::without_run(
+        return Ok(SyncReport::ended_as(
             Some(plan),
             SyncOutcome::RetiredMeanwhile,
         ));
     }
 
     crate::lease::start_writing(hooks.interrupt).await;
-    let run = crate::lease::begin_run(journal, &options.run, lease).await?;
+    crate::lease::still_ours(lease).await?;
     let apply_options = ApplyOptions {
         write: WriteOptions {
             write_until: options
@@ -293,32 +378,10 @@ async fn under_lease(
         },
     )
     .await;
-    let counts = run_counts(&report, api.counters().total_requests() - requests_before);
-    let outcome = match &report.written.stopped {
-        Some(StopReason::Interrupted) => RunOutcome::Interrupted,
-        _ if report.written.complete() => RunOutcome::Succeeded,
-        _ => RunOutcome::Failed,
-    };
-    // Once writes have started the report is never dropped: a journal that fails now is
-    // reported beside the users, not instead of them.
-    let journaled = match journal
-        .finish_run(run, outcome, &counts, Timestamp::now())
-        .await
-    {
-        Ok(()) => journal.settles_at(run).await,
-        Err(error) => Err(error),
-    };
-    let (settles_at, journal_error) = match journaled {
-        Ok(settles_at) => (settles_at, None),
-        Err(error) => (None, Some(Error::Journal(error))),
-    };
-    Ok(SyncReport {
-        plan: Some(plan),
-        outcome: SyncOutcome::Applied(report),
-        run: Some(run),
-        settles_at,
-        journal_error,
-    })
+    Ok(SyncReport::ended_as(
+        Some(plan),
+        SyncOutcome::Applied(report),
+    ))
 }
 
 fn outside(options: &SyncOptions) -> Option<String> {
