@@ -415,6 +415,56 @@ async fn put_with_stale_if_match_is_412_and_changes_nothing() {
     assert_eq!(now.body["version"], 2);
 }
 
+/// Found by schemathesis (issue 13): `If-Match` was read by stripping quotes and `W/` wherever
+/// they were, so a malformed tag such as `"1` or `W/W/"1"` was taken as version 1 and written.
+/// Only the documented forms (`"7"`, `7`, `W/"7"`, `*`) are ETags; anything else is 400.
+#[tokio::test]
+async fn if_match_takes_only_the_documented_forms_and_refuses_the_rest_changing_nothing() {
+    let sim = common::start().await;
+    let token = sim.token().await;
+    let profile = a_profile(&sim).await;
+    let created = sim
+        .post(SKILLS, &token, body_for("Tagged", "en-us", &profile))
+        .await;
+    let path = format!("{SKILLS}/{}", created.body["id"].as_str().unwrap());
+    for malformed in [
+        "\"1",
+        "1\"",
+        "W/1",
+        "W/W/\"1\"",
+        "\"\"1\"\"",
+        "\"1\" x",
+        "one",
+    ] {
+        let answer = sim
+            .call(
+                Method::PUT,
+                &path,
+                Some(&token),
+                Some(body_for("Tagged_Changed", "en-us", &profile)),
+                &[("If-Match", malformed)],
+            )
+            .await;
+        assert_eq!(answer.status, 400, "If-Match {malformed}: {}", answer.body);
+        assert_eq!(detail_fields(&answer.body), vec!["If-Match"]);
+        let now = sim.get(&path, &token).await;
+        assert_eq!(now.body["version"], 1, "If-Match {malformed} wrote");
+    }
+    for (version, form) in [(1, "\"1\""), (2, "2"), (3, "W/\"3\""), (4, "*")] {
+        let answer = sim
+            .call(
+                Method::PUT,
+                &path,
+                Some(&token),
+                Some(body_for("Tagged", "en-us", &profile)),
+                &[("If-Match", form)],
+            )
+            .await;
+        assert_eq!(answer.status, 200, "If-Match {form}: {}", answer.body);
+        assert_eq!(answer.body["version"], version + 1);
+    }
+}
+
 #[tokio::test]
 async fn put_with_fresh_if_match_replaces_the_whole_definition_and_bumps_the_version() {
     let sim = common::start().await;

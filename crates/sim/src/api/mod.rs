@@ -257,13 +257,30 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     if text == "*" {
         return Ok(None);
     }
-    let bare = text.trim_start_matches("W/").trim_matches('"');
-    bare.parse().map(Some).map_err(|_| {
-        ApiError::invalid(
-            "If-Match",
-            format!("`{text}` is not an ETag this API issued (they look like \"7\")"),
-        )
-    })
+    // Exactly one of the forms this API documents; stripping quotes wherever they stand would
+    // take a malformed tag such as `"7` as version 7 and write with it.
+    let weak = text.strip_prefix("W/");
+    let quoted = weak
+        .unwrap_or(text)
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'));
+    let bare = match quoted {
+        Some(inner) => inner,
+        // A weak tag is always quoted.
+        None if weak.is_some() => "",
+        None => text,
+    };
+    let digits = !bare.is_empty() && bare.bytes().all(|b| b.is_ascii_digit());
+    digits
+        .then(|| bare.parse().ok())
+        .flatten()
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "If-Match",
+                format!("`{text}` is not an ETag this API issued (they look like \"7\")"),
+            )
+        })
 }
 
 /// The `ETag` value for a version.
