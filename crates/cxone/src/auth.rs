@@ -270,7 +270,7 @@ impl Tokens {
                             ));
                         }
                         // The answer broke off: like any dropped connection, try again.
-                        Err(e) => (backoff(&self.retry, attempt), LastAttempt::transport(e)),
+                        Err(e) => (backoff(&self.retry, attempt), LastAttempt::transport(e)?),
                     }
                 }
                 Ok(response) => {
@@ -304,7 +304,7 @@ impl Tokens {
                         });
                     }
                 }
-                Err(e) => (backoff(&self.retry, attempt), LastAttempt::transport(e)),
+                Err(e) => (backoff(&self.retry, attempt), LastAttempt::transport(e)?),
             };
             if attempt == TOKEN_ATTEMPTS || started.elapsed() + wait > self.retry.max_elapsed {
                 break last;

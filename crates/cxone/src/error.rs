@@ -214,6 +214,20 @@ pub enum SettingsProblem {
     /// The HTTP client cannot be built from the settings.
     #[error("cannot build the HTTP client")]
     Client(#[source] reqwest::Error),
+    /// The tenant's TLS certificate was refused. Never retried: every attempt would meet the
+    /// same certificate, and only a setting (or the tenant's administrator) can change that.
+    #[error("the TLS certificate of {address} is not trusted: {reason}; {hint}")]
+    Certificate {
+        /// `host:port` that presented it.
+        address: String,
+        /// What is wrong with it, in words.
+        reason: String,
+        /// What to do about it.
+        hint: &'static str,
+        /// The transport's error, whose chain reaches the TLS library's verdict.
+        #[source]
+        source: reqwest::Error,
+    },
 }
 
 /// Why the CA file cannot be used: the source of [`Error::CaFile`].
@@ -258,16 +272,106 @@ pub enum LastAttempt {
         /// The tenant's message, if it gave one.
         message: String,
     },
-    /// No answer: the connection failed, dropped or timed out, or the body did not arrive.
+    /// No answer: the connection dropped or timed out, or the body did not arrive.
     /// The error carries no URL (query values stay out of messages).
     #[error("the request did not complete")]
     Transport(#[source] reqwest::Error),
+    /// No connection: refused, timed out, or the host name did not resolve. The cause is in
+    /// the source's chain (e.g. `Connection refused`); the address is named here because the
+    /// error itself carries no URL.
+    #[error("could not connect to {address}")]
+    Connect {
+        /// `host:port`.
+        address: String,
+        /// The transport's error, stripped of its URL.
+        #[source]
+        source: reqwest::Error,
+    },
 }
 
 impl LastAttempt {
-    /// A transport failure, stripped of its URL.
-    pub(crate) fn transport(error: reqwest::Error) -> LastAttempt {
-        LastAttempt::Transport(error.without_url())
+    /// A transport failure, stripped of its URL (only `host:port` is kept, in the message), or
+    /// the error that ends the call at once when sending again cannot help: a refused TLS
+    /// certificate.
+    pub(crate) fn transport(error: reqwest::Error) -> Result<LastAttempt, Error> {
+        let address = error
+            .url()
+            .map(address)
+            .unwrap_or_else(|| "the tenant".into());
+        if let Some(certificate) = certificate_error(&error) {
+            let (reason, hint) = certificate_reason(certificate);
+            return Err(Error::Settings(SettingsProblem::Certificate {
+                address,
+                reason,
+                hint,
+                source: error.without_url(),
+            }));
+        }
+        Ok(if error.is_connect() {
+            LastAttempt::Connect {
+                address,
+                source: error.without_url(),
+            }
+        } else {
+            LastAttempt::Transport(error.without_url())
+        })
+    }
+}
+
+/// `host:port` of a URL: enough to say where, without a path or query that may hold values.
+fn address(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or("?");
+    match url.port_or_known_default() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    }
+}
+
+/// The TLS library's verdict on the peer's certificate, if that is what failed. Walked by hand
+/// because an `io::Error` wrapping it reports the wrapped error's source, not the error itself.
+fn certificate_error(error: &reqwest::Error) -> Option<rustls::CertificateError> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = next {
+        if let Some(rustls::Error::InvalidCertificate(certificate)) =
+            current.downcast_ref::<rustls::Error>()
+        {
+            return Some(certificate.clone());
+        }
+        // An `io::Error` reports its wrapped error's source, skipping the wrapped error
+        // itself (the TLS library's verdict sits inside two of them).
+        next = match current
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
+    }
+    None
+}
+
+/// What a refused certificate means to whoever runs the command, and what to do.
+fn certificate_reason(error: rustls::CertificateError) -> (String, &'static str) {
+    use rustls::CertificateError as C;
+    const CA_FILE: &str = "if the tenant's certificate comes from a private certificate authority \
+                           (the simulator's `sim --tls` mints one), set [tenant] ca_file to that \
+                           CA's PEM certificate";
+    const CLOCK: &str =
+        "the tenant must renew its certificate, unless this machine's clock is wrong";
+    match error {
+        C::UnknownIssuer => (
+            "it is signed by an unknown certificate authority (unknown issuer)".into(),
+            CA_FILE,
+        ),
+        C::BadSignature => ("its signature does not verify".into(), CA_FILE),
+        C::Expired | C::ExpiredContext { .. } => ("it has expired".into(), CLOCK),
+        C::NotValidYet | C::NotValidYetContext { .. } => ("it is not valid yet".into(), CLOCK),
+        C::NotValidForName | C::NotValidForNameContext { .. } => (
+            "it is not valid for this host name".into(),
+            "check the host in [tenant] api_base and token_url",
+        ),
+        C::Revoked => ("it has been revoked".into(), CLOCK),
+        other => (format!("{other:?}"), CA_FILE),
     }
 }
 
@@ -390,7 +494,7 @@ mod tests {
             route: "/routing/users",
             attempts: 3,
             elapsed: Duration::from_millis(1500),
-            last: LastAttempt::transport(transport),
+            last: LastAttempt::transport(transport).expect("not a certificate failure"),
         };
         assert!(error.is_transient());
         let last = error.source().expect("the last attempt is the source");

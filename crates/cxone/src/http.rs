@@ -231,7 +231,7 @@ impl Http {
                 Ok(answer) => answer,
                 Err(error) => {
                     tracing::debug!(method, route = call.route, attempt, latency_ms, error = %error, "transport failure");
-                    let last = LastAttempt::transport(error);
+                    let last = LastAttempt::transport(error)?;
                     self.pause_before_retry(call, attempt, started, last)
                         .await?;
                     continue;

@@ -122,7 +122,9 @@ async fn a_tenant_that_cannot_be_reached_is_unavailable_with_the_transport_error
     assert!(error.is_transient(), "{error:?}");
     let Error::Unavailable {
         route: "/oauth/token",
-        last: LastAttempt::Transport(transport),
+        last: LastAttempt::Connect {
+            source: transport, ..
+        },
         ..
     } = &error
     else {
