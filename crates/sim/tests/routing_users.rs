@@ -570,6 +570,44 @@ async fn bulk_entry_for_an_unknown_user_gets_404_while_the_others_succeed() {
     );
 }
 
+/// Found by schemathesis (issue 13): an entry whose `userId` was not a string had it echoed
+/// back as sent (`{"userId":{}}`), which no client can read as a user id; the answer says
+/// `null` there, as for an entry with none, and the error names the field.
+#[tokio::test]
+async fn bulk_entry_without_a_string_user_id_is_answered_with_a_null_user_id() {
+    let sim = common::start().await;
+    let token = sim.token().await;
+    let state = sim.state().await;
+    let user = &well_equipped(&state)[0];
+    let body = json!({ "users": [
+        { "userId": {}, "skills": [] },
+        { "userId": 7, "skills": [] },
+        { "skills": [] },
+        5,
+        { "userId": user["id"], "proficiencies": [] },
+    ] });
+    let answer = sim.post(BULK, &token, body).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let results = answer.body["results"].as_array().unwrap();
+    let expected = [
+        "users[0].userId: must be a string",
+        "users[1].userId: must be a string",
+        "users[2].userId: required",
+        "users[3]: must be an object",
+    ];
+    for (result, error) in results.iter().zip(expected) {
+        assert_eq!(result["userId"], Value::Null, "{result}");
+        assert_eq!(result["status"], 400, "{result}");
+        assert_eq!(result["error"], error, "{result}");
+    }
+    assert_eq!(results[4]["userId"], user["id"]);
+    assert_eq!(results[4]["status"], 200);
+    assert_eq!(
+        (&answer.body["succeeded"], &answer.body["failed"]),
+        (&json!(1), &json!(4))
+    );
+}
+
 #[tokio::test]
 async fn bulk_invalid_entry_gets_400_and_is_not_half_applied() {
     let sim = common::start().await;

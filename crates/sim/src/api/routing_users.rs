@@ -183,14 +183,20 @@ pub async fn bulk(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
         let mut tenant = app.tenant.lock();
         for (i, entry) in entries.iter().enumerate() {
             let at = format!("users[{i}].");
-            let user_id = entry.get("userId").cloned().unwrap_or(Value::Null);
+            // Echoed only when it can be a user id: the answer's `userId` is a string or null.
+            let user_id = match entry.get("userId") {
+                Some(Value::String(id)) => Value::String(id.clone()),
+                _ => Value::Null,
+            };
             let outcome = (|| {
                 let obj = entry
                     .as_object()
-                    .ok_or_else(|| format!("{at}: must be an object"))?;
-                let id = user_id
-                    .as_str()
-                    .ok_or_else(|| format!("{at}userId: required"))?;
+                    .ok_or_else(|| format!("users[{i}]: must be an object"))?;
+                let id = match obj.get("userId") {
+                    Some(Value::String(id)) => id.as_str(),
+                    None | Some(Value::Null) => return Err(format!("{at}userId: required")),
+                    Some(_) => return Err(format!("{at}userId: must be a string")),
+                };
                 let version =
                     match obj.get("version") {
                         None | Some(Value::Null) => None,
