@@ -3,7 +3,7 @@
 //! user write goes through the one write path (`write.rs`); a re-read user is re-planned from
 //! the tenant's current state, so another integration's change made at any moment survives.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use skillsync_core::plan::{
@@ -15,8 +15,8 @@ use skillsync_store::{Snapshot, WriteStatus, WriteTarget};
 
 use crate::entries;
 use crate::write::{
-    Entry, Interrupt, Job, JournalRun, Rewrite, Rewritten, StopReason, WriteOptions, Writer,
-    Written,
+    Entry, FailureKind, Interrupt, Job, JournalRun, Rewrite, Rewritten, StopReason, UserOutcome,
+    WriteOptions, Writer, Written,
 };
 
 /// How the run writes.
@@ -155,15 +155,34 @@ pub async fn apply(
         if writer.should_stop().await.is_some() {
             break;
         }
-        let jobs: Vec<Job> = users
-            .iter()
-            .map(|u| Job {
-                write: rewrite.write_for(u),
-                before: as_read
-                    .get(&u.user_id)
-                    .map_or(Snapshot::Absent, |read| entries::user_read(read)),
-            })
-            .collect();
+        let mut jobs: Vec<Job> = Vec::with_capacity(users.len());
+        for user in users {
+            let read = as_read.get(&user.user_id);
+            let mut write = rewrite.write_for(user);
+            if names_a_definition_twice(&write)
+                && let Some(read) = read
+            {
+                // Merged against a definitions listing older than the users read: another
+                // writer created a definition the plan meant to create, and the user already
+                // held it as someone else's. With its id now bound, the same read merges right.
+                match rewrite.rewrite(read) {
+                    Rewritten::Write(rewritten) => write = rewritten,
+                    Rewritten::Current => {
+                        writer.settle(&user.user_id, UserOutcome::AlreadyCurrent);
+                        continue;
+                    }
+                    Rewritten::Refused(why) => {
+                        let outcome = UserOutcome::failed(FailureKind::Refused, why);
+                        writer.settle(&user.user_id, outcome);
+                        continue;
+                    }
+                }
+            }
+            jobs.push(Job {
+                write,
+                before: read.map_or(Snapshot::Absent, |read| entries::user_read(read)),
+            });
+        }
         writer
             .write(
                 jobs,
@@ -187,6 +206,17 @@ pub async fn apply(
     report.written = writer.finish(planned);
     report.elapsed = started.elapsed();
     report
+}
+
+/// True when a list names one definition twice, which the tenant refuses (400).
+fn names_a_definition_twice(write: &UserWrite) -> bool {
+    [&write.skills, &write.proficiencies]
+        .into_iter()
+        .flatten()
+        .any(|list| {
+            let mut seen = HashSet::with_capacity(list.len());
+            !list.iter().all(|a| seen.insert(&a.definition))
+        })
 }
 
 /// Re-plans a user from what the tenant holds now, with the plan's resolution.

@@ -470,3 +470,82 @@ async fn a_signal_after_the_last_write_does_not_make_a_complete_run_interrupted(
     assert_eq!(report.written.stopped, None, "{report:?}");
     assert!(report.written.complete(), "{report:?}");
 }
+
+/// Another writer creates the skill the plan was going to create and gives it to 50 agents,
+/// after skillsync listed the definitions but before it read those users: their lists then
+/// hold the new definition as someone else's, and the plan adds it again. The bulk entries
+/// carried its id twice and the tenant refused them (400 "repeats id"), failing 50 users
+/// instead of re-merging them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_definition_created_by_another_writer_during_the_read_is_not_assigned_twice() {
+    let Scenario {
+        api,
+        loaded,
+        live,
+        extra,
+        ..
+    } = scenario_writing(true).await;
+    let mut users = Vec::new();
+    for (i, user) in live.users.iter().enumerate() {
+        let mut user = user.clone();
+        if i < 50 {
+            user.skills.push(skillsync_core::Assignment {
+                definition: extra.id.clone(),
+                level: skillsync_core::Level::new(3).unwrap(),
+                active: true,
+            });
+            let answer = api
+                .write_user(&skillsync_cxone::UserWrite {
+                    user_id: user.user_id.clone(),
+                    version: user.version,
+                    skills: Some(user.skills.clone()),
+                    proficiencies: None,
+                })
+                .await
+                .unwrap();
+            user.version = answer;
+        }
+        users.push(user);
+    }
+    // What a read that listed the definitions before the other writer's and the users after
+    // its writes sees.
+    let stale = skillsync_core::Live {
+        definitions: live
+            .definitions
+            .iter()
+            .filter(|d| d.id != extra.id)
+            .cloned()
+            .collect(),
+        users,
+        ..live.clone()
+    };
+    let options = PlanOptions {
+        bulk_threshold: 50,
+        ..PlanOptions::default()
+    };
+    let mut plan = skillsync_core::plan(&loaded.desired, &stale, &options).unwrap();
+    let report = apply_with(
+        api.as_ref(),
+        &loaded,
+        &mut plan,
+        &stale,
+        WriteOptions::default(),
+        None,
+        None,
+    )
+    .await;
+    let failed: Vec<_> = report.written.failed().take(3).collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    let (updated, _, _, not_attempted) = report.written.tally();
+    assert_eq!((updated, not_attempted), (300, 0), "{report:?}");
+    for user in live.users.iter().take(60) {
+        let now = api.user(&user.user_id).await.unwrap();
+        let held: Vec<_> = now
+            .skills
+            .iter()
+            .filter(|a| a.definition == extra.id)
+            .collect();
+        assert_eq!(held.len(), 1, "{now:?}");
+        assert_eq!(held[0].level.get(), 5, "the HRIS's level: {now:?}");
+    }
+}
