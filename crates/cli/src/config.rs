@@ -3,15 +3,22 @@
 //! [`Config`]: paths made relative to the config file, secrets read from the environment or a
 //! file, limits and sync knobs checked.
 
+mod locate;
+
+#[cfg(test)]
+mod fuzz;
+
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Deserialize;
 use skillsync_core::{Problem, Window};
-use skillsync_cxone::{Dialect, Secret};
-use toml::Spanned;
+use skillsync_cxone::{Dialect, Secret, SettingsProblem};
+
+use locate::Locations;
 
 /// Where a secret comes from: `{ env = "NAME" }`, `{ file = "path" }`, or (discouraged) the
 /// value itself.
@@ -55,7 +62,7 @@ struct TenantSection {
     ca_file: Option<PathBuf>,
     #[serde(default)]
     dialect: DialectName,
-    timezone: Option<Spanned<String>>,
+    timezone: Option<String>,
     scopes: Option<Vec<String>>,
 }
 
@@ -91,8 +98,9 @@ struct SyncSection {
     bulk_threshold: usize,
     bulk_batch_size: usize,
     propagation_window: String,
-    window: Option<Spanned<String>>,
-    max_removals: Option<MaxRemovalsValue>,
+    window: Option<String>,
+    /// A count or a percentage: read by hand, so that each wrong value gets its own message.
+    max_removals: Option<toml::Value>,
 }
 
 impl Default for SyncSection {
@@ -105,13 +113,6 @@ impl Default for SyncSection {
             max_removals: None,
         }
     }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-enum MaxRemovalsValue {
-    Count(u64),
-    Text(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,21 +191,50 @@ pub struct Config {
     pub lease_ttl: Duration,
     /// `[store] password`, put into the URL only when connecting.
     pub store_password: Option<SecretSource>,
+    /// What is allowed but unwise (a secret written into the file), for the caller to say.
+    pub warnings: Vec<Problem>,
+    /// Where each key is in the file, for problems found after loading.
+    locations: Locations,
 }
 
 impl Config {
-    /// Reads and checks the config file; every problem found is returned at once.
+    /// Reads and checks the config file (every problem found is returned at once), and says
+    /// its warnings on stderr, once per process however many times it is loaded.
     pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
+        static SAID: AtomicBool = AtomicBool::new(false);
+        let config = Config::read(path)?;
+        if !config.warnings.is_empty() && !SAID.swap(true, Ordering::Relaxed) {
+            for warning in &config.warnings {
+                eprintln!("{warning}");
+            }
+        }
+        Ok(config)
+    }
+
+    /// Reads and checks the config file, keeping its warnings in [`Config::warnings`] for the
+    /// caller to report.
+    pub fn read(path: &Path) -> Result<Config, Vec<Problem>> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let bytes = std::fs::read(path).map_err(|e| {
             vec![
                 Problem::error(&name, format!("cannot read the config file: {e}")).hint(
                     "pass --config PATH, or run skillsync from the folder holding skillsync.toml",
                 ),
             ]
         })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let offset = e.utf8_error().valid_up_to();
+            let valid = String::from_utf8_lossy(&e.as_bytes()[..offset]).into_owned();
+            let (line, column) = line_and_column(&valid, offset);
+            let mut p = Problem::error(&name, "the config file is not UTF-8 text")
+                .at_line(line)
+                .hint("save skillsync.toml as UTF-8");
+            p.column = Some(column);
+            vec![p]
+        })?;
+        let locations = Locations::of(&text);
         let file: ConfigFile =
-            toml::from_str(&text).map_err(|e| vec![toml_problem(&name, &text, &e)])?;
+            toml::from_str(&text).map_err(|e| vec![toml_problem(&name, &locations, &e)])?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let at = |p: &Path| {
             if p.is_absolute() {
@@ -214,19 +244,8 @@ impl Config {
             }
         };
         let mut problems = Vec::new();
-        // Problems with a value whose place in the file is known.
-        let mut located = Vec::new();
-        let mut at_value =
-            |field: &str, span: std::ops::Range<usize>, message: String, hint: &str| {
-                let (line, column) = line_and_column(&text, span.start);
-                let mut p = Problem::error(&name, message).at_line(line).hint(hint);
-                p.field = Some(field.to_string());
-                p.column = Some(column);
-                located.push(p);
-            };
-        let mut problem = |field: &str, message: String, hint: &str| {
-            let mut p = Problem::error(&name, message);
-            p.field = Some(field.to_string());
+        let mut problem = |key: &str, message: String, hint: &str| {
+            let mut p = at_key(&name, &locations, key, Problem::error(&name, message));
             if !hint.is_empty() {
                 p.hint = Some(hint.to_string());
             }
@@ -302,30 +321,26 @@ impl Config {
                 Duration::from_secs(60)
             }
         };
-        let max_removals = match sync.max_removals {
+        let max_removals = match sync.max_removals.as_ref().map(max_removals_from) {
             None => MaxRemovals::Percent(10.0),
-            Some(MaxRemovalsValue::Count(n)) => MaxRemovals::Count(n),
-            Some(MaxRemovalsValue::Text(text)) => match parse_max_removals(&text) {
-                Some(m) => m,
-                None => {
-                    problem(
-                        "sync.max_removals",
-                        format!("`{text}` is neither a count nor a percentage"),
-                        "write e.g. 500 or \"10%\"",
-                    );
-                    MaxRemovals::Percent(10.0)
-                }
-            },
+            Some(Ok(m)) => m,
+            Some(Err(message)) => {
+                problem(
+                    "sync.max_removals",
+                    message,
+                    "write a count such as 500, or a share of the owned assignments such as \"10%\"",
+                );
+                MaxRemovals::Percent(10.0)
+            }
         };
         let time_zone = match &tenant.timezone {
             None => TimeZone::UTC,
-            Some(name) => match jiff::tz::db().get(name.get_ref()) {
+            Some(name) => match jiff::tz::db().get(name) {
                 Ok(time_zone) => time_zone,
                 Err(_) => {
-                    at_value(
+                    problem(
                         "tenant.timezone",
-                        name.span(),
-                        format!("unknown time zone `{}`", name.get_ref()),
+                        format!("unknown time zone `{name}`"),
                         "write an IANA name such as \"Europe/Berlin\", \"America/New_York\" or \"UTC\"",
                     );
                     TimeZone::UTC
@@ -334,14 +349,24 @@ impl Config {
         };
         let window = match &sync.window {
             None => None,
-            Some(text) => match Window::parse(text.get_ref()) {
+            Some(text) => match Window::parse(text) {
                 Ok(window) => Some(window),
                 Err(e) => {
-                    at_value("sync.window", text.span(), e.to_string(), e.hint());
+                    problem("sync.window", e.to_string(), e.hint());
                     None
                 }
             },
         };
+        if let Some(url) = &file.store.url
+            && let Some(message) = store_url_problem(url)
+        {
+            problem(
+                "store.url",
+                message,
+                "write sqlite://PATH (the default is sqlite://skillsync.db beside this file), \
+                 sqlite::memory:, or postgres://USER@HOST/DATABASE (postgresql:// too)",
+            );
+        }
         if let (Some(_), Some(url)) = (&file.store.password, &file.store.url) {
             if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
                 problem(
@@ -366,11 +391,33 @@ impl Config {
         let settings_check =
             skillsync_cxone::Settings::new(&api_base, &token_url, "check", Secret::new("check"));
         if let Err(e) = settings_check.validate() {
-            problem("tenant.api_base", e.to_string(), "");
+            let (key, message) = url_problem(&e);
+            problem(
+                &key,
+                message,
+                "write the tenant's https:// URL (token_url may be left out: it defaults to api_base/oauth/token)",
+            );
         }
-        problems.extend(located);
         if !problems.is_empty() {
             return Err(problems);
+        }
+        let mut warnings = Vec::new();
+        for (key, source) in [
+            ("tenant.client_secret", Some(&tenant.client_secret)),
+            ("store.password", file.store.password.as_ref()),
+        ] {
+            if let Some(SecretSource::Literal(_)) = source {
+                let warning = Problem::warning(
+                    &name,
+                    format!("{key} is written in the config file in plain text"),
+                )
+                .hint(format!(
+                    "keep secrets out of files that are shared or committed: \
+                     {key} = {{ env = \"NAME\" }} reads it from the environment, \
+                     {key} = {{ file = \"PATH\" }} from a file only you can read (chmod 600)"
+                ));
+                warnings.push(at_key(&name, &locations, key, warning));
+            }
         }
         Ok(Config {
             path: path.to_path_buf(),
@@ -384,7 +431,7 @@ impl Config {
                     DialectName::Routing => Dialect::Routing,
                     DialectName::Users => Dialect::Users,
                 },
-                timezone: tenant.timezone.map(Spanned::into_inner),
+                timezone: tenant.timezone,
                 time_zone,
                 scopes: tenant.scopes.unwrap_or_default(),
             },
@@ -407,23 +454,66 @@ impl Config {
                 .store
                 .url
                 .unwrap_or_else(|| format!("sqlite://{}", base.join("skillsync.db").display())),
+            warnings,
+            locations,
         })
     }
 
-    /// Reads a secret, naming the config key when it cannot.
-    pub fn secret(&self, key: &str, source: &SecretSource) -> Result<Secret, Problem> {
+    /// A problem with the value of `key`, at its line when the file has it.
+    fn problem_at(&self, key: &str, message: String, hint: String) -> Problem {
         let name = self.path.display().to_string();
-        let fail = |message: String, hint: &str| {
-            let mut p = Problem::error(&name, message).hint(hint);
-            p.field = Some(key.to_string());
-            p
-        };
+        at_key(
+            &name,
+            &self.locations,
+            key,
+            Problem::error(&name, message).hint(hint),
+        )
+    }
+
+    /// `[tenant] ca_file` loaded as the client will load it, so that a file that is not a PEM
+    /// certificate is refused before any command needs it.
+    pub fn ca_file_problem(&self) -> Option<Problem> {
+        let path = self.tenant.ca_file.as_ref()?;
+        let mut settings = skillsync_cxone::Settings::new(
+            &self.tenant.api_base,
+            &self.tenant.token_url,
+            "check",
+            Secret::new("check"),
+        );
+        settings.ca_file = Some(path.clone());
+        match skillsync_cxone::routing(&settings) {
+            Err(skillsync_cxone::Error::CaFile { problem, .. }) => Some(
+                self.problem_at(
+                    "tenant.ca_file",
+                    format!(
+                        "cannot use {} as a CA certificate: {}",
+                        path.display(),
+                        chain(&problem)
+                    ),
+                    "point ca_file at the PEM certificate (-----BEGIN CERTIFICATE-----) of the \
+                 authority that signed the tenant's certificate, such as the one \
+                 `skillsync sim --tls` writes"
+                        .into(),
+                ),
+            ),
+            Err(other) => Some(self.problem_at(
+                "tenant.ca_file",
+                format!("cannot use {}: {}", path.display(), chain(&other)),
+                String::new(),
+            )),
+            Ok(_) => None,
+        }
+    }
+
+    /// Reads a secret, naming the config key (and its line) when it cannot.
+    pub fn secret(&self, key: &str, source: &SecretSource) -> Result<Secret, Problem> {
+        let fail = |message: String, hint: String| self.problem_at(key, message, hint);
         match source {
             SecretSource::Env { env } => match std::env::var(env) {
                 Ok(value) if !value.is_empty() => Ok(Secret::new(value)),
                 _ => Err(fail(
                     format!("environment variable {env} is not set"),
-                    &format!(
+                    format!(
                         "export {env}=… before running, or point {key} at a file with {{ file = \"…\" }}"
                     ),
                 )),
@@ -439,14 +529,42 @@ impl Config {
                 } else {
                     base.join(file)
                 };
-                match std::fs::read_to_string(&path) {
-                    Ok(text) if !text.trim().is_empty() => {
-                        Ok(Secret::new(text.trim_end_matches(['\r', '\n'])))
-                    }
-                    Ok(_) => Err(fail(format!("secret file {} is empty", path.display()), "")),
+                let shown = path.display();
+                let or_env =
+                    format!("or read it from the environment: {key} = {{ env = \"NAME\" }}");
+                match std::fs::read(&path) {
+                    Ok(bytes) => match String::from_utf8(bytes) {
+                        Ok(text) if !text.trim().is_empty() => {
+                            Ok(Secret::new(text.trim_end_matches(['\r', '\n'])))
+                        }
+                        Ok(_) => Err(fail(
+                            format!("secret file {shown} is empty"),
+                            format!(
+                                "write the secret into {shown} (a final newline is fine), {or_env}"
+                            ),
+                        )),
+                        Err(_) => Err(fail(
+                            format!("secret file {shown} is not UTF-8 text"),
+                            format!("write the secret into {shown} as text, {or_env}"),
+                        )),
+                    },
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(fail(
+                        format!("secret file {shown} does not exist"),
+                        format!(
+                            "create {shown} holding only the secret, readable only by you \
+                             (chmod 600), {or_env}"
+                        ),
+                    )),
+                    Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(fail(
+                        format!("secret file {shown} cannot be read: {e}"),
+                        format!(
+                            "let the user running skillsync read {shown} (and nobody else: \
+                             chmod 600), {or_env}"
+                        ),
+                    )),
                     Err(e) => Err(fail(
-                        format!("cannot read secret file {}: {e}", path.display()),
-                        "",
+                        format!("cannot read secret file {shown}: {e}"),
+                        format!("point {key} at a file holding only the secret, {or_env}"),
                     )),
                 }
             }
@@ -627,29 +745,103 @@ impl Config {
 /// `--max-removals` on the command line.
 pub fn parse_max_removals_arg(text: &str) -> Result<MaxRemovals, String> {
     parse_max_removals(text)
-        .ok_or_else(|| format!("`{text}` is neither a count (500) nor a percentage (\"15%\")"))
 }
 
-fn parse_max_removals(text: &str) -> Option<MaxRemovals> {
-    let text = text.trim();
-    match text.strip_suffix('%') {
-        Some(number) => number
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|p| (0.0..=100.0).contains(p))
-            .map(MaxRemovals::Percent),
-        None => text.parse().ok().map(MaxRemovals::Count),
+const NOT_A_THRESHOLD: &str = "must be a count ≥ 0 or a percentage like 5%";
+
+/// `[sync] max_removals`: a whole count, or a percentage written as a string.
+fn max_removals_from(value: &toml::Value) -> Result<MaxRemovals, String> {
+    match value {
+        toml::Value::Integer(n) => u64::try_from(*n)
+            .map(MaxRemovals::Count)
+            .map_err(|_| format!("{NOT_A_THRESHOLD}, got {n}")),
+        toml::Value::String(text) => parse_max_removals(text),
+        toml::Value::Float(x) => Err(format!("{NOT_A_THRESHOLD}, got {x}")),
+        other => Err(format!("{NOT_A_THRESHOLD}, got a {}", other.type_str())),
     }
 }
 
-fn toml_problem(name: &str, text: &str, error: &toml::de::Error) -> Problem {
+fn parse_max_removals(text: &str) -> Result<MaxRemovals, String> {
+    let text = text.trim();
+    match text.strip_suffix('%') {
+        Some(number) => match number.trim().parse::<f64>() {
+            Ok(p) if (0.0..=100.0).contains(&p) => Ok(MaxRemovals::Percent(p)),
+            Ok(p) if p > 100.0 => Err(format!(
+                "`{text}` is above 100%: no more than all of the owned assignments can be removed"
+            )),
+            _ => Err(format!("`{text}` {NOT_A_THRESHOLD}")),
+        },
+        None => text
+            .parse()
+            .map(MaxRemovals::Count)
+            .map_err(|_| format!("`{text}` {NOT_A_THRESHOLD}")),
+    }
+}
+
+/// Why `[store] url` cannot name a journal: only SQLite and PostgreSQL can hold one.
+fn store_url_problem(url: &str) -> Option<String> {
+    let url = url.trim();
+    let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    if postgres || url == "sqlite::memory:" || url == "sqlite://:memory:" {
+        return None;
+    }
+    match url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        Some(path) if path.trim().is_empty() => Some("the sqlite path is empty".into()),
+        Some(_) => None,
+        None => Some(format!(
+            "`{}` is not a journal url: its scheme must be sqlite or postgres",
+            skillsync_store::redact(url)
+        )),
+    }
+}
+
+/// The key of a URL setting the client refuses, and why (the rule, not "not usable").
+fn url_problem(error: &skillsync_cxone::Error) -> (String, String) {
+    let field = match error {
+        skillsync_cxone::Error::Settings(
+            SettingsProblem::NotAUrl { field, .. }
+            | SettingsProblem::PlainHttp { field, .. }
+            | SettingsProblem::Scheme { field, .. },
+        ) => *field,
+        _ => "api_base",
+    };
+    let message = match std::error::Error::source(error) {
+        Some(rule) => chain(rule),
+        None => error.to_string(),
+    };
+    (format!("tenant.{field}"), message)
+}
+
+/// An error and its causes, `outer: inner`.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    std::iter::successors(Some(error), |e| e.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// `problem` placed at `key`: the key named, and its line and column when the file has it.
+fn at_key(name: &str, locations: &Locations, key: &str, mut problem: Problem) -> Problem {
+    debug_assert_eq!(problem.file, name);
+    problem.field = Some(key.to_string());
+    if let Some((line, column)) = locations.key(key) {
+        problem.line = Some(line);
+        problem.column = Some(column);
+    }
+    problem
+}
+
+fn toml_problem(name: &str, locations: &Locations, error: &toml::de::Error) -> Problem {
     let mut problem = Problem::error(name, error.message().trim().to_string())
         .hint("see the example configuration in the README (SPEC section 3 lists every key)");
     if let Some(span) = error.span() {
-        let (line, column) = line_and_column(text, span.start);
+        let (line, column) = locations.line_and_column(span.start);
         problem.line = Some(line);
         problem.column = Some(column);
+        problem.field = locations.key_at(span.start).map(str::to_string);
     }
     problem
 }
@@ -799,9 +991,14 @@ assignments = "hris/assignments.csv"
 
     #[test]
     fn removal_thresholds_take_counts_and_percentages() {
-        assert_eq!(parse_max_removals("10%"), Some(MaxRemovals::Percent(10.0)));
-        assert_eq!(parse_max_removals("250"), Some(MaxRemovals::Count(250)));
-        assert_eq!(parse_max_removals("lots"), None);
+        assert_eq!(parse_max_removals("10%"), Ok(MaxRemovals::Percent(10.0)));
+        assert_eq!(parse_max_removals("250"), Ok(MaxRemovals::Count(250)));
+        assert!(parse_max_removals("lots").is_err());
+        assert!(
+            parse_max_removals("150%")
+                .unwrap_err()
+                .contains("above 100%")
+        );
     }
 
     #[test]

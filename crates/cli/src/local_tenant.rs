@@ -100,9 +100,9 @@ pub fn write_config(
     requests_per_second: f64,
     burst: u32,
 ) -> anyhow::Result<()> {
-    std::fs::write(
-        dir.join("client-secret.txt"),
-        format!("{}\n", skillsync_sim::DEMO_CLIENT_SECRET),
+    write_private(
+        &dir.join("client-secret.txt"),
+        &format!("{}\n", skillsync_sim::DEMO_CLIENT_SECRET),
     )?;
     let config = format!(
         r#"# Written by `{written_by}`. Secrets come from a file (or {{ env = "NAME" }}), never argv.
@@ -131,5 +131,23 @@ assignments = "hris/assignments.csv"
     );
     let path = dir.join("skillsync.toml");
     std::fs::write(&path, config).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Writes a secret readable by its owner only, from the moment the file exists (a file written
+/// first and narrowed after would be readable by anyone in between).
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    // A file left by an earlier run keeps its mode when opened: narrow it too.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    file.write_all(text.as_bytes())?;
     Ok(())
 }

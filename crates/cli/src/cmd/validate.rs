@@ -5,32 +5,47 @@ use std::process::ExitCode;
 use skillsync_core::render::{HrisCounts, ProblemsDocument, Style, problems_human};
 
 use crate::args::CommonArgs;
-use crate::config::Config;
+use crate::config::{Config, SecretSource};
 use crate::inputs::read_hris;
 use crate::output::{OutputFormat, exit, outln, print_json};
 
 /// Runs the command.
 pub fn run(args: &CommonArgs) -> anyhow::Result<ExitCode> {
-    let config = match Config::load(&args.config) {
+    let config = match Config::read(&args.config) {
         Ok(config) => config,
         Err(problems) => return Ok(report_problems(args, &problems)),
     };
-    let mut warnings = Vec::new();
-    let store_password = config
-        .store_password
-        .as_ref()
-        .and_then(|source| config.secret("store.password", source).err());
-    let missing = config
-        .client_settings()
-        .err()
-        .into_iter()
-        .flatten()
-        .chain(store_password);
-    // Not needed to validate files, but plan and apply will stop on it: say so now.
-    for mut problem in missing {
-        problem.severity = skillsync_core::Severity::Warning;
-        problem.message.push_str(" (needed by plan and apply)");
-        warnings.push(problem);
+    let mut warnings = config.warnings.clone();
+    let mut errors: Vec<_> = config.ca_file_problem().into_iter().collect();
+    let secrets = [
+        ("tenant.client_id", Some(&config.tenant.client_id)),
+        ("tenant.client_secret", Some(&config.tenant.client_secret)),
+        ("store.password", config.store_password.as_ref()),
+    ];
+    for (key, source) in secrets {
+        let Some(source) = source else { continue };
+        let Err(mut problem) = config.secret(key, source) else {
+            continue;
+        };
+        match source {
+            // The environment of a check (CI, a laptop) is seldom the one of the runs: said,
+            // not refused.
+            SecretSource::Env { .. } => {
+                problem.severity = skillsync_core::Severity::Warning;
+                problem.message.push_str(" (needed by plan and apply)");
+                warnings.push(problem);
+            }
+            // A file the config names is part of the configuration.
+            _ => errors.push(problem),
+        }
+    }
+    if !errors.is_empty() {
+        // The HRIS files' problems too, so that one run shows everything to fix.
+        if let Err(problems) = read_hris(&config) {
+            errors.extend(problems);
+        }
+        errors.extend(warnings);
+        return Ok(report_problems(args, &errors));
     }
     match read_hris(&config) {
         Err(problems) => Ok(report_problems(args, &problems)),
