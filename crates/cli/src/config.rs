@@ -22,8 +22,7 @@ use locate::Locations;
 
 /// Where a secret comes from: `{ env = "NAME" }`, `{ file = "path" }`, or (discouraged) the
 /// value itself.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum SecretSource {
     /// From an environment variable.
     Env {
@@ -37,6 +36,37 @@ pub enum SecretSource {
     },
     /// Written into the config file.
     Literal(String),
+}
+
+/// By hand rather than `untagged`, whose refusal ("did not match any variant") says nothing
+/// about what to write.
+impl<'de> Deserialize<'de> for SecretSource {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        const EXPECTED: &str = "expected { env = \"NAME\" }, { file = \"PATH\" } or a string";
+        let value = toml::Value::deserialize(deserializer)?;
+        let wrong = |what: &str| serde::de::Error::custom(format!("{EXPECTED}, found {what}"));
+        match value {
+            toml::Value::String(text) => Ok(SecretSource::Literal(text)),
+            toml::Value::Table(table) => {
+                let mut entries = table.into_iter();
+                match (entries.next(), entries.next()) {
+                    (Some((key, toml::Value::String(text))), None) if key == "env" => {
+                        Ok(SecretSource::Env { env: text })
+                    }
+                    (Some((key, toml::Value::String(text))), None) if key == "file" => {
+                        Ok(SecretSource::File { file: text.into() })
+                    }
+                    (Some((key, _)), None) if key == "env" || key == "file" => {
+                        Err(wrong(&format!("`{key}` that is not a string")))
+                    }
+                    (Some((key, _)), None) => Err(wrong(&format!("the key `{key}`"))),
+                    (None, _) => Err(wrong("an empty table")),
+                    (Some(_), Some(_)) => Err(wrong("a table of several keys")),
+                }
+            }
+            other => Err(wrong(&format!("a {}", other.type_str()))),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
