@@ -5,22 +5,30 @@
 //! generous. Either way, every task pauses until `Retry-After` (plus jitter, so tasks do not
 //! resume as a herd), and the rate drops: to half, with a ceiling at three quarters of the
 //! rate that was throttled, so that a client set far too fast converges in a few pauses
-//! (each pause costs at least a second: `Retry-After` is whole seconds). The rate climbs back towards the ceiling while no 429 arrives, and the
-//! ceiling itself creeps back up after a quiet minute, in case the other consumer went away.
+//! (each pause costs at least a second: `Retry-After` is whole seconds). While no 429 arrives
+//! the rate climbs back to the ceiling, then the ceiling rises by a tenth of the configured
+//! rate per step (additive increase, as TCP probes for bandwidth): once the other consumer has
+//! gone, the configured rate is back within half a minute; while it is still there, the probe
+//! meets a 429 and halves again.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use parking_lot::Mutex;
 use rand::Rng;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+// Tokio's clock, so that tests can run the adaptation's minutes in paused time.
+use tokio::time::Instant;
 
 /// How often the rate may step back up after a 429.
 const RECOVERY_STEP: Duration = Duration::from_secs(3);
-/// Quiet time after which the ceiling starts creeping back up.
-const CEILING_QUIET: Duration = Duration::from_secs(60);
+/// Quiet time after the last 429 before the ceiling is raised: longer than one pause, so that
+/// a bucket still shared shows itself first.
+const PROBE_QUIET: Duration = Duration::from_secs(5);
+/// The share of the configured rate the ceiling rises by at each step.
+const ADDITIVE_SHARE: f64 = 0.1;
 /// Never throttle ourselves below this share of the configured rate.
 const FLOOR_SHARE: f64 = 0.05;
 
@@ -96,9 +104,7 @@ impl Throttle {
         loop {
             let pause = self.state.lock().paused_until;
             match pause {
-                Some(until) if until > Instant::now() => {
-                    tokio::time::sleep_until(until.into()).await
-                }
+                Some(until) if until > Instant::now() => tokio::time::sleep_until(until).await,
                 _ => break,
             }
         }
@@ -111,20 +117,29 @@ impl Throttle {
     pub(crate) fn on_success(&self) {
         let now = Instant::now();
         let mut state = self.state.lock();
-        if state
-            .last_throttled
-            .is_some_and(|t| now.duration_since(t) > CEILING_QUIET)
-            && state.ceiling < state.configured
+        if state.current >= state.configured
+            || now.duration_since(state.last_change) < RECOVERY_STEP
         {
-            state.ceiling = (state.ceiling * 1.1).min(state.configured);
-            state.last_throttled = Some(now);
+            return;
         }
-        if state.current < state.ceiling && now.duration_since(state.last_change) >= RECOVERY_STEP {
+        let quiet = state
+            .last_throttled
+            .is_none_or(|t| now.duration_since(t) >= PROBE_QUIET);
+        if state.current < state.ceiling {
             state.current = (state.current * 1.25).min(state.ceiling);
-            state.burst = (state.burst + state.burst.div_ceil(4)).min(self.configured_burst);
-            state.last_change = now;
-            *self.limiter.lock() = limiter(state.current, state.burst, false);
+        } else if quiet {
+            state.ceiling =
+                (state.ceiling + state.configured * ADDITIVE_SHARE).min(state.configured);
+            state.current = state.ceiling;
+        } else {
+            return;
         }
+        let share = state.current / state.configured;
+        state.burst = ((f64::from(self.configured_burst) * share).ceil() as u32)
+            .clamp(1, self.configured_burst)
+            .max(state.burst);
+        state.last_change = now;
+        *self.limiter.lock() = limiter(state.current, state.burst, false);
     }
 
     /// A 429 arrived: pause everyone until `retry_after` (with jitter) and slow down, once per
@@ -151,5 +166,51 @@ impl Throttle {
     /// The rate currently allowed, for tests and progress output.
     pub(crate) fn current_rate(&self) -> f64 {
         self.state.lock().current
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Another client shared the tenant's bucket for a while (429s), then went away: the rate
+    /// climbs back to the configured one within a minute of the last 429. It stayed near its
+    /// lowered ceiling (a fifth of the configured rate here) for the rest of a run.
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_climbs_back_to_the_configured_one_after_429s_stop() {
+        let throttle = Throttle::new(5.0, 5, 8);
+        for _ in 0..4 {
+            throttle.on_throttled(Duration::from_secs(1));
+            tokio::time::advance(Duration::from_secs(2)).await;
+        }
+        let lowered = throttle.current_rate();
+        assert!(lowered < 1.0, "four 429s in a row slow down: {lowered}");
+        let mut waited = Duration::ZERO;
+        while throttle.current_rate() < 5.0 && waited < Duration::from_secs(60) {
+            throttle.on_success();
+            tokio::time::advance(Duration::from_millis(250)).await;
+            waited += Duration::from_millis(250);
+        }
+        assert_eq!(
+            throttle.current_rate(),
+            5.0,
+            "still at {} after {waited:?} without a 429",
+            throttle.current_rate()
+        );
+    }
+
+    /// While the other client is still there, a 429 during the climb lowers the rate again.
+    #[tokio::test(start_paused = true)]
+    async fn a_429_during_the_climb_lowers_the_rate_again() {
+        let throttle = Throttle::new(10.0, 10, 8);
+        throttle.on_throttled(Duration::from_secs(1));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        for _ in 0..200 {
+            throttle.on_success();
+            tokio::time::advance(Duration::from_millis(100)).await;
+        }
+        let climbed = throttle.current_rate();
+        throttle.on_throttled(Duration::from_secs(1));
+        assert!(throttle.current_rate() <= climbed / 2.0 + f64::EPSILON);
     }
 }
