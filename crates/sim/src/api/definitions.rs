@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use bytes::Bytes;
 
-use super::{ApiResult, Params, if_match, json_body, with_etag};
+use super::{ApiResult, Params, PathParam, if_match, json_body, with_etag};
 use crate::app::App;
 use crate::model::{DefinitionFilter, Kind, check_locale};
 
@@ -92,7 +92,7 @@ pub async fn create<C: DefinitionClass>(
 pub async fn fetch<C: DefinitionClass>(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> ApiResult {
     app.auth.require(&headers, app.clock.now(), C::READ)?;
     let tenant = app.tenant.lock();
@@ -104,7 +104,7 @@ pub async fn fetch<C: DefinitionClass>(
 pub async fn replace<C: DefinitionClass>(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     body: Bytes,
 ) -> ApiResult {
     app.auth.require(&headers, app.clock.now(), C::WRITE)?;
@@ -121,7 +121,7 @@ pub async fn replace<C: DefinitionClass>(
 pub async fn remove<C: DefinitionClass>(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> ApiResult {
     app.auth.require(&headers, app.clock.now(), C::WRITE)?;
     app.tenant.lock().delete_definition(C::KIND, &id)?;

@@ -15,6 +15,9 @@ pub mod users;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
@@ -151,12 +154,16 @@ pub fn router(app: Arc<App>) -> Router {
     for (_, path, handler) in merge_by_path(routes()) {
         api = api.route(path, handler);
     }
-    let api = api.layer(from_fn_with_state(app.clone(), gateway));
+    let api = api
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(app.clone(), gateway));
     let mut sim = Router::new();
     for (_, path, handler) in merge_by_path(sim_routes()) {
         sim = sim.route(path, handler);
     }
-    let sim = sim.route_layer(axum::middleware::from_fn(admin::loopback_only));
+    let sim = sim
+        .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(axum::middleware::from_fn(admin::loopback_only));
     Router::new()
         .route("/", get(admin::index))
         .route("/openapi.json", get(admin::openapi))
@@ -164,6 +171,40 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(sim)
         .fallback(no_such_route)
         .with_state(app)
+}
+
+/// A method the path does not serve: the API's JSON error (axum adds `Allow`), not an empty body.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        format!("{} does not take {method}; see /openapi.json", uri.path()),
+    )
+}
+
+/// A route's one path parameter (an id), or 400 naming it: axum's own rejection is plain text.
+pub struct PathParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(PathParam(value)),
+            Err(rejection) => {
+                let field = match &rejection {
+                    PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
+                        axum::extract::path::ErrorKind::InvalidUtf8InPathParam { key } => {
+                            key.clone()
+                        }
+                        _ => "path".to_string(),
+                    },
+                    _ => "path".to_string(),
+                };
+                Err(ApiError::invalid(field, rejection.body_text()))
+            }
+        }
+    }
 }
 
 /// Routes that share a path share one `MethodRouter`.

@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use bytes::Bytes;
 
-use super::{ApiResult, Params, if_match, json_body, with_etag};
+use super::{ApiResult, Params, PathParam, if_match, json_body, with_etag};
 use crate::app::App;
 use crate::error::ApiError;
 
@@ -32,7 +32,7 @@ pub async fn list(
 pub async fn fetch(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> ApiResult {
     app.auth
         .require(&headers, app.clock.now(), "routing:profiles:read")?;
@@ -48,7 +48,7 @@ pub async fn fetch(
 pub async fn update(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     body: Bytes,
 ) -> ApiResult {
     app.auth

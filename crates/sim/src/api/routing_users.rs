@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{ApiResult, Params, if_match, json_body, with_etag};
+use super::{ApiResult, Params, PathParam, if_match, json_body, with_etag};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::model::{MAX_BULK_ENTRIES, PatchRefused, User};
@@ -51,7 +51,7 @@ pub async fn list(
 pub async fn fetch(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> ApiResult {
     app.auth.require(&headers, app.clock.now(), "users:read")?;
     let tenant = app.tenant.lock();
@@ -67,7 +67,7 @@ pub async fn fetch(
 pub async fn update(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     body: Bytes,
 ) -> ApiResult {
     app.auth.require(&headers, app.clock.now(), "users:write")?;

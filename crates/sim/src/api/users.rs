@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::routing_users::refusal;
-use super::{ApiResult, Params, if_match, json_body, with_etag};
+use super::{ApiResult, Params, PathParam, if_match, json_body, with_etag};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::model::User;
@@ -56,7 +56,7 @@ pub async fn list(
 pub async fn fetch(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> ApiResult {
     app.auth
         .require(&headers, app.clock.now(), "admin:users:read")?;
@@ -73,7 +73,7 @@ pub async fn fetch(
 pub async fn update(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     body: Bytes,
 ) -> ApiResult {
     app.auth
