@@ -200,6 +200,11 @@ pub trait TenantApi: Send + Sync {
     /// Users with their assignments and versions, page by page.
     fn users(&self, query: UserQuery) -> BoxStream<'_, Result<UserAssignments>>;
 
+    /// One page (1-based, of [`crate::PAGE_SIZE`] users) of the listing [`TenantApi::users`]
+    /// streams: the users a full listing had on it, in one call, when several of them must be
+    /// read again.
+    async fn users_page(&self, page: usize) -> Result<Vec<UserAssignments>>;
+
     /// One user.
     async fn user(&self, id: &UserId) -> Result<UserAssignments>;
 

@@ -41,7 +41,7 @@ pub use error::{
     AnswerProblem, CaProblem, Error, FieldProblem, LastAttempt, Result, SettingsProblem,
 };
 pub use metrics::CounterSnapshot;
-pub use routing::{MAX_BULK_ENTRIES, RoutingApi};
+pub use routing::{MAX_BULK_ENTRIES, PAGE_SIZE, RoutingApi};
 pub use settings::{Dialect, RetryPolicy, Secret, Settings};
 pub use token_cache::{CACHE_DIR_VAR, default_cache_dir};
 pub use users::UsersApi;

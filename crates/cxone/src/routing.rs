@@ -24,8 +24,9 @@ use crate::wire::{
     WireRouted,
 };
 
-/// Largest page the tenant serves; fewer pages means fewer calls.
-pub(crate) const PAGE_SIZE: usize = 500;
+/// Largest page the tenant serves; fewer pages means fewer calls. Also the page size of
+/// [`TenantApi::users_page`], so a user's place in a full listing tells its page.
+pub const PAGE_SIZE: usize = 500;
 /// Most entries in one bulk request.
 pub const MAX_BULK_ENTRIES: usize = 100;
 // `write_users` names the limit in a static message.
@@ -53,6 +54,32 @@ pub(crate) fn collection(kind: Kind) -> (&'static str, &'static str) {
     }
 }
 
+/// One page of a paged list (1-based, [`PAGE_SIZE`] asked for), with the list's total.
+pub(crate) async fn fetch_page<W, T>(
+    http: &Http,
+    route: &'static str,
+    filters: &[(&'static str, String)],
+    page: usize,
+    convert: impl Fn(W) -> std::result::Result<T, AnswerProblem>,
+) -> Result<(Vec<Result<T>>, usize)>
+where
+    W: DeserializeOwned,
+{
+    let mut call = Call::new(Method::GET, route, route.to_string());
+    for (name, value) in filters {
+        call = call.query(name, value.clone());
+    }
+    let call = call.query("page", page).query("pageSize", PAGE_SIZE);
+    let reply = http.send(&call).await?;
+    let body: Page<W> = reply.json(&call)?;
+    let items: Vec<Result<T>> = body
+        .entities
+        .into_iter()
+        .map(|w| convert(w).map_err(|problem| call.protocol_error(problem)))
+        .collect();
+    Ok((items, body.total))
+}
+
 /// Pages fetched at once after the first: the first answer's `total` says how many there are,
 /// so the rest need not wait for each other (the throttle still paces them).
 const PAGES_IN_PARALLEL: usize = 8;
@@ -73,21 +100,7 @@ where
     let filters = Arc::new(filters);
     let fetch = move |page: usize| {
         let filters = filters.clone();
-        async move {
-            let mut call = Call::new(Method::GET, route, route.to_string());
-            for (name, value) in filters.iter() {
-                call = call.query(name, value.clone());
-            }
-            let call = call.query("page", page).query("pageSize", PAGE_SIZE);
-            let reply = http.send(&call).await?;
-            let body: Page<W> = reply.json(&call)?;
-            let items: Vec<Result<T>> = body
-                .entities
-                .into_iter()
-                .map(|w| convert(w).map_err(|problem| call.protocol_error(problem)))
-                .collect();
-            Ok::<_, Error>((items, body.total))
-        }
+        async move { fetch_page(http, route, &filters, page, convert).await }
     };
     let rest = fetch.clone();
     stream::once(fetch(1))
@@ -216,6 +229,18 @@ impl TenantApi for RoutingApi {
             filters,
             RoutingUser::into_domain,
         )
+    }
+
+    async fn users_page(&self, page: usize) -> Result<Vec<UserAssignments>> {
+        let (users, _) = fetch_page(
+            &self.http,
+            "/routing/users",
+            &[],
+            page,
+            RoutingUser::into_domain,
+        )
+        .await?;
+        users.into_iter().collect()
     }
 
     async fn user(&self, id: &UserId) -> Result<UserAssignments> {

@@ -74,6 +74,18 @@ impl TenantApi for UsersApi {
         )
     }
 
+    async fn users_page(&self, page: usize) -> Result<Vec<UserAssignments>> {
+        let (users, _) = crate::routing::fetch_page(
+            &self.routing.http,
+            "/users",
+            &[],
+            page,
+            DialectUser::into_domain,
+        )
+        .await?;
+        users.into_iter().collect()
+    }
+
     async fn user(&self, id: &UserId) -> Result<UserAssignments> {
         let call =
             Call::new(Method::GET, "/users/{userId}", format!("/users/{id}")).about("user", id);

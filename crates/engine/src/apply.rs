@@ -123,7 +123,8 @@ pub async fn apply(
     } = context;
     let started = Instant::now();
     let mut report = ApplyReport::default();
-    let writer = Writer::new(api, journal, options.write, interrupt, lease);
+    let mut writer = Writer::new(api, journal, options.write, interrupt, lease);
+    writer.listed(&live.users);
     let looked_up = match options.live_read_at {
         Some(at) if at.elapsed() < LIVE_READ_COUNTS_AS_LOOKUP_FOR => LookedUp::Absent,
         _ => LookedUp::No,

@@ -6,7 +6,7 @@
 //!
 //! Every user handed to the writer ends in exactly one [`UserOutcome`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -309,6 +309,9 @@ pub(crate) struct Writer<'a> {
     options: WriteOptions,
     interrupt: Option<&'a Interrupt>,
     lease: Option<&'a crate::lease::HeldLease<'a>>,
+    /// Each user's page in the listing the plan was read from: users to re-read that shared a
+    /// page are read with that page, one call instead of one each.
+    listing_pages: HashMap<UserId, usize>,
     state: Mutex<State>,
 }
 
@@ -407,8 +410,58 @@ impl<'a> Writer<'a> {
             options,
             interrupt,
             lease,
+            listing_pages: HashMap::new(),
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// Notes where each user was in the listing the plan was read from.
+    pub(crate) fn listed(&mut self, users: &[UserAssignments]) {
+        self.listing_pages = users
+            .iter()
+            .enumerate()
+            .map(|(at, user)| (user.user_id.clone(), at / skillsync_cxone::PAGE_SIZE + 1))
+            .collect();
+    }
+
+    /// Reads the pages that held two or more of `users` in the plan's listing: the users
+    /// still on them, as they are now. Users not found there (a page that failed, a listing
+    /// that shifted since) are left to be read one by one.
+    async fn read_shared_pages(&self, users: &[UserId]) -> HashMap<UserId, UserAssignments> {
+        let mut on_page: BTreeMap<usize, BTreeSet<&UserId>> = BTreeMap::new();
+        for user in users {
+            if let Some(page) = self.listing_pages.get(user) {
+                on_page.entry(*page).or_default().insert(user);
+            }
+        }
+        let shared: Vec<(usize, BTreeSet<&UserId>)> = on_page
+            .into_iter()
+            .filter(|(_, users)| users.len() > 1)
+            .collect();
+        let pages = fan_out(
+            shared,
+            self.options.concurrency,
+            |_| 1,
+            |_| {},
+            |(page, wanted)| async move {
+                match self.api.users_page(page).await {
+                    Ok(listed) => listed
+                        .into_iter()
+                        .filter(|u| wanted.contains(&u.user_id))
+                        .collect(),
+                    Err(error) => {
+                        tracing::debug!(page, error = %explain(&error), "re-reading by page failed; reading its users one by one");
+                        Vec::new()
+                    }
+                }
+            },
+        )
+        .await;
+        pages
+            .into_iter()
+            .flatten()
+            .map(|u| (u.user_id.clone(), u))
+            .collect()
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -622,17 +675,31 @@ impl<'a> Writer<'a> {
         progress: &(dyn Fn(usize, usize) + Sync),
     ) {
         let total = users.len();
+        let mut read = self.read_shared_pages(&users).await;
+        let users: Vec<(UserId, Option<UserAssignments>)> = users
+            .into_iter()
+            .map(|user| {
+                let first = read.remove(&user);
+                (user, first)
+            })
+            .collect();
         fan_out(
             users,
             self.options.concurrency,
             |_| 1,
             |done| progress(done, total),
-            |user| async move { self.reconcile_one(&user, rewrite).await },
+            |(user, first)| async move { self.reconcile_one(&user, first, rewrite).await },
         )
         .await;
     }
 
-    async fn reconcile_one(&self, user: &UserId, rewrite: &dyn Rewrite) {
+    /// `first` is the user as just read with its page, if it was.
+    async fn reconcile_one(
+        &self,
+        user: &UserId,
+        mut first: Option<UserAssignments>,
+        rewrite: &dyn Rewrite,
+    ) {
         let mut last_error = String::from("the user kept changing under us");
         for _ in 0..self.options.conflict_retries.max(1) {
             let stopped = self.should_stop().await;
@@ -647,7 +714,11 @@ impl<'a> Writer<'a> {
             }
             // Read, also after the run stopped when a write of this run is in doubt: a read
             // is safe, and only it tells whether that write landed.
-            let live = match self.api.user(user).await {
+            let read = match first.take() {
+                Some(read) => Ok(read),
+                None => self.api.user(user).await,
+            };
+            let live = match read {
                 Ok(live) => live,
                 Err(error) => match classify(&error) {
                     Policy::Reread | Policy::Confirm => {

@@ -101,6 +101,12 @@ impl TenantApi for Contested {
     fn users(&self, query: UserQuery) -> BoxStream<'_, skillsync_cxone::Result<UserAssignments>> {
         self.ours.users(query)
     }
+    async fn users_page(
+        &self,
+        page: usize,
+    ) -> skillsync_cxone::Result<Vec<skillsync_core::UserAssignments>> {
+        self.ours.users_page(page).await
+    }
     async fn user(&self, id: &UserId) -> skillsync_cxone::Result<UserAssignments> {
         self.ours.user(id).await
     }

@@ -318,6 +318,12 @@ impl skillsync_cxone::TenantApi for Unlucky {
         }
         self.ours.users(query)
     }
+    async fn users_page(
+        &self,
+        page: usize,
+    ) -> skillsync_cxone::Result<Vec<skillsync_core::UserAssignments>> {
+        self.ours.users_page(page).await
+    }
     async fn user(
         &self,
         id: &skillsync_core::UserId,
@@ -437,6 +443,11 @@ async fn a_lost_bulk_answer_is_confirmed_by_reading_not_counted_as_a_hundred_fai
         })
         .count();
     assert_eq!(confirmed, 100);
+    // Confirmed with the one page of the listing that held them (all 300 agents fit on one),
+    // not one GET each: it cost 100 single reads.
+    let requests = api.counters().requests;
+    let single_reads = requests.get("GET /routing/users/{userId}").copied();
+    assert_eq!(single_reads.unwrap_or(0), 0, "{requests:?}");
 }
 
 /// A signal that arrives once every write is done (here: as the read-back starts) stops
