@@ -276,3 +276,65 @@ fn openapi_knobs_and_stats_list_exactly_the_served_members() {
         "GET /sim/stats vs the StatsReport schema"
     );
 }
+
+/// A response object, its `$ref` followed.
+fn response<'a>(doc: &'a Value, response: &'a Value) -> &'a Value {
+    match response["$ref"].as_str() {
+        Some(pointer) => resolve(doc, pointer).unwrap_or_else(|| panic!("{pointer} unresolved")),
+        None => response,
+    }
+}
+
+/// Whether a schema is the error body: `Error` itself or an `allOf` built on it.
+fn is_error_body(doc: &Value, schema: &Value) -> bool {
+    match schema["$ref"].as_str() {
+        Some("#/components/schemas/Error") => true,
+        Some(pointer) => resolve(doc, pointer).is_some_and(|s| is_error_body(doc, s)),
+        None => schema["allOf"]
+            .as_array()
+            .is_some_and(|parts| parts.iter().any(|s| is_error_body(doc, s))),
+    }
+}
+
+#[test]
+fn openapi_documents_every_error_with_the_json_error_body() {
+    let doc = document();
+    for (method, path, operation) in operations(&doc) {
+        if !path.starts_with("/api/v2/") {
+            continue;
+        }
+        for (code, answer) in operation["responses"].as_object().expect("responses") {
+            if code.starts_with('2') {
+                continue;
+            }
+            let schema = &response(&doc, answer)["content"]["application/json"]["schema"];
+            assert!(
+                is_error_body(&doc, schema),
+                "{method} {path} {code} should answer the JSON error body (SPEC 1)"
+            );
+        }
+        // An id that is not UTF-8 once percent-decoded is refused by `PathParam` with a 400.
+        if path.contains('{') {
+            assert!(
+                operation["responses"].get("400").is_some(),
+                "{method} {path} takes an id, so it can answer 400"
+            );
+        }
+    }
+}
+
+#[test]
+fn openapi_query_parameters_allow_the_empty_value_the_handlers_read_as_absent() {
+    let doc = document();
+    for (method, path, operation) in operations(&doc) {
+        for parameter in parameters(&doc, &path, &operation) {
+            if parameter["in"] == "query" {
+                assert_eq!(
+                    parameter["allowEmptyValue"], true,
+                    "{method} {path}: `{}` is read by `Params::get`, where empty means absent",
+                    parameter["name"]
+                );
+            }
+        }
+    }
+}
