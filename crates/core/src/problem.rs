@@ -130,7 +130,7 @@ struct KindCount {
     file: String,
     severity: Severity,
     seen: u64,
-    first_dropped: Option<u64>,
+    first_dropped_line: Option<u64>,
 }
 
 impl Problems {
@@ -140,7 +140,7 @@ impl Problems {
     }
 
     /// Adds a problem of `kind`: a short description shared by every problem of the same
-    /// mistake (`"identical repeated assignments"`), used in the summary of those not kept.
+    /// mistake (`"repeated assignments"`), used in the summary of those not kept.
     pub fn push(&mut self, kind: &'static str, problem: Problem) {
         // A linear scan: a file has a few dozen kinds at most, and the key is allocated only
         // the first time a kind is seen.
@@ -154,7 +154,7 @@ impl Problems {
                     file: problem.file.clone(),
                     severity: problem.severity,
                     seen: 0,
-                    first_dropped: None,
+                    first_dropped_line: None,
                 });
                 self.kinds.len() - 1
             }
@@ -163,8 +163,8 @@ impl Problems {
         count.seen += 1;
         if count.seen <= KEPT_PER_KIND {
             self.kept.push(problem);
-        } else if count.first_dropped.is_none() {
-            count.first_dropped = problem.line.or(Some(0));
+        } else if count.seen == KEPT_PER_KIND + 1 {
+            count.first_dropped_line = problem.line;
         }
     }
 
@@ -173,33 +173,63 @@ impl Problems {
         self.kinds.iter().any(|k| k.severity == Severity::Error)
     }
 
-    /// The problems kept, then one summary per kind that had more than were kept.
+    /// The problems kept, then one summary per kind that had more than were kept, of that
+    /// kind's severity (so a summary of errors still blocks), at the line of the first not kept.
     pub fn into_vec(self) -> Vec<Problem> {
         let mut problems = self.kept;
-        for k in self.kinds {
-            let Some(first) = k.first_dropped else {
-                continue;
-            };
+        for k in self.kinds.into_iter().filter(|k| k.seen > KEPT_PER_KIND) {
             let more = k.seen - KEPT_PER_KIND;
             let mut summary = Problem {
                 severity: k.severity,
-                ..Problem::error(
-                    &k.file,
-                    format!("… and {more} more like this ({})", k.kind),
-                )
+                ..Problem::error(&k.file, format!("… and {more} more like this ({})", k.kind))
             }
             .hint(format!(
-                "only the first {KEPT_PER_KIND} of each kind are listed; the next is on line {first}"
+                "only the first {KEPT_PER_KIND} of each kind are listed: fix those and check again"
             ));
-            if first > 0 {
-                summary = summary.at_line(first);
-            } else {
-                summary.hint = Some(format!(
-                    "only the first {KEPT_PER_KIND} of each kind are listed"
-                ));
-            }
+            summary.line = k.first_dropped_line;
             problems.push(summary);
         }
         problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_past_twenty_of_a_kind_are_counted_into_one_summary() {
+        let mut problems = Problems::new();
+        for line in 1..=25 {
+            problems.push("a", Problem::warning("f.csv", "a").at_line(line));
+            problems.push("a", Problem::warning("g.csv", "a").at_line(line));
+        }
+        problems.push("a", Problem::error("f.csv", "a error").at_line(30));
+        problems.push("b", Problem::warning("f.csv", "b").at_line(31));
+        assert!(problems.has_errors());
+        let list = problems.into_vec();
+        assert_eq!(list.len(), 20 + 20 + 1 + 1 + 2, "{list:#?}");
+        let summaries: Vec<_> = list
+            .iter()
+            .filter(|p| p.message.contains("more like this"))
+            .map(|p| (p.file.as_str(), p.line, p.severity, p.message.as_str()))
+            .collect();
+        assert_eq!(
+            summaries,
+            [
+                (
+                    "f.csv",
+                    Some(21),
+                    Severity::Warning,
+                    "… and 5 more like this (a)"
+                ),
+                (
+                    "g.csv",
+                    Some(21),
+                    Severity::Warning,
+                    "… and 5 more like this (a)"
+                ),
+            ]
+        );
     }
 }
