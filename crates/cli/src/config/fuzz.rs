@@ -134,7 +134,11 @@ fn check(bytes: &[u8], located: bool) -> Result<(), TestCaseError> {
     let path = file_with(bytes);
     let name = path.display().to_string();
     let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
-    let problems = match Config::read(&path) {
+    let loaded = Config::read(&path);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let problems = match loaded {
         Ok(config) => {
             for warning in &config.warnings {
                 prop_assert_eq!(&warning.file, &name);
