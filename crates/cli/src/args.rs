@@ -49,7 +49,7 @@ pub enum Command {
     /// Definitions to create, reactivate or update, then each agent's changes, grouped by agent and
     /// by definition, with the safety counts (removals, agents left with no skills). Only
     /// definitions listed in the catalog are ever touched. Exit 0: no changes; 2: changes; 1: error.
-    Plan(CommonArgs),
+    Plan(PlanArgs),
 
     /// Reconcile the tenant to the HRIS: the plan, the guards, a confirmation, then the writes.
     ///
@@ -296,6 +296,9 @@ pub struct AssignArgs {
     /// this long (e.g. 5m) for it instead of refusing at once with exit code 75.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub wait: Option<std::time::Duration>,
+
+    #[command(flatten)]
+    pub adopt: AdoptArgs,
 }
 
 /// Flags of `skillsync retire`.
@@ -336,6 +339,9 @@ pub struct RetireArgs {
     /// this long (e.g. 5m) for it instead of refusing at once with exit code 75.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub wait: Option<std::time::Duration>,
+
+    #[command(flatten)]
+    pub adopt: AdoptArgs,
 }
 
 /// Flags of `skillsync demo`.
@@ -391,6 +397,35 @@ pub struct ApplyArgs {
     /// this long (e.g. 5m) for it instead of refusing at once with exit code 75.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub wait: Option<std::time::Duration>,
+
+    #[command(flatten)]
+    pub adopt: AdoptArgs,
+}
+
+/// Flags of `skillsync plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    #[command(flatten)]
+    pub adopt: AdoptArgs,
+}
+
+/// Taking over definitions that exist in the tenant but that skillsync did not make.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AdoptArgs {
+    /// Take over the tenant definitions of this catalog code (repeatable; `all` for every one)
+    /// although skillsync neither created nor adopted them: without it, a plan that would
+    /// remove or change their assignments is refused, as they may be another integration's.
+    /// Adoption is remembered in the journal; review what it takes with `plan --adopt CODE`.
+    #[arg(
+        long,
+        value_name = "CODE|all",
+        value_delimiter = ',',
+        env = "SKILLSYNC_ADOPT"
+    )]
+    pub adopt: Vec<String>,
 }
 
 /// Flags shared by the sync commands.

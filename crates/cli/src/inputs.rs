@@ -126,6 +126,33 @@ impl Session {
             })
     }
 
+    /// What the journal knows skillsync manages (nothing without a journal yet), and what
+    /// `--adopt` lets this run take over.
+    pub async fn ownership(
+        &self,
+        adopt: &crate::args::AdoptArgs,
+    ) -> anyhow::Result<skillsync_core::Ownership> {
+        use anyhow::Context;
+        let url = self.config.store_shown();
+        let managed = match skillsync_store::open_existing(&self.config.store_connect_url()?)
+            .await
+            .with_context(|| format!("cannot open the journal ({url})"))?
+        {
+            Some(journal) => skillsync_engine::managed_definitions(journal.as_ref())
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot learn from the journal ({url}) which definitions skillsync manages"
+                    )
+                })?,
+            None => Default::default(),
+        };
+        Ok(skillsync_core::Ownership {
+            managed,
+            adopt: skillsync_core::Adopt::from_args(&adopt.adopt),
+        })
+    }
+
     /// Plans against `live`, with the files' warnings first; `Err(code)` once problems are printed.
     pub fn plan(
         &self,

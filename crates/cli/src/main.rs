@@ -37,7 +37,7 @@ fn main() -> ExitCode {
         match cli.command {
             args::Command::Sim(sim_args) => cmd::sim::run(*sim_args).await,
             args::Command::Validate(common) => cmd::validate::run(&common),
-            args::Command::Plan(common) => cmd::plan::run(&common).await,
+            args::Command::Plan(plan_args) => cmd::plan::run(&plan_args).await,
             args::Command::Apply(apply_args) => cmd::apply::run(&apply_args).await,
             args::Command::History(history_args) => cmd::history::run(&history_args).await,
             args::Command::Demo(demo_args) => cmd::demo::run(&demo_args).await,

@@ -9,6 +9,7 @@ pub mod desired;
 pub mod dialect;
 pub mod domain;
 pub mod hris;
+pub mod ownership;
 pub mod plan;
 pub mod problem;
 pub mod render;
@@ -24,6 +25,7 @@ pub use domain::{
     UserAssignments, UserId, Version,
 };
 pub use hris::{Columns, Loaded, Source, read_desired};
+pub use ownership::{Adopt, Ownership, check_takeovers};
 pub use plan::{Live, Plan, PlanOptions, Resolution, plan, resolve};
 pub use problem::{Problem, Severity};
 pub use render::{Style, plan_human, plan_json, problems_human, problems_json};

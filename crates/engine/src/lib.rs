@@ -34,6 +34,20 @@ pub use write::{
     classify,
 };
 
+/// The tenant definitions skillsync created or adopted in earlier runs: every definition a run
+/// resolved a catalog variant to is journaled as its mapping before the run's first write.
+pub async fn managed_definitions(
+    journal: &dyn skillsync_store::Journal,
+) -> Result<std::collections::BTreeSet<skillsync_core::DefinitionId>, Error> {
+    Ok(journal
+        .mappings()
+        .await
+        .map_err(Error::Journal)?
+        .into_iter()
+        .map(|m| skillsync_core::DefinitionId::from(m.definition_id))
+        .collect())
+}
+
 /// The catalog variants `skillsync retire` took out of management, as the journal records
 /// them: every plan leaves them alone.
 pub async fn retirements(

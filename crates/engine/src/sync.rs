@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use skillsync_core::{Desired, Plan, PlanOptions, Problem, Window};
+use skillsync_core::{Adopt, Desired, Ownership, Plan, PlanOptions, Problem, Window};
 use skillsync_cxone::TenantApi;
 use skillsync_store::{Journal, RunCounts, RunId, RunOutcome};
 
@@ -74,6 +74,9 @@ pub struct SyncOptions {
     pub write: WriteOptions,
     /// The sync window; `None` writes at any time (no window, or `--now`).
     pub window: Option<SyncWindow>,
+    /// What the run may take over of definitions the journal does not know as skillsync's;
+    /// `None` does not check (a caller with no history to check against).
+    pub adopt: Option<Adopt>,
 }
 
 /// The caller's say in a sync: progress, the plan shown, the confirmation, a stop signal.
@@ -318,6 +321,19 @@ async fn read_plan_apply(
             return Ok(SyncReport::ended_as(None, SyncOutcome::Invalid(problems)));
         }
     };
+    if let Some(adopt) = &options.adopt {
+        let ownership = Ownership {
+            managed: crate::managed_definitions(journal).await?,
+            adopt: adopt.clone(),
+        };
+        match skillsync_core::check_takeovers(&plan, desired, &ownership) {
+            Ok(adoptions) => plan.warnings.extend(adoptions),
+            Err(mut conflicts) => {
+                conflicts.splice(0..0, plan.warnings.iter().cloned());
+                return Ok(SyncReport::ended_as(None, SyncOutcome::Invalid(conflicts)));
+            }
+        }
+    }
     (hooks.planned)(&plan);
     if plan.is_empty() {
         return Ok(SyncReport::ended_as(Some(plan), SyncOutcome::NoChanges));

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 use skillsync_core::render::{Style, plan_json};
-use skillsync_core::{Agent, Plan, UserId};
+use skillsync_core::{Adopt, Agent, Plan, UserId};
 use skillsync_engine::{
     FailureKind, Interrupt, Phase, RemovalLimit, SyncHooks, SyncOptions, SyncOutcome, SyncReport,
     UserOutcome,
@@ -45,6 +45,7 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         allow_empty_skills: args.allow_empty_skills,
         write: config.write_options(),
         window: if args.now { None } else { config.sync_window() },
+        adopt: Some(Adopt::from_args(&args.adopt.adopt)),
     };
     let interrupt = std::sync::Arc::new(Interrupt::new());
     let _signals =

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use skillsync_sim::{DurationRange, GenerateOptions, Knobs, Rate, TenantDoc};
 
-use crate::args::{ApplyArgs, CommonArgs, DemoArgs};
+use crate::args::{AdoptArgs, ApplyArgs, CommonArgs, DemoArgs, PlanArgs};
 use crate::local_tenant::{LocalTenant, write_config};
 use crate::output::{OutputFormat, exit, outln};
 
@@ -68,9 +68,18 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         summary: true,
     };
 
-    outln!("\n1. plan (read-only)");
-    let planned = super::plan::run(&common).await?;
-    outln!("\n2. apply");
+    // The sample tenant's definitions were made by the script skillsync replaces: the demo
+    // takes them over, as a first run against an existing tenant does with `--adopt`.
+    let adopt = AdoptArgs {
+        adopt: vec!["all".into()],
+    };
+    let plan_args = PlanArgs {
+        common: common.clone(),
+        adopt: adopt.clone(),
+    };
+    outln!("\n1. plan --adopt all (read-only)");
+    let planned = super::plan::run(&plan_args).await?;
+    outln!("\n2. apply --adopt all");
     let applied = super::apply::run(&ApplyArgs {
         common: CommonArgs { ..common.clone() },
         yes: true,
@@ -78,10 +87,15 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         allow_empty_skills: false,
         now: false,
         wait: None,
+        adopt,
     })
     .await?;
     outln!("\n3. plan again");
-    let replanned = super::plan::run(&common).await?;
+    let replanned = super::plan::run(&PlanArgs {
+        common,
+        adopt: AdoptArgs::default(),
+    })
+    .await?;
 
     let stats = tenant.inspect("/sim/stats").await.ok();
     let survived = other_writer_survived(&tenant).await;

@@ -6,12 +6,13 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use skillsync_core::render::{PlanDocument, Style};
 
-use crate::args::CommonArgs;
+use crate::args::PlanArgs;
 use crate::inputs::Session;
 use crate::output::{OutputFormat, exit, out, print_json};
 
 /// Runs the command.
-pub async fn run(args: &CommonArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(plan_args: &PlanArgs) -> anyhow::Result<ExitCode> {
+    let args = &plan_args.common;
     let style = Style {
         color: args.color.for_stdout(),
     };
@@ -39,10 +40,18 @@ pub async fn run(args: &CommonArgs) -> anyhow::Result<ExitCode> {
         counters.total_requests()
     );
 
-    let plan = match session.plan(&live, args) {
+    let mut plan = match session.plan(&live, args) {
         Ok(plan) => plan,
         Err(code) => return Ok(code),
     };
+    let ownership = session.ownership(&plan_args.adopt).await?;
+    match skillsync_core::check_takeovers(&plan, &session.loaded.desired, &ownership) {
+        Ok(adoptions) => plan.warnings.extend(adoptions),
+        Err(mut conflicts) => {
+            conflicts.splice(0..0, plan.warnings.iter().cloned());
+            return Ok(crate::cmd::validate::report_problems(args, &conflicts));
+        }
+    }
     match args.output {
         OutputFormat::Json => print_json(&PlanDocument::new(&plan))?,
         OutputFormat::Human => out!("{}", crate::output::plan_text(&plan, style, args.summary)),

@@ -32,6 +32,9 @@ pub fn skillsync(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .current_dir(dir)
         .env("SKILLSYNC_TEST_SECRET", skillsync_sim::DEMO_CLIENT_SECRET)
+        // The generated tenants' definitions were made before skillsync: every test but the
+        // ownership ones runs as a first run that takes them over.
+        .env("SKILLSYNC_ADOPT", "all")
         // Tokens cached in the workspace, never in the home directory of whoever runs tests.
         .env("SKILLSYNC_CACHE_DIR", dir.join(".token-cache"))
         .env("NO_COLOR", "1")
@@ -311,6 +314,9 @@ pub fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
         .args(args)
         .current_dir(dir)
         .env("SKILLSYNC_TEST_SECRET", skillsync_sim::DEMO_CLIENT_SECRET)
+        // The generated tenants' definitions were made before skillsync: every test but the
+        // ownership ones runs as a first run that takes them over.
+        .env("SKILLSYNC_ADOPT", "all")
         // Tokens cached in the workspace, never in the home directory of whoever runs tests.
         .env("SKILLSYNC_CACHE_DIR", dir.join(".token-cache"))
         .env("NO_COLOR", "1")

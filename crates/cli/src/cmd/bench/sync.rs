@@ -325,6 +325,8 @@ async fn sync_once(dir: &Path) -> anyhow::Result<Synced> {
         allow_empty_skills: false,
         write: config.write_options(),
         window: None,
+        // The benchmark's tenant is generated for it: nobody else's to protect.
+        adopt: None,
     };
     let journal = super::timed_journal::TimedJournal::new(config.journal().await?);
     let cpu_before = super::timed_journal::client_cpu();
