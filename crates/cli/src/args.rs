@@ -171,6 +171,67 @@ pub enum BenchCommand {
     Sync(BenchSyncArgs),
     /// Read, plan and render N agents × M assignments from files on disk; time and peak memory.
     Plan(BenchPlanArgs),
+    /// The sync under short tokens, faults, dropped connections and another integration, at
+    /// several rate limits: converged?, the other integration's losses, duplicates, calls and
+    /// time against the bound. Exit 1 when a rate did not converge or lost anything.
+    Chaos(BenchChaosArgs),
+}
+
+/// Flags of `skillsync bench chaos`.
+#[derive(Debug, Args)]
+pub struct BenchChaosArgs {
+    /// Agents in the generated tenant (all managed by the HRIS files).
+    #[arg(long, default_value_t = 5_000)]
+    pub agents: usize,
+
+    /// The tenant's rate limits to run at, requests per second (comma-separated).
+    #[arg(
+        long,
+        default_value = "1,5,10",
+        value_delimiter = ',',
+        value_name = "R,R,…"
+    )]
+    pub rates: Vec<f64>,
+
+    /// Share of agents whose assignments change (one skill each).
+    #[arg(long, default_value = "30%", value_parser = parse_share, value_name = "P%")]
+    pub changed: f64,
+
+    /// New skill codes in the catalog, each created once per locale.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub new_codes: usize,
+
+    /// How long the tenant's tokens live.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub token_ttl: std::time::Duration,
+
+    /// Share of calls answered 500/502/503 before they commit.
+    #[arg(long, default_value_t = 0.02, value_name = "P")]
+    pub fault_rate: f64,
+
+    /// Share of writes answered 502 after they commit.
+    #[arg(long, default_value_t = 0.02, value_name = "P")]
+    pub fault_after_commit_rate: f64,
+
+    /// Share of connections dropped.
+    #[arg(long, default_value_t = 0.01, value_name = "P")]
+    pub drop_rate: f64,
+
+    /// Writes per second of the other integration.
+    #[arg(long, default_value_t = 2.0, value_name = "RATE")]
+    pub other_writer: f64,
+
+    /// Seed of the generated tenant.
+    #[arg(long, default_value_t = 2026)]
+    pub seed: u64,
+
+    /// Where to write the HRIS files, configs and journals (default: a temp folder, kept).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Print the figures as text or JSON.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
 }
 
 /// Flags of `skillsync bench sync`.

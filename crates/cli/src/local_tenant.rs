@@ -73,6 +73,35 @@ impl LocalTenant {
     }
 
     /// Stops serving and waits for the server to finish.
+    /// What the simulated other integration wrote, and how many of the assignments it last
+    /// wrote the tenant no longer holds (lost to a writer that did not merge).
+    pub async fn other_writer_losses(&self) -> anyhow::Result<OtherWriterLosses> {
+        let log = self.inspect("/sim/other-writer").await?;
+        let state = self.inspect("/sim/state").await?;
+        let users: std::collections::BTreeMap<&str, &Value> = state["users"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|u| Some((u["id"].as_str()?, u)))
+            .collect();
+        let mut lost = 0;
+        for (user_id, written) in log["users"].as_object().into_iter().flatten() {
+            let now = users.get(user_id.as_str());
+            for list in ["skills", "proficiencies"] {
+                let held = now.and_then(|u| u[list].as_array());
+                for assignment in written[list].as_array().into_iter().flatten() {
+                    if !held.is_some_and(|h| h.contains(assignment)) {
+                        lost += 1;
+                    }
+                }
+            }
+        }
+        Ok(OtherWriterLosses {
+            writes: log["writes"].as_u64().unwrap_or(0),
+            lost,
+        })
+    }
+
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -88,6 +117,14 @@ impl Drop for LocalTenant {
             runtime.shutdown_background();
         }
     }
+}
+
+/// What [`LocalTenant::other_writer_losses`] found.
+pub struct OtherWriterLosses {
+    /// Writes the other integration made.
+    pub writes: u64,
+    /// Its assignments the tenant no longer holds.
+    pub lost: usize,
 }
 
 /// Writes `skillsync.toml` (and the demo client's secret in a file beside it, never in the

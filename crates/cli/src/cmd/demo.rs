@@ -3,7 +3,6 @@
 //! that match it with deliberate differences, then plan, apply, and a second plan that shows
 //! nothing left to do.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
@@ -98,7 +97,11 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     .await?;
 
     let stats = tenant.inspect("/sim/stats").await.ok();
-    let survived = other_writer_survived(&tenant).await;
+    let survived = tenant
+        .other_writer_losses()
+        .await
+        .ok()
+        .map(|l| (l.writes, l.lost));
     tenant.stop().await;
     if let (Some(stats), Some((writes, lost))) = (stats, survived) {
         outln!(
@@ -118,30 +121,6 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         }
     );
     Ok(if ok { exit::ok() } else { exit::error() })
-}
-
-/// Checks every assignment the other integration last wrote against the tenant now: returns
-/// its write count and how many of its assignments are missing or changed.
-async fn other_writer_survived(tenant: &LocalTenant) -> Option<(u64, usize)> {
-    let log = tenant.inspect("/sim/other-writer").await.ok()?;
-    let state = tenant.inspect("/sim/state").await.ok()?;
-    let users: BTreeMap<&str, &serde_json::Value> = state["users"]
-        .as_array()?
-        .iter()
-        .filter_map(|u| Some((u["id"].as_str()?, u)))
-        .collect();
-    let mut lost = 0;
-    for (user_id, written) in log["users"].as_object()? {
-        let now = users.get(user_id.as_str())?;
-        for list in ["skills", "proficiencies"] {
-            for assignment in written[list].as_array()? {
-                if !now[list].as_array()?.contains(assignment) {
-                    lost += 1;
-                }
-            }
-        }
-    }
-    Some((log["writes"].as_u64()?, lost))
 }
 
 /// HRIS files describing the tenant, with differences on purpose: a new code in every locale

@@ -3,6 +3,7 @@
 //! did what its scenario asks.
 
 mod bound;
+mod chaos;
 mod naive;
 mod plan_scale;
 pub(crate) mod scenario;
@@ -18,5 +19,6 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     match &args.command {
         BenchCommand::Sync(sync_args) => sync::run(sync_args).await,
         BenchCommand::Plan(plan_args) => plan_scale::run(plan_args).await,
+        BenchCommand::Chaos(chaos_args) => chaos::run(chaos_args).await,
     }
 }

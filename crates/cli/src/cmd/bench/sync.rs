@@ -304,21 +304,24 @@ impl JournalCost {
     }
 }
 
-/// The `apply` command's path without its printing: files, live read, plan, guards, writes,
-/// journal.
-async fn sync_once(dir: &Path) -> anyhow::Result<Synced> {
+/// The session `apply` would open on the benchmark's folder.
+pub(super) async fn open_session(dir: &Path) -> anyhow::Result<Session> {
     let common = CommonArgs {
         config: dir.join("skillsync.toml"),
         output: OutputFormat::Json,
         color: ColorChoice::Never,
         summary: true,
     };
-    let session = match Session::open(&common).await? {
-        Ok(session) => session,
+    match Session::open(&common).await? {
+        Ok(session) => Ok(session),
         Err(_) => bail!("the benchmark's own files are invalid (see above)"),
-    };
+    }
+}
+
+/// `apply --yes`'s options for the session.
+pub(super) fn sync_options(session: &Session) -> skillsync_engine::SyncOptions {
     let config = &session.config;
-    let options = skillsync_engine::SyncOptions {
+    skillsync_engine::SyncOptions {
         run: config.run_label("bench", None),
         plan: config.plan_options(session.api.capabilities().max_bulk_entries.is_some()),
         removal_limit: skillsync_engine::RemovalLimit::Percent(10.0),
@@ -327,7 +330,15 @@ async fn sync_once(dir: &Path) -> anyhow::Result<Synced> {
         window: None,
         // The benchmark's tenant is generated for it: nobody else's to protect.
         adopt: None,
-    };
+    }
+}
+
+/// The `apply` command's path without its printing: files, live read, plan, guards, writes,
+/// journal.
+async fn sync_once(dir: &Path) -> anyhow::Result<Synced> {
+    let session = open_session(dir).await?;
+    let config = &session.config;
+    let options = sync_options(&session);
     let journal = super::timed_journal::TimedJournal::new(config.journal().await?);
     let cpu_before = super::timed_journal::client_cpu();
     let report = skillsync_engine::sync(
@@ -400,7 +411,7 @@ fn estimate_naive(run: &NaiveRun, users: usize) -> f64 {
 
 /// How long an emptied bucket takes to fill, and a second more so that the next run surely
 /// starts from a full one.
-fn refill_time(limits: &TenantLimits) -> Duration {
+pub(super) fn refill_time(limits: &TenantLimits) -> Duration {
     match limits.requests_per_second {
         Some(rate) => Duration::from_secs_f64(f64::from(limits.burst) / rate + 1.0),
         None => Duration::ZERO,
@@ -408,7 +419,10 @@ fn refill_time(limits: &TenantLimits) -> Duration {
 }
 
 /// Runs `work` and returns what the simulator counted meanwhile.
-async fn measure<T, F, Fut>(tenant: &LocalTenant, work: F) -> anyhow::Result<(Measured, T)>
+pub(super) async fn measure<T, F, Fut>(
+    tenant: &LocalTenant,
+    work: F,
+) -> anyhow::Result<(Measured, T)>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = anyhow::Result<T>>,
