@@ -135,3 +135,42 @@ fn bad_bench_arguments_are_refused_before_anything_runs() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--per-agent"));
 }
+
+/// Under faults, drops, short tokens and the other integration, the chaos bench converges,
+/// loses none of the other integration's assignments and creates no duplicate; it exits 1
+/// when any rate does not, so a regression there fails this test.
+#[test]
+fn chaos_bench_converges_without_losing_the_other_integrations_writes() {
+    let report = bench(
+        "bench-chaos",
+        &[
+            "bench",
+            "chaos",
+            "--agents",
+            "300",
+            "--rates",
+            "40",
+            "--token-ttl",
+            "3s",
+            "--fault-rate",
+            "0.05",
+            "--fault-after-commit-rate",
+            "0.05",
+            "--drop-rate",
+            "0.02",
+            "--other-writer",
+            "20",
+            "--output",
+            "json",
+        ],
+    );
+    let row = &report["rates"][0];
+    assert_eq!(row["converged"], true, "{row:#}");
+    assert_eq!(row["otherWriterAssignmentsLost"], 0, "{row:#}");
+    assert_eq!(row["duplicatesCreated"], 0, "{row:#}");
+    assert!(row["otherWriterWrites"].as_u64().unwrap() > 0, "{row:#}");
+    assert!(
+        row["calls"].as_u64().unwrap() >= row["boundCalls"].as_u64().unwrap(),
+        "the bound is a lower bound: {row:#}"
+    );
+}
