@@ -45,6 +45,8 @@ struct ChaosRow {
     other_writer_writes: u64,
     other_writer_assignments_lost: usize,
     duplicates_created: u64,
+    /// Calls of the writing runs by `METHOD route` (and status, when not a success).
+    by_kind: std::collections::BTreeMap<String, u64>,
 }
 
 /// Runs the benchmark and prints its figures.
@@ -176,6 +178,13 @@ async fn one_rate(
         other_writer_writes: lost.writes,
         other_writer_assignments_lost: lost.lost,
         duplicates_created: count("duplicatesCreated"),
+        by_kind: writing
+            .iter()
+            .flat_map(|m| m.by_kind.iter())
+            .fold(Default::default(), |mut all, (kind, n)| {
+                *all.entry(kind.clone()).or_default() += n;
+                all
+            }),
     })
 }
 
