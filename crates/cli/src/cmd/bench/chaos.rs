@@ -178,13 +178,13 @@ async fn one_rate(
         other_writer_writes: lost.writes,
         other_writer_assignments_lost: lost.lost,
         duplicates_created: count("duplicatesCreated"),
-        by_kind: writing
-            .iter()
-            .flat_map(|m| m.by_kind.iter())
-            .fold(Default::default(), |mut all, (kind, n)| {
+        by_kind: writing.iter().flat_map(|m| m.by_kind.iter()).fold(
+            Default::default(),
+            |mut all, (kind, n)| {
                 *all.entry(kind.clone()).or_default() += n;
                 all
-            }),
+            },
+        ),
     })
 }
 
