@@ -170,3 +170,159 @@ async fn adding_assignments_or_managing_created_definitions_is_no_conflict() {
     assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
     assert!(!text(&plan).contains("adopt"), "{}", text(&plan));
 }
+
+/// Only an explicit `--adopt` (or creating a definition) makes skillsync its manager. A run that
+/// leaves another integration's definition untouched, or only adds to it, must not adopt it on
+/// the way: before, every definition the catalog resolved was remembered as managed on any
+/// applied run, and a later run removed the other integration's assignments without a word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untouched_or_only_added_to_definitions_are_not_adopted_on_the_way() {
+    let ws = workspace("ownership-quiet");
+    let doc = skillsync_sim::generate(&GenerateOptions {
+        agents: 60,
+        locales: vec!["en-us".into()],
+        ..GenerateOptions::default()
+    });
+    let claimed = doc
+        .skills
+        .iter()
+        .find(|d| d.name == CLAIMED)
+        .expect("the generated tenant has the other integration's flag")
+        .clone();
+    let holders: Vec<usize> = doc
+        .users
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| u.skills.iter().any(|a| a.id == claimed.id))
+        .map(|(i, _)| i)
+        .collect();
+    let outsider = (0..doc.users.len())
+        .find(|i| !holders.contains(i))
+        .expect("someone does not hold the flag");
+    assert!(!holders.is_empty(), "someone holds the flag");
+    write_hris_exact(&ws.0, &doc);
+    let profile = doc.profiles[0].id.clone();
+    let catalog_path = ws.0.join("hris/catalog.csv");
+    let catalog = std::fs::read_to_string(&catalog_path).unwrap();
+    std::fs::write(
+        &catalog_path,
+        format!(
+            "{catalog}{CLAIMED},skill,en-us,{CLAIMED},{},{}\nBrand_New,skill,en-us,Brand_New,,{profile}\n",
+            claimed.description, claimed.routing_profile_id
+        ),
+    )
+    .unwrap();
+    // The HRIS gives the flag to exactly its holders: this run changes nothing of it.
+    let assignments_path = ws.0.join("hris/assignments.csv");
+    let mut exact = std::fs::read_to_string(&assignments_path).unwrap();
+    for (i, user) in doc.users.iter().enumerate() {
+        if let Some(a) = user.skills.iter().find(|a| a.id == claimed.id) {
+            exact.push_str(&format!("E{i:05},{CLAIMED},{},{}\n", a.level, a.active));
+        }
+    }
+    let with_new = format!("{exact}E{outsider:05},Brand_New,4,true\n");
+    std::fs::write(&assignments_path, &with_new).unwrap();
+    let (base, _stop) = start_sim(doc).await;
+    write_config(&ws.0, &base);
+
+    let untouched = run_unadopted(&ws.0, &["apply", "--yes"]).await;
+    assert_eq!(untouched.status.code(), Some(0), "{}", text(&untouched));
+    let first_holder = format!("E{:05},{CLAIMED},", holders[0]);
+    let without_first_holder = |base: &str| -> String {
+        base.lines()
+            .filter(|l| !l.starts_with(&first_holder))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    std::fs::write(&assignments_path, without_first_holder(&with_new)).unwrap();
+    let taking = run_unadopted(&ws.0, &["plan"]).await;
+    assert_eq!(
+        taking.status.code(),
+        Some(1),
+        "an untouched definition was adopted: {}",
+        text(&taking)
+    );
+    assert!(text(&taking).contains("neither created nor adopted"));
+
+    // Adding the flag to one more agent takes nothing, and adopts nothing either.
+    let added = format!("{with_new}E{outsider:05},{CLAIMED},3,true\n");
+    std::fs::write(&assignments_path, &added).unwrap();
+    let add = run_unadopted(&ws.0, &["apply", "--yes"]).await;
+    assert_eq!(add.status.code(), Some(0), "{}", text(&add));
+    std::fs::write(&assignments_path, without_first_holder(&added)).unwrap();
+    let taking = run_unadopted(&ws.0, &["plan"]).await;
+    assert_eq!(
+        taking.status.code(),
+        Some(1),
+        "a definition only added to was adopted: {}",
+        text(&taking)
+    );
+
+    // The definition skillsync created is its own from the first run.
+    std::fs::write(&assignments_path, &exact).unwrap();
+    let own = run_unadopted(&ws.0, &["plan"]).await;
+    assert_eq!(own.status.code(), Some(1), "{}", text(&own));
+    assert!(
+        !text(&own).contains("Brand_New` "),
+        "Brand_New is skillsync's: {}",
+        text(&own)
+    );
+}
+
+/// Rewriting another integration's definition (its description here; reactivating it or
+/// moving its routing profile alike) is a takeover too. Before, only assignment changes were
+/// checked, and `apply` rewrote the definition without a word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewriting_another_integrations_definition_is_a_conflict_until_adopted() {
+    let ws = workspace("ownership-rewrite");
+    let doc = skillsync_sim::generate(&GenerateOptions {
+        agents: 30,
+        locales: vec!["en-us".into()],
+        ..GenerateOptions::default()
+    });
+    let claimed = doc
+        .skills
+        .iter()
+        .find(|d| d.name == CLAIMED)
+        .expect("the generated tenant has the other integration's flag")
+        .clone();
+    write_hris_exact(&ws.0, &doc);
+    let catalog_path = ws.0.join("hris/catalog.csv");
+    let catalog = std::fs::read_to_string(&catalog_path).unwrap();
+    std::fs::write(
+        &catalog_path,
+        format!(
+            "{catalog}{CLAIMED},skill,en-us,{CLAIMED},Ours now,{}\n",
+            claimed.routing_profile_id
+        ),
+    )
+    .unwrap();
+    let assignments_path = ws.0.join("hris/assignments.csv");
+    let mut exact = std::fs::read_to_string(&assignments_path).unwrap();
+    for (i, user) in doc.users.iter().enumerate() {
+        if let Some(a) = user.skills.iter().find(|a| a.id == claimed.id) {
+            exact.push_str(&format!("E{i:05},{CLAIMED},{},{}\n", a.level, a.active));
+        }
+    }
+    std::fs::write(&assignments_path, &exact).unwrap();
+    let (base, _stop) = start_sim(doc).await;
+    write_config(&ws.0, &base);
+
+    let apply = run_unadopted(&ws.0, &["apply", "--yes"]).await;
+    assert_eq!(apply.status.code(), Some(1), "{}", text(&apply));
+    let said = text(&apply);
+    assert!(said.contains("rewrites its description"), "{said}");
+    assert!(said.contains("neither created nor adopted"), "{said}");
+    assert_eq!(writes_in(&sim_stats(&base).await), 0, "{said}");
+
+    let adopt = run_unadopted(&ws.0, &["apply", "--yes", "--adopt", CLAIMED]).await;
+    assert_eq!(adopt.status.code(), Some(0), "{}", text(&adopt));
+    let skills = sim_get(&base, "/sim/state").await;
+    let description = skills["skills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == claimed.id.as_str())
+        .map(|d| d["description"].clone());
+    assert_eq!(description, Some(serde_json::json!("Ours now")));
+}

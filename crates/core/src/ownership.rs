@@ -4,13 +4,15 @@
 //! strip that integration's assignments without a word. So, as Kubernetes' server-side apply
 //! reports a conflict when a second manager claims a field, a plan that would remove or change
 //! assignments of a definition skillsync neither created nor adopted is refused, naming them,
-//! until the user adopts it explicitly (`--adopt CODE`). Adding assignments takes nothing from
-//! anyone, so a run that only adds adopts the definition quietly, as creating one does.
+//! until the user adopts it explicitly (`--adopt CODE`). Rewriting the definition itself
+//! (reactivating it, changing its description or routing profile) is a takeover too. Adding
+//! assignments takes nothing from anyone and needs no adoption, but adopts nothing either:
+//! only creating a definition or `--adopt` makes it skillsync's.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::desired::{Code, Desired, EmployeeId};
-use crate::domain::DefinitionId;
+use crate::domain::{DefinitionId, Kind, Locale};
 use crate::plan::{AssignmentChange, DefinitionRef, Plan};
 use crate::problem::Problem;
 
@@ -38,7 +40,8 @@ impl Adopt {
         }
     }
 
-    fn covers(&self, code: &Code) -> bool {
+    /// Whether the definitions of `code` may be taken over.
+    pub fn covers(&self, code: &Code) -> bool {
         match self {
             Adopt::Nothing => false,
             Adopt::All => true,
@@ -58,8 +61,13 @@ pub struct Ownership {
 
 /// One definition the plan would take over, and what it would take.
 struct Takeover<'a> {
+    kind: Kind,
     code: &'a Code,
+    name: &'a str,
+    locale: &'a Locale,
     changes: Vec<(&'a EmployeeId, &'a AssignmentChange)>,
+    /// The definition's own fields the plan rewrites (`active`, `description`, …).
+    fields: &'a [&'static str],
 }
 
 /// How many users a message names before "and N more".
@@ -67,13 +75,34 @@ const NAMED: usize = 5;
 
 /// Checks `plan` against `ownership`: `Err` lists the definitions it would take over without
 /// an adoption (errors at their catalog lines); `Ok` lists the adoptions allowed this run
-/// (warnings that say what they take), to be shown with the plan.
+/// (warnings that say what they take), to be shown with the plan. Taking over is removing or
+/// changing an assignment of the definition, or rewriting the definition itself (reactivating
+/// it, changing its description or routing profile).
 pub fn check_takeovers(
     plan: &Plan,
     desired: &Desired,
     ownership: &Ownership,
 ) -> Result<Vec<Problem>, Vec<Problem>> {
     let mut takeovers: BTreeMap<&DefinitionId, Takeover<'_>> = BTreeMap::new();
+    for action in &plan.definitions {
+        let Some(existing) = &action.existing else {
+            continue;
+        };
+        if ownership.managed.contains(&existing.id) {
+            continue;
+        }
+        takeovers.insert(
+            &existing.id,
+            Takeover {
+                kind: action.kind,
+                code: &action.code,
+                name: &action.name,
+                locale: &action.locale,
+                changes: Vec::new(),
+                fields: &action.fields,
+            },
+        );
+    }
     for user in &plan.users {
         for change in user.changes() {
             let DefinitionRef::Existing(id) = &change.definition else {
@@ -86,8 +115,12 @@ pub fn check_takeovers(
             takeovers
                 .entry(id)
                 .or_insert_with(|| Takeover {
+                    kind: change.kind,
                     code: &change.code,
+                    name: &change.name,
+                    locale: &change.locale,
                     changes: Vec::new(),
+                    fields: &[],
                 })
                 .changes
                 .push((&user.employee_id, change));
@@ -96,36 +129,17 @@ pub fn check_takeovers(
     let mut conflicts = Vec::new();
     let mut adoptions = Vec::new();
     for (id, takeover) in takeovers {
-        let (_, first) = takeover.changes[0];
-        let removed = takeover
-            .changes
-            .iter()
-            .filter(|(_, c)| c.is_remove())
-            .count();
-        let changed = takeover.changes.len() - removed;
-        let mut named: Vec<String> = takeover
-            .changes
-            .iter()
-            .take(NAMED)
-            .map(|(e, _)| e.to_string())
-            .collect();
-        if takeover.changes.len() > NAMED {
-            named.push(format!("and {} more", takeover.changes.len() - NAMED));
-        }
         let what = format!(
             "{} `{}` ({} {}, id {id})",
-            first.kind.noun(),
-            first.name,
-            first.code,
-            first.locale,
+            takeover.kind.noun(),
+            takeover.name,
+            takeover.code,
+            takeover.locale,
         );
-        let takes = format!(
-            "removes {removed} and changes {changed} assignment(s) that skillsync did not make (agents {})",
-            named.join(", ")
-        );
+        let takes = takeover.takes();
         let line = desired
             .catalog
-            .entry(&first.code, &first.locale)
+            .entry(takeover.code, takeover.locale)
             .map(|e| e.line);
         let at = |problem: Problem| match line {
             Some(line) => problem.at_line(line).at_field("code", 1),
@@ -145,7 +159,7 @@ pub fn check_takeovers(
             )
             .hint(format!(
                 "if it is another integration's, remove `{}` from the catalog; to take it over, review `skillsync plan --adopt {}` (or `--adopt all` on a first run against an existing tenant), then apply with the same flag",
-                first.code, first.code
+                takeover.code, takeover.code
             ))));
         }
     }
@@ -153,5 +167,34 @@ pub fn check_takeovers(
         Ok(adoptions)
     } else {
         Err(conflicts)
+    }
+}
+
+impl Takeover<'_> {
+    /// What taking it over does, for messages: "removes 3 and changes 1 assignment(s) that
+    /// skillsync did not make (agents …)", "rewrites its active, description".
+    fn takes(&self) -> String {
+        let mut takes = Vec::new();
+        if !self.fields.is_empty() {
+            takes.push(format!("rewrites its {}", self.fields.join(", ")));
+        }
+        if !self.changes.is_empty() {
+            let removed = self.changes.iter().filter(|(_, c)| c.is_remove()).count();
+            let changed = self.changes.len() - removed;
+            let mut named: Vec<String> = self
+                .changes
+                .iter()
+                .take(NAMED)
+                .map(|(e, _)| e.to_string())
+                .collect();
+            if self.changes.len() > NAMED {
+                named.push(format!("and {} more", self.changes.len() - NAMED));
+            }
+            takes.push(format!(
+                "removes {removed} and changes {changed} assignment(s) that skillsync did not make (agents {})",
+                named.join(", ")
+            ));
+        }
+        takes.join(" and ")
     }
 }

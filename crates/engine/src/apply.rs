@@ -9,7 +9,10 @@ use std::time::Instant;
 use skillsync_core::plan::{
     DefinitionActionKind, DefinitionRef, PlannedAssignment, UserPlan, WriteMode,
 };
-use skillsync_core::{Agent, Assignment, Desired, Live, Plan, Resolution, UserAssignments, UserId};
+use skillsync_core::{
+    Adopt, Agent, Assignment, Code, DefinitionId, Desired, Live, Locale, Plan, Resolution,
+    UserAssignments, UserId,
+};
 use skillsync_cxone::{Error, LookedUp, NewDefinition, TenantApi, UserWrite};
 use skillsync_store::{Snapshot, WriteStatus, WriteTarget};
 
@@ -34,6 +37,8 @@ pub struct ApplyOptions {
     /// that is cheaper than reading each changed user.
     pub tenant_users: usize,
 }
+
+static ADOPT_NOTHING: Adopt = Adopt::Nothing;
 
 /// How long a live read stands in for the look-up before a create. Long enough for the plan
 /// and the guards between read and write; short enough that a run paused at its confirmation
@@ -87,6 +92,9 @@ pub struct ApplyContext<'a> {
     /// The tenant's lease the run holds: renewed as writes are scheduled, and none is
     /// scheduled once it is lost.
     pub(crate) lease: Option<&'a crate::lease::HeldLease<'a>>,
+    /// The existing definitions this run takes over (`--adopt`): remembered as managed with
+    /// the ones it creates. Nothing else becomes skillsync's by being listed or added to.
+    pub adopt: &'a Adopt,
 }
 
 impl<'a> ApplyContext<'a> {
@@ -101,6 +109,7 @@ impl<'a> ApplyContext<'a> {
             interrupt,
             progress,
             lease: None,
+            adopt: &ADOPT_NOTHING,
         }
     }
 }
@@ -120,6 +129,7 @@ pub async fn apply(
         interrupt,
         progress,
         lease,
+        adopt,
     } = context;
     let started = Instant::now();
     let mut report = ApplyReport::default();
@@ -130,13 +140,29 @@ pub async fn apply(
         _ => LookedUp::No,
     };
     let planned: Vec<UserId> = plan.users.iter().map(|u| u.user_id.clone()).collect();
+    let to_create: Vec<(Code, Locale)> = plan
+        .definitions
+        .iter()
+        .filter(|d| d.action == DefinitionActionKind::Create)
+        .map(|d| (d.code.clone(), d.locale.clone()))
+        .collect();
     if let Err(failed) =
         ensure_definitions(api, plan, &mut report, &writer, progress, looked_up).await
     {
         writer.stop(StopReason::Definition(failed));
     }
+    // Bound by this run: created by it, or found already made by another writer since the read.
+    let bound_now: HashSet<DefinitionId> = to_create
+        .iter()
+        .filter_map(
+            |(code, locale)| match plan.resolution.definition(code, locale)? {
+                DefinitionRef::Existing(id) => Some(id.clone()),
+                DefinitionRef::New { .. } => None,
+            },
+        )
+        .collect();
     if let Some(j) = journal
-        && let Err(error) = remember_mappings(j, desired, &plan.resolution).await
+        && let Err(error) = remember_mappings(j, desired, &plan.resolution, &bound_now, adopt).await
     {
         // A journal that cannot take the mapping will not take the writes either.
         writer.stop(StopReason::Journal(crate::explain(&error)));
@@ -160,12 +186,14 @@ pub async fn apply(
         for user in users {
             let read = as_read.get(&user.user_id);
             let mut write = rewrite.write_for(user);
-            if names_a_definition_twice(&write)
-                && let Some(read) = read
+            if let Some(read) = read
+                && holds_any(read, &bound_now)
             {
                 // Merged against a definitions listing older than the users read: another
                 // writer created a definition the plan meant to create, and the user already
-                // held it as someone else's. With its id now bound, the same read merges right.
+                // held it as someone else's. The plan kept it as unknown to skillsync (and
+                // would send it twice, or keep it where the HRIS does not want it); with its id
+                // now bound, the same read merges right.
                 match rewrite.rewrite(read) {
                     Rewritten::Write(rewritten) => write = rewritten,
                     Rewritten::Current => {
@@ -209,15 +237,14 @@ pub async fn apply(
     report
 }
 
-/// True when a list names one definition twice, which the tenant refuses (400).
-fn names_a_definition_twice(write: &UserWrite) -> bool {
-    [&write.skills, &write.proficiencies]
-        .into_iter()
-        .flatten()
-        .any(|list| {
-            let mut seen = HashSet::with_capacity(list.len());
-            !list.iter().all(|a| seen.insert(&a.definition))
-        })
+/// True when the user, as read, holds one of `ids`.
+fn holds_any(read: &UserAssignments, ids: &HashSet<DefinitionId>) -> bool {
+    !ids.is_empty()
+        && read
+            .skills
+            .iter()
+            .chain(read.proficiencies.iter().flatten())
+            .any(|a| ids.contains(&a.definition))
 }
 
 /// Re-plans a user from what the tenant holds now, with the plan's resolution.
@@ -296,12 +323,15 @@ impl Rewrite for PlanRewrite<'_> {
     }
 }
 
-/// Records which tenant definition each (code, locale) resolved to, so later runs and audits
-/// can see the mapping without re-deriving it.
+/// Records the definitions skillsync manages from now on: those this run created (or bound to
+/// one another writer made meanwhile) and those it adopts. Each mapping says which tenant
+/// definition its (code, locale) is, for later runs' ownership checks and for audits.
 async fn remember_mappings(
     journal: JournalRun<'_>,
     desired: &Desired,
     resolution: &Resolution,
+    bound_now: &HashSet<DefinitionId>,
+    adopt: &Adopt,
 ) -> Result<(), skillsync_store::StoreError> {
     let now = jiff::Timestamp::now();
     let mappings: Vec<skillsync_store::Mapping> = desired
@@ -310,14 +340,18 @@ async fn remember_mappings(
         .values()
         .filter_map(
             |entry| match resolution.definition(&entry.code, &entry.locale)? {
-                DefinitionRef::Existing(id) => Some(skillsync_store::Mapping {
-                    code: entry.code.to_string(),
-                    locale: entry.locale.to_string(),
-                    kind: entry.kind.noun().to_string(),
-                    definition_id: id.to_string(),
-                    seen_at: now,
-                }),
-                DefinitionRef::New { .. } => None,
+                DefinitionRef::Existing(id)
+                    if bound_now.contains(id) || adopt.covers(&entry.code) =>
+                {
+                    Some(skillsync_store::Mapping {
+                        code: entry.code.to_string(),
+                        locale: entry.locale.to_string(),
+                        kind: entry.kind.noun().to_string(),
+                        definition_id: id.to_string(),
+                        seen_at: now,
+                    })
+                }
+                _ => None,
             },
         )
         .collect();

@@ -34,8 +34,8 @@ pub use write::{
     classify,
 };
 
-/// The tenant definitions skillsync created or adopted in earlier runs: every definition a run
-/// resolved a catalog variant to is journaled as its mapping before the run's first write.
+/// The tenant definitions skillsync created or adopted in earlier runs: a run journals the
+/// mapping of each definition it creates or adopts before its first user write.
 pub async fn managed_definitions(
     journal: &dyn skillsync_store::Journal,
 ) -> Result<std::collections::BTreeSet<skillsync_core::DefinitionId>, Error> {

@@ -380,6 +380,9 @@ async fn read_plan_apply(
         live_read_at: Some(live_read_at),
         tenant_users: live.users.len(),
     };
+    // Unchecked ownership (benches) manages every definition the catalog resolves, as before
+    // ownership was checked.
+    let unchecked = Adopt::All;
     let report = apply(
         api,
         desired,
@@ -391,6 +394,7 @@ async fn read_plan_apply(
             interrupt: hooks.interrupt,
             progress: hooks.progress,
             lease,
+            adopt: options.adopt.as_ref().unwrap_or(&unchecked),
         },
     )
     .await;

@@ -482,24 +482,19 @@ async fn a_signal_after_the_last_write_does_not_make_a_complete_run_interrupted(
     assert!(report.written.complete(), "{report:?}");
 }
 
-/// Another writer creates the skill the plan was going to create and gives it to 50 agents,
-/// after skillsync listed the definitions but before it read those users: their lists then
-/// hold the new definition as someone else's, and the plan adds it again. The bulk entries
-/// carried its id twice and the tenant refused them (400 "repeats id"), failing 50 users
-/// instead of re-merging them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_definition_created_by_another_writer_during_the_read_is_not_assigned_twice() {
-    let Scenario {
-        api,
-        loaded,
-        live,
-        extra,
-        ..
-    } = scenario_writing(true).await;
+/// What a read sees that listed the definitions before another writer created `extra` and
+/// gave it to the first `holders` users, and read those users after: `extra` is missing from
+/// the definitions and held by them as someone else's.
+async fn read_racing_another_writers_create(
+    api: &dyn skillsync_cxone::TenantApi,
+    live: &skillsync_core::Live,
+    extra: &skillsync_core::Definition,
+    holders: usize,
+) -> skillsync_core::Live {
     let mut users = Vec::new();
     for (i, user) in live.users.iter().enumerate() {
         let mut user = user.clone();
-        if i < 50 {
+        if i < holders {
             user.skills.push(skillsync_core::Assignment {
                 definition: extra.id.clone(),
                 level: skillsync_core::Level::new(3).unwrap(),
@@ -518,9 +513,7 @@ async fn a_definition_created_by_another_writer_during_the_read_is_not_assigned_
         }
         users.push(user);
     }
-    // What a read that listed the definitions before the other writer's and the users after
-    // its writes sees.
-    let stale = skillsync_core::Live {
+    skillsync_core::Live {
         definitions: live
             .definitions
             .iter()
@@ -529,7 +522,24 @@ async fn a_definition_created_by_another_writer_during_the_read_is_not_assigned_
             .collect(),
         users,
         ..live.clone()
-    };
+    }
+}
+
+/// Another writer creates the skill the plan was going to create and gives it to 50 agents,
+/// after skillsync listed the definitions but before it read those users: their lists then
+/// hold the new definition as someone else's, and the plan adds it again. The bulk entries
+/// carried its id twice and the tenant refused them (400 "repeats id"), failing 50 users
+/// instead of re-merging them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_definition_created_by_another_writer_during_the_read_is_not_assigned_twice() {
+    let Scenario {
+        api,
+        loaded,
+        live,
+        extra,
+        ..
+    } = scenario_writing(true).await;
+    let stale = read_racing_another_writers_create(api.as_ref(), &live, &extra, 50).await;
     let options = PlanOptions {
         bulk_threshold: 50,
         ..PlanOptions::default()
@@ -558,5 +568,75 @@ async fn a_definition_created_by_another_writer_during_the_read_is_not_assigned_
             .collect();
         assert_eq!(held.len(), 1, "{now:?}");
         assert_eq!(held[0].level.get(), 5, "the HRIS's level: {now:?}");
+    }
+}
+
+/// The same race, for holders the HRIS does not give the new skill (but changes otherwise):
+/// their writes kept it as someone else's, and the read-back, which knows it as skillsync's
+/// own by then, reported them failed ("not kept"). With the id bound, their read is merged
+/// again and the skill is taken away as the HRIS says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holders_of_a_racing_created_definition_the_hris_does_not_want_are_merged_again() {
+    let Scenario {
+        api,
+        mut loaded,
+        live,
+        extra,
+        ..
+    } = scenario_writing(true).await;
+    let stale = read_racing_another_writers_create(api.as_ref(), &live, &extra, 60).await;
+    let claims = skillsync_core::Code("Claims_Intake".into());
+    let racing: Vec<&skillsync_core::UserId> =
+        live.users.iter().take(60).map(|u| &u.user_id).collect();
+    // Ten of the racing holders with another skill of the catalog to change.
+    let unwanting: Vec<skillsync_core::UserId> = loaded
+        .desired
+        .agents
+        .values()
+        .filter(|a| racing.contains(&&a.user_id))
+        .filter(|a| loaded.desired.assignments[&a.employee_id].len() > 1)
+        .map(|a| a.user_id.clone())
+        .take(10)
+        .collect();
+    assert_eq!(unwanting.len(), 10);
+    for agent in loaded.desired.agents.values() {
+        if !unwanting.contains(&agent.user_id) {
+            continue;
+        }
+        let wanted = loaded
+            .desired
+            .assignments
+            .get_mut(&agent.employee_id)
+            .unwrap();
+        wanted.remove(&claims);
+        // Another change, so the agent is in the plan at all.
+        for want in wanted.values_mut() {
+            want.level =
+                skillsync_core::Level::new(if want.level.get() == 1 { 2 } else { 1 }).unwrap();
+        }
+    }
+    let options = PlanOptions {
+        bulk_threshold: 50,
+        ..PlanOptions::default()
+    };
+    let mut plan = skillsync_core::plan(&loaded.desired, &stale, &options).unwrap();
+    let report = apply_with(
+        api.as_ref(),
+        &loaded,
+        &mut plan,
+        &stale,
+        WriteOptions::default(),
+        None,
+        None,
+    )
+    .await;
+    let failed: Vec<_> = report.written.failed().take(3).collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    for user_id in &unwanting {
+        let now = api.user(user_id).await.unwrap();
+        assert!(
+            now.skills.iter().all(|a| a.definition != extra.id),
+            "the HRIS does not give it: {now:?}"
+        );
     }
 }
