@@ -357,9 +357,6 @@ pub struct AssignArgs {
     /// this long (e.g. 5m) for it instead of refusing at once with exit code 75.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub wait: Option<std::time::Duration>,
-
-    #[command(flatten)]
-    pub adopt: AdoptArgs,
 }
 
 /// Flags of `skillsync retire`.
@@ -400,9 +397,6 @@ pub struct RetireArgs {
     /// this long (e.g. 5m) for it instead of refusing at once with exit code 75.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub wait: Option<std::time::Duration>,
-
-    #[command(flatten)]
-    pub adopt: AdoptArgs,
 }
 
 /// Flags of `skillsync demo`.

@@ -326,3 +326,33 @@ async fn rewriting_another_integrations_definition_is_a_conflict_until_adopted()
         .map(|d| d["description"].clone());
     assert_eq!(description, Some(serde_json::json!("Ours now")));
 }
+
+/// A definition `assign` creates is skillsync's like one `apply` creates. Before, `assign`
+/// did not remember it, and the next plan that took it away was refused as a takeover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_definition_assign_creates_is_skillsyncs_to_manage() {
+    let ws = workspace("ownership-assign");
+    let doc = skillsync_sim::generate(&GenerateOptions {
+        agents: 20,
+        locales: vec!["en-us".into()],
+        ..GenerateOptions::default()
+    });
+    write_hris_exact(&ws.0, &doc);
+    let profile = doc.profiles[0].id.clone();
+    let catalog_path = ws.0.join("hris/catalog.csv");
+    let catalog = std::fs::read_to_string(&catalog_path).unwrap();
+    std::fs::write(
+        &catalog_path,
+        format!("{catalog}Brand_New,skill,en-us,Brand_New,,{profile}\n"),
+    )
+    .unwrap();
+    let (base, _stop) = start_sim(doc).await;
+    write_config(&ws.0, &base);
+
+    let assign = run_unadopted(&ws.0, &["assign", "E00001", "Brand_New", "4"]).await;
+    assert_eq!(assign.status.code(), Some(0), "{}", text(&assign));
+    // The HRIS files do not give it: the plan takes it back, as skillsync's own.
+    let plan = run_unadopted(&ws.0, &["plan"]).await;
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    assert!(!text(&plan).contains("adopt"), "{}", text(&plan));
+}

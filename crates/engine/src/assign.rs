@@ -144,6 +144,18 @@ async fn assign_in_run(
             source: Box::new(source),
         })?;
     if ensured.created {
+        // Created here, so skillsync's to manage: later syncs need no `--adopt` for it.
+        journal
+            .journal
+            .remember_mappings(&[skillsync_store::Mapping {
+                code: entry.code.to_string(),
+                locale: entry.locale.to_string(),
+                kind: entry.kind.noun().to_string(),
+                definition_id: ensured.definition.id.to_string(),
+                seen_at: jiff::Timestamp::now(),
+            }])
+            .await
+            .map_err(Error::Journal)?;
         writer
             .record(vec![Entry {
                 target: WriteTarget::Definition,
