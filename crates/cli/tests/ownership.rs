@@ -101,6 +101,16 @@ async fn claiming_another_integrations_definition_is_a_conflict_until_adopted() 
         0,
         "refused before any write"
     );
+    // Journaled as refused for the takeover, not as a failure of the HRIS files.
+    let history = run_unadopted(&ws.0, &["history", "--output", "json"]).await;
+    let history: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    let last = &history["runs"][0];
+    assert_eq!(last["outcome"], "refused", "{last}");
+    let stopped = last["counts"]["stopped"].as_str().unwrap_or_default();
+    assert!(
+        stopped.contains("take over 1 definition(s)") && stopped.contains("--adopt"),
+        "{last}"
+    );
 
     let preview = run_unadopted(&ws.0, &["plan", "--adopt", CLAIMED]).await;
     assert_eq!(preview.status.code(), Some(2), "{}", text(&preview));

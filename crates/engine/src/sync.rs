@@ -113,6 +113,9 @@ pub enum SyncOutcome {
     OutsideWindow(String),
     /// The plan is blocked by these problems (with any warnings); nothing was written.
     Invalid(Vec<Problem>),
+    /// The plan would take over definitions skillsync neither created nor adopted (errors
+    /// naming them, with any warnings); nothing was written.
+    Takeover(Vec<Problem>),
     /// The tenant already matches the HRIS.
     NoChanges,
     /// A guard refused the plan before the first write.
@@ -281,6 +284,15 @@ fn ended(outcome: &SyncOutcome, requests: u64) -> (RunOutcome, RunCounts) {
                 )),
             )
         }
+        SyncOutcome::Takeover(problems) => {
+            let definitions = problems.iter().filter(|p| p.is_error()).count();
+            (
+                RunOutcome::Refused,
+                why(format!(
+                    "the plan would take over {definitions} definition(s) that skillsync neither created nor adopted (another integration's?); nothing written; adopt them with --adopt CODE"
+                )),
+            )
+        }
         SyncOutcome::Refused(refusal) => (RunOutcome::Refused, why(refusal.to_string())),
         SyncOutcome::Declined => (
             RunOutcome::Refused,
@@ -330,7 +342,10 @@ async fn read_plan_apply(
             Ok(adoptions) => plan.warnings.extend(adoptions),
             Err(mut conflicts) => {
                 conflicts.splice(0..0, plan.warnings.iter().cloned());
-                return Ok(SyncReport::ended_as(None, SyncOutcome::Invalid(conflicts)));
+                return Ok(SyncReport::ended_as(
+                    Some(plan),
+                    SyncOutcome::Takeover(conflicts),
+                ));
             }
         }
     }

@@ -101,8 +101,21 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     render(&report, &session, common)
 }
 
-/// Prints what the sync returned and picks the exit code.
+/// Prints what the sync returned and picks the exit code; a journal that failed to record the
+/// run's end is reported whatever the outcome.
 fn render(
+    report: &SyncReport,
+    session: &Session,
+    common: &crate::args::CommonArgs,
+) -> anyhow::Result<ExitCode> {
+    let code = render_outcome(report, session, common)?;
+    if let Some(error) = &report.journal_error {
+        eprintln!("error: {}", skillsync_engine::explain(error));
+    }
+    Ok(code)
+}
+
+fn render_outcome(
     report: &SyncReport,
     session: &Session,
     common: &crate::args::CommonArgs,
@@ -114,7 +127,7 @@ fn render(
     };
     let applied = match &report.outcome {
         SyncOutcome::OutsideWindow(why) => return refused(why.clone()),
-        SyncOutcome::Invalid(problems) => {
+        SyncOutcome::Invalid(problems) | SyncOutcome::Takeover(problems) => {
             return Ok(crate::cmd::validate::report_problems(common, problems));
         }
         SyncOutcome::Refused(refusal) => return refused(refusal.to_string()),
@@ -148,9 +161,6 @@ fn render(
                 outln!("{}", crate::output::api_calls(&session.api.counters()));
             }
         }
-    }
-    if let Some(error) = &report.journal_error {
-        eprintln!("error: {}", skillsync_engine::explain(error));
     }
     Ok(if report.interrupted() {
         exit::interrupted()
