@@ -72,10 +72,18 @@ impl LocalTenant {
             .with_context(|| format!("the simulator's {path} is not JSON"))
     }
 
-    /// Stops serving and waits for the server to finish.
     /// What the simulated other integration wrote, and how many of the assignments it last
-    /// wrote the tenant no longer holds (lost to a writer that did not merge).
+    /// wrote the tenant no longer holds (lost to a writer that did not merge). Pauses it first:
+    /// a write landing between reading its log and the tenant would count as a loss.
     pub async fn other_writer_losses(&self) -> anyhow::Result<OtherWriterLosses> {
+        // The simulator answers once no write cycle is in progress, so none follows.
+        self.http
+            .patch(format!("{}/sim/config", self.base))
+            .json(&serde_json::json!({ "otherWriter": 0.0 }))
+            .send()
+            .await?
+            .error_for_status()
+            .context("cannot pause the simulated other integration")?;
         let log = self.inspect("/sim/other-writer").await?;
         let state = self.inspect("/sim/state").await?;
         let users: std::collections::BTreeMap<&str, &Value> = state["users"]
@@ -102,6 +110,7 @@ impl LocalTenant {
         })
     }
 
+    /// Stops serving and waits for the server to finish.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

@@ -19,7 +19,8 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use parking_lot::Mutex;
 use rand::Rng;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-// Tokio's clock, so that tests can run the adaptation's minutes in paused time.
+// Tokio's clock for the adaptation's state (pauses, steps), so that tests can run its minutes
+// in paused time; governor's limiter keeps its own clock.
 use tokio::time::Instant;
 
 /// How often the rate may step back up after a 429.
@@ -102,15 +103,26 @@ impl Throttle {
             .await
             .expect("semaphore never closes");
         loop {
-            let pause = self.state.lock().paused_until;
-            match pause {
-                Some(until) if until > Instant::now() => tokio::time::sleep_until(until).await,
-                _ => break,
+            if let Some(until) = self.pause() {
+                tokio::time::sleep_until(until).await;
+                continue;
+            }
+            let limiter = self.limiter.lock().clone();
+            limiter.until_ready().await;
+            // A 429 may have paused everyone while this task waited for its cell of the old
+            // limiter: sending now would meet the tenant's empty bucket (another 429).
+            if self.pause().is_none() {
+                return permit;
             }
         }
-        let limiter = self.limiter.lock().clone();
-        limiter.until_ready().await;
-        permit
+    }
+
+    /// When the pause a 429 imposed ends, if it has not yet.
+    fn pause(&self) -> Option<Instant> {
+        self.state
+            .lock()
+            .paused_until
+            .filter(|until| *until > Instant::now())
     }
 
     /// A request succeeded: step the rate back up if it was lowered.
@@ -196,6 +208,32 @@ mod tests {
             5.0,
             "still at {} after {waited:?} without a 429",
             throttle.current_rate()
+        );
+    }
+
+    /// A task already waiting for its limiter cell when a 429 pauses everyone waits for the
+    /// pause too. It used to send as soon as the old limiter let it, into the tenant's empty
+    /// bucket. Real time: governor's limiter does not follow tokio's paused clock.
+    #[tokio::test]
+    async fn a_task_waiting_on_the_limiter_when_a_429_arrives_waits_for_the_pause() {
+        let throttle = Arc::new(Throttle::new(2.0, 2, 8));
+        drop(throttle.acquire().await);
+        let waiting = tokio::spawn({
+            let throttle = throttle.clone();
+            async move {
+                drop(throttle.acquire().await);
+                Instant::now()
+            }
+        });
+        // The single-threaded test runtime runs the task until it waits on the limiter.
+        tokio::task::yield_now().await;
+        throttle.on_throttled(Duration::from_secs(1));
+        let paused_until = throttle.state.lock().paused_until.unwrap();
+        let sent_at = waiting.await.unwrap();
+        assert!(
+            sent_at >= paused_until,
+            "sent {:?} before the pause ended",
+            paused_until - sent_at
         );
     }
 
