@@ -218,6 +218,35 @@ impl fmt::Display for Window {
 
 /// A wall-clock time in `tz`, with compatible disambiguation (the module documentation says
 /// why); `None` only beyond the range of representable instants.
+/// When a daily job at wall-clock `at` in `tz` next runs after `now`: the first such instant
+/// strictly after `now` that lies inside `window` when one is given (a day whose `at` a
+/// daylight-saving change moves out of the window is skipped, as the window itself skips
+/// such nights). `None` when no day of the coming week qualifies.
+pub fn next_daily(
+    at: Time,
+    now: Timestamp,
+    tz: &TimeZone,
+    window: Option<&Window>,
+) -> Option<Timestamp> {
+    let today = tz.to_datetime(now).date();
+    let mut date = today.yesterday().unwrap_or(today);
+    for _ in 0..DAYS_AHEAD + 2 {
+        if let Some(candidate) = resolve(tz, date.to_datetime(at)).map(|z| z.timestamp())
+            && candidate > now
+            && window.is_none_or(|w| w.contains(candidate, tz))
+        {
+            return Some(candidate);
+        }
+        date = date.tomorrow().ok()?;
+    }
+    None
+}
+
+/// Parses a wall-clock time of day, `"HH:MM"`.
+pub fn parse_time_of_day(text: &str) -> Result<Time, WindowError> {
+    parse_time(text)
+}
+
 fn resolve(tz: &TimeZone, datetime: DateTime) -> Option<ZonedDateTime> {
     tz.to_ambiguous_zoned_datetime(datetime).compatible().ok()
 }
@@ -501,5 +530,79 @@ mod tests {
                 prop_assert!(current.opens < next.opens);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod next_daily_tests {
+    use super::*;
+
+    fn berlin() -> TimeZone {
+        jiff::tz::db().get("Europe/Berlin").unwrap()
+    }
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn the_nightly_job_runs_at_its_time_inside_the_window_in_the_tenants_zone() {
+        let window = Window::parse("02:00-04:00").unwrap();
+        let time = parse_time_of_day("02:30").unwrap();
+        // 2026-06-01 12:00 UTC is 14:00 CEST: next is 02:30 CEST tomorrow = 00:30 UTC.
+        let next = next_daily(time, at("2026-06-01T12:00:00Z"), &berlin(), Some(&window));
+        assert_eq!(next, Some(at("2026-06-02T00:30:00Z")));
+        // Just before it: the same night.
+        let next = next_daily(time, at("2026-06-02T00:29:59Z"), &berlin(), Some(&window));
+        assert_eq!(next, Some(at("2026-06-02T00:30:00Z")));
+        // Exactly at it: the next night (strictly after now).
+        let next = next_daily(time, at("2026-06-02T00:30:00Z"), &berlin(), Some(&window));
+        assert_eq!(next, Some(at("2026-06-03T00:30:00Z")));
+    }
+
+    #[test]
+    fn a_window_across_midnight_runs_the_job_after_midnight() {
+        let window = Window::parse("22:00-02:00").unwrap();
+        let time = parse_time_of_day("01:00").unwrap();
+        let next = next_daily(
+            time,
+            at("2026-06-01T12:00:00Z"),
+            &TimeZone::UTC,
+            Some(&window),
+        );
+        assert_eq!(next, Some(at("2026-06-02T01:00:00Z")));
+    }
+
+    #[test]
+    fn daylight_saving_nights_move_the_job_as_the_window_moves() {
+        let window = Window::parse("02:00-04:00").unwrap();
+        let time = parse_time_of_day("02:30").unwrap();
+        // Spring forward: 02:30 never happens on 2026-03-29; compatible resolution gives
+        // 03:30 CEST (01:30 UTC), still inside the window (open 03:00-04:00 CEST that night).
+        let next = next_daily(time, at("2026-03-28T12:00:00Z"), &berlin(), Some(&window));
+        assert_eq!(next, Some(at("2026-03-29T01:30:00Z")));
+        // Fall back: the first pass of 02:30 (CEST, 00:30 UTC).
+        let next = next_daily(time, at("2026-10-24T12:00:00Z"), &berlin(), Some(&window));
+        assert_eq!(next, Some(at("2026-10-25T00:30:00Z")));
+    }
+
+    #[test]
+    fn without_a_window_the_job_runs_every_day_at_its_time() {
+        let time = parse_time_of_day("02:00").unwrap();
+        let next = next_daily(time, at("2026-06-01T12:00:00Z"), &TimeZone::UTC, None);
+        assert_eq!(next, Some(at("2026-06-02T02:00:00Z")));
+    }
+
+    #[test]
+    fn a_time_outside_the_window_never_runs() {
+        let window = Window::parse("02:00-04:00").unwrap();
+        let time = parse_time_of_day("05:00").unwrap();
+        let next = next_daily(
+            time,
+            at("2026-06-01T12:00:00Z"),
+            &TimeZone::UTC,
+            Some(&window),
+        );
+        assert_eq!(next, None);
     }
 }

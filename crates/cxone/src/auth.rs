@@ -245,6 +245,8 @@ impl Tokens {
             counters.token_fetch();
             counters.request("POST", "/oauth/token");
             let sent = http.post(self.url.clone()).form(&form).send().await;
+            let answered = sent.as_ref().map_or(0, |r| r.status().as_u16());
+            counters.response("POST", "/oauth/token", answered);
             let (wait, last) = match sent {
                 Ok(response) if response.status().is_success() => {
                     let issued = Instant::now();

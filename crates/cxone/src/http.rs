@@ -226,6 +226,8 @@ impl Http {
             };
             drop(permit);
             let latency_ms = sent_at.elapsed().as_millis() as u64;
+            let answered = outcome.as_ref().map_or(0, |(status, _, _)| status.as_u16());
+            self.counters.response(method, call.route, answered);
 
             let (status, headers, body) = match outcome {
                 Ok(answer) => answer,

@@ -10,6 +10,7 @@ use serde::Serialize;
 #[derive(Debug, Default)]
 pub struct Counters {
     requests: Mutex<BTreeMap<String, u64>>,
+    responses: Mutex<BTreeMap<(String, u16), u64>>,
     retries: AtomicU64,
     throttled: AtomicU64,
     token_fetches: AtomicU64,
@@ -22,6 +23,10 @@ pub struct Counters {
 pub struct CounterSnapshot {
     /// Requests sent, by `METHOD route-template` (every attempt counts).
     pub requests: BTreeMap<String, u64>,
+    /// Answers, by `METHOD route-template` and HTTP status; 0 for an attempt that got no
+    /// answer (a dropped connection, a timeout). For the service's metrics.
+    #[serde(skip)]
+    pub responses: BTreeMap<(String, u16), u64>,
     /// Attempts that were retries of an earlier attempt.
     pub retries: u64,
     /// 429 answers.
@@ -56,6 +61,13 @@ impl Counters {
             .entry(format!("{method} {route}"))
             .or_default() += 1;
     }
+    pub(crate) fn response(&self, method: &str, route: &str, status: u16) {
+        *self
+            .responses
+            .lock()
+            .entry((format!("{method} {route}"), status))
+            .or_default() += 1;
+    }
     pub(crate) fn retry(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
     }
@@ -73,6 +85,7 @@ impl Counters {
     pub fn snapshot(&self) -> CounterSnapshot {
         CounterSnapshot {
             requests: self.requests.lock().clone(),
+            responses: self.responses.lock().clone(),
             retries: self.retries.load(Ordering::Relaxed),
             throttled: self.throttled.load(Ordering::Relaxed),
             token_fetches: self.token_fetches.load(Ordering::Relaxed),

@@ -36,6 +36,8 @@ pub struct ApplyOptions {
     /// Users in the tenant (from the live read): the read-back pages through the listing when
     /// that is cheaper than reading each changed user.
     pub tenant_users: usize,
+    /// The lists written: a user re-planned after a conflict is written these only.
+    pub lists: crate::Lists,
 }
 
 static ADOPT_NOTHING: Adopt = Adopt::Nothing;
@@ -167,7 +169,12 @@ pub async fn apply(
         // A journal that cannot take the mapping will not take the writes either.
         writer.stop(StopReason::Journal(crate::explain(&error)));
     }
-    let rewrite = PlanRewrite::new(desired, &plan.resolution, options.allow_empty_skills);
+    let rewrite = PlanRewrite::new(
+        desired,
+        &plan.resolution,
+        options.allow_empty_skills,
+        options.lists,
+    );
     let bulk = plan.write_mode == WriteMode::Bulk;
     // Users with skill changes carry their proficiency changes in the same write: one request
     // instead of two. Users whose only change is to proficiencies go after every skill write.
@@ -253,15 +260,22 @@ struct PlanRewrite<'a> {
     resolution: &'a Resolution,
     agents: HashMap<&'a UserId, &'a Agent>,
     allow_empty_skills: bool,
+    lists: crate::Lists,
 }
 
 impl<'a> PlanRewrite<'a> {
-    fn new(desired: &'a Desired, resolution: &'a Resolution, allow_empty_skills: bool) -> Self {
+    fn new(
+        desired: &'a Desired,
+        resolution: &'a Resolution,
+        allow_empty_skills: bool,
+        lists: crate::Lists,
+    ) -> Self {
         PlanRewrite {
             desired,
             resolution,
             agents: desired.agents.values().map(|a| (&a.user_id, a)).collect(),
             allow_empty_skills,
+            lists,
         }
     }
 
@@ -287,13 +301,23 @@ impl<'a> PlanRewrite<'a> {
     }
 
     fn write_for(&self, user: &UserPlan) -> UserWrite {
+        let (skills, proficiencies) = match self.lists {
+            crate::Lists::Both => (true, true),
+            crate::Lists::Skills => (true, false),
+            crate::Lists::Proficiencies => (false, true),
+        };
         UserWrite {
             user_id: user.user_id.clone(),
             version: user.version,
-            skills: user.skills.as_ref().map(|l| self.materialize(&l.after)),
+            skills: user
+                .skills
+                .as_ref()
+                .filter(|_| skills)
+                .map(|l| self.materialize(&l.after)),
             proficiencies: user
                 .proficiencies
                 .as_ref()
+                .filter(|_| proficiencies)
                 .map(|l| self.materialize(&l.after)),
         }
     }
@@ -315,10 +339,24 @@ impl Rewrite for PlanRewrite<'_> {
             .plan_user(agent, wanted, &self.desired.catalog.kinds, live)
         {
             None => Rewritten::Current,
-            Some(user) if user.left_without_skills && !self.allow_empty_skills => Rewritten::Refused(
-                "would be left with no skills after re-reading; not written (pass --allow-empty-skills if intended)".into(),
-            ),
-            Some(user) => Rewritten::Write(self.write_for(&user)),
+            Some(user)
+                if user.left_without_skills
+                    && !self.allow_empty_skills
+                    && self.lists != crate::Lists::Proficiencies =>
+            {
+                Rewritten::Refused(
+                    "would be left with no skills after re-reading; not written (pass --allow-empty-skills if intended)".into(),
+                )
+            }
+            Some(user) => match self.write_for(&user) {
+                // What differs is in the list this run does not write.
+                UserWrite {
+                    skills: None,
+                    proficiencies: None,
+                    ..
+                } => Rewritten::Current,
+                write => Rewritten::Write(write),
+            },
         }
     }
 }

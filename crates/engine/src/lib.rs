@@ -27,7 +27,8 @@ pub use guard::{Refusal, RemovalLimit};
 pub use lease::LeaseOptions;
 pub use live::{LiveProgress, read_live};
 pub use sync::{
-    RunLabel, SyncHooks, SyncOptions, SyncOutcome, SyncReport, SyncWindow, run_counts, sync,
+    Lists, RunLabel, SyncHooks, SyncOptions, SyncOutcome, SyncReport, SyncScope, SyncWindow,
+    run_counts, sync,
 };
 pub use write::{
     FailureKind, Interrupt, JournalRun, Policy, StopReason, UserOutcome, WriteOptions, Written,

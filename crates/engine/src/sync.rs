@@ -11,13 +11,14 @@ use std::time::Instant;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use skillsync_core::{Adopt, Desired, Ownership, Plan, PlanOptions, Problem, Window};
+use skillsync_core::plan::WriteMode;
+use skillsync_core::{Adopt, Desired, Ownership, Plan, PlanOptions, Problem, UserId, Window};
 use skillsync_cxone::TenantApi;
 use skillsync_store::{Journal, RunCounts, RunId, RunOutcome};
 
 use crate::apply::{ApplyContext, ApplyOptions, ApplyReport, Progress, apply};
 use crate::guard::{Refusal, RemovalLimit};
-use crate::live::{LiveProgress, read_live};
+use crate::live::{LiveProgress, read_agents, read_live};
 use crate::write::{Interrupt, JournalRun, StopReason, WriteOptions};
 use crate::{Error, retirements};
 
@@ -43,6 +44,43 @@ impl SyncWindow {
     /// When the window open at `now` closes.
     pub fn closes(&self, now: Timestamp) -> Option<Timestamp> {
         Some(self.window.current(now, &self.zone)?.closes.timestamp())
+    }
+}
+
+/// Which of an agent's lists a sync writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lists {
+    /// Skills and proficiencies (a full sync; an agent's whole record).
+    #[default]
+    Both,
+    /// Skills only: the strict path, one `If-Match` update per agent, at once.
+    Skills,
+    /// Proficiencies only: the eventual path, in bulk.
+    Proficiencies,
+}
+
+/// Which agents a sync covers.
+#[derive(Debug, Clone, Default)]
+pub enum SyncScope {
+    /// Every agent of the HRIS, from one read of the whole tenant.
+    #[default]
+    Everyone,
+    /// These agents only (each read on its own), and of them only `lists`: the service's
+    /// event paths.
+    Agents {
+        /// The agents' tenant user ids.
+        users: Vec<UserId>,
+        /// The lists written.
+        lists: Lists,
+    },
+}
+
+impl SyncScope {
+    fn lists(&self) -> Lists {
+        match self {
+            SyncScope::Everyone => Lists::Both,
+            SyncScope::Agents { lists, .. } => *lists,
+        }
     }
 }
 
@@ -77,6 +115,8 @@ pub struct SyncOptions {
     /// What the run may take over of definitions the journal does not know as skillsync's;
     /// `None` does not check (a caller with no history to check against).
     pub adopt: Option<Adopt>,
+    /// Which agents and lists.
+    pub scope: SyncScope,
 }
 
 /// The caller's say in a sync: progress, the plan shown, the confirmation, a stop signal.
@@ -320,9 +360,15 @@ async fn read_plan_apply(
 ) -> Result<SyncReport, Error> {
     // Stamped before the read: its definitions listing is then no older than this.
     let live_read_at = Instant::now();
-    let live = read_live(api, hooks.reading)
-        .await
-        .map_err(|e| Error::ReadTenant(Box::new(e)))?;
+    let scoped;
+    let (desired, live) = match &options.scope {
+        SyncScope::Everyone => (desired, read_live(api, hooks.reading).await),
+        SyncScope::Agents { users, .. } => {
+            scoped = only_agents(desired, users);
+            (&scoped, read_agents(api, users).await)
+        }
+    };
+    let live = live.map_err(|e| Error::ReadTenant(Box::new(e)))?;
     let mut plan = match skillsync_core::plan(desired, &live, &options.plan) {
         Ok(mut plan) => {
             plan.warnings.splice(0..0, warnings.iter().cloned());
@@ -349,6 +395,11 @@ async fn read_plan_apply(
             }
         }
     }
+    only_lists(
+        &mut plan,
+        options.scope.lists(),
+        api.capabilities().max_bulk_entries.is_some(),
+    );
     (hooks.planned)(&plan);
     if plan.is_empty() {
         return Ok(SyncReport::ended_as(Some(plan), SyncOutcome::NoChanges));
@@ -394,6 +445,7 @@ async fn read_plan_apply(
         allow_empty_skills: options.allow_empty_skills,
         live_read_at: Some(live_read_at),
         tenant_users: live.users.len(),
+        lists: options.scope.lists(),
     };
     // Unchecked ownership (benches) manages every definition the catalog resolves, as before
     // ownership was checked.
@@ -417,6 +469,53 @@ async fn read_plan_apply(
         Some(plan),
         SyncOutcome::Applied(report),
     ))
+}
+
+/// The desired state of these users' agents only.
+fn only_agents(desired: &Desired, users: &[UserId]) -> Desired {
+    let users: std::collections::HashSet<&UserId> = users.iter().collect();
+    let agents: std::collections::BTreeMap<_, _> = desired
+        .agents
+        .iter()
+        .filter(|(_, a)| users.contains(&a.user_id))
+        .map(|(e, a)| (e.clone(), a.clone()))
+        .collect();
+    Desired {
+        assignments: desired
+            .assignments
+            .iter()
+            .filter(|(e, _)| agents.contains_key(*e))
+            .map(|(e, w)| (e.clone(), w.clone()))
+            .collect(),
+        agents,
+        ..desired.clone()
+    }
+}
+
+/// Keeps only the changes to `lists`. Skills go by one `If-Match` update per agent (each is
+/// routing, and waits for nothing); proficiencies in bulk where the dialect has it (they only
+/// feed reporting).
+fn only_lists(plan: &mut Plan, lists: Lists, bulk: bool) {
+    match lists {
+        Lists::Both => return,
+        Lists::Skills => {
+            for user in &mut plan.users {
+                user.proficiencies = None;
+            }
+            plan.write_mode = WriteMode::Single;
+        }
+        Lists::Proficiencies => {
+            for user in &mut plan.users {
+                user.skills = None;
+                user.left_without_skills = false;
+            }
+            if bulk {
+                plan.write_mode = WriteMode::Bulk;
+            }
+        }
+    }
+    plan.users
+        .retain(|u| u.skills.is_some() || u.proficiencies.is_some());
 }
 
 fn outside(options: &SyncOptions) -> Option<String> {

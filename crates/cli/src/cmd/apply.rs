@@ -45,6 +45,7 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         allow_empty_skills: args.allow_empty_skills,
         write: config.write_options(),
         window: if args.now { None } else { config.sync_window() },
+        scope: skillsync_engine::SyncScope::Everyone,
         adopt: Some(Adopt::from_args(&args.adopt.adopt)),
     };
     let interrupt = std::sync::Arc::new(Interrupt::new());

@@ -329,6 +329,7 @@ pub(super) fn sync_options(session: &Session) -> skillsync_engine::SyncOptions {
         write: config.write_options(),
         window: None,
         // The benchmark's tenant is generated for it: nobody else's to protect.
+        scope: skillsync_engine::SyncScope::Everyone,
         adopt: None,
     }
 }
