@@ -80,6 +80,21 @@ struct ConfigFile {
     source: SourceSection,
     #[serde(default)]
     store: StoreSection,
+    #[serde(default)]
+    serve: ServeSection,
+}
+
+/// `[serve]`: the long-running service (`skillsync serve`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServeSection {
+    listen: Option<String>,
+    webhook_secret: Option<SecretSource>,
+    proficiency_flush: Option<String>,
+    full_sync_at: Option<String>,
+    replay_window: Option<String>,
+    max_body_bytes: Option<usize>,
+    max_queued: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,6 +179,25 @@ struct StoreSection {
     lease_ttl: Option<String>,
 }
 
+/// `[serve]`, resolved.
+#[derive(Debug, Clone)]
+pub struct Serve {
+    /// Where the HTTP surface listens (loopback unless told otherwise).
+    pub listen: std::net::SocketAddr,
+    /// The HMAC key HRIS events are signed with.
+    pub webhook_secret: SecretSource,
+    /// How long proficiency events wait to be written together.
+    pub proficiency_flush: Duration,
+    /// When the nightly full sync runs, wall-clock in the tenant's time zone.
+    pub full_sync_at: jiff::civil::Time,
+    /// How far a request's signed timestamp may be from the service's clock.
+    pub replay_window: Duration,
+    /// The largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Events waiting beyond this: new ones are answered 429.
+    pub max_queued: u64,
+}
+
 /// A removal threshold: a count, or a share of the owned assignments.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum MaxRemovals {
@@ -221,6 +255,8 @@ pub struct Config {
     pub lease_ttl: Duration,
     /// `[store] password`, put into the URL only when connecting.
     pub store_password: Option<SecretSource>,
+    /// `[serve]`.
+    pub serve: Serve,
     /// What is allowed but unwise (a secret written into the file), for the caller to say.
     pub warnings: Vec<Problem>,
     /// Where each key is in the file, for problems found after loading.
@@ -428,13 +464,115 @@ impl Config {
                 "write the tenant's https:// URL (token_url may be left out: it defaults to api_base/oauth/token)",
             );
         }
+        let serve_section = file.serve;
+        let mut duration = |key: &str, text: Option<&str>, default: Duration| match text
+            .map(humantime::parse_duration)
+        {
+            None => default,
+            Some(Ok(d)) if !d.is_zero() => d,
+            Some(Ok(_)) => {
+                problem(
+                    key,
+                    "must be longer than zero".into(),
+                    "write a duration such as 30s",
+                );
+                default
+            }
+            Some(Err(e)) => {
+                problem(
+                    key,
+                    format!("`{}`: {e}", text.unwrap_or_default()),
+                    "write a duration such as 30s or 5m",
+                );
+                default
+            }
+        };
+        let proficiency_flush = duration(
+            "serve.proficiency_flush",
+            serve_section.proficiency_flush.as_deref(),
+            Duration::from_secs(30),
+        );
+        let replay_window = duration(
+            "serve.replay_window",
+            serve_section.replay_window.as_deref(),
+            Duration::from_secs(300),
+        );
+        let listen = match serve_section.listen.as_deref() {
+            None => std::net::SocketAddr::from(([127, 0, 0, 1], 8787)),
+            Some(text) => match text.parse() {
+                Ok(address) => address,
+                Err(_) => {
+                    problem(
+                        "serve.listen",
+                        format!("`{text}` is not an address and port"),
+                        "write IP:PORT, e.g. \"127.0.0.1:8787\" (0.0.0.0:8787 listens on every interface)",
+                    );
+                    std::net::SocketAddr::from(([127, 0, 0, 1], 8787))
+                }
+            },
+        };
+        let full_sync_at = match serve_section.full_sync_at.as_deref() {
+            None => window.map_or(jiff::civil::time(2, 0, 0, 0), |w| w.opens()),
+            Some(text) => match skillsync_core::window::parse_time_of_day(text) {
+                Ok(at) => {
+                    if let Some(w) = &window
+                        && !time_in_window(at, w)
+                    {
+                        problem(
+                            "serve.full_sync_at",
+                            format!(
+                                "{text} is outside [sync] window {}-{}",
+                                w.opens().strftime("%H:%M"),
+                                w.closes().strftime("%H:%M")
+                            ),
+                            "pick a time inside the window (the full sync may only write there), or leave full_sync_at out to start when the window opens",
+                        );
+                    }
+                    at
+                }
+                Err(e) => {
+                    problem(
+                        "serve.full_sync_at",
+                        e.to_string(),
+                        "write HH:MM in the tenant's timezone, e.g. \"02:30\"",
+                    );
+                    jiff::civil::time(2, 0, 0, 0)
+                }
+            },
+        };
+        let max_body_bytes = serve_section.max_body_bytes.unwrap_or(1 << 20);
+        if max_body_bytes < 1024 {
+            problem(
+                "serve.max_body_bytes",
+                format!("{max_body_bytes} bytes is too small for one event"),
+                "leave it out (1 MiB) or give at least 1024",
+            );
+        }
+        let max_queued = serve_section.max_queued.unwrap_or(100_000);
+        if max_queued == 0 {
+            problem("serve.max_queued", "must be at least 1".into(), "");
+        }
         if !problems.is_empty() {
             return Err(problems);
         }
+        let serve = Serve {
+            listen,
+            webhook_secret: serve_section
+                .webhook_secret
+                .unwrap_or_else(|| SecretSource::Env {
+                    env: "SKILLSYNC_WEBHOOK_SECRET".into(),
+                }),
+            proficiency_flush,
+            full_sync_at,
+            replay_window,
+            max_body_bytes,
+            max_queued,
+        };
         let mut warnings = Vec::new();
         for (key, source) in [
             ("tenant.client_secret", Some(&tenant.client_secret)),
             ("store.password", file.store.password.as_ref()),
+            ("serve.webhook_secret", Some(&serve.webhook_secret)),
         ] {
             if let Some(SecretSource::Literal(_)) = source {
                 let warning = Problem::warning(
@@ -479,6 +617,7 @@ impl Config {
                 assignments: at(&file.source.assignments),
             },
             lease_ttl,
+            serve,
             store_password: file.store.password,
             store_url: file
                 .store
@@ -769,6 +908,16 @@ impl Config {
             bulk_batch_size: self.bulk_batch_size,
             bulk_available,
         }
+    }
+}
+
+/// Whether wall-clock `at` falls inside the window's span of the day (ignoring
+/// daylight-saving nights, which the schedule handles).
+fn time_in_window(at: jiff::civil::Time, window: &Window) -> bool {
+    if window.crosses_midnight() {
+        at >= window.opens() || at < window.closes()
+    } else {
+        at >= window.opens() && at < window.closes()
     }
 }
 

@@ -181,6 +181,8 @@ pub struct SyncReport {
     pub settles_at: Option<Timestamp>,
     /// The journal failed to record the run's end: the report stands, the journal is short.
     pub journal_error: Option<Error>,
+    /// Users of a scoped sync the tenant does not have (the plan skipped their agents).
+    pub absent: Vec<UserId>,
 }
 
 impl SyncReport {
@@ -191,6 +193,7 @@ impl SyncReport {
             run: None,
             settles_at: None,
             journal_error: None,
+            absent: Vec::new(),
         }
     }
 
@@ -369,7 +372,46 @@ async fn read_plan_apply(
         }
     };
     let live = live.map_err(|e| Error::ReadTenant(Box::new(e)))?;
-    let mut plan = match skillsync_core::plan(desired, &live, &options.plan) {
+    let absent: Vec<UserId> = match &options.scope {
+        SyncScope::Everyone => Vec::new(),
+        SyncScope::Agents { users, .. } => {
+            let read: std::collections::HashSet<&UserId> =
+                live.users.iter().map(|u| &u.user_id).collect();
+            users
+                .iter()
+                .filter(|u| !read.contains(u))
+                .cloned()
+                .collect()
+        }
+    };
+    let mut report = plan_and_apply(
+        api,
+        journal,
+        (desired, warnings),
+        (&live, live_read_at),
+        options,
+        hooks,
+        run,
+        lease,
+    )
+    .await?;
+    report.absent = absent;
+    Ok(report)
+}
+
+/// Plan, check, write, read back, once the tenant is read.
+#[allow(clippy::too_many_arguments)]
+async fn plan_and_apply(
+    api: &dyn TenantApi,
+    journal: &dyn Journal,
+    (desired, warnings): (&Desired, &[Problem]),
+    (live, live_read_at): (&skillsync_core::Live, Instant),
+    options: &SyncOptions,
+    hooks: &SyncHooks<'_>,
+    run: RunId,
+    lease: Option<&crate::lease::HeldLease<'_>>,
+) -> Result<SyncReport, Error> {
+    let mut plan = match skillsync_core::plan(desired, live, &options.plan) {
         Ok(mut plan) => {
             plan.warnings.splice(0..0, warnings.iter().cloned());
             plan
