@@ -17,11 +17,15 @@
 //! several hosts working on the same tenants. [`open`] picks one from the `[store] url`
 //! setting. Both keep the same columns in the same text forms, decoded by one module.
 //!
+//! The same store keeps the queue of HRIS events `skillsync serve` receives (see [`EventQueue`],
+//! opened by [`open_events`]), next to the runs that apply them.
+//!
 //! This is the only crate that knows SQL. Calls are short: SQLite's run on the caller's thread,
 //! PostgreSQL's on a small connection pool (which needs a tokio runtime).
 #![deny(missing_docs)]
 
 mod error;
+mod events;
 mod postgres;
 mod row;
 mod sqlite;
@@ -32,6 +36,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 pub use error::{InvalidValue, StoreError};
+pub use events::{
+    EventLane, EventOutcome, EventQueue, EventQueueStats, EventRecord, EventState, NewEvent,
+};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -571,12 +578,44 @@ pub trait Journal: Send + Sync {
 /// Anything else is [`StoreError::InvalidUrl`]. Error messages never repeat a password the
 /// URL may carry.
 pub async fn open(url: &str) -> Result<Box<dyn Journal>, StoreError> {
+    Ok(match locate(url)? {
+        Location::Postgres(url) => Box::new(PostgresStore::open(url).await?),
+        Location::Memory => Box::new(SqliteStore::in_memory()?),
+        Location::File(path) => Box::new(SqliteStore::open(path)?),
+    })
+}
+
+/// Opens the HRIS event queue at `url`, the same URLs as [`open`] takes, creating the database
+/// and bringing its schema up to date as [`open`] does. The queue has a connection (SQLite,
+/// committing with `synchronous=FULL` so that a stored event survives a power loss) or a pool
+/// (PostgreSQL) of its own, apart from the journal's. `sqlite::memory:` is a private queue,
+/// gone when dropped.
+pub async fn open_events(url: &str) -> Result<Box<dyn EventQueue>, StoreError> {
+    Ok(match locate(url)? {
+        Location::Postgres(url) => Box::new(PostgresStore::open(url).await?),
+        Location::Memory => Box::new(SqliteStore::in_memory()?),
+        Location::File(path) => Box::new(SqliteStore::open_durable(path)?),
+    })
+}
+
+/// Where a store URL points.
+enum Location<'a> {
+    /// A PostgreSQL URL, trimmed.
+    Postgres(&'a str),
+    /// A private SQLite database in memory.
+    Memory,
+    /// A SQLite file.
+    File(&'a std::path::Path),
+}
+
+/// Where `url` points, or why it cannot be understood.
+fn locate(url: &str) -> Result<Location<'_>, StoreError> {
     let trimmed = url.trim();
     if is_postgres(trimmed) {
-        return Ok(Box::new(PostgresStore::open(trimmed).await?));
+        return Ok(Location::Postgres(trimmed));
     }
     if trimmed == "sqlite::memory:" || trimmed == "sqlite://:memory:" {
-        return Ok(Box::new(SqliteStore::in_memory()?));
+        return Ok(Location::Memory);
     }
     let path = trimmed
         .strip_prefix("sqlite://")
@@ -591,7 +630,7 @@ pub async fn open(url: &str) -> Result<Box<dyn Journal>, StoreError> {
             reason: "the path is empty; write e.g. sqlite://skillsync.db".into(),
         });
     }
-    Ok(Box::new(SqliteStore::open(std::path::Path::new(path))?))
+    Ok(Location::File(std::path::Path::new(path)))
 }
 
 /// Opens the journal at `url` only if it already exists: `None` for an SQLite file that is not
@@ -697,6 +736,8 @@ mod tests {
             let err = open(url).await.err().expect(url);
             assert!(matches!(err, StoreError::InvalidUrl { .. }), "{url}: {err}");
             assert!(err.to_string().contains("[store] url"), "{err}");
+            let err = open_events(url).await.err().expect(url);
+            assert!(matches!(err, StoreError::InvalidUrl { .. }), "{url}: {err}");
         }
     }
 

@@ -6,7 +6,8 @@
 //!   the URL's `connect_timeout` (5 s if it names none), so an unreachable server is an error,
 //!   not a hang.
 //! - **Schema**: refinery migrations embedded from `migrations/postgres`, numbered like
-//!   SQLite's; version 1 is the SQLite schema at its version 4. Tables and refinery's history
+//!   SQLite's; version 1 is the SQLite schema at its version 4, version 2 adds the event queue
+//!   as SQLite's version 5 does. Tables and refinery's history
 //!   (`skillsync_schema_history`, a name of its own so another refinery user's table in the
 //!   same schema is never taken for ours) go to the first schema of the connection's `search_path`, which
 //!   the URL sets as libpq does: `?options=-c%20search_path%3Dmyschema`. [`PostgresStore::open`]
@@ -25,6 +26,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use jiff::Timestamp;
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
+
+mod events;
 
 use crate::error::TxError;
 use crate::row::{
@@ -92,6 +95,10 @@ impl Columns for tokio_postgres::Row {
     }
 
     fn int(&self, index: usize) -> Result<i64, Self::Error> {
+        self.try_get(index)
+    }
+
+    fn opt_int(&self, index: usize) -> Result<Option<i64>, Self::Error> {
         self.try_get(index)
     }
 }

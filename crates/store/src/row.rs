@@ -23,8 +23,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{
-    InvalidValue, Lease, LeaseHolder, Mapping, Retirement, RetirementMode, RunCounts, RunId,
-    RunOutcome, RunSummary, Snapshot, StoreError, WriteRecord, WriteStatus, WriteTarget,
+    EventLane, EventQueueStats, EventRecord, EventState, InvalidValue, Lease, LeaseHolder, Mapping,
+    Retirement, RetirementMode, RunCounts, RunId, RunOutcome, RunSummary, Snapshot, StoreError,
+    WriteRecord, WriteStatus, WriteTarget,
 };
 
 /// The columns of a [`RunSummary`], with the write count and settle time computed.
@@ -69,12 +70,47 @@ pub(crate) const RETIREMENT_UPSERT: &str = "INSERT INTO retirements
 /// The columns of a [`Lease`] but its key.
 pub(crate) const LEASE_COLUMNS: &str = "fence, host, pid, command, acquired_at, expires_at";
 
+/// The columns of an [`EventRecord`], unqualified (the claim's `RETURNING` lists them too).
+pub(crate) const EVENT_COLUMNS: &str = "id, lane, employee_id, occurred_at, received_at, body, \
+     state, reason, run_id, settled_at, attempts";
+
+/// The order events are claimed and overlaid in: when they happened, ties broken by arrival
+/// and then id so that every process sees the same order.
+pub(crate) const EVENT_ORDER: &str = "occurred_at, received_at, id";
+
+/// The events `tail` (a `WHERE`/`ORDER BY`/`LIMIT` below) selects. The tails are shared by
+/// both backends, their placeholders numbered in order of first appearance as
+/// [`RETIREMENT_UPSERT`] explains.
+pub(crate) fn event_select(tail: &str) -> String {
+    format!("SELECT {EVENT_COLUMNS} FROM events {tail}")
+}
+
+/// One event by id.
+pub(crate) const EVENT_BY_ID: &str = "WHERE id = $1";
+
+/// Applied events after a time, for the overlay.
+pub(crate) fn applied_since_tail() -> String {
+    format!("WHERE state = 'applied' AND occurred_at > $1 ORDER BY {EVENT_ORDER}")
+}
+
+/// The newest received events, of any state.
+pub(crate) const RECENT_TAIL: &str = "ORDER BY received_at DESC, id DESC LIMIT $1";
+
+/// The newest received events in one state.
+pub(crate) const RECENT_IN_STATE_TAIL: &str =
+    "WHERE state = $1 ORDER BY received_at DESC, id DESC LIMIT $2";
+
+/// Per state: how many events, and when the oldest of them was received.
+pub(crate) const EVENT_STATS: &str =
+    "SELECT state, COUNT(*), MIN(received_at) FROM events GROUP BY state";
+
 /// How a backend reads one column of its row type; the error is the driver's own.
 pub(crate) trait Columns {
     type Error;
     fn text(&self, index: usize) -> Result<String, Self::Error>;
     fn opt_text(&self, index: usize) -> Result<Option<String>, Self::Error>;
     fn int(&self, index: usize) -> Result<i64, Self::Error>;
+    fn opt_int(&self, index: usize) -> Result<Option<i64>, Self::Error>;
 }
 
 /// A timestamp as stored: UTC, nine fractional digits, so text order is time order.
@@ -433,4 +469,92 @@ impl RawLease {
             expires_at: timestamp(journal, "leases.expires_at", &self.expires_at)?,
         })
     }
+}
+
+/// A row of [`EVENT_COLUMNS`].
+pub(crate) struct RawEvent {
+    id: String,
+    lane: String,
+    employee_id: String,
+    occurred_at: String,
+    received_at: String,
+    body: String,
+    state: String,
+    reason: Option<String>,
+    run: Option<i64>,
+    settled_at: Option<String>,
+    attempts: i64,
+}
+
+impl RawEvent {
+    pub(crate) fn read<R: Columns + ?Sized>(row: &R) -> Result<Self, R::Error> {
+        Ok(RawEvent {
+            id: row.text(0)?,
+            lane: row.text(1)?,
+            employee_id: row.text(2)?,
+            occurred_at: row.text(3)?,
+            received_at: row.text(4)?,
+            body: row.text(5)?,
+            state: row.text(6)?,
+            reason: row.opt_text(7)?,
+            run: row.opt_int(8)?,
+            settled_at: row.opt_text(9)?,
+            attempts: row.int(10)?,
+        })
+    }
+
+    pub(crate) fn decode(self, journal: &str) -> Result<EventRecord, StoreError> {
+        Ok(EventRecord {
+            lane: EventLane::parse(&self.lane).ok_or_else(|| {
+                unexpected(
+                    journal,
+                    "events.lane",
+                    &self.lane,
+                    "skills or proficiencies",
+                )
+            })?,
+            state: event_state(journal, &self.state)?,
+            occurred_at: timestamp(journal, "events.occurred_at", &self.occurred_at)?,
+            received_at: timestamp(journal, "events.received_at", &self.received_at)?,
+            settled_at: opt_timestamp(journal, "events.settled_at", self.settled_at)?,
+            id: self.id,
+            employee_id: self.employee_id,
+            body: self.body,
+            reason: self.reason,
+            run: self.run.map(RunId),
+            attempts: u32::try_from(self.attempts).unwrap_or(u32::MAX),
+        })
+    }
+}
+
+fn event_state(journal: &str, text: &str) -> Result<EventState, StoreError> {
+    EventState::parse(text).ok_or_else(|| {
+        unexpected(
+            journal,
+            "events.state",
+            text,
+            "queued, applied, rejected or superseded",
+        )
+    })
+}
+
+/// The rows of [`EVENT_STATS`]: (state, count, oldest `received_at`), added up.
+pub(crate) fn event_stats(
+    journal: &str,
+    rows: Vec<(String, i64, Option<String>)>,
+) -> Result<EventQueueStats, StoreError> {
+    let mut stats = EventQueueStats::default();
+    for (state, count, oldest) in rows {
+        let count = u64::try_from(count).unwrap_or(0);
+        match event_state(journal, &state)? {
+            EventState::Queued => {
+                stats.queued = count;
+                stats.oldest_queued = opt_timestamp(journal, "events.received_at", oldest)?;
+            }
+            EventState::Applied => stats.applied = count,
+            EventState::Rejected => stats.rejected = count,
+            EventState::Superseded => stats.superseded = count,
+        }
+    }
+    Ok(stats)
 }

@@ -2,9 +2,11 @@
 //!
 //! One connection behind a mutex; WAL mode with `synchronous=NORMAL` (a committed write
 //! survives a killed process; only a power loss can take back the last commits, never corrupt
-//! the file); a busy timeout so that two skillsync processes sharing a file wait for each other
-//! instead of failing. Every write is an `IMMEDIATE` transaction, so a writer takes the lock up
-//! front and never fails half-way on an upgrade.
+//! the file), or `FULL` for the event queue's own connection (an event acknowledged to the HRIS
+//! must survive a power loss too; see [`SqliteStore::open_durable`]); a busy timeout so that
+//! two skillsync processes sharing a file wait for each other instead of failing. Every write
+//! is an `IMMEDIATE` transaction, so a writer takes the lock up front and never fails half-way
+//! on an upgrade.
 //!
 //! The schema is built by numbered migrations; the number applied is kept in the `user_version`
 //! pragma. To change the schema, append to [`MIGRATIONS`]; never edit one that has shipped.
@@ -23,6 +25,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+mod events;
 
 use crate::row::{
     self, Columns, LEASE_COLUMNS, MAPPINGS_SELECT, RETIREMENTS_SELECT, RUN_SELECT, RawLease,
@@ -144,6 +148,32 @@ const MIGRATIONS: &[&str] = &[
      ) WITHOUT ROWID;
      ALTER TABLE runs ADD COLUMN lease_key TEXT;
      ALTER TABLE runs ADD COLUMN fence INTEGER;",
+    // 5: the queue of HRIS events `serve` receives (see `crate::events`). A settled event has
+    // left the queue for good, so it holds no claim; an unsettled one has no settle time. The
+    // indexes serve claiming (queued events of a lane in order), the overlay (applied events
+    // after a time) and the status page (the newest received).
+    "CREATE TABLE events (
+         id            TEXT NOT NULL PRIMARY KEY,
+         lane          TEXT NOT NULL CHECK (lane IN ('skills', 'proficiencies')),
+         employee_id   TEXT NOT NULL,
+         occurred_at   TEXT NOT NULL,
+         received_at   TEXT NOT NULL,
+         body          TEXT NOT NULL,
+         state         TEXT NOT NULL
+                       CHECK (state IN ('queued', 'applied', 'rejected', 'superseded')),
+         reason        TEXT,
+         run_id        INTEGER REFERENCES runs (id),
+         settled_at    TEXT,
+         attempts      INTEGER NOT NULL DEFAULT 0,
+         claimed_by    TEXT,
+         claimed_until TEXT,
+         CHECK ((state = 'queued') = (settled_at IS NULL)),
+         CHECK ((claimed_by IS NULL) = (claimed_until IS NULL)),
+         CHECK (state = 'queued' OR claimed_by IS NULL)
+     );
+     CREATE INDEX events_to_claim ON events (state, lane, occurred_at, received_at, id);
+     CREATE INDEX events_by_occurrence ON events (state, occurred_at, received_at, id);
+     CREATE INDEX events_by_arrival ON events (received_at, id);",
 ];
 
 /// The journal in a SQLite database file (or in memory).
@@ -151,6 +181,9 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// The path as given, for messages.
     path: String,
+    /// Whether the connection commits with `synchronous=FULL` (the event queue's) rather than
+    /// the journal's `NORMAL`.
+    durable: bool,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -175,6 +208,10 @@ impl Columns for rusqlite::Row<'_> {
     fn int(&self, index: usize) -> rusqlite::Result<i64> {
         self.get(index)
     }
+
+    fn opt_int(&self, index: usize) -> rusqlite::Result<Option<i64>> {
+        self.get(index)
+    }
 }
 
 impl SqliteStore {
@@ -183,16 +220,32 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let shown = path.display().to_string();
         let conn = Connection::open(path).map_err(open_err(&shown, "open the file"))?;
-        Self::setup(conn, shown, true)
+        Self::setup(conn, shown, true, false)
+    }
+
+    /// Opens the store at `path` as [`open`](Self::open) does, on a connection that commits
+    /// with `synchronous=FULL`: every commit reaches the disk before it returns, so an event
+    /// acknowledged to the HRIS survives a power loss. For the event queue, none of whose commits
+    /// (an event acknowledged, an event settled) may be taken back; the journal keeps the
+    /// cheaper `NORMAL`.
+    pub fn open_durable(path: &Path) -> Result<Self, StoreError> {
+        let shown = path.display().to_string();
+        let conn = Connection::open(path).map_err(open_err(&shown, "open the file"))?;
+        Self::setup(conn, shown, true, true)
     }
 
     /// A private journal in memory, gone when dropped; for tests and demos.
     pub fn in_memory() -> Result<Self, StoreError> {
         let conn = Connection::open_in_memory().map_err(open_err(":memory:", "open it"))?;
-        Self::setup(conn, ":memory:".into(), false)
+        Self::setup(conn, ":memory:".into(), false, false)
     }
 
-    fn setup(mut conn: Connection, path: String, file: bool) -> Result<Self, StoreError> {
+    fn setup(
+        mut conn: Connection,
+        path: String,
+        file: bool,
+        durable: bool,
+    ) -> Result<Self, StoreError> {
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(open_err(&path, "set busy_timeout"))?;
         if file {
@@ -202,14 +255,20 @@ impl SqliteStore {
                 .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
                 .map_err(open_err(&path, "set journal_mode=WAL"))?;
         }
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(open_err(&path, "set synchronous=NORMAL"))?;
+        if durable {
+            conn.pragma_update(None, "synchronous", "FULL")
+                .map_err(open_err(&path, "set synchronous=FULL"))?;
+        } else {
+            conn.pragma_update(None, "synchronous", "NORMAL")
+                .map_err(open_err(&path, "set synchronous=NORMAL"))?;
+        }
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(open_err(&path, "enable foreign keys"))?;
         migrate(&mut conn, &path)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path,
+            durable,
         })
     }
 
@@ -401,6 +460,17 @@ fn migrate_in_transaction(
 
 type TxError = crate::error::TxError<rusqlite::Error>;
 
+/// Runs `f` in one `IMMEDIATE` transaction on `conn`, committing if it succeeds.
+fn transact<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, TxError>,
+) -> Result<T, TxError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let value = f(&tx)?;
+    tx.commit()?;
+    Ok(value)
+}
+
 impl SqliteStore {
     /// Runs `f` in one `IMMEDIATE` transaction, committing if it succeeds.
     fn write_tx<T>(
@@ -409,16 +479,14 @@ impl SqliteStore {
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, TxError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.conn.lock();
-        let result = (|| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let value = f(&tx)?;
-            tx.commit()?;
-            Ok(value)
-        })();
-        result.map_err(|e| match e {
+        transact(&mut conn, f).map_err(|e| self.tx_err(action, e))
+    }
+
+    fn tx_err(&self, action: &str, e: TxError) -> StoreError {
+        match e {
             TxError::Sql(e) => self.query_err(action)(e),
             TxError::Store(e) => e,
-        })
+        }
     }
 
     fn unknown_run(&self, run: i64) -> TxError {
@@ -806,6 +874,7 @@ mod tests {
         let store = SqliteStore {
             conn: Mutex::new(conn),
             path: ":memory:".into(),
+            durable: false,
         };
         let kept = store.writes(RunId(1)).await.unwrap();
         assert_eq!(kept.len(), 1);
@@ -871,6 +940,7 @@ mod tests {
         SqliteStore {
             conn: Mutex::new(conn),
             path: ":memory:".into(),
+            durable: false,
         }
     }
 

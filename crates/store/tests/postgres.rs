@@ -174,6 +174,7 @@ async fn migrations_run_once_in_the_urls_schema() {
     assert_eq!(
         schema.tables().await,
         [
+            "events",
             "leases",
             "mappings",
             "retirements",
@@ -194,7 +195,7 @@ async fn migrations_run_once_in_the_urls_schema() {
         )
         .await
         .unwrap();
-    assert_eq!((history.get::<_, i64>(0), history.get::<_, i32>(1)), (1, 1));
+    assert_eq!((history.get::<_, i64>(0), history.get::<_, i32>(1)), (2, 2));
 }
 
 /// Read-only commands never create a journal: in a schema without one, `open_existing` finds
@@ -247,7 +248,7 @@ async fn a_newer_schema_is_refused() {
         .execute(
             &format!(
                 "INSERT INTO {}.skillsync_schema_history (version, name, applied_on, checksum)
-                 VALUES (2, 'from_the_future', '2030-01-01T00:00:00Z', '1')",
+                 VALUES (3, 'from_the_future', '2030-01-01T00:00:00Z', '1')",
                 schema.name()
             ),
             &[],
@@ -259,8 +260,8 @@ async fn a_newer_schema_is_refused() {
         matches!(
             err,
             StoreError::TooNew {
-                found: 2,
-                known: 1,
+                found: 3,
+                known: 2,
                 ..
             }
         ),

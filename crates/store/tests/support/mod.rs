@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use skillsync_store::Journal;
+use skillsync_store::{EventQueue, Journal};
 
 /// The variable naming the PostgreSQL server to test against.
 pub const DATABASE_URL: &str = "SKILLSYNC_TEST_DATABASE_URL";
@@ -183,6 +183,14 @@ impl Backend {
         skillsync_store::open(&self.url())
             .await
             .unwrap_or_else(|e| panic!("{}: cannot open the journal: {e:?}", self.name()))
+    }
+
+    /// A new handle on this case's event queue (a connection, or pool, of its own), creating
+    /// the store the first time, as a restarted `serve` process does.
+    pub async fn open_events(&self) -> Box<dyn EventQueue> {
+        skillsync_store::open_events(&self.url())
+            .await
+            .unwrap_or_else(|e| panic!("{}: cannot open the event queue: {e:?}", self.name()))
     }
 }
 
