@@ -66,6 +66,21 @@ pub enum Command {
     /// interrupted), writes, and when their changes settle in the routing cache.
     History(HistoryArgs),
 
+    /// Run as the middleware: the nightly full sync, HRIS events over HTTP, metrics.
+    ///
+    /// One process that syncs the whole tenant at [serve] full_sync_at inside [sync] window (in
+    /// the tenant's timezone), takes signed HRIS events on POST /v1/events (a skill change is
+    /// written to that agent at once; proficiency changes are gathered and written in bulk every
+    /// [serve] proficiency_flush), and answers GET /healthz, /readyz, /metrics (Prometheus) and
+    /// /v1/events/{id}. Events are acknowledged (202) only once stored in the journal's
+    /// database, so none is lost if the process dies; several processes may share one
+    /// PostgreSQL journal. Events are signed with HMAC-SHA256 over "<timestamp>.<body>" with
+    /// the secret in [serve] webhook_secret (default: env SKILLSYNC_WEBHOOK_SECRET); see the
+    /// README for a curl example. SIGTERM stops intake (503), lets writes in flight finish,
+    /// releases the lease and exits 0.
+    #[command(verbatim_doc_comment)]
+    Serve(ServeArgs),
+
     /// Run the whole job against a simulated tenant, with nothing to configure.
     ///
     /// Starts a simulator in this process (2,000 agents in three locales, mild faults, another
@@ -397,6 +412,38 @@ pub struct RetireArgs {
     /// this long (e.g. 5m) for it instead of refusing at once with exit code 75.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub wait: Option<std::time::Duration>,
+}
+
+/// Flags of `skillsync serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The configuration file (SPEC section 3); `[serve]` holds the service's settings.
+    #[arg(
+        long,
+        short = 'c',
+        env = "SKILLSYNC_CONFIG",
+        default_value = "skillsync.toml",
+        value_name = "FILE"
+    )]
+    pub config: PathBuf,
+
+    /// Address to listen on, overriding [serve] listen (default 127.0.0.1:8787; port 0 picks
+    /// a free port, printed on the first line).
+    #[arg(long, value_name = "IP:PORT")]
+    pub listen: Option<SocketAddr>,
+
+    /// Log lines as readable text, or as one JSON object per line for log pipelines.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+}
+
+/// How `serve` writes its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Flags of `skillsync demo`.

@@ -1034,7 +1034,7 @@ fn line_and_column(text: &str, offset: usize) -> (u64, u64) {
 }
 
 /// This machine's name, for whoever meets a lease this process holds.
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|name| name.trim().to_string())

@@ -11,6 +11,7 @@ mod config;
 mod inputs;
 mod local_tenant;
 mod output;
+mod serve;
 mod terminal;
 
 use std::process::ExitCode;
@@ -22,7 +23,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => return usage(&error),
     };
-    init_tracing(cli.verbose);
+    let log_format = match &cli.command {
+        args::Command::Serve(serve) => Some(serve.log_format),
+        _ => None,
+    };
+    init_tracing(cli.verbose, log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -46,6 +51,7 @@ fn main() -> ExitCode {
             args::Command::Drift(common) => cmd::drift::run(&common).await,
             args::Command::Verify(verify_args) => cmd::verify::run(&verify_args).await,
             args::Command::Bench(bench_args) => cmd::bench::run(&bench_args).await,
+            args::Command::Serve(serve_args) => serve::run(&serve_args).await,
         }
     });
     match result {
@@ -70,18 +76,27 @@ fn usage(error: &clap::Error) -> ExitCode {
     }
 }
 
-/// Diagnostics go to stderr; `-v` shows request traces, `RUST_LOG` overrides.
-fn init_tracing(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
+/// Diagnostics go to stderr; `-v` shows request traces, `RUST_LOG` overrides. The service
+/// (`log_format` given) logs what it does at info by default, as text or JSON lines.
+fn init_tracing(verbose: u8, log_format: Option<args::LogFormat>) {
+    let default = match (verbose, log_format) {
+        (0, None) => "warn",
+        (0, Some(_)) | (1, _) => "info",
+        (2, _) => "debug",
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if log_format == Some(args::LogFormat::Json) {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init();
+    } else {
+        builder.init();
+    }
 }

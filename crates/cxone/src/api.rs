@@ -185,6 +185,10 @@ pub trait TenantApi: Send + Sync {
     /// Requests, retries, 429s and token fetches so far.
     fn counters(&self) -> CounterSnapshot;
 
+    /// Has a token ready, fetching one if none is cached: whether the tenant's token endpoint
+    /// answers and takes the credentials (a service's readiness).
+    async fn token_ready(&self) -> Result<()>;
+
     /// Definitions of one kind, page by page.
     fn definitions(&self, kind: Kind, query: DefinitionQuery) -> BoxStream<'_, Result<Definition>>;
 

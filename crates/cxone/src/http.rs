@@ -134,6 +134,14 @@ pub(crate) struct Http {
 }
 
 impl Http {
+    /// A token, from the cache or fetched now.
+    pub(crate) async fn token_ready(&self) -> Result<()> {
+        self.tokens
+            .current(&self.client, &self.counters)
+            .await
+            .map(|_| ())
+    }
+
     pub(crate) fn new(settings: &Settings) -> Result<Http> {
         let (base, token_url) = settings.validate()?;
         // Rustls needs a process-wide crypto provider; ring is the one this workspace builds.

@@ -149,6 +149,10 @@ impl TenantApi for RoutingApi {
         self.http.counters.snapshot()
     }
 
+    async fn token_ready(&self) -> Result<()> {
+        self.http.token_ready().await
+    }
+
     fn definitions(&self, kind: Kind, query: DefinitionQuery) -> BoxStream<'_, Result<Definition>> {
         let mut filters = Vec::new();
         if let Some(name) = query.name {

@@ -45,6 +45,10 @@ impl TenantApi for UsersApi {
         self.routing.counters()
     }
 
+    async fn token_ready(&self) -> Result<()> {
+        self.routing.token_ready().await
+    }
+
     fn definitions(&self, kind: Kind, query: DefinitionQuery) -> BoxStream<'_, Result<Definition>> {
         self.routing.definitions(kind, query)
     }

@@ -249,6 +249,42 @@ pub async fn sync(
     .await
 }
 
+/// The front door for a caller whose desired state depends on what other holders of the
+/// lease did (the service: events another process applied). `prepare` runs once the lease is
+/// held, before the tenant is read, and gives the desired state and its warnings; `settle`
+/// runs with the report while the lease is still held, so what it records (events applied)
+/// is seen by the next holder's `prepare`.
+pub async fn sync_prepared(
+    api: &dyn TenantApi,
+    journal: &dyn Journal,
+    options: &SyncOptions,
+    hooks: &SyncHooks<'_>,
+    prepare: impl AsyncFnOnce() -> Result<(Desired, Vec<Problem>), Error>,
+    settle: impl AsyncFnOnce(&SyncReport) -> Result<(), Error>,
+) -> Result<SyncReport, Error> {
+    if let Some(why) = outside(options) {
+        return Ok(SyncReport::ended_as(None, SyncOutcome::OutsideWindow(why)));
+    }
+    let requests_before = api.counters().total_requests();
+    crate::lease::holding(journal, &options.run, hooks.interrupt, async |lease| {
+        let (desired, warnings) = prepare().await?;
+        let report = under_lease(
+            api,
+            journal,
+            &desired,
+            &warnings,
+            options,
+            hooks,
+            requests_before,
+            lease,
+        )
+        .await?;
+        settle(&report).await?;
+        Ok(report)
+    })
+    .await
+}
+
 /// The sync once the lease (if any) is held. The run is journaled from here, not from its
 /// first write: one killed while it reads the tenant or waits at the prompt still shows in
 /// `history` (as interrupted), and one that ends without writing says why.

@@ -1,0 +1,225 @@
+//! `skillsync serve`: the middleware the first source document describes, as one process.
+//!
+//! - `http.rs`: the HTTP surface (SPEC §4): events in, their fate out, health, metrics.
+//! - `signature.rs`: the webhook's HMAC signature and replay window.
+//! - `intake.rs`: events stored durably before the 202, many requests per transaction.
+//! - `lanes.rs`: the two paths: skills written at once, one agent at a time; proficiencies
+//!   gathered and written in bulk. Both go through the engine's front door (lease, journal,
+//!   ownership check, read-back).
+//! - `desired.rs`: the desired state: the HRIS files, reloaded when they change, with the
+//!   events newer than them laid over.
+//! - `schedule.rs`: the nightly full sync inside the window.
+//! - `metrics.rs`: the Prometheus text.
+//!
+//! Several processes may share one PostgreSQL journal: events are claimed (each by one
+//! process), and only the holder of the tenant's lease writes to it.
+
+mod desired;
+mod http;
+mod intake;
+mod lanes;
+mod metrics;
+mod schedule;
+pub mod signature;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use skillsync_cxone::{Secret, TenantApi};
+use skillsync_engine::Interrupt;
+use skillsync_store::{EventQueue, Journal};
+use tokio::sync::Notify;
+
+use crate::args::ServeArgs;
+use crate::config::Config;
+
+/// How long a shutdown waits for writes in flight before exiting anyway (their events stay
+/// queued and are taken up again).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Everything the service's tasks share.
+pub(crate) struct Service {
+    pub config: Config,
+    pub webhook_secret: Secret,
+    pub api: Arc<dyn TenantApi>,
+    pub journal: Box<dyn Journal>,
+    pub queue: Box<dyn EventQueue>,
+    pub desired: desired::DesiredSource,
+    pub intake: intake::Intake,
+    pub metrics: metrics::Metrics,
+    /// This process, as the claimer of events: host, pid and a random part (two processes
+    /// on one host, or one restarted with the same pid, are never confused).
+    pub claimer: String,
+    /// Raised on SIGTERM: intake answers 503, the lanes start no new write.
+    pub stopping: AtomicBool,
+    /// The engine's stop signal for writes in flight.
+    pub interrupt: Arc<Interrupt>,
+    /// Wakes the skill lane (an event was stored).
+    pub wake_skills: Notify,
+    /// Wakes the proficiency lane early (enough agents are waiting).
+    pub wake_proficiencies: Notify,
+    /// Wakes everything that waits, on shutdown.
+    pub stopped: Notify,
+    pub status: parking_lot::Mutex<Status>,
+}
+
+/// What the service is doing, for logs, metrics and the status page.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Status {
+    /// When the last full sync ended successfully.
+    pub last_full_sync: Option<jiff::Timestamp>,
+    /// When the next one is due.
+    pub next_full_sync: Option<jiff::Timestamp>,
+    /// Owned assignments the last full read found different from the HRIS.
+    pub drift: Option<u64>,
+    /// Whether this process held the tenant's lease at its last attempt.
+    pub lease_held: bool,
+}
+
+impl Service {
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Waits `pause`, or less if the service stops.
+    pub async fn pause(&self, pause: Duration) {
+        if self.is_stopping() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = self.stopped.notified() => {}
+        }
+    }
+}
+
+/// Runs the service until SIGTERM or Ctrl-C.
+pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let common = crate::args::CommonArgs {
+        config: args.config.clone(),
+        output: crate::output::OutputFormat::Human,
+        color: crate::output::ColorChoice::Never,
+        summary: false,
+    };
+    let config = match Config::load(&args.config) {
+        Ok(config) => config,
+        Err(problems) => return Ok(crate::cmd::validate::report_problems(&common, &problems)),
+    };
+    let webhook_secret = match config.secret("serve.webhook_secret", &config.serve.webhook_secret)
+    {
+        Ok(secret) => secret,
+        Err(problem) => {
+            return Ok(crate::cmd::validate::report_problems(&common, &[problem]));
+        }
+    };
+    let settings = match config.client_settings() {
+        Ok(settings) => settings,
+        Err(problems) => return Ok(crate::cmd::validate::report_problems(&common, &problems)),
+    };
+    let desired = match desired::DesiredSource::load(&config).await {
+        Ok(desired) => desired,
+        Err(problems) => return Ok(crate::cmd::validate::report_problems(&common, &problems)),
+    };
+    let api = skillsync_cxone::connect(&settings).context("cannot set up the tenant client")?;
+    let journal = config.journal().await?;
+    let queue = skillsync_store::open_events(&config.store_connect_url()?)
+        .await
+        .with_context(|| format!("cannot open the event queue ({})", config.store_shown()))?;
+    let listen = args.listen.unwrap_or(config.serve.listen);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let address = listener.local_addr()?;
+    let service = Arc::new_cyclic(|_| Service {
+        claimer: format!(
+            "{}:{}:{}",
+            crate::config::host_name(),
+            std::process::id(),
+            &uuid_part()
+        ),
+        intake: intake::Intake::new(),
+        metrics: metrics::Metrics::default(),
+        webhook_secret,
+        api,
+        journal,
+        queue,
+        desired,
+        stopping: AtomicBool::new(false),
+        interrupt: Arc::new(Interrupt::new()),
+        wake_skills: Notify::new(),
+        wake_proficiencies: Notify::new(),
+        stopped: Notify::new(),
+        status: parking_lot::Mutex::new(Status::default()),
+        config,
+    });
+    // The first line says where it listens (port 0 picks one), like `skillsync sim`.
+    crate::outln!("skillsync serve listening on http://{address}");
+    tracing::info!(%address, store = %service.config.store_shown(), tenant = %service.config.tenant.api_base, "serving");
+
+    let intake_task = tokio::spawn(intake::run(service.clone()));
+    let skills = tokio::spawn(lanes::run(service.clone(), skillsync_store::EventLane::Skills));
+    let proficiencies = tokio::spawn(lanes::run(
+        service.clone(),
+        skillsync_store::EventLane::Proficiencies,
+    ));
+    let schedule = tokio::spawn(schedule::run(service.clone()));
+    let server = tokio::spawn(http::serve(service.clone(), listener));
+
+    wait_for_signal().await;
+    tracing::info!("stopping: intake closed, writes in flight finish");
+    service.stopping.store(true, Ordering::SeqCst);
+    service.interrupt.raise();
+    service.stopped.notify_waiters();
+    service.wake_skills.notify_waiters();
+    service.wake_proficiencies.notify_waiters();
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        let _ = tokio::join!(skills, proficiencies, schedule);
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            grace_secs = SHUTDOWN_GRACE.as_secs(),
+            "writes still in flight after the grace period; their events stay queued"
+        );
+    }
+    if let Err(error) = service.queue.release_claims(&service.claimer).await {
+        tracing::warn!(error = %error, "could not release this process's claims; they expire on their own");
+    }
+    server.abort();
+    intake_task.abort();
+    tracing::info!("stopped");
+    Ok(crate::output::exit::ok())
+}
+
+/// A part that tells apart two processes with one pid (a restart in a fresh container).
+fn uuid_part() -> String {
+    format!(
+        "{:08x}",
+        (jiff::Timestamp::now().as_nanosecond() as u64 as u32) ^ std::process::id()
+    )
+}
+
+/// SIGTERM (systemd, Kubernetes) or Ctrl-C.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async {
+                match term.as_mut() {
+                    Some(term) => { term.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
