@@ -8,6 +8,7 @@
 pub mod desired;
 pub mod dialect;
 pub mod domain;
+pub mod events;
 pub mod hris;
 pub mod ownership;
 pub mod plan;
@@ -23,6 +24,10 @@ pub use dialect::{DialectCarries, refuse_uncarried, uncarried, uncarried_assignm
 pub use domain::{
     Assignment, Definition, DefinitionId, Kind, Level, LevelError, Locale, LocaleError,
     UserAssignments, UserId, Version,
+};
+pub use events::{
+    Change, Event, EventId, EventProblem, Lane, MAX_EVENTS_PER_REQUEST, apply_event, check_event,
+    overlay, parse_events,
 };
 pub use hris::{Columns, Loaded, Source, read_desired};
 pub use ownership::{Adopt, Ownership, check_takeovers};

@@ -19,8 +19,8 @@ mod assignments;
 mod catalog;
 mod fx;
 mod input;
-mod rules;
-mod suggestions;
+pub(crate) mod rules;
+pub(crate) mod suggestions;
 mod table;
 #[cfg(test)]
 mod test_support;

@@ -5,23 +5,24 @@
 use std::io::Read;
 
 use super::table::Table;
+use crate::domain::{Locale, LocaleError};
 use crate::problem::Problems;
 
 /// Longest code, employee id, user id or routing profile id, in characters.
-pub(super) const MAX_ID: usize = 128;
+pub(crate) const MAX_ID: usize = 128;
 /// Longest definition name, in characters.
 pub(super) const MAX_NAME: usize = 200;
 /// Longest definition description, in characters.
 pub(super) const MAX_DESCRIPTION: usize = 1000;
 /// Longest locale tag: BCP 47 tags in practical use are at most 35 characters.
-pub(super) const MAX_LOCALE: usize = 35;
+pub(crate) const MAX_LOCALE: usize = 35;
 /// Longest `kind`, `level` or `active` value worth reading: anything longer is wrong anyway,
 /// and is refused before it is echoed in a message.
-pub(super) const MAX_WORD: usize = 32;
+pub(crate) const MAX_WORD: usize = 32;
 
 /// What a field holds, and so which rules it follows.
 #[derive(Clone, Copy)]
-pub(super) enum Rule {
+pub(crate) enum Rule {
     /// A tenant id (`user_id`, `routing_profile_id`): ASCII letters, digits, `.`, `_`, `:` and
     /// `-`, starting with a letter or digit, at most [`MAX_ID`] characters. UUIDs and the
     /// ids people use in tests (`u-1`) fit; a path (`../x`) or a URL does not.
@@ -40,6 +41,18 @@ pub(super) enum Rule {
 /// A value starting with one would run when a report or export of it is opened.
 const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 
+/// Why a value breaks its field's rule: the kind of problem (for the per-kind summary), what
+/// is wrong and what to do. Shared by the CSV readers and the HRIS event parser, so a value is
+/// judged and explained the same way wherever it comes from.
+pub(crate) struct Refusal {
+    /// The problem kind, as [`Problems::push`] counts it.
+    pub(crate) kind: &'static str,
+    /// What is wrong.
+    pub(crate) message: String,
+    /// What to do about it.
+    pub(crate) hint: String,
+}
+
 /// Checks column `k` of the current row against `rule`, pushing a problem at the field when it
 /// breaks it. True when the value is fine (an empty value is: emptiness is the reader's call).
 pub(super) fn check<R: Read>(
@@ -53,7 +66,17 @@ pub(super) fn check<R: Read>(
     if value.is_empty() {
         return true;
     }
-    let field = table.columns[k].name;
+    match refusal(table.columns[k].name, value, rule) {
+        None => true,
+        Some(r) => {
+            problems.push(r.kind, table.error(line, k, r.message).hint(r.hint));
+            false
+        }
+    }
+}
+
+/// Why a non-empty `value` of the field named `field` breaks `rule`, if it does.
+pub(crate) fn refusal(field: &str, value: &str, rule: Rule) -> Option<Refusal> {
     let max = match rule {
         Rule::Id => MAX_ID,
         Rule::Text(max) | Rule::Word(max) => max,
@@ -62,60 +85,36 @@ pub(super) fn check<R: Read>(
     // Counting stops one past the limit: a megabyte value costs no more than a short one.
     if value.chars().nth(max).is_some() {
         let long = value.chars().count();
-        problems.push(
-            "values too long",
-            table
-                .error(
-                    line,
-                    k,
-                    format!("{field} is {long} characters long, more than the {max} allowed"),
-                )
-                .hint(format!(
-                    "shorten it to at most {max} characters (it starts `{}`)",
-                    excerpt(value)
-                )),
-        );
-        return false;
+        return Some(Refusal {
+            kind: "values too long",
+            message: format!("{field} is {long} characters long, more than the {max} allowed"),
+            hint: format!(
+                "shorten it to at most {max} characters (it starts `{}`)",
+                excerpt(value)
+            ),
+        });
     }
     match rule {
-        Rule::Word(_) => true,
-        Rule::Id => id_ok(table, line, k, value, problems),
-        Rule::Text(_) | Rule::Description => text_ok(
-            table,
-            line,
-            k,
-            value,
-            matches!(rule, Rule::Description),
-            problems,
-        ),
+        Rule::Word(_) => None,
+        Rule::Id => id_refusal(field, value),
+        Rule::Text(_) | Rule::Description => {
+            text_refusal(field, value, matches!(rule, Rule::Description))
+        }
     }
 }
 
-fn id_ok<R: Read>(
-    table: &Table<R>,
-    line: u64,
-    k: usize,
-    value: &str,
-    problems: &mut Problems,
-) -> bool {
+fn id_refusal(field: &str, value: &str) -> Option<Refusal> {
     if is_id(value) {
-        return true;
+        return None;
     }
-    let field = table.columns[k].name;
-    problems.push(
-        "values that are not ids",
-        table
-            .error(
-                line,
-                k,
-                format!("{field} `{}` is not an id", excerpt(value)),
-            )
-            .hint(format!(
-                "give the tenant's id (such as a UUID): letters, digits, `.`, `_`, `:` or `-`, \
-                 starting with a letter or digit, at most {MAX_ID} characters"
-            )),
-    );
-    false
+    Some(Refusal {
+        kind: "values that are not ids",
+        message: format!("{field} `{}` is not an id", excerpt(value)),
+        hint: format!(
+            "give the tenant's id (such as a UUID): letters, digits, `.`, `_`, `:` or `-`, \
+             starting with a letter or digit, at most {MAX_ID} characters"
+        ),
+    })
 }
 
 /// `[A-Za-z0-9][A-Za-z0-9._:-]*` (the length is checked before).
@@ -125,59 +124,89 @@ pub(super) fn is_id(value: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
-fn text_ok<R: Read>(
-    table: &Table<R>,
-    line: u64,
-    k: usize,
-    value: &str,
-    multiline: bool,
-    problems: &mut Problems,
-) -> bool {
-    let field = table.columns[k].name;
+fn text_refusal(field: &str, value: &str, multiline: bool) -> Option<Refusal> {
     if let Some(first) = value.chars().next().filter(|c| FORMULA_START.contains(c)) {
-        problems.push(
-            "values that start like a formula",
-            table
-                .error(
-                    line,
-                    k,
-                    format!(
-                        "{field} `{}` starts with {}, which a spreadsheet runs as a formula",
-                        excerpt(value),
-                        shown(first)
-                    ),
-                )
-                .hint(format!(
-                    "remove the leading {}: values starting with =, +, -, @, a tab or a carriage \
-                     return are refused so that reports and exports cannot carry formulas",
-                    shown(first)
-                )),
-        );
-        return false;
+        return Some(Refusal {
+            kind: "values that start like a formula",
+            message: format!(
+                "{field} `{}` starts with {}, which a spreadsheet runs as a formula",
+                excerpt(value),
+                shown(first)
+            ),
+            hint: format!(
+                "remove the leading {}: values starting with =, +, -, @, a tab or a carriage \
+                 return are refused so that reports and exports cannot carry formulas",
+                // Only event values can start with these: the CSV readers trim them.
+                match first {
+                    '\t' => "tab".to_string(),
+                    '\r' => "carriage return".to_string(),
+                    c => shown(c),
+                }
+            ),
+        });
     }
     let allowed = |c: char| multiline && matches!(c, '\t' | '\n' | '\r');
-    if let Some(c) = value.chars().find(|&c| c.is_control() && !allowed(c)) {
-        let hint = if multiline {
-            "remove it; tabs and line breaks are the only control characters a description may hold"
-        } else {
-            "remove it: this field is one line of text"
-        };
-        problems.push(
-            "values with control characters",
-            table
-                .error(
-                    line,
-                    k,
-                    format!(
-                        "{field} contains the control character U+{:04X}",
-                        u32::from(c)
-                    ),
-                )
-                .hint(hint),
-        );
-        return false;
-    }
-    true
+    let c = value.chars().find(|&c| c.is_control() && !allowed(c))?;
+    let hint = if multiline {
+        "remove it; tabs and line breaks are the only control characters a description may hold"
+    } else {
+        "remove it: this field is one line of text"
+    };
+    Some(Refusal {
+        kind: "values with control characters",
+        message: format!(
+            "{field} contains the control character U+{:04X}",
+            u32::from(c)
+        ),
+        hint: hint.to_string(),
+    })
+}
+
+/// What is wrong with a locale tag `Locale::parse` refused, and what to write instead (the
+/// message and the hint).
+pub(crate) fn locale_refusal(tag: &str, e: &LocaleError) -> (String, String) {
+    let suggestion = locale_suggestion(tag);
+    let hint = match (e, &suggestion) {
+        (LocaleError::NotLowercase(_), Some(fixed)) => {
+            format!("write `{fixed}`: locales are compared exactly, in lower case")
+        }
+        (_, Some(fixed)) => {
+            format!("write `{fixed}`: a lowercase language-region tag joined by `-`")
+        }
+        (LocaleError::Malformed(_), None) if tag.is_empty() => {
+            "give a lowercase locale tag such as en-us or de-de".to_string()
+        }
+        _ => "use a lowercase language-region tag such as en-us, en-gb or de-de".to_string(),
+    };
+    let message = match (e, &suggestion) {
+        _ if tag.is_empty() => "locale is empty".to_string(),
+        // Lowercasing alone would not make it a tag (`en_US`): the domain's "write `en_us`"
+        // would send the user to another invalid value.
+        (LocaleError::NotLowercase(_), None) => {
+            format!(
+                "`{}` is not a locale tag such as en-us or de-de",
+                excerpt(tag)
+            )
+        }
+        (LocaleError::NotLowercase(_), Some(fixed)) => format!(
+            "locale `{}` must be lowercase (write `{fixed}`)",
+            excerpt(tag)
+        ),
+        (LocaleError::Malformed(_), _) => {
+            format!(
+                "`{}` is not a locale tag such as en-us or de-de",
+                excerpt(tag)
+            )
+        }
+    };
+    (message, hint)
+}
+
+/// The locale tag someone most likely meant: lower case, `_` written `-` (`en_US` → `en-us`),
+/// if that is a valid tag.
+fn locale_suggestion(tag: &str) -> Option<String> {
+    let fixed = tag.to_ascii_lowercase().replace('_', "-");
+    (fixed != tag && Locale::parse(&fixed).is_ok()).then_some(fixed)
 }
 
 /// A character as a message shows it: printable ones in backticks, the rest by name.
@@ -190,7 +219,7 @@ fn shown(c: char) -> String {
 }
 
 /// The start of a value, for messages: a hostile value is never copied whole into one.
-pub(super) fn excerpt(value: &str) -> String {
+pub(crate) fn excerpt(value: &str) -> String {
     const SHOWN: usize = 40;
     let mut chars = value.char_indices();
     match chars.nth(SHOWN) {

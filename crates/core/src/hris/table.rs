@@ -8,7 +8,7 @@ use csv::{ByteRecord, StringRecord};
 
 use super::fx::FxMap;
 use super::input::{Column, Input, map_header};
-use super::rules::excerpt;
+use super::rules::locale_refusal;
 use super::{Columns, Source};
 use crate::domain::{Locale, LocaleError};
 use crate::problem::{Problem, Problems};
@@ -263,48 +263,8 @@ pub(super) fn locale_problem<R: Read>(
     tag: &str,
     e: &LocaleError,
 ) -> Problem {
-    let suggestion = locale_suggestion(tag);
-    let hint = match (e, &suggestion) {
-        (LocaleError::NotLowercase(_), Some(fixed)) => {
-            format!("write `{fixed}`: locales are compared exactly, in lower case")
-        }
-        (_, Some(fixed)) => {
-            format!("write `{fixed}`: a lowercase language-region tag joined by `-`")
-        }
-        (LocaleError::Malformed(_), None) if tag.is_empty() => {
-            "give a lowercase locale tag such as en-us or de-de".to_string()
-        }
-        _ => "use a lowercase language-region tag such as en-us, en-gb or de-de".to_string(),
-    };
-    let message = match (e, &suggestion) {
-        _ if tag.is_empty() => "locale is empty".to_string(),
-        // Lowercasing alone would not make it a tag (`en_US`): the domain's "write `en_us`"
-        // would send the user to another invalid value.
-        (LocaleError::NotLowercase(_), None) => {
-            format!(
-                "`{}` is not a locale tag such as en-us or de-de",
-                excerpt(tag)
-            )
-        }
-        (LocaleError::NotLowercase(_), Some(fixed)) => format!(
-            "locale `{}` must be lowercase (write `{fixed}`)",
-            excerpt(tag)
-        ),
-        (LocaleError::Malformed(_), _) => {
-            format!(
-                "`{}` is not a locale tag such as en-us or de-de",
-                excerpt(tag)
-            )
-        }
-    };
+    let (message, hint) = locale_refusal(tag, e);
     table.error(line, k, message).hint(hint)
-}
-
-/// The locale tag someone most likely meant: lower case, `_` written `-` (`en_US` → `en-us`),
-/// if that is a valid tag.
-fn locale_suggestion(tag: &str) -> Option<String> {
-    let fixed = tag.to_ascii_lowercase().replace('_', "-");
-    (fixed != tag && Locale::parse(&fixed).is_ok()).then_some(fixed)
 }
 
 pub(super) fn list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
