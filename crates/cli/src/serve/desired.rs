@@ -29,8 +29,6 @@ pub struct Current {
     pub desired: Desired,
     /// The files' warnings.
     pub warnings: Arc<Vec<Problem>>,
-    /// When the files were exported.
-    pub exported_at: Timestamp,
 }
 
 pub struct DesiredSource {
@@ -94,11 +92,14 @@ impl DesiredSource {
         &self,
         journal: &dyn skillsync_store::Journal,
         queue: &dyn EventQueue,
-    ) -> anyhow::Result<Current> {
+    ) -> Result<Current, skillsync_engine::Error> {
         let files = self.files().await;
         let mut desired = (*files.desired).clone();
         desired.retired = skillsync_engine::retirements(journal).await?;
-        let applied = queue.applied_events_since(files.exported_at).await?;
+        let applied = queue
+            .applied_events_since(files.exported_at)
+            .await
+            .map_err(skillsync_engine::Error::Journal)?;
         let events: Vec<Event> = applied
             .iter()
             .filter_map(|record| stored_event(&record.body))
@@ -107,7 +108,6 @@ impl DesiredSource {
         Ok(Current {
             desired,
             warnings: files.warnings.clone(),
-            exported_at: files.exported_at,
         })
     }
 }

@@ -156,30 +156,32 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         config,
     });
     // The first line says where it listens (port 0 picks one), like `skillsync sim`.
-    crate::outln!("skillsync serve listening on http://{address}");
+    crate::output::outln!("skillsync serve listening on http://{address}");
     tracing::info!(%address, store = %service.config.store_shown(), tenant = %service.config.tenant.api_base, "serving");
 
     let intake_task = tokio::spawn(intake::run(service.clone()));
-    let skills = tokio::spawn(lanes::run(service.clone(), skillsync_store::EventLane::Skills));
-    let proficiencies = tokio::spawn(lanes::run(
-        service.clone(),
-        skillsync_store::EventLane::Proficiencies,
-    ));
-    let schedule = tokio::spawn(schedule::run(service.clone()));
     let server = tokio::spawn(http::serve(service.clone(), listener));
-
-    wait_for_signal().await;
+    // The lanes and the schedule run on this task (the engine's runs borrow across awaits in
+    // ways a spawned task cannot); the engine spreads its own requests over the runtime.
+    let work = async {
+        tokio::join!(
+            lanes::run(service.clone(), skillsync_store::EventLane::Skills),
+            lanes::run(service.clone(), skillsync_store::EventLane::Proficiencies),
+            schedule::run(service.clone()),
+        )
+    };
+    tokio::pin!(work);
+    tokio::select! {
+        _ = wait_for_signal() => {}
+        _ = &mut work => {}
+    }
     tracing::info!("stopping: intake closed, writes in flight finish");
     service.stopping.store(true, Ordering::SeqCst);
     service.interrupt.raise();
     service.stopped.notify_waiters();
     service.wake_skills.notify_waiters();
     service.wake_proficiencies.notify_waiters();
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        let _ = tokio::join!(skills, proficiencies, schedule);
-    })
-    .await;
-    if drained.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, &mut work).await.is_err() {
         tracing::warn!(
             grace_secs = SHUTDOWN_GRACE.as_secs(),
             "writes still in flight after the grace period; their events stay queued"

@@ -1,0 +1,215 @@
+//! The service's HTTP surface (SPEC §4). Bound to loopback unless `[serve] listen` says
+//! otherwise; bodies are capped (413); events are refused while stopping (503) and when the
+//! queue is full (429 with `Retry-After`).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use skillsync_store::NewEvent;
+
+use super::Service;
+use super::signature::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+
+/// Seconds a client is asked to wait when the queue is full or the service stopping.
+const RETRY_AFTER_SECS: u64 = 5;
+
+/// Serves until the task is aborted.
+pub async fn serve(service: Arc<Service>, listener: tokio::net::TcpListener) {
+    let max_body = service.config.serve.max_body_bytes;
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/events", post(post_events))
+        .route("/v1/events/{id}", get(get_event))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(service);
+    if let Err(error) = axum::serve(listener, app).await {
+        tracing::error!(error = %error, "the HTTP server stopped");
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": message.into() }))).into_response()
+}
+
+async fn healthz() -> Response {
+    (StatusCode::OK, "ok\n").into_response()
+}
+
+/// Ready when the store answers and a token can be had from the tenant.
+async fn readyz(State(service): State<Arc<Service>>) -> Response {
+    let store = service.queue.event_stats().await;
+    let token = service.api.token_ready().await;
+    match (store, token) {
+        (Ok(_), Ok(())) => (StatusCode::OK, "ready\n").into_response(),
+        (store, token) => {
+            let mut why = Vec::new();
+            if let Err(e) = store {
+                why.push(format!("store: {}", skillsync_engine::explain(&e)));
+            }
+            if let Err(e) = token {
+                why.push(format!("tenant token: {}", skillsync_engine::explain(&e)));
+            }
+            error(StatusCode::SERVICE_UNAVAILABLE, why.join("; "))
+        }
+    }
+}
+
+async fn metrics(State(service): State<Arc<Service>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        super::metrics::render(&service).await,
+    )
+        .into_response()
+}
+
+async fn post_events(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let refuse = |status: StatusCode, message: String| {
+        service.metrics.refused(status.as_u16());
+        tracing::info!(status = status.as_u16(), reason = %message, "event request refused");
+        error(status, message)
+    };
+    if service.is_stopping() {
+        let mut response = refuse(StatusCode::SERVICE_UNAVAILABLE, "the service is stopping".into());
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, RETRY_AFTER_SECS.into());
+        return response;
+    }
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            return refuse(
+                rejection.status(),
+                format!(
+                    "{} (at most {} bytes)",
+                    rejection.body_text(),
+                    service.config.serve.max_body_bytes
+                ),
+            );
+        }
+    };
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let now = jiff::Timestamp::now();
+    if let Err(refused) = signature::verify(
+        service.webhook_secret.expose().as_bytes(),
+        text(TIMESTAMP_HEADER),
+        text(SIGNATURE_HEADER),
+        &body,
+        now,
+        service.config.serve.replay_window,
+    ) {
+        return refuse(StatusCode::UNAUTHORIZED, refused.to_string());
+    }
+    let events = match skillsync_core::parse_events(&body, now) {
+        Ok(events) => events,
+        Err(problems) => {
+            service.metrics.refused(400);
+            let first = problems.first().map(|p| p.to_string()).unwrap_or_default();
+            tracing::info!(status = 400, reason = %first, "event request refused");
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({
+                    "error": format!("the body is not valid: {first}"),
+                    "problems": problems,
+                })),
+            )
+                .into_response();
+        }
+    };
+    match service.queue.event_stats().await {
+        Ok(stats) if stats.queued >= service.config.serve.max_queued => {
+            let mut response = refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "{} events are waiting, the most [serve] max_queued allows; send again later",
+                    stats.queued
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, RETRY_AFTER_SECS.into());
+            return response;
+        }
+        _ => {}
+    }
+    let stored: Vec<NewEvent> = events
+        .iter()
+        .map(|event| NewEvent {
+            id: event.id.to_string(),
+            lane: service.desired.lane_of(event),
+            employee_id: event.employee_id.to_string(),
+            occurred_at: event.occurred_at,
+            received_at: now,
+            body: event.to_json(),
+        })
+        .collect();
+    let ids: Vec<String> = stored.iter().map(|e| e.id.clone()).collect();
+    match service.intake.store(stored).await {
+        Ok(new) => {
+            let repeated: Vec<&String> = ids
+                .iter()
+                .zip(&new)
+                .filter(|(_, new)| !**new)
+                .map(|(id, _)| id)
+                .collect();
+            for (id, new) in ids.iter().zip(&new) {
+                tracing::info!(event_id = %id, repeated = !new, "event accepted");
+            }
+            (
+                StatusCode::ACCEPTED,
+                axum::Json(json!({ "accepted": ids, "repeated": repeated })),
+            )
+                .into_response()
+        }
+        Err(why) => {
+            let mut response = refuse(StatusCode::SERVICE_UNAVAILABLE, why);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, RETRY_AFTER_SECS.into());
+            response
+        }
+    }
+}
+
+/// What became of an event: `queued`, `applied`, `rejected` (with why), `superseded`.
+async fn get_event(State(service): State<Arc<Service>>, Path(id): Path<String>) -> Response {
+    match service.queue.event(&id).await {
+        Ok(Some(record)) => {
+            let event = super::desired::stored_event(&record.body);
+            axum::Json(json!({
+                "id": record.id,
+                "state": record.state.as_str(),
+                "reason": record.reason,
+                "type": event.as_ref().map(|e| e.type_name()),
+                "employeeId": record.employee_id,
+                "lane": record.lane.as_str(),
+                "occurredAt": record.occurred_at,
+                "receivedAt": record.received_at,
+                "settledAt": record.settled_at,
+                "run": record.run.map(|r| r.0),
+                "attempts": record.attempts,
+            }))
+            .into_response()
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no event {id}")),
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the store: {}", skillsync_engine::explain(&e)),
+        ),
+    }
+}
