@@ -435,6 +435,9 @@ pub struct ServeArgs {
     /// Log lines as readable text, or as one JSON object per line for log pipelines.
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub adopt: AdoptArgs,
 }
 
 /// How `serve` writes its log.

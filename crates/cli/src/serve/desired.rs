@@ -154,5 +154,10 @@ async fn read(config: Config) -> Result<Files, Vec<Problem>> {
         })
     })
     .await
-    .unwrap_or_else(|e| Err(vec![Problem::error("HRIS files", format!("reading failed: {e}"))]))
+    .unwrap_or_else(|e| {
+        Err(vec![Problem::error(
+            "HRIS files",
+            format!("reading failed: {e}"),
+        )])
+    })
 }

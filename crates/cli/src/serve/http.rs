@@ -84,7 +84,10 @@ async fn post_events(
         error(status, message)
     };
     if service.is_stopping() {
-        let mut response = refuse(StatusCode::SERVICE_UNAVAILABLE, "the service is stopping".into());
+        let mut response = refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the service is stopping".into(),
+        );
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, RETRY_AFTER_SECS.into());

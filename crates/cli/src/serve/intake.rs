@@ -118,7 +118,10 @@ pub async fn run(service: Arc<Service>) {
                 }
             }
             Err(error) => {
-                let why = format!("cannot store the events: {}", skillsync_engine::explain(&error));
+                let why = format!(
+                    "cannot store the events: {}",
+                    skillsync_engine::explain(&error)
+                );
                 tracing::error!(error = %why, "intake");
                 for pending in group {
                     let _ = pending.reply.send(Err(why.clone()));

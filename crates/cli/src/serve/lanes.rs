@@ -173,15 +173,7 @@ async fn batch(service: &Arc<Service>, lane: EventLane, limit: usize) -> Batch {
             .filter_map(|(r, _)| users.get(&r.id).cloned())
             .collect();
         let ids: Vec<&str> = group.iter().map(|(r, _)| r.id.as_str()).collect();
-        let outcome = write_group(
-            service,
-            (lane, lists),
-            &events,
-            &ids,
-            &users,
-            group_users,
-        )
-        .await;
+        let outcome = write_group(service, (lane, lists), &events, &ids, &users, group_users).await;
         retry |= outcome.retry;
         verdicts.extend(outcome.verdicts);
     }
@@ -335,7 +327,7 @@ async fn run_once(
         allow_empty_skills: false,
         write: config.write_options(),
         window: None,
-        adopt: Some(skillsync_core::Adopt::Nothing),
+        adopt: Some(service.adopt.clone()),
         scope: SyncScope::Agents { users, lists },
     };
     let hooks = SyncHooks {
@@ -366,7 +358,8 @@ async fn run_once(
     )
     .await;
     let decided = decided.into_inner().0;
-    service.status.lock().lease_held = !matches!(result, Err(skillsync_engine::Error::LeaseHeld(_)));
+    service.status.lock().lease_held =
+        !matches!(result, Err(skillsync_engine::Error::LeaseHeld(_)));
     match result {
         Err(skillsync_engine::Error::LeaseHeld(lease)) => {
             tracing::debug!(holder = ?lease.holder, "the tenant's lease is held elsewhere; events wait");
@@ -638,7 +631,9 @@ async fn record(service: &Service, lane: EventLane, outcomes: Vec<EventOutcome>)
             for o in outcomes.iter().filter(|o| settled.contains(o.id.as_str())) {
                 service.metrics.settled(lane.as_str(), o.state.as_str(), 1);
                 match &o.reason {
-                    Some(reason) => tracing::info!(event_id = %o.id, state = %o.state, reason = %reason, "event settled"),
+                    Some(reason) => {
+                        tracing::info!(event_id = %o.id, state = %o.state, reason = %reason, "event settled")
+                    }
                     None => tracing::info!(event_id = %o.id, state = %o.state, "event settled"),
                 }
             }

@@ -139,10 +139,7 @@ pub async fn render(service: &Service) -> String {
                 gauge(stats.queued as i64),
             );
             let oldest = stats.oldest_queued.map_or(0, |t| {
-                jiff::Timestamp::now()
-                    .duration_since(t)
-                    .as_secs()
-                    .max(0)
+                jiff::Timestamp::now().duration_since(t).as_secs().max(0)
             });
             registry.register(
                 "event_queue_oldest_age_seconds",

@@ -64,6 +64,8 @@ pub(crate) struct Service {
     /// Wakes everything that waits, on shutdown.
     pub stopped: Notify,
     pub status: parking_lot::Mutex<Status>,
+    /// What the service's runs may take over (`--adopt`).
+    pub adopt: skillsync_core::Adopt,
 }
 
 /// What the service is doing, for logs, metrics and the status page.
@@ -108,8 +110,7 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(problems) => return Ok(crate::cmd::validate::report_problems(&common, &problems)),
     };
-    let webhook_secret = match config.secret("serve.webhook_secret", &config.serve.webhook_secret)
-    {
+    let webhook_secret = match config.secret("serve.webhook_secret", &config.serve.webhook_secret) {
         Ok(secret) => secret,
         Err(problem) => {
             return Ok(crate::cmd::validate::report_problems(&common, &[problem]));
@@ -153,6 +154,7 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         wake_proficiencies: Notify::new(),
         stopped: Notify::new(),
         status: parking_lot::Mutex::new(Status::default()),
+        adopt: skillsync_core::Adopt::from_args(&args.adopt.adopt),
         config,
     });
     // The first line says where it listens (port 0 picks one), like `skillsync sim`.
@@ -181,7 +183,10 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     service.stopped.notify_waiters();
     service.wake_skills.notify_waiters();
     service.wake_proficiencies.notify_waiters();
-    if tokio::time::timeout(SHUTDOWN_GRACE, &mut work).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, &mut work)
+        .await
+        .is_err()
+    {
         tracing::warn!(
             grace_secs = SHUTDOWN_GRACE.as_secs(),
             "writes still in flight after the grace period; their events stay queued"

@@ -26,7 +26,9 @@ pub async fn run(service: Arc<Service>) {
             &config.tenant.time_zone,
             window.as_ref(),
         ) else {
-            tracing::error!("no time for the full sync inside [sync] window in the coming week; no full sync is scheduled");
+            tracing::error!(
+                "no time for the full sync inside [sync] window in the coming week; no full sync is scheduled"
+            );
             return;
         };
         service.status.lock().next_full_sync = Some(next);
@@ -63,7 +65,7 @@ async fn full_sync(service: &Service) {
         allow_empty_skills: false,
         write: config.write_options(),
         window: config.sync_window(),
-        adopt: Some(skillsync_core::Adopt::Nothing),
+        adopt: Some(service.adopt.clone()),
         scope: SyncScope::Everyone,
     };
     let hooks = SyncHooks {
@@ -136,11 +138,19 @@ async fn full_sync(service: &Service) {
                     tracing::warn!(run = ?report.run.map(|r| r.0), refusal = %refusal, "full sync refused by a guard; nothing written")
                 }
                 SyncOutcome::Invalid(problems) | SyncOutcome::Takeover(problems) => {
-                    let first = problems.iter().find(|p| p.is_error()).map(|p| p.to_string()).unwrap_or_default();
+                    let first = problems
+                        .iter()
+                        .find(|p| p.is_error())
+                        .map(|p| p.to_string())
+                        .unwrap_or_default();
                     tracing::error!(run = ?report.run.map(|r| r.0), first = %first, "full sync blocked; nothing written")
                 }
-                _ if outcome == "cut-off" => tracing::warn!(run = ?report.run.map(|r| r.0), "full sync cut off by the window's end; it resumes at the next window"),
-                _ => tracing::info!(run = ?report.run.map(|r| r.0), outcome, drift, "full sync ended"),
+                _ if outcome == "cut-off" => {
+                    tracing::warn!(run = ?report.run.map(|r| r.0), "full sync cut off by the window's end; it resumes at the next window")
+                }
+                _ => {
+                    tracing::info!(run = ?report.run.map(|r| r.0), outcome, drift, "full sync ended")
+                }
             }
         }
     }

@@ -67,9 +67,8 @@ pub fn verify(
         .ok_or(Refused::Malformed(
             "X-Skillsync-Signature is not sha256=<hex>",
         ))?;
-    let given = hex::decode(hex_part).map_err(|_| {
-        Refused::Malformed("X-Skillsync-Signature is not sha256=<hex>")
-    })?;
+    let given = hex::decode(hex_part)
+        .map_err(|_| Refused::Malformed("X-Skillsync-Signature is not sha256=<hex>"))?;
     let mut mac = keyed(secret);
     mac.update(timestamp.trim().as_bytes());
     mac.update(b".");
@@ -113,7 +112,14 @@ mod tests {
             Ok(())
         );
         assert_eq!(
-            verify(SECRET, Some(&ts), Some(&signature), br#"{"id":"e2"}"#, now(), WINDOW),
+            verify(
+                SECRET,
+                Some(&ts),
+                Some(&signature),
+                br#"{"id":"e2"}"#,
+                now(),
+                WINDOW
+            ),
             Err(Refused::Mismatch)
         );
         assert_eq!(
@@ -134,7 +140,14 @@ mod tests {
         let old = now().as_second() - 301;
         let signature = sign(SECRET, old, body);
         assert!(matches!(
-            verify(SECRET, Some(&old.to_string()), Some(&signature), body, now(), WINDOW),
+            verify(
+                SECRET,
+                Some(&old.to_string()),
+                Some(&signature),
+                body,
+                now(),
+                WINDOW
+            ),
             Err(Refused::Stale { skew_secs: 301, .. })
         ));
         let future = now().as_second() + 301;
@@ -158,15 +171,36 @@ mod tests {
             Err(Refused::Missing(_))
         ));
         assert!(matches!(
-            verify(SECRET, Some("yesterday"), Some("sha256=00"), body, now(), WINDOW),
+            verify(
+                SECRET,
+                Some("yesterday"),
+                Some("sha256=00"),
+                body,
+                now(),
+                WINDOW
+            ),
             Err(Refused::Malformed(_))
         ));
         assert!(matches!(
-            verify(SECRET, Some("1800000000"), Some("md5=00"), body, now(), WINDOW),
+            verify(
+                SECRET,
+                Some("1800000000"),
+                Some("md5=00"),
+                body,
+                now(),
+                WINDOW
+            ),
             Err(Refused::Malformed(_))
         ));
         assert!(matches!(
-            verify(SECRET, Some("1800000000"), Some("sha256=zz"), body, now(), WINDOW),
+            verify(
+                SECRET,
+                Some("1800000000"),
+                Some("sha256=zz"),
+                body,
+                now(),
+                WINDOW
+            ),
             Err(Refused::Malformed(_))
         ));
     }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod json_doc;
+pub mod serve;
 pub mod store;
 
 use std::collections::BTreeMap;

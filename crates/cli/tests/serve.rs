@@ -1,0 +1,176 @@
+//! `skillsync serve` as a real process against the simulator over HTTP: HRIS events signed,
+//! stored before the 202, and applied on their path; bad requests refused with nothing
+//! written.
+
+mod common;
+
+use common::serve::*;
+use common::*;
+use serde_json::json;
+use skillsync_sim::GenerateOptions;
+
+/// A tenant of `agents` in one locale, HRIS files that match it exactly, a config with a
+/// `[serve]` section.
+async fn tenant(
+    tag: &str,
+    agents: usize,
+    serve: &str,
+) -> (
+    Workspace,
+    String,
+    skillsync_sim::TenantDoc,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let ws = workspace(tag);
+    let doc = skillsync_sim::generate(&GenerateOptions {
+        agents,
+        locales: vec!["en-us".into()],
+        ..GenerateOptions::default()
+    });
+    write_hris_exact(&ws.0, &doc);
+    let (base, stop) = start_sim(doc.clone()).await;
+    write_config(&ws.0, &base);
+    let config = std::fs::read_to_string(ws.0.join("skillsync.toml")).unwrap();
+    std::fs::write(
+        ws.0.join("skillsync.toml"),
+        format!("{config}\n[serve]\n{serve}\n"),
+    )
+    .unwrap();
+    (ws, base, doc, stop)
+}
+
+/// The first agent from `from` on who holds a skill of the catalog: its index, the code and
+/// the level.
+fn held_skill(doc: &skillsync_sim::TenantDoc, from: usize) -> (usize, String, u8) {
+    (from..doc.users.len())
+        .find_map(|i| {
+            doc.users[i].skills.iter().find_map(|a| {
+                let d = doc.skills.iter().find(|d| d.id == a.id)?;
+                (!d.name.starts_with(skillsync_sim::OWNED_PREFIX))
+                    .then(|| (i, d.name.clone(), a.level as u8))
+            })
+        })
+        .expect("an agent holds a catalog skill")
+}
+
+fn level_of(
+    state: &serde_json::Value,
+    user_id: &str,
+    definition_name: &str,
+    doc: &skillsync_sim::TenantDoc,
+) -> Option<u64> {
+    let id = &doc.skills.iter().find(|d| d.name == definition_name)?.id;
+    let user = state["users"]
+        .as_array()?
+        .iter()
+        .find(|u| u["id"] == user_id)?;
+    user["skills"]
+        .as_array()?
+        .iter()
+        .find(|a| a["id"] == id.as_str())?["level"]
+        .as_u64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_skill_event_is_written_to_that_agent_at_once() {
+    let (ws, sim, doc, _stop) = tenant("serve-skill", 20, "").await;
+    let served = start_serve(&ws.0, &[]);
+    let (agent, code, level) = held_skill(&doc, 3);
+    let wanted = if level == 9 { 4 } else { 9 };
+    let body = assignment_set("evt-1", &format!("E{agent:05}"), &code, wanted).to_string();
+    let (status, answer) = post_events(&served.base, &body).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["accepted"], json!(["evt-1"]));
+    let states = wait_settled(&served, &["evt-1".to_string()]).await;
+    assert_eq!(
+        states[0]["state"],
+        "applied",
+        "{states:?}\n{}",
+        served.log()
+    );
+    let state = sim_get(&sim, "/sim/state").await;
+    assert_eq!(
+        level_of(&state, &doc.users[agent].id, &code, &doc),
+        Some(u64::from(wanted))
+    );
+    // The strict path: one merge update with If-Match, no bulk write.
+    let stats = sim_stats(&sim).await;
+    let count = |method: &str, route: &str| -> u64 {
+        stats["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r["method"] == method && r["route"].as_str().is_some_and(|x| x.ends_with(route))
+            })
+            .map(|r| r["count"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(count("PUT", "/routing/users/{userId}"), 1, "{stats}");
+    assert_eq!(count("POST", "/routing/users/bulk"), 0, "{stats}");
+
+    // The same id again: acknowledged, not applied twice.
+    let writes = writes_in(&sim_stats(&sim).await);
+    let (status, answer) = post_events(&served.base, &body).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["repeated"], json!(["evt-1"]));
+    let state = event_state(&served.base, "evt-1").await;
+    assert_eq!(state["state"], "applied");
+    assert_eq!(writes_in(&sim_stats(&sim).await), writes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_signatures_stale_timestamps_bad_bodies_and_large_bodies_are_refused_with_nothing_written()
+ {
+    let (ws, sim, doc, _stop) = tenant("serve-refuse", 10, "max_body_bytes = 4096").await;
+    let served = start_serve(&ws.0, &[]);
+    let (agent, code, _) = held_skill(&doc, 0);
+    let employee = format!("E{agent:05}");
+    let body = assignment_set("evt-bad", &employee, &code, 2).to_string();
+    let t = now_seconds();
+
+    let (status, answer) =
+        post_signed(&served.base, &body, t, &sign("wrong-secret", t, &body)).await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("does not match"),
+        "{answer}"
+    );
+
+    let stale = t - 301;
+    let (status, answer) = post_signed(
+        &served.base,
+        &body,
+        stale,
+        &sign(WEBHOOK_SECRET, stale, &body),
+    )
+    .await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("timestamp"),
+        "{answer}"
+    );
+
+    let unsigned = reqwest::Client::new()
+        .post(format!("{}/v1/events", served.base))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+
+    let malformed = json!({"id": "evt-bad-2", "type": "assignment.set", "occurredAt": jiff::Timestamp::now().to_string(), "employeeId": employee, "code": code, "level": 11}).to_string();
+    let (status, answer) = post_events(&served.base, &malformed).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["problems"][0]["field"], "level", "{answer}");
+
+    let large = format!("{{\"events\":[{}]}}", vec![body.clone(); 100].join(","));
+    let (status, answer) = post_events(&served.base, &large).await;
+    assert_eq!(status, 413, "{answer}");
+
+    // None was stored, none written.
+    for id in ["evt-bad", "evt-bad-2"] {
+        assert!(event_state(&served.base, id).await["state"].is_null());
+    }
+    assert_eq!(writes_in(&sim_stats(&sim).await), 0);
+}
