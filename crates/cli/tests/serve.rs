@@ -174,3 +174,144 @@ async fn bad_signatures_stale_timestamps_bad_bodies_and_large_bodies_are_refused
     }
     assert_eq!(writes_in(&sim_stats(&sim).await), 0);
 }
+
+/// A proficiency code of the catalog (not the other integration's).
+fn proficiency_code(doc: &skillsync_sim::TenantDoc) -> String {
+    doc.proficiencies
+        .iter()
+        .find(|d| !d.name.starts_with(skillsync_sim::OWNED_PREFIX))
+        .expect("the tenant has a proficiency of the catalog")
+        .name
+        .clone()
+}
+
+/// Proficiency events wait and go in bulk: 160 events for 150 agents sent at once become
+/// ceil(150 / 100) = 2 bulk writes; two events for one agent coalesce, the later occurrence
+/// winning whatever the arrival order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proficiency_events_are_batched_into_bulk_writes_and_the_latest_occurrence_wins() {
+    let (ws, sim, doc, _stop) =
+        tenant("serve-proficiency", 150, "proficiency_flush = \"1h\"").await;
+    let served = start_serve(&ws.0, &[]);
+    let code = proficiency_code(&doc);
+    let now = jiff::Timestamp::now();
+    let at = |seconds: i64| (now + jiff::SignedDuration::from_secs(seconds)).to_string();
+    let mut events = Vec::new();
+    // Agent 0: the later event (level 7) arrives first.
+    events.push(json!({"id": "p-late", "type": "assignment.set", "occurredAt": at(2), "employeeId": "E00000", "code": code, "level": 7}));
+    events.push(json!({"id": "p-early", "type": "assignment.set", "occurredAt": at(1), "employeeId": "E00000", "code": code, "level": 3}));
+    for i in 1..150 {
+        events.push(json!({"id": format!("p-{i}"), "type": "assignment.set", "occurredAt": at(1), "employeeId": format!("E{i:05}"), "code": code, "level": 1 + (i % 10)}));
+    }
+    for i in 1..10 {
+        events.push(json!({"id": format!("p-again-{i}"), "type": "assignment.set", "occurredAt": at(2), "employeeId": format!("E{i:05}"), "code": code, "level": 10}));
+    }
+    let ids: Vec<String> = events
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    let body = json!({ "events": events }).to_string();
+    let (status, answer) = post_events(&served.base, &body).await;
+    assert_eq!(status, 202, "{answer}");
+    // 150 agents waiting: the lane flushes without waiting for its hour.
+    let states = wait_settled(&served, &ids).await;
+    assert!(
+        states.iter().all(|s| s["state"] == "applied"),
+        "{:?}\n{}",
+        states
+            .iter()
+            .filter(|s| s["state"] != "applied")
+            .collect::<Vec<_>>(),
+        served.log()
+    );
+    let stats = sim_stats(&sim).await;
+    let bulk: u64 = stats["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["method"] == "POST"
+                && r["route"]
+                    .as_str()
+                    .is_some_and(|x| x.ends_with("/routing/users/bulk"))
+        })
+        .map(|r| r["count"].as_u64().unwrap())
+        .sum();
+    let single: u64 = stats["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["method"] == "PUT"
+                && r["route"]
+                    .as_str()
+                    .is_some_and(|x| x.ends_with("/routing/users/{userId}"))
+        })
+        .map(|r| r["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!((bulk, single), (2, 0), "{stats}");
+    let state = sim_get(&sim, "/sim/state").await;
+    let id = &doc
+        .proficiencies
+        .iter()
+        .find(|d| d.name == code)
+        .unwrap()
+        .id;
+    let level = |i: usize| -> Option<u64> {
+        let user = state["users"]
+            .as_array()?
+            .iter()
+            .find(|u| u["id"] == doc.users[i].id.as_str())?;
+        user["proficiencies"]
+            .as_array()?
+            .iter()
+            .find(|a| a["id"] == id.as_str())?["level"]
+            .as_u64()
+    };
+    assert_eq!(level(0), Some(7), "the later occurrence wins");
+    assert_eq!(level(5), Some(10));
+    assert_eq!(level(20), Some(1));
+}
+
+/// An event the catalog cannot take is stored, rejected with its reason, and visible; one
+/// older than the HRIS files in force is superseded; neither holds up the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_event_says_why_and_does_not_block_the_others() {
+    let (ws, _sim, doc, _stop) = tenant("serve-reject", 20, "").await;
+    let served = start_serve(&ws.0, &[]);
+    let (agent, code, level) = held_skill(&doc, 0);
+    let employee = format!("E{agent:05}");
+    let old = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1)).to_string();
+    let events = json!({"events": [
+        {"id": "r-unknown-code", "type": "assignment.set", "occurredAt": jiff::Timestamp::now().to_string(), "employeeId": employee, "code": "No_Such_Code", "level": 3},
+        {"id": "r-unknown-agent", "type": "assignment.set", "occurredAt": jiff::Timestamp::now().to_string(), "employeeId": "E99999", "code": code, "level": 3},
+        {"id": "r-old", "type": "assignment.set", "occurredAt": old, "employeeId": employee, "code": code, "level": 1},
+        {"id": "r-good", "type": "assignment.set", "occurredAt": jiff::Timestamp::now().to_string(), "employeeId": employee, "code": code, "level": if level == 8 { 2 } else { 8 }},
+    ]}).to_string();
+    let (status, answer) = post_events(&served.base, &events).await;
+    assert_eq!(status, 202, "{answer}");
+    let ids: Vec<String> = ["r-unknown-code", "r-unknown-agent", "r-old", "r-good"]
+        .map(String::from)
+        .to_vec();
+    let states = wait_settled(&served, &ids).await;
+    assert_eq!(states[0]["state"], "rejected", "{states:?}");
+    assert!(
+        states[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("No_Such_Code"),
+        "{states:?}"
+    );
+    assert_eq!(states[1]["state"], "rejected", "{states:?}");
+    assert!(
+        states[1]["reason"].as_str().unwrap().contains("E99999"),
+        "{states:?}"
+    );
+    assert_eq!(states[2]["state"], "superseded", "{states:?}");
+    assert_eq!(
+        states[3]["state"],
+        "applied",
+        "{states:?}\n{}",
+        served.log()
+    );
+}

@@ -30,6 +30,10 @@ pub async fn serve(service: Arc<Service>, listener: tokio::net::TcpListener) {
         .route("/v1/events/{id}", get(get_event))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(service);
+    // Answers are small: without TCP_NODELAY each one can wait for the client's delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     if let Err(error) = axum::serve(listener, app).await {
         tracing::error!(error = %error, "the HTTP server stopped");
     }

@@ -102,8 +102,7 @@ pub async fn post_events(base: &str, body: &str) -> (u16, Value) {
 
 /// POSTs `body` with these signature headers.
 pub async fn post_signed(base: &str, body: &str, timestamp: i64, signature: &str) -> (u16, Value) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let response = reqwest::Client::new()
+    let response = client()
         .post(format!("{base}/v1/events"))
         .header("content-type", "application/json")
         .header("x-skillsync-timestamp", timestamp.to_string())
@@ -120,10 +119,18 @@ pub async fn post_signed(base: &str, body: &str, timestamp: i64, signature: &str
     )
 }
 
+/// One client for every request of a test: connections are kept, not opened per request.
+fn client() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::Client::new()
+    })
+}
+
 /// GET a path of the service: (status, body text).
 pub async fn get_text(base: &str, path: &str) -> (u16, String) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let response = reqwest::get(format!("{base}{path}")).await.unwrap();
+    let response = client().get(format!("{base}{path}")).send().await.unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
@@ -137,10 +144,8 @@ pub async fn event_state(base: &str, id: &str) -> Value {
 pub async fn wait_settled(served: &Served, ids: &[String]) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let mut states = Vec::new();
-        for id in ids {
-            states.push(event_state(&served.base, id).await);
-        }
+        let states =
+            futures::future::join_all(ids.iter().map(|id| event_state(&served.base, id))).await;
         if states
             .iter()
             .all(|s| s["state"] != "queued" && !s.is_null())
