@@ -315,3 +315,260 @@ async fn a_rejected_event_says_why_and_does_not_block_the_others() {
         served.log()
     );
 }
+
+/// The PUT route's count of writes to one user.
+fn puts_in(stats: &serde_json::Value) -> u64 {
+    stats["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["method"] == "PUT"
+                && r["route"]
+                    .as_str()
+                    .is_some_and(|x| x.ends_with("/routing/users/{userId}"))
+                && r["status"].as_u64().is_some_and(|s| s < 300)
+        })
+        .map(|r| r["count"].as_u64().unwrap())
+        .sum()
+}
+
+/// An event answered 202 is in the store: a process killed the next moment (SIGKILL, before
+/// it could write) loses nothing; the next one applies it, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_accepted_before_a_sigkill_is_applied_once_after_a_restart() {
+    let (ws, sim, doc, _stop) = tenant("serve-kill", 20, "").await;
+    let config = std::fs::read_to_string(ws.0.join("skillsync.toml")).unwrap();
+    std::fs::write(
+        ws.0.join("skillsync.toml"),
+        format!("{config}\n[store]\nlease_ttl = \"1s\"\n"),
+    )
+    .unwrap();
+    // Every request takes 400 ms: the kill lands before the write.
+    set_knobs(&sim, json!({ "latency": "400ms" })).await;
+    let mut served = start_serve(&ws.0, &[]);
+    let (agent, code, level) = held_skill(&doc, 0);
+    let wanted = if level == 6 { 3 } else { 6 };
+    let body = assignment_set("k-1", &format!("E{agent:05}"), &code, wanted).to_string();
+    let (status, answer) = post_events(&served.base, &body).await;
+    assert_eq!(status, 202, "{answer}");
+    signal(&served.child, "-KILL");
+    let _ = served.child.wait();
+    assert_eq!(
+        puts_in(&sim_stats(&sim).await),
+        0,
+        "killed before its write"
+    );
+    set_knobs(&sim, json!({ "latency": "0ms" })).await;
+
+    let restarted = start_serve(&ws.0, &[]);
+    let states = wait_settled(&restarted, &["k-1".to_string()]).await;
+    assert_eq!(
+        states[0]["state"],
+        "applied",
+        "{states:?}\n{}",
+        restarted.log()
+    );
+    let state = sim_get(&sim, "/sim/state").await;
+    assert_eq!(
+        level_of(&state, &doc.users[agent].id, &code, &doc),
+        Some(u64::from(wanted))
+    );
+    assert_eq!(puts_in(&sim_stats(&sim).await), 1, "written once");
+}
+
+/// SIGTERM: intake answers 503 at once, a write in flight finishes, the process exits 0, and
+/// an event whose write had not started stays queued for the next process (not failed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_intake_lets_the_write_in_flight_finish_and_exits_zero() {
+    let (ws, sim, doc, _stop) = tenant("serve-term", 20, "").await;
+    set_knobs(&sim, json!({ "latency": "300ms" })).await;
+    let mut served = start_serve(&ws.0, &[]);
+    let (agent, code, level) = held_skill(&doc, 0);
+    let wanted = if level == 6 { 3 } else { 6 };
+    let body = assignment_set("t-1", &format!("E{agent:05}"), &code, wanted).to_string();
+    let (status, _) = post_events(&served.base, &body).await;
+    assert_eq!(status, 202);
+    // Stop it once it has read the agent: its write is about to go, or going.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let reads_user = |stats: &serde_json::Value| {
+        stats["requests"].as_array().unwrap().iter().any(|r| {
+            r["method"] == "GET"
+                && r["route"]
+                    .as_str()
+                    .is_some_and(|x| x.ends_with("/routing/users/{userId}"))
+        })
+    };
+    while !reads_user(&sim_stats(&sim).await) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lane never read the agent"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    signal(&served.child, "-TERM");
+    let late = assignment_set("t-2", &format!("E{agent:05}"), &code, 2).to_string();
+    let (status, answer) = post_events(&served.base, &late).await;
+    assert_eq!(status, 503, "intake closed: {answer}");
+    let (exit, served) = tokio::task::spawn_blocking(move || {
+        let status = served.child.wait().unwrap();
+        (status, served)
+    })
+    .await
+    .unwrap();
+    assert_eq!(exit.code(), Some(0), "{}", served.log());
+    let written = puts_in(&sim_stats(&sim).await);
+    assert!(written <= 1, "{written} writes");
+    drop(served);
+
+    // Whether the write had gone out or not, the next process finishes the job: applied once.
+    set_knobs(&sim, json!({ "latency": "0ms" })).await;
+    let restarted = start_serve(&ws.0, &[]);
+    let states = wait_settled(&restarted, &["t-1".to_string()]).await;
+    assert_eq!(
+        states[0]["state"],
+        "applied",
+        "{states:?}\n{}",
+        restarted.log()
+    );
+    assert!(
+        states[0]["attempts"].as_u64().unwrap() <= 1,
+        "a stop is not the event's failure: {states:?}"
+    );
+    let state = sim_get(&sim, "/sim/state").await;
+    assert_eq!(
+        level_of(&state, &doc.users[agent].id, &code, &doc),
+        Some(u64::from(wanted))
+    );
+    assert_eq!(puts_in(&sim_stats(&sim).await), 1, "written once");
+    assert!(
+        event_state(&restarted.base, "t-2").await.is_null(),
+        "the refused event was not stored"
+    );
+}
+
+/// `/metrics` is Prometheus text, and its count of the tenant's answers by route and status is
+/// the simulator's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_prometheus_text_and_agree_with_the_tenants_counts() {
+    let (ws, sim, doc, _stop) = tenant("serve-metrics", 20, "").await;
+    let served = start_serve(&ws.0, &[]);
+    let (agent, code, level) = held_skill(&doc, 0);
+    let wanted = if level == 6 { 3 } else { 6 };
+    let body = assignment_set("m-1", &format!("E{agent:05}"), &code, wanted).to_string();
+    assert_eq!(post_events(&served.base, &body).await.0, 202);
+    let bad = post_signed(&served.base, &body, now_seconds(), "sha256=00").await;
+    assert_eq!(bad.0, 401);
+    wait_settled(&served, &["m-1".to_string()]).await;
+    let (status, text) = get_text(&served.base, "/metrics").await;
+    assert_eq!(status, 200);
+    let metrics = parse_prometheus(&text);
+    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        metrics
+            .iter()
+            .filter(|(n, l, _)| {
+                n == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|(_, _, v)| v)
+            .sum()
+    };
+    assert_eq!(value("skillsync_events_accepted_total", &[]), 1.0, "{text}");
+    assert_eq!(
+        value(
+            "skillsync_event_requests_refused_total",
+            &[("status", "401")]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value("skillsync_events_settled_total", &[("state", "applied")]),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(value("skillsync_event_queue_depth", &[]), 0.0, "{text}");
+    // Every answer the simulator counted, the service counted under the same route and status.
+    let stats = sim_stats(&sim).await;
+    for request in stats["requests"].as_array().unwrap() {
+        let route = request["route"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("/api/v2");
+        let status = request["status"].to_string();
+        let counted = value(
+            "skillsync_api_responses_total",
+            &[
+                ("method", request["method"].as_str().unwrap()),
+                ("route", route),
+                ("status", &status),
+            ],
+        );
+        assert_eq!(
+            counted,
+            request["count"].as_f64().unwrap(),
+            "{route} {status}\n{text}\n{stats}"
+        );
+    }
+    let total: f64 = metrics
+        .iter()
+        .filter(|(n, _, _)| n == "skillsync_api_responses_total")
+        .map(|(_, _, v)| v)
+        .sum();
+    let sim_total: f64 = stats["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["count"].as_f64().unwrap())
+        .sum();
+    assert_eq!(total, sim_total, "{text}\n{stats}");
+}
+
+/// Samples of a Prometheus text page: (name, labels, value). Panics on a line that is not
+/// a comment, a sample or `# EOF`.
+fn parse_prometheus(text: &str) -> Vec<(String, std::collections::HashMap<String, String>, f64)> {
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("not a sample: {line}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("not a number: {line}"));
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => {
+                let rest = rest
+                    .strip_suffix('}')
+                    .unwrap_or_else(|| panic!("unclosed labels: {line}"));
+                let labels = rest
+                    .split("\",")
+                    .filter(|p| !p.is_empty())
+                    .map(|pair| {
+                        let (k, v) = pair
+                            .split_once("=\"")
+                            .unwrap_or_else(|| panic!("bad label: {line}"));
+                        (k.to_string(), v.trim_end_matches('"').to_string())
+                    })
+                    .collect();
+                (name.to_string(), labels)
+            }
+            None => (series.to_string(), Default::default()),
+        };
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad name: {line}"
+        );
+        samples.push((name, labels, value));
+    }
+    assert!(
+        text.trim_end().ends_with("# EOF"),
+        "the page ends with # EOF"
+    );
+    samples
+}

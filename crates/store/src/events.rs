@@ -153,7 +153,9 @@ pub struct EventOutcome {
     /// Its new state; [`EventState::Queued`] gives it back unsettled, as
     /// [`EventQueue::release_claims`] does.
     pub state: EventState,
-    /// Why it was rejected or superseded.
+    /// Why it was rejected or superseded. For an event given back: why it could not be
+    /// applied (the claim counts as an attempt), or `None` when that was not the event's doing
+    /// (the tenant's lease held elsewhere, a shutdown): the claim is then not counted.
     pub reason: Option<String>,
     /// The journal run that applied it.
     pub run: Option<RunId>,

@@ -48,7 +48,7 @@ pub async fn run(service: Arc<Service>, lane: EventLane) {
             }
             service.intake.flushed();
         }
-        loop {
+        while !service.is_stopping() {
             match batch(&service, lane, limit).await {
                 Batch::Full => continue,
                 Batch::Done => {
@@ -93,13 +93,19 @@ enum Verdict {
     Applied,
     Rejected(String),
     Superseded(String),
-    /// Not settled this time (the write did not happen): taken up again.
-    Again(String),
+    /// Not settled this time (the write did not happen): taken up again. `counts` when it
+    /// failed on its own account (an error), not when the lease was held elsewhere or the
+    /// service was stopping.
+    Again {
+        why: String,
+        counts: bool,
+    },
 }
 
 /// Claims and processes one batch of `lane`.
 async fn batch(service: &Arc<Service>, lane: EventLane, limit: usize) -> Batch {
-    let claim_for = service.config.lease_ttl.max(Duration::from_secs(30)) * 2;
+    // A dead process's events are taken up a little after its lease would have expired.
+    let claim_for = (service.config.lease_ttl * 3).max(Duration::from_secs(3));
     let claimed = match service
         .queue
         .claim_events(lane, limit, &service.claimer, claim_for)
@@ -237,10 +243,16 @@ async fn write_group(
             verdicts,
             retry: false,
         },
-        Run::Again(why) => GroupOutcome {
+        Run::Again { why, counts } => GroupOutcome {
             verdicts: ids
                 .iter()
-                .map(|id| (id.to_string(), Verdict::Again(why.clone())))
+                .map(|id| {
+                    let verdict = Verdict::Again {
+                        why: why.clone(),
+                        counts,
+                    };
+                    (id.to_string(), verdict)
+                })
                 .collect(),
             retry: true,
         },
@@ -300,7 +312,7 @@ enum Run {
     /// The run ended: a verdict for each event of the group.
     Settled(HashMap<String, Verdict>),
     /// Nothing was decided (the lease is held elsewhere, the tenant or store failed).
-    Again(String),
+    Again { why: String, counts: bool },
     /// Refused as a whole, with why.
     Blocked(String),
 }
@@ -363,16 +375,22 @@ async fn run_once(
     match result {
         Err(skillsync_engine::Error::LeaseHeld(lease)) => {
             tracing::debug!(holder = ?lease.holder, "the tenant's lease is held elsewhere; events wait");
-            Run::Again(format!(
-                "the tenant's lease is held by {} (pid {} on {})",
-                lease.holder.command, lease.holder.pid, lease.holder.host
-            ))
+            Run::Again {
+                why: format!(
+                    "the tenant's lease is held by {} (pid {} on {})",
+                    lease.holder.command, lease.holder.pid, lease.holder.host
+                ),
+                counts: false,
+            }
         }
         Err(error) => {
             let why = skillsync_engine::explain(&error);
             tracing::warn!(kind, error = %why, "events not applied this time");
             service.metrics.run(kind, "error");
-            Run::Again(why)
+            Run::Again {
+                why,
+                counts: !service.is_stopping(),
+            }
         }
         Ok(report) => {
             service.metrics.run(kind, outcome_name(&report.outcome));
@@ -383,7 +401,10 @@ async fn run_once(
                 SyncOutcome::Refused(refusal) => Run::Blocked(refusal.to_string()),
                 SyncOutcome::RetiredMeanwhile
                 | SyncOutcome::OutsideWindow(_)
-                | SyncOutcome::Declined => Run::Again("the run was stopped before writing".into()),
+                | SyncOutcome::Declined => Run::Again {
+                    why: "the run was stopped before writing".into(),
+                    counts: false,
+                },
                 SyncOutcome::NoChanges | SyncOutcome::Applied(_) => Run::Settled(decided),
             }
         }
@@ -551,7 +572,14 @@ fn verdicts_of(
                                 Verdict::Rejected(format!("the tenant did not take it: {reason}"))
                             }
                             Some(skillsync_engine::UserOutcome::NotAttempted(stop)) => {
-                                Verdict::Again(stop.to_string())
+                                Verdict::Again {
+                                    why: stop.to_string(),
+                                    counts: !matches!(
+                                        stop,
+                                        skillsync_engine::StopReason::Interrupted
+                                            | skillsync_engine::StopReason::LeaseLost
+                                    ),
+                                }
                             }
                         },
                         _ => Verdict::Applied,
@@ -569,7 +597,7 @@ fn verdicts_of(
 async fn settle_now(service: &Service, lane: EventLane, verdicts: &HashMap<String, Verdict>) {
     let outcomes: Vec<EventOutcome> = verdicts
         .iter()
-        .filter(|(_, v)| !matches!(v, Verdict::Again(_)))
+        .filter(|(_, v)| !matches!(v, Verdict::Again { .. }))
         .map(|(id, v)| outcome(id, v, None))
         .collect();
     record(service, lane, outcomes).await;
@@ -585,15 +613,17 @@ async fn settle(
 ) {
     let mut outcomes = Vec::new();
     for (record, _) in events {
-        let verdict = verdicts
-            .get(&record.id)
-            .cloned()
-            .unwrap_or(Verdict::Again("not processed".into()));
+        let verdict = verdicts.get(&record.id).cloned().unwrap_or(Verdict::Again {
+            why: "not processed".into(),
+            counts: false,
+        });
         let verdict = match verdict {
-            Verdict::Again(why) if record.attempts >= MAX_ATTEMPTS => Verdict::Rejected(format!(
-                "not applied after {} attempts; the last: {why}",
-                record.attempts
-            )),
+            Verdict::Again { why, counts: true } if record.attempts >= MAX_ATTEMPTS => {
+                Verdict::Rejected(format!(
+                    "not applied after {} attempts; the last: {why}",
+                    record.attempts
+                ))
+            }
             other => other,
         };
         outcomes.push(outcome(&record.id, &verdict, None));
@@ -606,7 +636,8 @@ fn outcome(id: &str, verdict: &Verdict, run: Option<skillsync_store::RunId>) -> 
         Verdict::Applied => (EventState::Applied, None),
         Verdict::Rejected(why) => (EventState::Rejected, Some(why.clone())),
         Verdict::Superseded(why) => (EventState::Superseded, Some(why.clone())),
-        Verdict::Again(_) => (EventState::Queued, None),
+        Verdict::Again { why, counts: true } => (EventState::Queued, Some(why.clone())),
+        Verdict::Again { counts: false, .. } => (EventState::Queued, None),
     };
     EventOutcome {
         id: id.to_string(),
@@ -648,7 +679,13 @@ async fn record(service: &Service, lane: EventLane, outcomes: Vec<EventOutcome>)
 async fn give_back(service: &Service, events: &[(EventRecord, Option<Event>)]) {
     let outcomes: Vec<EventOutcome> = events
         .iter()
-        .map(|(r, _)| outcome(&r.id, &Verdict::Again(String::new()), None))
+        .map(|(r, _)| {
+            let verdict = Verdict::Again {
+                why: String::new(),
+                counts: false,
+            };
+            outcome(&r.id, &verdict, None)
+        })
         .collect();
     if let Err(error) = service
         .queue

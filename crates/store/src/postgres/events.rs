@@ -202,6 +202,10 @@ impl EventQueue for PostgresStore {
         let reasons: Vec<Option<&str>> = settling.iter().map(|o| o.reason.as_deref()).collect();
         let run_ids: Vec<Option<i64>> = settling.iter().map(|o| o.run.map(|r| r.0)).collect();
         let back: Vec<&str> = given_back.iter().map(|o| o.id.as_str()).collect();
+        let uncounted: Vec<i64> = given_back
+            .iter()
+            .map(|o| i64::from(o.reason.is_none()))
+            .collect();
         let settle = format!(
             "WITH clock AS (SELECT clock_timestamp() AS now)
              UPDATE events AS e SET state = o.state, reason = o.reason, run_id = o.run_id,
@@ -223,9 +227,11 @@ impl EventQueue for PostgresStore {
                 .await?;
             if !back.is_empty() {
                 tx.execute(
-                    "UPDATE events SET claimed_by = NULL, claimed_until = NULL
-                     WHERE id = ANY($2) AND claimed_by = $1 AND state = 'queued'",
-                    &[&claimer, &back],
+                    "UPDATE events AS e SET claimed_by = NULL, claimed_until = NULL,
+                                            attempts = GREATEST(e.attempts - o.uncounted, 0)
+                     FROM UNNEST($2::text[], $3::int8[]) AS o (id, uncounted)
+                     WHERE e.id = o.id AND e.claimed_by = $1 AND e.state = 'queued'",
+                    &[&claimer, &back, &uncounted],
                 )
                 .await?;
             }
@@ -249,7 +255,8 @@ impl EventQueue for PostgresStore {
         let client = self.client(&action).await?;
         client
             .execute(
-                "UPDATE events SET claimed_by = NULL, claimed_until = NULL
+                "UPDATE events SET claimed_by = NULL, claimed_until = NULL,
+                                   attempts = GREATEST(attempts - 1, 0)
                  WHERE state = 'queued' AND claimed_by = $1",
                 &[&claimer],
             )

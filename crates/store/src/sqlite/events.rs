@@ -192,14 +192,15 @@ impl EventQueue for SqliteStore {
                  WHERE id = ?5 AND claimed_by = ?6 AND state = 'queued'",
             )?;
             let mut give_back = tx.prepare_cached(
-                "UPDATE events SET claimed_by = NULL, claimed_until = NULL
+                "UPDATE events SET claimed_by = NULL, claimed_until = NULL,
+                                   attempts = MAX(attempts - ?3, 0)
                  WHERE id = ?1 AND claimed_by = ?2 AND state = 'queued'",
             )?;
             let mut settled = Vec::new();
             for &index in &kept {
                 let o = &outcomes[index];
                 if o.state == EventState::Queued {
-                    give_back.execute(params![o.id, claimer])?;
+                    give_back.execute(params![o.id, claimer, i64::from(o.reason.is_none())])?;
                     continue;
                 }
                 let changed = settle.execute(params![
@@ -221,7 +222,8 @@ impl EventQueue for SqliteStore {
     async fn release_claims(&self, claimer: &str) -> Result<(), StoreError> {
         self.write_tx(&format!("release the claims of {claimer}"), |tx| {
             tx.execute(
-                "UPDATE events SET claimed_by = NULL, claimed_until = NULL
+                "UPDATE events SET claimed_by = NULL, claimed_until = NULL,
+                                   attempts = MAX(attempts - 1, 0)
                  WHERE state = 'queued' AND claimed_by = ?1",
                 [claimer],
             )?;
