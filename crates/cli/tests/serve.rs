@@ -407,6 +407,14 @@ async fn sigterm_stops_intake_lets_the_write_in_flight_finish_and_exits_zero() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     signal(&served.child, "-TERM");
+    while !served.log().contains("stopping") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGTERM not seen: {}",
+            served.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let late = assignment_set("t-2", &format!("E{agent:05}"), &code, 2).to_string();
     let (status, answer) = post_events(&served.base, &late).await;
     assert_eq!(status, 503, "intake closed: {answer}");
@@ -442,7 +450,7 @@ async fn sigterm_stops_intake_lets_the_write_in_flight_finish_and_exits_zero() {
     );
     assert_eq!(puts_in(&sim_stats(&sim).await), 1, "written once");
     assert!(
-        event_state(&restarted.base, "t-2").await.is_null(),
+        event_state(&restarted.base, "t-2").await["state"].is_null(),
         "the refused event was not stored"
     );
 }

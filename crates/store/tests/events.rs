@@ -351,7 +351,13 @@ async fn only_the_current_claimer_settles() {
                     // Given twice: the first counts.
                     outcome("e2", EventState::Superseded, Some("later"), None),
                     // Given back: claimable again, not settled.
-                    outcome("e3", EventState::Queued, None, None),
+                    // Given back after failing on its own account: the claim counts.
+                    outcome(
+                        "e3",
+                        EventState::Queued,
+                        Some("the tenant answered 503"),
+                        None,
+                    ),
                 ],
             )
             .await
@@ -380,6 +386,16 @@ async fn only_the_current_claimer_settles() {
         );
         let again = queue
             .claim_events(EventLane::Skills, 10, "c", MINUTE)
+            .await
+            .unwrap();
+        assert_eq!((ids(&again), again[0].attempts), (vec!["e3"], 2));
+        // Given back for no fault of its own (the lease held elsewhere, a shutdown): it does not.
+        queue
+            .settle_events("c", &[outcome("e3", EventState::Queued, None, None)])
+            .await
+            .unwrap();
+        let again = queue
+            .claim_events(EventLane::Skills, 10, "d", MINUTE)
             .await
             .unwrap();
         assert_eq!((ids(&again), again[0].attempts), (vec!["e3"], 2));
@@ -468,8 +484,9 @@ async fn extended_and_released_claims() {
             .await
             .unwrap();
         assert_eq!(ids(&all), ["e1", "e2", "e3"]);
+        // A claim that ran out counts (e2's first); one released (a shutdown) does not.
         let attempts: Vec<u32> = all.iter().map(|e| e.attempts).collect();
-        assert_eq!(attempts, [3, 3, 2]);
+        assert_eq!(attempts, [1, 2, 1]);
     }
 }
 
