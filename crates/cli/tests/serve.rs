@@ -580,3 +580,95 @@ fn parse_prometheus(text: &str) -> Vec<(String, std::collections::HashMap<String
     );
     samples
 }
+
+/// Two `serve` processes on one PostgreSQL journal share the work: 1,000 events for 300
+/// agents, sent to either, are each applied once (claimed by one process, written under the
+/// tenant's lease), none lost, and the tenant ends as the latest event for each assignment says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_postgres_apply_a_thousand_events_once_each() {
+    let Some(store) = common::store::TestStore::postgres("serve-two").await else {
+        return;
+    };
+    let (ws, sim, doc, _stop) = tenant("serve-two", 300, "proficiency_flush = \"1s\"").await;
+    let config = std::fs::read_to_string(ws.0.join("skillsync.toml")).unwrap();
+    std::fs::write(
+        ws.0.join("skillsync.toml"),
+        format!("{config}{}", store.config_table(&ws.0, "5s")),
+    )
+    .unwrap();
+    let first = start_serve(&ws.0, &[]);
+    let second = start_serve(&ws.0, &[]);
+    let skills: Vec<String> = doc
+        .skills
+        .iter()
+        .filter(|d| !d.name.starts_with(skillsync_sim::OWNED_PREFIX))
+        .map(|d| d.name.clone())
+        .take(3)
+        .collect();
+    let proficiency = proficiency_code(&doc);
+    let start = jiff::Timestamp::now();
+    let mut expected: std::collections::BTreeMap<(usize, String), u64> = Default::default();
+    let mut events = Vec::new();
+    for n in 0..1000usize {
+        let agent = (n * 7) % 300;
+        let code = if n % 4 == 3 {
+            proficiency.clone()
+        } else {
+            skills[n % 3].clone()
+        };
+        let level = 1 + (n % 10) as u64;
+        let at = start + jiff::SignedDuration::from_millis(n as i64);
+        events.push(json!({"id": format!("two-{n}"), "type": "assignment.set", "occurredAt": at.to_string(), "employeeId": format!("E{agent:05}"), "code": code, "level": level}));
+        expected.insert((agent, code), level);
+    }
+    let ids: Vec<String> = events
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    // Batches of 50, alternately to each process, several at once.
+    let posts = events.chunks(50).enumerate().map(|(i, chunk)| {
+        let base = if i % 2 == 0 {
+            first.base.clone()
+        } else {
+            second.base.clone()
+        };
+        let body = json!({ "events": chunk }).to_string();
+        async move { post_events(&base, &body).await }
+    });
+    for (status, answer) in futures::future::join_all(posts).await {
+        assert_eq!(status, 202, "{answer}");
+    }
+    let states = wait_settled(&first, &ids).await;
+    let log = || format!("{}\n----\n{}", first.log(), second.log());
+    let not_applied: Vec<_> = states.iter().filter(|s| s["state"] != "applied").collect();
+    assert!(not_applied.is_empty(), "{not_applied:?}\n{}", log());
+    let twice: Vec<_> = states.iter().filter(|s| s["attempts"] != 1).collect();
+    assert!(twice.is_empty(), "claimed more than once: {twice:?}");
+    // Each event settled by one process only (whichever held the lease when it came).
+    let by_first = first.log().matches("event settled").count();
+    let by_second = second.log().matches("event settled").count();
+    assert_eq!(by_first + by_second, 1000, "{}", log());
+
+    let state = sim_get(&sim, "/sim/state").await;
+    for ((agent, code), level) in &expected {
+        let (list, definitions) = if *code == proficiency {
+            ("proficiencies", &doc.proficiencies)
+        } else {
+            ("skills", &doc.skills)
+        };
+        let id = &definitions.iter().find(|d| &d.name == code).unwrap().id;
+        let user = state["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["id"] == doc.users[*agent].id.as_str())
+            .unwrap();
+        let held = user[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == id.as_str())
+            .map(|a| a["level"].as_u64().unwrap());
+        assert_eq!(held, Some(*level), "agent {agent} {code}");
+    }
+}
