@@ -513,7 +513,14 @@ impl Config {
         };
         let full_sync_at = match serve_section.full_sync_at.as_deref() {
             None => window.map_or(jiff::civil::time(2, 0, 0, 0), |w| w.opens()),
-            Some(text) => match skillsync_core::window::parse_time_of_day(text) {
+            // Seconds are allowed (HH:MM:SS), for a schedule that must be exact.
+            Some(text) => match text
+                .trim()
+                .parse::<jiff::civil::Time>()
+                .ok()
+                .filter(|_| text.trim().len() == 8)
+                .map_or_else(|| skillsync_core::window::parse_time_of_day(text), Ok)
+            {
                 Ok(at) => {
                     if let Some(w) = &window
                         && !time_in_window(at, w)

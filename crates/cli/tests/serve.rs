@@ -672,3 +672,81 @@ async fn two_processes_on_one_postgres_apply_a_thousand_events_once_each() {
         assert_eq!(held, Some(*level), "agent {agent} {code}");
     }
 }
+
+/// The nightly full sync runs at `[serve] full_sync_at` inside `[sync] window` (here a window
+/// around now and a time three seconds ahead, in the tenant's zone), and reconciles the whole
+/// tenant as `apply` would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_full_sync_runs_at_its_time_inside_the_window() {
+    let now = jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::UTC);
+    let hm = |z: &jiff::ZonedDateTime| z.strftime("%H:%M").to_string();
+    let window = format!(
+        "{}-{}",
+        hm(&(&now - jiff::SignedDuration::from_hours(1))),
+        hm(&(&now + jiff::SignedDuration::from_hours(1)))
+    );
+    let at = (&now + jiff::SignedDuration::from_secs(3))
+        .strftime("%H:%M:%S")
+        .to_string();
+    let (ws, sim, doc, _stop) =
+        tenant("serve-schedule", 30, &format!("full_sync_at = \"{at}\"")).await;
+    let config = std::fs::read_to_string(ws.0.join("skillsync.toml")).unwrap();
+    std::fs::write(
+        ws.0.join("skillsync.toml"),
+        format!("{config}\n[sync]\nwindow = \"{window}\"\n"),
+    )
+    .unwrap();
+    // The HRIS now wants one agent's skill at another level: the full sync must write it.
+    let (agent, code, level) = held_skill(&doc, 0);
+    let wanted: u8 = if level == 5 { 2 } else { 5 };
+    let assignments = std::fs::read_to_string(ws.0.join("hris/assignments.csv")).unwrap();
+    let prefix = format!("E{agent:05},{code},{level},");
+    assert!(assignments.contains(&prefix));
+    std::fs::write(
+        ws.0.join("hris/assignments.csv"),
+        assignments.replace(&prefix, &format!("E{agent:05},{code},{wanted},")),
+    )
+    .unwrap();
+    let served = start_serve(&ws.0, &[]);
+    assert_eq!(
+        puts_in(&sim_stats(&sim).await),
+        0,
+        "nothing before its time"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let history = run_with(&ws.0, &["history", "--output", "json"]).await;
+        let history: serde_json::Value =
+            serde_json::from_slice(&history.stdout).unwrap_or_default();
+        let full = history["runs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["command"] == "serve-full");
+        if let Some(run) = full.filter(|r| !r["endedAt"].is_null()) {
+            assert_eq!(run["outcome"], "succeeded", "{run}\n{}", served.log());
+            let started: jiff::Timestamp = run["startedAt"].as_str().unwrap().parse().unwrap();
+            let due: jiff::Timestamp = (&now + jiff::SignedDuration::from_secs(3))
+                .timestamp()
+                .round(jiff::Unit::Second)
+                .unwrap();
+            assert!(
+                started >= due - jiff::SignedDuration::from_millis(1000),
+                "started {started}, due {due}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no full sync ran: {}",
+            served.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let state = sim_get(&sim, "/sim/state").await;
+    assert_eq!(
+        level_of(&state, &doc.users[agent].id, &code, &doc),
+        Some(u64::from(wanted))
+    );
+    assert!(served.log().contains("next full sync"), "{}", served.log());
+}
