@@ -47,7 +47,7 @@ fn held_skill(doc: &skillsync_sim::TenantDoc, from: usize) -> (usize, String, u8
             doc.users[i].skills.iter().find_map(|a| {
                 let d = doc.skills.iter().find(|d| d.id == a.id)?;
                 (!d.name.starts_with(skillsync_sim::OWNED_PREFIX))
-                    .then(|| (i, d.name.clone(), a.level as u8))
+                    .then(|| (i, d.name.clone(), a.level))
             })
         })
         .expect("an agent holds a catalog skill")

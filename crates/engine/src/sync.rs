@@ -532,7 +532,7 @@ async fn plan_and_apply(
         api,
         desired,
         &mut plan,
-        &live,
+        live,
         apply_options,
         ApplyContext {
             journal: Some(JournalRun { journal, run }),

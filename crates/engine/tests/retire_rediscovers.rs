@@ -70,6 +70,9 @@ impl TenantApi for Contested {
     fn counters(&self) -> skillsync_cxone::CounterSnapshot {
         self.ours.counters()
     }
+    async fn token_ready(&self) -> skillsync_cxone::Result<()> {
+        self.ours.token_ready().await
+    }
     fn definitions(
         &self,
         kind: Kind,

@@ -282,6 +282,9 @@ impl skillsync_cxone::TenantApi for Unlucky {
     fn counters(&self) -> skillsync_cxone::CounterSnapshot {
         self.ours.counters()
     }
+    async fn token_ready(&self) -> skillsync_cxone::Result<()> {
+        self.ours.token_ready().await
+    }
     fn definitions(
         &self,
         kind: Kind,

@@ -363,7 +363,7 @@ async fn run_once(
                 let (verdicts, agents) = &*decided.lock();
                 verdicts_of(report, verdicts, agents, events, ids)
             };
-            settle_now(service, lane, &verdicts).await;
+            settle_now(service, lane, &verdicts, report.run).await;
             decided.lock().0 = verdicts;
             Ok(())
         },
@@ -479,7 +479,7 @@ async fn laid_over(
             ));
         }
     }
-    ordered.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    ordered.sort_by_key(|a| (a.0, a.1));
     let carries = crate::inputs::carries(&service.config);
     let mut verdicts = HashMap::new();
     for (occurred_at, _, own, event) in ordered {
@@ -594,11 +594,20 @@ fn verdicts_of(
 }
 
 /// Records verdicts now (under the lease, from the run's `settle`).
-async fn settle_now(service: &Service, lane: EventLane, verdicts: &HashMap<String, Verdict>) {
+async fn settle_now(
+    service: &Service,
+    lane: EventLane,
+    verdicts: &HashMap<String, Verdict>,
+    run: Option<skillsync_store::RunId>,
+) {
     let outcomes: Vec<EventOutcome> = verdicts
         .iter()
         .filter(|(_, v)| !matches!(v, Verdict::Again { .. }))
-        .map(|(id, v)| outcome(id, v, None))
+        .map(|(id, v)| {
+            // The run that wrote an applied event; the others it only looked at.
+            let run = run.filter(|_| matches!(v, Verdict::Applied));
+            outcome(id, v, run)
+        })
         .collect();
     record(service, lane, outcomes).await;
 }
