@@ -750,3 +750,35 @@ async fn the_full_sync_runs_at_its_time_inside_the_window() {
     );
     assert!(served.log().contains("next full sync"), "{}", served.log());
 }
+
+/// A full queue answers 429 with `Retry-After`, storing nothing of the refused request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_429_with_retry_after() {
+    let (ws, sim, doc, _stop) = tenant(
+        "serve-full-queue",
+        20,
+        "max_queued = 2\nproficiency_flush = \"1h\"",
+    )
+    .await;
+    let served = start_serve(&ws.0, &[]);
+    let code = proficiency_code(&doc);
+    // Proficiency events wait for their flush (an hour here): the queue fills.
+    for i in 0..2 {
+        let body = json!({"id": format!("q-{i}"), "type": "assignment.set", "occurredAt": jiff::Timestamp::now().to_string(), "employeeId": format!("E{i:05}"), "code": code, "level": 3}).to_string();
+        assert_eq!(post_events(&served.base, &body).await.0, 202);
+    }
+    let body = json!({"id": "q-2", "type": "assignment.set", "occurredAt": jiff::Timestamp::now().to_string(), "employeeId": "E00002", "code": code, "level": 3}).to_string();
+    let t = now_seconds();
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/events", served.base))
+        .header("x-skillsync-timestamp", t.to_string())
+        .header("x-skillsync-signature", sign(WEBHOOK_SECRET, t, &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "5");
+    assert!(event_state(&served.base, "q-2").await["state"].is_null());
+    assert_eq!(writes_in(&sim_stats(&sim).await), 0);
+}
