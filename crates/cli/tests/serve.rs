@@ -782,3 +782,36 @@ async fn a_full_queue_answers_429_with_retry_after() {
     assert!(event_state(&served.base, "q-2").await["state"].is_null());
     assert_eq!(writes_in(&sim_stats(&sim).await), 0);
 }
+
+/// `--log-format json`: one JSON object per line, with the event id and what became of it,
+/// and neither secret anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line_and_hold_no_secret() {
+    let (ws, _sim, doc, _stop) = tenant("serve-json-log", 10, "").await;
+    let served = start_serve_with(&ws.0, &[], &["--log-format", "json"]);
+    let (agent, code, level) = held_skill(&doc, 0);
+    let wanted = if level == 6 { 3 } else { 6 };
+    let body = assignment_set("j-1", &format!("E{agent:05}"), &code, wanted).to_string();
+    assert_eq!(post_events(&served.base, &body).await.0, 202);
+    wait_settled(&served, &["j-1".to_string()]).await;
+    // The settling line is written before the state can be read; it is in the log now.
+    let log = served.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let settled = lines
+        .iter()
+        .find(|l| l["message"] == "event settled")
+        .unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(
+        (settled["event_id"].as_str(), settled["state"].as_str()),
+        (Some("j-1"), Some("applied"))
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["timestamp"].is_string() && l["level"].is_string())
+    );
+    assert!(!log.contains(WEBHOOK_SECRET) && !log.contains(skillsync_sim::DEMO_CLIENT_SECRET));
+}

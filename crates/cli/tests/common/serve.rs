@@ -36,9 +36,15 @@ impl Drop for Served {
 
 /// Starts `skillsync serve` in `dir` on a free port, with `env` added.
 pub fn start_serve(dir: &Path, env: &[(&str, &str)]) -> Served {
+    start_serve_with(dir, env, &[])
+}
+
+/// Starts `skillsync serve` in `dir` on a free port, with `env` and `args` added.
+pub fn start_serve_with(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Served {
     let mut command = Command::new(env!("CARGO_BIN_EXE_skillsync"));
     command
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
         .current_dir(dir)
         .env("SKILLSYNC_TEST_SECRET", skillsync_sim::DEMO_CLIENT_SECRET)
         .env("SKILLSYNC_WEBHOOK_SECRET", WEBHOOK_SECRET)
