@@ -95,6 +95,7 @@ struct ServeSection {
     replay_window: Option<String>,
     max_body_bytes: Option<usize>,
     max_queued: Option<u64>,
+    status_token: Option<SecretSource>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -196,6 +197,9 @@ pub struct Serve {
     pub max_body_bytes: usize,
     /// Events waiting beyond this: new ones are answered 429.
     pub max_queued: u64,
+    /// When set, the status page (`/`, `/runs/*`) asks for this token (bearer, or the
+    /// password of basic auth); `None`: open to whoever can reach the listener.
+    pub status_token: Option<SecretSource>,
 }
 
 /// A removal threshold: a count, or a share of the owned assignments.
@@ -574,12 +578,14 @@ impl Config {
             replay_window,
             max_body_bytes,
             max_queued,
+            status_token: serve_section.status_token,
         };
         let mut warnings = Vec::new();
         for (key, source) in [
             ("tenant.client_secret", Some(&tenant.client_secret)),
             ("store.password", file.store.password.as_ref()),
             ("serve.webhook_secret", Some(&serve.webhook_secret)),
+            ("serve.status_token", serve.status_token.as_ref()),
         ] {
             if let Some(SecretSource::Literal(_)) = source {
                 let warning = Problem::warning(

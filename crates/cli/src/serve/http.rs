@@ -1,13 +1,16 @@
 //! The service's HTTP surface (SPEC §4). Bound to loopback unless `[serve] listen` says
 //! otherwise; bodies are capped (413); events are refused while stopping (503) and when the
-//! queue is full (429 with `Retry-After`).
+//! queue is full (429 with `Retry-After`). The status page (`/`, `/runs/{id}`) asks for
+//! `[serve] status_token` when one is set; health, readiness and metrics stay open, and events
+//! keep their own signature.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
@@ -22,21 +25,65 @@ const RETRY_AFTER_SECS: u64 = 5;
 /// Serves until the task is aborted.
 pub async fn serve(service: Arc<Service>, listener: tokio::net::TcpListener) {
     let max_body = service.config.serve.max_body_bytes;
+    let status_page = Router::new()
+        .route("/", get(super::status_page::index))
+        .route("/runs/{id}", get(super::status_page::run_page))
+        .route_layer(axum::middleware::from_fn_with_state(
+            service.clone(),
+            status_page_auth,
+        ));
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/events", post(post_events))
         .route("/v1/events/{id}", get(get_event))
+        .merge(status_page)
         .layer(DefaultBodyLimit::max(max_body))
-        .with_state(service);
+        .with_state(service.clone());
     // Answers are small: without TCP_NODELAY each one can wait for the client's delayed ACK.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    if let Err(error) = axum::serve(listener, app).await {
-        tracing::error!(error = %error, "the HTTP server stopped");
+    // The status page's API budget samples the client's counters while the surface serves.
+    tokio::select! {
+        result = axum::serve(listener, app) => {
+            if let Err(error) = result {
+                tracing::error!(error = %error, "the HTTP server stopped");
+            }
+        }
+        _ = super::status_page::sample_api(&service) => {}
     }
+}
+
+/// The status page's lock: with `[serve] status_token` set, a request must carry it (bearer,
+/// or basic auth's password); without, it is open to whoever reaches the listener (loopback
+/// by default).
+async fn status_page_auth(
+    State(service): State<Arc<Service>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(token) = &service.status_token else {
+        return next.run(request).await;
+    };
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if super::status_page::token_matches(token.expose(), given) {
+        return next.run(request).await;
+    }
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        "the status page needs [serve] status_token: Authorization: Bearer <token>, or basic auth with it as the password\n",
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(r#"Basic realm="skillsync status", charset="UTF-8""#),
+    );
+    response
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {

@@ -10,6 +10,8 @@
 //!   events newer than them laid over.
 //! - `schedule.rs`: the nightly full sync inside the window.
 //! - `metrics.rs`: the Prometheus text.
+//! - `status_page.rs` (and `status/`): the HTML status page, read from the journal, the queue
+//!   and this process's memory.
 //!
 //! Several processes may share one PostgreSQL journal: events are claimed (each by one
 //! process), and only the holder of the tenant's lease writes to it.
@@ -21,6 +23,7 @@ mod lanes;
 mod metrics;
 mod schedule;
 pub mod signature;
+mod status_page;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -44,6 +47,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub(crate) struct Service {
     pub config: Config,
     pub webhook_secret: Secret,
+    /// `[serve] status_token`: what the status page asks for; `None`: open.
+    pub status_token: Option<Secret>,
+    /// The client's counters over time, for the status page's API budget.
+    pub api_history: status_page::ApiHistory,
     pub api: Arc<dyn TenantApi>,
     pub journal: Box<dyn Journal>,
     pub queue: Box<dyn EventQueue>,
@@ -79,6 +86,15 @@ pub(crate) struct Status {
     pub drift: Option<u64>,
     /// Whether this process held the tenant's lease at its last attempt.
     pub lease_held: bool,
+    /// When the full sync now running started; `None` while none runs.
+    pub full_sync_started: Option<jiff::Timestamp>,
+    /// Why the last full sync did not complete (a guard, the lease held elsewhere, the
+    /// window's end, an error); cleared by one that completes.
+    pub full_sync_stopped: Option<status_page::Stopped>,
+    /// Agents the last full read found different from the HRIS.
+    pub drifted_agents: Option<usize>,
+    /// The first of them, with what differs.
+    pub drifted: Vec<status_page::DriftedAgent>,
 }
 
 impl Service {
@@ -116,6 +132,15 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             return Ok(crate::cmd::validate::report_problems(&common, &[problem]));
         }
     };
+    let status_token = match &config.serve.status_token {
+        None => None,
+        Some(source) => match config.secret("serve.status_token", source) {
+            Ok(token) => Some(token),
+            Err(problem) => {
+                return Ok(crate::cmd::validate::report_problems(&common, &[problem]));
+            }
+        },
+    };
     let settings = match config.client_settings() {
         Ok(settings) => settings,
         Err(problems) => return Ok(crate::cmd::validate::report_problems(&common, &problems)),
@@ -144,6 +169,8 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         intake: intake::Intake::new(),
         metrics: metrics::Metrics::default(),
         webhook_secret,
+        status_token,
+        api_history: status_page::ApiHistory::new(),
         api,
         journal,
         queue,

@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use skillsync_engine::{SyncHooks, SyncOptions, SyncOutcome, SyncScope};
 
 use super::Service;
+use super::status_page::{DRIFTED_SHOWN, Stop, Stopped, drifted_agents};
 
 /// Longest single sleep: the wall clock is read again after it, so a clock that jumps (NTP,
 /// a suspended machine) moves the schedule with it.
@@ -73,6 +74,7 @@ async fn full_sync(service: &Service) {
         ..SyncHooks::quiet()
     };
     tracing::info!("full sync starting");
+    service.status.lock().full_sync_started = Some(Timestamp::now());
     let result = skillsync_engine::sync_prepared(
         service.api.as_ref(),
         service.journal.as_ref(),
@@ -88,13 +90,25 @@ async fn full_sync(service: &Service) {
         async |_| Ok(()),
     )
     .await;
+    service.status.lock().full_sync_started = None;
+    let stopped = |why: Stop| {
+        service.status.lock().full_sync_stopped = Some(Stopped {
+            at: Timestamp::now(),
+            why,
+        });
+    };
     match result {
         Err(skillsync_engine::Error::LeaseHeld(lease)) => {
             service.status.lock().lease_held = false;
+            stopped(Stop::LeaseElsewhere(format!(
+                "{} (pid {} on {}), until {}",
+                lease.holder.command, lease.holder.pid, lease.holder.host, lease.expires_at
+            )));
             service.metrics.run("full", "lease-held");
             tracing::info!(holder = %lease.holder.command, pid = lease.holder.pid, host = %lease.holder.host, "full sync skipped: another skillsync holds the tenant's lease; next at the next window");
         }
         Err(error) => {
+            stopped(Stop::Failed(skillsync_engine::explain(&error)));
             service.metrics.run("full", "error");
             tracing::error!(error = %skillsync_engine::explain(&error), "full sync failed; next at the next window");
         }
@@ -109,6 +123,10 @@ async fn full_sync(service: &Service) {
             status.lease_held = true;
             if drift.is_some() {
                 status.drift = drift;
+            }
+            if let Some(plan) = &report.plan {
+                status.drifted_agents = Some(plan.users.len());
+                status.drifted = drifted_agents(plan, DRIFTED_SHOWN);
             }
             let outcome = match &report.outcome {
                 SyncOutcome::NoChanges => "no-changes",
@@ -131,6 +149,10 @@ async fn full_sync(service: &Service) {
             if report.succeeded() {
                 status.last_full_sync = Some(Timestamp::now());
             }
+            status.full_sync_stopped = stop_of(&report, outcome).map(|why| Stopped {
+                at: Timestamp::now(),
+                why,
+            });
             drop(status);
             service.metrics.run("full", outcome);
             match &report.outcome {
@@ -153,5 +175,31 @@ async fn full_sync(service: &Service) {
                 }
             }
         }
+    }
+}
+
+/// Why a full sync that returned a report did not complete, for the status page; `None` when
+/// it did (or had nothing to do).
+fn stop_of(report: &skillsync_engine::SyncReport, outcome: &str) -> Option<Stop> {
+    let first_error = |problems: &[skillsync_core::Problem]| {
+        problems
+            .iter()
+            .find(|p| p.is_error())
+            .map(|p| p.to_string())
+            .unwrap_or_default()
+    };
+    match &report.outcome {
+        SyncOutcome::Refused(refusal) => Some(Stop::Guard(refusal.to_string())),
+        SyncOutcome::Invalid(problems) => Some(Stop::Guard(format!(
+            "the HRIS files are not valid: {}",
+            first_error(problems)
+        ))),
+        SyncOutcome::Takeover(problems) => Some(Stop::Guard(format!(
+            "the ownership check: {}",
+            first_error(problems)
+        ))),
+        _ if outcome == "cut-off" => Some(Stop::CutOff),
+        _ if report.succeeded() => None,
+        _ => Some(Stop::Failed(format!("the run ended {outcome}"))),
     }
 }
