@@ -105,7 +105,7 @@ fn writes_table(p: &RunPage) -> Markup {
     let last = p.writes.last().map_or(0, |w| w.0);
     html! {
         div.scroll role="region" aria-labelledby="writes-h" tabindex="0" {
-            table {
+            table.wide {
                 caption {
                     "Writes " (count(first as u64)) "–" (count(last as u64)) " of " (count(p.total_writes as u64))
                     ", in the order journaled; definitions named by their HRIS code and locale."

@@ -37,6 +37,7 @@ caption{text-align:left;color:var(--muted);padding:.2rem 0 .4rem}
 th,td{padding:.35rem .55rem;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
 thead th{background:#eef1f5;white-space:nowrap}
 tbody th{font-weight:600}
+tbody th code{white-space:nowrap}
 .n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .badge{display:inline-block;padding:0 .5rem;border-radius:999px;font-size:.85rem;font-weight:600;white-space:nowrap}
 .ok{color:var(--ok);background:#e1f2e6}.bad{color:var(--bad);background:#fbe3e0}.warn{color:var(--warn);background:#faefd5}.info{color:var(--info);background:#e3eafc}
@@ -46,7 +47,7 @@ code{font:.9em ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 ul.changes{margin:.2rem 0 .6rem;padding-left:1.2rem}
 nav.pages{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center;margin:.8rem 0}
 footer{padding-bottom:1.5rem}
-@media (max-width:40rem){body{font-size:14px}dl.facts{grid-template-columns:1fr}dl.facts dt{font-weight:600;color:var(--fg)}dl.facts dd{margin-bottom:.3rem}section{padding:.75rem;margin:.6rem 0}}
+@media (max-width:40rem){body{font-size:14px}dl.facts{grid-template-columns:1fr}dl.facts dt{font-weight:600;color:var(--fg)}dl.facts dd{margin-bottom:.3rem}section{padding:.75rem;margin:.6rem 0}caption{max-width:calc(100vw - 3.6rem);position:sticky;left:0}.scroll table{min-width:38rem}.scroll table.wide{min-width:56rem}}
 "#;
 
 /// The page around `body`; `refresh` reloads it every 15 s (no script needed).
@@ -240,7 +241,7 @@ fn runs_section(o: &Overview) -> Markup {
                 Ok(runs) if runs.is_empty() => { p { "The journal has no run yet." } }
                 Ok(runs) => {
                     div.scroll role="region" aria-labelledby="runs-h" tabindex="0" {
-                        table {
+                        table.wide {
                             caption {
                                 "The last " (runs.len()) " runs in the journal, newest first. "
                                 "429 answers are not journaled per run: see the API budget."
@@ -292,7 +293,7 @@ fn run_row(o: &Overview, run: &RunSummary) -> Markup {
                 }
             }
             td.n { (figure(|c| c.users_updated)) }
-            td.n { (figure(|c| c.users_failed + c.users_not_kept)) }
+            td.n { (figure(|c| c.users_failed)) }
             td.n { (figure(|c| c.requests)) }
             td {
                 @match run.settles_at {
@@ -376,7 +377,7 @@ fn queue_section(o: &Overview) -> Markup {
 fn events_table(o: &Overview, events: &[EventRecord], labelled_by: &str) -> Markup {
     html! {
         div.scroll role="region" aria-labelledby=(labelled_by) tabindex="0" {
-            table {
+            table.wide {
                 caption { "The " (events.len()) " events received last, newest first." }
                 thead {
                     tr {
