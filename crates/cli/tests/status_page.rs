@@ -640,6 +640,13 @@ async fn the_status_page_shows_the_run_the_queue_and_a_rejected_events_reason_in
         "{writes}"
     );
     assert!(writes.contains("Page 1 of 1"), "{writes}");
+    for agent in &s.drifted {
+        let user = &s.doc.users[agent[1..].parse::<usize>().unwrap()].id;
+        assert!(
+            writes.contains(user.as_str()),
+            "{agent}'s write in {writes}"
+        );
+    }
     let (status, _) = get_text(&s.served.base, &format!("/runs/{full_id}?page=2")).await;
     assert_eq!(status, 200);
     let (status, _) = get_text(&s.served.base, "/runs/999999").await;
