@@ -190,6 +190,91 @@ pub enum BenchCommand {
     /// several rate limits: converged?, the other integration's losses, duplicates, calls and
     /// time against the bound. Exit 1 when a rate did not converge or lost anything.
     Chaos(BenchChaosArgs),
+    /// `skillsync serve` as a real process against an in-process tenant: events accepted per
+    /// second with none lost, skill-event-to-tenant-write latency at the tenant's rate limit,
+    /// and the proficiency lane's bulk writes per flush. Exit 1 when an event was lost or not
+    /// applied.
+    Serve(BenchServeArgs),
+}
+
+/// Flags of `skillsync bench serve`.
+#[derive(Debug, Args)]
+pub struct BenchServeArgs {
+    /// Agents in the generated tenant (HRIS files that match it exactly).
+    #[arg(long, default_value_t = 1_000)]
+    pub agents: usize,
+
+    /// Intake: signed events sent per batch size.
+    #[arg(long, default_value_t = 20_000, value_name = "N")]
+    pub events: usize,
+
+    /// Intake: concurrent client connections.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub connections: usize,
+
+    /// Intake: events per request, one measurement (and a fresh service) each (comma-separated).
+    #[arg(
+        long = "batch",
+        default_value = "1,50",
+        value_delimiter = ',',
+        value_name = "N,N,…"
+    )]
+    pub batches: Vec<usize>,
+
+    /// Latency: skill events sent one at a time.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub latency_events: usize,
+
+    /// Latency: one skill event every this long (so the lane is not queueing).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub latency_pace: std::time::Duration,
+
+    /// Latency and proficiencies: the tenant's rate limit and the client's, requests per second.
+    #[arg(long, default_value_t = 10.0, value_name = "RATE")]
+    pub rate_limit: f64,
+
+    /// The tenant's token bucket capacity (and the client's burst).
+    #[arg(long, default_value_t = 20)]
+    pub burst: u32,
+
+    /// Proficiencies: events sent at once, in batches.
+    #[arg(long, default_value_t = 1_000, value_name = "N")]
+    pub proficiency_events: usize,
+
+    /// Proficiencies: distinct agents those events are for.
+    #[arg(long, default_value_t = 300, value_name = "M")]
+    pub proficiency_agents: usize,
+
+    /// Proficiencies: events per request.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub proficiency_batch: usize,
+
+    /// Proficiencies: the service's `[serve] proficiency_flush` (a long one would leave the
+    /// last agents, fewer than 100, waiting for it).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub proficiency_flush: std::time::Duration,
+
+    /// A PostgreSQL journal to run against (a fresh schema per measurement, dropped after);
+    /// default: SQLite in the benchmark's folder. Give a password through the environment.
+    #[arg(
+        long,
+        env = "SKILLSYNC_BENCH_STORE",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub store: Option<String>,
+
+    /// Seed of the generated tenant.
+    #[arg(long, default_value_t = 2026)]
+    pub seed: u64,
+
+    /// Where to write the HRIS files, configs and journals (default: a temp folder, kept).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Print the figures as text or JSON.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
 }
 
 /// Flags of `skillsync bench chaos`.

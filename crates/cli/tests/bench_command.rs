@@ -174,3 +174,83 @@ fn chaos_bench_converges_without_losing_the_other_integrations_writes() {
         "the bound is a lower bound: {row:#}"
     );
 }
+
+/// The service's benchmark runs `skillsync serve` as a real process: every event sent is
+/// answered 202 and counted by the service, the skill events are applied, and the proficiency
+/// events go in bulk, no more bulk writes than ceil(agents / 100) per flush.
+#[test]
+fn serve_bench_loses_no_event_and_writes_proficiencies_in_bulk() {
+    let report = bench(
+        "bench-serve",
+        &[
+            "bench",
+            "serve",
+            "--agents",
+            "40",
+            "--events",
+            "200",
+            "--batch",
+            "1,20",
+            "--connections",
+            "4",
+            "--latency-events",
+            "2",
+            "--latency-pace",
+            "50ms",
+            "--rate-limit",
+            "200",
+            "--burst",
+            "50",
+            "--proficiency-events",
+            "40",
+            "--proficiency-agents",
+            "20",
+            "--proficiency-batch",
+            "10",
+            "--proficiency-flush",
+            "200ms",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(report["schemaVersion"], 1);
+    assert_eq!(report["sound"], true, "{report:#}");
+    let intake = report["intake"].as_array().expect("one row per batch size");
+    assert_eq!(intake.len(), 2);
+    for row in intake {
+        assert_eq!(row["accepted"], 200, "{row:#}");
+        assert_eq!(row["lost"], 0, "{row:#}");
+        assert_eq!(
+            row["serviceAccepted"], 200,
+            "the service counted them: {row:#}"
+        );
+        assert!(row["eventsPerSecond"].as_f64().expect("a rate") > 0.0);
+    }
+    assert_eq!(intake[1]["requests"], 10, "200 events in requests of 20");
+
+    let latency = &report["latency"];
+    assert_eq!(latency["events"], 2);
+    assert_eq!(latency["notApplied"], serde_json::json!([]), "{latency:#}");
+    assert!(latency["p50Ms"].as_f64().expect("a latency") > 0.0);
+    assert_eq!(
+        latency["writesPerEvent"], 1.0,
+        "one merge update each: {latency:#}"
+    );
+
+    let proficiencies = &report["proficiencies"];
+    assert_eq!(proficiencies["states"]["applied"], 40, "{proficiencies:#}");
+    assert_eq!(proficiencies["tenantMismatches"], 0, "{proficiencies:#}");
+    let bulk = proficiencies["bulkWrites"].as_u64().expect("a count");
+    assert!(bulk >= 1, "{proficiencies:#}");
+    assert!(
+        bulk <= proficiencies["bulkBound"].as_u64().expect("a count"),
+        "at most ceil(agents / 100) bulk writes per flush: {proficiencies:#}"
+    );
+    assert_eq!(proficiencies["singleWrites"], 0, "{proficiencies:#}");
+    assert!(
+        !proficiencies["flushes"]
+            .as_array()
+            .expect("runs")
+            .is_empty()
+    );
+}

@@ -7,6 +7,7 @@ mod chaos;
 mod naive;
 mod plan_scale;
 pub(crate) mod scenario;
+mod serve;
 mod sync;
 mod timed_journal;
 
@@ -20,5 +21,6 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         BenchCommand::Sync(sync_args) => sync::run(sync_args).await,
         BenchCommand::Plan(plan_args) => plan_scale::run(plan_args).await,
         BenchCommand::Chaos(chaos_args) => chaos::run(chaos_args).await,
+        BenchCommand::Serve(serve_args) => serve::run(serve_args).await,
     }
 }
