@@ -815,3 +815,177 @@ async fn json_logs_are_one_object_per_line_and_hold_no_secret() {
     );
     assert!(!log.contains(WEBHOOK_SECRET) && !log.contains(skillsync_sim::DEMO_CLIENT_SECRET));
 }
+
+/// An agent's arrival and their first assignment in one request are one batch: both are
+/// applied in the order they occurred, and the assignment is in the tenant afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_added_and_assigned_in_one_batch_gets_the_assignment() {
+    let (ws, sim, doc, _stop) = tenant("serve-added", 12, "").await;
+    let (agent, code, level) = held_skill(&doc, 5);
+    let user = doc.users[agent].id.clone();
+    // The HRIS does not know this agent yet: their rows leave the files.
+    let employee = format!("E{agent:05}");
+    for file in ["hris/agents.csv", "hris/assignments.csv"] {
+        let path = ws.0.join(file);
+        let kept: String = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .filter(|line| !line.starts_with(&format!("{employee},")))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        std::fs::write(&path, kept).unwrap();
+    }
+    let served = start_serve(&ws.0, &[]);
+    let wanted: u8 = if level == 9 { 4 } else { 9 };
+    let now = jiff::Timestamp::now();
+    let body = json!({"events": [
+        {"id": "a-added", "type": "agent.added", "occurredAt": now.to_string(), "employeeId": "E77777", "userId": user, "locale": "en-us"},
+        {"id": "a-set", "type": "assignment.set", "occurredAt": (now + jiff::SignedDuration::from_millis(1)).to_string(), "employeeId": "E77777", "code": code, "level": wanted},
+    ]})
+    .to_string();
+    let (status, answer) = post_events(&served.base, &body).await;
+    assert_eq!(status, 202, "{answer}");
+    let states = wait_settled(&served, &["a-added".into(), "a-set".into()]).await;
+    assert_eq!(
+        states[0]["state"],
+        "applied",
+        "{states:?}\n{}",
+        served.log()
+    );
+    assert_eq!(
+        states[1]["state"],
+        "applied",
+        "{states:?}\n{}",
+        served.log()
+    );
+    let state = sim_get(&sim, "/sim/state").await;
+    assert_eq!(
+        level_of(&state, &user, &code, &doc),
+        Some(u64::from(wanted)),
+        "{}",
+        served.log()
+    );
+}
+
+/// The engine runs of `kind` that ended in `outcome`, from `/metrics`.
+async fn runs_ended(base: &str, kind: &str, outcome: &str) -> f64 {
+    let (_, text) = get_text(base, "/metrics").await;
+    parse_prometheus(&text)
+        .iter()
+        .filter(|(name, labels, _)| {
+            name == "skillsync_runs_total"
+                && labels.get("kind").is_some_and(|k| k == kind)
+                && labels.get("outcome").is_some_and(|o| o == outcome)
+        })
+        .map(|(_, _, value)| *value)
+        .sum()
+}
+
+/// A tenant that fails for a while is no fault of the events: they wait (their attempts not
+/// counted, so an outage rejects none) and are applied once it answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_wait_out_a_tenant_outage_and_are_not_rejected_for_it() {
+    let (ws, sim, doc, _stop) = tenant("serve-outage", 10, "").await;
+    let served = start_serve(&ws.0, &[]);
+    set_knobs(&sim, json!({"faultRate": 1.0})).await;
+    let (agent, code, level) = held_skill(&doc, 2);
+    let wanted: u8 = if level == 9 { 4 } else { 9 };
+    let body = assignment_set("o-1", &format!("E{agent:05}"), &code, wanted).to_string();
+    let (status, answer) = post_events(&served.base, &body).await;
+    assert_eq!(status, 202, "{answer}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while runs_ended(&served.base, "serve-skills", "error").await < 2.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no failed runs: {}",
+            served.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let during = event_state(&served.base, "o-1").await;
+    assert_eq!(during["state"], "queued", "{during}");
+    assert!(
+        during["attempts"].as_u64().unwrap() <= 1,
+        "an outage counted against the event: {during}"
+    );
+    set_knobs(&sim, json!({"faultRate": 0.0})).await;
+    let states = wait_settled(&served, &["o-1".to_string()]).await;
+    assert_eq!(
+        states[0]["state"],
+        "applied",
+        "{states:?}\n{}",
+        served.log()
+    );
+    let state = sim_get(&sim, "/sim/state").await;
+    assert_eq!(
+        level_of(&state, &doc.users[agent].id, &code, &doc),
+        Some(u64::from(wanted))
+    );
+}
+
+/// A batch whose run is refused (here the empty-skills guard) is not refused as a whole: the
+/// other agents' events are applied, and of the refused agent's only the event that leaves
+/// them refused is rejected, with the guard's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_event_that_leaves_an_agent_refused_is_rejected() {
+    let (ws, sim, doc, _stop) = tenant("serve-blocked", 20, "").await;
+    let catalog: std::collections::HashMap<&str, &str> = doc
+        .skills
+        .iter()
+        .filter(|d| !d.name.starts_with(skillsync_sim::OWNED_PREFIX))
+        .map(|d| (d.id.as_str(), d.name.as_str()))
+        .collect();
+    // An agent whose every skill is the catalog's, with at least two.
+    let (agent, held) = doc
+        .users
+        .iter()
+        .enumerate()
+        .find_map(|(i, u)| {
+            let names: Vec<&str> = u
+                .skills
+                .iter()
+                .map(|a| catalog.get(a.id.as_str()).copied())
+                .collect::<Option<_>>()?;
+            (names.len() >= 2).then_some((i, names))
+        })
+        .expect("an agent with only catalog skills");
+    let (other, other_code, other_level) = held_skill(&doc, if agent == 0 { 1 } else { 0 });
+    let employee = format!("E{agent:05}");
+    let now = jiff::Timestamp::now();
+    let at = |ms: i64| (now + jiff::SignedDuration::from_millis(ms)).to_string();
+    let mut events = vec![
+        json!({"id": "b-other", "type": "assignment.set", "occurredAt": at(0), "employeeId": format!("E{other:05}"), "code": other_code, "level": if other_level == 7 { 3 } else { 7 }}),
+    ];
+    for (i, code) in held.iter().enumerate() {
+        events.push(json!({"id": format!("b-remove-{i}"), "type": "assignment.removed", "occurredAt": at(1 + i as i64), "employeeId": employee, "code": code}));
+    }
+    let served = start_serve(&ws.0, &[]);
+    let body = json!({ "events": events }).to_string();
+    let (status, answer) = post_events(&served.base, &body).await;
+    assert_eq!(status, 202, "{answer}");
+    let ids: Vec<String> = std::iter::once("b-other".to_string())
+        .chain((0..held.len()).map(|i| format!("b-remove-{i}")))
+        .collect();
+    let states = wait_settled(&served, &ids).await;
+    let last = held.len();
+    for (i, state) in states.iter().enumerate() {
+        let expected = if i == last { "rejected" } else { "applied" };
+        assert_eq!(state["state"], expected, "{states:#?}\n{}", served.log());
+    }
+    assert!(
+        states[last]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no skills")),
+        "{states:#?}"
+    );
+    let state = sim_get(&sim, "/sim/state").await;
+    let user = &doc.users[agent].id;
+    for (i, code) in held.iter().enumerate() {
+        let kept = level_of(&state, user, code, &doc).is_some();
+        assert_eq!(kept, i + 1 == held.len(), "{code} of {user}: {state}");
+    }
+    assert_eq!(
+        level_of(&state, &doc.users[other].id, &other_code, &doc),
+        Some(if other_level == 7 { 3 } else { 7 })
+    );
+}

@@ -249,6 +249,19 @@ pub async fn sync(
     .await
 }
 
+/// What [`sync_prepared`]'s `prepare` gives, computed under the lease.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The desired state.
+    pub desired: Desired,
+    /// Its warnings.
+    pub warnings: Vec<Problem>,
+    /// For a scope of agents: who they are, as `desired` has them now (an agent added by an
+    /// event another holder applied is known only under the lease); replaces the scope's
+    /// users. `None` keeps them.
+    pub users: Option<Vec<UserId>>,
+}
+
 /// The front door for a caller whose desired state depends on what other holders of the
 /// lease did (the service: events another process applied). `prepare` runs once the lease is
 /// held, before the tenant is read, and gives the desired state and its warnings; `settle`
@@ -259,7 +272,7 @@ pub async fn sync_prepared(
     journal: &dyn Journal,
     options: &SyncOptions,
     hooks: &SyncHooks<'_>,
-    prepare: impl AsyncFnOnce() -> Result<(Desired, Vec<Problem>), Error>,
+    prepare: impl AsyncFnOnce() -> Result<Prepared, Error>,
     settle: impl AsyncFnOnce(&SyncReport) -> Result<(), Error>,
 ) -> Result<SyncReport, Error> {
     if let Some(why) = outside(options) {
@@ -267,12 +280,26 @@ pub async fn sync_prepared(
     }
     let requests_before = api.counters().total_requests();
     crate::lease::holding(journal, &options.run, hooks.interrupt, async |lease| {
-        let (desired, warnings) = prepare().await?;
+        let prepared = prepare().await?;
+        let scoped;
+        let options = match (prepared.users, &options.scope) {
+            (Some(users), SyncScope::Agents { lists, .. }) => {
+                scoped = SyncOptions {
+                    scope: SyncScope::Agents {
+                        users,
+                        lists: *lists,
+                    },
+                    ..options.clone()
+                };
+                &scoped
+            }
+            _ => options,
+        };
         let report = under_lease(
             api,
             journal,
-            &desired,
-            &warnings,
+            &prepared.desired,
+            &prepared.warnings,
             options,
             hooks,
             requests_before,

@@ -26,13 +26,23 @@ const POLL: Duration = Duration::from_secs(1);
 const RETRY_PAUSE: Duration = Duration::from_secs(2);
 /// An event that could not be applied this many times is rejected with the last reason.
 const MAX_ATTEMPTS: u32 = 5;
+/// The longest pause while the tenant or the store keeps failing.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(60);
+/// Skill events one run takes: each agent is read on its own, and the lease is held
+/// meanwhile.
+const SKILL_BATCH: usize = 200;
+/// Proficiency events one run takes (latest wins per agent, so agents are fewer).
+const PROFICIENCY_BATCH: usize = 2_000;
 
 /// Runs one lane until the service stops.
 pub async fn run(service: Arc<Service>, lane: EventLane) {
     let limit = match lane {
-        EventLane::Skills => 200,
-        EventLane::Proficiencies => 10_000,
+        EventLane::Skills => SKILL_BATCH,
+        EventLane::Proficiencies => PROFICIENCY_BATCH,
     };
+    // Batches in a row that could not be applied for no fault of their events (the tenant or
+    // the store failing): each waits twice as long as the last, up to `MAX_RETRY_PAUSE`.
+    let mut failing: u32 = 0;
     loop {
         if service.is_stopping() {
             break;
@@ -41,7 +51,7 @@ pub async fn run(service: Arc<Service>, lane: EventLane) {
             tokio::select! {
                 _ = tokio::time::sleep(service.config.serve.proficiency_flush) => {}
                 _ = service.wake_proficiencies.notified() => {}
-                _ = service.stopped.notified() => {}
+                _ = service.stopped() => {}
             }
             if service.is_stopping() {
                 break;
@@ -50,25 +60,40 @@ pub async fn run(service: Arc<Service>, lane: EventLane) {
         }
         while !service.is_stopping() {
             match batch(&service, lane, limit).await {
-                Batch::Full => continue,
+                Batch::Full => {
+                    failing = 0;
+                    continue;
+                }
                 Batch::Done => {
+                    failing = 0;
                     if lane == EventLane::Proficiencies {
                         break;
                     }
                     continue;
                 }
                 Batch::Empty => {
+                    failing = 0;
                     if lane == EventLane::Skills {
                         tokio::select! {
                             _ = tokio::time::sleep(POLL) => {}
                             _ = service.wake_skills.notified() => {}
-                            _ = service.stopped.notified() => {}
+                            _ = service.stopped() => {}
                         }
                     }
                     break;
                 }
-                Batch::Retry => {
+                Batch::LeaseElsewhere => {
                     service.pause(RETRY_PAUSE).await;
+                    break;
+                }
+                Batch::Failed => {
+                    let pause = (RETRY_PAUSE * 2u32.saturating_pow(failing)).min(MAX_RETRY_PAUSE);
+                    failing = failing.saturating_add(1);
+                    tracing::info!(
+                        pause_secs = pause.as_secs(),
+                        "events wait while the tenant or the store fails"
+                    );
+                    service.pause(pause).await;
                     break;
                 }
             }
@@ -83,8 +108,10 @@ enum Batch {
     Done,
     /// As many as a batch takes were processed: more are waiting.
     Full,
-    /// The lease is held elsewhere, or the store or tenant failed: try again shortly.
-    Retry,
+    /// The tenant's lease is held by another process: try again shortly.
+    LeaseElsewhere,
+    /// The store or the tenant failed: try again after a pause that grows while it lasts.
+    Failed,
 }
 
 /// What became of one event.
@@ -94,15 +121,18 @@ enum Verdict {
     Rejected(String),
     Superseded(String),
     /// Not settled this time (the write did not happen): taken up again. `counts` when it
-    /// failed on its own account (an error), not when the lease was held elsewhere or the
-    /// service was stopping.
+    /// may be the event's own doing, so that an event that can never be applied is rejected
+    /// in the end; not when the tenant or store failed, the lease was held elsewhere or the
+    /// service was stopping (an outage rejects nothing).
     Again {
         why: String,
         counts: bool,
     },
 }
 
-/// Claims and processes one batch of `lane`.
+/// Claims and processes one batch of `lane`. Every verdict that depends on the tenant's state
+/// is recorded while the run that reached it holds the lease; afterwards events are only
+/// given back.
 async fn batch(service: &Arc<Service>, lane: EventLane, limit: usize) -> Batch {
     // A dead process's events are taken up a little after its lease would have expired.
     let claim_for = (service.config.lease_ttl * 3).max(Duration::from_secs(3));
@@ -114,7 +144,7 @@ async fn batch(service: &Arc<Service>, lane: EventLane, limit: usize) -> Batch {
         Ok(claimed) => claimed,
         Err(error) => {
             tracing::error!(error = %skillsync_engine::explain(&error), "cannot claim events");
-            return Batch::Retry;
+            return Batch::Failed;
         }
     };
     if claimed.is_empty() {
@@ -122,7 +152,6 @@ async fn batch(service: &Arc<Service>, lane: EventLane, limit: usize) -> Batch {
     }
     let full = claimed.len() == limit;
     let keeper = keep_claims(service.clone(), &claimed, claim_for);
-    let mut verdicts: HashMap<String, Verdict> = HashMap::new();
     let events: Vec<(EventRecord, Option<Event>)> = claimed
         .into_iter()
         .map(|record| {
@@ -130,63 +159,100 @@ async fn batch(service: &Arc<Service>, lane: EventLane, limit: usize) -> Batch {
             (record, event)
         })
         .collect();
-    for (record, event) in &events {
-        if event.is_none() {
-            verdicts.insert(
-                record.id.clone(),
-                Verdict::Rejected("the stored event cannot be read back".into()),
-            );
+    let mut left: HashMap<String, Verdict> = HashMap::new();
+    let unreadable: Vec<EventOutcome> = events
+        .iter()
+        .filter(|(_, event)| event.is_none())
+        .map(|(record, _)| {
+            let verdict = Verdict::Rejected("the stored event cannot be read back".into());
+            outcome(&record.id, &verdict, None)
+        })
+        .collect();
+    record(service, lane, unreadable).await;
+    // An agent's arrival or locale moves their whole record: a batch holding one writes both
+    // lists of its agents, so every event of the batch applies in the order it occurred.
+    let lists = if events
+        .iter()
+        .any(|(_, e)| e.as_ref().is_some_and(whole_record))
+    {
+        Lists::Both
+    } else {
+        match lane {
+            EventLane::Skills => Lists::Skills,
+            EventLane::Proficiencies => Lists::Proficiencies,
         }
-    }
-    // Which users each event writes, from the state as it is now (the lease is not held yet:
-    // only to know whom to read; the state that is written is computed under the lease).
-    let users = match users_of(service, &events).await {
-        Ok(users) => users,
-        Err(error) => {
-            tracing::error!(error = %skillsync_engine::explain(&error), "cannot read the desired state");
-            keeper.abort();
-            give_back(service, &events).await;
-            return Batch::Retry;
-        }
     };
-    let lane_lists = match lane {
-        EventLane::Skills => Lists::Skills,
-        EventLane::Proficiencies => Lists::Proficiencies,
-    };
-    let whole_record = |e: &Event| {
-        matches!(
-            e.change,
-            Change::AgentLocale { .. } | Change::AgentAdded { .. }
-        )
-    };
-    let mut retry = false;
-    for (lists, in_group) in [
-        (
-            Lists::Both,
-            &(|e: &Event| whole_record(e)) as &(dyn Fn(&Event) -> bool + Sync),
-        ),
-        (lane_lists, &|e: &Event| !whole_record(e)),
-    ] {
-        let group: Vec<&(EventRecord, Option<Event>)> = events
-            .iter()
-            .filter(|(r, e)| !verdicts.contains_key(&r.id) && e.as_ref().is_some_and(in_group))
-            .collect();
-        if group.is_empty() {
+    let readable: Vec<&str> = events
+        .iter()
+        .filter(|(_, e)| e.is_some())
+        .map(|(r, _)| r.id.as_str())
+        .collect();
+    let mut failed = false;
+    let mut elsewhere = false;
+    let mut groups: Vec<Vec<&str>> = vec![readable];
+    while let Some(mut group) = groups.pop() {
+        if service.is_stopping() {
+            for id in group {
+                left.insert(id.to_string(), stopping());
+            }
             continue;
         }
-        let group_users: BTreeSet<UserId> = group
-            .iter()
-            .filter_map(|(r, _)| users.get(&r.id).cloned())
-            .collect();
-        let ids: Vec<&str> = group.iter().map(|(r, _)| r.id.as_str()).collect();
-        let outcome = write_group(service, (lane, lists), &events, &ids, &users, group_users).await;
-        retry |= outcome.retry;
-        verdicts.extend(outcome.verdicts);
+        match run_once(service, (lane, lists), &events, &group).await {
+            Run::Settled => {}
+            Run::Again { why, counts, cause } => {
+                failed |= cause == Cause::Failure;
+                elsewhere |= cause == Cause::LeaseElsewhere;
+                for id in group {
+                    let verdict = Verdict::Again {
+                        why: why.clone(),
+                        counts,
+                    };
+                    left.insert(id.to_string(), verdict);
+                }
+            }
+            Run::Blocked {
+                why,
+                undecided,
+                users,
+            } => {
+                group.retain(|id| undecided.contains_key(*id));
+                let agents: BTreeSet<Option<UserId>> = undecided.values().cloned().collect();
+                if users == 0 {
+                    // No agent's state was refused: the files themselves are, which no event
+                    // of the batch can mend; tried again later, counted.
+                    failed = true;
+                    for id in group {
+                        let verdict = Verdict::Again {
+                            why: why.clone(),
+                            counts: true,
+                        };
+                        left.insert(id.to_string(), verdict);
+                    }
+                } else if agents.len() > 1 {
+                    // Run again one agent at a time, so one agent's refused state holds up no
+                    // other agent's events.
+                    for agent in agents {
+                        let own: Vec<&str> = group
+                            .iter()
+                            .copied()
+                            .filter(|id| undecided.get(*id) == Some(&agent))
+                            .collect();
+                        groups.push(own);
+                    }
+                } else if !group.is_empty() {
+                    // One agent, whose latest event the run rejected: the earlier ones are
+                    // tried again without it.
+                    groups.push(group);
+                }
+            }
+        }
     }
     keeper.abort();
-    settle(service, lane, &events, verdicts).await;
-    if retry {
-        Batch::Retry
+    give_back(service, lane, &events, left).await;
+    if elsewhere {
+        Batch::LeaseElsewhere
+    } else if failed {
+        Batch::Failed
     } else if full {
         Batch::Full
     } else {
@@ -194,136 +260,73 @@ async fn batch(service: &Arc<Service>, lane: EventLane, limit: usize) -> Batch {
     }
 }
 
-/// Per event id, the tenant user its agent is (unknown agents have none).
-async fn users_of(
-    service: &Service,
-    events: &[(EventRecord, Option<Event>)],
-) -> Result<HashMap<String, UserId>, skillsync_engine::Error> {
-    let current = service
-        .desired
-        .current(service.journal.as_ref(), service.queue.as_ref())
-        .await?;
-    Ok(events
-        .iter()
-        .filter_map(|(record, event)| {
-            let event = event.as_ref()?;
-            let user = match &event.change {
-                Change::AgentAdded { user_id, .. } => Some(user_id.clone()),
-                _ => current
-                    .desired
-                    .agents
-                    .get(&event.employee_id)
-                    .map(|a| a.user_id.clone()),
-            }?;
-            Some((record.id.clone(), user))
-        })
-        .collect())
-}
-
-struct GroupOutcome {
-    verdicts: HashMap<String, Verdict>,
-    retry: bool,
-}
-
-/// Writes one group of a batch (the events `ids`, whose agents are `users`), in one engine run;
-/// a run refused as a whole (a guard, an ownership conflict, an invalid plan) is run again
-/// one agent at a time, so one bad event does not hold up the others.
-async fn write_group(
-    service: &Service,
-    (lane, lists): (EventLane, Lists),
-    events: &[(EventRecord, Option<Event>)],
-    ids: &[&str],
-    users_by_event: &HashMap<String, UserId>,
-    users: BTreeSet<UserId>,
-) -> GroupOutcome {
-    let all: Vec<UserId> = users.iter().cloned().collect();
-    let first = run_once(service, (lane, lists), events, ids, all.clone()).await;
-    match first {
-        Run::Settled(verdicts) => GroupOutcome {
-            verdicts,
-            retry: false,
-        },
-        Run::Again { why, counts } => GroupOutcome {
-            verdicts: ids
-                .iter()
-                .map(|id| {
-                    let verdict = Verdict::Again {
-                        why: why.clone(),
-                        counts,
-                    };
-                    (id.to_string(), verdict)
-                })
-                .collect(),
-            retry: true,
-        },
-        Run::Blocked(why) if all.len() <= 1 => {
-            // One agent: the refusal is this group's events' own.
-            let mut verdicts = HashMap::new();
-            let computed = verdicts_without_write(service, events, ids).await;
-            for id in ids {
-                let verdict = match computed.get(*id) {
-                    Some(Verdict::Applied) | None => Verdict::Rejected(why.clone()),
-                    Some(other) => other.clone(),
-                };
-                verdicts.insert(id.to_string(), verdict);
-            }
-            GroupOutcome {
-                verdicts,
-                retry: false,
-            }
-        }
-        Run::Blocked(_) => {
-            let mut outcome = GroupOutcome {
-                verdicts: HashMap::new(),
-                retry: false,
-            };
-            for user in all {
-                let own: Vec<&str> = ids
-                    .iter()
-                    .copied()
-                    .filter(|id| users_by_event.get(*id) == Some(&user))
-                    .collect();
-                let single = Box::pin(write_group(
-                    service,
-                    (lane, lists),
-                    events,
-                    &own,
-                    users_by_event,
-                    BTreeSet::from([user]),
-                ))
-                .await;
-                outcome.retry |= single.retry;
-                outcome.verdicts.extend(single.verdicts);
-            }
-            // Events of no agent (unknown, or leaving) settle by the state alone.
-            let computed = verdicts_without_write(service, events, ids).await;
-            for id in ids {
-                if !outcome.verdicts.contains_key(*id) {
-                    let verdict = computed.get(*id).cloned().unwrap_or(Verdict::Applied);
-                    outcome.verdicts.insert(id.to_string(), verdict);
-                }
-            }
-            outcome
-        }
+fn stopping() -> Verdict {
+    Verdict::Again {
+        why: "the service is stopping".into(),
+        counts: false,
     }
 }
 
-enum Run {
-    /// The run ended: a verdict for each event of the group.
-    Settled(HashMap<String, Verdict>),
-    /// Nothing was decided (the lease is held elsewhere, the tenant or store failed).
-    Again { why: String, counts: bool },
-    /// Refused as a whole, with why.
-    Blocked(String),
+fn whole_record(event: &Event) -> bool {
+    matches!(
+        event.change,
+        Change::AgentLocale { .. } | Change::AgentAdded { .. }
+    )
 }
 
-/// One engine run for the events `ids` and the agents `users`.
+/// Why a run decided nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    /// Another process holds the tenant's lease.
+    LeaseElsewhere,
+    /// The tenant or the store failed.
+    Failure,
+    /// The service is stopping, or the window closed.
+    Stopped,
+}
+
+enum Run {
+    /// The run ended and recorded a verdict for each event of its group, under the lease.
+    Settled,
+    /// Nothing was decided.
+    Again {
+        why: String,
+        counts: bool,
+        cause: Cause,
+    },
+    /// Refused as a whole (a guard, an ownership conflict, an invalid plan). The events the
+    /// state alone decided were recorded; of the rest, with a single agent, the latest was
+    /// rejected. `undecided`: the others, each with its agent's user; `users`: how many
+    /// agents the run covered.
+    Blocked {
+        why: String,
+        undecided: HashMap<String, Option<UserId>>,
+        users: usize,
+    },
+}
+
+/// What a run decided under the lease, for the caller.
+#[derive(Default)]
+struct Decided {
+    /// The verdicts the run's state decided (applied ones not yet confirmed by a write).
+    verdicts: HashMap<String, Verdict>,
+    /// Per event, its agent's tenant user in the state the run wrote (`None`: no agent).
+    users: HashMap<String, Option<UserId>>,
+    /// The users the run covered.
+    scope: BTreeSet<UserId>,
+    /// For a blocked run: the events left undecided.
+    undecided: HashMap<String, Option<UserId>>,
+    /// Each event's place in the order they occurred.
+    order: HashMap<String, usize>,
+}
+
+/// One engine run for the events `ids`: their agents and the state are computed under the
+/// lease, and the verdicts recorded before it is released.
 async fn run_once(
     service: &Service,
     (lane, lists): (EventLane, Lists),
     events: &[(EventRecord, Option<Event>)],
     ids: &[&str],
-    users: Vec<UserId>,
 ) -> Run {
     let kind = match (lane, lists) {
         (_, Lists::Both) => "serve-agent",
@@ -340,14 +343,19 @@ async fn run_once(
         write: config.write_options(),
         window: None,
         adopt: Some(service.adopt.clone()),
-        scope: SyncScope::Agents { users, lists },
+        scope: SyncScope::Agents {
+            users: Vec::new(),
+            lists,
+        },
     };
     let hooks = SyncHooks {
         interrupt: Some(&service.interrupt),
         ..SyncHooks::quiet()
     };
-    // Decided under the lease (by `prepare`, then by `settle` from the run's report).
-    let decided: parking_lot::Mutex<(HashMap<String, Verdict>, AgentUsers)> = Default::default();
+    let decided: parking_lot::Mutex<Decided> = Default::default();
+    // One run of this process at a time: the lease is per process, and the full sync waits
+    // its turn behind a batch instead of finding the lease held by its own lanes.
+    let turn = service.turn.lock().await;
     let result = skillsync_engine::sync_prepared(
         service.api.as_ref(),
         service.journal.as_ref(),
@@ -355,21 +363,39 @@ async fn run_once(
         &hooks,
         async || {
             let laid = laid_over(service, events, ids).await?;
-            *decided.lock() = (laid.verdicts, laid.agents);
-            Ok((laid.desired, laid.warnings))
+            let scope: BTreeSet<UserId> = laid
+                .verdicts
+                .iter()
+                .filter(|(_, v)| matches!(v, Verdict::Applied))
+                .filter_map(|(id, _)| laid.users.get(id).cloned().flatten())
+                .collect();
+            let prepared = skillsync_engine::Prepared {
+                desired: laid.desired,
+                warnings: laid.warnings,
+                users: Some(scope.iter().cloned().collect()),
+            };
+            *decided.lock() = Decided {
+                verdicts: laid.verdicts,
+                users: laid.users,
+                scope,
+                undecided: HashMap::new(),
+                order: laid.order,
+            };
+            Ok(prepared)
         },
         async |report: &SyncReport| {
-            let verdicts = {
-                let (verdicts, agents) = &*decided.lock();
-                verdicts_of(report, verdicts, agents, events, ids)
+            let (verdicts, undecided) = {
+                let decided = decided.lock();
+                verdicts_of(report, &decided)
             };
             settle_now(service, lane, &verdicts, report.run).await;
-            decided.lock().0 = verdicts;
+            decided.lock().undecided = undecided;
             Ok(())
         },
     )
     .await;
-    let decided = decided.into_inner().0;
+    drop(turn);
+    let decided = decided.into_inner();
     service.status.lock().lease_held =
         !matches!(result, Err(skillsync_engine::Error::LeaseHeld(_)));
     match result {
@@ -381,6 +407,7 @@ async fn run_once(
                     lease.holder.command, lease.holder.pid, lease.holder.host
                 ),
                 counts: false,
+                cause: Cause::LeaseElsewhere,
             }
         }
         Err(error) => {
@@ -389,23 +416,32 @@ async fn run_once(
             service.metrics.run(kind, "error");
             Run::Again {
                 why,
-                counts: !service.is_stopping(),
+                counts: false,
+                cause: if service.is_stopping() {
+                    Cause::Stopped
+                } else {
+                    Cause::Failure
+                },
             }
         }
         Ok(report) => {
             service.metrics.run(kind, outcome_name(&report.outcome));
             match &report.outcome {
-                SyncOutcome::Invalid(problems) | SyncOutcome::Takeover(problems) => {
-                    Run::Blocked(first_error(problems))
+                SyncOutcome::Invalid(_) | SyncOutcome::Takeover(_) | SyncOutcome::Refused(_) => {
+                    Run::Blocked {
+                        why: blocked_why(&report.outcome),
+                        undecided: decided.undecided,
+                        users: decided.scope.len(),
+                    }
                 }
-                SyncOutcome::Refused(refusal) => Run::Blocked(refusal.to_string()),
                 SyncOutcome::RetiredMeanwhile
                 | SyncOutcome::OutsideWindow(_)
                 | SyncOutcome::Declined => Run::Again {
                     why: "the run was stopped before writing".into(),
                     counts: false,
+                    cause: Cause::Stopped,
                 },
-                SyncOutcome::NoChanges | SyncOutcome::Applied(_) => Run::Settled(decided),
+                SyncOutcome::NoChanges | SyncOutcome::Applied(_) => Run::Settled,
             }
         }
     }
@@ -434,8 +470,14 @@ fn first_error(problems: &[Problem]) -> String {
         .unwrap_or_else(|| "the plan is invalid".into())
 }
 
-/// Each agent's tenant user, in the state a run wrote.
-type AgentUsers = HashMap<skillsync_core::EmployeeId, UserId>;
+/// Why a run was refused as a whole.
+fn blocked_why(outcome: &SyncOutcome) -> String {
+    match outcome {
+        SyncOutcome::Invalid(problems) | SyncOutcome::Takeover(problems) => first_error(problems),
+        SyncOutcome::Refused(refusal) => refusal.to_string(),
+        _ => "the run was refused".into(),
+    }
+}
 
 /// What a group's run starts from.
 struct LaidOver {
@@ -444,7 +486,11 @@ struct LaidOver {
     /// The verdict on each event of the group that the state alone decides (superseded by
     /// newer files, rejected by the checks); the others are `Applied` until the run says.
     verdicts: HashMap<String, Verdict>,
-    agents: AgentUsers,
+    /// Per event of the group, its agent's tenant user once every event is laid over
+    /// (`None`: not an agent then, e.g. one who left).
+    users: HashMap<String, Option<UserId>>,
+    /// Each event of the group's place in the order they occurred.
+    order: HashMap<String, usize>,
 }
 
 /// The desired state with the applied events and this group's events laid over the files in
@@ -482,10 +528,12 @@ async fn laid_over(
     ordered.sort_by_key(|a| (a.0, a.1));
     let carries = crate::inputs::carries(&service.config);
     let mut verdicts = HashMap::new();
+    let mut employees = Vec::new();
     for (occurred_at, _, own, event) in ordered {
         match own {
             None => skillsync_core::apply_event(&mut desired, &event),
             Some(id) => {
+                employees.push((id.to_string(), event.employee_id.clone()));
                 if occurred_at <= exported_at {
                     verdicts.insert(
                         id.to_string(),
@@ -507,90 +555,124 @@ async fn laid_over(
             }
         }
     }
-    let agents = desired
-        .agents
+    let order = employees
         .iter()
-        .map(|(e, a)| (e.clone(), a.user_id.clone()))
+        .enumerate()
+        .map(|(at, (id, _))| (id.clone(), at))
+        .collect();
+    let users = employees
+        .into_iter()
+        .map(|(id, employee)| {
+            let user = desired.agents.get(&employee).map(|a| a.user_id.clone());
+            (id, user)
+        })
         .collect();
     Ok(LaidOver {
         desired,
         warnings: (*files.warnings).clone(),
         verdicts,
-        agents,
+        users,
+        order,
     })
 }
 
-/// Verdicts the state alone decides, for events whose write was refused as a whole.
-async fn verdicts_without_write(
-    service: &Service,
-    events: &[(EventRecord, Option<Event>)],
-    ids: &[&str],
-) -> HashMap<String, Verdict> {
-    laid_over(service, events, ids)
-        .await
-        .map(|laid| laid.verdicts)
-        .unwrap_or_default()
-}
-
-/// Each event's verdict once its run ended: accepted events take their agent's outcome.
+/// Once a run ended (under its lease): the verdicts to record, and for a run refused as a
+/// whole, the events it leaves undecided. An event is applied only when its agent was in the
+/// run and the tenant holds what it asked (written, or already so).
 fn verdicts_of(
     report: &SyncReport,
-    decided: &HashMap<String, Verdict>,
-    users: &AgentUsers,
-    events: &[(EventRecord, Option<Event>)],
-    ids: &[&str],
-) -> HashMap<String, Verdict> {
+    decided: &Decided,
+) -> (HashMap<String, Verdict>, HashMap<String, Option<UserId>>) {
     let mut verdicts = HashMap::new();
-    for (record, event) in events {
-        if !ids.contains(&record.id.as_str()) {
-            continue;
-        }
-        let Some(decided) = decided.get(&record.id) else {
-            continue;
-        };
-        let verdict = match (decided, event) {
-            (Verdict::Applied, Some(event)) => {
-                let user = match &event.change {
-                    Change::AgentAdded { user_id, .. } => Some(user_id.clone()),
-                    _ => users.get(&event.employee_id).cloned(),
-                };
-                match user {
-                    // Left the HRIS: nothing to write.
-                    None => Verdict::Applied,
-                    Some(user) if report.absent.contains(&user) => Verdict::Rejected(format!(
-                        "user {user} of employee {} does not exist in the tenant",
-                        event.employee_id
-                    )),
-                    Some(user) => match &report.outcome {
-                        SyncOutcome::Applied(applied) => match applied.written.users.get(&user) {
-                            None
-                            | Some(skillsync_engine::UserOutcome::Updated)
-                            | Some(skillsync_engine::UserOutcome::AlreadyCurrent) => {
-                                Verdict::Applied
-                            }
-                            Some(skillsync_engine::UserOutcome::Failed { reason, .. }) => {
-                                Verdict::Rejected(format!("the tenant did not take it: {reason}"))
-                            }
-                            Some(skillsync_engine::UserOutcome::NotAttempted(stop)) => {
-                                Verdict::Again {
-                                    why: stop.to_string(),
-                                    counts: !matches!(
-                                        stop,
-                                        skillsync_engine::StopReason::Interrupted
-                                            | skillsync_engine::StopReason::LeaseLost
-                                    ),
-                                }
-                            }
-                        },
-                        _ => Verdict::Applied,
-                    },
+    let mut undecided = HashMap::new();
+    let pending = |id: &String| {
+        matches!(decided.verdicts.get(id), Some(Verdict::Applied))
+            .then(|| decided.users.get(id).cloned().flatten())
+    };
+    let blocked = matches!(
+        report.outcome,
+        SyncOutcome::Invalid(_) | SyncOutcome::Takeover(_) | SyncOutcome::Refused(_)
+    );
+    if blocked {
+        // With one agent, the latest of its events is the one that left it refused.
+        let latest = (decided.scope.len() == 1)
+            .then(|| {
+                decided
+                    .verdicts
+                    .keys()
+                    .filter(|id| pending(id).flatten().is_some())
+                    .max_by_key(|id| decided.order.get(*id))
+            })
+            .flatten();
+        for (id, verdict) in &decided.verdicts {
+            match pending(id) {
+                None => {
+                    verdicts.insert(id.clone(), verdict.clone());
+                }
+                Some(_) if Some(id) == latest => {
+                    verdicts.insert(id.clone(), Verdict::Rejected(blocked_why(&report.outcome)));
+                }
+                Some(user) => {
+                    undecided.insert(id.clone(), user);
                 }
             }
-            (other, _) => other.clone(),
-        };
-        verdicts.insert(record.id.clone(), verdict);
+        }
+        return (verdicts, undecided);
     }
-    verdicts
+    for (id, verdict) in &decided.verdicts {
+        let verdict = match pending(id) {
+            None => verdict.clone(),
+            // Not an agent once every event is laid over (they left): nothing to write.
+            Some(None) => Verdict::Applied,
+            Some(Some(user)) if !decided.scope.contains(&user) => Verdict::Again {
+                why: format!("user {user} was not in the run"),
+                counts: false,
+            },
+            Some(Some(user)) if report.absent.contains(&user) => {
+                Verdict::Rejected(format!("user {user} does not exist in the tenant"))
+            }
+            Some(Some(user)) => match &report.outcome {
+                SyncOutcome::Applied(applied) => match applied.written.users.get(&user) {
+                    None
+                    | Some(skillsync_engine::UserOutcome::Updated)
+                    | Some(skillsync_engine::UserOutcome::AlreadyCurrent) => Verdict::Applied,
+                    Some(skillsync_engine::UserOutcome::Failed { kind, reason }) => {
+                        failed_write(*kind, reason)
+                    }
+                    Some(skillsync_engine::UserOutcome::NotAttempted(stop)) => Verdict::Again {
+                        why: stop.to_string(),
+                        counts: matches!(stop, skillsync_engine::StopReason::Definition(_)),
+                    },
+                },
+                SyncOutcome::NoChanges => Verdict::Applied,
+                _ => Verdict::Again {
+                    why: "the run was stopped before writing".into(),
+                    counts: false,
+                },
+            },
+        };
+        verdicts.insert(id.clone(), verdict);
+    }
+    (verdicts, undecided)
+}
+
+/// An event whose agent's write failed: rejected when the tenant refused it (the event's own
+/// doing); tried again when the outcome was unknown or the tenant did not keep it.
+fn failed_write(kind: skillsync_engine::FailureKind, reason: &str) -> Verdict {
+    use skillsync_engine::FailureKind;
+    match kind {
+        FailureKind::Refused | FailureKind::Gone => {
+            Verdict::Rejected(format!("the tenant did not take it: {reason}"))
+        }
+        FailureKind::NotKept => Verdict::Again {
+            why: format!("the tenant did not keep it: {reason}"),
+            counts: true,
+        },
+        FailureKind::Unresolved | FailureKind::Unconfirmed => Verdict::Again {
+            why: reason.to_string(),
+            counts: false,
+        },
+    }
 }
 
 /// Records verdicts now (under the lease, from the run's `settle`).
@@ -612,18 +694,19 @@ async fn settle_now(
     record(service, lane, outcomes).await;
 }
 
-/// Settles what the batch decided and gives back what it did not; an event given back too
-/// often is rejected with its last reason.
-async fn settle(
+/// Gives back, once the lease is released, every event of the batch no run settled (settling
+/// only changes events still claimed and queued, so the settled ones are left as they are);
+/// an event given back too often on its own account is rejected with its last reason.
+async fn give_back(
     service: &Service,
     lane: EventLane,
     events: &[(EventRecord, Option<Event>)],
-    verdicts: HashMap<String, Verdict>,
+    mut left: HashMap<String, Verdict>,
 ) {
     let mut outcomes = Vec::new();
     for (record, _) in events {
-        let verdict = verdicts.get(&record.id).cloned().unwrap_or(Verdict::Again {
-            why: "not processed".into(),
+        let verdict = left.remove(&record.id).unwrap_or(Verdict::Again {
+            why: String::new(),
             counts: false,
         });
         let verdict = match verdict {
@@ -633,7 +716,9 @@ async fn settle(
                     record.attempts
                 ))
             }
-            other => other,
+            Verdict::Again { why, counts } => Verdict::Again { why, counts },
+            // Decided verdicts were recorded under the lease.
+            _ => continue,
         };
         outcomes.push(outcome(&record.id, &verdict, None));
     }
@@ -681,27 +766,6 @@ async fn record(service: &Service, lane: EventLane, outcomes: Vec<EventOutcome>)
         Err(error) => {
             tracing::error!(error = %skillsync_engine::explain(&error), "cannot settle events; their claims expire and they are taken up again");
         }
-    }
-}
-
-/// Gives back a batch untouched.
-async fn give_back(service: &Service, events: &[(EventRecord, Option<Event>)]) {
-    let outcomes: Vec<EventOutcome> = events
-        .iter()
-        .map(|(r, _)| {
-            let verdict = Verdict::Again {
-                why: String::new(),
-                counts: false,
-            };
-            outcome(&r.id, &verdict, None)
-        })
-        .collect();
-    if let Err(error) = service
-        .queue
-        .settle_events(&service.claimer, &outcomes)
-        .await
-    {
-        tracing::warn!(error = %skillsync_engine::explain(&error), "cannot give events back; their claims expire");
     }
 }
 

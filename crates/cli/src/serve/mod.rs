@@ -68,8 +68,12 @@ pub(crate) struct Service {
     pub wake_skills: Notify,
     /// Wakes the proficiency lane early (enough agents are waiting).
     pub wake_proficiencies: Notify,
-    /// Wakes everything that waits, on shutdown.
-    pub stopped: Notify,
+    /// Raised once, on shutdown: whatever waits on [`Service::stopped`] wakes, whenever it
+    /// started waiting.
+    pub stop: tokio::sync::watch::Sender<bool>,
+    /// One engine run of this process at a time (fair: a full sync that asks waits for the
+    /// batch in flight, not for every batch after it).
+    pub turn: tokio::sync::Mutex<()>,
     pub status: parking_lot::Mutex<Status>,
     /// What the service's runs may take over (`--adopt`).
     pub adopt: skillsync_core::Adopt,
@@ -102,6 +106,12 @@ impl Service {
         self.stopping.load(Ordering::SeqCst)
     }
 
+    /// Returns once the service is stopping.
+    pub async fn stopped(&self) {
+        let mut stop = self.stop.subscribe();
+        let _ = stop.wait_for(|stopping| *stopping).await;
+    }
+
     /// Waits `pause`, or less if the service stops.
     pub async fn pause(&self, pause: Duration) {
         if self.is_stopping() {
@@ -109,7 +119,7 @@ impl Service {
         }
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
-            _ = self.stopped.notified() => {}
+            _ = self.stopped() => {}
         }
     }
 }
@@ -179,7 +189,8 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         interrupt: Arc::new(Interrupt::new()),
         wake_skills: Notify::new(),
         wake_proficiencies: Notify::new(),
-        stopped: Notify::new(),
+        stop: tokio::sync::watch::Sender::new(false),
+        turn: tokio::sync::Mutex::new(()),
         status: parking_lot::Mutex::new(Status::default()),
         adopt: skillsync_core::Adopt::from_args(&args.adopt.adopt),
         config,
@@ -207,7 +218,7 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!("stopping: intake closed, writes in flight finish");
     service.stopping.store(true, Ordering::SeqCst);
     service.interrupt.raise();
-    service.stopped.notify_waiters();
+    service.stop.send_replace(true);
     service.wake_skills.notify_waiters();
     service.wake_proficiencies.notify_waiters();
     if tokio::time::timeout(SHUTDOWN_GRACE, &mut work)

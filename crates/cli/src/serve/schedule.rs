@@ -73,6 +73,8 @@ async fn full_sync(service: &Service) {
         interrupt: Some(&service.interrupt),
         ..SyncHooks::quiet()
     };
+    // Behind the batch of events in flight, if any (the lanes hold the turn while they run).
+    let turn = service.turn.lock().await;
     tracing::info!("full sync starting");
     service.status.lock().full_sync_started = Some(Timestamp::now());
     let result = skillsync_engine::sync_prepared(
@@ -85,11 +87,16 @@ async fn full_sync(service: &Service) {
                 .desired
                 .current(service.journal.as_ref(), service.queue.as_ref())
                 .await?;
-            Ok((current.desired, (*current.warnings).clone()))
+            Ok(skillsync_engine::Prepared {
+                desired: current.desired,
+                warnings: (*current.warnings).clone(),
+                users: None,
+            })
         },
         async |_| Ok(()),
     )
     .await;
+    drop(turn);
     service.status.lock().full_sync_started = None;
     let stopped = |why: Stop| {
         service.status.lock().full_sync_stopped = Some(Stopped {
