@@ -989,3 +989,46 @@ async fn only_the_event_that_leaves_an_agent_refused_is_rejected() {
         Some(if other_level == 7 { 3 } else { 7 })
     );
 }
+
+/// The catalog saved again (a new description, say) says nothing about who holds what: the
+/// events applied since the agents and assignments were exported still stand, and the next
+/// write to that agent keeps them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catalog_saved_again_does_not_undo_applied_events() {
+    let (ws, sim, doc, _stop) = tenant("serve-catalog", 20, "").await;
+    let served = start_serve(&ws.0, &[]);
+    let (agent, code, level) = held_skill(&doc, 0);
+    let employee = format!("E{agent:05}");
+    let wanted: u8 = if level == 9 { 4 } else { 9 };
+    let body = assignment_set("c-1", &employee, &code, wanted).to_string();
+    let (status, answer) = post_events(&served.base, &body).await;
+    assert_eq!(status, 202, "{answer}");
+    let states = wait_settled(&served, &["c-1".to_string()]).await;
+    assert_eq!(states[0]["state"], "applied", "{states:?}");
+    // Saved again after the event: its modification time is now the newest.
+    let catalog = ws.0.join("hris/catalog.csv");
+    let text = std::fs::read_to_string(&catalog).unwrap();
+    std::fs::write(&catalog, text).unwrap();
+    // Another of the agent's skills changes: the agent's write carries both.
+    let other = doc.users[agent]
+        .skills
+        .iter()
+        .filter_map(|a| doc.skills.iter().find(|d| d.id == a.id))
+        .find(|d| d.name != code && !d.name.starts_with(skillsync_sim::OWNED_PREFIX))
+        .map(|d| d.name.clone());
+    let second = match &other {
+        Some(other) => assignment_set("c-2", &employee, other, 2),
+        None => assignment_set("c-2", &employee, &code, wanted),
+    };
+    let (status, answer) = post_events(&served.base, &second.to_string()).await;
+    assert_eq!(status, 202, "{answer}");
+    let states = wait_settled(&served, &["c-2".to_string()]).await;
+    assert_eq!(states[0]["state"], "applied", "{states:?}\n{}", served.log());
+    let state = sim_get(&sim, "/sim/state").await;
+    assert_eq!(
+        level_of(&state, &doc.users[agent].id, &code, &doc),
+        Some(u64::from(wanted)),
+        "the first event was undone\n{}",
+        served.log()
+    );
+}

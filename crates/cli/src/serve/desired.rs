@@ -1,8 +1,8 @@
 //! The service's desired state: the HRIS files as last read (reloaded when one changes; a
 //! reload that fails keeps the last good files and says why), with every applied event that
 //! occurred after the files were exported laid over them. The files' export time is the
-//! newest of their modification times: an event older than that is already in them, or was
-//! overruled by them.
+//! newer of the agents' and assignments' modification times (the catalog holds no one's
+//! assignments): an event older than that is already in them, or was overruled by them.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -121,6 +121,7 @@ pub fn stored_event(body: &str) -> Option<Event> {
         .next()
 }
 
+/// The HRIS files: the catalog first, then the two that say who holds what.
 fn paths(config: &Config) -> Vec<PathBuf> {
     vec![
         config.sources.catalog.clone(),
@@ -140,7 +141,9 @@ async fn read(config: Config) -> Result<Files, Vec<Problem>> {
     tokio::task::spawn_blocking(move || {
         let before = stamps(&paths(&config));
         let loaded = crate::inputs::read_hris(&config)?;
-        let exported_at = before
+        // The agents and assignments say who holds what; the catalog only what codes mean,
+        // so saving it again overrules no event.
+        let exported_at = before[1..]
             .iter()
             .flatten()
             .max()
