@@ -185,13 +185,12 @@ async fn post_events(
                 .into_response();
         }
     };
-    match service.queue.event_stats().await {
-        Ok(stats) if stats.queued >= service.config.serve.max_queued => {
+    match service.intake.queued(service.queue.as_ref()).await {
+        Ok(queued) if queued >= service.config.serve.max_queued => {
             let mut response = refuse(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!(
-                    "{} events are waiting, the most [serve] max_queued allows; send again later",
-                    stats.queued
+                    "{queued} events are waiting, the most [serve] max_queued allows; send again later"
                 ),
             );
             response

@@ -18,6 +18,10 @@ const WAITING: usize = 1024;
 const PER_TRANSACTION: usize = 5_000;
 /// Proficiency agents waiting that make the proficiency lane flush early (SPEC: 100).
 pub const FLUSH_AT_AGENTS: usize = 100;
+/// How old the queue's count may be before a request counts again: counting on every request
+/// would make every request wait for the store in turn, and the bound `max_queued` sets is a
+/// back-pressure signal, not an exact cap.
+const COUNT_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 struct Pending {
     events: Vec<NewEvent>,
@@ -30,6 +34,10 @@ pub struct Intake {
     receiver: parking_lot::Mutex<Option<mpsc::Receiver<Pending>>>,
     /// Employees with proficiency events stored since the lane last flushed.
     proficiency_agents: parking_lot::Mutex<HashSet<String>>,
+    /// The events waiting, as last counted by the store plus those stored since.
+    queued: parking_lot::Mutex<Option<(std::time::Instant, u64)>>,
+    /// Held while one request counts, so the others use the count they have.
+    counting: tokio::sync::Mutex<()>,
 }
 
 impl Intake {
@@ -39,7 +47,34 @@ impl Intake {
             sender,
             receiver: parking_lot::Mutex::new(Some(receiver)),
             proficiency_agents: parking_lot::Mutex::new(HashSet::new()),
+            queued: parking_lot::Mutex::new(None),
+            counting: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// About how many events wait (all processes'): counted by the store at most once a
+    /// second, plus what this process stored since.
+    pub async fn queued(
+        &self,
+        queue: &dyn skillsync_store::EventQueue,
+    ) -> Result<u64, skillsync_store::StoreError> {
+        let fresh = |known: &Option<(std::time::Instant, u64)>| {
+            known.filter(|(at, _)| at.elapsed() < COUNT_FOR)
+        };
+        if let Some((_, queued)) = fresh(&self.queued.lock()) {
+            return Ok(queued);
+        }
+        let Ok(_counting) = self.counting.try_lock() else {
+            // Another request is counting: the last count serves meanwhile.
+            if let Some((_, queued)) = *self.queued.lock() {
+                return Ok(queued);
+            }
+            let _counting = self.counting.lock().await;
+            return Ok(self.queued.lock().map_or(0, |(_, q)| q));
+        };
+        let queued = queue.event_stats().await?.queued;
+        *self.queued.lock() = Some((std::time::Instant::now(), queued));
+        Ok(queued)
     }
 
     /// Stores `events` durably; per event, whether it was new (false: its id was stored before).
@@ -99,6 +134,9 @@ pub async fn run(service: Arc<Service>) {
                     agents_waiting = agents_waiting.max(waiting.len());
                 }
                 let accepted = new.iter().filter(|n| **n).count() as u64;
+                if let Some((_, queued)) = service.intake.queued.lock().as_mut() {
+                    *queued += accepted;
+                }
                 service.metrics.events_accepted.inc_by(accepted);
                 service
                     .metrics
