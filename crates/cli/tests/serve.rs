@@ -1052,3 +1052,58 @@ async fn a_catalog_saved_again_does_not_undo_applied_events() {
         served.log()
     );
 }
+
+/// While another process holds the tenant's lease, events wait (counting no attempt), the
+/// status page says who holds it, and they are applied once it is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_wait_while_another_process_holds_the_lease_and_the_status_page_says_so() {
+    let (ws, sim, doc, _stop) = tenant("serve-lease", 10, "").await;
+    let served = start_serve(&ws.0, &[]);
+    let journal = common::store::TestStore::Sqlite.open(&ws.0).await;
+    let holder = skillsync_store::LeaseHolder {
+        host: "elsewhere-host".into(),
+        pid: 4242,
+        command: "apply".into(),
+    };
+    let key = format!("{sim}/api/v2 {}", skillsync_sim::DEMO_CLIENT_ID);
+    let lease = match journal
+        .acquire_lease(&key, &holder, std::time::Duration::from_secs(120))
+        .await
+        .unwrap()
+    {
+        skillsync_store::Acquired::Held(lease) => lease,
+        other => panic!("the lease was not free: {other:?}"),
+    };
+    let (agent, code, level) = held_skill(&doc, 1);
+    let wanted: u8 = if level == 9 { 4 } else { 9 };
+    let body = assignment_set("l-1", &format!("E{agent:05}"), &code, wanted).to_string();
+    let (status, answer) = post_events(&served.base, &body).await;
+    assert_eq!(status, 202, "{answer}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let page = loop {
+        let (_, page) = get_text(&served.base, "/").await;
+        if page.contains("Lease held elsewhere") {
+            break page;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the status page never said the lease is held elsewhere:\n{page}\n{}",
+            served.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(page.contains("elsewhere-host"), "{page}");
+    let waiting = event_state(&served.base, "l-1").await;
+    assert_eq!(waiting["state"], "queued", "{waiting}");
+    assert_eq!(waiting["attempts"], 0, "{waiting}");
+    journal.release_lease(&lease).await.unwrap();
+    let states = wait_settled(&served, &["l-1".to_string()]).await;
+    assert_eq!(
+        states[0]["state"],
+        "applied",
+        "{states:?}\n{}",
+        served.log()
+    );
+    let (_, page) = get_text(&served.base, "/").await;
+    assert!(!page.contains("Lease held elsewhere"), "{page}");
+}

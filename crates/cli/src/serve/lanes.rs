@@ -396,8 +396,25 @@ async fn run_once(
     .await;
     drop(turn);
     let decided = decided.into_inner();
-    service.status.lock().lease_held =
-        !matches!(result, Err(skillsync_engine::Error::LeaseHeld(_)));
+    {
+        let mut status = service.status.lock();
+        match &result {
+            Err(skillsync_engine::Error::LeaseHeld(lease)) => {
+                status.lease_held = false;
+                status.lease_elsewhere = Some((
+                    format!(
+                        "{} (pid {} on {}), until {}",
+                        lease.holder.command, lease.holder.pid, lease.holder.host, lease.expires_at
+                    ),
+                    jiff::Timestamp::now(),
+                ));
+            }
+            _ => {
+                status.lease_held = true;
+                status.lease_elsewhere = None;
+            }
+        }
+    }
     match result {
         Err(skillsync_engine::Error::LeaseHeld(lease)) => {
             tracing::debug!(holder = ?lease.holder, "the tenant's lease is held elsewhere; events wait");

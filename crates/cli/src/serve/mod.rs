@@ -90,6 +90,9 @@ pub(crate) struct Status {
     pub drift: Option<u64>,
     /// Whether this process held the tenant's lease at its last attempt.
     pub lease_held: bool,
+    /// The holder, and when, if an event lane's last run found the lease held by another
+    /// process; cleared by the next run that gets it.
+    pub lease_elsewhere: Option<(String, jiff::Timestamp)>,
     /// When the full sync now running started; `None` while none runs.
     pub full_sync_started: Option<jiff::Timestamp>,
     /// Why the last full sync did not complete (a guard, the lease held elsewhere, the

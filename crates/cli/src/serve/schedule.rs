@@ -128,6 +128,7 @@ async fn full_sync(service: &Service) {
             });
             let mut status = service.status.lock();
             status.lease_held = true;
+            status.lease_elsewhere = None;
             if drift.is_some() {
                 status.drift = drift;
             }

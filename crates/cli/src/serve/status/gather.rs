@@ -130,6 +130,9 @@ pub async fn overview(service: &Service) -> Overview {
     });
     let state = if let Some(since) = status.full_sync_started {
         State::Syncing { since }
+    } else if let Some((holder, at)) = status.lease_elsewhere.clone() {
+        // The event lanes' last run found another process holding the lease.
+        State::LeaseElsewhere { holder, at }
     } else {
         let paused = window.as_ref().is_some_and(|w| w.closes.is_none());
         match status.full_sync_stopped {
