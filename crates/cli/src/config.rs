@@ -93,6 +93,7 @@ struct ServeSection {
     proficiency_flush: Option<String>,
     full_sync_at: Option<String>,
     replay_window: Option<String>,
+    request_timeout: Option<String>,
     max_body_bytes: Option<usize>,
     max_queued: Option<u64>,
     status_token: Option<SecretSource>,
@@ -193,6 +194,9 @@ pub struct Serve {
     pub full_sync_at: jiff::civil::Time,
     /// How far a request's signed timestamp may be from the service's clock.
     pub replay_window: Duration,
+    /// How long one request may take, its body's arrival included (a client that sends
+    /// slowly, or stops, is answered 408 and frees its connection).
+    pub request_timeout: Duration,
     /// The largest request body accepted.
     pub max_body_bytes: usize,
     /// Events waiting beyond this: new ones are answered 429.
@@ -501,6 +505,11 @@ impl Config {
             serve_section.replay_window.as_deref(),
             Duration::from_secs(300),
         );
+        let request_timeout = duration(
+            "serve.request_timeout",
+            serve_section.request_timeout.as_deref(),
+            Duration::from_secs(30),
+        );
         let listen = match serve_section.listen.as_deref() {
             None => std::net::SocketAddr::from(([127, 0, 0, 1], 8787)),
             Some(text) => match text.parse() {
@@ -576,6 +585,7 @@ impl Config {
             proficiency_flush,
             full_sync_at,
             replay_window,
+            request_timeout,
             max_body_bytes,
             max_queued,
             status_token: serve_section.status_token,

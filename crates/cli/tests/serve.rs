@@ -1107,3 +1107,32 @@ async fn events_wait_while_another_process_holds_the_lease_and_the_status_page_s
     let (_, page) = get_text(&served.base, "/").await;
     assert!(!page.contains("Lease held elsewhere"), "{page}");
 }
+
+/// A client that starts a request and stops sending is answered 408 after
+/// `[serve] request_timeout` and its connection freed; nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_body_stops_arriving_is_answered_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (ws, _sim, _doc, _stop) = tenant("serve-slow", 5, "request_timeout = \"1s\"").await;
+    let served = start_serve(&ws.0, &[]);
+    let address = served.base.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream
+        .write_all(b"POST /v1/events HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"id\":")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(read.is_ok(), "no answer after 20 s: {answer}");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let (_, metrics) = get_text(&served.base, "/metrics").await;
+    assert!(
+        metrics.contains("skillsync_events_accepted_total 0"),
+        "{metrics}"
+    );
+}

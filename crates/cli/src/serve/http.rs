@@ -40,6 +40,12 @@ pub async fn serve(service: Arc<Service>, listener: tokio::net::TcpListener) {
         .route("/v1/events/{id}", get(get_event))
         .merge(status_page)
         .layer(DefaultBodyLimit::max(max_body))
+        // A client that sends its request slowly, or stops halfway, would hold a connection
+        // (and a task) for as long as it likes.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            service.config.serve.request_timeout,
+        ))
         .with_state(service.clone());
     // Answers are small: without TCP_NODELAY each one can wait for the client's delayed ACK.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
