@@ -62,6 +62,17 @@ pub enum Command {
     /// applied, 1 otherwise.
     Apply(ApplyArgs),
 
+    /// Reconcile only these agents to the HRIS files, now (an HR correction to one record)
+    ///
+    /// The same as apply, scoped: each agent's user is read on its own, both lists are merged
+    /// (only the catalog's entries change; another integration's stay) and written with
+    /// If-Match, re-reading on conflict; the lease, the journal, the guards (max_removals,
+    /// empty skills), the ownership check and [sync] window (unless --now) as apply has them.
+    /// No other user is read or written. Exit 0 when everything applied, 1 otherwise.
+    ///
+    /// Example: skillsync sync-agent E1042 --yes
+    SyncAgent(SyncAgentArgs),
+
     /// List the runs in the journal, newest first: outcome (a killed run shows as
     /// interrupted), writes, and when their changes settle in the routing cache.
     History(HistoryArgs),
@@ -590,6 +601,17 @@ pub struct ApplyArgs {
 
     #[command(flatten)]
     pub adopt: AdoptArgs,
+}
+
+/// Flags of `skillsync sync-agent`.
+#[derive(Debug, Args)]
+pub struct SyncAgentArgs {
+    /// The agents, by employee id as in agents.csv (one or more).
+    #[arg(value_name = "EMPLOYEE_ID", required = true)]
+    pub employees: Vec<String>,
+
+    #[command(flatten)]
+    pub apply: ApplyArgs,
 }
 
 /// Flags of `skillsync plan`.

@@ -44,6 +44,7 @@ fn main() -> ExitCode {
             args::Command::Validate(common) => cmd::validate::run(&common),
             args::Command::Plan(plan_args) => cmd::plan::run(&plan_args).await,
             args::Command::Apply(apply_args) => cmd::apply::run(&apply_args).await,
+            args::Command::SyncAgent(sync_args) => cmd::apply::run_agents(&sync_args).await,
             args::Command::History(history_args) => cmd::history::run(&history_args).await,
             args::Command::Demo(demo_args) => cmd::demo::run(&demo_args).await,
             args::Command::Assign(assign_args) => cmd::assign::run(&assign_args).await,

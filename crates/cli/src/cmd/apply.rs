@@ -21,6 +21,59 @@ const SCHEMA_VERSION: u32 = 1;
 
 /// Runs the command.
 pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
+    run_scoped(args, None).await
+}
+
+/// `skillsync sync-agent`: apply scoped to the named agents.
+pub async fn run_agents(args: &crate::args::SyncAgentArgs) -> anyhow::Result<ExitCode> {
+    run_scoped(&args.apply, Some(&args.employees)).await
+}
+
+/// Each employee's tenant user, or the error naming those the files do not have (with the
+/// nearest ids they do).
+fn users_of(
+    desired: &skillsync_core::Desired,
+    employees: &[String],
+) -> Result<Vec<UserId>, String> {
+    let mut users = Vec::new();
+    let mut unknown = Vec::new();
+    for employee in employees {
+        match desired
+            .agents
+            .iter()
+            .find(|(id, _)| id.as_str() == employee.as_str())
+        {
+            Some((_, agent)) => users.push(agent.user_id.clone()),
+            None => unknown.push(employee.as_str()),
+        }
+    }
+    if unknown.is_empty() {
+        users.sort();
+        users.dedup();
+        return Ok(users);
+    }
+    let near: Vec<String> = unknown
+        .iter()
+        .filter_map(|u| {
+            skillsync_core::hris::suggestions::closest(u, desired.agents.keys().map(|e| e.as_str()))
+        })
+        .map(|s| format!("`{s}`"))
+        .collect();
+    let mut message = format!(
+        "no agent {} in the HRIS agents file",
+        unknown
+            .iter()
+            .map(|u| format!("`{u}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if !near.is_empty() {
+        message.push_str(&format!("\n  hint: did you mean {}?", near.join(" or ")));
+    }
+    Err(message)
+}
+
+async fn run_scoped(args: &ApplyArgs, employees: Option<&[String]>) -> anyhow::Result<ExitCode> {
     let common = &args.common;
     let style = Style {
         color: common.color.for_stdout(),
@@ -34,9 +87,27 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         loaded,
         api,
     } = &session;
+    let scope = match employees {
+        None => skillsync_engine::SyncScope::Everyone,
+        Some(employees) => match users_of(&loaded.desired, employees) {
+            Ok(users) => skillsync_engine::SyncScope::Agents {
+                users,
+                lists: skillsync_engine::Lists::Both,
+            },
+            Err(message) => {
+                eprintln!("error: {message}");
+                return Ok(exit::error());
+            }
+        },
+    };
+    let command = if employees.is_some() {
+        "sync-agent"
+    } else {
+        "apply"
+    };
     let journal = config.journal().await?;
     let options = SyncOptions {
-        run: config.run_label("apply", args.wait),
+        run: config.run_label(command, args.wait),
         plan: config.plan_options(api.capabilities().max_bulk_entries.is_some()),
         removal_limit: match args.max_removals.unwrap_or(config.max_removals) {
             MaxRemovals::Count(n) => RemovalLimit::Count(n),
@@ -45,7 +116,7 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         allow_empty_skills: args.allow_empty_skills,
         write: config.write_options(),
         window: if args.now { None } else { config.sync_window() },
-        scope: skillsync_engine::SyncScope::Everyone,
+        scope,
         adopt: Some(Adopt::from_args(&args.adopt.adopt)),
     };
     let interrupt = std::sync::Arc::new(Interrupt::new());
@@ -95,7 +166,7 @@ pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         Err(error) => {
             return crate::output::engine_failed(
                 error,
-                format!("apply against {}", config.tenant.api_base),
+                format!("{command} against {}", config.tenant.api_base),
             );
         }
     };

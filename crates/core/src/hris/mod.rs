@@ -20,7 +20,7 @@ mod catalog;
 mod fx;
 mod input;
 pub(crate) mod rules;
-pub(crate) mod suggestions;
+pub mod suggestions;
 mod table;
 #[cfg(test)]
 mod test_support;

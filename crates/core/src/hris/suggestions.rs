@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 /// The catalog code nearest to `code` within edit distance 2 (case-insensitive), if any.
 /// Runs only for an unknown code, so a scan of the catalog is fine.
-pub(crate) fn closest<'a>(code: &str, codes: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub fn closest<'a>(code: &str, codes: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let sorted: BTreeSet<&str> = codes.collect();
     let mut best: Option<(usize, &str)> = None;
     for candidate in sorted {
