@@ -469,6 +469,18 @@ async fn drift_shows_a_change_made_behind_skillsyncs_back_with_its_last_journale
         "{stdout}"
     );
     assert!(stdout.contains("last skillsync write: run 1"), "{stdout}");
+    // The tenant's own time of the change, after skillsync's write: someone else made it.
+    assert!(
+        stdout.contains("tenant last changed the user: ")
+            && stdout.contains("changed by someone else since"),
+        "{stdout}"
+    );
+    let json = run(&ws.0, &["drift", "--output", "json"]).await;
+    let json: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let agent = &json["drifted"][0];
+    let modified: jiff::Timestamp = agent["tenantModifiedAt"].as_str().unwrap().parse().unwrap();
+    let written: jiff::Timestamp = agent["lastWrite"]["at"].as_str().unwrap().parse().unwrap();
+    assert!(modified > written, "{agent}");
     assert_eq!(
         writes_in(&sim_get(&base, "/sim/stats").await),
         writes_before,

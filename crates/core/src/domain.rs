@@ -241,6 +241,8 @@ pub struct UserAssignments {
     pub proficiencies: Option<Vec<Assignment>>,
     /// The version read; writes carry it.
     pub version: Version,
+    /// When the tenant last changed the user, where the dialect says (`dateModified`).
+    pub modified_at: Option<jiff::Timestamp>,
 }
 
 #[cfg(test)]

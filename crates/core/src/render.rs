@@ -822,6 +822,7 @@ mod tests {
             skills,
             proficiencies: Some(Vec::new()),
             version: Version(3),
+            modified_at: None,
         };
         let live = Live {
             definitions: vec![

@@ -347,6 +347,7 @@ fn build(r: &Recipe) -> World {
             .sees_proficiencies
             .then(|| list(&u.proficiencies, &proficiency_pool)),
         version: Version(u.version),
+        modified_at: None,
     };
 
     // Agents and their wants.

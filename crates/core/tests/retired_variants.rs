@@ -76,6 +76,7 @@ fn user(id: &str, proficiencies: Vec<Assignment>) -> UserAssignments {
         skills: vec![held("d-pay", 5)],
         proficiencies: Some(proficiencies),
         version: Version(1),
+        modified_at: None,
     }
 }
 

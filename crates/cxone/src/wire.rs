@@ -105,6 +105,9 @@ pub(crate) struct RoutingUser {
     #[serde(default)]
     pub proficiencies: Vec<WireAssignment>,
     pub version: u64,
+    /// When the tenant last changed the user; older tenants may not say.
+    #[serde(default)]
+    pub date_modified: Option<jiff::Timestamp>,
 }
 
 impl RoutingUser {
@@ -114,6 +117,7 @@ impl RoutingUser {
             proficiencies: Some(assignments(&self.user_id, self.proficiencies)?),
             user_id: UserId(self.user_id),
             version: Version(self.version),
+            modified_at: self.date_modified,
         })
     }
 }
@@ -173,6 +177,7 @@ impl DialectUser {
             skills,
             proficiencies: None,
             version: Version(self.version),
+            modified_at: None,
         })
     }
 }

@@ -1289,6 +1289,7 @@ mod tests {
             skills,
             proficiencies: Some(proficiencies),
             version: Version(7),
+            modified_at: None,
         }
     }
 

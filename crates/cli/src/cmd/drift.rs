@@ -44,6 +44,7 @@ struct DriftedAgent<'a> {
     user_id: &'a UserId,
     locale: &'a Locale,
     changes: Vec<&'a AssignmentChange>,
+    tenant_modified_at: Option<Timestamp>,
     last_write: Option<LastWrite>,
 }
 
@@ -129,6 +130,12 @@ pub async fn run(common: &CommonArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let last_write = |user: &str| last_writes.get(user).cloned();
+    let modified: std::collections::HashMap<&str, Timestamp> = live
+        .users
+        .iter()
+        .filter_map(|u| Some((u.user_id.as_str(), u.modified_at?)))
+        .collect();
+    let modified_at = |user: &str| modified.get(user).copied();
 
     match common.output {
         OutputFormat::Json => print_json(&DriftDocument {
@@ -146,6 +153,7 @@ pub async fn run(common: &CommonArgs) -> anyhow::Result<ExitCode> {
                     user_id: &u.user_id,
                     locale: &u.locale,
                     changes: u.changes().collect(),
+                    tenant_modified_at: modified_at(u.user_id.as_str()),
                     last_write: last_write(u.user_id.as_str()).map(LastWrite::from),
                 })
                 .collect(),
@@ -175,14 +183,24 @@ pub async fn run(common: &CommonArgs) -> anyhow::Result<ExitCode> {
                     for change in user.changes() {
                         outln!("    {}", describe(change));
                     }
-                    match last_write(user.user_id.as_str()) {
+                    let write = last_write(user.user_id.as_str());
+                    let changed = modified_at(user.user_id.as_str());
+                    let when = |t: Timestamp| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string();
+                    match &write {
                         Some(w) => outln!(
                             "    last skillsync write: run {} at {} ({})",
                             w.run.0,
-                            w.at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                            when(w.at),
                             w.status.as_str()
                         ),
                         None => outln!("    never written by skillsync"),
+                    }
+                    if let Some(changed) = changed {
+                        let since = match &write {
+                            Some(w) if changed > w.at => ": changed by someone else since",
+                            _ => "",
+                        };
+                        outln!("    tenant last changed the user: {}{since}", when(changed));
                     }
                 }
                 outln!(

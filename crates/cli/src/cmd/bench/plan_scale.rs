@@ -264,6 +264,7 @@ fn snapshot(agents: usize, per_agent: usize) -> Live {
                 skills,
                 proficiencies: Some(proficiencies),
                 version: Version(1),
+                modified_at: None,
             }
         })
         .collect();
