@@ -16,6 +16,11 @@ pub struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
+    /// Print nothing on stdout but a requested --output json document, and no progress bars:
+    /// the exit code and stderr's errors say how it went (for cron and scripts).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -181,6 +186,22 @@ pub enum Command {
     ///   cargo run --release -- bench plan
     #[command(verbatim_doc_comment)]
     Bench(BenchArgs),
+
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout
+    ///
+    /// Examples: skillsync completions bash > /etc/bash_completion.d/skillsync;
+    /// skillsync completions zsh > "${fpath[1]}/_skillsync"; skillsync completions fish >
+    /// ~/.config/fish/completions/skillsync.fish
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the man page (roff) on stdout
+    ///
+    /// Example: skillsync man > /usr/local/share/man/man1/skillsync.1 (then `man skillsync`).
+    Man,
 }
 
 /// Flags of `skillsync bench`.

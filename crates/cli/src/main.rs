@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         _ => None,
     };
     init_tracing(cli.verbose, log_format);
+    output::set_quiet(cli.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -45,6 +46,20 @@ fn main() -> ExitCode {
             args::Command::Plan(plan_args) => cmd::plan::run(&plan_args).await,
             args::Command::Apply(apply_args) => cmd::apply::run(&apply_args).await,
             args::Command::SyncAgent(sync_args) => cmd::apply::run_agents(&sync_args).await,
+            args::Command::Completions { shell } => {
+                let mut command = <args::Cli as clap::CommandFactory>::command();
+                let mut script = Vec::new();
+                clap_complete::generate(shell, &mut command, "skillsync", &mut script);
+                output::write_data(format_args!("{}", String::from_utf8_lossy(&script)));
+                Ok(output::exit::ok())
+            }
+            args::Command::Man => {
+                let command = <args::Cli as clap::CommandFactory>::command();
+                let mut page = Vec::new();
+                clap_mangen::Man::new(command).render(&mut page)?;
+                output::write_data(format_args!("{}", String::from_utf8_lossy(&page)));
+                Ok(output::exit::ok())
+            }
             args::Command::History(history_args) => cmd::history::run(&history_args).await,
             args::Command::Demo(demo_args) => cmd::demo::run(&demo_args).await,
             args::Command::Assign(assign_args) => cmd::assign::run(&assign_args).await,

@@ -17,6 +17,28 @@ use clap::ValueEnum;
 /// other failure to write (a full disk) exits with code 1 after saying so on stderr. Whatever
 /// was committed before the write (the journal) is already durable; no destructor is needed.
 pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    if QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    write_data(args);
+}
+
+/// `--quiet`: human output and progress bars are not shown.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets `--quiet` for the process.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether `--quiet` was given.
+pub fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Writes what was asked for explicitly (a JSON document, a completion script), `--quiet` or
+/// not; a closed pipe as [`write_stdout`].
+pub fn write_data(args: std::fmt::Arguments<'_>) {
     let mut stdout = std::io::stdout().lock();
     if let Err(error) = stdout.write_fmt(args) {
         stdout_failed(&error);
@@ -52,7 +74,10 @@ pub(crate) use {out, outln};
 
 /// Prints one `--output json` document on stdout, pretty, with a final newline.
 pub fn print_json<T: serde::Serialize + ?Sized>(document: &T) -> anyhow::Result<()> {
-    outln!("{}", serde_json::to_string_pretty(document)?);
+    write_data(format_args!(
+        "{}\n",
+        serde_json::to_string_pretty(document)?
+    ));
     Ok(())
 }
 

@@ -27,7 +27,7 @@ pub fn confirm(question: &str, refusal: &str, declined: &str) -> anyhow::Result<
 
 /// stderr when it is a terminal; nothing otherwise (logs stay free of bar redraws).
 pub fn draw_target() -> ProgressDrawTarget {
-    if std::io::stderr().is_terminal() {
+    if std::io::stderr().is_terminal() && !crate::output::quiet() {
         ProgressDrawTarget::stderr()
     } else {
         ProgressDrawTarget::hidden()

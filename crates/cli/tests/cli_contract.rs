@@ -600,3 +600,49 @@ async fn a_store_password_comes_from_the_environment_and_is_never_printed() {
     assert_eq!(history.status.code(), Some(0), "{}", text(&history));
     assert!(!text(&history).contains("hunter2"), "{}", text(&history));
 }
+
+/// Completions and the man page come from the same clap definitions as `--help`: every
+/// command is in them, and the bash script is valid bash.
+#[test]
+fn completions_and_the_man_page_are_generated_from_the_commands() {
+    let ws = offline_workspace("completions");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = skillsync(&ws.0, &["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", text(&out));
+        let script = String::from_utf8_lossy(&out.stdout);
+        for command in ["sync-agent", "serve", "retire", "completions"] {
+            assert!(script.contains(command), "{shell} lacks {command}");
+        }
+        if shell == "bash" {
+            let path = ws.0.join("skillsync.bash");
+            std::fs::write(&path, script.as_bytes()).unwrap();
+            let check = Command::new("bash").arg("-n").arg(&path).output().unwrap();
+            assert!(check.status.success(), "{}", text(&check));
+        }
+    }
+    let out = skillsync(&ws.0, &["man"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.contains(".TH skillsync 1"), "{page}");
+    assert!(page.contains("sync\\-agent"), "{page}");
+    let bad = skillsync(&ws.0, &["completions", "tcsh"]);
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+}
+
+/// `--quiet` prints no human output (the exit code says it: 2, changes), but a JSON document
+/// asked for is still printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_prints_nothing_but_a_requested_json_document() {
+    let ws = workspace("quiet");
+    let doc = small_tenant();
+    write_hris(&ws.0, &doc);
+    let (base, _stop) = start_sim(doc).await;
+    write_config(&ws.0, &base);
+    let out = run(&ws.0, &["plan", "--quiet"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(out.stdout.is_empty(), "{}", text(&out));
+    let out = run(&ws.0, &["plan", "-q", "--output", "json"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let document: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(document["schemaVersion"].is_number(), "{document}");
+}

@@ -225,7 +225,7 @@ fn render_outcome(
                 applied: applied
                     .map(|a| AppliedDocument::new(a, report, session.api.counters(), &employee)),
             };
-            outln!("{}", serde_json::to_string_pretty(&document)?);
+            crate::output::print_json(&document)?;
         }
         OutputFormat::Human => {
             if let Some(applied) = applied {

@@ -141,7 +141,7 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
                     api: counters,
                 },
             };
-            outln!("{}", serde_json::to_string_pretty(&document)?);
+            crate::output::print_json(&document)?;
         }
         OutputFormat::Human => {
             outln!();

@@ -110,7 +110,7 @@ pub async fn run(args: &BenchPlanArgs) -> anyhow::Result<std::process::ExitCode>
         rendered_bytes: text.len(),
     };
     match args.output {
-        OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Json => crate::output::print_json(&report)?,
         OutputFormat::Human => {
             outln!(
                 "  {} rows ({:.0} MB of CSV); {} agents differ from the tenant",

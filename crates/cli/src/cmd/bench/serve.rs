@@ -179,7 +179,7 @@ pub async fn run(args: &BenchServeArgs) -> anyhow::Result<ExitCode> {
         sound,
     };
     match args.output {
-        OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Json => crate::output::print_json(&report)?,
         OutputFormat::Human => print_summary(&report),
     }
     Ok(if sound {

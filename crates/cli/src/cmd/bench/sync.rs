@@ -248,7 +248,7 @@ pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode>
         speedup_over_naive: speedup,
     };
     match args.output {
-        OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Json => crate::output::print_json(&report)?,
         OutputFormat::Human => {
             outln!("\nSummary");
             outln!(
