@@ -310,8 +310,10 @@ impl<'a> Facts<'a> {
                 .into_iter()
                 .filter(|d| d.locale != target.locale)
                 .collect();
-            let as_proficiency =
-                held_defs(self.user.proficiencies.as_deref().unwrap_or(&[]), Kind::Proficiency);
+            let as_proficiency = held_defs(
+                self.user.proficiencies.as_deref().unwrap_or(&[]),
+                Kind::Proficiency,
+            );
             let agent_locale = &self.agent.locale;
             if kind == Some(Kind::Proficiency) || !as_proficiency.is_empty() {
                 reasons.push(Reason {
@@ -348,29 +350,35 @@ impl<'a> Facts<'a> {
                     format!("the {agent_locale} queue: {}", queues.join(", "))
                 }
             };
-            if !other_locales.is_empty() {
+            if agent_locale != &target.locale {
+                let holds = if other_locales.iter().any(|d| &d.locale == agent_locale) {
+                    format!(" (who holds the {agent_locale} variant)")
+                } else {
+                    String::new()
+                };
+                reasons.push(Reason {
+                    reason: "agentLocale",
+                    message: format!(
+                        "the queue needs the {} variant; the agent is {agent_locale}{holds}",
+                        target.locale
+                    ),
+                    fix: format!(
+                        "the HRIS assigns {agent_locale} variants only: use {}, or correct the agent's locale in {}",
+                        alternatives(),
+                        self.agents_file
+                    ),
+                });
+            } else if !other_locales.is_empty() {
                 let locales: BTreeSet<&str> =
                     other_locales.iter().map(|d| d.locale.as_str()).collect();
                 let locales: Vec<&str> = locales.into_iter().collect();
-                let needs = if agent_locale == &target.locale {
-                    String::new()
-                } else {
-                    format!(" and the queue needs {}", target.locale)
-                };
                 reasons.push(Reason {
                     reason: "wrongLocale",
                     message: format!(
-                        "the {} variant is assigned; the agent is {agent_locale}{needs}",
+                        "the {} variant is assigned; the agent is {agent_locale}",
                         locales.join(", ")
                     ),
-                    fix: if agent_locale != &target.locale {
-                        format!(
-                            "this queue serves {}: route the agent through {}, or correct the agent's locale in {}",
-                            target.locale,
-                            alternatives(),
-                            self.agents_file
-                        )
-                    } else if wanted.is_some() {
+                    fix: if wanted.is_some() {
                         format!(
                             "run `skillsync apply`: the HRIS resolves {code_shown} to the {} variant",
                             target.locale
@@ -381,19 +389,6 @@ impl<'a> Facts<'a> {
                             self.assignments_file
                         )
                     },
-                });
-            } else if agent_locale != &target.locale {
-                reasons.push(Reason {
-                    reason: "agentLocale",
-                    message: format!(
-                        "the queue needs the {} variant; the agent is {agent_locale}",
-                        target.locale
-                    ),
-                    fix: format!(
-                        "the HRIS assigns {agent_locale} variants only: use {}, or correct the agent's locale in {}",
-                        alternatives(),
-                        self.agents_file
-                    ),
                 });
             } else if reasons.iter().all(|r| r.reason != "proficiencyNotSkill") {
                 let (message, fix) = match (&code, &wanted) {
@@ -681,10 +676,7 @@ pub async fn run(args: &WhyArgs) -> anyhow::Result<ExitCode> {
                 format!("no queue `{asked}` in the tenant (neither a name nor an id)"),
             )
             .hint(if near.is_empty() {
-                format!(
-                    "`skillsync why {}` lists every queue",
-                    agent.employee_id
-                )
+                format!("`skillsync why {}` lists every queue", agent.employee_id)
             } else {
                 did_you_mean(&near)
             });
@@ -695,12 +687,9 @@ pub async fn run(args: &WhyArgs) -> anyhow::Result<ExitCode> {
         mode = Mode::Code;
         let code = Code(code.clone());
         let catalog = &desired.catalog;
-        let entry = catalog.entry(&code, &agent.locale).or_else(|| {
-            catalog
-                .entries
-                .values()
-                .find(|e| e.code == code)
-        });
+        let entry = catalog
+            .entry(&code, &agent.locale)
+            .or_else(|| catalog.entries.values().find(|e| e.code == code));
         let name = entry.map_or_else(|| code.to_string(), |e| e.name.clone());
         let skill = definitions
             .iter()
@@ -823,7 +812,11 @@ fn human(facts: &Facts, mode: Mode, checks: &[Check]) -> String {
                             c.held.as_ref().map_or(0, |a| a.level.get())
                         ),
                         (false, Some(r)) if c.reasons.len() > 1 => {
-                            format!("not eligible: {} (+{} more)", r.message, c.reasons.len() - 1)
+                            format!(
+                                "not eligible: {} (+{} more)",
+                                r.message,
+                                c.reasons.len() - 1
+                            )
                         }
                         (false, Some(r)) => format!("not eligible: {}", r.message),
                         (false, None) => "not eligible".to_string(),
@@ -862,10 +855,7 @@ fn human(facts: &Facts, mode: Mode, checks: &[Check]) -> String {
                 what(check)
             ));
         } else {
-            out.push_str(&format!(
-                "{who} is not eligible for {}:\n",
-                what(check)
-            ));
+            out.push_str(&format!("{who} is not eligible for {}:\n", what(check)));
             for reason in &check.reasons {
                 out.push_str(&format!(
                     "  ✗ {}\n    fix: {}\n",
