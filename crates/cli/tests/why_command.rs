@@ -133,6 +133,15 @@ fn agents() -> Vec<AgentRow> {
             vec![],
             vec![],
         ),
+        // Eligible today, but the HRIS no longer assigns Billing: the next apply removes it.
+        (
+            "E900",
+            9,
+            "de-de",
+            vec![held(BILLING_DE, 7, true)],
+            vec![],
+            vec![("Sales", 2, true)],
+        ),
     ]
 }
 
@@ -403,6 +412,16 @@ async fn why_names_each_reason_with_its_fix_and_never_writes() {
     assert!(doc["lastWrite"]["settlesAt"].is_string(), "{doc:#}");
     // The write did not touch Tech Support's skill: that queue is not waiting on it.
     why(dir, &["E800", "--queue", "Tech Support"], 0).await;
+
+    // Eligible now, with what the next apply changes.
+    let shown = why(dir, &["E900", "--queue", "Billing"], 0).await;
+    assert!(
+        shown.contains("does not assign Billing to E900: the next `skillsync apply` removes it"),
+        "{shown}"
+    );
+    let doc = why_json(dir, &["E900", "--queue", "Billing"], 0).await;
+    assert_eq!(doc["checks"][0]["notes"].as_array().unwrap().len(), 1);
+    assert!(doc["checks"][0]["hris"].is_null());
 
     // Every queue at once.
     let shown = why(dir, &["E100"], 0).await;

@@ -127,6 +127,8 @@ struct Check<'a> {
     held: Option<Assignment>,
     wanted: Option<Wanted>,
     reasons: Vec<Reason>,
+    /// What the next `apply` changes about it, when it does not block routing now.
+    notes: Vec<String>,
 }
 
 impl Check<'_> {
@@ -352,7 +354,7 @@ impl<'a> Facts<'a> {
             };
             if agent_locale != &target.locale {
                 let holds = if other_locales.iter().any(|d| &d.locale == agent_locale) {
-                    format!(" (who holds the {agent_locale} variant)")
+                    format!(" and holds the {agent_locale} one")
                 } else {
                     String::new()
                 };
@@ -462,11 +464,35 @@ impl<'a> Facts<'a> {
             });
         }
 
+        let mut notes = Vec::new();
+        if let Some(a) = held.as_ref().filter(|a| a.active && a.level.get() >= min)
+            && kind == Some(Kind::Skill)
+        {
+            match &wanted {
+                None => notes.push(format!(
+                    "{} does not assign {code_shown} to {emp}: the next `skillsync apply` removes it",
+                    self.assignments_file
+                )),
+                Some(w) if !w.active => notes.push(format!(
+                    "{} has it inactive: the next `skillsync apply` deactivates it",
+                    at_line(w)
+                )),
+                Some(w) if w.level.get() < min => notes.push(format!(
+                    "the HRIS gives level {} ({}): the next `skillsync apply` lowers it from {} under the queue's {min}",
+                    w.level.get(),
+                    at_line(w),
+                    a.level.get()
+                )),
+                Some(_) => {}
+            }
+        }
+
         Check {
             target,
             held,
             wanted,
             reasons,
+            notes,
         }
     }
 }
@@ -854,6 +880,9 @@ fn human(facts: &Facts, mode: Mode, checks: &[Check]) -> String {
                 "{who} is eligible for {}: holds it at level {level}, active.\n",
                 what(check)
             ));
+            for note in &check.notes {
+                out.push_str(&format!("  ! {note}\n"));
+            }
         } else {
             out.push_str(&format!("{who} is not eligible for {}:\n", what(check)));
             for reason in &check.reasons {
@@ -911,6 +940,7 @@ struct CheckEntry<'a> {
     hris: Option<Hris>,
     eligible: bool,
     reasons: &'a [Reason],
+    notes: &'a [String],
 }
 
 #[derive(Debug, Serialize)]
@@ -1004,6 +1034,7 @@ fn document<'a>(
                     }),
                     eligible: c.eligible(),
                     reasons: &c.reasons,
+                    notes: &c.notes,
                 }
             })
             .collect(),
