@@ -465,6 +465,33 @@ async fn unknown_employee_queue_or_code_is_an_error_naming_it_with_near_matches(
             "{shown}"
         );
     }
+    // Unknown queue under --output json: the problems document, naming the near match.
+    let output = run_with(dir, &["why", "-o", "json", "E100", "--queue", "billing us"]).await;
+    // A name in another case finds the one queue of that name.
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    let found: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(found["checks"][0]["queue"]["name"], "Billing US");
+    let output = run_with(dir, &["why", "-o", "json", "E100", "--queue", "Billing EU"]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let problems: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        problems.to_string().contains("did you mean `Billing US`"),
+        "{problems:#}"
+    );
+
+    // An agent of agents.csv the tenant does not have: an error naming both ids.
+    let agents_csv = dir.join("hris/agents.csv");
+    let mut agents = std::fs::read_to_string(&agents_csv).unwrap();
+    agents.push_str("E999,u-not-in-tenant,de-de\n");
+    std::fs::write(&agents_csv, agents).unwrap();
+    let shown = why(dir, &["E999", "--code", "Billing"], 1).await;
+    assert!(
+        shown.contains("E999")
+            && shown.contains("u-not-in-tenant")
+            && shown.contains("no such user"),
+        "{shown}"
+    );
+
     // --queue and --code together are a usage error.
     why(dir, &["E100", "--queue", "Billing", "--code", "Billing"], 1).await;
     assert_eq!(writes_in(&sim_stats(&base).await), 0);
