@@ -648,8 +648,15 @@ pub async fn run(args: &WhyArgs) -> anyhow::Result<ExitCode> {
         );
     };
 
-    // The journal is context: opened only if it exists, never created.
-    let journal = session.config.existing_journal().await.ok().flatten();
+    // The journal is context: opened only if it exists, never created. One that exists but
+    // cannot be read is said on stderr: without it a write still settling goes unseen.
+    let journal = match session.config.existing_journal().await {
+        Ok(journal) => journal,
+        Err(error) => {
+            eprintln!("warning: {error:#}; whether a write is still settling is unknown");
+            None
+        }
+    };
     let now = Timestamp::now();
     let last_write = match &journal {
         Some(journal) => last_skills_write(journal.as_ref(), agent).await,
@@ -781,11 +788,19 @@ pub async fn run(args: &WhyArgs) -> anyhow::Result<ExitCode> {
 
 /// The newest write skillsync journaled to the agent's skills, of any run and status.
 async fn last_skills_write(journal: &dyn Journal, agent: &Agent) -> Option<WriteRecord> {
-    journal
+    match journal
         .last_write(agent.user_id.as_str(), WriteTarget::UserSkills)
         .await
-        .ok()
-        .flatten()
+    {
+        Ok(write) => write,
+        Err(error) => {
+            eprintln!(
+                "warning: cannot read the journal's last write to {}: {error:#}; whether it is still settling is unknown",
+                agent.employee_id
+            );
+            None
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
