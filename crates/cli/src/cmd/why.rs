@@ -42,7 +42,7 @@ use crate::output::{OutputFormat, exit, out, print_json};
 ///
 /// --queue NAME|ID checks one queue (its skill resolved through catalog.csv); --code CODE
 /// checks that code at any level; with neither, every queue is listed with eligible or not.
-/// EMPLOYEE is an employee_id or user_id from agents.csv. It never writes: no lease, no
+/// EMPLOYEE_ID is an employee_id or user_id from agents.csv. It never writes: no lease, no
 /// journal created, no tenant write.
 ///
 /// Exit codes: 0 eligible (with neither flag: for at least one queue); 3 not eligible;
