@@ -176,6 +176,8 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Verify(VerifyArgs),
 
+    Why(crate::cmd::why::WhyArgs),
+
     /// Measure API calls, wall time and planning at scale (figures in docs/BENCHMARKS.md)
     ///
     /// `bench sync` runs apply, a no-change re-sync and the naive per-user script against

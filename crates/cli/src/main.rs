@@ -66,6 +66,7 @@ fn main() -> ExitCode {
             args::Command::Retire(retire_args) => cmd::retire::run(&retire_args).await,
             args::Command::Drift(common) => cmd::drift::run(&common).await,
             args::Command::Verify(verify_args) => cmd::verify::run(&verify_args).await,
+            args::Command::Why(why_args) => cmd::why::run(&why_args).await,
             args::Command::Bench(bench_args) => cmd::bench::run(&bench_args).await,
             args::Command::Serve(serve_args) => serve::run(&serve_args).await,
         }

@@ -11,3 +11,4 @@ pub mod retire;
 pub mod sim;
 pub mod validate;
 pub mod verify;
+pub mod why;
