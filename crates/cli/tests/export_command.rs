@@ -42,6 +42,11 @@ struct Twists {
     cross_locale: usize,
     /// Assignments turned inactive.
     inactive_assignments: usize,
+    /// Text the CSV files must quote (a comma, quotes, a line break) and text they cannot
+    /// carry (a name starting like a formula, a description with a trailing space).
+    odd_text: bool,
+    /// A proficiency named like a skill.
+    clash: bool,
 }
 
 fn twist(doc: &mut TenantDoc, twists: &Twists) {
@@ -92,6 +97,24 @@ fn twist(doc: &mut TenantDoc, twists: &Twists) {
             });
         }
     }
+    if twists.odd_text {
+        let n = originals.len();
+        let at = |k: usize| originals[(n / 2 + k) % n];
+        doc.skills[at(0)].description = "Billing, \"disputes\"\nand refunds".into();
+        let renamed = format!("@{}", doc.skills[at(1)].name);
+        doc.skills[at(1)].name = renamed;
+        doc.skills[at(2)].description.push(' ');
+    }
+    if twists.clash
+        && let Some(first) = doc.proficiencies.first().map(|p| p.name.clone())
+    {
+        let skill = doc.skills[originals[0]].name.clone();
+        for p in &mut doc.proficiencies {
+            if p.name == first {
+                p.name = skill.clone();
+            }
+        }
+    }
     for k in 0..twists.inactive_assignments {
         let n = doc.users.len();
         if let Some(a) = doc.users[(k * 5 + 1) % n].skills.first_mut() {
@@ -100,18 +123,42 @@ fn twist(doc: &mut TenantDoc, twists: &Twists) {
     }
 }
 
-fn tenant() -> impl Strategy<Value = (GenerateOptions, Twists, bool)> {
+/// A tenant, its twists, and the flags of the export: `--exclude Ext_*`, `--locale-from default`.
+fn tenant() -> impl Strategy<Value = (GenerateOptions, Twists, (bool, bool))> {
     let locales = prop::sample::subsequence(vec!["en-us", "de-de", "fr-fr"], 1..=3);
     (
-        (5usize..40, 2usize..6, 0usize..3, locales, 1usize..3, any::<u64>()),
-        (0usize..3, 0usize..2, 0usize..3, 0usize..3, 0usize..3),
-        any::<bool>(),
+        (
+            8usize..40,
+            4usize..8,
+            0usize..3,
+            locales,
+            1usize..3,
+            any::<u64>(),
+        ),
+        (
+            0usize..3,
+            0usize..2,
+            0usize..3,
+            0usize..3,
+            0usize..3,
+            any::<bool>(),
+            any::<bool>(),
+        ),
+        (any::<bool>(), any::<bool>()),
     )
         .prop_map(
             |(
                 (agents, skills, proficiencies, locales, profiles, seed),
-                (duplicates, held_copies, inactive, cross_locale, inactive_assignments),
-                exclude_ext,
+                (
+                    duplicates,
+                    held_copies,
+                    inactive,
+                    cross_locale,
+                    inactive_assignments,
+                    odd_text,
+                    clash,
+                ),
+                flags,
             )| {
                 (
                     GenerateOptions {
@@ -128,8 +175,10 @@ fn tenant() -> impl Strategy<Value = (GenerateOptions, Twists, bool)> {
                         inactive,
                         cross_locale,
                         inactive_assignments,
+                        odd_text,
+                        clash,
                     },
-                    exclude_ext,
+                    flags,
                 )
             },
         )
@@ -147,13 +196,20 @@ fn config() -> ProptestConfig {
     }
 }
 
-async fn export_then_plan(doc: TenantDoc, exclude_ext: bool, tag: &str) -> Result<(), String> {
+async fn export_then_plan(
+    doc: TenantDoc,
+    (exclude_ext, locale_default): (bool, bool),
+    tag: &str,
+) -> Result<(), String> {
     let ws = workspace(tag);
     let (base, _stop) = start_sim(doc).await;
     write_config(&ws.0, &base);
     let mut args = vec!["export", "--out", "hris"];
     if exclude_ext {
         args.extend(["--exclude", "Ext_*"]);
+    }
+    if locale_default {
+        args.extend(["--locale-from", "default"]);
     }
     let exported = run_with(&ws.0, &args).await;
     if exported.status.code() != Some(0) {
@@ -203,13 +259,13 @@ proptest! {
     /// changes, and exporting again gives the same bytes.
     #[test]
     fn export_then_plan_reports_no_changes_and_export_is_deterministic(
-        (options, twists, exclude_ext) in tenant()
+        (options, twists, flags) in tenant()
     ) {
         let mut doc = generate(&options);
         twist(&mut doc, &twists);
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let tag = format!("export-prop-{}", options.seed);
-        let result = runtime.block_on(export_then_plan(doc, exclude_ext, &tag));
+        let result = runtime.block_on(export_then_plan(doc, flags, &tag));
         prop_assert!(result.is_ok(), "{:?} {:?}: {}", options, twists, result.unwrap_err());
     }
 }
@@ -226,11 +282,18 @@ async fn existing_files_are_refused_without_force_and_nothing_is_written_anywher
     let hris = ws.0.join("hris");
     // Only one of the three exists: it alone blocks the export, and the other two are not
     // written either.
-    std::fs::write(hris.join("agents.csv"), "employee_id,user_id,locale\nmine,u-1,en-us\n").unwrap();
+    std::fs::write(
+        hris.join("agents.csv"),
+        "employee_id,user_id,locale\nmine,u-1,en-us\n",
+    )
+    .unwrap();
     let refused = run_with(&ws.0, &["export", "--out", "hris"]).await;
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("agents.csv") && stderr.contains("--force"), "{stderr}");
+    assert!(
+        stderr.contains("agents.csv") && stderr.contains("--force"),
+        "{stderr}"
+    );
     assert_eq!(
         std::fs::read_to_string(hris.join("agents.csv")).unwrap(),
         "employee_id,user_id,locale\nmine,u-1,en-us\n"
@@ -279,6 +342,8 @@ async fn what_the_files_cannot_say_is_reported_and_the_json_is_what_docs_export_
             inactive: 1,
             cross_locale: 1,
             inactive_assignments: 1,
+            odd_text: true,
+            clash: true,
         },
     );
     let inactive_name = doc.skills.iter().find(|d| !d.active).unwrap().name.clone();
@@ -287,13 +352,27 @@ async fn what_the_files_cannot_say_is_reported_and_the_json_is_what_docs_export_
     write_config(&ws.0, &base);
     let exported = run_with(
         &ws.0,
-        &["export", "--out", "hris", "--exclude", "Ext_*", "--output", "json"],
+        &[
+            "export",
+            "--out",
+            "hris",
+            "--exclude",
+            "Ext_*",
+            "--output",
+            "json",
+        ],
     )
     .await;
     assert_eq!(exported.status.code(), Some(0), "{}", text(&exported));
     let stderr = String::from_utf8_lossy(&exported.stderr);
-    assert!(stderr.contains(&format!("warning: skill {duplicated_name}")), "{stderr}");
-    assert!(stderr.contains(&inactive_name) && stderr.contains("is inactive"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("warning: skill {duplicated_name}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&inactive_name) && stderr.contains("is inactive"),
+        "{stderr}"
+    );
     assert!(stderr.contains("left out of agents.csv"), "{stderr}");
     let document: Value = serde_json::from_slice(&exported.stdout)
         .unwrap_or_else(|e| panic!("export must print JSON ({e}):\n{}", text(&exported)));
@@ -303,7 +382,13 @@ async fn what_the_files_cannot_say_is_reported_and_the_json_is_what_docs_export_
         .iter()
         .map(|w| w["kind"].as_str().unwrap())
         .collect();
-    for kind in ["duplicate", "inactive", "agentLeftOut"] {
+    for kind in [
+        "duplicate",
+        "inactive",
+        "agentLeftOut",
+        "unexpressible",
+        "codeRenamed",
+    ] {
         assert!(kinds.contains(&kind), "no {kind} warning: {kinds:?}");
     }
     assert!(document["totals"]["excludedDefinitions"].as_u64().unwrap() > 0);
