@@ -47,6 +47,8 @@ struct Twists {
     odd_text: bool,
     /// A proficiency named like a skill.
     clash: bool,
+    /// Two users sharing an e-mail address.
+    shared_email: bool,
 }
 
 fn twist(doc: &mut TenantDoc, twists: &Twists) {
@@ -115,6 +117,10 @@ fn twist(doc: &mut TenantDoc, twists: &Twists) {
             }
         }
     }
+    if twists.shared_email {
+        let email = doc.users[0].email.clone();
+        doc.users[1].email = email;
+    }
     for k in 0..twists.inactive_assignments {
         let n = doc.users.len();
         if let Some(a) = doc.users[(k * 5 + 1) % n].skills.first_mut() {
@@ -123,8 +129,9 @@ fn twist(doc: &mut TenantDoc, twists: &Twists) {
     }
 }
 
-/// A tenant, its twists, and the flags of the export: `--exclude Ext_*`, `--locale-from default`.
-fn tenant() -> impl Strategy<Value = (GenerateOptions, Twists, (bool, bool))> {
+/// A tenant, its twists, and the flags of the export: `--exclude Ext_*`, `--locale-from
+/// default`, `--employee-id email`.
+fn tenant() -> impl Strategy<Value = (GenerateOptions, Twists, (bool, bool, bool))> {
     let locales = prop::sample::subsequence(vec!["en-us", "de-de", "fr-fr"], 1..=3);
     (
         (
@@ -143,8 +150,9 @@ fn tenant() -> impl Strategy<Value = (GenerateOptions, Twists, (bool, bool))> {
             0usize..3,
             any::<bool>(),
             any::<bool>(),
+            any::<bool>(),
         ),
-        (any::<bool>(), any::<bool>()),
+        (any::<bool>(), any::<bool>(), any::<bool>()),
     )
         .prop_map(
             |(
@@ -157,6 +165,7 @@ fn tenant() -> impl Strategy<Value = (GenerateOptions, Twists, (bool, bool))> {
                     inactive_assignments,
                     odd_text,
                     clash,
+                    shared_email,
                 ),
                 flags,
             )| {
@@ -177,6 +186,7 @@ fn tenant() -> impl Strategy<Value = (GenerateOptions, Twists, (bool, bool))> {
                         inactive_assignments,
                         odd_text,
                         clash,
+                        shared_email,
                     },
                     flags,
                 )
@@ -198,7 +208,7 @@ fn config() -> ProptestConfig {
 
 async fn export_then_plan(
     doc: TenantDoc,
-    (exclude_ext, locale_default): (bool, bool),
+    (exclude_ext, locale_default, email): (bool, bool, bool),
     tag: &str,
 ) -> Result<(), String> {
     let ws = workspace(tag);
@@ -210,6 +220,9 @@ async fn export_then_plan(
     }
     if locale_default {
         args.extend(["--locale-from", "default"]);
+    }
+    if email {
+        args.extend(["--employee-id", "email"]);
     }
     let exported = run_with(&ws.0, &args).await;
     if exported.status.code() != Some(0) {
@@ -344,10 +357,13 @@ async fn what_the_files_cannot_say_is_reported_and_the_json_is_what_docs_export_
             inactive_assignments: 1,
             odd_text: true,
             clash: true,
+            shared_email: true,
         },
     );
     let inactive_name = doc.skills.iter().find(|d| !d.active).unwrap().name.clone();
     let duplicated_name = doc.skills[0].name.clone();
+    let shared_email = doc.users[0].email.clone();
+    let third_email = doc.users[2].email.clone();
     let (base, _stop) = start_sim(doc).await;
     write_config(&ws.0, &base);
     let exported = run_with(
@@ -358,6 +374,8 @@ async fn what_the_files_cannot_say_is_reported_and_the_json_is_what_docs_export_
             "hris",
             "--exclude",
             "Ext_*",
+            "--employee-id",
+            "email",
             "--output",
             "json",
         ],
@@ -374,6 +392,13 @@ async fn what_the_files_cannot_say_is_reported_and_the_json_is_what_docs_export_
         "{stderr}"
     );
     assert!(stderr.contains("left out of agents.csv"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{shared_email} is another user's too")),
+        "{stderr}"
+    );
+    let agents = std::fs::read_to_string(ws.0.join("hris/agents.csv")).unwrap();
+    assert!(!agents.contains(&shared_email), "{agents}");
+    assert!(agents.contains(&format!("\n{third_email},")), "{agents}");
     let document: Value = serde_json::from_slice(&exported.stdout)
         .unwrap_or_else(|e| panic!("export must print JSON ({e}):\n{}", text(&exported)));
     let kinds: Vec<&str> = document["warnings"]

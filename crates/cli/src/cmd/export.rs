@@ -53,11 +53,12 @@ const FILES: [&str; 3] = ["catalog.csv", "agents.csv", "assignments.csv"];
 ///
 ///   skillsync export --out hris --exclude 'Ext_*'       # leave another integration's out
 ///   skillsync export --out hris --include 'Claims_*' --default-locale en-us --force
+///   skillsync export --out hris --employee-id email --output json > export.json
 ///
 /// catalog.csv gets one row per definition (code = its name), agents.csv one row per user
-/// (employee_id = the tenant's user id; the locale of the definitions the user holds, or
-/// --default-locale), assignments.csv what each agent holds of the catalog. Output is sorted,
-/// so the same tenant gives the same bytes.
+/// (employee_id = the tenant's user id, or e-mail address with --employee-id email; locale =
+/// that of the definitions the user holds, or --default-locale), assignments.csv what each
+/// agent holds of the catalog. Output is sorted, so the same tenant gives the same bytes.
 ///
 /// What the files cannot express is left out and reported on stderr (and in --output json,
 /// docs/export-json.md), never merged: inactive-only definitions; of duplicates (same kind,
@@ -93,9 +94,10 @@ pub struct ExportArgs {
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
 
-    /// What becomes an agent's employee_id: the tenant's user id (the only user field every
-    /// dialect reads; replace it with the HRIS's ids afterwards, in agents.csv and
-    /// assignments.csv alike).
+    /// What becomes an agent's employee_id: the tenant's user id, or the user's e-mail address
+    /// (read from GET /users, scope admin:users:read; a user with none, or sharing it with
+    /// another, is left out). Replace them with the HRIS's ids afterwards if they differ, in
+    /// agents.csv and assignments.csv alike.
     #[arg(long, value_enum, default_value_t = EmployeeIdFrom::UserId)]
     pub employee_id: EmployeeIdFrom,
 
@@ -116,6 +118,8 @@ pub struct ExportArgs {
 pub enum EmployeeIdFrom {
     /// The tenant's user id.
     UserId,
+    /// The user's e-mail address.
+    Email,
 }
 
 /// `--locale-from`.
@@ -245,6 +249,8 @@ struct Export {
 
 /// The options an export is built from.
 struct Options {
+    /// E-mail addresses by user, for `--employee-id email`; `None`: user ids.
+    emails: Option<HashMap<UserId, String>>,
     include: Option<GlobSet>,
     exclude: Option<GlobSet>,
     locale_from: LocaleFrom,
@@ -283,9 +289,8 @@ fn globs(patterns: &[String], flag: &str) -> Result<Option<GlobSet>, String> {
     }
     let mut builder = GlobSetBuilder::new();
     for pattern in patterns {
-        builder.add(
-            Glob::new(pattern).map_err(|e| format!("{flag} `{pattern}` is not a glob: {e}"))?,
-        );
+        builder
+            .add(Glob::new(pattern).map_err(|e| format!("{flag} `{pattern}` is not a glob: {e}"))?);
     }
     builder
         .build()
@@ -316,7 +321,8 @@ pub async fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         (Ok(include), Ok(exclude)) => (include, exclude),
         (Err(e), _) | (_, Err(e)) => return usage(e),
     };
-    let options = Options {
+    let mut options = Options {
+        emails: None,
         include,
         exclude,
         locale_from: args.locale_from,
@@ -338,6 +344,17 @@ pub async fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     let live = skillsync_engine::read_live(api.as_ref(), &|_| {})
         .await
         .with_context(|| format!("cannot read the tenant at {}", config.tenant.api_base))?;
+    if args.employee_id == EmployeeIdFrom::Email {
+        use futures::TryStreamExt;
+        let profiles: Vec<skillsync_cxone::UserProfile> =
+            api.user_profiles().try_collect().await.with_context(|| {
+                format!(
+                    "cannot read the user directory at {} for --employee-id email",
+                    config.tenant.api_base
+                )
+            })?;
+        options.emails = Some(profiles.into_iter().map(|p| (p.user_id, p.email)).collect());
+    }
     eprintln!(
         "read {} users and {} definitions in {:.1} s ({} requests)",
         live.users.len(),
@@ -387,8 +404,12 @@ pub async fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         for action in &plan.definitions {
             dropped.variants.insert(
                 (action.kind, action.name.clone(), action.locale.clone()),
-                format!("plan would {:?} it ({})", action.action, action.fields.join(", "))
-                    .to_lowercase(),
+                format!(
+                    "plan would {:?} it ({})",
+                    action.action,
+                    action.fields.join(", ")
+                )
+                .to_lowercase(),
             );
         }
         for user in &plan.users {
@@ -402,14 +423,20 @@ pub async fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
             );
         }
         if dropped.variants.len() + dropped.users.len() == before {
-            anyhow::bail!("the exported files would not plan to no changes (a bug: please report it)");
+            anyhow::bail!(
+                "the exported files would not plan to no changes (a bug: please report it)"
+            );
         }
     };
 
     if let Some(message) = refusal(&paths, args.force) {
         return usage(message);
     }
-    write_all(&args.out, &paths, [&export.catalog, &export.agents, &export.assignments])?;
+    write_all(
+        &args.out,
+        &paths,
+        [&export.catalog, &export.agents, &export.assignments],
+    )?;
 
     report(args, &config, &export, &shown);
     Ok(exit::ok())
@@ -514,14 +541,23 @@ fn unexpressible(name: &str, description: &str, profile: &str) -> Option<String>
             .chars()
             .any(|c| c.is_control() && !matches!(c, '\t' | '\n'))
     {
-        return Some(
-            "its description starts like a formula or holds a control character".into(),
-        );
+        return Some("its description starts like a formula or holds a control character".into());
     }
     if !is_id(profile) {
         return Some(format!("its routing profile id `{profile}` is not an id"));
     }
     None
+}
+
+/// Why a value cannot be an `employee_id` (typed text, one line, at most 128 characters).
+fn unexpressible_employee(value: &str) -> Option<String> {
+    if value.trim_matches([' ', '\t', '\r', '\n']) != value || value.chars().count() > 128 {
+        Some("has spaces at its ends or is over 128 characters".into())
+    } else if value.starts_with(['=', '+', '-', '@']) || value.chars().any(char::is_control) {
+        Some("starts like a formula or holds a control character".into())
+    } else {
+        None
+    }
 }
 
 /// `[A-Za-z0-9][A-Za-z0-9._:-]{0,127}`: the HRIS files' ids.
@@ -630,7 +666,8 @@ fn build(
             export.totals.left_out_definitions += defs.len();
             continue;
         }
-        if let Some(why) = unexpressible(name, &canonical.description, &canonical.routing_profile_id)
+        if let Some(why) =
+            unexpressible(name, &canonical.description, &canonical.routing_profile_id)
         {
             warnings.push(left_out(
                 WarningKind::Unexpressible,
@@ -718,7 +755,10 @@ fn build(
             Some(list) if live.sees_proficiencies => list.as_slice(),
             _ => &[],
         };
-        for (kind, list) in [(Kind::Skill, &user.skills[..]), (Kind::Proficiency, proficiencies)] {
+        for (kind, list) in [
+            (Kind::Skill, &user.skills[..]),
+            (Kind::Proficiency, proficiencies),
+        ] {
             for a in list {
                 match owners.get(&a.definition).filter(|o| o.kind == kind) {
                     Some(owner) => held.push(Held {
@@ -756,6 +796,16 @@ fn build(
             .unwrap_or_else(|| (*catalog_locales.first().expect("not empty")).clone()),
     };
 
+    // E-mail addresses more than one user has: none of them can be an employee id.
+    let mut shared = BTreeSet::new();
+    if let Some(emails) = &options.emails {
+        let mut seen = BTreeSet::new();
+        for email in emails.values().filter(|e| !e.is_empty()) {
+            if !seen.insert(email.as_str()) {
+                shared.insert(email.as_str());
+            }
+        }
+    }
     let mut agents = String::from("employee_id,user_id,locale\n");
     let mut assignments = String::from("employee_id,code,level,active\n");
     for (user_id, mut held, outside) in holdings {
@@ -769,10 +819,25 @@ fn build(
             LocaleFrom::Default => default_locale.clone(),
         };
         let mut why = None;
+        let employee = match &options.emails {
+            None => Ok(user_id.as_str()),
+            Some(emails) => match emails.get(user_id).map(String::as_str) {
+                None | Some("") => Err("it has no e-mail address for --employee-id email".into()),
+                Some(email) if shared.contains(email) => Err(format!(
+                    "its e-mail address {email} is another user's too: employee ids must be unique"
+                )),
+                Some(email) => match unexpressible_employee(email) {
+                    Some(why) => Err(format!("its e-mail address {why}")),
+                    None => Ok(email),
+                },
+            },
+        };
         if let Some(reason) = dropped.users.get(user_id) {
             why = Some(reason.clone());
         } else if !is_id(user_id.as_str()) {
             why = Some("its user id is not an id the HRIS files accept".to_string());
+        } else if let Err(reason) = &employee {
+            why = Some(reason.clone());
         } else if locales.iter().any(|l| **l != locale) {
             let shown: Vec<&str> = locales.iter().map(|l| l.as_str()).collect();
             why = Some(format!(
@@ -798,7 +863,7 @@ fn build(
             export.totals.left_out_agents += 1;
             continue;
         }
-        let employee = user_id.as_str();
+        let employee = employee.expect("checked above");
         row(&mut agents, &[employee, user_id.as_str(), locale.as_str()]);
         export.totals.agents += 1;
         export.totals.assignments_outside_catalog += outside;
@@ -887,7 +952,12 @@ fn report(args: &ExportArgs, config: &Config, export: &Export, shown: &[String])
         }
         OutputFormat::Human => {
             let mut text = String::new();
-            let _ = writeln!(text, "Exported {} to {}:", config.tenant.api_base, args.out.display());
+            let _ = writeln!(
+                text,
+                "Exported {} to {}:",
+                config.tenant.api_base,
+                args.out.display()
+            );
             let _ = writeln!(
                 text,
                 "  {}  {} definitions: {} codes in {} locales",
@@ -895,9 +965,13 @@ fn report(args: &ExportArgs, config: &Config, export: &Export, shown: &[String])
             );
             let _ = writeln!(
                 text,
-                "  {}  {} agents (employee_id = user id; locale from {}, default {})",
+                "  {}  {} agents (employee_id = {}; locale from {}, default {})",
                 shown[1],
                 totals.agents,
+                match args.employee_id {
+                    EmployeeIdFrom::UserId => "user id",
+                    EmployeeIdFrom::Email => "e-mail address",
+                },
                 match args.locale_from {
                     LocaleFrom::Assignments => "the definitions they hold",
                     LocaleFrom::Default => "--default-locale",
@@ -918,7 +992,7 @@ fn report(args: &ExportArgs, config: &Config, export: &Export, shown: &[String])
             );
             let _ = writeln!(
                 text,
-                "`skillsync plan` against these files reports no changes; replace the user ids in employee_id with the HRIS's before the HRIS takes them over."
+                "`skillsync plan` against these files reports no changes; the HRIS takes them over from here (give employee_id the HRIS's ids first if they differ)."
             );
             crate::output::out!("{text}");
         }
