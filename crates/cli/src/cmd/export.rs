@@ -582,12 +582,12 @@ fn build(
     let mut groups: BTreeMap<VariantKey, Vec<&skillsync_core::Definition>> = BTreeMap::new();
     let mut invisible = 0;
     for d in &live.definitions {
-        if d.kind == Kind::Proficiency && !live.sees_proficiencies {
-            invisible += 1;
-            continue;
-        }
         if !options.wants(&d.name) {
             export.totals.excluded_definitions += 1;
+            continue;
+        }
+        if d.kind == Kind::Proficiency && !live.sees_proficiencies {
+            invisible += 1;
             continue;
         }
         groups
@@ -806,6 +806,7 @@ fn build(
             }
         }
     }
+    let mut agent_rows = Vec::new();
     let mut agents = String::from("employee_id,user_id,locale\n");
     let mut assignments = String::from("employee_id,code,level,active\n");
     for (user_id, mut held, outside) in holdings {
@@ -864,11 +865,16 @@ fn build(
             continue;
         }
         let employee = employee.expect("checked above");
-        row(&mut agents, &[employee, user_id.as_str(), locale.as_str()]);
         export.totals.agents += 1;
         export.totals.assignments_outside_catalog += outside;
         held.sort_by(|a, b| a.owner.code.cmp(b.owner.code));
-        for h in &held {
+        agent_rows.push((employee, user_id, locale, held));
+    }
+    // Both files sorted by employee id (unique), then code.
+    agent_rows.sort_by(|a, b| a.0.cmp(b.0));
+    for (employee, user_id, locale, held) in &agent_rows {
+        row(&mut agents, &[employee, user_id.as_str(), locale.as_str()]);
+        for h in held {
             let level = h.level.to_string();
             let active = if h.active { "true" } else { "false" };
             row(&mut assignments, &[employee, h.owner.code, &level, active]);
@@ -952,6 +958,7 @@ fn report(args: &ExportArgs, config: &Config, export: &Export, shown: &[String])
         }
         OutputFormat::Human => {
             let mut text = String::new();
+            let width = shown.iter().map(|s| s.chars().count()).max().unwrap_or(0);
             let _ = writeln!(
                 text,
                 "Exported {} to {}:",
@@ -960,12 +967,16 @@ fn report(args: &ExportArgs, config: &Config, export: &Export, shown: &[String])
             );
             let _ = writeln!(
                 text,
-                "  {}  {} definitions: {} codes in {} locales",
-                shown[0], totals.definitions, totals.codes, totals.locales
+                "  {:w$}  {} definitions: {} codes in {} locales",
+                shown[0],
+                totals.definitions,
+                totals.codes,
+                totals.locales,
+                w = width
             );
             let _ = writeln!(
                 text,
-                "  {}  {} agents (employee_id = {}; locale from {}, default {})",
+                "  {:w$}  {} agents (employee_id = {}; locale from {}, default {})",
                 shown[1],
                 totals.agents,
                 match args.employee_id {
@@ -979,17 +990,44 @@ fn report(args: &ExportArgs, config: &Config, export: &Export, shown: &[String])
                 export
                     .default_locale
                     .as_ref()
-                    .map_or("none", |l| l.as_str())
+                    .map_or("none", |l| l.as_str()),
+                w = width
             );
-            let _ = writeln!(text, "  {}  {} assignments", shown[2], totals.assignments);
             let _ = writeln!(
                 text,
-                "Left out: {} definitions by --include/--exclude, {} more (warnings above), {} agents (warnings above); {} assignments to definitions outside the catalog not written (plan never touches them).",
-                totals.excluded_definitions,
-                totals.left_out_definitions,
-                totals.left_out_agents,
-                totals.assignments_outside_catalog
+                "  {:w$}  {} assignments",
+                shown[2],
+                totals.assignments,
+                w = width
             );
+            let mut left_out = Vec::new();
+            if totals.excluded_definitions > 0 {
+                left_out.push(format!(
+                    "{} definitions by --include/--exclude",
+                    totals.excluded_definitions
+                ));
+            }
+            if totals.left_out_definitions > 0 {
+                left_out.push(format!(
+                    "{} definitions the files cannot express (warnings above)",
+                    totals.left_out_definitions
+                ));
+            }
+            if totals.left_out_agents > 0 {
+                left_out.push(format!(
+                    "{} users (warnings above; plan will not touch them)",
+                    totals.left_out_agents
+                ));
+            }
+            if totals.assignments_outside_catalog > 0 {
+                left_out.push(format!(
+                    "{} assignments to definitions outside the catalog (plan never touches them)",
+                    totals.assignments_outside_catalog
+                ));
+            }
+            if !left_out.is_empty() {
+                let _ = writeln!(text, "Left out: {}.", left_out.join("; "));
+            }
             let _ = writeln!(
                 text,
                 "`skillsync plan` against these files reports no changes; the HRIS takes them over from here (give employee_id the HRIS's ids first if they differ)."
