@@ -744,11 +744,13 @@ fn build(
         level: u8,
         active: bool,
     }
-    let mut users: Vec<&skillsync_core::UserAssignments> = live.users.iter().collect();
-    users.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+    // By user id; a user the listing returned twice (its pages shifted during the read) counts
+    // once, as its last reading, which is the one `plan` keeps.
+    let users: BTreeMap<&UserId, &skillsync_core::UserAssignments> =
+        live.users.iter().map(|u| (&u.user_id, u)).collect();
     let mut holdings: Vec<(&UserId, Vec<Held<'_>>, usize)> = Vec::new();
     let mut locale_votes: BTreeMap<&Locale, usize> = BTreeMap::new();
-    for user in users {
+    for user in users.into_values() {
         let mut held = Vec::new();
         let mut outside = 0;
         let proficiencies = match &user.proficiencies {
@@ -1034,5 +1036,171 @@ fn report(args: &ExportArgs, config: &Config, export: &Export, shown: &[String])
             );
             crate::output::out!("{text}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skillsync_core::{Assignment, Definition, Level, UserAssignments, Version};
+
+    fn locale(tag: &str) -> Locale {
+        Locale::parse(tag).unwrap()
+    }
+
+    fn definition(id: &str, kind: Kind, name: &str, tag: &str) -> Definition {
+        Definition {
+            id: DefinitionId(id.into()),
+            kind,
+            name: name.into(),
+            locale: locale(tag),
+            active: true,
+            description: String::new(),
+            routing_profile_id: "p-1".into(),
+            version: Version(1),
+        }
+    }
+
+    fn user(id: &str, skills: &[(&str, u8)]) -> UserAssignments {
+        UserAssignments {
+            user_id: UserId(id.into()),
+            skills: skills
+                .iter()
+                .map(|(d, level)| Assignment {
+                    definition: DefinitionId((*d).into()),
+                    level: Level::new(i64::from(*level)).unwrap(),
+                    active: true,
+                })
+                .collect(),
+            proficiencies: Some(Vec::new()),
+            version: Version(1),
+        }
+    }
+
+    fn options() -> Options {
+        Options {
+            emails: None,
+            include: None,
+            exclude: None,
+            locale_from: LocaleFrom::Assignments,
+            default_locale: None,
+        }
+    }
+
+    fn live(definitions: Vec<Definition>, users: Vec<UserAssignments>) -> Live {
+        Live {
+            definitions,
+            users,
+            profile_ids: ["p-1".to_string()].into(),
+            sees_proficiencies: true,
+        }
+    }
+
+    #[test]
+    fn a_user_listed_twice_is_one_agent_as_last_read_and_the_default_locale_is_the_most_held() {
+        let live = live(
+            vec![
+                definition("s-en", Kind::Skill, "Sales", "en-us"),
+                definition("s-de", Kind::Skill, "Sales", "de-de"),
+            ],
+            vec![
+                user("u-1", &[("s-de", 2)]),
+                user("u-2", &[("s-de", 3)]),
+                user("u-1", &[("s-de", 4)]),
+                user("u-3", &[("s-en", 5)]),
+                user("u-4", &[]),
+            ],
+        );
+        let export = build(&live, &[], &options(), &Dropped::default()).unwrap();
+        assert_eq!(
+            export.agents,
+            "employee_id,user_id,locale\nu-1,u-1,de-de\nu-2,u-2,de-de\nu-3,u-3,en-us\nu-4,u-4,de-de\n"
+        );
+        assert_eq!(
+            export.assignments,
+            "employee_id,code,level,active\nu-1,Sales,4,true\nu-2,Sales,3,true\nu-3,Sales,5,true\n"
+        );
+        assert_eq!(export.default_locale, Some(locale("de-de")));
+    }
+
+    #[test]
+    fn a_name_shared_by_both_kinds_gets_two_codes_and_text_is_quoted_only_when_needed() {
+        let mut skill = definition("s", Kind::Skill, "Mentor", "en-us");
+        skill.description = "coach, \"senior\"\nline two".into();
+        let live = live(
+            vec![skill, definition("p", Kind::Proficiency, "Mentor", "en-us")],
+            vec![UserAssignments {
+                proficiencies: Some(vec![Assignment {
+                    definition: DefinitionId("p".into()),
+                    level: Level::new(1).unwrap(),
+                    active: false,
+                }]),
+                ..user("u-1", &[("s", 7)])
+            }],
+        );
+        let export = build(&live, &[], &options(), &Dropped::default()).unwrap();
+        assert_eq!(
+            export.catalog,
+            "code,kind,locale,name,description,routing_profile_id\n\
+             Mentor,skill,en-us,Mentor,\"coach, \"\"senior\"\"\nline two\",p-1\n\
+             Mentor_proficiency,proficiency,en-us,Mentor,,p-1\n"
+        );
+        assert_eq!(
+            export.assignments,
+            "employee_id,code,level,active\nu-1,Mentor,7,true\nu-1,Mentor_proficiency,1,false\n"
+        );
+        assert!(
+            export
+                .warnings
+                .iter()
+                .any(|w| w.kind == WarningKind::CodeRenamed)
+        );
+    }
+
+    #[test]
+    fn shared_or_missing_emails_leave_their_users_out() {
+        let live = live(
+            vec![definition("s", Kind::Skill, "Sales", "en-us")],
+            vec![
+                user("u-1", &[("s", 1)]),
+                user("u-2", &[("s", 2)]),
+                user("u-3", &[("s", 3)]),
+                user("u-4", &[("s", 4)]),
+            ],
+        );
+        let emails = [("u-1", "a@x"), ("u-2", "a@x"), ("u-3", "c@x"), ("u-4", "")]
+            .into_iter()
+            .map(|(u, e)| (UserId(u.into()), e.to_string()))
+            .collect();
+        let options = Options {
+            emails: Some(emails),
+            ..options()
+        };
+        let export = build(&live, &[], &options, &Dropped::default()).unwrap();
+        assert_eq!(export.agents, "employee_id,user_id,locale\nc@x,u-3,en-us\n");
+        assert_eq!(export.totals.left_out_agents, 3);
+    }
+
+    #[test]
+    fn patterns_choose_what_is_owned_and_an_empty_catalog_is_refused() {
+        let live = live(
+            vec![
+                definition("s", Kind::Skill, "Sales", "en-us"),
+                definition("x", Kind::Skill, "Ext_QA", "en-us"),
+            ],
+            vec![user("u-1", &[("s", 1), ("x", 2)])],
+        );
+        let exclude = Options {
+            exclude: globs(&["Ext_*".into()], "--exclude").unwrap(),
+            ..options()
+        };
+        let export = build(&live, &[], &exclude, &Dropped::default()).unwrap();
+        assert!(!export.catalog.contains("Ext_QA"));
+        assert_eq!(export.totals.assignments_outside_catalog, 1);
+        let nothing = Options {
+            include: globs(&["Nope*".into()], "--include").unwrap(),
+            ..options()
+        };
+        assert!(build(&live, &[], &nothing, &Dropped::default()).is_err());
     }
 }
