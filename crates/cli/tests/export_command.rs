@@ -431,3 +431,33 @@ async fn what_the_files_cannot_say_is_reported_and_the_json_is_what_docs_export_
     json_doc::printed(&examples[0], "", &[], &mut shown);
     json_doc::assert_example_documented("export-json.md", &documented, &shown);
 }
+
+/// A code `skillsync retire --soft` took out of management stays out of the export (its
+/// definitions are inactive, and the journal says why), and plan still reports no changes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retired_code_is_left_out_and_named() {
+    let ws = workspace("export-retired");
+    let doc = generate(&GenerateOptions {
+        agents: 20,
+        ..Default::default()
+    });
+    let code = doc.skills[0].name.clone();
+    let (base, _stop) = start_sim(doc).await;
+    write_config(&ws.0, &base);
+    let exported = run_with(&ws.0, &["export", "--out", "hris"]).await;
+    assert_eq!(exported.status.code(), Some(0), "{}", text(&exported));
+    let retired = run_with(&ws.0, &["retire", &code, "--soft", "--yes"]).await;
+    assert_eq!(retired.status.code(), Some(0), "{}", text(&retired));
+
+    let again = run_with(&ws.0, &["export", "--out", "hris", "--force"]).await;
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        stderr.contains(&format!("skill {code} (en-us) was retired in run")),
+        "{stderr}"
+    );
+    let catalog = std::fs::read_to_string(ws.0.join("hris/catalog.csv")).unwrap();
+    assert!(!catalog.contains(&format!("\n{code},")), "{catalog}");
+    let plan = run_with(&ws.0, &["plan"]).await;
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+}
