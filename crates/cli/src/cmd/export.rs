@@ -405,11 +405,10 @@ pub async fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
             dropped.variants.insert(
                 (action.kind, action.name.clone(), action.locale.clone()),
                 format!(
-                    "plan would {:?} it ({})",
-                    action.action,
+                    "plan would {} it ({})",
+                    format!("{:?}", action.action).to_lowercase(),
                     action.fields.join(", ")
-                )
-                .to_lowercase(),
+                ),
             );
         }
         for user in &plan.users {
