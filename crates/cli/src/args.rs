@@ -142,6 +142,8 @@ pub enum Command {
     /// skillsync journaled for each drifted agent. Exit 0: no drift; 2: drift; 1: error.
     Drift(CommonArgs),
 
+    Export(crate::cmd::export::ExportArgs),
+
     /// Prove that routing sees a run's skill changes, with test interactions
     ///
     /// A 200 from the API only proves the database changed: the routing engine works from a cache

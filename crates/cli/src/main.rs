@@ -65,6 +65,7 @@ fn main() -> ExitCode {
             args::Command::Assign(assign_args) => cmd::assign::run(&assign_args).await,
             args::Command::Retire(retire_args) => cmd::retire::run(&retire_args).await,
             args::Command::Drift(common) => cmd::drift::run(&common).await,
+            args::Command::Export(export_args) => cmd::export::run(&export_args).await,
             args::Command::Verify(verify_args) => cmd::verify::run(&verify_args).await,
             args::Command::Why(why_args) => cmd::why::run(&why_args).await,
             args::Command::Bench(bench_args) => cmd::bench::run(&bench_args).await,

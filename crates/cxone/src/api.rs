@@ -94,6 +94,20 @@ pub struct UserQuery {
     pub proficiency_id: Option<DefinitionId>,
 }
 
+/// A user's directory entry (`GET /users`): who the user is, not what they hold. `export`
+/// derives employee ids from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserProfile {
+    /// The user.
+    pub user_id: UserId,
+    /// E-mail address (empty when the tenant has none).
+    pub email: String,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+}
+
 /// A merge write of one user: the lists present replace the user's lists, carrying the version
 /// they were computed from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,6 +225,17 @@ pub trait TenantApi: Send + Sync {
 
     /// One user.
     async fn user(&self, id: &UserId) -> Result<UserAssignments>;
+
+    /// Every user's directory entry (`GET /users`, scope `admin:users:read`), page by page.
+    /// Only `export` needs it; a client that cannot list the directory says so.
+    fn user_profiles(&self) -> BoxStream<'_, Result<UserProfile>> {
+        Box::pin(futures::stream::once(async {
+            Err(Error::Unsupported {
+                dialect: "this",
+                operation: "listing the user directory",
+            })
+        }))
+    }
 
     /// One merge write with `If-Match`; [`Error::Conflict`] when the version is stale.
     async fn write_user(&self, write: &UserWrite) -> Result<Version>;

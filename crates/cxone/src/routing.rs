@@ -235,6 +235,15 @@ impl TenantApi for RoutingApi {
         )
     }
 
+    fn user_profiles(&self) -> BoxStream<'_, Result<crate::api::UserProfile>> {
+        paged(
+            &self.http,
+            "/users",
+            Vec::new(),
+            crate::wire::DirectoryUser::into_profile,
+        )
+    }
+
     async fn users_page(&self, page: usize) -> Result<Vec<UserAssignments>> {
         let (users, _) = fetch_page(
             &self.http,

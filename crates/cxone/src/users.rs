@@ -78,6 +78,10 @@ impl TenantApi for UsersApi {
         )
     }
 
+    fn user_profiles(&self) -> BoxStream<'_, Result<crate::api::UserProfile>> {
+        self.routing.user_profiles()
+    }
+
     async fn users_page(&self, page: usize) -> Result<Vec<UserAssignments>> {
         let (users, _) = crate::routing::fetch_page(
             &self.routing.http,

@@ -146,6 +146,30 @@ pub(crate) struct DialectUser {
     pub version: u64,
 }
 
+/// A directory entry of `GET /users`; only the fields `export` reads.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DirectoryUser {
+    pub id: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub first_name: String,
+    #[serde(default)]
+    pub last_name: String,
+}
+
+impl DirectoryUser {
+    pub(crate) fn into_profile(self) -> Result<crate::api::UserProfile, AnswerProblem> {
+        Ok(crate::api::UserProfile {
+            user_id: UserId(self.id),
+            email: self.email,
+            first_name: self.first_name,
+            last_name: self.last_name,
+        })
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct DialectSkills {
     #[serde(default)]

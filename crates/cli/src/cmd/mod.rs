@@ -5,6 +5,7 @@ pub mod assign;
 pub mod bench;
 pub mod demo;
 pub mod drift;
+pub mod export;
 pub mod history;
 pub mod plan;
 pub mod retire;
