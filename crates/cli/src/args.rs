@@ -191,6 +191,15 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Bench(BenchArgs),
 
+    /// Write a commented skillsync.toml and the HRIS files with their headers, to start from
+    ///
+    /// Asks nothing: the tenant's api_base and client_id are placeholders to replace, or, with
+    /// --from-sim URL, those of a running `skillsync sim`. Refuses to overwrite (nothing
+    /// written) unless --force. `skillsync validate` accepts what it writes.
+    ///
+    /// Example: skillsync init --from-sim http://127.0.0.1:8089
+    Init(crate::cmd::init::InitArgs),
+
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout
     ///
     /// Examples: skillsync completions bash > /etc/bash_completion.d/skillsync;

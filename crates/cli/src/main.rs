@@ -46,6 +46,7 @@ fn main() -> ExitCode {
             args::Command::Plan(plan_args) => cmd::plan::run(&plan_args).await,
             args::Command::Apply(apply_args) => cmd::apply::run(&apply_args).await,
             args::Command::SyncAgent(sync_args) => cmd::apply::run_agents(&sync_args).await,
+            args::Command::Init(init_args) => cmd::init::run(&init_args),
             args::Command::Completions { shell } => {
                 let mut command = <args::Cli as clap::CommandFactory>::command();
                 let mut script = Vec::new();

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod drift;
 pub mod export;
 pub mod history;
+pub mod init;
 pub mod plan;
 pub mod retire;
 pub mod sim;

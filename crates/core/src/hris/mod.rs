@@ -39,6 +39,9 @@ pub struct Source<R> {
     pub reader: R,
 }
 
+/// How the message of a file with a header and no rows ends.
+pub(crate) const EMPTY_FILE: &str = "has a header but no rows";
+
 /// The desired state read from the HRIS files, with the warnings found on the way.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -95,11 +98,29 @@ pub fn read_desired<C: Read, A: Read, S: Read>(
         &mut assignment_problems,
     );
 
-    let problems = by_file_then_line([
+    let mut problems = by_file_then_line([
         catalog_problems.into_vec(),
         agent_problems.into_vec(),
         assignment_problems.into_vec(),
     ]);
+    // Three files with headers and no rows are a start (as `skillsync init` writes them), not a
+    // mistake: with no catalog nothing is skillsync's, so nothing can be stripped. One empty
+    // file beside full ones is still an error (an empty assignments file would strip every
+    // agent).
+    let empty = |p: &Problem| p.is_error() && p.message.ends_with(EMPTY_FILE);
+    let errors = problems.iter().filter(|p| p.is_error()).count();
+    if errors == 3 && problems.iter().filter(|p| empty(p)).count() == 3 {
+        problems.retain(|p| !empty(p));
+        problems.insert(
+            0,
+            Problem::warning(
+                &files.catalog,
+                "the HRIS files have headers and no rows yet: there is nothing to sync",
+            )
+            .at_line(1)
+            .hint("add the catalog's codes, the agents and their assignments below the headers"),
+        );
+    }
     if problems.iter().any(Problem::is_error) {
         return Err(problems);
     }

@@ -214,12 +214,9 @@ impl<R: Read> Table<R> {
         if self.rows == 0 {
             problems.push(
                 "files without rows",
-                Problem::error(
-                    &self.file,
-                    format!("{} has a header but no rows", self.file),
-                )
-                .at_line(1)
-                .hint(format!("add {what} below the header")),
+                Problem::error(&self.file, format!("{} {}", self.file, super::EMPTY_FILE))
+                    .at_line(1)
+                    .hint(format!("add {what} below the header")),
             );
         }
         self.rows > 0
@@ -286,6 +283,25 @@ mod tests {
         let p = find(&problems, "hris/assignments.csv has a header but no rows");
         assert_eq!(at(p), ("hris/assignments.csv", Some(1), None, None));
         assert!(p.is_error());
+    }
+
+    #[test]
+    fn three_files_with_headers_only_are_a_start_with_one_warning() {
+        let loaded = ok(
+            b"code,kind,locale,name,description,routing_profile_id\n",
+            b"employee_id,user_id,locale\n",
+            b"employee_id,code,level,active\n",
+        );
+        assert!(loaded.desired.agents.is_empty() && loaded.desired.assignments.is_empty());
+        assert_eq!(loaded.warnings.len(), 1, "{}", show(&loaded.warnings));
+        assert!(loaded.warnings[0].message.contains("no rows yet"));
+        // One empty beside full ones stays an error (tested above); two as well.
+        let problems = errors(
+            CATALOG,
+            b"employee_id,user_id,locale\n",
+            b"employee_id,code,level,active\n",
+        );
+        find(&problems, "hris/agents.csv has a header but no rows");
     }
 
     #[test]
