@@ -81,8 +81,11 @@ pub enum Error {
         id: String,
     },
 
-    /// A delete refused because users or profiles still reference the definition.
-    #[error("{what} {id} is still referenced by {users} user(s) and {profiles} routing profile(s)")]
+    /// A delete refused because users, profiles or routing strategies still reference the
+    /// definition.
+    #[error(
+        "{what} {id} is still referenced by {users} user(s), {profiles} routing profile(s) and {strategies} routing strategy(ies)"
+    )]
     Referenced {
         /// Kind of definition.
         what: &'static str,
@@ -92,6 +95,8 @@ pub enum Error {
         users: u64,
         /// Profiles referencing it.
         profiles: u64,
+        /// Routing strategies referencing it (a proficiency only).
+        strategies: u64,
     },
 
     /// The tenant rejected the request as invalid (4xx). Not retried.

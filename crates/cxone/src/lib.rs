@@ -35,7 +35,7 @@ use std::sync::Arc;
 
 pub use api::{
     Capabilities, DefinitionQuery, Ensured, EntryOutcome, LookedUp, NewDefinition, Profile, Queue,
-    Routed, TenantApi, UserQuery, UserWrite,
+    Routed, Strategy, TenantApi, UserQuery, UserWrite,
 };
 pub use error::{
     AnswerProblem, CaProblem, Error, FieldProblem, LastAttempt, Result, SettingsProblem,

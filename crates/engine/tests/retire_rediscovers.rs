@@ -131,6 +131,18 @@ impl TenantApi for Contested {
     async fn write_profile(&self, profile: &Profile) -> skillsync_cxone::Result<Version> {
         self.ours.write_profile(profile).await
     }
+    fn strategies(
+        &self,
+        proficiency: Option<DefinitionId>,
+    ) -> BoxStream<'_, skillsync_cxone::Result<skillsync_cxone::Strategy>> {
+        self.ours.strategies(proficiency)
+    }
+    async fn write_strategy(
+        &self,
+        strategy: &skillsync_cxone::Strategy,
+    ) -> skillsync_cxone::Result<Version> {
+        self.ours.write_strategy(strategy).await
+    }
     async fn queues(&self) -> skillsync_cxone::Result<Vec<Queue>> {
         self.ours.queues().await
     }
