@@ -133,7 +133,14 @@ async fn hard_retire_strips_300_users_and_2_profiles_then_deletes_touching_nothi
 
     let retired = run_with(
         &ws.0,
-        &["retire", name.as_str(), "--locale", "en-us", "--delete", "--yes"],
+        &[
+            "retire",
+            name.as_str(),
+            "--locale",
+            "en-us",
+            "--delete",
+            "--yes",
+        ],
     )
     .await;
     let out = text(&retired);
@@ -841,7 +848,11 @@ async fn a_strategy_reference_blocks_the_delete_until_retire_strips_it() {
     let ws = workspace("retire-strategies");
     let (mut doc, name) = tenant();
     let id = id_in(&doc.proficiencies, &name, "en-us");
-    let other = id_in(&doc.proficiencies, &skillsync_sim::proficiency_name(1), "en-us");
+    let other = id_in(
+        &doc.proficiencies,
+        &skillsync_sim::proficiency_name(1),
+        "en-us",
+    );
     let strategy = |n: usize, name: &str, proficiencies: Vec<String>| skillsync_sim::Strategy {
         id: format!("00000000-0000-4000-8000-00000000000{n}"),
         name: name.to_string(),
@@ -961,8 +972,10 @@ async fn a_strategy_reference_blocks_the_delete_until_retire_strips_it() {
     assert_eq!(writes.len(), 2, "{writes:#?}");
     for write in &writes {
         assert_eq!(write.status, skillsync_store::WriteStatus::Applied);
-        let (skillsync_store::Snapshot::Strategy(before), skillsync_store::Snapshot::Strategy(after)) =
-            (&write.before, &write.after)
+        let (
+            skillsync_store::Snapshot::Strategy(before),
+            skillsync_store::Snapshot::Strategy(after),
+        ) = (&write.before, &write.after)
         else {
             panic!("strategy snapshots: {write:#?}");
         };

@@ -21,9 +21,7 @@ use skillsync_core::{
     Assignment, CatalogEntry, Code, Definition, DefinitionId, Desired, Kind, Live, Locale, Problem,
     RetiredMode, UserAssignments, UserId,
 };
-use skillsync_cxone::{
-    DefinitionQuery, Error, Profile, Strategy, TenantApi, UserQuery, UserWrite,
-};
+use skillsync_cxone::{DefinitionQuery, Error, Profile, Strategy, TenantApi, UserQuery, UserWrite};
 use skillsync_store::{Snapshot, WriteStatus, WriteTarget};
 
 use crate::entries;
@@ -523,7 +521,9 @@ async fn references(
     };
     let strategies = async {
         if kind == Kind::Proficiency && api.capabilities().strategies {
-            api.strategies(Some(id.clone())).try_collect::<Vec<_>>().await
+            api.strategies(Some(id.clone()))
+                .try_collect::<Vec<_>>()
+                .await
         } else {
             Ok(Vec::new())
         }
@@ -973,10 +973,7 @@ async fn retire_with(
     let mut report = RetireReport::default();
     let outcome = match plan.mode {
         RetireAction::KeepReferences => run.deactivate_all(plan, &mut report, progress).await,
-        RetireAction::Deactivate => {
-            run.strip_then_deactivate(plan, &mut report, progress)
-                .await
-        }
+        RetireAction::Deactivate => run.strip_then_deactivate(plan, &mut report, progress).await,
         RetireAction::Delete => run.delete_all(plan, &mut report, progress).await,
     };
     report.failure = outcome
