@@ -39,6 +39,7 @@ pub use api::{
 };
 pub use error::{
     AnswerProblem, CaProblem, Error, FieldProblem, LastAttempt, Result, SettingsProblem,
+    referenced_by,
 };
 pub use metrics::CounterSnapshot;
 pub use routing::{MAX_BULK_ENTRIES, PAGE_SIZE, RoutingApi};

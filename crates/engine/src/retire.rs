@@ -566,10 +566,10 @@ pub type RetireProgress<'a> = &'a (dyn Fn(RetirePhase, usize, usize) + Sync);
 pub enum RetireFailure {
     /// Deletes kept meeting references.
     #[error(
-        "{kind} {name} ({locale}) {id} is still referenced by {users} user(s), {profiles} routing profile(s) and \
-         {strategies} routing strategy(ies) after {rounds} rounds of stripping and deleting: something keeps \
+        "{kind} {name} ({locale}) {id} is still referenced by {} after {rounds} rounds of stripping and deleting: something keeps \
          assigning it (another integration, a person in the admin console), or the dialect cannot see what \
-         references it (the users dialect has no routing strategies); stop that, then run retire again"
+         references it (the users dialect has no routing strategies); stop that, then run retire again",
+        skillsync_cxone::referenced_by(*.users, *.profiles, *.strategies)
     )]
     StillReferenced {
         /// Skill or proficiency.
