@@ -1629,6 +1629,27 @@ mod tests {
     }
 
     #[test]
+    fn strategies_lose_only_the_retired_ids_and_keep_their_version_for_if_match() {
+        let strategy = Strategy {
+            id: "st".into(),
+            name: "Escalations".into(),
+            proficiencies: vec![
+                DefinitionId::from("p-a"),
+                DefinitionId::from("p-retired"),
+                DefinitionId::from("p-b"),
+            ],
+            version: Version(4),
+        };
+        let stripped = strip_strategy(&strategy, &ids(&["p-retired"])).unwrap();
+        assert_eq!(
+            stripped.proficiencies,
+            vec![DefinitionId::from("p-a"), DefinitionId::from("p-b")]
+        );
+        assert_eq!(stripped.version, Version(4));
+        assert_eq!(strip_strategy(&stripped, &ids(&["p-retired"])), None);
+    }
+
+    #[test]
     fn unknown_codes_and_locales_name_the_catalog_file() {
         let desired = desired();
         let err = catalog_variants(&desired, "acw", None)
