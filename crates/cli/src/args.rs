@@ -112,29 +112,32 @@ pub enum Command {
     /// window.
     Assign(AssignArgs),
 
-    /// Take a catalog code out of service: strip every reference, then delete it (or --soft)
+    /// Take a catalog code out of service: strip every reference, then deactivate it (or --delete)
     ///
-    /// The tenant refuses to delete a skill or proficiency while any user or routing profile
-    /// references it (409 REFERENCED). retire resolves CODE to its definitions (one per locale
-    /// variant in catalog.csv, duplicates included; --locale picks one) and shows who references
-    /// them, then, after confirmation:
+    /// The tenant refuses to delete a skill or proficiency while any user, routing profile or
+    /// (a proficiency) routing strategy references it (409 REFERENCED). retire resolves CODE to
+    /// its definitions (one per locale variant in catalog.csv, duplicates included; --locale
+    /// picks one) and shows who references them, then, after confirmation, strips it from every
+    /// user (bulk writes, each entry guarded by the user's version; a conflict re-reads and
+    /// re-merges; nothing else of the user changes), every routing profile and every routing
+    /// strategy (If-Match), and then:
     ///
-    ///   --hard (default)  strips it from every user (bulk writes, each entry guarded by the
-    ///                     user's version; a conflict re-reads and re-merges; nothing else of the
-    ///                     user changes) and every routing profile (If-Match), then deletes it.
-    ///                     A delete refused because someone referenced it meanwhile finds and
-    ///                     strips the references again, up to 3 rounds.
-    ///   --soft            marks it inactive (active:false) and keeps its assignments for
-    ///                     reporting.
+    ///   (default)   marks it inactive (active:false): the definition is kept for reporting
+    ///               history, and nothing is assigned it any more.
+    ///   --delete    deletes it. A delete refused because someone referenced it meanwhile
+    ///               finds and strips the references again, up to 3 rounds.
+    ///   --soft      (instead of stripping) only marks it inactive and keeps its assignments
+    ///               for reporting.
     ///
-    /// Either way the run is journaled and later plan/apply runs leave the code alone (no
-    /// reactivation, no recreation, no assignment added, changed or removed) even while
-    /// catalog.csv still lists it; `--undo` hands it back to them. Refuses when a user would be
-    /// left with no skills, unless --allow-empty-skills. Exit 0 when done, 1 otherwise. With
-    /// --output json it prints one document (and --undo its own): fields in docs/retire-json.md.
+    /// Like apply, outside [sync] window it refuses before reading anything unless --now. The
+    /// run is journaled and later plan/apply runs leave the code alone (no reactivation, no
+    /// recreation, no assignment added, changed or removed) even while catalog.csv still lists
+    /// it; `--undo` hands it back to them. Refuses when a user would be left with no skills,
+    /// unless --allow-empty-skills. Exit 0 when done, 1 otherwise. With --output json it prints
+    /// one document (and --undo its own): fields in docs/retire-json.md.
     ///
     ///   skillsync retire ACW_SALES --locale de-de        # review, then confirm
-    ///   skillsync retire ACW_SALES --soft --yes
+    ///   skillsync retire ACW_SALES --delete --yes
     #[command(verbatim_doc_comment)]
     Retire(RetireArgs),
 
@@ -517,17 +520,19 @@ pub struct RetireArgs {
     #[arg(long, value_name = "LOCALE")]
     pub locale: Option<String>,
 
-    /// Mark it inactive and keep its assignments for reporting.
-    #[arg(long, conflicts_with = "hard")]
-    pub soft: bool,
+    /// Strip every reference (users, routing profiles, routing strategies), then delete the
+    /// definition instead of marking it inactive (the default keeps it, `active: false`, for
+    /// reporting history). `--hard` is an older spelling.
+    #[arg(long, alias = "hard", conflicts_with = "soft")]
+    pub delete: bool,
 
-    /// Strip every reference, then delete it (the default).
+    /// Only mark it inactive, keeping its assignments and references for reporting.
     #[arg(long)]
-    pub hard: bool,
+    pub soft: bool,
 
     /// Manage the code again: forget its retirement (the next apply reactivates or recreates
     /// it). Writes nothing to the tenant.
-    #[arg(long, conflicts_with_all = ["soft", "hard"])]
+    #[arg(long, conflicts_with_all = ["soft", "delete"])]
     pub undo: bool,
 
     /// Retire without asking (for scripts).
@@ -537,6 +542,10 @@ pub struct RetireArgs {
     /// Allow users whose only skill it is to be left with none (out of every queue).
     #[arg(long)]
     pub allow_empty_skills: bool,
+
+    /// Retire now even outside [sync] window (like `apply --now`).
+    #[arg(long)]
+    pub now: bool,
 
     /// If another skillsync is writing to this tenant (it holds the tenant's lease), wait up to
     /// this long (e.g. 5m) for it instead of refusing at once with exit code 75.

@@ -408,7 +408,7 @@ async fn two_hosts_on_one_postgresql_share_retirements() {
     let second = host("shared-second", &shared);
     let alone = host("shared-alone", &TestStore::Sqlite);
 
-    let retiring = skillsync(&first.0, &["retire", retired.as_str(), "--yes"]);
+    let retiring = skillsync(&first.0, &["retire", retired.as_str(), "--delete", "--yes"]);
     assert_eq!(retiring.status.code(), Some(0), "{}", text(&retiring));
 
     let creates = |dir: &std::path::Path| -> Vec<String> {

@@ -1,6 +1,8 @@
-//! `skillsync retire` end to end against the simulator: hard retirement strips exactly the
-//! retired references and deletes; soft retirement deactivates and the code drops out of every
-//! later plan; refusals change nothing.
+//! `skillsync retire` end to end against the simulator: the default strips exactly the
+//! retired references (users, routing profiles, routing strategies) and keeps the definition
+//! inactive; `--delete` strips them and deletes; `--soft` only deactivates, and the code drops
+//! out of every later plan; outside `[sync] window` it refuses before any write unless
+//! `--now`; refusals change nothing.
 
 mod common;
 
@@ -131,7 +133,14 @@ async fn hard_retire_strips_300_users_and_2_profiles_then_deletes_touching_nothi
 
     let retired = run_with(
         &ws.0,
-        &["retire", name.as_str(), "--locale", "en-us", "--yes"],
+        &[
+            "retire",
+            name.as_str(),
+            "--locale",
+            "en-us",
+            "--delete",
+            "--yes",
+        ],
     )
     .await;
     let out = text(&retired);
@@ -416,6 +425,7 @@ async fn retiring_someones_last_skill_is_refused_unless_allowed() {
             skill.as_str(),
             "--locale",
             "en-us",
+            "--delete",
             "--yes",
             "--allow-empty-skills",
         ],
@@ -459,7 +469,8 @@ async fn the_json_documents_are_exactly_what_docs_retire_json_md_lists() {
         .replace(
             "[limits]",
             "scopes = [\"routing:proficiencies:read\", \"routing:proficiencies:write\", \
-             \"routing:profiles:read\", \"routing:profiles:write\", \"users:read\"]\n\n[limits]",
+             \"routing:profiles:read\", \"routing:profiles:write\", \"routing:strategies:read\", \
+             \"routing:strategies:write\", \"users:read\"]\n\n[limits]",
         )
         .replace("max_in_flight = 8", "max_in_flight = 1");
     assert_ne!(
@@ -498,7 +509,9 @@ async fn the_json_documents_are_exactly_what_docs_retire_json_md_lists() {
     assert_eq!(retired["error"], Value::Null, "{done:#}");
     assert_eq!(retired["usersStripped"], HOLDERS as u64, "{done:#}");
     assert_eq!(retired["profilesStripped"], 2, "{done:#}");
-    assert_eq!(retired["definitionsDeleted"], 1, "{done:#}");
+    assert_eq!(done["mode"], "deactivate", "{done:#}");
+    assert_eq!(retired["definitionsDeactivated"], 1, "{done:#}");
+    assert_eq!(retired["definitionsDeleted"], 0, "kept, inactive: {done:#}");
     assert_eq!(done["definitions"].as_array().unwrap().len(), 1, "{done:#}");
     // `api.requests` is a map from route to count: its keys are data, not fields.
     let requests = retired["api"]["requests"].as_object().unwrap();
@@ -603,7 +616,7 @@ async fn writes_whose_answers_were_lost_are_journaled_applied_and_counted() {
         &run_with(
             &ws.0,
             &[
-                "retire", &skill, "--locale", "en-us", "--yes", "--output", "json",
+                "retire", &skill, "--locale", "en-us", "--delete", "--yes", "--output", "json",
             ],
         )
         .await,
@@ -669,5 +682,305 @@ async fn writes_whose_answers_were_lost_are_journaled_applied_and_counted() {
             .find(|d| d["id"] == id.as_str())
             .unwrap();
         assert_eq!(definition["active"], false, "{definition}");
+    }
+}
+
+/// The default retirement: every reference stripped exactly as `--delete` strips it, then the
+/// definition kept, `active: false` (the source document's soft delete), so reporting history
+/// keeps its name while nothing is assigned it any more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_retire_strips_every_user_and_keeps_the_definition_inactive() {
+    let (ws, base, _stop, doc, name) = scenario("retire-default").await;
+    let id = id_in(&doc.proficiencies, &name, "en-us");
+    let before = sim_get(&base, "/sim/state").await;
+
+    let retired = run_with(
+        &ws.0,
+        &[
+            "retire",
+            name.as_str(),
+            "--locale",
+            "en-us",
+            "--yes",
+            "--output",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(retired.status.code(), Some(0), "{}", text(&retired));
+    let document: Value = serde_json::from_slice(&retired.stdout).unwrap();
+    assert_eq!(document["mode"], "deactivate", "{document:#}");
+    let report = &document["retired"];
+    assert_eq!(report["usersStripped"], HOLDERS as u64, "{document:#}");
+    assert_eq!(report["profilesStripped"], 2, "{document:#}");
+    assert_eq!(report["definitionsDeactivated"], 1, "{document:#}");
+    assert_eq!(report["definitionsDeleted"], 0, "{document:#}");
+
+    let after = sim_get(&base, "/sim/state").await;
+    let definition = after["proficiencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == id.as_str())
+        .expect("the definition is still listed");
+    assert_eq!(definition["active"], false, "{definition}");
+    for user in after["users"].as_array().unwrap() {
+        assert!(
+            !ids_of(&user["proficiencies"]).contains(&id.as_str()),
+            "no user holds it: {user}"
+        );
+    }
+    for profile in after["profiles"].as_array().unwrap() {
+        assert!(
+            !profile["proficiencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| *p == id.as_str()),
+            "no profile lists it: {profile}"
+        );
+    }
+    // Everything else is as it was: the other users and every other assignment.
+    let (was, now) = (users_by_id(&before), users_by_id(&after));
+    for (user, old) in &was {
+        assert_eq!(now[user]["skills"], old["skills"], "user {user}");
+        assert_eq!(
+            now[user]["proficiencies"].as_array().unwrap(),
+            &without(&old["proficiencies"], &id),
+            "user {user}"
+        );
+    }
+    let stats = sim_get(&base, "/sim/stats").await;
+    assert_eq!(
+        writes_in(&stats),
+        3 + 2 + 1,
+        "3 bulk writes, 2 profile writes, 1 PUT active:false, no delete: {stats}"
+    );
+    assert_eq!(
+        requests(&stats, "DELETE", "/api/v2/routing/proficiencies/{id}"),
+        0
+    );
+    assert_eq!(
+        requests(&stats, "PUT", "/api/v2/routing/proficiencies/{id}"),
+        1
+    );
+}
+
+/// The top of the hour `hours_from_now` ahead, in UTC.
+fn utc_hour_ahead(hours_from_now: i64) -> jiff::ZonedDateTime {
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(hours_from_now);
+    let local = later.to_zoned_datetime(jiff::tz::TimeZone::UTC);
+    local
+        .with()
+        .minute(0)
+        .second(0)
+        .subsec_nanosecond(0)
+        .build()
+        .unwrap()
+}
+
+/// Like `apply`, outside `[sync] window` retire refuses before reading or writing anything
+/// (same message, exit 1); `--now` retires anyway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_the_window_retire_refuses_before_any_write_and_now_overrides() {
+    let (ws, base, _stop, doc, name) = scenario("retire-window").await;
+    let id = id_in(&doc.proficiencies, &name, "en-us");
+    // Opens five to six hours from now, for one hour (UTC: no [tenant] timezone).
+    let opens = utc_hour_ahead(6);
+    let config = ws.0.join("skillsync.toml");
+    let full = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        full + &format!(
+            "\n[sync]\nwindow = \"{:02}:00-{:02}:00\"\n",
+            opens.hour(),
+            (opens.hour() + 1) % 24
+        ),
+    )
+    .unwrap();
+    let retire = ["retire", name.as_str(), "--locale", "en-us", "--yes"];
+
+    let refused = run_with(&ws.0, &retire).await;
+    let stderr = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        stderr.contains("outside the sync window")
+            && stderr.contains("the next one opens")
+            && stderr.contains("Use --now to retire anyway"),
+        "apply's refusal, for retire: {stderr}"
+    );
+    assert!(refused.stdout.is_empty(), "nothing on stdout");
+    let stats = sim_get(&base, "/sim/stats").await;
+    assert_eq!(writes_in(&stats), 0, "refused before any write: {stats}");
+    assert_eq!(
+        requests(&stats, "GET", "/api/v2/routing/users"),
+        0,
+        "nor read anything: {stats}"
+    );
+    let history = run(&ws.0, &["history", "--output", "json"]).await;
+    let history: Value = serde_json::from_slice(&history.stdout).unwrap();
+    assert_eq!(
+        history["runs"].as_array().map_or(0, Vec::len),
+        0,
+        "no run started, no retirement recorded: {history}"
+    );
+
+    let mut now = retire.to_vec();
+    now.push("--now");
+    let retired = run_with(&ws.0, &now).await;
+    assert_eq!(retired.status.code(), Some(0), "{}", text(&retired));
+    let state = sim_get(&base, "/sim/state").await;
+    let definition = state["proficiencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == id.as_str())
+        .unwrap();
+    assert_eq!(definition["active"], false, "{definition}");
+    assert!(writes_in(&sim_get(&base, "/sim/stats").await) > 0);
+}
+
+/// Routing strategies are the third kind of reference that blocks a proficiency's delete: the
+/// simulator refuses the delete while one names it, and retire strips it from every strategy
+/// (journaled, `If-Match`) before deleting, touching nothing else of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strategy_reference_blocks_the_delete_until_retire_strips_it() {
+    let ws = workspace("retire-strategies");
+    let (mut doc, name) = tenant();
+    let id = id_in(&doc.proficiencies, &name, "en-us");
+    let other = id_in(
+        &doc.proficiencies,
+        &skillsync_sim::proficiency_name(1),
+        "en-us",
+    );
+    let strategy = |n: usize, name: &str, proficiencies: Vec<String>| skillsync_sim::Strategy {
+        id: format!("00000000-0000-4000-8000-00000000000{n}"),
+        name: name.to_string(),
+        proficiencies,
+        version: 1,
+    };
+    doc.strategies = vec![
+        strategy(1, "Strategy_Escalations", vec![other.clone(), id.clone()]),
+        strategy(2, "Strategy_VIP", vec![id.clone()]),
+        strategy(3, "Strategy_Untouched", vec![other.clone()]),
+    ];
+    write_hris_exact(&ws.0, &doc);
+    let (base, _stop) = start_sim_with(doc.clone(), Knobs::quiet()).await;
+    write_config(&ws.0, &base);
+
+    // Asked directly, the simulator refuses the delete, counting and naming the strategies
+    // beside the users and profiles (crates/sim/tests/strategies.rs shows a strategy alone
+    // blocking it).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(format!("{base}/api/v2/oauth/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", skillsync_sim::DEMO_CLIENT_ID),
+            ("client_secret", skillsync_sim::DEMO_CLIENT_SECRET),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_string();
+    let refused = http
+        .delete(format!("{base}/api/v2/routing/proficiencies/{id}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 409);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "REFERENCED", "{body}");
+    assert_eq!(body["references"]["strategies"], 2, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("Strategy_VIP"),
+        "names the strategies: {body}"
+    );
+
+    let retired = run_with(
+        &ws.0,
+        &[
+            "retire",
+            name.as_str(),
+            "--locale",
+            "en-us",
+            "--delete",
+            "--yes",
+            "--output",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(retired.status.code(), Some(0), "{}", text(&retired));
+    let document: Value = serde_json::from_slice(&retired.stdout).unwrap();
+    assert_eq!(document["mode"], "hard", "{document:#}");
+    assert_eq!(
+        document["definitions"][0]["strategies"],
+        serde_json::json!(["Strategy_Escalations", "Strategy_VIP"]),
+        "{document:#}"
+    );
+    let report = &document["retired"];
+    assert_eq!(report["strategiesStripped"], 2, "{document:#}");
+    assert_eq!(report["definitionsDeleted"], 1, "{document:#}");
+    assert_eq!(report["deletesRefused"], 0, "stripped before the delete");
+
+    let state = sim_get(&base, "/sim/state").await;
+    assert!(!ids_of(&state["proficiencies"]).contains(&id.as_str()));
+    let strategies: BTreeMap<&str, &Value> = state["strategies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s))
+        .collect();
+    assert_eq!(
+        strategies["Strategy_Escalations"]["proficiencies"],
+        serde_json::json!([other.clone()]),
+        "only the retired id goes"
+    );
+    assert_eq!(
+        strategies["Strategy_VIP"]["proficiencies"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        strategies["Strategy_Untouched"]["version"], 1,
+        "a strategy that did not name it is not written"
+    );
+    let stats = sim_get(&base, "/sim/stats").await;
+    assert_eq!(
+        requests(&stats, "PUT", "/api/v2/routing/strategies/{id}"),
+        2
+    );
+
+    // Journaled like the other writes, with the strategy before and after.
+    let journal =
+        skillsync_store::open(&format!("sqlite://{}", ws.0.join("skillsync.db").display()))
+            .await
+            .unwrap();
+    let run = document["retired"]["run"].as_i64().unwrap();
+    let writes: Vec<_> = journal
+        .writes(skillsync_store::RunId(run))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|w| w.target == skillsync_store::WriteTarget::Strategy)
+        .collect();
+    assert_eq!(writes.len(), 2, "{writes:#?}");
+    for write in &writes {
+        assert_eq!(write.status, skillsync_store::WriteStatus::Applied);
+        let (
+            skillsync_store::Snapshot::Strategy(before),
+            skillsync_store::Snapshot::Strategy(after),
+        ) = (&write.before, &write.after)
+        else {
+            panic!("strategy snapshots: {write:#?}");
+        };
+        assert!(before.proficiencies.contains(&id), "{write:#?}");
+        assert!(!after.proficiencies.contains(&id), "{write:#?}");
+        assert_eq!(after.version, before.version + 1, "{write:#?}");
     }
 }

@@ -189,6 +189,7 @@ fn tenant() -> TenantDoc {
             queue(305, "Legacy Desk", LEGACY_DE, 1),
         ],
         clients: Vec::new(),
+        strategies: Vec::new(),
     }
 }
 

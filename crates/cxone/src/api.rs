@@ -22,6 +22,9 @@ pub struct Capabilities {
     pub proficiencies: bool,
     /// Whether an assignment's active flag is written, so one can be kept but inactive.
     pub inactive_assignments: bool,
+    /// Whether the dialect reads and writes routing strategies (`/routing/strategies`), the
+    /// third kind of reference that blocks a proficiency's delete. The users dialect has none.
+    pub strategies: bool,
 }
 
 impl Capabilities {
@@ -150,6 +153,19 @@ pub struct Profile {
     pub version: Version,
 }
 
+/// A routing strategy: conditions over proficiencies (routing dialect only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Strategy {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Proficiencies its conditions reference.
+    pub proficiencies: Vec<DefinitionId>,
+    /// For `If-Match`.
+    pub version: Version,
+}
+
 /// A queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queue {
@@ -248,6 +264,14 @@ pub trait TenantApi: Send + Sync {
 
     /// Replaces a profile's lists with `If-Match`.
     async fn write_profile(&self, profile: &Profile) -> Result<Version>;
+
+    /// Routing strategies, optionally only those referencing a proficiency. Only a dialect
+    /// whose [`Capabilities::strategies`] is true has them; the others answer
+    /// [`Error::Unsupported`].
+    fn strategies(&self, proficiency: Option<DefinitionId>) -> BoxStream<'_, Result<Strategy>>;
+
+    /// Replaces a strategy's proficiency list with `If-Match`.
+    async fn write_strategy(&self, strategy: &Strategy) -> Result<Version>;
 
     /// All queues.
     async fn queues(&self) -> Result<Vec<Queue>>;

@@ -81,8 +81,9 @@ pub enum Error {
         id: String,
     },
 
-    /// A delete refused because users or profiles still reference the definition.
-    #[error("{what} {id} is still referenced by {users} user(s) and {profiles} routing profile(s)")]
+    /// A delete refused because users, profiles or routing strategies still reference the
+    /// definition.
+    #[error("{what} {id} is still referenced by {}", referenced_by(*.users, *.profiles, *.strategies))]
     Referenced {
         /// Kind of definition.
         what: &'static str,
@@ -92,6 +93,8 @@ pub enum Error {
         users: u64,
         /// Profiles referencing it.
         profiles: u64,
+        /// Routing strategies referencing it (a proficiency only).
+        strategies: u64,
     },
 
     /// The tenant rejected the request as invalid (4xx). Not retried.
@@ -148,6 +151,18 @@ pub enum Error {
         /// Operation.
         operation: &'static str,
     },
+}
+
+/// What references a definition, for messages: `3 user(s) and 1 routing profile(s)`, with
+/// `, 2 routing strategy(ies)` only when strategies do (tenants without them read as before).
+pub fn referenced_by(users: u64, profiles: u64, strategies: u64) -> String {
+    if strategies == 0 {
+        format!("{users} user(s) and {profiles} routing profile(s)")
+    } else {
+        format!(
+            "{users} user(s), {profiles} routing profile(s) and {strategies} routing strategy(ies)"
+        )
+    }
 }
 
 impl Error {

@@ -120,6 +120,8 @@ struct References {
     users: u64,
     #[serde(default)]
     profiles: u64,
+    #[serde(default)]
+    strategies: u64,
 }
 
 /// The shared transport of one client.
@@ -358,12 +360,14 @@ impl Http {
                 let refs = parsed.references.unwrap_or(References {
                     users: 0,
                     profiles: 0,
+                    strategies: 0,
                 });
                 Error::Referenced {
                     what,
                     id,
                     users: refs.users,
                     profiles: refs.profiles,
+                    strategies: refs.strategies,
                 }
             }
             StatusCode::CONFLICT | StatusCode::PRECONDITION_FAILED => {

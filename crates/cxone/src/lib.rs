@@ -35,10 +35,11 @@ use std::sync::Arc;
 
 pub use api::{
     Capabilities, DefinitionQuery, Ensured, EntryOutcome, LookedUp, NewDefinition, Profile, Queue,
-    Routed, TenantApi, UserProfile, UserQuery, UserWrite,
+    Routed, Strategy, TenantApi, UserProfile, UserQuery, UserWrite,
 };
 pub use error::{
     AnswerProblem, CaProblem, Error, FieldProblem, LastAttempt, Result, SettingsProblem,
+    referenced_by,
 };
 pub use metrics::CounterSnapshot;
 pub use routing::{MAX_BULK_ENTRIES, PAGE_SIZE, RoutingApi};

@@ -12,8 +12,8 @@ use serde_json::json;
 use skillsync_core::{Definition, DefinitionId, Kind, UserAssignments, UserId, Version};
 
 use crate::api::{
-    Capabilities, DefinitionQuery, EntryOutcome, NewDefinition, Profile, Queue, Routed, TenantApi,
-    UserQuery, UserWrite,
+    Capabilities, DefinitionQuery, EntryOutcome, NewDefinition, Profile, Queue, Routed, Strategy,
+    TenantApi, UserQuery, UserWrite,
 };
 use crate::error::{AnswerProblem, Error, Result};
 use crate::http::{Call, Http};
@@ -21,7 +21,7 @@ use crate::metrics::CounterSnapshot;
 use crate::settings::Dialect;
 use crate::wire::{
     BulkAnswer, Page, RoutingUser, WireAssignment, WireDefinition, WireProfile, WireQueue,
-    WireRouted,
+    WireRouted, WireStrategy,
 };
 
 /// Largest page the tenant serves; fewer pages means fewer calls. Also the page size of
@@ -39,6 +39,7 @@ pub(crate) const CAPABILITIES: Capabilities = Capabilities {
     max_bulk_entries: Some(MAX_BULK_ENTRIES),
     proficiencies: true,
     inactive_assignments: true,
+    strategies: true,
 };
 
 /// The routing dialect.
@@ -364,6 +365,33 @@ impl TenantApi for RoutingApi {
         .about("routing profile", &profile.id);
         let reply = self.http.send(&call).await?;
         let wire: WireProfile = reply.json(&call)?;
+        Ok(Version(wire.version))
+    }
+
+    fn strategies(&self, proficiency: Option<DefinitionId>) -> BoxStream<'_, Result<Strategy>> {
+        let filters = match proficiency {
+            Some(id) => vec![("proficiencyId", id.0)],
+            None => Vec::new(),
+        };
+        paged(
+            &self.http,
+            "/routing/strategies",
+            filters,
+            |w: WireStrategy| Ok(Strategy::from(w)),
+        )
+    }
+
+    async fn write_strategy(&self, strategy: &Strategy) -> Result<Version> {
+        let call = Call::new(
+            Method::PUT,
+            "/routing/strategies/{id}",
+            format!("/routing/strategies/{}", strategy.id),
+        )
+        .json(json!({ "proficiencies": strategy.proficiencies }))
+        .if_match(strategy.version)
+        .about("routing strategy", &strategy.id);
+        let reply = self.http.send(&call).await?;
+        let wire: WireStrategy = reply.json(&call)?;
         Ok(Version(wire.version))
     }
 

@@ -9,8 +9,8 @@ use serde_json::json;
 use skillsync_core::{Definition, DefinitionId, Kind, UserAssignments, UserId, Version};
 
 use crate::api::{
-    Capabilities, DefinitionQuery, EntryOutcome, NewDefinition, Profile, Queue, Routed, TenantApi,
-    UserQuery, UserWrite,
+    Capabilities, DefinitionQuery, EntryOutcome, NewDefinition, Profile, Queue, Routed, Strategy,
+    TenantApi, UserQuery, UserWrite,
 };
 use crate::error::{Error, Result};
 use crate::http::Call;
@@ -27,6 +27,8 @@ pub(crate) const CAPABILITIES: Capabilities = Capabilities {
     max_bulk_entries: None,
     proficiencies: false,
     inactive_assignments: false,
+    // SPEC 1.5 has no strategies: they are a routing-dialect resource.
+    strategies: false,
 };
 
 /// The users dialect.
@@ -151,6 +153,23 @@ impl TenantApi for UsersApi {
 
     async fn write_profile(&self, profile: &Profile) -> Result<Version> {
         self.routing.write_profile(profile).await
+    }
+
+    /// The users dialect has no routing strategies (SPEC 1.5).
+    fn strategies(&self, _proficiency: Option<DefinitionId>) -> BoxStream<'_, Result<Strategy>> {
+        Box::pin(futures::stream::once(async {
+            Err(Error::Unsupported {
+                dialect: "users",
+                operation: "listing routing strategies",
+            })
+        }))
+    }
+
+    async fn write_strategy(&self, _strategy: &Strategy) -> Result<Version> {
+        Err(Error::Unsupported {
+            dialect: "users",
+            operation: "writing routing strategies",
+        })
     }
 
     async fn queues(&self) -> Result<Vec<Queue>> {

@@ -5,7 +5,7 @@ use skillsync_core::{
     Assignment, Definition, DefinitionId, Kind, Level, Locale, UserAssignments, UserId, Version,
 };
 
-use crate::api::{Profile, Queue, Routed};
+use crate::api::{Profile, Queue, Routed, Strategy};
 use crate::error::AnswerProblem;
 
 #[derive(Debug, Deserialize)]
@@ -203,6 +203,27 @@ impl DialectUser {
             version: Version(self.version),
             modified_at: None,
         })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WireStrategy {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub proficiencies: Vec<String>,
+    pub version: u64,
+}
+
+impl From<WireStrategy> for Strategy {
+    fn from(s: WireStrategy) -> Strategy {
+        Strategy {
+            id: s.id,
+            name: s.name,
+            proficiencies: s.proficiencies.into_iter().map(DefinitionId).collect(),
+            version: Version(s.version),
+        }
     }
 }
 

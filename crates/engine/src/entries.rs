@@ -2,8 +2,8 @@
 //! and `verify` and `drift` read back.
 
 use skillsync_core::{Assignment, Definition, UserAssignments};
-use skillsync_cxone::{Profile, UserWrite};
-use skillsync_store::{DefinitionState, Held, ProfileState, Snapshot, UserLists};
+use skillsync_cxone::{Profile, Strategy, UserWrite};
+use skillsync_store::{DefinitionState, Held, ProfileState, Snapshot, StrategyState, UserLists};
 
 fn held(list: &[Assignment]) -> Vec<Held> {
     list.iter()
@@ -55,5 +55,15 @@ pub(crate) fn profile(p: &Profile) -> Snapshot {
         skills: p.skills.iter().map(ToString::to_string).collect(),
         proficiencies: p.proficiencies.iter().map(ToString::to_string).collect(),
         version: p.version.0,
+    })
+}
+
+/// A routing strategy's proficiency list.
+pub(crate) fn strategy(s: &Strategy) -> Snapshot {
+    Snapshot::Strategy(StrategyState {
+        id: s.id.clone(),
+        name: s.name.clone(),
+        proficiencies: s.proficiencies.iter().map(ToString::to_string).collect(),
+        version: s.version.0,
     })
 }

@@ -3,8 +3,11 @@
 //! retirement finds every reference (`?skillId=` / `?proficiencyId=`), strips it with
 //! merge-safe writes that touch nothing else, and only then deletes; a 409 on delete means
 //! someone referenced it again meanwhile, so the references are found and stripped again, a
-//! bounded number of rounds. A soft retirement marks the definition inactive and keeps its
-//! assignments for reporting.
+//! bounded number of rounds. The default retirement strips the same references and then marks
+//! the definition inactive instead of deleting it (the source document's soft delete: kept for
+//! reporting history, out of every routing evaluation); `--soft` only marks it inactive and
+//! keeps the assignments. A proficiency's references include the routing strategies whose
+//! conditions name it (routing dialect only; the users dialect has none).
 //!
 //! The decisions (which variants a code means, what each stripped list is, whether the run
 //! may start, what to report) are pure functions; [`prepare`] reads, [`retire`] writes.
@@ -18,7 +21,7 @@ use skillsync_core::{
     Assignment, CatalogEntry, Code, Definition, DefinitionId, Desired, Kind, Live, Locale, Problem,
     RetiredMode, UserAssignments, UserId,
 };
-use skillsync_cxone::{DefinitionQuery, Error, Profile, TenantApi, UserQuery, UserWrite};
+use skillsync_cxone::{DefinitionQuery, Error, Profile, Strategy, TenantApi, UserQuery, UserWrite};
 use skillsync_store::{Snapshot, WriteStatus, WriteTarget};
 
 use crate::entries;
@@ -27,8 +30,56 @@ use crate::write::{
     WriteOptions, Writer, classify,
 };
 
+/// What a retirement does to each definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetireAction {
+    /// Strip every reference (users, routing profiles, routing strategies), then mark the
+    /// definition `active:false`: kept for reporting, no longer assigned anywhere. The default.
+    Deactivate,
+    /// Strip every reference, then delete the definition (`--delete`).
+    Delete,
+    /// Only mark the definition `active:false`; its assignments and references are kept for
+    /// reporting (`--soft`).
+    KeepReferences,
+}
+
+impl RetireAction {
+    /// How the journal records it: `Soft` while the definition is kept (inactive), `Hard` once
+    /// it is deleted.
+    pub fn journaled(self) -> RetiredMode {
+        match self {
+            RetireAction::Deactivate | RetireAction::KeepReferences => RetiredMode::Soft,
+            RetireAction::Delete => RetiredMode::Hard,
+        }
+    }
+
+    /// Whether the references are stripped first.
+    pub fn strips(self) -> bool {
+        self != RetireAction::KeepReferences
+    }
+
+    /// `deactivate`, `hard` or `soft`: the `mode` of `retire --output json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetireAction::Deactivate => "deactivate",
+            RetireAction::Delete => "hard",
+            RetireAction::KeepReferences => "soft",
+        }
+    }
+}
+
+/// The journal's two modes, as actions: soft keeps the references, hard deletes.
+impl From<RetiredMode> for RetireAction {
+    fn from(mode: RetiredMode) -> Self {
+        match mode {
+            RetiredMode::Soft => RetireAction::KeepReferences,
+            RetiredMode::Hard => RetireAction::Delete,
+        }
+    }
+}
+
 /// How the retirement writes.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RetireOptions {
     /// Users per bulk request.
     pub bulk_batch_size: usize,
@@ -43,6 +94,9 @@ pub struct RetireOptions {
     pub allow_empty_skills: bool,
     /// How long a skill change takes to reach the routing cache (for settles-at).
     pub propagation_window: std::time::Duration,
+    /// `[sync] window`: outside it nothing is read or written (like `apply`), and writes stop
+    /// being scheduled when it closes; `None` (no window, or `--now`) writes at any time.
+    pub window: Option<crate::SyncWindow>,
 }
 
 impl Default for RetireOptions {
@@ -54,6 +108,7 @@ impl Default for RetireOptions {
             delete_rounds: 3,
             allow_empty_skills: false,
             propagation_window: std::time::Duration::from_secs(30),
+            window: None,
         }
     }
 }
@@ -67,13 +122,15 @@ pub struct Target {
     pub users: Vec<UserAssignments>,
     /// Routing profiles listing it.
     pub profiles: Vec<Profile>,
+    /// Routing strategies whose conditions name it (proficiencies, routing dialect).
+    pub strategies: Vec<Strategy>,
 }
 
 /// What a retirement will do, read from the tenant and not yet written.
 #[derive(Debug, Clone)]
 pub struct RetirePlan {
-    /// Soft or hard.
-    pub mode: RetiredMode,
+    /// Deactivate, delete, or deactivate keeping the references.
+    pub mode: RetireAction,
     /// The HRIS code.
     pub code: Code,
     /// Skill or proficiency (the same for every variant of a code).
@@ -119,6 +176,16 @@ impl RetirePlan {
             .iter()
             .flat_map(|t| &t.profiles)
             .filter(|p| seen.insert(&p.id))
+            .collect()
+    }
+
+    /// Each referencing routing strategy once.
+    pub fn strategies(&self) -> Vec<&Strategy> {
+        let mut seen = BTreeSet::new();
+        self.targets
+            .iter()
+            .flat_map(|t| &t.strategies)
+            .filter(|s| seen.insert(&s.id))
             .collect()
     }
 }
@@ -240,6 +307,16 @@ pub fn strip_profile(
     Some(stripped)
 }
 
+/// The strategy without the retired proficiencies; `None` when it names none.
+pub fn strip_strategy(strategy: &Strategy, retired: &BTreeSet<DefinitionId>) -> Option<Strategy> {
+    if !strategy.proficiencies.iter().any(|id| retired.contains(id)) {
+        return None;
+    }
+    let mut stripped = strategy.clone();
+    stripped.proficiencies.retain(|id| !retired.contains(id));
+    Some(stripped)
+}
+
 /// Why a retirement was refused before its first write.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RetireRefusal {
@@ -273,7 +350,7 @@ pub fn check(
     writes_proficiencies: bool,
     allow_empty_skills: bool,
 ) -> Result<(), RetireRefusal> {
-    if plan.mode == RetiredMode::Soft {
+    if !plan.mode.strips() {
         return Ok(());
     }
     let users = plan.users();
@@ -319,6 +396,8 @@ pub struct TargetSummary {
     pub example_users: Vec<String>,
     /// Names of the routing profiles listing it.
     pub profiles: Vec<String>,
+    /// Names of the routing strategies naming it.
+    pub strategies: Vec<String>,
 }
 
 /// How many example users a summary names.
@@ -344,6 +423,7 @@ pub fn summarize(plan: &RetirePlan, desired: &Desired) -> Vec<TargetSummary> {
                 .map(|u| name_of(&names, &u.user_id))
                 .collect(),
             profiles: t.profiles.iter().map(|p| p.name.clone()).collect(),
+            strategies: t.strategies.iter().map(|s| s.name.clone()).collect(),
         })
         .collect()
 }
@@ -363,14 +443,15 @@ fn name_of(names: &BTreeMap<&UserId, &str>, user: &UserId) -> String {
 }
 
 /// Reads what retiring `variants` involves: their tenant definitions (resolved the way every
-/// plan resolves them, duplicates included) and, per definition, the users and profiles that
-/// reference it. Writes nothing.
+/// plan resolves them, duplicates included) and, per definition, the users, profiles and
+/// routing strategies that reference it. Writes nothing.
 pub async fn prepare(
     api: &dyn TenantApi,
     desired: &Desired,
     variants: &[&CatalogEntry],
-    mode: RetiredMode,
+    mode: impl Into<RetireAction>,
 ) -> skillsync_cxone::Result<RetirePlan> {
+    let mode = mode.into();
     let first = variants.first().ok_or(Error::Unsupported {
         dialect: "any",
         operation: "retiring no catalog variant",
@@ -399,11 +480,12 @@ pub async fn prepare(
     for variant in variants {
         for id in resolution.definitions_of(&variant.code, &variant.locale) {
             if let Some(definition) = by_id.get(&id) {
-                let (users, profiles) = references(api, kind, &id).await?;
+                let (users, profiles, strategies) = references(api, kind, &id).await?;
                 targets.push(Target {
                     definition: (*definition).clone(),
                     users,
                     profiles,
+                    strategies,
                 });
             }
         }
@@ -417,12 +499,16 @@ pub async fn prepare(
     })
 }
 
-/// The users and profiles referencing one definition, read concurrently.
+/// What references one definition: users, routing profiles and (a proficiency, in a dialect
+/// that has them) routing strategies.
+type References = (Vec<UserAssignments>, Vec<Profile>, Vec<Strategy>);
+
+/// The users, profiles and strategies referencing one definition, read concurrently.
 async fn references(
     api: &dyn TenantApi,
     kind: Kind,
     id: &DefinitionId,
-) -> skillsync_cxone::Result<(Vec<UserAssignments>, Vec<Profile>)> {
+) -> skillsync_cxone::Result<References> {
     let query = match kind {
         Kind::Skill => UserQuery {
             skill_id: Some(id.clone()),
@@ -433,10 +519,20 @@ async fn references(
             proficiency_id: Some(id.clone()),
         },
     };
+    let strategies = async {
+        if kind == Kind::Proficiency && api.capabilities().strategies {
+            api.strategies(Some(id.clone()))
+                .try_collect::<Vec<_>>()
+                .await
+        } else {
+            Ok(Vec::new())
+        }
+    };
     tokio::try_join!(
         api.users(query).try_collect::<Vec<_>>(),
         api.profiles(Some((kind, id.clone())))
             .try_collect::<Vec<_>>(),
+        strategies,
     )
 }
 
@@ -456,6 +552,8 @@ pub enum RetirePhase {
     Conflicts,
     /// Stripping routing profiles.
     Profiles,
+    /// Stripping routing strategies.
+    Strategies,
     /// Deleting (hard) or deactivating (soft) the definitions.
     Definitions,
 }
@@ -468,9 +566,10 @@ pub type RetireProgress<'a> = &'a (dyn Fn(RetirePhase, usize, usize) + Sync);
 pub enum RetireFailure {
     /// Deletes kept meeting references.
     #[error(
-        "{kind} {name} ({locale}) {id} is still referenced by {users} user(s) and {profiles} routing profile(s) \
-         after {rounds} rounds of stripping and deleting: something keeps assigning it (another integration, a person \
-         in the admin console); stop that, then run retire again"
+        "{kind} {name} ({locale}) {id} is still referenced by {} after {rounds} rounds of stripping and deleting: something keeps \
+         assigning it (another integration, a person in the admin console), or the dialect cannot see what \
+         references it (the users dialect has no routing strategies); stop that, then run retire again",
+        skillsync_cxone::referenced_by(*.users, *.profiles, *.strategies)
     )]
     StillReferenced {
         /// Skill or proficiency.
@@ -485,6 +584,8 @@ pub enum RetireFailure {
         users: u64,
         /// Profiles referencing it at the last refusal.
         profiles: u64,
+        /// Routing strategies referencing it at the last refusal.
+        strategies: u64,
         /// Delete attempts made.
         rounds: u32,
     },
@@ -509,6 +610,25 @@ pub enum RetireFailure {
         /// The client's error.
         #[source]
         source: Box<Error>,
+    },
+    /// A routing strategy could not be stripped.
+    #[error("routing strategy {name} ({id}) could not be stripped")]
+    StrategyFailed {
+        /// Strategy id.
+        id: String,
+        /// Strategy name.
+        name: String,
+        /// The client's error.
+        #[source]
+        source: Box<Error>,
+    },
+    /// A routing strategy kept changing under every re-read.
+    #[error("routing strategy {name} ({id}) kept changing under us; run retire again")]
+    StrategyKeptChanging {
+        /// Strategy id.
+        id: String,
+        /// Strategy name.
+        name: String,
     },
     /// A profile kept changing under every re-read.
     #[error("routing profile {name} ({id}) kept changing under us; run retire again")]
@@ -549,9 +669,11 @@ pub struct RetireReport {
     pub conflicts: usize,
     /// Profiles whose references were stripped.
     pub profiles_stripped: usize,
-    /// Definitions deleted (hard).
+    /// Routing strategies whose references were stripped.
+    pub strategies_stripped: usize,
+    /// Definitions deleted (`--delete`).
     pub definitions_deleted: usize,
-    /// Definitions made inactive (soft).
+    /// Definitions made inactive (the default, and `--soft`).
     pub definitions_deactivated: usize,
     /// Deletes refused with 409 REFERENCED, each followed by finding and stripping again.
     pub deletes_refused: usize,
@@ -578,6 +700,8 @@ pub struct RetireHooks<'a> {
 /// How a retirement ended.
 #[derive(Debug)]
 pub enum RetireOutcome {
+    /// Outside `[sync] window` (and no `--now`): nothing was read or written.
+    OutsideWindow(String),
     /// Refused before the first write.
     Refused(RetireRefusal),
     /// The confirmation was declined.
@@ -586,8 +710,10 @@ pub enum RetireOutcome {
     Retired(Box<RetireReport>),
 }
 
-/// The front door of `skillsync retire`: reads what references the variants, shows the plan,
-/// checks it, asks, then retires as its own journaled run.
+/// The front door of `skillsync retire`: outside `[sync] window` refuses before reading
+/// anything; else reads what references the variants, shows the plan, checks it, asks, checks
+/// the window again, then retires as its own journaled run. The plan is `None` only when the
+/// window refused.
 #[allow(clippy::too_many_arguments)] // each is one of the command's inputs; a struct would only rename them
 pub async fn run(
     api: &dyn TenantApi,
@@ -595,10 +721,14 @@ pub async fn run(
     label: &crate::RunLabel,
     desired: &Desired,
     variants: &[&CatalogEntry],
-    mode: RetiredMode,
+    mode: RetireAction,
     options: RetireOptions,
     hooks: &RetireHooks<'_>,
-) -> Result<(RetirePlan, RetireOutcome), crate::Error> {
+) -> Result<(Option<RetirePlan>, RetireOutcome), crate::Error> {
+    // Checked before the lease and the read, as `apply` does.
+    if let Some(why) = outside(&options) {
+        return Ok((None, RetireOutcome::OutsideWindow(why)));
+    }
     // Taken before the read: what references the code is read with no other skillsync writing.
     crate::lease::holding(journal, label, hooks.interrupt, async |lease| {
         run_under(
@@ -624,10 +754,10 @@ async fn run_under(
     (label, lease): (&crate::RunLabel, Option<&crate::lease::HeldLease<'_>>),
     desired: &Desired,
     variants: &[&CatalogEntry],
-    mode: RetiredMode,
+    mode: RetireAction,
     options: RetireOptions,
     hooks: &RetireHooks<'_>,
-) -> Result<(RetirePlan, RetireOutcome), crate::Error> {
+) -> Result<(Option<RetirePlan>, RetireOutcome), crate::Error> {
     let plan = prepare(api, desired, variants, mode)
         .await
         .map_err(|e| crate::Error::ReadTenant(Box::new(e)))?;
@@ -638,12 +768,16 @@ async fn run_under(
         api.capabilities().proficiencies,
         options.allow_empty_skills,
     ) {
-        return Ok((plan, RetireOutcome::Refused(refusal)));
+        return Ok((Some(plan), RetireOutcome::Refused(refusal)));
     }
     if let Some(confirm) = hooks.confirm
         && !confirm(&plan)
     {
-        return Ok((plan, RetireOutcome::Declined));
+        return Ok((Some(plan), RetireOutcome::Declined));
+    }
+    // Asked again: the window may have closed while the tenant was read or the prompt waited.
+    if let Some(why) = outside(&options) {
+        return Ok((Some(plan), RetireOutcome::OutsideWindow(why)));
     }
     let report = retire_under(
         api,
@@ -655,7 +789,14 @@ async fn run_under(
         hooks.progress,
     )
     .await?;
-    Ok((plan, RetireOutcome::Retired(Box::new(report))))
+    Ok((Some(plan), RetireOutcome::Retired(Box::new(report))))
+}
+
+fn outside(options: &RetireOptions) -> Option<String> {
+    options
+        .window
+        .as_ref()?
+        .refusal_to("retire", jiff::Timestamp::now())
 }
 
 /// Retires as its own journaled run: the run is started, the retirement recorded before the
@@ -706,7 +847,7 @@ async fn retire_under(
                 locale: variant.locale.to_string(),
                 kind: variant.kind.noun().to_string(),
                 name: variant.name.clone(),
-                mode: match plan.mode {
+                mode: match plan.mode.journaled() {
                     RetiredMode::Soft => skillsync_store::RetirementMode::Soft,
                     RetiredMode::Hard => skillsync_store::RetirementMode::Hard,
                 },
@@ -742,7 +883,7 @@ async fn retire_under(
     let mut report = retire_with(
         api,
         plan,
-        options,
+        options.clone(),
         Some(JournalRun { journal, run }),
         (interrupt, lease),
         progress,
@@ -758,7 +899,7 @@ async fn retire_under(
         users_already_current: n(report.users_already_clear),
         users_failed: n(report.users_failed.len()),
         users_not_attempted: n(report.users_not_attempted.len()),
-        profiles_updated: n(report.profiles_stripped),
+        profiles_updated: n(report.profiles_stripped + report.strategies_stripped),
         conflicts: n(report.conflicts),
         requests: api.counters().total_requests() - requests_before,
         stopped: report.failure.as_ref().map(|f| crate::explain(f)),
@@ -778,9 +919,9 @@ async fn retire_under(
     Ok(report)
 }
 
-/// Carries out the plan: soft marks each definition inactive; hard strips users (bulk,
-/// version-guarded), then profiles (`If-Match`), then deletes, rediscovering on 409. Every
-/// write is journaled as it completes.
+/// Carries out the plan: strips users (bulk, version-guarded), then profiles and routing
+/// strategies (`If-Match`), then deactivates each definition (the default) or deletes it,
+/// rediscovering on 409; `--soft` only deactivates. Every write is journaled as it completes.
 pub async fn retire(
     api: &dyn TenantApi,
     plan: &RetirePlan,
@@ -810,25 +951,30 @@ async fn retire_with(
         propagation_window: options.propagation_window,
         // A retirement stops on the first failure that blocks its deletes, not on a share.
         max_failures: usize::MAX,
+        write_until: options
+            .window
+            .as_ref()
+            .and_then(|w| w.closes(jiff::Timestamp::now())),
         ..WriteOptions::default()
     };
     let run = Retirer {
         api,
         kind: plan.kind,
-        options,
-        writer: Writer::new(api, journal, write_options, interrupt, lease),
         strip: Strip {
             kind: plan.kind,
             retired: plan.definition_ids(),
             allow_empty_skills: options.allow_empty_skills,
         },
+        options,
+        writer: Writer::new(api, journal, write_options, interrupt, lease),
         handed: Mutex::new(BTreeSet::new()),
         conflicts: Mutex::new(0),
     };
     let mut report = RetireReport::default();
     let outcome = match plan.mode {
-        RetiredMode::Soft => run.deactivate_all(plan, &mut report, progress).await,
-        RetiredMode::Hard => run.delete_all(plan, &mut report, progress).await,
+        RetireAction::KeepReferences => run.deactivate_all(plan, &mut report, progress).await,
+        RetireAction::Deactivate => run.strip_then_deactivate(plan, &mut report, progress).await,
+        RetireAction::Delete => run.delete_all(plan, &mut report, progress).await,
     };
     report.failure = outcome
         .err()
@@ -925,6 +1071,23 @@ impl Retirer<'_> {
                 routes: target == WriteTarget::Definition && self.kind == Kind::Skill,
             }])
             .await;
+    }
+
+    /// Strips every reference as a delete would (users, profiles, strategies), then marks
+    /// each definition inactive: the soft delete of the source document, with nothing left
+    /// assigned. A user who could not be stripped stops it before any definition is touched.
+    async fn strip_then_deactivate(
+        &self,
+        plan: &RetirePlan,
+        report: &mut RetireReport,
+        progress: RetireProgress<'_>,
+    ) -> Result<(), RetireFailure> {
+        let users: Vec<UserAssignments> = plan.users().into_iter().cloned().collect();
+        let profiles: Vec<Profile> = plan.profiles().into_iter().cloned().collect();
+        let strategies: Vec<Strategy> = plan.strategies().into_iter().cloned().collect();
+        self.strip_references(&users, &profiles, &strategies, report, progress)
+            .await?;
+        self.deactivate_all(plan, report, progress).await
     }
 
     async fn deactivate_all(
@@ -1047,7 +1210,8 @@ impl Retirer<'_> {
     ) -> Result<(), RetireFailure> {
         let users: Vec<UserAssignments> = plan.users().into_iter().cloned().collect();
         let profiles: Vec<Profile> = plan.profiles().into_iter().cloned().collect();
-        self.strip_references(&users, &profiles, report, progress)
+        let strategies: Vec<Strategy> = plan.strategies().into_iter().cloned().collect();
+        self.strip_references(&users, &profiles, &strategies, report, progress)
             .await?;
         let total = plan.targets.len();
         for (done, target) in plan.targets.iter().enumerate() {
@@ -1060,12 +1224,14 @@ impl Retirer<'_> {
         Ok(())
     }
 
-    /// Strips users through the write path, then profiles; stops before any delete when a
-    /// user could not be stripped (the delete could only be refused).
+    /// Strips users through the write path, then profiles, then routing strategies; stops
+    /// before any delete or deactivation when a user could not be stripped (the delete could
+    /// only be refused).
     async fn strip_references(
         &self,
         users: &[UserAssignments],
         profiles: &[Profile],
+        strategies: &[Strategy],
         report: &mut RetireReport,
         progress: RetireProgress<'_>,
     ) -> Result<(), RetireFailure> {
@@ -1121,7 +1287,99 @@ impl Retirer<'_> {
             self.stopped().await?;
         }
         progress(RetirePhase::Profiles, total, total);
+        let total = strategies.len();
+        for (done, strategy) in strategies.iter().enumerate() {
+            progress(RetirePhase::Strategies, done, total);
+            if self.strip_one_strategy(strategy).await? {
+                report.strategies_stripped += 1;
+            }
+            self.stopped().await?;
+        }
+        progress(RetirePhase::Strategies, total, total);
         Ok(())
+    }
+
+    /// Strips one routing strategy with `If-Match`, re-reading on conflict or an unknown
+    /// outcome; false when it no longer named the definitions and no write of this run removed
+    /// them. Journaled like a profile's write.
+    async fn strip_one_strategy(&self, read: &Strategy) -> Result<bool, RetireFailure> {
+        let failed = |source: Error| RetireFailure::StrategyFailed {
+            id: read.id.clone(),
+            name: read.name.clone(),
+            source: Box::new(source),
+        };
+        let mut current = read.clone();
+        // The strategy as read before this run's last write whose outcome it did not learn.
+        let mut pending: Option<Strategy> = None;
+        for _ in 0..self.options.conflict_retries.max(1) {
+            let Some(stripped) = strip_strategy(&current, &self.strip.retired) else {
+                let Some(before) = pending else {
+                    return Ok(false);
+                };
+                self.record(
+                    WriteTarget::Strategy,
+                    read.id.clone(),
+                    (entries::strategy(&before), entries::strategy(&current)),
+                    WriteStatus::Applied,
+                    Some(LANDED.into()),
+                )
+                .await;
+                return Ok(true);
+            };
+            let (status, detail) = match self.api.write_strategy(&stripped).await {
+                Ok(version) => {
+                    let after = Strategy {
+                        version,
+                        ..stripped
+                    };
+                    self.record(
+                        WriteTarget::Strategy,
+                        read.id.clone(),
+                        (entries::strategy(&current), entries::strategy(&after)),
+                        WriteStatus::Applied,
+                        None,
+                    )
+                    .await;
+                    return Ok(true);
+                }
+                Err(Error::NotFound { .. }) => return Ok(false),
+                Err(error) => match classify(&error) {
+                    Policy::Reread => {
+                        self.conflict();
+                        (
+                            WriteStatus::Conflict,
+                            "stale version: re-read and re-merged".to_string(),
+                        )
+                    }
+                    Policy::Confirm => (WriteStatus::Unknown, crate::explain(&error)),
+                    Policy::FailUser | Policy::StopRun => return Err(failed(error)),
+                },
+            };
+            self.record(
+                WriteTarget::Strategy,
+                read.id.clone(),
+                (entries::strategy(&current), entries::strategy(&stripped)),
+                status,
+                Some(detail),
+            )
+            .await;
+            self.stopped().await?;
+            pending = Some(current.clone());
+            let fresh: Vec<Strategy> = self
+                .api
+                .strategies(None)
+                .try_collect()
+                .await
+                .map_err(failed)?;
+            match fresh.into_iter().find(|s| s.id == read.id) {
+                Some(strategy) => current = strategy,
+                None => return Ok(false),
+            }
+        }
+        Err(RetireFailure::StrategyKeptChanging {
+            id: read.id.clone(),
+            name: read.name.clone(),
+        })
     }
 
     /// Strips one profile with `If-Match`, re-reading on conflict or an unknown outcome;
@@ -1240,10 +1498,13 @@ impl Retirer<'_> {
                     return Ok(());
                 }
                 Err(Error::Referenced {
-                    users, profiles, ..
+                    users,
+                    profiles,
+                    strategies,
+                    ..
                 }) => {
                     report.deletes_refused += 1;
-                    tracing::info!(round, users, profiles, id = %definition.id, "delete refused: referenced again; stripping again");
+                    tracing::info!(round, users, profiles, strategies, id = %definition.id, "delete refused: referenced again; stripping again");
                     if round == rounds {
                         return Err(RetireFailure::StillReferenced {
                             kind: definition.kind,
@@ -1252,13 +1513,15 @@ impl Retirer<'_> {
                             id: definition.id.clone(),
                             users,
                             profiles,
+                            strategies,
                             rounds,
                         });
                     }
-                    let (users, profiles) = references(self.api, definition.kind, &definition.id)
-                        .await
-                        .map_err(|e| tenant("finding the references of", e))?;
-                    self.strip_references(&users, &profiles, report, progress)
+                    let (users, profiles, strategies) =
+                        references(self.api, definition.kind, &definition.id)
+                            .await
+                            .map_err(|e| tenant("finding the references of", e))?;
+                    self.strip_references(&users, &profiles, &strategies, report, progress)
                         .await?;
                 }
                 Err(source) => return Err(tenant("deleting", source)),
@@ -1367,6 +1630,27 @@ mod tests {
     }
 
     #[test]
+    fn strategies_lose_only_the_retired_ids_and_keep_their_version_for_if_match() {
+        let strategy = Strategy {
+            id: "st".into(),
+            name: "Escalations".into(),
+            proficiencies: vec![
+                DefinitionId::from("p-a"),
+                DefinitionId::from("p-retired"),
+                DefinitionId::from("p-b"),
+            ],
+            version: Version(4),
+        };
+        let stripped = strip_strategy(&strategy, &ids(&["p-retired"])).unwrap();
+        assert_eq!(
+            stripped.proficiencies,
+            vec![DefinitionId::from("p-a"), DefinitionId::from("p-b")]
+        );
+        assert_eq!(stripped.version, Version(4));
+        assert_eq!(strip_strategy(&stripped, &ids(&["p-retired"])), None);
+    }
+
+    #[test]
     fn unknown_codes_and_locales_name_the_catalog_file() {
         let desired = desired();
         let err = catalog_variants(&desired, "acw", None)
@@ -1399,7 +1683,7 @@ mod tests {
         let code = if kind == Kind::Skill { "PAY" } else { "ACW" };
         let variant = catalog_variants(&desired, code, Some("en-us")).unwrap()[0].clone();
         RetirePlan {
-            mode,
+            mode: mode.into(),
             code: variant.code.clone(),
             kind,
             targets: vec![Target {
@@ -1415,6 +1699,7 @@ mod tests {
                 },
                 users,
                 profiles: Vec::new(),
+                strategies: Vec::new(),
             }],
             variants: vec![variant],
         }
@@ -1438,7 +1723,7 @@ mod tests {
         assert!(refusal.to_string().contains("--allow-empty-skills"));
         assert_eq!(check(&plan, &desired(), true, true), Ok(()));
         let soft = RetirePlan {
-            mode: RetiredMode::Soft,
+            mode: RetireAction::KeepReferences,
             ..plan
         };
         assert_eq!(

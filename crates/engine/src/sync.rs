@@ -36,9 +36,14 @@ pub struct SyncWindow {
 impl SyncWindow {
     /// Why writing at `now` is not allowed, or `None` inside the window.
     pub fn refusal(&self, now: Timestamp) -> Option<String> {
+        self.refusal_to("apply", now)
+    }
+
+    /// [`SyncWindow::refusal`] for another writing command (`retire`).
+    pub fn refusal_to(&self, command: &str, now: Timestamp) -> Option<String> {
         self.window
             .outside(now, &self.zone, &self.zone_name, &TimeZone::system())
-            .map(|why| format!("{why}. Use --now to apply anyway"))
+            .map(|why| format!("{why}. Use --now to {command} anyway"))
     }
 
     /// When the window open at `now` closes.

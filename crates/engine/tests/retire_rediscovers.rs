@@ -131,6 +131,18 @@ impl TenantApi for Contested {
     async fn write_profile(&self, profile: &Profile) -> skillsync_cxone::Result<Version> {
         self.ours.write_profile(profile).await
     }
+    fn strategies(
+        &self,
+        proficiency: Option<DefinitionId>,
+    ) -> BoxStream<'_, skillsync_cxone::Result<skillsync_cxone::Strategy>> {
+        self.ours.strategies(proficiency)
+    }
+    async fn write_strategy(
+        &self,
+        strategy: &skillsync_cxone::Strategy,
+    ) -> skillsync_cxone::Result<Version> {
+        self.ours.write_strategy(strategy).await
+    }
     async fn queues(&self) -> skillsync_cxone::Result<Vec<Queue>> {
         self.ours.queues().await
     }
@@ -682,4 +694,128 @@ async fn soft_retiring_a_skill_settles_like_any_routing_change_and_a_proficiency
             journal.writes(run).await.unwrap()
         );
     }
+}
+
+/// A tenant whose retired proficiency two routing strategies name (one with another
+/// proficiency beside it); a third strategy names only that other one.
+async fn tenant_with_strategies() -> (Tenant, String) {
+    let other = std::sync::Mutex::new(String::new());
+    let t = tenant_of(
+        Kind::Proficiency,
+        |doc, retired| {
+            let kept = doc
+                .proficiencies
+                .iter()
+                .find(|d| d.id != retired && !d.name.starts_with(skillsync_sim::OWNED_PREFIX))
+                .unwrap()
+                .id
+                .clone();
+            let strategy = |n: u8, ids: Vec<String>| skillsync_sim::Strategy {
+                id: format!("strategy-{n}"),
+                name: format!("Strategy_{n}"),
+                proficiencies: ids,
+                version: 1,
+            };
+            doc.strategies = vec![
+                strategy(1, vec![kept.clone(), retired.to_string()]),
+                strategy(2, vec![retired.to_string()]),
+                strategy(3, vec![kept.clone()]),
+            ];
+            *other.lock().unwrap() = kept;
+        },
+        0.0,
+    )
+    .await;
+    let other = other.into_inner().unwrap();
+    (t, other)
+}
+
+async fn strategy(api: &dyn TenantApi, id: &str) -> skillsync_cxone::Strategy {
+    api.strategies(None)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.id == id)
+        .unwrap()
+}
+
+/// Someone changes a strategy between the read and our write: the `If-Match` write is refused,
+/// re-read, and only the retired id goes, their change kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strategy_changed_after_the_read_is_re_read_and_stripped_keeping_the_change() {
+    let (t, other) = tenant_with_strategies().await;
+    let variants: Vec<_> = t.desired.catalog.entries.values().collect();
+    let plan = skillsync_engine::retire::prepare(
+        t.ours.as_ref(),
+        &t.desired,
+        &variants,
+        RetiredMode::Hard,
+    )
+    .await
+    .unwrap();
+    assert_eq!(plan.strategies().len(), 2, "{:?}", plan.strategies());
+
+    // Another writer reorders strategy-2's list and adds the other proficiency.
+    let mut theirs = strategy(t.theirs.as_ref(), "strategy-2").await;
+    theirs.proficiencies = vec![DefinitionId::from(other.as_str()), t.retired.clone()];
+    t.theirs.write_strategy(&theirs).await.unwrap();
+
+    let report = skillsync_engine::retire::retire(
+        t.ours.as_ref(),
+        &plan,
+        RetireOptions::default(),
+        None,
+        &|_, _, _| {},
+    )
+    .await;
+    assert!(report.failure.is_none(), "{:?}", report.failure);
+    assert_eq!(report.strategies_stripped, 2, "{report:?}");
+    assert!(report.conflicts >= 1, "{report:?}");
+    assert_eq!(report.definitions_deleted, 1);
+    for id in ["strategy-1", "strategy-2"] {
+        assert_eq!(
+            strategy(t.ours.as_ref(), id).await.proficiencies,
+            [DefinitionId::from(other.as_str())],
+            "{id}: only the retired id went"
+        );
+    }
+    assert_eq!(strategy(t.ours.as_ref(), "strategy-3").await.version.0, 1);
+}
+
+/// A strategy that starts naming the proficiency after the read makes the delete meet 409
+/// REFERENCED: the references are found again (strategies included), stripped, and the
+/// delete goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strategy_that_names_it_after_the_read_is_found_again_when_the_delete_is_refused() {
+    let (t, other) = tenant_with_strategies().await;
+    let variants: Vec<_> = t.desired.catalog.entries.values().collect();
+    let plan = skillsync_engine::retire::prepare(
+        t.ours.as_ref(),
+        &t.desired,
+        &variants,
+        RetiredMode::Hard,
+    )
+    .await
+    .unwrap();
+    let mut late = strategy(t.theirs.as_ref(), "strategy-3").await;
+    late.proficiencies.push(t.retired.clone());
+    t.theirs.write_strategy(&late).await.unwrap();
+
+    let report = skillsync_engine::retire::retire(
+        t.ours.as_ref(),
+        &plan,
+        RetireOptions::default(),
+        None,
+        &|_, _, _| {},
+    )
+    .await;
+    assert!(report.failure.is_none(), "{:?}", report.failure);
+    assert_eq!(report.deletes_refused, 1, "{report:?}");
+    assert_eq!(report.strategies_stripped, 3, "{report:?}");
+    assert!(!exists(t.ours.as_ref(), Kind::Proficiency, &t.retired).await);
+    assert_eq!(
+        strategy(t.ours.as_ref(), "strategy-3").await.proficiencies,
+        [DefinitionId::from(other.as_str())]
+    );
 }

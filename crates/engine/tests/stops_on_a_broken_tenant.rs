@@ -374,6 +374,18 @@ impl skillsync_cxone::TenantApi for Unlucky {
     ) -> skillsync_cxone::Result<skillsync_core::Version> {
         self.ours.write_profile(profile).await
     }
+    fn strategies(
+        &self,
+        proficiency: Option<skillsync_core::DefinitionId>,
+    ) -> futures::stream::BoxStream<'_, skillsync_cxone::Result<skillsync_cxone::Strategy>> {
+        self.ours.strategies(proficiency)
+    }
+    async fn write_strategy(
+        &self,
+        strategy: &skillsync_cxone::Strategy,
+    ) -> skillsync_cxone::Result<skillsync_core::Version> {
+        self.ours.write_strategy(strategy).await
+    }
     async fn queues(&self) -> skillsync_cxone::Result<Vec<skillsync_cxone::Queue>> {
         self.ours.queues().await
     }

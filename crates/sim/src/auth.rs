@@ -19,6 +19,8 @@ pub const ALL_SCOPES: &[&str] = &[
     "routing:proficiencies:write",
     "routing:profiles:read",
     "routing:profiles:write",
+    "routing:strategies:read",
+    "routing:strategies:write",
     "users:read",
     "users:write",
     "interactions:write",

@@ -6,7 +6,7 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::model::{Assignment, Definition, Profile, Queue, TenantDoc, User};
+use crate::model::{Assignment, Definition, Profile, Queue, Strategy, TenantDoc, User};
 use crate::other_writer::OWNED_PREFIX;
 
 /// What to generate.
@@ -37,6 +37,16 @@ impl Default for GenerateOptions {
             seed: 1,
         }
     }
+}
+
+/// What [`generate_with`] adds to a generated tenant on request. Each is off by default, so
+/// every tenant generated before it existed stays the same, figure for figure.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extras {
+    /// Routing strategies (`Strategy_1`, …), each referencing one or two of the generated
+    /// (non-`Ext_`) proficiency definitions; drawn from their own random stream, so the rest
+    /// of the tenant is exactly what [`generate`] makes for the same options.
+    pub strategies: usize,
 }
 
 const SKILL_TOPICS: &[&str] = &[
@@ -115,6 +125,44 @@ fn uuid(rng: &mut ChaCha8Rng) -> String {
 
 /// Builds a tenant from options; the same options always give the same tenant.
 pub fn generate(options: &GenerateOptions) -> TenantDoc {
+    generate_with(options, &Extras::default())
+}
+
+/// [`generate`] plus the extras asked for.
+pub fn generate_with(options: &GenerateOptions, extras: &Extras) -> TenantDoc {
+    let mut doc = base(options);
+    doc.strategies = strategies(&doc, options.seed, extras.strategies);
+    doc
+}
+
+/// `count` strategies over the generated proficiencies, from a stream of their own.
+fn strategies(doc: &TenantDoc, seed: u64, count: usize) -> Vec<Strategy> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5354_5241_5445_4759);
+    let pool: Vec<&Definition> = doc
+        .proficiencies
+        .iter()
+        .filter(|d| !d.name.starts_with(OWNED_PREFIX))
+        .collect();
+    if pool.is_empty() {
+        return Vec::new();
+    }
+    (0..count)
+        .map(|i| {
+            let take = rng.random_range(1..=2.min(pool.len()));
+            Strategy {
+                id: uuid(&mut rng),
+                name: format!("Strategy_{}", i + 1),
+                proficiencies: pool
+                    .choose_multiple(&mut rng, take)
+                    .map(|d| d.id.clone())
+                    .collect(),
+                version: 1,
+            }
+        })
+        .collect()
+}
+
+fn base(options: &GenerateOptions) -> TenantDoc {
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     // A fixed timestamp keeps generated state byte-for-byte reproducible.
     let created: Timestamp = "2026-01-01T00:00:00Z".parse().expect("valid timestamp");
@@ -257,6 +305,7 @@ pub fn generate(options: &GenerateOptions) -> TenantDoc {
         proficiencies,
         users,
         queues,
+        strategies: Vec::new(),
         clients: Vec::new(),
     }
 }
@@ -299,6 +348,28 @@ mod tests {
         // 20 names plus the Ext_ ones, in each of two locales.
         assert_eq!(doc.skills.len(), (20 + EXT_SKILL_TOPICS.len()) * 2);
         Tenant::from_doc(doc).expect("every reference resolves");
+    }
+
+    #[test]
+    fn strategies_are_extra_and_leave_the_rest_of_the_tenant_as_it_was() {
+        let options = GenerateOptions::default();
+        let plain = generate(&options);
+        assert!(plain.strategies.is_empty(), "off unless asked for");
+        let with = generate_with(&options, &Extras { strategies: 4 });
+        assert_eq!(with.strategies.len(), 4);
+        assert_eq!(
+            TenantDoc {
+                strategies: Vec::new(),
+                ..with.clone()
+            },
+            plain,
+            "everything else is what generate makes"
+        );
+        assert_eq!(with, generate_with(&options, &Extras { strategies: 4 }));
+        for strategy in &with.strategies {
+            assert!(!strategy.proficiencies.is_empty(), "{strategy:?}");
+        }
+        Tenant::from_doc(with).expect("every reference resolves");
     }
 
     #[test]

@@ -49,8 +49,10 @@ pub use config::{
     TenantSource, TlsOptions,
 };
 pub use error::SimError;
-pub use generate::{GenerateOptions, generate, proficiency_name, skill_name};
-pub use model::{Assignment, Definition, Profile, Queue, TenantDoc, User};
+pub use generate::{
+    Extras, GenerateOptions, generate, generate_with, proficiency_name, skill_name,
+};
+pub use model::{Assignment, Definition, Profile, Queue, Strategy, TenantDoc, User};
 pub use other_writer::OWNED_PREFIX;
 pub use server::Endpoint;
 

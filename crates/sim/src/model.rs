@@ -93,6 +93,24 @@ pub struct Profile {
     pub version: u64,
 }
 
+/// A routing strategy: advanced routing conditions over proficiencies (the source document's
+/// third kind of reference that blocks a proficiency's delete). Only the routing dialect shows
+/// strategies; they reference proficiency definitions, never skills.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Strategy {
+    /// UUID.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Proficiency ids its conditions reference.
+    #[serde(default)]
+    pub proficiencies: Vec<String>,
+    /// Optimistic-concurrency version.
+    #[serde(default = "first_version")]
+    pub version: u64,
+}
+
 /// A user (agent) with everything both dialects show of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -163,6 +181,9 @@ pub struct TenantDoc {
     /// Queues.
     #[serde(default)]
     pub queues: Vec<Queue>,
+    /// Routing strategies (absent from documents of tenants that have none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub strategies: Vec<Strategy>,
     /// Extra OAuth clients (fixtures only; never shown by `/sim/state`).
     #[serde(default, skip_serializing)]
     pub clients: Vec<ClientSpec>,
@@ -325,6 +346,19 @@ pub struct WriteEffects {
     pub lost: bool,
 }
 
+/// What references one definition (the counts of a 409 `REFERENCED`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct References {
+    /// Users holding it.
+    pub users: usize,
+    /// Routing profiles listing it.
+    pub profiles: usize,
+    /// Routing strategies referencing it (proficiencies only).
+    pub strategies: usize,
+    /// Those strategies' names, for the message.
+    pub strategy_names: Vec<String>,
+}
+
 /// The live tenant.
 #[derive(Debug, Clone, Default)]
 pub struct Tenant {
@@ -338,6 +372,8 @@ pub struct Tenant {
     pub users: IndexMap<String, User>,
     /// Queues by id.
     pub queues: IndexMap<String, Queue>,
+    /// Routing strategies by id.
+    pub strategies: IndexMap<String, Strategy>,
     /// What the routing engine currently believes.
     pub cache: RoutingCache,
     /// Per user, how many client writes that passed every check met a non-zero
@@ -416,6 +452,17 @@ impl Tenant {
             tenant.expect_kind(&q.skill_id, Kind::Skill, &format!("queue {}", q.id))?;
             tenant.queues.insert(q.id.clone(), q);
         }
+        for s in doc.strategies {
+            for id in &s.proficiencies {
+                tenant.expect_kind(id, Kind::Proficiency, &format!("strategy {}", s.id))?;
+            }
+            if tenant.strategies.insert(s.id.clone(), s.clone()).is_some() {
+                return Err(SimError::DuplicateId {
+                    class: "strategy",
+                    id: s.id,
+                });
+            }
+        }
         Ok(tenant)
     }
 
@@ -438,6 +485,7 @@ impl Tenant {
             proficiencies: self.proficiencies.values().cloned().collect(),
             users: self.users.values().cloned().collect(),
             queues: self.queues.values().cloned().collect(),
+            strategies: self.strategies.values().cloned().collect(),
             clients: Vec::new(),
         }
     }
@@ -612,8 +660,8 @@ impl Tenant {
         Ok(definition.clone())
     }
 
-    /// How many users and profiles reference a definition.
-    pub fn references(&self, kind: Kind, id: &str) -> (usize, usize) {
+    /// How many users, profiles and strategies reference a definition.
+    pub fn references(&self, kind: Kind, id: &str) -> References {
         let users = self
             .users
             .values()
@@ -624,27 +672,59 @@ impl Tenant {
             .values()
             .filter(|p| profile_refs(p, kind).iter().any(|r| r == id))
             .count();
-        (users, profiles)
+        let strategies: Vec<&Strategy> = match kind {
+            Kind::Skill => Vec::new(),
+            Kind::Proficiency => self
+                .strategies
+                .values()
+                .filter(|s| s.proficiencies.iter().any(|r| r == id))
+                .collect(),
+        };
+        References {
+            users,
+            profiles,
+            strategies: strategies.len(),
+            strategy_names: strategies.iter().map(|s| s.name.clone()).collect(),
+        }
     }
 
     /// `DELETE /routing/{kind}/{id}`: refused with 409 while anything references it.
     pub fn delete_definition(&mut self, kind: Kind, id: &str) -> Result<(), ApiError> {
         self.definition(kind, id)?;
-        let (users, profiles) = self.references(kind, id);
-        if users + profiles > 0 {
+        let refs = self.references(kind, id);
+        if refs.users + refs.profiles + refs.strategies > 0 {
+            let strategies = if refs.strategies == 0 {
+                String::new()
+            } else {
+                format!(
+                    ", {} routing strategy(ies) ({})",
+                    refs.strategies,
+                    refs.strategy_names.join(", ")
+                )
+            };
             return Err(ApiError::new(
                 axum::http::StatusCode::CONFLICT,
                 "REFERENCED",
                 format!(
-                    "{} {id} is still referenced by {users} user(s) and {profiles} routing profile(s); \
+                    "{} {id} is still referenced by {} user(s) and {} routing profile(s){strategies}; \
                      remove those references first, or set active:false to retire it softly",
-                    kind.noun()
+                    kind.noun(),
+                    refs.users,
+                    refs.profiles,
                 ),
             )
-            .with(
-                "references",
-                serde_json::json!({ "users": users, "profiles": profiles }),
-            ));
+            .with("references", {
+                let mut counts = serde_json::json!({
+                    "users": refs.users,
+                    "profiles": refs.profiles,
+                });
+                // Only when a strategy references it: tenants without strategies answer
+                // exactly as they always have.
+                if refs.strategies > 0 {
+                    counts["strategies"] = refs.strategies.into();
+                }
+                counts
+            }));
         }
         self.definitions_mut(kind).shift_remove(id);
         Ok(())
@@ -734,6 +814,82 @@ impl Tenant {
         }
         profile.version += 1;
         Ok(profile.clone())
+    }
+
+    // ----- routing strategies (docs/sim-strategies.md) -----
+
+    /// `GET /routing/strategies?proficiencyId=`.
+    pub fn list_strategies(
+        &self,
+        proficiency_id: Option<&str>,
+        page: PageRequest,
+    ) -> PageOf<Strategy> {
+        let matches = self
+            .strategies
+            .values()
+            .filter(|s| proficiency_id.is_none_or(|p| s.proficiencies.iter().any(|x| x == p)));
+        page.cut(matches.cloned())
+    }
+
+    /// `PUT /routing/strategies/{id}`: replaces its proficiency list when present.
+    pub fn update_strategy(
+        &mut self,
+        id: &str,
+        body: &Value,
+        if_match: Option<u64>,
+    ) -> Result<Strategy, ApiError> {
+        let current = self
+            .strategies
+            .get(id)
+            .ok_or_else(|| ApiError::not_found("routing strategy", id))?
+            .version;
+        let Some(obj) = body.as_object() else {
+            return Err(ApiError::invalid("body", "must be a JSON object"));
+        };
+        let mut problems = Vec::new();
+        let mut list = None;
+        if let Some(value) = obj.get("proficiencies") {
+            match value.as_array() {
+                None => problems.push(FieldError::new("proficiencies", "must be a list of ids")),
+                Some(items) => {
+                    let mut ids = Vec::new();
+                    let mut seen = HashSet::new();
+                    for (i, item) in items.iter().enumerate() {
+                        let path = format!("proficiencies[{i}]");
+                        match item.as_str() {
+                            None => problems.push(FieldError::new(path, "must be an id string")),
+                            Some(ref_id) => {
+                                if let Err(why) = self.check_class(ref_id, Kind::Proficiency) {
+                                    problems.push(FieldError::new(path, why));
+                                } else if !seen.insert(ref_id) {
+                                    problems.push(FieldError::new(
+                                        path,
+                                        format!("repeats id {ref_id}"),
+                                    ));
+                                } else {
+                                    ids.push(ref_id.to_string());
+                                }
+                            }
+                        }
+                    }
+                    list = Some(ids);
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ApiError::validation(problems));
+        }
+        if let Some(expected) = if_match
+            && expected != current
+        {
+            return Err(ApiError::stale("routing strategy", id, expected, current));
+        }
+        let strategy = self.strategies.get_mut(id).expect("checked above");
+        if let Some(list) = list {
+            strategy.proficiencies = list;
+        }
+        strategy.version += 1;
+        Ok(strategy.clone())
     }
 
     fn check_class(&self, id: &str, wanted: Kind) -> Result<(), String> {

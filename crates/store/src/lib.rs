@@ -181,17 +181,20 @@ pub enum WriteTarget {
     Definition,
     /// A routing profile's lists (retire strips references from them).
     Profile,
+    /// A routing strategy's proficiency list (retire strips references from it).
+    Strategy,
 }
 
 impl WriteTarget {
     /// The target's name, as stored and printed: `user_skills`, `user_proficiencies`,
-    /// `definition`, `profile`.
+    /// `definition`, `profile`, `strategy`.
     pub fn as_str(self) -> &'static str {
         match self {
             WriteTarget::UserSkills => "user_skills",
             WriteTarget::UserProficiencies => "user_proficiencies",
             WriteTarget::Definition => "definition",
             WriteTarget::Profile => "profile",
+            WriteTarget::Strategy => "strategy",
         }
     }
 
@@ -201,6 +204,7 @@ impl WriteTarget {
             "user_proficiencies" => WriteTarget::UserProficiencies,
             "definition" => WriteTarget::Definition,
             "profile" => WriteTarget::Profile,
+            "strategy" => WriteTarget::Strategy,
             _ => return None,
         })
     }
@@ -249,6 +253,8 @@ pub enum Snapshot {
     Definition(DefinitionState),
     /// A routing profile's lists.
     Profile(ProfileState),
+    /// A routing strategy's proficiency list.
+    Strategy(StrategyState),
     /// A record written before the journal was typed, kept as found.
     Legacy {
         /// The JSON as stored.
@@ -309,6 +315,20 @@ pub struct DefinitionState {
     pub description: String,
     /// The routing profile it belongs to.
     pub routing_profile_id: String,
+    /// The tenant's version.
+    pub version: u64,
+}
+
+/// A routing strategy's proficiency list as read or written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StrategyState {
+    /// The strategy id.
+    pub id: String,
+    /// The strategy's name.
+    pub name: String,
+    /// Proficiency definition ids its conditions reference.
+    pub proficiencies: Vec<String>,
     /// The tenant's version.
     pub version: u64,
 }

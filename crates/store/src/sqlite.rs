@@ -174,6 +174,32 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX events_to_claim ON events (state, lane, occurred_at, received_at, id);
      CREATE INDEX events_by_occurrence ON events (state, occurred_at, received_at, id);
      CREATE INDEX events_by_arrival ON events (received_at, id);",
+    // 6: routing-strategy writes (retire strips strategies). `writes` is rebuilt as in 2, with
+    // its rows, ids and id sequence.
+    "CREATE TABLE writes_v6 (
+         id          INTEGER PRIMARY KEY AUTOINCREMENT,
+         run_id      INTEGER NOT NULL REFERENCES runs (id),
+         target      TEXT NOT NULL
+                     CHECK (target IN ('user_skills', 'user_proficiencies', 'definition', 'profile', 'strategy')),
+         subject     TEXT NOT NULL,
+         before_json TEXT NOT NULL,
+         after_json  TEXT NOT NULL,
+         status      TEXT NOT NULL CHECK (status IN ('applied', 'conflict', 'failed', 'unknown')),
+         detail      TEXT,
+         at          TEXT NOT NULL,
+         settles_at  TEXT
+     );
+     INSERT INTO writes_v6
+         (id, run_id, target, subject, before_json, after_json, status, detail, at, settles_at)
+         SELECT id, run_id, target, subject, before_json, after_json, status, detail, at, settles_at
+         FROM writes;
+     DELETE FROM sqlite_sequence WHERE name = 'writes_v6';
+     INSERT INTO sqlite_sequence (name, seq)
+         SELECT 'writes_v6', seq FROM sqlite_sequence WHERE name = 'writes';
+     DROP TABLE writes;
+     ALTER TABLE writes_v6 RENAME TO writes;
+     CREATE INDEX writes_by_subject ON writes (subject, target, at);
+     CREATE INDEX writes_by_run ON writes (run_id, status, settles_at);",
 ];
 
 /// The journal in a SQLite database file (or in memory).

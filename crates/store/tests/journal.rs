@@ -14,7 +14,7 @@ use serde_json::json;
 use skillsync_store::{
     Acquired, DefinitionState, Held, Journal, Lease, LeaseHolder, Mapping, NewRun, ProfileState,
     Retirement, RetirementMode, RunCounts, RunId, RunOutcome, Snapshot, SqliteStore, StoreError,
-    UserLists, WriteRecord, WriteStatus, WriteTarget,
+    StrategyState, UserLists, WriteRecord, WriteStatus, WriteTarget,
 };
 use support::{TempDir, backends};
 
@@ -294,6 +294,12 @@ async fn every_kind_of_snapshot_round_trips() {
                 proficiencies: vec![],
                 version: 12,
             }),
+            Snapshot::Strategy(StrategyState {
+                id: "strategy-1".into(),
+                name: "Escalations".into(),
+                proficiencies: vec!["p1".into()],
+                version: 3,
+            }),
             Snapshot::Legacy { value: json!(null) },
             Snapshot::Legacy {
                 value: json!([{"skillId": 1, "proficiency": 3}]),
@@ -310,7 +316,10 @@ async fn every_kind_of_snapshot_round_trips() {
             .iter()
             .enumerate()
             .map(|(i, snapshot)| WriteRecord {
-                target: WriteTarget::Profile,
+                target: match snapshot {
+                    Snapshot::Strategy(_) => WriteTarget::Strategy,
+                    _ => WriteTarget::Profile,
+                },
                 before: snapshot.clone(),
                 after: snapshots[snapshots.len() - 1 - i].clone(),
                 ..write(run, &format!("s{i}"), WriteStatus::Applied, t(1), None)

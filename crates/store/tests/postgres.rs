@@ -195,7 +195,7 @@ async fn migrations_run_once_in_the_urls_schema() {
         )
         .await
         .unwrap();
-    assert_eq!((history.get::<_, i64>(0), history.get::<_, i32>(1)), (2, 2));
+    assert_eq!((history.get::<_, i64>(0), history.get::<_, i32>(1)), (3, 3));
 }
 
 /// Read-only commands never create a journal: in a schema without one, `open_existing` finds
@@ -248,7 +248,7 @@ async fn a_newer_schema_is_refused() {
         .execute(
             &format!(
                 "INSERT INTO {}.skillsync_schema_history (version, name, applied_on, checksum)
-                 VALUES (3, 'from_the_future', '2030-01-01T00:00:00Z', '1')",
+                 VALUES (4, 'from_the_future', '2030-01-01T00:00:00Z', '1')",
                 schema.name()
             ),
             &[],
@@ -260,8 +260,8 @@ async fn a_newer_schema_is_refused() {
         matches!(
             err,
             StoreError::TooNew {
-                found: 3,
-                known: 2,
+                found: 4,
+                known: 3,
                 ..
             }
         ),

@@ -1,17 +1,17 @@
-//! `skillsync retire`: take a catalog code out of service, hard (strip every reference, then
-//! delete) or soft (deactivate, keep the assignments), journaled, and left out of every later
-//! plan.
+//! `skillsync retire`: take a catalog code out of service: strip every reference (users,
+//! routing profiles, routing strategies), then deactivate (the default) or delete (`--delete`);
+//! or only deactivate, keeping the assignments (`--soft`). Honours `[sync] window` like `apply`
+//! (`--now` overrides), is journaled, and is left out of every later plan.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use skillsync_core::RetiredMode;
 use skillsync_engine::StopReason;
 use skillsync_engine::retire::{
-    RetireFailure, RetireHooks, RetireOptions, RetireOutcome, RetirePhase, RetirePlan,
-    TargetSummary, summarize,
+    RetireAction, RetireFailure, RetireHooks, RetireOptions, RetireOutcome, RetirePhase,
+    RetirePlan, TargetSummary, summarize,
 };
 
 use crate::args::RetireArgs;
@@ -43,9 +43,11 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
         return undo(args, config, &variants).await;
     }
     let mode = if args.soft {
-        RetiredMode::Soft
+        RetireAction::KeepReferences
+    } else if args.delete {
+        RetireAction::Delete
     } else {
-        RetiredMode::Hard
+        RetireAction::Deactivate
     };
 
     let journal = config.journal().await?;
@@ -54,6 +56,7 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
         concurrency: config.max_in_flight,
         allow_empty_skills: args.allow_empty_skills,
         propagation_window: config.propagation_window,
+        window: if args.now { None } else { config.sync_window() },
         ..RetireOptions::default()
     };
     let interrupt = std::sync::Arc::new(skillsync_engine::Interrupt::new());
@@ -101,6 +104,11 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let report = match outcome {
+        // Refused like apply's: the reason on stderr, nothing on stdout, exit 1.
+        RetireOutcome::OutsideWindow(why) => {
+            eprintln!("error: {why}");
+            return Ok(exit::error());
+        }
         RetireOutcome::Refused(refusal) => {
             eprintln!("error: {refusal}");
             return Ok(exit::error());
@@ -108,6 +116,7 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
         RetireOutcome::Declined => return Ok(exit::error()),
         RetireOutcome::Retired(report) => *report,
     };
+    let plan = plan.expect("a retirement that ran was planned");
     let summary = summarize(&plan, desired);
     let run_id = report.run.expect("a journaled retirement has a run");
     let counters = api.counters();
@@ -129,6 +138,7 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
                     users_failed: user_entries(&report.users_failed),
                     users_not_attempted: user_entries(&report.users_not_attempted),
                     profiles_stripped: report.profiles_stripped,
+                    strategies_stripped: report.strategies_stripped,
                     conflicts: report.conflicts,
                     deletes_refused: report.deletes_refused,
                     error: report
@@ -146,17 +156,28 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
         OutputFormat::Human => {
             outln!();
             match mode {
-                RetiredMode::Hard => outln!(
-                    "Retired in {:.1} s: {} users stripped ({} re-merged after a conflict, {} already clear), {} routing profiles stripped, {} definitions deleted ({} delete(s) refused as still referenced and retried).",
+                RetireAction::Delete => outln!(
+                    "Retired in {:.1} s: {} users stripped ({} re-merged after a conflict, {} already clear), {} routing profiles and {} routing strategies stripped, {} definitions deleted ({} delete(s) refused as still referenced and retried).",
                     report.elapsed.as_secs_f64(),
                     report.users_stripped,
                     report.conflicts,
                     report.users_already_clear,
                     report.profiles_stripped,
+                    report.strategies_stripped,
                     report.definitions_deleted,
                     report.deletes_refused,
                 ),
-                RetiredMode::Soft => outln!(
+                RetireAction::Deactivate => outln!(
+                    "Retired in {:.1} s: {} users stripped ({} re-merged after a conflict, {} already clear), {} routing profiles and {} routing strategies stripped, {} definitions made inactive (kept for reporting; --delete deletes instead).",
+                    report.elapsed.as_secs_f64(),
+                    report.users_stripped,
+                    report.conflicts,
+                    report.users_already_clear,
+                    report.profiles_stripped,
+                    report.strategies_stripped,
+                    report.definitions_deactivated,
+                ),
+                RetireAction::KeepReferences => outln!(
                     "Retired (soft) in {:.1} s: {} definitions made inactive; assignments kept for reporting.",
                     report.elapsed.as_secs_f64(),
                     report.definitions_deactivated,
@@ -218,6 +239,7 @@ struct DefinitionEntry {
     users: usize,
     example_users: Vec<String>,
     profiles: Vec<String>,
+    strategies: Vec<String>,
 }
 
 impl From<&TargetSummary> for DefinitionEntry {
@@ -231,6 +253,7 @@ impl From<&TargetSummary> for DefinitionEntry {
             users: t.users,
             example_users: t.example_users.clone(),
             profiles: t.profiles.clone(),
+            strategies: t.strategies.clone(),
         }
     }
 }
@@ -246,6 +269,7 @@ struct Retired {
     users_failed: Vec<UserEntry>,
     users_not_attempted: Vec<UserEntry>,
     profiles_stripped: usize,
+    strategies_stripped: usize,
     conflicts: usize,
     deletes_refused: usize,
     error: Option<String>,
@@ -325,8 +349,9 @@ fn plan_text(plan: &RetirePlan, summary: &[TargetSummary]) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let what = match plan.mode {
-        RetiredMode::Hard => "strip every reference, then delete",
-        RetiredMode::Soft => "mark inactive, keep the assignments",
+        RetireAction::Deactivate => "strip every reference, then mark inactive",
+        RetireAction::Delete => "strip every reference, then delete",
+        RetireAction::KeepReferences => "mark inactive, keep the assignments",
     };
     let locales: Vec<&str> = plan.variants.iter().map(|v| v.locale.as_str()).collect();
     let _ = writeln!(
@@ -370,9 +395,18 @@ fn plan_text(plan: &RetirePlan, summary: &[TargetSummary]) -> String {
         } else {
             format!(" ({})", t.profiles.join(", "))
         };
+        let strategies = if t.strategies.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} routing strategy(ies) ({})",
+                t.strategies.len(),
+                t.strategies.join(", ")
+            )
+        };
         let _ = writeln!(
             out,
-            "  {} ({}) {}{notes}: {} user(s){examples}, {} routing profile(s){profiles}",
+            "  {} ({}) {}{notes}: {} user(s){examples}, {} routing profile(s){profiles}{strategies}",
             t.name,
             t.locale,
             t.id,
@@ -382,13 +416,19 @@ fn plan_text(plan: &RetirePlan, summary: &[TargetSummary]) -> String {
     }
     let users = plan.users().len();
     let profiles = plan.profiles().len();
+    let strategies = plan.strategies().len();
     let _ = match plan.mode {
-        RetiredMode::Hard => writeln!(
+        RetireAction::Delete => writeln!(
             out,
-            "Writes: {users} user(s) lose it (nothing else of theirs changes), {profiles} routing profile(s) stop listing it, {} definition(s) deleted.",
+            "Writes: {users} user(s) lose it (nothing else of theirs changes), {profiles} routing profile(s) and {strategies} routing strategy(ies) stop listing it, {} definition(s) deleted.",
             plan.targets.len()
         ),
-        RetiredMode::Soft => writeln!(
+        RetireAction::Deactivate => writeln!(
+            out,
+            "Writes: {users} user(s) lose it (nothing else of theirs changes), {profiles} routing profile(s) and {strategies} routing strategy(ies) stop listing it, {} definition(s) set active:false (kept for reporting).",
+            plan.targets.iter().filter(|t| t.definition.active).count()
+        ),
+        RetireAction::KeepReferences => writeln!(
             out,
             "Writes: {} definition(s) set active:false; {users} user(s) and {profiles} routing profile(s) keep it for reporting.",
             plan.targets.iter().filter(|t| t.definition.active).count()
@@ -429,6 +469,7 @@ fn phase_label(phase: RetirePhase) -> &'static str {
         RetirePhase::Users => "users",
         RetirePhase::Conflicts => "re-merges",
         RetirePhase::Profiles => "profiles",
+        RetirePhase::Strategies => "strategies",
         RetirePhase::Definitions => "definitions",
     }
 }

@@ -10,6 +10,7 @@ mod openapi_check;
 pub mod profiles;
 pub mod routing;
 pub mod routing_users;
+pub mod strategies;
 pub mod users;
 
 use std::sync::Arc;
@@ -96,6 +97,17 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Arc<App>>)> {
             "PUT",
             "/api/v2/routing/profiles/{id}",
             axum::routing::put(profiles::update),
+        ),
+        ("GET", "/api/v2/routing/strategies", get(strategies::list)),
+        (
+            "GET",
+            "/api/v2/routing/strategies/{id}",
+            get(strategies::fetch),
+        ),
+        (
+            "PUT",
+            "/api/v2/routing/strategies/{id}",
+            axum::routing::put(strategies::update),
         ),
         ("GET", "/api/v2/routing/users", get(routing_users::list)),
         (
