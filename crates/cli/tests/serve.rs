@@ -53,6 +53,32 @@ fn held_skill(doc: &skillsync_sim::TenantDoc, from: usize) -> (usize, String, u8
         .expect("an agent holds a catalog skill")
 }
 
+/// Waits for the event `id` to settle and asserts it was applied.
+async fn assert_applied(served: &Served, id: &str) {
+    let states = wait_settled(served, &[id.to_string()]).await;
+    assert_eq!(
+        states[0]["state"],
+        "applied",
+        "{states:?}\n{}",
+        served.log()
+    );
+}
+
+/// Asserts the tenant holds `code` at `wanted` for agent `agent`.
+async fn assert_level(
+    sim: &str,
+    doc: &skillsync_sim::TenantDoc,
+    agent: usize,
+    code: &str,
+    wanted: u8,
+) {
+    let state = sim_get(sim, "/sim/state").await;
+    assert_eq!(
+        level_of(&state, &doc.users[agent].id, code, doc),
+        Some(u64::from(wanted))
+    );
+}
+
 fn level_of(
     state: &serde_json::Value,
     user_id: &str,
@@ -81,18 +107,8 @@ async fn a_signed_skill_event_is_written_to_that_agent_at_once() {
     let (status, answer) = post_events(&served.base, &body).await;
     assert_eq!(status, 202, "{answer}");
     assert_eq!(answer["accepted"], json!(["evt-1"]));
-    let states = wait_settled(&served, &["evt-1".to_string()]).await;
-    assert_eq!(
-        states[0]["state"],
-        "applied",
-        "{states:?}\n{}",
-        served.log()
-    );
-    let state = sim_get(&sim, "/sim/state").await;
-    assert_eq!(
-        level_of(&state, &doc.users[agent].id, &code, &doc),
-        Some(u64::from(wanted))
-    );
+    assert_applied(&served, "evt-1").await;
+    assert_level(&sim, &doc, agent, &code, wanted).await;
     // The strict path: one merge update with If-Match, no bulk write.
     let stats = sim_stats(&sim).await;
     let count = |method: &str, route: &str| -> u64 {
@@ -384,11 +400,7 @@ async fn an_event_accepted_before_a_sigkill_is_applied_once_after_a_restart() {
         "{states:?}\n{}",
         restarted.log()
     );
-    let state = sim_get(&sim, "/sim/state").await;
-    assert_eq!(
-        level_of(&state, &doc.users[agent].id, &code, &doc),
-        Some(u64::from(wanted))
-    );
+    assert_level(&sim, &doc, agent, &code, wanted).await;
     assert_eq!(puts_in(&sim_stats(&sim).await), 1, "written once");
 }
 
@@ -458,11 +470,7 @@ async fn sigterm_stops_intake_lets_the_write_in_flight_finish_and_exits_zero() {
         states[0]["attempts"].as_u64().unwrap() <= 1,
         "a stop is not the event's failure: {states:?}"
     );
-    let state = sim_get(&sim, "/sim/state").await;
-    assert_eq!(
-        level_of(&state, &doc.users[agent].id, &code, &doc),
-        Some(u64::from(wanted))
-    );
+    assert_level(&sim, &doc, agent, &code, wanted).await;
     assert_eq!(puts_in(&sim_stats(&sim).await), 1, "written once");
     assert!(
         event_state(&restarted.base, "t-2").await["state"].is_null(),
@@ -758,11 +766,7 @@ async fn the_full_sync_runs_at_its_time_inside_the_window() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    let state = sim_get(&sim, "/sim/state").await;
-    assert_eq!(
-        level_of(&state, &doc.users[agent].id, &code, &doc),
-        Some(u64::from(wanted))
-    );
+    assert_level(&sim, &doc, agent, &code, wanted).await;
     assert!(served.log().contains("next full sync"), "{}", served.log());
 }
 
@@ -924,18 +928,8 @@ async fn events_wait_out_a_tenant_outage_and_are_not_rejected_for_it() {
         "an outage counted against the event: {during}"
     );
     set_knobs(&sim, json!({"faultRate": 0.0})).await;
-    let states = wait_settled(&served, &["o-1".to_string()]).await;
-    assert_eq!(
-        states[0]["state"],
-        "applied",
-        "{states:?}\n{}",
-        served.log()
-    );
-    let state = sim_get(&sim, "/sim/state").await;
-    assert_eq!(
-        level_of(&state, &doc.users[agent].id, &code, &doc),
-        Some(u64::from(wanted))
-    );
+    assert_applied(&served, "o-1").await;
+    assert_level(&sim, &doc, agent, &code, wanted).await;
 }
 
 /// A batch whose run is refused (here the empty-skills guard) is not refused as a whole: the
@@ -1037,13 +1031,7 @@ async fn a_catalog_saved_again_does_not_undo_applied_events() {
     };
     let (status, answer) = post_events(&served.base, &second.to_string()).await;
     assert_eq!(status, 202, "{answer}");
-    let states = wait_settled(&served, &["c-2".to_string()]).await;
-    assert_eq!(
-        states[0]["state"],
-        "applied",
-        "{states:?}\n{}",
-        served.log()
-    );
+    assert_applied(&served, "c-2").await;
     let state = sim_get(&sim, "/sim/state").await;
     assert_eq!(
         level_of(&state, &doc.users[agent].id, &code, &doc),
@@ -1097,13 +1085,7 @@ async fn events_wait_while_another_process_holds_the_lease_and_the_status_page_s
     assert_eq!(waiting["state"], "queued", "{waiting}");
     assert_eq!(waiting["attempts"], 0, "{waiting}");
     journal.release_lease(&lease).await.unwrap();
-    let states = wait_settled(&served, &["l-1".to_string()]).await;
-    assert_eq!(
-        states[0]["state"],
-        "applied",
-        "{states:?}\n{}",
-        served.log()
-    );
+    assert_applied(&served, "l-1").await;
     let (_, page) = get_text(&served.base, "/").await;
     assert!(!page.contains("Lease held elsewhere"), "{page}");
 }
