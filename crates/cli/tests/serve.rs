@@ -1118,3 +1118,38 @@ async fn a_request_whose_body_stops_arriving_is_answered_408() {
         "{metrics}"
     );
 }
+
+/// A tenant that accepts the write and does not keep it: the event is tried again after a
+/// pause, each try counted (so it is rejected in the end, saying why), never written again and
+/// again as fast as the tenant answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_the_tenant_does_not_keep_is_retried_with_pauses_and_counted() {
+    let (ws, sim, doc, _stop) = tenant("serve-lost", 10, "").await;
+    let served = start_serve(&ws.0, &[]);
+    set_knobs(&sim, json!({"loseWriteRate": 1.0})).await;
+    let (agent, code, level) = held_skill(&doc, 2);
+    let wanted: u8 = if level == 9 { 4 } else { 9 };
+    let body = assignment_set("k-1", &format!("E{agent:05}"), &code, wanted).to_string();
+    let (status, answer) = post_events(&served.base, &body).await;
+    assert_eq!(status, 202, "{answer}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(45);
+    let seen = loop {
+        let state = event_state(&served.base, "k-1").await;
+        if state["attempts"].as_u64().unwrap_or(0) >= 3 || state["state"] != "queued" {
+            break state;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "attempts not counted: {state}\n{}",
+            served.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    // Each try is one write (and its re-reads), not a storm.
+    let puts = puts_in(&sim_stats(&sim).await);
+    let attempts = seen["attempts"].as_u64().unwrap_or(0).max(1);
+    assert!(
+        puts <= 3 * (attempts + 1),
+        "{puts} writes for {attempts} attempts: {seen}"
+    );
+}

@@ -198,7 +198,13 @@ async fn batch(service: &Arc<Service>, lane: EventLane, limit: usize) -> Batch {
             continue;
         }
         match run_once(service, (lane, lists), &events, &group).await {
-            Run::Settled => {}
+            Run::Settled { again } => {
+                // An event its run could not settle (the tenant did not keep the write, or its
+                // outcome stayed unknown) waits like a failure: taken up at once, it would be
+                // written again and again as fast as the tenant answers.
+                failed |= !again.is_empty();
+                left.extend(again);
+            }
             Run::Again { why, counts, cause } => {
                 failed |= cause == Cause::Failure;
                 elsewhere |= cause == Cause::LeaseElsewhere;
@@ -286,8 +292,9 @@ enum Cause {
 }
 
 enum Run {
-    /// The run ended and recorded a verdict for each event of its group, under the lease.
-    Settled,
+    /// The run ended and recorded, under the lease, a verdict for each event of its group but
+    /// `again`: those it could not settle, and why.
+    Settled { again: HashMap<String, Verdict> },
     /// Nothing was decided.
     Again {
         why: String,
@@ -389,7 +396,9 @@ async fn run_once(
                 verdicts_of(report, &decided)
             };
             settle_now(service, lane, &verdicts, report.run).await;
-            decided.lock().undecided = undecided;
+            let mut decided = decided.lock();
+            decided.undecided = undecided;
+            decided.verdicts = verdicts;
             Ok(())
         },
     )
@@ -458,7 +467,13 @@ async fn run_once(
                     counts: false,
                     cause: Cause::Stopped,
                 },
-                SyncOutcome::NoChanges | SyncOutcome::Applied(_) => Run::Settled,
+                SyncOutcome::NoChanges | SyncOutcome::Applied(_) => Run::Settled {
+                    again: decided
+                        .verdicts
+                        .into_iter()
+                        .filter(|(_, v)| matches!(v, Verdict::Again { .. }))
+                        .collect(),
+                },
             }
         }
     }
