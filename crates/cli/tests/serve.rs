@@ -53,6 +53,22 @@ fn held_skill(doc: &skillsync_sim::TenantDoc, from: usize) -> (usize, String, u8
         .expect("an agent holds a catalog skill")
 }
 
+/// Posts one `assignment.set` (id `id`) for the first agent from `from` on who holds a catalog
+/// skill, to a level they do not hold; returns the agent, the code and that level.
+async fn post_skill_change(
+    served: &Served,
+    doc: &skillsync_sim::TenantDoc,
+    from: usize,
+    id: &str,
+) -> (usize, String, u8) {
+    let (agent, code, level) = held_skill(doc, from);
+    let wanted: u8 = if level == 9 { 4 } else { 9 };
+    let body = assignment_set(id, &format!("E{agent:05}"), &code, wanted).to_string();
+    let (status, answer) = post_events(&served.base, &body).await;
+    assert_eq!(status, 202, "{answer}");
+    (agent, code, wanted)
+}
+
 /// Waits for the event `id` to settle and asserts it was applied.
 async fn assert_applied(served: &Served, id: &str) {
     let states = wait_settled(served, &[id.to_string()]).await;
@@ -907,11 +923,7 @@ async fn events_wait_out_a_tenant_outage_and_are_not_rejected_for_it() {
     let (ws, sim, doc, _stop) = tenant("serve-outage", 10, "").await;
     let served = start_serve(&ws.0, &[]);
     set_knobs(&sim, json!({"faultRate": 1.0})).await;
-    let (agent, code, level) = held_skill(&doc, 2);
-    let wanted: u8 = if level == 9 { 4 } else { 9 };
-    let body = assignment_set("o-1", &format!("E{agent:05}"), &code, wanted).to_string();
-    let (status, answer) = post_events(&served.base, &body).await;
-    assert_eq!(status, 202, "{answer}");
+    let (agent, code, wanted) = post_skill_change(&served, &doc, 2, "o-1").await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while runs_ended(&served.base, "serve-skills", "error").await < 2.0 {
         assert!(
@@ -1062,11 +1074,7 @@ async fn events_wait_while_another_process_holds_the_lease_and_the_status_page_s
         skillsync_store::Acquired::Held(lease) => lease,
         other => panic!("the lease was not free: {other:?}"),
     };
-    let (agent, code, level) = held_skill(&doc, 1);
-    let wanted: u8 = if level == 9 { 4 } else { 9 };
-    let body = assignment_set("l-1", &format!("E{agent:05}"), &code, wanted).to_string();
-    let (status, answer) = post_events(&served.base, &body).await;
-    assert_eq!(status, 202, "{answer}");
+    post_skill_change(&served, &doc, 1, "l-1").await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let page = loop {
         let (_, page) = get_text(&served.base, "/").await;
@@ -1127,11 +1135,7 @@ async fn a_write_the_tenant_does_not_keep_is_retried_with_pauses_and_counted() {
     let (ws, sim, doc, _stop) = tenant("serve-lost", 10, "").await;
     let served = start_serve(&ws.0, &[]);
     set_knobs(&sim, json!({"loseWriteRate": 1.0})).await;
-    let (agent, code, level) = held_skill(&doc, 2);
-    let wanted: u8 = if level == 9 { 4 } else { 9 };
-    let body = assignment_set("k-1", &format!("E{agent:05}"), &code, wanted).to_string();
-    let (status, answer) = post_events(&served.base, &body).await;
-    assert_eq!(status, 202, "{answer}");
+    post_skill_change(&served, &doc, 2, "k-1").await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(45);
     let seen = loop {
         let state = event_state(&served.base, "k-1").await;

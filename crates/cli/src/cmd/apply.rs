@@ -40,10 +40,9 @@ fn users_of(
     for employee in employees {
         match desired
             .agents
-            .iter()
-            .find(|(id, _)| id.as_str() == employee.as_str())
+            .get(&skillsync_core::EmployeeId::from(employee.as_str()))
         {
-            Some((_, agent)) => users.push(agent.user_id.clone()),
+            Some(agent) => users.push(agent.user_id.clone()),
             None => unknown.push(employee.as_str()),
         }
     }
