@@ -10,10 +10,12 @@ pub mod dialect;
 pub mod domain;
 pub mod events;
 pub mod hris;
+pub mod naming;
 pub mod ownership;
 pub mod plan;
 pub mod problem;
 pub mod render;
+pub mod scale;
 pub mod window;
 
 pub use desired::{
@@ -30,8 +32,10 @@ pub use events::{
     overlay, parse_events,
 };
 pub use hris::{Columns, Loaded, Source, read_desired};
+pub use naming::{NamePattern, NamePatternError};
 pub use ownership::{Adopt, Ownership, check_takeovers};
 pub use plan::{Live, Plan, PlanOptions, Resolution, plan, resolve};
 pub use problem::{Problem, Severity};
 pub use render::{Style, plan_human, plan_json, problems_human, problems_json};
+pub use scale::{ProficiencyScale, ScaleError};
 pub use window::{Opening, Window, WindowError};
