@@ -111,6 +111,8 @@ struct TenantSection {
     dialect: DialectName,
     timezone: Option<String>,
     scopes: Option<Vec<String>>,
+    name_pattern: Option<String>,
+    proficiency_scale: Option<std::collections::BTreeMap<String, i64>>,
 }
 
 #[derive(Debug, Default, Clone, Copy, Deserialize)]
@@ -119,6 +121,7 @@ enum DialectName {
     #[default]
     Routing,
     Users,
+    Cxone,
 }
 
 #[derive(Debug, Deserialize)]
@@ -240,6 +243,11 @@ pub struct Tenant {
     /// `timezone` looked up in the time zone database.
     pub time_zone: TimeZone,
     pub scopes: Vec<String>,
+    /// How a catalog variant's tenant skill name is made from its code and locale (cxone);
+    /// `None`: the catalog's `name` column is the tenant's name as it is.
+    pub name_pattern: Option<skillsync_core::NamePattern>,
+    /// HRIS level → the tenant's proficiency value (cxone).
+    pub proficiency_scale: skillsync_core::ProficiencyScale,
 }
 
 /// The resolved configuration.
@@ -472,6 +480,70 @@ impl Config {
                 "write the tenant's https:// URL (token_url may be left out: it defaults to api_base/oauth/token)",
             );
         }
+        let dialect = match tenant.dialect {
+            DialectName::Routing => Dialect::Routing,
+            DialectName::Users => Dialect::Users,
+            DialectName::Cxone => Dialect::Cxone,
+        };
+        for (key, set) in [
+            ("tenant.name_pattern", tenant.name_pattern.is_some()),
+            (
+                "tenant.proficiency_scale",
+                tenant.proficiency_scale.is_some(),
+            ),
+        ] {
+            if set && dialect != Dialect::Cxone {
+                problem(
+                    key,
+                    format!(
+                        "only the cxone dialect uses it (this tenant is {})",
+                        dialect.name()
+                    ),
+                    "remove it, or set dialect = \"cxone\"",
+                );
+            }
+        }
+        let name_pattern = match tenant.name_pattern.as_deref() {
+            None => None,
+            Some(text) => match skillsync_core::NamePattern::parse(text) {
+                Ok(pattern) => Some(pattern),
+                Err(e) => {
+                    problem(
+                        "tenant.name_pattern",
+                        e.to_string(),
+                        "write the tenant's naming rule with {code} and {locale}, e.g. \"{code}_{locale}\"",
+                    );
+                    None
+                }
+            },
+        };
+        let proficiency_scale = match &tenant.proficiency_scale {
+            None => skillsync_core::ProficiencyScale::cxone_default(),
+            Some(table) => {
+                let mut entries = Vec::with_capacity(table.len());
+                for (level, value) in table {
+                    match level.trim().parse::<i64>() {
+                        Ok(level) => entries.push((level, *value)),
+                        Err(_) => problem(
+                            "tenant.proficiency_scale",
+                            format!("`{level}` is not an HRIS level"),
+                            "key each tenant value by its HRIS level, 1 to 10: \"10\" = 1",
+                        ),
+                    }
+                }
+                match skillsync_core::ProficiencyScale::from_table(&entries) {
+                    Ok(scale) => scale,
+                    Err(e) => {
+                        problem(
+                            "tenant.proficiency_scale",
+                            e.to_string(),
+                            "map every HRIS level 1 to 10 to its own tenant value 1 to 20 (1 is the tenant's best), or leave the table out for 10 → 1, 9 → 3, … 1 → 19",
+                        );
+                        skillsync_core::ProficiencyScale::cxone_default()
+                    }
+                }
+            }
+        };
         let serve_section = file.serve;
         let mut duration = |key: &str, text: Option<&str>, default: Duration| match text
             .map(humantime::parse_duration)
@@ -618,10 +690,9 @@ impl Config {
                 client_id: tenant.client_id,
                 client_secret: tenant.client_secret,
                 ca_file: tenant.ca_file.as_deref().map(&at),
-                dialect: match tenant.dialect {
-                    DialectName::Routing => Dialect::Routing,
-                    DialectName::Users => Dialect::Users,
-                },
+                dialect,
+                name_pattern,
+                proficiency_scale,
                 timezone: tenant.timezone,
                 time_zone,
                 scopes: tenant.scopes.unwrap_or_default(),
@@ -780,6 +851,7 @@ impl Config {
         );
         settings.ca_file = self.tenant.ca_file.clone();
         settings.dialect = self.tenant.dialect;
+        settings.proficiency_scale = self.tenant.proficiency_scale.clone();
         settings.scopes = self.tenant.scopes.clone();
         settings.requests_per_second = self.requests_per_second;
         settings.burst = self.burst;
@@ -889,10 +961,7 @@ impl Config {
 
     /// The effective settings, one per line, so a user can see what the defaults became.
     pub fn summary(&self) -> String {
-        let dialect = match self.tenant.dialect {
-            Dialect::Routing => "routing",
-            Dialect::Users => "users",
-        };
+        let dialect = self.tenant.dialect.name();
         let removals = match self.max_removals {
             MaxRemovals::Count(n) => format!("{n} removals"),
             MaxRemovals::Percent(p) => format!("{p}% of owned assignments"),

@@ -35,7 +35,51 @@ pub fn read_hris(config: &Config) -> Result<Loaded, Vec<Problem>> {
         (Ok(c), Ok(a), Ok(s)) => read_desired(c, a, s)?,
         (c, a, s) => return Err([c.err(), a.err(), s.err()].into_iter().flatten().collect()),
     };
-    refuse_uncarried(loaded, &carries(config))
+    let loaded = refuse_uncarried(loaded, &carries(config))?;
+    if config.tenant.dialect.capabilities().locale_in_name {
+        name_variants(loaded, config.tenant.name_pattern.as_ref())
+    } else {
+        Ok(loaded)
+    }
+}
+
+/// For a dialect whose skills carry the locale in their name (cxone): each catalog variant's
+/// tenant name, by `[tenant] name_pattern` when it is set (else the catalog's `name` as it is),
+/// refusing two variants the tenant would take for one skill (it compares names ignoring case).
+fn name_variants(
+    mut loaded: Loaded,
+    pattern: Option<&skillsync_core::NamePattern>,
+) -> Result<Loaded, Vec<Problem>> {
+    let file = loaded.desired.files.catalog.clone();
+    let mut seen: std::collections::HashMap<String, (String, u64)> =
+        std::collections::HashMap::new();
+    let mut problems = Vec::new();
+    for ((code, locale), entry) in loaded.desired.catalog.entries.iter_mut() {
+        if let Some(pattern) = pattern {
+            entry.name = pattern.render(code.as_str(), locale);
+        }
+        let key = entry.name.to_lowercase();
+        if let Some((other, line)) = seen.get(&key) {
+            problems.push(
+                Problem::error(
+                    &file,
+                    format!(
+                        "{code} ({locale}) is named {} in the tenant, as is {other} at line {line}: the tenant compares skill names ignoring case, so they would be one skill",
+                        entry.name
+                    ),
+                )
+                .at_line(entry.line)
+                .hint("give each variant its own name (the `name` column, or [tenant] name_pattern)"),
+            );
+        } else {
+            seen.insert(key, (format!("{code} ({locale})"), entry.line));
+        }
+    }
+    if problems.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(problems)
+    }
 }
 
 /// What the configured dialect can carry in a user's assignments, as its client declares it,
@@ -100,7 +144,7 @@ impl Session {
         progress: &(dyn Fn(skillsync_engine::LiveProgress) + Sync),
     ) -> anyhow::Result<skillsync_core::Live> {
         use anyhow::Context;
-        skillsync_engine::read_live(self.api.as_ref(), progress)
+        skillsync_engine::read_live(self.api.as_ref(), &self.loaded.desired.catalog, progress)
             .await
             .with_context(|| format!("cannot read the tenant at {}", self.config.tenant.api_base))
     }

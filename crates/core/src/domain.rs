@@ -243,6 +243,74 @@ pub struct UserAssignments {
     pub version: Version,
     /// When the tenant last changed the user, where the dialect says (`dateModified`).
     pub modified_at: Option<jiff::Timestamp>,
+    /// Skills held at a tenant value that no HRIS level maps to (a dialect with its own
+    /// proficiency scale, `[tenant] proficiency_scale`), with that value. Such a skill is also
+    /// in `skills`, at level 1, so it is carried through like any other; the plan never takes
+    /// that level for the truth: an owned one is always rewritten (or removed), never rounded.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub unmapped: std::collections::BTreeMap<DefinitionId, u8>,
+}
+
+/// What a write to one assignment does, for a dialect that writes assignments one definition
+/// at a time instead of a user's whole list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AssignmentOp {
+    /// Gives the definition (fails where it is held).
+    Assign,
+    /// Changes the level or active flag of a held one (fails where it is not held).
+    Update,
+    /// Takes it away (fails where it is not held).
+    Unassign,
+}
+
+/// The assignment writes that turn the list `before` (with the tenant values no level maps
+/// to, which always differ) into `after`: only what differs, assignments and updates in
+/// `after`'s order, then removals in `before`'s.
+pub fn assignment_difference(
+    before: &[Assignment],
+    unmapped: &std::collections::BTreeMap<DefinitionId, u8>,
+    after: &[Assignment],
+) -> Vec<(AssignmentOp, Assignment)> {
+    let held: std::collections::HashMap<&DefinitionId, &Assignment> =
+        before.iter().map(|a| (&a.definition, a)).collect();
+    let wanted: std::collections::HashSet<&DefinitionId> =
+        after.iter().map(|a| &a.definition).collect();
+    let mut ops = Vec::new();
+    for want in after {
+        match held.get(&want.definition) {
+            None => ops.push((AssignmentOp::Assign, want.clone())),
+            Some(had)
+                if had.level != want.level
+                    || had.active != want.active
+                    || unmapped.contains_key(&want.definition) =>
+            {
+                ops.push((AssignmentOp::Update, want.clone()))
+            }
+            Some(_) => {}
+        }
+    }
+    for had in before {
+        if !wanted.contains(&had.definition) {
+            ops.push((AssignmentOp::Unassign, had.clone()));
+        }
+    }
+    ops
+}
+
+/// `list` with one assignment write applied, as the tenant would hold it afterwards.
+pub fn apply_assignment_op(list: &mut Vec<Assignment>, op: AssignmentOp, assignment: &Assignment) {
+    match op {
+        AssignmentOp::Assign | AssignmentOp::Update => {
+            match list
+                .iter_mut()
+                .find(|a| a.definition == assignment.definition)
+            {
+                Some(held) => *held = assignment.clone(),
+                None => list.push(assignment.clone()),
+            }
+        }
+        AssignmentOp::Unassign => list.retain(|a| a.definition != assignment.definition),
+    }
 }
 
 #[cfg(test)]

@@ -24,8 +24,8 @@ pub use desired::{
 };
 pub use dialect::{DialectCarries, refuse_uncarried, uncarried, uncarried_assignment};
 pub use domain::{
-    Assignment, Definition, DefinitionId, Kind, Level, LevelError, Locale, LocaleError,
-    UserAssignments, UserId, Version,
+    Assignment, AssignmentOp, Definition, DefinitionId, Kind, Level, LevelError, Locale,
+    LocaleError, UserAssignments, UserId, Version, apply_assignment_op, assignment_difference,
 };
 pub use events::{
     Change, Event, EventId, EventProblem, Lane, MAX_EVENTS_PER_REQUEST, apply_event, check_event,
@@ -34,7 +34,7 @@ pub use events::{
 pub use hris::{Columns, Loaded, Source, read_desired};
 pub use naming::{NamePattern, NamePatternError};
 pub use ownership::{Adopt, Ownership, check_takeovers};
-pub use plan::{Live, Plan, PlanOptions, Resolution, plan, resolve};
+pub use plan::{Live, Plan, PlanOptions, Resolution, locate_by_name, plan, resolve};
 pub use problem::{Problem, Severity};
 pub use render::{Style, plan_human, plan_json, problems_human, problems_json};
 pub use scale::{ProficiencyScale, ScaleError};

@@ -30,6 +30,34 @@ pub struct Live {
     pub profile_ids: BTreeSet<String>,
     /// False in the users dialect, which cannot see proficiency assignments.
     pub sees_proficiencies: bool,
+    /// The dialect has no routing profiles (CXone): a catalog's `routing_profile_id` is not
+    /// checked against `profile_ids`.
+    pub without_profiles: bool,
+}
+
+/// For a dialect whose definitions have no locale field (CXone): gives each definition the
+/// locale of the catalog variant whose name it has (names compared ignoring case, as that
+/// tenant does; the catalog's spelling is kept), so `resolve` matches it like any other. Definitions no variant names keep the
+/// locale they were read with; they are nobody's, and no plan touches them.
+pub fn locate_by_name(definitions: &mut [Definition], catalog: &crate::desired::Catalog) {
+    let by_name: HashMap<(Kind, String), (&Locale, &str)> = catalog
+        .entries
+        .iter()
+        .map(|((_, locale), entry)| {
+            (
+                (entry.kind, entry.name.to_lowercase()),
+                (locale, entry.name.as_str()),
+            )
+        })
+        .collect();
+    for definition in definitions {
+        if let Some((locale, name)) =
+            by_name.get(&(definition.kind, definition.name.to_lowercase()))
+        {
+            definition.locale = (*locale).clone();
+            definition.name = (*name).to_string();
+        }
+    }
 }
 
 /// Knobs of the plan (SPEC section 3, `[sync]`).
@@ -132,11 +160,16 @@ impl DefinitionAction {
 
 /// A level and active flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Slot {
     /// Level.
     pub level: Level,
     /// Active flag.
     pub active: bool,
+    /// The tenant's own value when no HRIS level maps to it (`level` is then not the truth):
+    /// shown as such and always rewritten, never rounded to a level.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_value: Option<u8>,
 }
 
 /// Why an assignment changes.
@@ -184,9 +217,9 @@ impl AssignmentChange {
     pub fn is_remove(&self) -> bool {
         self.after.is_none()
     }
-    /// Level differs.
+    /// Level differs (a tenant value no level maps to always differs).
     pub fn changes_level(&self) -> bool {
-        matches!((self.before, self.after), (Some(b), Some(a)) if b.level != a.level)
+        matches!((self.before, self.after), (Some(b), Some(a)) if b.level != a.level || b.tenant_value.is_some())
     }
     /// Turned active.
     pub fn activates(&self) -> bool {
@@ -429,16 +462,22 @@ impl Resolution {
             let slot = Slot {
                 level: want.level,
                 active: want.active,
+                tenant_value: None,
             };
             by_kind[kind_index(*kind)].insert(code, (reference, slot));
         }
         let [wanted_skills, wanted_proficiencies] = by_kind;
-        let skills = self.plan_list(Kind::Skill, &agent.locale, &live.skills, &wanted_skills);
+        let skills = self.plan_list(
+            Kind::Skill,
+            &agent.locale,
+            (&live.skills, &live.unmapped),
+            &wanted_skills,
+        );
         let proficiencies = match &live.proficiencies {
             Some(list) if self.sees_proficiencies => self.plan_list(
                 Kind::Proficiency,
                 &agent.locale,
-                list,
+                (list, &BTreeMap::new()),
                 &wanted_proficiencies,
             ),
             _ => None,
@@ -463,7 +502,7 @@ impl Resolution {
         &self,
         kind: Kind,
         agent_locale: &Locale,
-        live: &[Assignment],
+        (live, unmapped): (&[Assignment], &BTreeMap<DefinitionId, u8>),
         wanted: &BTreeMap<&Code, (&DefinitionRef, Slot)>,
     ) -> Option<ListChange> {
         // Most users do not change: the list after is kept borrowed and only made owned when
@@ -479,6 +518,7 @@ impl Resolution {
                     Slot {
                         level: held.level,
                         active: held.active,
+                        tenant_value: unmapped.get(&held.definition).copied(),
                     },
                 ));
                 continue;
@@ -486,6 +526,7 @@ impl Resolution {
             let before = Slot {
                 level: held.level,
                 active: held.active,
+                tenant_value: unmapped.get(&held.definition).copied(),
             };
             let desired_here = wanted.get(&owner.code).filter(
                 |(r, _)| matches!(r, DefinitionRef::Existing(id) if *id == held.definition),
@@ -636,7 +677,7 @@ pub fn resolve(
             );
             continue;
         }
-        if !live.profile_ids.contains(&entry.routing_profile_id) {
+        if !live.without_profiles && !live.profile_ids.contains(&entry.routing_profile_id) {
             problems.push(
                 Problem::error(&desired.files.catalog, format!(
                     "routing profile {} of {} {} ({locale}) does not exist in the tenant",

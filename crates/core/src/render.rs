@@ -15,8 +15,8 @@ use serde_json::Value;
 use crate::desired::Code;
 use crate::domain::{Kind, Locale};
 use crate::plan::{
-    AssignmentChange, DefinitionAction, DefinitionActionKind, DefinitionRef, Plan, UserPlan, Why,
-    WriteMode,
+    AssignmentChange, DefinitionAction, DefinitionActionKind, DefinitionRef, Plan, Slot, UserPlan,
+    Why, WriteMode,
 };
 use crate::problem::{Problem, Severity};
 
@@ -264,6 +264,15 @@ fn why_text(change: &AssignmentChange) -> String {
     }
 }
 
+/// A level as the plan shows it: a tenant value no HRIS level maps to is shown as that value,
+/// never as the level it is carried at.
+fn level_text(slot: &Slot) -> String {
+    match slot.tenant_value {
+        Some(value) => format!("tenant value {value} (no HRIS level)"),
+        None => format!("level {}", slot.level),
+    }
+}
+
 fn assignment_line(change: &AssignmentChange, style: Style) -> String {
     let label = definition_label(change.kind, &change.name, &change.locale);
     let (sigil, role, detail) = match (change.before, change.after) {
@@ -276,13 +285,13 @@ fn assignment_line(change: &AssignmentChange, style: Style) -> String {
             (
                 "-",
                 Role::Remove,
-                format!("level {}{inactive}", before.level),
+                format!("{}{inactive}", level_text(&before)),
             )
         }
         (Some(before), Some(after)) => {
             let mut parts = Vec::new();
-            if before.level != after.level {
-                parts.push(format!("level {} → {}", before.level, after.level));
+            if before.level != after.level || before.tenant_value.is_some() {
+                parts.push(format!("{} → {}", level_text(&before), after.level));
             }
             if change.activates() {
                 parts.push("activated".to_string());
@@ -683,7 +692,7 @@ mod tests {
     use crate::domain::{
         Assignment, Definition, DefinitionId, Level, UserAssignments, UserId, Version,
     };
-    use crate::plan::{Live, PlanOptions, Slot, Totals, plan};
+    use crate::plan::{Live, PlanOptions, Totals, plan};
 
     fn locale(tag: &str) -> Locale {
         Locale::parse(tag).unwrap()
@@ -823,6 +832,7 @@ mod tests {
             proficiencies: Some(Vec::new()),
             version: Version(3),
             modified_at: None,
+            unmapped: Default::default(),
         };
         let live = Live {
             definitions: vec![
@@ -847,6 +857,7 @@ mod tests {
             ],
             profile_ids: BTreeSet::from(["rp-1".to_string()]),
             sees_proficiencies: true,
+            without_profiles: false,
         };
         (desired, live)
     }
@@ -1006,6 +1017,7 @@ mod tests {
             Some(Slot {
                 level: level(n),
                 active,
+                tenant_value: None,
             })
         };
         let change = AssignmentChange {

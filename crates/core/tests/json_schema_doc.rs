@@ -108,6 +108,7 @@ fn sample_plan() -> skillsync_core::Plan {
                 proficiencies: Some(Vec::new()),
                 version: Version(1),
                 modified_at: None,
+                unmapped: Default::default(),
             },
             UserAssignments {
                 user_id: UserId::from("u-2"),
@@ -115,10 +116,12 @@ fn sample_plan() -> skillsync_core::Plan {
                 proficiencies: Some(Vec::new()),
                 version: Version(2),
                 modified_at: None,
+                unmapped: Default::default(),
             },
         ],
         profile_ids: BTreeSet::from(["rp-1".to_string()]),
         sees_proficiencies: true,
+        without_profiles: false,
     };
     let desired = Desired {
         files: Default::default(),
@@ -276,9 +279,11 @@ fn example_plan() -> skillsync_core::Plan {
             proficiencies: Some(Vec::new()),
             version: Version(7),
             modified_at: None,
+            unmapped: Default::default(),
         }],
         profile_ids: BTreeSet::from(["rp-1".to_string()]),
         sees_proficiencies: true,
+        without_profiles: false,
     };
     plan(&desired, &live, &PlanOptions::default()).expect("the example plans")
 }

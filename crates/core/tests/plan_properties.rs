@@ -348,6 +348,7 @@ fn build(r: &Recipe) -> World {
             .then(|| list(&u.proficiencies, &proficiency_pool)),
         version: Version(u.version),
         modified_at: None,
+        unmapped: Default::default(),
     };
 
     // Agents and their wants.
@@ -439,6 +440,7 @@ fn build(r: &Recipe) -> World {
             users,
             profile_ids: PROFILES.iter().map(|p| p.to_string()).collect(),
             sees_proficiencies: r.sees_proficiencies,
+            without_profiles: false,
         },
     }
 }

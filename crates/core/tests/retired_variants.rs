@@ -77,6 +77,7 @@ fn user(id: &str, proficiencies: Vec<Assignment>) -> UserAssignments {
         proficiencies: Some(proficiencies),
         version: Version(1),
         modified_at: None,
+        unmapped: Default::default(),
     }
 }
 
@@ -95,6 +96,7 @@ fn live() -> Live {
         ],
         profile_ids: BTreeSet::from(["rp-1".to_string()]),
         sees_proficiencies: true,
+        without_profiles: false,
     }
 }
 

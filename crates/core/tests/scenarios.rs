@@ -116,6 +116,7 @@ fn tenant(dir: &Path) -> (Live, PlanOptions) {
         users: tenant.users,
         profile_ids: tenant.profile_ids,
         sees_proficiencies: tenant.sees_proficiencies,
+        without_profiles: false,
     };
     (live, tenant.options.into())
 }

@@ -7,6 +7,8 @@ use skillsync_core::{
     Assignment, Definition, DefinitionId, Kind, Locale, UserAssignments, UserId, Version,
 };
 
+pub use skillsync_core::AssignmentOp;
+
 use crate::error::{Error, Result};
 use crate::metrics::CounterSnapshot;
 use crate::settings::Dialect;
@@ -25,6 +27,18 @@ pub struct Capabilities {
     /// Whether the dialect reads and writes routing strategies (`/routing/strategies`), the
     /// third kind of reference that blocks a proficiency's delete. The users dialect has none.
     pub strategies: bool,
+    /// Whether definitions are scoped to routing profiles (`routingProfileId`, checked against
+    /// `/routing/profiles`). The CXone dialect has no such thing.
+    pub profiles: bool,
+    /// Whether a definition has no locale field and a locale variant is a definition of its
+    /// own, told apart by its name alone (the CXone dialect): definitions are matched by name.
+    pub locale_in_name: bool,
+    /// Most agents one per-definition assignment write carries, for a dialect that writes
+    /// assignments per definition ([`TenantApi::write_definition`]) instead of per user;
+    /// `None` for the dialects that write a user's whole list.
+    pub per_definition_writes: Option<usize>,
+    /// Whether `delete_definition` exists (the CXone dialect retires skills by deactivating).
+    pub deletes_definitions: bool,
 }
 
 impl Capabilities {
@@ -46,6 +60,7 @@ impl Dialect {
         match self {
             Dialect::Routing => crate::routing::CAPABILITIES,
             Dialect::Users => crate::users::CAPABILITIES,
+            Dialect::Cxone => crate::admin::CAPABILITIES,
         }
     }
 }
@@ -95,6 +110,10 @@ pub struct UserQuery {
     pub skill_id: Option<DefinitionId>,
     /// Only users holding this proficiency.
     pub proficiency_id: Option<DefinitionId>,
+    /// Only these definitions' assignments are wanted: a dialect that reads assignments per
+    /// definition reads just these (the others are left out of the lists it returns, which is
+    /// safe only where writes never replace a whole list). `None` reads them all.
+    pub definitions: Option<Vec<DefinitionId>>,
 }
 
 /// A user's directory entry (`GET /users`): who the user is, not what they hold. `export`
@@ -123,6 +142,33 @@ pub struct UserWrite {
     pub skills: Option<Vec<Assignment>>,
     /// The complete new proficiency list, if proficiencies change.
     pub proficiencies: Option<Vec<Assignment>>,
+    /// The user as read when the new lists were merged: a dialect that writes per assignment
+    /// sends only the difference from it (a dialect that writes whole lists ignores it). `None`
+    /// makes such a dialect read the user first.
+    pub as_read: Option<UserAssignments>,
+}
+
+/// One agent of a per-definition write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentAssignment {
+    /// The agent.
+    pub user_id: UserId,
+    /// The HRIS level (the client maps it to the tenant's scale); ignored by `Unassign`.
+    pub level: skillsync_core::Level,
+    /// Active flag; ignored by `Unassign`.
+    pub active: bool,
+}
+
+/// One per-definition assignment write: one operation on one definition for some agents (at
+/// most [`Capabilities::per_definition_writes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefinitionWrite {
+    /// The definition.
+    pub definition: DefinitionId,
+    /// What is done.
+    pub op: AssignmentOp,
+    /// To whom.
+    pub agents: Vec<AgentAssignment>,
 }
 
 /// What happened to one entry of a bulk write.
@@ -258,6 +304,17 @@ pub trait TenantApi: Send + Sync {
 
     /// A bulk write (at most `max_bulk_entries`), each entry guarded by its version.
     async fn write_users(&self, writes: &[UserWrite]) -> Result<Vec<EntryOutcome>>;
+
+    /// One per-definition assignment write, for a dialect whose
+    /// [`Capabilities::per_definition_writes`] is set: an outcome per agent, in the order given
+    /// ([`EntryOutcome::Conflict`] when the agent's assignment was not as the write assumed).
+    async fn write_definition(&self, write: &DefinitionWrite) -> Result<Vec<EntryOutcome>> {
+        let _ = write;
+        Err(Error::Unsupported {
+            dialect: self.capabilities().dialect.name(),
+            operation: "per-definition assignment writes",
+        })
+    }
 
     /// Routing profiles, optionally only those referencing a definition.
     fn profiles(&self, kind: Option<(Kind, DefinitionId)>) -> BoxStream<'_, Result<Profile>>;

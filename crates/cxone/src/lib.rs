@@ -15,10 +15,11 @@
 //! - **optimistic concurrency**: reads carry versions, writes send them, and a stale version
 //!   comes back as [`Error::Conflict`] (412, 409 or a per-entry 412) for the engine to re-merge.
 //!
-//! Both API dialects sit behind [`TenantApi`]; [`connect`] picks one from the settings.
+//! The three API dialects sit behind [`TenantApi`]; [`connect`] picks one from the settings.
 //! This crate owns its wire types and shares none with the simulator.
 #![deny(missing_docs)]
 
+mod admin;
 mod api;
 mod auth;
 mod error;
@@ -33,9 +34,11 @@ mod wire;
 
 use std::sync::Arc;
 
+pub use admin::CxoneApi;
 pub use api::{
-    Capabilities, DefinitionQuery, Ensured, EntryOutcome, LookedUp, NewDefinition, Profile, Queue,
-    Routed, Strategy, TenantApi, UserProfile, UserQuery, UserWrite,
+    AgentAssignment, AssignmentOp, Capabilities, DefinitionQuery, DefinitionWrite, Ensured,
+    EntryOutcome, LookedUp, NewDefinition, Profile, Queue, Routed, Strategy, TenantApi,
+    UserProfile, UserQuery, UserWrite,
 };
 pub use error::{
     AnswerProblem, CaProblem, Error, FieldProblem, LastAttempt, Result, SettingsProblem,
@@ -53,6 +56,10 @@ pub fn connect(settings: &Settings) -> Result<Arc<dyn TenantApi>> {
     Ok(match settings.dialect {
         Dialect::Routing => Arc::new(routing),
         Dialect::Users => Arc::new(UsersApi { routing }),
+        Dialect::Cxone => Arc::new(CxoneApi {
+            http: routing.http,
+            scale: settings.proficiency_scale.clone(),
+        }),
     })
 }
 

@@ -40,6 +40,10 @@ pub(crate) const CAPABILITIES: Capabilities = Capabilities {
     proficiencies: true,
     inactive_assignments: true,
     strategies: true,
+    profiles: true,
+    locale_in_name: false,
+    per_definition_writes: None,
+    deletes_definitions: true,
 };
 
 /// The routing dialect.

@@ -45,6 +45,9 @@ pub enum Dialect {
     Routing,
     /// `/users`: per-user merge updates only, skills only, stale → 409.
     Users,
+    /// The CXone Admin API (`docs/sim-cxone.md`): integer ids, assignments per skill with
+    /// result sets, proficiency 1–20 (1 best), no ETags, the locale in the skill's name.
+    Cxone,
 }
 
 impl Dialect {
@@ -53,6 +56,7 @@ impl Dialect {
         match self {
             Dialect::Routing => "routing",
             Dialect::Users => "users",
+            Dialect::Cxone => "cxone",
         }
     }
 }
@@ -113,6 +117,8 @@ pub struct Settings {
     /// A directory to keep access tokens in between processes (see [`crate::default_cache_dir`]);
     /// `None` keeps them in memory only.
     pub token_cache: Option<PathBuf>,
+    /// HRIS level → the tenant's proficiency value, for a dialect with its own scale (cxone).
+    pub proficiency_scale: skillsync_core::ProficiencyScale,
 }
 
 impl Settings {
@@ -138,6 +144,7 @@ impl Settings {
             retry: RetryPolicy::default(),
             dialect: Dialect::Routing,
             token_cache: None,
+            proficiency_scale: skillsync_core::ProficiencyScale::cxone_default(),
         }
     }
 

@@ -29,6 +29,10 @@ pub(crate) const CAPABILITIES: Capabilities = Capabilities {
     inactive_assignments: false,
     // SPEC 1.5 has no strategies: they are a routing-dialect resource.
     strategies: false,
+    profiles: true,
+    locale_in_name: false,
+    per_definition_writes: None,
+    deletes_definitions: true,
 };
 
 /// The users dialect.

@@ -118,6 +118,7 @@ impl RoutingUser {
             user_id: UserId(self.user_id),
             version: Version(self.version),
             modified_at: self.date_modified,
+            unmapped: Default::default(),
         })
     }
 }
@@ -202,6 +203,7 @@ impl DialectUser {
             proficiencies: None,
             version: Version(self.version),
             modified_at: None,
+            unmapped: Default::default(),
         })
     }
 }

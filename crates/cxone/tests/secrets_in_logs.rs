@@ -58,6 +58,7 @@ async fn client_secret_and_access_tokens_never_appear_in_trace_logs() {
         version: read.version,
         skills: Some(read.skills.clone()),
         proficiencies: None,
+        as_read: None,
     };
     api.write_user(&write).await.unwrap();
     assert!(matches!(

@@ -120,6 +120,7 @@ async fn a_stale_version_is_a_typed_conflict_in_the_routing_dialect() {
         version: read.version,
         skills: Some(vec![skill(&skill_id, 3)]),
         proficiencies: None,
+        as_read: None,
     };
     let new_version = api.write_user(&write).await.unwrap();
     assert!(new_version > read.version);
@@ -145,6 +146,7 @@ async fn a_stale_version_is_a_typed_conflict_in_the_users_dialect() {
         version: read.version,
         skills: Some(vec![skill(&skill_id, 4)]),
         proficiencies: None,
+        as_read: None,
     };
     api.write_user(&write).await.unwrap();
     let error = api.write_user(&write).await.unwrap_err();
@@ -170,6 +172,7 @@ async fn a_stale_version_in_one_bulk_entry_is_a_typed_conflict_for_that_entry_on
             version: read.version,
             skills: Some(vec![skill(&skill_id, 6)]),
             proficiencies: None,
+            as_read: None,
         });
     }
     writes[1].version = Version(writes[1].version.0 + 7);
@@ -190,6 +193,7 @@ async fn a_rejected_write_is_not_retried_and_names_the_field() {
         version: read.version,
         skills: Some(vec![skill("no-such-skill", 5)]),
         proficiencies: None,
+        as_read: None,
     };
     let error = api.write_user(&write).await.unwrap_err();
     match &error {

@@ -192,7 +192,7 @@ pub async fn apply(
         let mut jobs: Vec<Job> = Vec::with_capacity(users.len());
         for user in users {
             let read = as_read.get(&user.user_id);
-            let mut write = rewrite.write_for(user);
+            let mut write = rewrite.write_for(user, read.copied());
             if let Some(read) = read
                 && holds_any(read, &bound_now)
             {
@@ -300,7 +300,7 @@ impl<'a> PlanRewrite<'a> {
             .collect()
     }
 
-    fn write_for(&self, user: &UserPlan) -> UserWrite {
+    fn write_for(&self, user: &UserPlan, read: Option<&UserAssignments>) -> UserWrite {
         let (skills, proficiencies) = match self.lists {
             crate::Lists::Both => (true, true),
             crate::Lists::Skills => (true, false),
@@ -319,6 +319,7 @@ impl<'a> PlanRewrite<'a> {
                 .as_ref()
                 .filter(|_| proficiencies)
                 .map(|l| self.materialize(&l.after)),
+            as_read: read.cloned(),
         }
     }
 }
@@ -348,7 +349,7 @@ impl Rewrite for PlanRewrite<'_> {
                     "would be left with no skills after re-reading; not written (pass --allow-empty-skills if intended)".into(),
                 )
             }
-            Some(user) => match self.write_for(&user) {
+            Some(user) => match self.write_for(&user, Some(live)) {
                 // What differs is in the list this run does not write.
                 UserWrite {
                     skills: None,

@@ -228,7 +228,11 @@ impl Rewrite for OneEntry {
             .lock()
             .expect("not poisoned")
             .get_or_insert(held.map(|a| (a.level, a.active)));
-        if held.is_some_and(|a| a.level == wanted.level && a.active == wanted.active) {
+        if held.is_some_and(|a| {
+            a.level == wanted.level
+                && a.active == wanted.active
+                && !live.unmapped.contains_key(&a.definition)
+        }) {
             return Rewritten::Current;
         }
         let mut after = list.clone();
@@ -241,6 +245,7 @@ impl Rewrite for OneEntry {
             version: live.version,
             skills: (self.kind == Kind::Skill).then(|| after.clone()),
             proficiencies: (self.kind == Kind::Proficiency).then_some(after),
+            as_read: Some(live.clone()),
         })
     }
 }

@@ -1,10 +1,10 @@
 //! Reading the live tenant: every definition of both kinds, every profile id and every user,
 //! with as few calls as the API allows (largest pages, the four lists read concurrently).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use futures::{StreamExt, TryStreamExt};
-use skillsync_core::{Kind, Live, UserId};
+use skillsync_core::{Catalog, Kind, Live, UserId};
 use skillsync_cxone::{DefinitionQuery, TenantApi, UserQuery};
 
 /// Progress of a read, for a progress line.
@@ -16,31 +16,17 @@ pub struct LiveProgress {
     pub definitions: usize,
 }
 
-/// Reads what the plan needs. `progress` is called as users arrive.
+/// Reads what the plan needs. `progress` is called as users arrive. `catalog` names the
+/// definitions skillsync may own: a dialect without a locale field gets its definitions'
+/// locales from it, and reads only their assignments.
 pub async fn read_live(
     api: &dyn TenantApi,
+    catalog: &Catalog,
     progress: &(dyn Fn(LiveProgress) + Sync),
 ) -> skillsync_cxone::Result<Live> {
-    let definitions = async {
-        let (skills, proficiencies) = tokio::try_join!(
-            api.definitions(Kind::Skill, DefinitionQuery::default())
-                .try_collect::<Vec<_>>(),
-            api.definitions(Kind::Proficiency, DefinitionQuery::default())
-                .try_collect::<Vec<_>>(),
-        )?;
-        let mut all = skills;
-        all.extend(proficiencies);
-        Ok::<_, skillsync_cxone::Error>(all)
-    };
-    let profiles = async {
-        api.profiles(None)
-            .map_ok(|p| p.id)
-            .try_collect::<BTreeSet<String>>()
-            .await
-    };
-    let users = async {
+    let users = |query: UserQuery| async move {
         let mut users = Vec::new();
-        let mut stream = api.users(UserQuery::default());
+        let mut stream = api.users(query);
         while let Some(user) = stream.try_next().await? {
             users.push(user);
             if users.len() % 500 == 0 {
@@ -52,17 +38,41 @@ pub async fn read_live(
         }
         Ok::<_, skillsync_cxone::Error>(users)
     };
-    let (definitions, profile_ids, users) = tokio::try_join!(definitions, profiles, users)?;
+    let mut live = if api.capabilities().locale_in_name {
+        // Which definitions are the catalog's is known only from their names, so they are
+        // read first; then only their assignments.
+        let mut live = read_live_without_users(api, catalog).await?;
+        let catalog_names: HashSet<String> = catalog
+            .entries
+            .values()
+            .map(|e| e.name.to_lowercase())
+            .collect();
+        let definitions = live
+            .definitions
+            .iter()
+            .filter(|d| catalog_names.contains(&d.name.to_lowercase()))
+            .map(|d| d.id.clone())
+            .collect();
+        live.users = users(UserQuery {
+            definitions: Some(definitions),
+            ..UserQuery::default()
+        })
+        .await?;
+        live
+    } else {
+        let (mut live, read) = tokio::try_join!(
+            read_live_without_users(api, catalog),
+            users(UserQuery::default())
+        )?;
+        live.users = read;
+        live
+    };
+    live.users.shrink_to_fit();
     progress(LiveProgress {
-        users: users.len(),
-        definitions: definitions.len(),
+        users: live.users.len(),
+        definitions: live.definitions.len(),
     });
-    Ok(Live {
-        definitions,
-        users,
-        profile_ids,
-        sees_proficiencies: api.capabilities().proficiencies,
-    })
+    Ok(live)
 }
 
 /// Users read at once by [`read_agents`].
@@ -71,8 +81,12 @@ const USERS_IN_PARALLEL: usize = 8;
 /// Reads what a plan for a few agents needs: every definition and profile id (as
 /// [`read_live`]), and those users one by one instead of the whole listing. A user the tenant
 /// does not have is left out (the plan skips that agent with a warning).
-pub async fn read_agents(api: &dyn TenantApi, users: &[UserId]) -> skillsync_cxone::Result<Live> {
-    let mut live = read_live_without_users(api).await?;
+pub async fn read_agents(
+    api: &dyn TenantApi,
+    catalog: &Catalog,
+    users: &[UserId],
+) -> skillsync_cxone::Result<Live> {
+    let mut live = read_live_without_users(api, catalog).await?;
     let read: Vec<skillsync_cxone::Result<Option<skillsync_core::UserAssignments>>> =
         futures::stream::iter(users)
             .map(|id| async move {
@@ -91,7 +105,10 @@ pub async fn read_agents(api: &dyn TenantApi, users: &[UserId]) -> skillsync_cxo
     Ok(live)
 }
 
-async fn read_live_without_users(api: &dyn TenantApi) -> skillsync_cxone::Result<Live> {
+async fn read_live_without_users(
+    api: &dyn TenantApi,
+    catalog: &Catalog,
+) -> skillsync_cxone::Result<Live> {
     let (skills, proficiencies, profile_ids) = tokio::try_join!(
         api.definitions(Kind::Skill, DefinitionQuery::default())
             .try_collect::<Vec<_>>(),
@@ -103,10 +120,15 @@ async fn read_live_without_users(api: &dyn TenantApi) -> skillsync_cxone::Result
     )?;
     let mut definitions = skills;
     definitions.extend(proficiencies);
+    let capabilities = api.capabilities();
+    if capabilities.locale_in_name {
+        skillsync_core::locate_by_name(&mut definitions, catalog);
+    }
     Ok(Live {
         definitions,
         users: Vec::new(),
         profile_ids,
-        sees_proficiencies: api.capabilities().proficiencies,
+        sees_proficiencies: capabilities.proficiencies,
+        without_profiles: !capabilities.profiles,
     })
 }

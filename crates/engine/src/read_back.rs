@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use futures::TryStreamExt;
-use skillsync_core::{UserAssignments, UserId};
+use skillsync_core::{DefinitionId, UserAssignments, UserId};
 use skillsync_cxone::{TenantApi, UserQuery};
 
 use crate::fan_out::fan_out;
@@ -31,12 +31,16 @@ pub(crate) enum ReadBack {
 pub(crate) async fn read_users(
     api: &dyn TenantApi,
     users: &BTreeSet<UserId>,
+    definitions: Option<Vec<DefinitionId>>,
     tenant_users: usize,
     concurrency: usize,
 ) -> HashMap<UserId, ReadBack> {
     let mut found = HashMap::with_capacity(users.len());
     if users.len() > tenant_users.div_ceil(USER_PAGE) {
-        let mut listing = api.users(UserQuery::default());
+        let mut listing = api.users(UserQuery {
+            definitions,
+            ..UserQuery::default()
+        });
         loop {
             match listing.try_next().await {
                 Ok(Some(user)) if users.contains(&user.user_id) => {
@@ -95,7 +99,24 @@ pub(crate) async fn check(
         return 0;
     }
     let ids: BTreeSet<UserId> = accepted.iter().map(|(u, _)| u.clone()).collect();
-    let found = read_users(api, &ids, tenant_users, concurrency).await;
+    // A dialect that reads assignments per definition reads back only those the writes
+    // named, before or after: every assignment a write could have changed.
+    let definitions: BTreeSet<DefinitionId> = accepted
+        .iter()
+        .flat_map(|(_, write)| {
+            let read = write.as_read.iter().flat_map(|r| r.skills.iter());
+            write.skills.iter().flatten().chain(read)
+        })
+        .map(|a| a.definition.clone())
+        .collect();
+    let found = read_users(
+        api,
+        &ids,
+        Some(definitions.into_iter().collect()),
+        tenant_users,
+        concurrency,
+    )
+    .await;
     for (user, write) in &accepted {
         let (found_now, kind, why) = match found.get(user) {
             Some(ReadBack::Found(now)) => match rewrite.rewrite(now) {

@@ -276,6 +276,7 @@ pub fn strip_user(
         version: user.version,
         skills: (kind == Kind::Skill).then(|| kept.clone()),
         proficiencies: (kind == Kind::Proficiency).then_some(kept),
+        as_read: Some(user.clone()),
     })
 }
 
@@ -512,11 +513,11 @@ async fn references(
     let query = match kind {
         Kind::Skill => UserQuery {
             skill_id: Some(id.clone()),
-            proficiency_id: None,
+            ..UserQuery::default()
         },
         Kind::Proficiency => UserQuery {
-            skill_id: None,
             proficiency_id: Some(id.clone()),
+            ..UserQuery::default()
         },
     };
     let strategies = async {
@@ -1553,6 +1554,7 @@ mod tests {
             proficiencies: Some(proficiencies),
             version: Version(7),
             modified_at: None,
+            unmapped: Default::default(),
         }
     }
 

@@ -433,20 +433,25 @@ async fn read_plan_apply(
     let live_read_at = Instant::now();
     let scoped;
     let (desired, live) = match &options.scope {
-        SyncScope::Everyone => (desired, read_live(api, hooks.reading).await),
+        SyncScope::Everyone => (
+            desired,
+            read_live(api, &desired.catalog, hooks.reading).await,
+        ),
         SyncScope::Agents { users, .. } => {
             scoped = only_agents(desired, users);
             // Each agent on its own costs a call; the listing, a page per PAGE_SIZE users (the
             // HRIS's agents, at least). Many agents at once are cheaper, and sooner, from it.
             let pages = desired.agents.len().div_ceil(skillsync_cxone::PAGE_SIZE);
             let live = if users.len() > 2 * pages.max(1) {
-                read_live(api, hooks.reading).await.map(|mut live| {
-                    let wanted: std::collections::HashSet<&UserId> = users.iter().collect();
-                    live.users.retain(|u| wanted.contains(&u.user_id));
-                    live
-                })
+                read_live(api, &desired.catalog, hooks.reading)
+                    .await
+                    .map(|mut live| {
+                        let wanted: std::collections::HashSet<&UserId> = users.iter().collect();
+                        live.users.retain(|u| wanted.contains(&u.user_id));
+                        live
+                    })
             } else {
-                read_agents(api, users).await
+                read_agents(api, &desired.catalog, users).await
             };
             (&scoped, live)
         }

@@ -34,6 +34,8 @@ pub enum Policy {
     StopRun,
 }
 
+mod per_definition;
+
 /// The one error policy.
 pub fn classify(error: &Error) -> Policy {
     match error {
@@ -616,50 +618,53 @@ impl<'a> Writer<'a> {
         reread_progress: &(dyn Fn(usize, usize) + Sync),
     ) {
         let total = jobs.len();
-        let reread: Vec<UserId> = if bulk && self.api.capabilities().max_bulk_entries.is_some() {
-            let most = self.api.capabilities().max_bulk_entries.unwrap_or(1);
-            let size = self.options.bulk_batch_size.clamp(1, most);
-            let mut batches: Vec<Vec<Job>> = Vec::new();
-            for job in jobs {
-                match batches.last_mut() {
-                    Some(batch) if batch.len() < size => batch.push(job),
-                    _ => batches.push(vec![job]),
+        let reread: Vec<UserId> =
+            if let Some(per_call) = self.api.capabilities().per_definition_writes {
+                self.send_per_definition(jobs, per_call, progress).await
+            } else if bulk && self.api.capabilities().max_bulk_entries.is_some() {
+                let most = self.api.capabilities().max_bulk_entries.unwrap_or(1);
+                let size = self.options.bulk_batch_size.clamp(1, most);
+                let mut batches: Vec<Vec<Job>> = Vec::new();
+                for job in jobs {
+                    match batches.last_mut() {
+                        Some(batch) if batch.len() < size => batch.push(job),
+                        _ => batches.push(vec![job]),
+                    }
                 }
-            }
-            fan_out(
-                batches,
-                self.options.concurrency,
-                Vec::len,
-                |done| progress(done, total),
-                |batch| self.send_batch(batch),
-            )
-            .await
-            .into_iter()
-            .flatten()
-            .collect()
-        } else {
-            fan_out(
-                jobs,
-                self.options.concurrency,
-                |_| 1,
-                |done| progress(done, total),
-                |job| async move {
-                    if let Some(why) = self.should_stop().await {
-                        self.settle(&job.write.user_id, UserOutcome::NotAttempted(why));
-                        return None;
-                    }
-                    self.sent(1);
-                    match self.send_one(&job.write, job.before).await {
-                        Next::Done => None,
-                        Next::Reread => Some(job.write.user_id),
-                    }
-                },
-            )
-            .await
-            .into_iter()
-            .flatten()
-            .collect()
-        };
+                fan_out(
+                    batches,
+                    self.options.concurrency,
+                    Vec::len,
+                    |done| progress(done, total),
+                    |batch| self.send_batch(batch),
+                )
+                .await
+                .into_iter()
+                .flatten()
+                .collect()
+            } else {
+                fan_out(
+                    jobs,
+                    self.options.concurrency,
+                    |_| 1,
+                    |done| progress(done, total),
+                    |job| async move {
+                        if let Some(why) = self.should_stop().await {
+                            self.settle(&job.write.user_id, UserOutcome::NotAttempted(why));
+                            return None;
+                        }
+                        self.sent(1);
+                        match self.send_one(&job.write, job.before).await {
+                            Next::Done => None,
+                            Next::Reread => Some(job.write.user_id),
+                        }
+                    },
+                )
+                .await
+                .into_iter()
+                .flatten()
+                .collect()
+            };
         if !reread.is_empty() {
             self.reconcile(reread, rewrite, reread_progress).await;
         }

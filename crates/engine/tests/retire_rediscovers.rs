@@ -56,6 +56,7 @@ impl Contested {
                 version: user.version,
                 skills: (kind == Kind::Skill).then(|| list.clone()),
                 proficiencies: (kind == Kind::Proficiency).then_some(list),
+                as_read: None,
             })
             .await
             .unwrap();
@@ -358,6 +359,7 @@ async fn a_user_changed_between_read_and_write_is_re_read_and_keeps_the_other_ch
             version: read.version,
             skills: Some(skills.clone()),
             proficiencies: None,
+            as_read: None,
         })
         .await
         .unwrap();

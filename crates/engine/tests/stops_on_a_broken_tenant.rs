@@ -103,7 +103,7 @@ async fn scenario_writing(bulk: bool) -> Scenario {
         source("assignments.csv", &assignments),
     )
     .unwrap_or_else(|p| panic!("{p:?}"));
-    let live = skillsync_engine::read_live(api.as_ref(), &|_| {})
+    let live = skillsync_engine::read_live(api.as_ref(), &Default::default(), &|_| {})
         .await
         .unwrap();
     let options = PlanOptions {
@@ -521,6 +521,7 @@ async fn read_racing_another_writers_create(
                     version: user.version,
                     skills: Some(user.skills.clone()),
                     proficiencies: None,
+                    as_read: None,
                 })
                 .await
                 .unwrap();

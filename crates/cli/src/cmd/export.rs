@@ -341,7 +341,7 @@ pub async fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     let api = skillsync_cxone::connect(&settings).context("cannot set up the tenant client")?;
     let retired = crate::inputs::Session::retirements(&config).await?;
     let started = std::time::Instant::now();
-    let live = skillsync_engine::read_live(api.as_ref(), &|_| {})
+    let live = skillsync_engine::read_live(api.as_ref(), &Default::default(), &|_| {})
         .await
         .with_context(|| format!("cannot read the tenant at {}", config.tenant.api_base))?;
     if args.employee_id == EmployeeIdFrom::Email {
@@ -1074,6 +1074,7 @@ mod tests {
             proficiencies: Some(Vec::new()),
             version: Version(1),
             modified_at: None,
+            unmapped: Default::default(),
         }
     }
 
@@ -1093,6 +1094,7 @@ mod tests {
             users,
             profile_ids: ["p-1".to_string()].into(),
             sees_proficiencies: true,
+            without_profiles: false,
         }
     }
 

@@ -634,9 +634,13 @@ pub async fn run(args: &WhyArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot read the queues of {base}"))?;
     // Every definition (to name what the agent holds) and this one user, by one GET.
-    let live = skillsync_engine::read_agents(api, std::slice::from_ref(&agent.user_id))
-        .await
-        .with_context(|| format!("cannot read the tenant at {base}"))?;
+    let live = skillsync_engine::read_agents(
+        api,
+        &session.loaded.desired.catalog,
+        std::slice::from_ref(&agent.user_id),
+    )
+    .await
+    .with_context(|| format!("cannot read the tenant at {base}"))?;
     let definitions = live.definitions;
     let Some(user) = live.users.into_iter().next() else {
         anyhow::bail!(

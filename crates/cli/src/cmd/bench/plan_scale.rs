@@ -265,6 +265,7 @@ fn snapshot(agents: usize, per_agent: usize) -> Live {
                 proficiencies: Some(proficiencies),
                 version: Version(1),
                 modified_at: None,
+                unmapped: Default::default(),
             }
         })
         .collect();
@@ -273,6 +274,7 @@ fn snapshot(agents: usize, per_agent: usize) -> Live {
         users,
         profile_ids: (0..4).map(|p| format!("rp-{p}")).collect::<BTreeSet<_>>(),
         sees_proficiencies: true,
+        without_profiles: false,
     }
 }
 
