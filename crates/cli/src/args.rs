@@ -418,6 +418,11 @@ pub struct BenchSyncArgs {
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub naive_users: usize,
 
+    /// The API the simulated tenant speaks: the Admin API v2 (`routing`) or the CXone Admin API
+    /// (`cxone`: assignments per skill, docs/sim-cxone.md; no naive baseline).
+    #[arg(long, value_enum, default_value_t = BenchDialect::Routing)]
+    pub dialect: BenchDialect,
+
     /// Seed of the generated tenant.
     #[arg(long, default_value_t = 2026)]
     pub seed: u64,
@@ -580,6 +585,15 @@ pub struct ServeArgs {
 }
 
 /// How `serve` writes its log.
+/// The dialect `bench sync` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchDialect {
+    /// The Admin API v2: whole lists per user, bulk writes of 100 users.
+    Routing,
+    /// The CXone Admin API: one write per (skill, operation) per 100 agents.
+    Cxone,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     /// Readable lines.

@@ -180,6 +180,21 @@ assignments = "hris/assignments.csv"
     Ok(())
 }
 
+/// Points the config [`write_config`] wrote at the simulator's CXone dialect
+/// (`docs/sim-cxone.md`), with the catalog's variants named `{code}_{locale}` as that tenant
+/// names them.
+pub fn speak_cxone(dir: &Path, base: &str) -> anyhow::Result<()> {
+    let path = dir.join("skillsync.toml");
+    let config =
+        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let cxone = format!(
+        "api_base = \"{base}/incontactapi/services/v31.0\"\ntoken_url = \"{base}/api/v2/oauth/token\"\ndialect = \"cxone\"\nname_pattern = \"{{code}}_{{locale}}\""
+    );
+    let config = config.replace(&format!("api_base = \"{base}/api/v2\""), &cxone);
+    std::fs::write(&path, config).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
 /// Writes a secret readable by its owner only, from the moment the file exists (a file written
 /// first and narrowed after would be readable by anyone in between).
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {

@@ -373,7 +373,7 @@ impl CxoneApi {
             }
         };
         let agents = async {
-            if query.skill_id.is_some() {
+            if query.skill_id.is_some() || (query.holders_only && query.definitions.is_some()) {
                 return Ok(None);
             }
             let agents: Vec<WireAgent> = list_all(

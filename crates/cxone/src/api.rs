@@ -114,6 +114,10 @@ pub struct UserQuery {
     /// definition reads just these (the others are left out of the lists it returns, which is
     /// safe only where writes never replace a whole list). `None` reads them all.
     pub definitions: Option<Vec<DefinitionId>>,
+    /// With `definitions`: only users holding one of them are wanted, so a dialect that reads
+    /// per definition need not list every user (one who holds none is left out, not absent
+    /// from the tenant). A dialect that lists users whole ignores it.
+    pub holders_only: bool,
 }
 
 /// A user's directory entry (`GET /users`): who the user is, not what they hold. `export`

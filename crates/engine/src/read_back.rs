@@ -37,8 +37,12 @@ pub(crate) async fn read_users(
 ) -> HashMap<UserId, ReadBack> {
     let mut found = HashMap::with_capacity(users.len());
     if users.len() > tenant_users.div_ceil(USER_PAGE) {
+        // A dialect that reads per definition lists only the holders of the definitions
+        // written (no page of every agent): a user it leaves out holds none of them now.
+        let holders_only = api.capabilities().per_definition_writes.is_some();
         let mut listing = api.users(UserQuery {
             definitions,
+            holders_only,
             ..UserQuery::default()
         });
         loop {
@@ -48,9 +52,23 @@ pub(crate) async fn read_users(
                 }
                 Ok(Some(_)) => {}
                 Ok(None) => {
-                    // The whole listing was read: whoever is missing is gone.
+                    // The whole listing was read: whoever is missing is gone, or holds none of
+                    // the definitions.
                     for user in users {
-                        found.entry(user.clone()).or_insert(ReadBack::Gone);
+                        found.entry(user.clone()).or_insert_with(|| {
+                            if holders_only {
+                                ReadBack::Found(UserAssignments {
+                                    user_id: user.clone(),
+                                    skills: Vec::new(),
+                                    proficiencies: None,
+                                    version: skillsync_core::Version(0),
+                                    modified_at: None,
+                                    unmapped: Default::default(),
+                                })
+                            } else {
+                                ReadBack::Gone
+                            }
+                        });
                     }
                     return found;
                 }
@@ -85,6 +103,40 @@ pub(crate) async fn read_users(
     found
 }
 
+/// The definitions whose assignment `write` changes from the user as read.
+fn changed_definitions(write: &skillsync_cxone::UserWrite) -> Vec<DefinitionId> {
+    let (before, unmapped) = match &write.as_read {
+        Some(read) => (read.skills.as_slice(), &read.unmapped),
+        None => (&[][..], &Default::default()),
+    };
+    let after = write.skills.as_deref().unwrap_or_default();
+    skillsync_core::assignment_difference(before, unmapped, after)
+        .into_iter()
+        .map(|(_, a)| a.definition)
+        .collect()
+}
+
+/// `now` holds only the definitions in `read`; the user's other assignments are taken from
+/// `as_read`, where the write left them.
+fn complete_from(now: &mut UserAssignments, as_read: &UserAssignments, read: &BTreeSet<DefinitionId>) {
+    let mut skills: Vec<_> = as_read
+        .skills
+        .iter()
+        .filter(|a| !read.contains(&a.definition))
+        .cloned()
+        .collect();
+    skills.extend(now.skills.drain(..).filter(|a| read.contains(&a.definition)));
+    now.skills = skills;
+    now.unmapped.retain(|d, _| read.contains(d));
+    now.unmapped.extend(
+        as_read
+            .unmapped
+            .iter()
+            .filter(|(d, _)| !read.contains(*d))
+            .map(|(d, v)| (d.clone(), *v)),
+    );
+}
+
 /// Reads back every user whose write was accepted and asks `rewrite` whether the tenant holds
 /// what is wanted; a user it would write again was not kept. Returns the users read back.
 pub(crate) async fn check(
@@ -99,24 +151,32 @@ pub(crate) async fn check(
         return 0;
     }
     let ids: BTreeSet<UserId> = accepted.iter().map(|(u, _)| u.clone()).collect();
-    // A dialect that reads assignments per definition reads back only those the writes
-    // named, before or after: every assignment a write could have changed.
-    let definitions: BTreeSet<DefinitionId> = accepted
-        .iter()
-        .flat_map(|(_, write)| {
-            let read = write.as_read.iter().flat_map(|r| r.skills.iter());
-            write.skills.iter().flatten().chain(read)
-        })
-        .map(|a| a.definition.clone())
-        .collect();
-    let found = read_users(
+    // A dialect that reads assignments per definition reads back only the definitions some
+    // write changed; each user's others are as the write found them (it did not touch them).
+    let per_definition = api.capabilities().per_definition_writes.is_some();
+    let written: Option<BTreeSet<DefinitionId>> = per_definition.then(|| {
+        accepted
+            .iter()
+            .flat_map(|(_, write)| changed_definitions(write))
+            .collect()
+    });
+    let mut found = read_users(
         api,
         &ids,
-        Some(definitions.into_iter().collect()),
+        written.as_ref().map(|d| d.iter().cloned().collect()),
         tenant_users,
         concurrency,
     )
     .await;
+    if let Some(written) = &written {
+        for (user, write) in &accepted {
+            if let (Some(ReadBack::Found(now)), Some(as_read)) =
+                (found.get_mut(user), write.as_read.as_ref())
+            {
+                complete_from(now, as_read, written);
+            }
+        }
+    }
     for (user, write) in &accepted {
         let (found_now, kind, why) = match found.get(user) {
             Some(ReadBack::Found(now)) => match rewrite.rewrite(now) {

@@ -2,6 +2,7 @@
 //! generated tenant, and running the real binary.
 #![allow(dead_code)]
 
+pub mod cxone;
 pub mod json_doc;
 pub mod serve;
 pub mod store;

@@ -118,6 +118,54 @@ pub fn lower_bound(work: &SyncWork) -> LowerBound {
     }
 }
 
+/// What a sync has to learn and change in the CXone dialect (`docs/sim-cxone.md`), where
+/// assignments are read and written per skill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CxoneWork {
+    /// Skills in the tenant before the sync.
+    pub skills: usize,
+    /// Agents in the tenant.
+    pub agents: usize,
+    /// Assignments of the catalog's skills (what the read must fetch), per chunk of at most
+    /// 100 skills one listing names.
+    pub catalog_rows_per_chunk: Vec<usize>,
+    /// Skills to create.
+    pub skills_to_create: usize,
+    /// Agents per (skill, operation) that changes.
+    pub agents_per_write: Vec<usize>,
+    /// Assignments of the skills written, after the writes, per chunk of at most 100 skills.
+    pub written_rows_per_chunk: Vec<usize>,
+}
+
+/// The CXone dialect's limits (`docs/sim-cxone.md`).
+pub const CXONE_LIST_TOP: usize = 1000;
+/// Rows of one assignment listing page.
+pub const CXONE_ASSIGNMENT_TOP: usize = 10_000;
+/// Entries of one write.
+pub const CXONE_WRITE_ENTRIES: usize = 100;
+
+/// The fewest calls a client needs for `work` in the CXone dialect: the token; the skill pages;
+/// the agent pages (which agents exist is known before the first write, so that the plan
+/// names an agent the tenant lacks instead of writing to it); the catalog skills' assignments,
+/// page by page of a listing naming up to 100 skills; creates of up to 100 skills each; one
+/// write per (skill, operation) per 100 agents; and the written skills' assignments read back.
+pub fn cxone_lower_bound(work: &CxoneWork) -> LowerBound {
+    let pages = |rows: &usize| rows.div_ceil(CXONE_ASSIGNMENT_TOP).max(1);
+    LowerBound {
+        token: 1,
+        definition_pages: work.skills.div_ceil(CXONE_LIST_TOP).max(1),
+        definition_creates: work.skills_to_create.div_ceil(CXONE_WRITE_ENTRIES),
+        user_reads: work.agents.div_ceil(CXONE_LIST_TOP).max(1)
+            + work.catalog_rows_per_chunk.iter().map(pages).sum::<usize>(),
+        bulk_writes: work
+            .agents_per_write
+            .iter()
+            .map(|agents| agents.div_ceil(CXONE_WRITE_ENTRIES))
+            .sum(),
+        read_backs: work.written_rows_per_chunk.iter().map(pages).sum(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +205,29 @@ mod tests {
         assert_eq!(bound.writes(), 34);
         // 76 charged calls, 20 of them from the burst: 56 at 10/s, then one round trip.
         assert!((bound.seconds(&LIMITS) - 5.62).abs() < 1e-9);
+    }
+
+    #[test]
+    fn cxone_counts_one_write_per_skill_and_operation_per_hundred_agents() {
+        let bound = cxone_lower_bound(&CxoneWork {
+            skills: 50,
+            agents: 10_000,
+            catalog_rows_per_chunk: vec![45_000],
+            skills_to_create: 4,
+            agents_per_write: vec![100, 101, 3],
+            written_rows_per_chunk: vec![40_001],
+        });
+        assert_eq!(
+            bound,
+            LowerBound {
+                token: 1,
+                definition_pages: 1,
+                definition_creates: 1,
+                user_reads: 10 + 5,
+                bulk_writes: 1 + 2 + 1,
+                read_backs: 5,
+            }
+        );
     }
 
     #[test]

@@ -59,9 +59,21 @@ pub struct Scenario {
 /// `catalog.csv` listing every definition of `doc` except the other integration's (`Ext_`), one
 /// code per name, with each definition's id mapped to its code.
 pub fn catalog_csv(doc: &TenantDoc) -> anyhow::Result<(String, BTreeMap<&str, &str>)> {
+    catalog_csv_of(doc, true)
+}
+
+fn catalog_csv_of(
+    doc: &TenantDoc,
+    proficiencies: bool,
+) -> anyhow::Result<(String, BTreeMap<&str, &str>)> {
     let mut catalog = String::from("code,kind,locale,name,description,routing_profile_id\n");
     let mut code_of = BTreeMap::new();
-    for (kind, definitions) in [("skill", &doc.skills), ("proficiency", &doc.proficiencies)] {
+    let kinds: &[(&str, &Vec<skillsync_sim::Definition>)] = if proficiencies {
+        &[("skill", &doc.skills), ("proficiency", &doc.proficiencies)]
+    } else {
+        &[("skill", &doc.skills)]
+    };
+    for &(kind, definitions) in kinds {
         for d in definitions
             .iter()
             .filter(|d| !d.name.starts_with(skillsync_sim::OWNED_PREFIX))
@@ -87,10 +99,26 @@ pub fn write_hris(
     changed_share: f64,
     new_codes: usize,
 ) -> anyhow::Result<Scenario> {
+    write_hris_for(dir, doc, changed_share, new_codes, None)
+}
+
+/// [`write_hris`] for the CXone dialect's view of `doc` (`cxone`): skills only (it has no
+/// proficiency definitions), and the agents' integer ids as user ids.
+pub fn write_hris_for(
+    dir: &Path,
+    doc: &TenantDoc,
+    changed_share: f64,
+    new_codes: usize,
+    cxone: Option<&skillsync_sim::cxone::CxoneTenant>,
+) -> anyhow::Result<Scenario> {
     let hris = dir.join("hris");
     std::fs::create_dir_all(&hris).with_context(|| format!("cannot create {}", hris.display()))?;
+    let agent_of: BTreeMap<&str, u64> = cxone
+        .map(|t| t.agents().map(|a| (a.user_id.as_str(), a.agent_id)).collect())
+        .unwrap_or_default();
+    let no_proficiencies: &[skillsync_sim::Assignment] = &[];
 
-    let (mut catalog, code_of) = catalog_csv(doc)?;
+    let (mut catalog, code_of) = catalog_csv_of(doc, cxone.is_none())?;
     let skill_ids: std::collections::BTreeSet<&str> = doc
         .skills
         .iter()
@@ -126,11 +154,19 @@ pub fn write_hris(
     let mut changes = Vec::new();
     for (i, user) in doc.users.iter().enumerate() {
         let employee = format!("E{:06}", i + 1);
-        writeln!(agents, "{employee},{},{}", user.id, user.locale)?;
+        match agent_of.get(user.id.as_str()) {
+            Some(agent) => writeln!(agents, "{employee},{agent},{}", user.locale)?,
+            None => writeln!(agents, "{employee},{},{}", user.id, user.locale)?,
+        }
+        let proficiencies = if cxone.is_some() {
+            no_proficiencies
+        } else {
+            &user.proficiencies
+        };
         let mut rows: Vec<(String, u8, bool)> = user
             .skills
             .iter()
-            .chain(&user.proficiencies)
+            .chain(proficiencies)
             .filter_map(|a| {
                 code_of
                     .get(a.id.as_str())

@@ -10,10 +10,10 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 use skillsync_sim::{GenerateOptions, Knobs, Rate, TenantDoc};
 
-use super::bound::{LowerBound, SyncWork, TenantLimits, lower_bound};
+use super::bound::{CxoneWork, LowerBound, SyncWork, TenantLimits, cxone_lower_bound, lower_bound};
 use super::naive::{self, NaiveRun};
 use super::scenario::{self, Scenario};
-use crate::args::{BenchSyncArgs, CommonArgs};
+use crate::args::{BenchDialect, BenchSyncArgs, CommonArgs};
 use crate::inputs::Session;
 use crate::local_tenant::{LocalTenant, write_config};
 use crate::output::{ColorChoice, OutputFormat, outln};
@@ -64,7 +64,10 @@ pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode>
         profiles: 4,
         seed: args.seed,
     });
-    let scenario = scenario::write_hris(&dir, &doc, args.changed, args.new_codes)?;
+    let cxone = (args.dialect == BenchDialect::Cxone)
+        .then(|| skillsync_sim::cxone::CxoneTenant::from_doc(&doc));
+    let scenario =
+        scenario::write_hris_for(&dir, &doc, args.changed, args.new_codes, cxone.as_ref())?;
     let knobs = Knobs {
         rate_limit: args.rate_limit,
         burst: args.burst,
@@ -87,13 +90,18 @@ pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode>
         definitions_to_create: scenario.new_definitions.len(),
         users_to_write: scenario.changes.len(),
     };
-    let bound = lower_bound(&work);
-    let resync_bound = lower_bound(&SyncWork {
-        definitions_to_create: 0,
-        users_to_write: 0,
-        skill_definitions: work.skill_definitions + scenario.new_definitions.len(),
-        ..work
-    });
+    let (bound, resync_bound) = match &cxone {
+        None => (
+            lower_bound(&work),
+            lower_bound(&SyncWork {
+                definitions_to_create: 0,
+                users_to_write: 0,
+                skill_definitions: work.skill_definitions + scenario.new_definitions.len(),
+                ..work
+            }),
+        ),
+        Some(tenant) => cxone_bounds(tenant, &scenario),
+    };
     let human = args.output == OutputFormat::Human;
     if human {
         outln!("skillsync bench sync");
@@ -107,7 +115,11 @@ pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode>
             scenario.new_definitions.len()
         );
         outln!(
-            "  tenant:   simulated in-process; rate limit {}, burst {}, latency {}; no faults",
+            "  tenant:   simulated in-process, {} dialect; rate limit {}, burst {}, latency {}; no faults",
+            match args.dialect {
+                BenchDialect::Routing => "routing",
+                BenchDialect::Cxone => "cxone",
+            },
             rate_text(args.rate_limit),
             args.burst,
             range_text(args.latency)
@@ -126,6 +138,9 @@ pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode>
         client_rate,
         args.burst,
     )?;
+    if cxone.is_some() {
+        crate::local_tenant::speak_cxone(&dir, &tenant.base)?;
+    }
     if human {
         outln!("\n1. apply ({} users to write)", scenario.changes.len());
     }
@@ -171,7 +186,8 @@ pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode>
         print_measured(&resync, &resync_bound, &limits);
     }
 
-    let naive = if args.naive_users > 0 {
+    // The naive script speaks the Admin API v2 only.
+    let naive = if args.naive_users > 0 && cxone.is_none() {
         if human {
             outln!("\n3. naive baseline (the second source document's script)");
         }
@@ -276,6 +292,86 @@ pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode>
         }
     }
     Ok(crate::output::exit::ok())
+}
+
+/// The CXone dialect's lower bounds of the apply and of the re-sync after it, from the
+/// dialect's tenant and the scenario's changes (an existing skill's level is one update; a new
+/// code's variant, one assign).
+fn cxone_bounds(
+    tenant: &skillsync_sim::cxone::CxoneTenant,
+    scenario: &Scenario,
+) -> (LowerBound, LowerBound) {
+    use std::collections::BTreeSet;
+    let catalog: BTreeSet<u64> = tenant
+        .skills()
+        .filter(|s| !s.skill_name.starts_with(skillsync_sim::OWNED_PREFIX))
+        .map(|s| s.skill_id)
+        .collect();
+    let mut rows: BTreeMap<String, usize> = BTreeMap::new();
+    for a in tenant.assignments() {
+        if catalog.contains(&a.skill_id) {
+            *rows.entry(a.skill_id.to_string()).or_default() += 1;
+        }
+    }
+    let skill_of: BTreeMap<&str, u64> = tenant
+        .skills()
+        .filter_map(|s| Some((s.definition_id.as_deref()?, s.skill_id)))
+        .collect();
+    let mut writes: BTreeMap<(String, &str), usize> = BTreeMap::new();
+    // New skills sort after the tenant's: their ids are the next ones.
+    let mut new_skills: BTreeMap<String, usize> = BTreeMap::new();
+    for change in &scenario.changes {
+        match &change.skill {
+            scenario::SkillTarget::Existing(definition) => {
+                let skill = skill_of.get(definition.as_str()).copied().unwrap_or_default();
+                *writes.entry((skill.to_string(), "update")).or_default() += 1;
+            }
+            scenario::SkillTarget::New { code, locale } => {
+                let skill = format!("{code}_{locale}");
+                *writes.entry((skill.clone(), "assign")).or_default() += 1;
+                *new_skills.entry(skill).or_default() += 1;
+            }
+        }
+    }
+    let chunked = |rows: Vec<usize>| -> Vec<usize> {
+        rows.chunks(100).map(|chunk| chunk.iter().sum()).collect()
+    };
+    let catalog_rows: Vec<usize> = catalog
+        .iter()
+        .map(|id| rows.get(&id.to_string()).copied().unwrap_or(0))
+        .collect();
+    let written_existing: BTreeSet<&String> = writes
+        .keys()
+        .filter(|(skill, _)| !new_skills.contains_key(skill))
+        .map(|(skill, _)| skill)
+        .collect();
+    let written_rows: Vec<usize> = written_existing
+        .iter()
+        .map(|skill| rows.get(*skill).copied().unwrap_or(0))
+        .chain(new_skills.values().copied())
+        .collect();
+    let apply = cxone_lower_bound(&CxoneWork {
+        skills: tenant.skills().len(),
+        agents: tenant.agents().len(),
+        catalog_rows_per_chunk: chunked(catalog_rows.clone()),
+        skills_to_create: scenario.new_definitions.len(),
+        agents_per_write: writes.values().copied().collect(),
+        written_rows_per_chunk: chunked(written_rows),
+    });
+    let resync = cxone_lower_bound(&CxoneWork {
+        skills: tenant.skills().len() + scenario.new_definitions.len(),
+        agents: tenant.agents().len(),
+        catalog_rows_per_chunk: chunked(
+            catalog_rows
+                .into_iter()
+                .chain(new_skills.values().copied())
+                .collect(),
+        ),
+        skills_to_create: 0,
+        agents_per_write: Vec::new(),
+        written_rows_per_chunk: Vec::new(),
+    });
+    (apply, resync)
 }
 
 /// What one in-process sync did.

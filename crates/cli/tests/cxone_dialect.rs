@@ -1,0 +1,272 @@
+//! The CXone dialect end to end (`dialect = "cxone"`, `docs/sim-cxone.md`): the real binary
+//! against the simulator's third dialect: converging with the fewest calls, another
+//! integration's skills untouched, per-agent failures reported, guards, values the scale does
+//! not map, and the faults of a hostile tenant.
+
+mod common;
+
+use common::cxone::*;
+use common::*;
+use serde_json::{Value, json};
+use skillsync_sim::{GenerateOptions, Knobs};
+
+fn tenant(agents: usize) -> skillsync_sim::TenantDoc {
+    skillsync_sim::generate(&GenerateOptions {
+        agents,
+        skills: 10,
+        proficiencies: 2,
+        locales: vec!["en-us".into(), "de-de".into()],
+        profiles: 2,
+        seed: 17,
+    })
+}
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Requests the simulator counted for a method and route template.
+fn count(stats: &Value, method: &str, route: &str) -> u64 {
+    stats["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == method && r["route"] == route)
+        .map(|r| r["count"].as_u64().unwrap())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_makes_the_tenant_hold_the_files_with_one_call_per_skill_and_operation() {
+    let ws = workspace("cxone-apply");
+    let doc = tenant(300);
+    let expected = write_cxone_hris(&ws.0, &doc);
+    let (base, _stop) = start_sim_with(doc, Knobs::quiet()).await;
+    write_cxone_config(&ws.0, &base, "");
+    let (_, other_before) = cxone_assignments(&sim_get(&base, "/sim/state").await);
+
+    let applied = run(&ws.0, &["apply", "--yes", "--output", "json"]).await;
+    assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
+    let report: Value = serde_json::from_str(&stdout(&applied)).unwrap();
+
+    let (held, other_after) = cxone_assignments(&sim_get(&base, "/sim/state").await);
+    assert_eq!(held, expected.wanted, "the tenant holds what the files say");
+    assert_eq!(other_after, other_before, "another integration's skills untouched");
+
+    // Every write is one (skill, operation) for up to 100 agents: no agent is written alone.
+    let stats = sim_get(&base, "/sim/stats").await;
+    let per_skill_writes: u64 = ["POST", "PUT", "DELETE"]
+        .iter()
+        .map(|m| count(&stats, m, "/incontactapi/services/v31.0/skills/{skillId}/agents"))
+        .sum();
+    let per_agent_writes: u64 = ["POST", "PUT", "DELETE"]
+        .iter()
+        .map(|m| count(&stats, m, "/incontactapi/services/v31.0/agents/{agentId}/skills"))
+        .sum();
+    assert_eq!(per_agent_writes, 0, "{stats}");
+    // 10 skills × 2 locales, three operations each at most, each far under 100 agents.
+    assert!(
+        per_skill_writes > 0 && per_skill_writes <= 60,
+        "{per_skill_writes} writes: {stats}"
+    );
+    assert_eq!(
+        report["users"]["updated"].as_array().map_or(0, Vec::len),
+        expected.changed_agents,
+        "{report}"
+    );
+
+    let replanned = run(&ws.0, &["plan"]).await;
+    assert_eq!(replanned.status.code(), Some(0), "{}", stdout(&replanned));
+    assert!(stdout(&replanned).contains("No changes"), "{}", stdout(&replanned));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proficiency_no_level_maps_to_is_shown_as_such_and_rewritten() {
+    let ws = workspace("cxone-unmapped");
+    let doc = tenant(20);
+    let expected = write_cxone_hris(&ws.0, &doc);
+    let (base, _stop) = start_sim_with(doc, Knobs::quiet()).await;
+    write_cxone_config(&ws.0, &base, "");
+    // Bring the tenant to the files first, then set one held skill to an even value, which
+    // the default table (level L → 21 - 2L) gives no level.
+    let applied = run(&ws.0, &["apply", "--yes"]).await;
+    assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
+    let ((name, agent), _) = expected.wanted.iter().next().unwrap();
+    let state = sim_get(&base, "/sim/state").await;
+    let skill_id = state["cxone"]["skills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["skillName"] == name.as_str())
+        .unwrap()["skillId"]
+        .as_u64()
+        .unwrap();
+    put_cxone(
+        &base,
+        &format!("/skills/{skill_id}/agents"),
+        json!({"agents": [{"agentId": agent, "proficiency": 2}]}),
+    )
+    .await;
+
+    let planned = run(&ws.0, &["plan"]).await;
+    assert_eq!(planned.status.code(), Some(2), "{}", stdout(&planned));
+    assert!(
+        stdout(&planned).contains("tenant value 2 (no HRIS level)"),
+        "{}",
+        stdout(&planned)
+    );
+    let drift = run(&ws.0, &["drift"]).await;
+    assert_ne!(drift.status.code(), Some(0), "{}", stdout(&drift));
+
+    let applied = run(&ws.0, &["apply", "--yes"]).await;
+    assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
+    let (held, _) = cxone_assignments(&sim_get(&base, "/sim/state").await);
+    assert_eq!(held, expected.wanted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_removal_guard_refuses_before_any_write() {
+    let ws = workspace("cxone-guard");
+    let doc = tenant(100);
+    let expected = write_cxone_hris(&ws.0, &doc);
+    assert!(expected.removed > 3);
+    let (base, _stop) = start_sim_with(doc, Knobs::quiet()).await;
+    write_cxone_config(&ws.0, &base, "\n[sync]\nmax_removals = 2\n");
+    let before = sim_get(&base, "/sim/state").await["cxone"].clone();
+    let refused = run(&ws.0, &["apply", "--yes"]).await;
+    assert_ne!(refused.status.code(), Some(0));
+    assert!(
+        stdout(&refused).contains("max_removals") || stderr(&refused).contains("max_removals"),
+        "{}{}",
+        stdout(&refused),
+        stderr(&refused)
+    );
+    assert_eq!(sim_get(&base, "/sim/state").await["cxone"], before);
+    assert_eq!(writes_in(&sim_get(&base, "/sim/stats").await), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_the_tenant_refuses_are_reported_with_the_reason_and_the_others_are_written() {
+    let ws = workspace("cxone-partial");
+    let doc = tenant(200);
+    let expected = write_cxone_hris(&ws.0, &doc);
+    let (base, _stop) = start_sim_with(
+        doc,
+        Knobs {
+            reject_write_rate: 0.05,
+            ..Knobs::quiet()
+        },
+    )
+    .await;
+    write_cxone_config(&ws.0, &base, "");
+    let applied = run(&ws.0, &["apply", "--yes", "--output", "json"]).await;
+    let report: Value = serde_json::from_str(&stdout(&applied)).unwrap();
+    let failed = report["users"]["failed"].as_array().unwrap();
+    let updated = report["users"]["updated"].as_array().unwrap();
+    assert!(!failed.is_empty(), "5% of entries refused: {report}");
+    assert!(
+        failed
+            .iter()
+            .all(|f| f["reason"].as_str().unwrap().contains("REJECTED")),
+        "{failed:?}"
+    );
+    assert_eq!(failed.len() + updated.len(), expected.changed_agents, "{report}");
+    assert_eq!(applied.status.code(), Some(1), "{}", stderr(&applied));
+    // The refused agents only: a second run (the tenant now taking everything) finishes them.
+    set_knobs(&base, json!({"rejectWriteRate": 0.0})).await;
+    let again = run(&ws.0, &["apply", "--yes"]).await;
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    let (held, _) = cxone_assignments(&sim_get(&base, "/sim/state").await);
+    assert_eq!(held, expected.wanted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_converges_under_faults_drops_and_another_integration() {
+    let ws = workspace("cxone-hostile");
+    let doc = tenant(600);
+    let expected = write_cxone_hris(&ws.0, &doc);
+    let (base, _stop) = start_sim_with(
+        doc,
+        Knobs {
+            fault_rate: 0.1,
+            fault_after_commit_rate: 0.1,
+            drop_rate: 0.05,
+            other_writer: 50.0,
+            ..Knobs::quiet()
+        },
+    )
+    .await;
+    write_cxone_config(&ws.0, &base, "");
+    let mut converged = false;
+    for _ in 0..4 {
+        let applied = run(&ws.0, &["apply", "--yes"]).await;
+        if applied.status.code() == Some(0) {
+            converged = true;
+            break;
+        }
+    }
+    assert!(converged, "apply converges within four runs");
+    set_knobs(
+        &base,
+        json!({"faultRate": 0.0, "faultAfterCommitRate": 0.0, "dropRate": 0.0, "otherWriter": 0.0}),
+    )
+    .await;
+    let (held, other) = cxone_assignments(&sim_get(&base, "/sim/state").await);
+    assert_eq!(held, expected.wanted);
+    // What the other integration last wrote is still there.
+    let written = sim_get(&base, "/sim/other-writer").await;
+    for entry in written["cxone"].as_array().unwrap() {
+        let key_skill = entry["skillId"].as_u64().unwrap();
+        let agent = entry["agentId"].as_u64().unwrap();
+        let state = sim_get(&base, "/sim/state").await;
+        let name = state["cxone"]["skills"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["skillId"] == key_skill)
+            .unwrap()["skillName"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let held_now = other.get(&(name, agent));
+        if entry["assigned"] == true {
+            let held_now = held_now.expect("an assignment the other integration made is kept");
+            assert_eq!(u64::from(held_now.0), entry["proficiency"].as_u64().unwrap());
+        } else {
+            assert!(held_now.is_none(), "{entry}");
+        }
+    }
+}
+
+/// PUT through the dialect with the demo client's token.
+async fn put_cxone(base: &str, path: &str, body: Value) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::new();
+    let token: Value = client
+        .post(format!("{base}/api/v2/oauth/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", skillsync_sim::DEMO_CLIENT_ID),
+            ("client_secret", skillsync_sim::DEMO_CLIENT_SECRET),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let answer = client
+        .put(format!("{base}/incontactapi/services/v31.0{path}"))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let answer: Value = answer.json().await.unwrap();
+    assert_eq!(answer["resultSet"]["errorCount"], 0, "{answer}");
+}
