@@ -657,8 +657,8 @@ fn parse_skill_creates(body: &Value) -> Result<Vec<SkillInput>, ApiError> {
             };
             let media_type_id = match obj.get("mediaTypeId") {
                 None => DEFAULT_MEDIA_TYPE_ID,
-                Some(v) => v
-                    .as_i64()
+                Some(v) => json_integer(v)
+                    .and_then(|n| i64::try_from(n).ok())
                     .ok_or_else(|| ApiError::invalid(field("mediaTypeId"), "must be an integer"))?,
             };
             let is_active = optional_bool(obj, "isActive")
@@ -675,6 +675,21 @@ fn parse_skill_creates(body: &Value) -> Result<Vec<SkillInput>, ApiError> {
             })
         })
         .collect()
+}
+
+/// A JSON number that is an integer, as JSON Schema counts them: `7` and `7.0` alike, since
+/// clients (and schema-driven tests) may write either. Anything else is `None`.
+fn json_integer(value: &Value) -> Option<i128> {
+    if let Some(n) = value.as_i64() {
+        return Some(i128::from(n));
+    }
+    if let Some(n) = value.as_u64() {
+        return Some(i128::from(n));
+    }
+    // Only where a float holds every integer exactly: beyond 2^53, `-9223372036854775809`
+    // would round to i64::MIN and pass for a number it is not.
+    let f = value.as_f64()?;
+    (f.fract() == 0.0 && f.abs() < 2f64.powi(53)).then_some(f as i128)
 }
 
 /// Puts an item's path in front of the field a helper named.
@@ -811,8 +826,8 @@ fn parse_entries(body: &Value, op: AssignOp, side: Side) -> Result<Vec<EntryInpu
         let field = |name: &str| format!("{at}.{name}");
         let id = match obj.get(id_field) {
             None => return Err(ApiError::invalid(field(id_field), "required")),
-            Some(v) => v
-                .as_u64()
+            Some(v) => json_integer(v)
+                .and_then(|id| u64::try_from(id).ok())
                 .filter(|id| (1..=MAX_ID).contains(id))
                 .ok_or_else(|| {
                     ApiError::invalid(
@@ -832,16 +847,15 @@ fn parse_entries(body: &Value, op: AssignOp, side: Side) -> Result<Vec<EntryInpu
         let is_active = optional_bool(obj, "isActive").map_err(|e| renamed(e, &at))?;
         let proficiency = match obj.get("proficiency") {
             None => None,
-            Some(v) => Some(match (v.as_i64(), v.as_u64()) {
-                (Some(p), _) => p,
-                (None, Some(_)) => i64::MAX,
-                (None, None) => {
+            Some(v) => match json_integer(v) {
+                Some(p) => Some(i64::try_from(p).unwrap_or(i64::MAX)),
+                None => {
                     return Err(ApiError::invalid(
                         field("proficiency"),
                         "must be an integer (1, the best, to 20)",
                     ));
                 }
-            }),
+            },
         };
         if let Some(first) = seen.insert(id, i) {
             return Err(ApiError::invalid(
@@ -1191,6 +1205,11 @@ mod tests {
                 json!({ "agents": [{ "agentId": agent, "proficiency": 1.5 }] }),
                 AssignOp::Update,
                 "agents[0].proficiency",
+            ),
+            (
+                json!({ "agents": [{ "agentId": 1.5 }] }),
+                AssignOp::Assign,
+                "agents[0].agentId",
             ),
             (
                 json!({ "agents": [{ "agentId": agent, "isActive": true }] }),

@@ -512,9 +512,13 @@ async fn assign_update_and_unassign_answer_each_agent_on_its_own() {
     assert_eq!(now[&(skill, a)]["isActive"], false, "not sent, kept");
     assert_eq!(now[&(skill, holder)], held_before);
 
-    // Defaults of an assign: active, proficiency 1.
+    // Defaults of an assign: active, proficiency 1. An integer may be written as `7.0`.
     let plain = sim
-        .post(&path, &token, json!({ "agents": [{ "agentId": b }] }))
+        .post(
+            &path,
+            &token,
+            json!({ "agents": [{ "agentId": b as f64 }] }),
+        )
         .await;
     assert_eq!(agent_codes(&plain, &[b]), [None]);
     assert_eq!(
