@@ -105,7 +105,8 @@ pub struct CxoneAssignment {
 }
 
 /// The dialect's tenant: skills, agents and assignments, with the rules for changing them.
-#[derive(Debug, Clone, Default)]
+/// `Default` is an empty tenant whose first created skill gets [`FIRST_SKILL_ID`].
+#[derive(Debug, Clone)]
 pub struct CxoneTenant {
     skills: BTreeMap<u64, CxoneSkill>,
     agents: BTreeMap<u64, CxoneAgent>,
@@ -116,6 +117,18 @@ pub struct CxoneTenant {
     /// `--reject-write-rate`: with the pair, the input of each refuse-or-take decision, so the
     /// same calls refuse the same entries whatever the order concurrent calls arrive in.
     reject_draws: HashMap<(u64, u64), u64>,
+}
+
+impl Default for CxoneTenant {
+    fn default() -> Self {
+        CxoneTenant {
+            skills: BTreeMap::new(),
+            agents: BTreeMap::new(),
+            assignments: BTreeMap::new(),
+            next_skill_id: FIRST_SKILL_ID,
+            reject_draws: HashMap::new(),
+        }
+    }
 }
 
 impl CxoneTenant {

@@ -36,6 +36,7 @@ pub async fn index() -> Response {
     axum::Json(json!({
         "name": "skillsync tenant simulator (CXone Admin API v2)",
         "api": "/api/v2",
+        "cxone": crate::cxone::BASE_PATH,
         "token": "POST /api/v2/oauth/token (grant_type=client_credentials, client_id, client_secret, scope?)",
         "openapi": "/openapi.json",
         "inspect": ["/sim/stats", "/sim/state", "/sim/config", "/sim/other-writer", "/sim/clock"],
