@@ -1,4 +1,5 @@
-//! The simulator's shared state: one tenant under one lock, plus the gateway's books.
+//! The simulator's shared state: one tenant under one lock (and the CXone dialect's under its
+//! own), plus the gateway's books.
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -6,6 +7,7 @@ use tokio::sync::watch;
 use crate::auth::Auth;
 use crate::clock::Clock;
 use crate::config::Knobs;
+use crate::cxone::CxoneTenant;
 use crate::gateway::Limits;
 use crate::model::Tenant;
 use crate::other_writer::OtherWriterLog;
@@ -34,6 +36,11 @@ pub struct App {
     /// log: once its rate is 0, reading the log waits out a cycle in progress, so a test that
     /// pauses it sees a log and a tenant that agree without guessing how long to wait.
     pub other_writer_cycle: tokio::sync::Mutex<()>,
+    /// The CXone dialect's tenant: its data is its own (integer ids, no locales, proficiencies
+    /// 1–20), so it has its own lock, and a call to one dialect never waits on the other.
+    pub cxone: Mutex<CxoneTenant>,
+    /// What `POST /sim/reset` restores in the CXone dialect.
+    pub cxone_initial: CxoneTenant,
 }
 
 impl App {
@@ -45,6 +52,7 @@ impl App {
     /// Restores the initial tenant and clears every counter. Issued tokens stay valid.
     pub fn reset(&self) {
         *self.tenant.lock() = self.initial.clone();
+        *self.cxone.lock() = self.cxone_initial.clone();
         *self.stats.lock() = Stats::default();
         *self.other_writer.lock() = OtherWriterLog::default();
         self.limits.reset();

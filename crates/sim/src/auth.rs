@@ -26,6 +26,9 @@ pub const ALL_SCOPES: &[&str] = &[
     "interactions:write",
     "admin:users:read",
     "admin:users:write",
+    "cxone:agents:read",
+    "cxone:skills:read",
+    "cxone:skills:write",
 ];
 
 /// Who a valid token belongs to and what it may do.

@@ -126,7 +126,8 @@ pub struct Knobs {
     /// users-dialect PUT) is answered exactly as a success but not kept.
     pub lose_write_rate: f64,
     /// Probability that a user assignment write (a routing-dialect PUT, each bulk entry, a
-    /// users-dialect PUT) that passed every check is refused with 400 and not applied.
+    /// users-dialect PUT) that passed every check is refused with 400 and not applied; in the
+    /// CXone dialect, that an assignment entry is answered `REJECTED` and not applied.
     pub reject_write_rate: f64,
     /// Writes per second by the concurrent "other integration"; 0 turns it off.
     pub other_writer: f64,

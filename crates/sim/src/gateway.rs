@@ -1,5 +1,6 @@
-//! The API gateway in front of every `/api/v2` route (SPEC 1.6): the tenant's token bucket, the
-//! token endpoint's own bucket, the per-client in-flight cap, latency, and injected faults.
+//! The API gateway in front of every API route, `/api/v2` and the CXone dialect's (SPEC 1.6):
+//! the tenant's token bucket, the token endpoint's own bucket, the per-client in-flight cap,
+//! latency, and injected faults.
 //!
 //! Faults come in three kinds because clients must survive each differently: a 5xx before
 //! commit (retrying is safe), a 502 after commit (the write happened: a blind retry of a POST

@@ -15,6 +15,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Besides the Admin API v2 and its users dialect, it serves the CXone dialect
+//! (`/incontactapi/services/v31.0`, `docs/sim-cxone.md`) over a tenant of its own,
+//! [`cxone::CxoneTenant`], built from the same tenant document.
+//!
 //! This crate shares no types with the client crate on purpose: a misreading of the API
 //! cannot then hide on both sides of a test.
 #![deny(missing_docs)]
@@ -28,6 +32,7 @@ mod auth;
 mod cache;
 mod clock;
 mod config;
+pub mod cxone;
 mod error;
 mod gateway;
 mod generate;
@@ -89,6 +94,7 @@ impl Simulator {
         };
         let mut clients = config.clients;
         clients.extend(doc.clients.iter().cloned());
+        let cxone = cxone::CxoneTenant::from_doc(&doc);
         let tenant = model::Tenant::from_doc(doc)
             .map_err(|problem| SimError::InvalidTenant(Box::new(problem)))?;
         let tls = match &config.tls {
@@ -112,6 +118,8 @@ impl Simulator {
             limits: gateway::Limits::default(),
             other_writer: Mutex::new(other_writer::OtherWriterLog::default()),
             other_writer_cycle: tokio::sync::Mutex::new(()),
+            cxone: Mutex::new(cxone.clone()),
+            cxone_initial: cxone,
         });
         Ok(Simulator {
             listener,

@@ -1339,8 +1339,9 @@ const REJECT_WRITE_STREAM: &str = "reject-write\0";
 
 /// The random stream that decides the `n`th draw of one kind (`stream`) for `user_id`: ChaCha8,
 /// as the generated tenants use, seeded from an FNV-1a hash of the stream name and the id
-/// (stable across Rust releases, unlike `std`'s hasher) and the draw's number.
-fn write_draw_rng(stream: &str, user_id: &str, n: u64) -> ChaCha8Rng {
+/// (stable across Rust releases, unlike `std`'s hasher) and the draw's number. The CXone
+/// dialect's per-entry draws (`cxone.rs`) use it too, with a stream of their own.
+pub(crate) fn write_draw_rng(stream: &str, user_id: &str, n: u64) -> ChaCha8Rng {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in stream.bytes().chain(user_id.bytes()) {
         hash ^= u64::from(byte);

@@ -2,7 +2,8 @@
 //! changes random users' assignments to them through the same rules as any client: read,
 //! change only what it owns, write with the version it read, and on a stale version re-read and
 //! retry. It keeps a log of what it last wrote to each user, so a test can prove that nothing
-//! it wrote was lost to someone else's last-write-wins update.
+//! it wrote was lost to someone else's last-write-wins update. Each tick it also changes one
+//! `Ext_` skill's assignment in the CXone dialect's tenant, logged per (agent, skill).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use rand::seq::IndexedRandom;
 use serde::Serialize;
 
 use crate::app::App;
+use crate::cxone::{AssignOp, EntryInput, Side};
 use crate::model::{Assignment, Kind, PatchRefused, Tenant, User, UserPatch, WriteFaults};
 
 /// Name prefix of the definitions the other integration owns.
@@ -30,11 +32,32 @@ pub struct WrittenAssignments {
     pub version: u64,
 }
 
-/// Per user, the other integration's last write.
-#[derive(Debug, Clone, Default, Serialize)]
+/// What the other integration last wrote to one agent's assignment of one `Ext_` skill in the
+/// CXone dialect: the assignment as its write left it, or `assigned: false` after an unassign.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CxoneWritten {
+    /// The agent.
+    pub agent_id: u64,
+    /// The `Ext_` skill.
+    pub skill_id: u64,
+    /// The proficiency it left (assigned only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proficiency: Option<u8>,
+    /// The active flag it left (assigned only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_active: Option<bool>,
+    /// Whether the agent holds the skill after its write.
+    pub assigned: bool,
+}
+
+/// Per user, the other integration's last write; and per (agent, skill) in the CXone dialect.
+#[derive(Debug, Clone, Default)]
 pub struct OtherWriterLog {
     /// By user id.
     pub users: BTreeMap<String, WrittenAssignments>,
+    /// By (agent id, skill id), the order `/sim/other-writer` lists them in.
+    pub cxone: BTreeMap<(u64, u64), CxoneWritten>,
 }
 
 /// Runs until aborted, writing at the rate the knobs say (0 = paused).
@@ -80,14 +103,21 @@ fn owned_assignments(tenant: &Tenant, user: &User) -> WrittenAssignments {
     }
 }
 
-/// One read-merge-write cycle on a random user, retried on conflict.
+/// One tick: a read-merge-write cycle in the shared tenant, then one change in the CXone
+/// dialect's, both inside one cycle so a reader of the log never sees half a tick.
 async fn write_once(app: &Arc<App>) {
-    const ATTEMPTS: usize = 8;
     let _cycle = app.other_writer_cycle.lock().await;
     // Paused while this cycle waited for its turn: a reader of the log may be counting on it.
     if app.knobs().other_writer <= 0.0 {
         return;
     }
+    write_shared(app).await;
+    write_cxone(app);
+}
+
+/// A read-merge-write cycle on a random user, retried on conflict.
+async fn write_shared(app: &Arc<App>) {
+    const ATTEMPTS: usize = 8;
     let Some(user_id) = ({
         let tenant = app.tenant.lock();
         let ids: Vec<&String> = tenant.users.keys().collect();
@@ -179,4 +209,66 @@ fn plan_change(app: &App, user_id: &str) -> Option<(u64, UserPatch)> {
         },
     };
     Some((user.version, patch))
+}
+
+/// Assigns, re-grades or unassigns one random agent's `Ext_` skill in the CXone dialect, through
+/// the per-skill endpoints' rules. The dialect has no versions, so there is nothing to merge:
+/// each change is decided and applied under one lock and is an entry like any client's, with no
+/// `--reject-write-rate`, because the log must hold only what the tenant holds.
+fn write_cxone(app: &App) {
+    let mut tenant = app.cxone.lock();
+    let mut rng = rand::rng();
+    let agents: Vec<u64> = tenant.agents().map(|a| a.agent_id).collect();
+    let owned: Vec<u64> = tenant
+        .skills()
+        .filter(|s| s.is_active && s.skill_name.starts_with(OWNED_PREFIX))
+        .map(|s| s.skill_id)
+        .collect();
+    let (Some(&agent_id), Some(&skill_id)) = (agents.choose(&mut rng), owned.choose(&mut rng))
+    else {
+        return;
+    };
+    let (op, entry) = match tenant.assignment(skill_id, agent_id) {
+        Some(_) if rng.random_bool(1.0 / 3.0) => (
+            AssignOp::Unassign,
+            EntryInput {
+                id: agent_id,
+                is_active: None,
+                proficiency: None,
+            },
+        ),
+        Some(held) => (
+            AssignOp::Update,
+            EntryInput {
+                id: agent_id,
+                is_active: None,
+                proficiency: Some(i64::from(held.proficiency % 20 + 1)),
+            },
+        ),
+        None => (
+            AssignOp::Assign,
+            EntryInput {
+                id: agent_id,
+                is_active: Some(true),
+                proficiency: Some(rng.random_range(1..=20)),
+            },
+        ),
+    };
+    let results = tenant.apply_entries(op, Side::Skill(skill_id), &[entry], 0.0);
+    if results.iter().any(|r| r.outcome.is_err()) {
+        return;
+    }
+    let held = tenant.assignment(skill_id, agent_id);
+    let written = CxoneWritten {
+        agent_id,
+        skill_id,
+        proficiency: held.map(|a| a.proficiency),
+        is_active: held.map(|a| a.is_active),
+        assigned: held.is_some(),
+    };
+    // Logged before the tenant is released, so that no reader sees the write but not the log.
+    app.other_writer
+        .lock()
+        .cxone
+        .insert((agent_id, skill_id), written);
 }

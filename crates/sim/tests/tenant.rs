@@ -166,6 +166,7 @@ async fn a_fixture_written_from_state_serves_the_same_state() {
     let token = first.token().await;
     // Make the state differ from anything a generator makes: a changed user and a new skill.
     let state = first.state().await;
+    let cxone_at_start = state["cxone"].clone();
     let user = &list(&state, "users")[0];
     let answer = first
         .put(
@@ -189,13 +190,26 @@ async fn a_fixture_written_from_state_serves_the_same_state() {
         )
         .await;
     assert_eq!(answer.status, 201, "{}", answer.body);
-    let state = first.state().await;
+    let mut state = first.state().await;
+    // The CXone dialect's tenant is its own: writes to the others do not reach it...
+    assert_eq!(state["cxone"], cxone_at_start);
 
     let dir = TempDir::new("fixture");
     let path = dir.0.join("tenant.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&state).unwrap()).unwrap();
     let second = common::start_with(SimConfig::quiet(TenantSource::Fixture(path))).await;
-    assert_eq!(second.state().await, state);
+    let mut served = second.state().await;
+    // ...and a fixture's is built from the rest of the document, whatever its `cxone` says.
+    let doc: skillsync_sim::TenantDoc = serde_json::from_value(state.clone()).unwrap();
+    let rebuilt = skillsync_sim::cxone::CxoneTenant::from_doc(&doc).to_json();
+    assert_eq!(served["cxone"], rebuilt);
+    assert_ne!(
+        rebuilt, cxone_at_start,
+        "the new skill and the changed user are in it"
+    );
+    served.as_object_mut().unwrap().remove("cxone");
+    state.as_object_mut().unwrap().remove("cxone");
+    assert_eq!(served, state);
     // And it serves it through the API too.
     let token = second.token().await;
     let found = second

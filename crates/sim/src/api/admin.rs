@@ -36,6 +36,7 @@ pub async fn index() -> Response {
     axum::Json(json!({
         "name": "skillsync tenant simulator (CXone Admin API v2)",
         "api": "/api/v2",
+        "cxone": crate::cxone::BASE_PATH,
         "token": "POST /api/v2/oauth/token (grant_type=client_credentials, client_id, client_secret, scope?)",
         "openapi": "/openapi.json",
         "inspect": ["/sim/stats", "/sim/state", "/sim/config", "/sim/other-writer", "/sim/clock"],
@@ -63,10 +64,13 @@ pub async fn stats(State(app): State<Arc<App>>) -> Response {
     axum::Json(body).into_response()
 }
 
-/// `GET /sim/state`: the whole tenant, in the fixture format.
+/// `GET /sim/state`: the whole tenant, in the fixture format, with the CXone dialect's tenant
+/// under `cxone` (a fixture's `cxone` is ignored: that tenant is always built from the rest).
 pub async fn state(State(app): State<Arc<App>>) -> Response {
     let doc = app.tenant.lock().to_doc();
-    axum::Json(doc).into_response()
+    let mut body = serde_json::to_value(doc).unwrap_or_default();
+    body["cxone"] = app.cxone.lock().to_json();
+    axum::Json(body).into_response()
 }
 
 /// `POST /sim/reset`: back to the initial tenant, counters cleared.
@@ -75,7 +79,8 @@ pub async fn reset(State(app): State<Arc<App>>) -> Response {
     axum::Json(json!({ "reset": true })).into_response()
 }
 
-/// `GET /sim/other-writer`: per user, the assignments the other integration last wrote.
+/// `GET /sim/other-writer`: per user, the assignments the other integration last wrote; under
+/// `cxone`, per (agent, skill), what it last wrote in the CXone dialect.
 pub async fn other_writer(State(app): State<Arc<App>>) -> Response {
     let _no_cycle_in_progress = app.other_writer_cycle.lock().await;
     let log = app.other_writer.lock().clone();
@@ -84,6 +89,7 @@ pub async fn other_writer(State(app): State<Arc<App>>) -> Response {
         "writes": stats.other_writer_writes,
         "conflicts": stats.other_writer_conflicts,
         "users": log.users,
+        "cxone": log.cxone.values().collect::<Vec<_>>(),
     }))
     .into_response()
 }

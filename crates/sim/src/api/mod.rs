@@ -3,6 +3,7 @@
 //! body naming the field, never a framework's plain-text rejection.
 
 pub mod admin;
+pub mod cxone;
 pub mod definitions;
 pub mod oauth;
 #[cfg(test)]
@@ -22,7 +23,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
@@ -138,8 +139,31 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Arc<App>>)> {
             "/api/v2/users/{userId}",
             axum::routing::put(users::update),
         ),
+        ("GET", CX_AGENTS, get(cxone::list_agents)),
+        ("GET", CX_AGENT_SKILLS, get(cxone::agent_skills)),
+        ("POST", CX_AGENT_SKILLS, post(cxone::assign_skills)),
+        ("PUT", CX_AGENT_SKILLS, put(cxone::update_skills)),
+        ("DELETE", CX_AGENT_SKILLS, delete(cxone::unassign_skills)),
+        ("GET", CX_SKILLS, get(cxone::list_skills)),
+        ("POST", CX_SKILLS, post(cxone::create_skills)),
+        ("GET", CX_SKILLS_AGENTS, get(cxone::skills_agents)),
+        ("GET", CX_SKILL, get(cxone::fetch_skill)),
+        ("PUT", CX_SKILL, put(cxone::update_skill)),
+        ("GET", CX_SKILL_AGENTS, get(cxone::skill_agents)),
+        ("POST", CX_SKILL_AGENTS, post(cxone::assign_agents)),
+        ("PUT", CX_SKILL_AGENTS, put(cxone::update_agents)),
+        ("DELETE", CX_SKILL_AGENTS, delete(cxone::unassign_agents)),
     ]
 }
+
+// The CXone dialect's routes; `routes()` needs `&'static str`, so the base path is spelled out
+// here rather than joined to `crate::cxone::BASE_PATH` (a unit test holds the two together).
+const CX_AGENTS: &str = "/incontactapi/services/v31.0/agents";
+const CX_AGENT_SKILLS: &str = "/incontactapi/services/v31.0/agents/{agentId}/skills";
+const CX_SKILLS: &str = "/incontactapi/services/v31.0/skills";
+const CX_SKILLS_AGENTS: &str = "/incontactapi/services/v31.0/skills/agents";
+const CX_SKILL: &str = "/incontactapi/services/v31.0/skills/{skillId}";
+const CX_SKILL_AGENTS: &str = "/incontactapi/services/v31.0/skills/{skillId}/agents";
 
 /// Inspection routes (no auth, loopback only), as (method, path template).
 pub fn sim_routes() -> Vec<(&'static str, &'static str, MethodRouter<Arc<App>>)> {

@@ -112,6 +112,11 @@ fn parameters(doc: &Value, path: &str, operation: &Value) -> Vec<Value> {
         .collect()
 }
 
+/// Whether a path is behind the gateway: the Admin API v2 or the CXone dialect.
+fn is_api(path: &str) -> bool {
+    path.starts_with("/api/v2/") || path.starts_with(crate::cxone::BASE_PATH)
+}
+
 fn resolve<'a>(doc: &'a Value, pointer: &str) -> Option<&'a Value> {
     doc.pointer(pointer.strip_prefix('#')?)
 }
@@ -196,7 +201,7 @@ fn openapi_security_names_the_tenants_scopes() {
         let security = operation["security"]
             .as_array()
             .unwrap_or_else(|| panic!("{method} {path} does not say what security it needs"));
-        let needs_token = path.starts_with("/api/v2/") && path != "/api/v2/oauth/token";
+        let needs_token = is_api(&path) && path != "/api/v2/oauth/token";
         if !needs_token {
             assert!(security.is_empty(), "{method} {path} takes no token");
             continue;
@@ -300,7 +305,7 @@ fn is_error_body(doc: &Value, schema: &Value) -> bool {
 fn openapi_documents_every_error_with_the_json_error_body() {
     let doc = document();
     for (method, path, operation) in operations(&doc) {
-        if !path.starts_with("/api/v2/") {
+        if !is_api(&path) {
             continue;
         }
         for (code, answer) in operation["responses"].as_object().expect("responses") {
@@ -328,13 +333,34 @@ fn openapi_query_parameters_allow_the_empty_value_the_handlers_read_as_absent() 
     let doc = document();
     for (method, path, operation) in operations(&doc) {
         for parameter in parameters(&doc, &path, &operation) {
-            if parameter["in"] == "query" {
-                assert_eq!(
-                    parameter["allowEmptyValue"], true,
-                    "{method} {path}: `{}` is read by `Params::get`, where empty means absent",
-                    parameter["name"]
-                );
+            if parameter["in"] != "query" {
+                continue;
             }
+            // Empty is absent, and a required parameter that is absent is a 400: the document
+            // must then not call the empty value valid.
+            let allowed = parameter["required"] != true;
+            assert_eq!(
+                parameter["allowEmptyValue"] == true,
+                allowed,
+                "{method} {path}: `{}` is read by `Params::get`, where empty means absent",
+                parameter["name"]
+            );
         }
+    }
+}
+
+#[test]
+fn cxone_routes_live_under_the_dialects_base_path() {
+    let cxone: Vec<String> = routes()
+        .into_iter()
+        .map(|(_, path, _)| path.to_string())
+        .filter(|path| path.starts_with("/incontactapi/"))
+        .collect();
+    assert_eq!(cxone.len(), 14, "{cxone:?}");
+    for path in cxone {
+        assert!(
+            path.starts_with(&format!("{}/", crate::cxone::BASE_PATH)),
+            "{path}"
+        );
     }
 }
