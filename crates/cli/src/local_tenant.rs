@@ -185,8 +185,8 @@ assignments = "hris/assignments.csv"
 /// names them.
 pub fn speak_cxone(dir: &Path, base: &str) -> anyhow::Result<()> {
     let path = dir.join("skillsync.toml");
-    let config =
-        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let config = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let cxone = format!(
         "api_base = \"{base}/incontactapi/services/v31.0\"\ntoken_url = \"{base}/api/v2/oauth/token\"\ndialect = \"cxone\"\nname_pattern = \"{{code}}_{{locale}}\""
     );

@@ -55,17 +55,32 @@ async fn apply_makes_the_tenant_hold_the_files_with_one_call_per_skill_and_opera
 
     let (held, other_after) = cxone_assignments(&sim_get(&base, "/sim/state").await);
     assert_eq!(held, expected.wanted, "the tenant holds what the files say");
-    assert_eq!(other_after, other_before, "another integration's skills untouched");
+    assert_eq!(
+        other_after, other_before,
+        "another integration's skills untouched"
+    );
 
     // Every write is one (skill, operation) for up to 100 agents: no agent is written alone.
     let stats = sim_get(&base, "/sim/stats").await;
     let per_skill_writes: u64 = ["POST", "PUT", "DELETE"]
         .iter()
-        .map(|m| count(&stats, m, "/incontactapi/services/v31.0/skills/{skillId}/agents"))
+        .map(|m| {
+            count(
+                &stats,
+                m,
+                "/incontactapi/services/v31.0/skills/{skillId}/agents",
+            )
+        })
         .sum();
     let per_agent_writes: u64 = ["POST", "PUT", "DELETE"]
         .iter()
-        .map(|m| count(&stats, m, "/incontactapi/services/v31.0/agents/{agentId}/skills"))
+        .map(|m| {
+            count(
+                &stats,
+                m,
+                "/incontactapi/services/v31.0/agents/{agentId}/skills",
+            )
+        })
         .sum();
     assert_eq!(per_agent_writes, 0, "{stats}");
     // 10 skills × 2 locales, three operations each at most, each far under 100 agents.
@@ -74,14 +89,20 @@ async fn apply_makes_the_tenant_hold_the_files_with_one_call_per_skill_and_opera
         "{per_skill_writes} writes: {stats}"
     );
     assert_eq!(
-        report["users"]["updated"].as_array().map_or(0, Vec::len),
+        report["applied"]["usersUpdated"]
+            .as_array()
+            .map_or(0, Vec::len),
         expected.changed_agents,
         "{report}"
     );
 
     let replanned = run(&ws.0, &["plan"]).await;
     assert_eq!(replanned.status.code(), Some(0), "{}", stdout(&replanned));
-    assert!(stdout(&replanned).contains("No changes"), "{}", stdout(&replanned));
+    assert!(
+        stdout(&replanned).contains("No changes"),
+        "{}",
+        stdout(&replanned)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,8 +186,8 @@ async fn agents_the_tenant_refuses_are_reported_with_the_reason_and_the_others_a
     write_cxone_config(&ws.0, &base, "");
     let applied = run(&ws.0, &["apply", "--yes", "--output", "json"]).await;
     let report: Value = serde_json::from_str(&stdout(&applied)).unwrap();
-    let failed = report["users"]["failed"].as_array().unwrap();
-    let updated = report["users"]["updated"].as_array().unwrap();
+    let failed = report["applied"]["usersFailed"].as_array().unwrap();
+    let updated = report["applied"]["usersUpdated"].as_array().unwrap();
     assert!(!failed.is_empty(), "5% of entries refused: {report}");
     assert!(
         failed
@@ -174,7 +195,11 @@ async fn agents_the_tenant_refuses_are_reported_with_the_reason_and_the_others_a
             .all(|f| f["reason"].as_str().unwrap().contains("REJECTED")),
         "{failed:?}"
     );
-    assert_eq!(failed.len() + updated.len(), expected.changed_agents, "{report}");
+    assert_eq!(
+        failed.len() + updated.len(),
+        expected.changed_agents,
+        "{report}"
+    );
     assert_eq!(applied.status.code(), Some(1), "{}", stderr(&applied));
     // The refused agents only: a second run (the tenant now taking everything) finishes them.
     set_knobs(&base, json!({"rejectWriteRate": 0.0})).await;
@@ -235,11 +260,67 @@ async fn apply_converges_under_faults_drops_and_another_integration() {
         let held_now = other.get(&(name, agent));
         if entry["assigned"] == true {
             let held_now = held_now.expect("an assignment the other integration made is kept");
-            assert_eq!(u64::from(held_now.0), entry["proficiency"].as_u64().unwrap());
+            assert_eq!(
+                u64::from(held_now.0),
+                entry["proficiency"].as_u64().unwrap()
+            );
         } else {
             assert!(held_now.is_none(), "{entry}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_mid_apply_is_interrupted_in_history_and_the_rerun_converges() {
+    let ws = workspace("cxone-kill");
+    let doc = tenant(1_000);
+    let expected = write_cxone_hris(&ws.0, &doc);
+    let (base, _stop) = start_sim_with(
+        doc,
+        Knobs {
+            rate_limit: skillsync_sim::Rate::PerSecond(20.0),
+            burst: 5,
+            ..Knobs::quiet()
+        },
+    )
+    .await;
+    // Slow enough to stop mid-run; the dead run's lease runs out soon, for the test.
+    write_cxone_config(&ws.0, &base, "\n[store]\nlease_ttl = \"3s\"\n");
+    let config = std::fs::read_to_string(ws.0.join("skillsync.toml"))
+        .unwrap()
+        .replace("requests_per_second = 1000", "requests_per_second = 20")
+        .replace("burst = 100", "burst = 5");
+    std::fs::write(ws.0.join("skillsync.toml"), config).unwrap();
+
+    let mut child = spawn(&ws.0, &["apply", "--yes", "--output", "json"]);
+    wait_until_writing(&base, 10, &mut child).await;
+    signal(&child, "-KILL");
+    let _ = child.wait();
+    let (held, _) = cxone_assignments(&sim_get(&base, "/sim/state").await);
+    assert_ne!(held, expected.wanted, "the kill must land mid-run");
+
+    let history = run(&ws.0, &["history"]).await;
+    assert!(
+        stdout(&history).contains("interrupted"),
+        "{}",
+        stdout(&history)
+    );
+    let rerun = run(&ws.0, &["apply", "--yes", "--wait", "1m"]).await;
+    assert_eq!(rerun.status.code(), Some(0), "{}", stderr(&rerun));
+    let (held, _) = cxone_assignments(&sim_get(&base, "/sim/state").await);
+    assert_eq!(held, expected.wanted);
+    let replanned = run(&ws.0, &["plan"]).await;
+    assert_eq!(replanned.status.code(), Some(0), "{}", stdout(&replanned));
+
+    let history = run(&ws.0, &["history", "--output", "json"]).await;
+    let history: Value = serde_json::from_slice(&history.stdout).unwrap();
+    let runs = &history["runs"];
+    assert_eq!(runs[0]["outcome"], "succeeded", "{runs}");
+    assert_eq!(runs[1]["outcome"], "interrupted", "{runs}");
+    assert!(
+        runs[1]["writes"].as_u64().unwrap() > 0,
+        "the killed run's answered writes are journaled: {runs}"
+    );
 }
 
 /// PUT through the dialect with the demo client's token.

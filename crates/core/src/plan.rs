@@ -755,7 +755,7 @@ pub fn resolve(
         if canonical.description != entry.description {
             fields.push("description");
         }
-        if canonical.routing_profile_id != entry.routing_profile_id {
+        if !live.without_profiles && canonical.routing_profile_id != entry.routing_profile_id {
             fields.push("routingProfileId");
         }
         if !fields.is_empty() {

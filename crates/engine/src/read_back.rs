@@ -118,14 +118,22 @@ fn changed_definitions(write: &skillsync_cxone::UserWrite) -> Vec<DefinitionId> 
 
 /// `now` holds only the definitions in `read`; the user's other assignments are taken from
 /// `as_read`, where the write left them.
-fn complete_from(now: &mut UserAssignments, as_read: &UserAssignments, read: &BTreeSet<DefinitionId>) {
+fn complete_from(
+    now: &mut UserAssignments,
+    as_read: &UserAssignments,
+    read: &BTreeSet<DefinitionId>,
+) {
     let mut skills: Vec<_> = as_read
         .skills
         .iter()
         .filter(|a| !read.contains(&a.definition))
         .cloned()
         .collect();
-    skills.extend(now.skills.drain(..).filter(|a| read.contains(&a.definition)));
+    skills.extend(
+        now.skills
+            .drain(..)
+            .filter(|a| read.contains(&a.definition)),
+    );
     now.skills = skills;
     now.unmapped.retain(|d, _| read.contains(d));
     now.unmapped.extend(

@@ -78,9 +78,11 @@ pub fn write_cxone_hris(dir: &Path, doc: &TenantDoc) -> CxoneExpected {
     let mut held: BTreeMap<u64, Vec<(String, u8, bool)>> = BTreeMap::new();
     for a in tenant.assignments() {
         if let Some((code, _)) = codes.get(&a.skill_id) {
-            held.entry(a.agent_id)
-                .or_default()
-                .push((code.clone(), level_of(a.proficiency), a.is_active));
+            held.entry(a.agent_id).or_default().push((
+                code.clone(),
+                level_of(a.proficiency),
+                a.is_active,
+            ));
         }
     }
     let mut agents = String::from("employee_id,user_id,locale\n");

@@ -114,7 +114,11 @@ pub fn write_hris_for(
     let hris = dir.join("hris");
     std::fs::create_dir_all(&hris).with_context(|| format!("cannot create {}", hris.display()))?;
     let agent_of: BTreeMap<&str, u64> = cxone
-        .map(|t| t.agents().map(|a| (a.user_id.as_str(), a.agent_id)).collect())
+        .map(|t| {
+            t.agents()
+                .map(|a| (a.user_id.as_str(), a.agent_id))
+                .collect()
+        })
         .unwrap_or_default();
     let no_proficiencies: &[skillsync_sim::Assignment] = &[];
 

@@ -323,7 +323,10 @@ fn cxone_bounds(
     for change in &scenario.changes {
         match &change.skill {
             scenario::SkillTarget::Existing(definition) => {
-                let skill = skill_of.get(definition.as_str()).copied().unwrap_or_default();
+                let skill = skill_of
+                    .get(definition.as_str())
+                    .copied()
+                    .unwrap_or_default();
                 *writes.entry((skill.to_string(), "update")).or_default() += 1;
             }
             scenario::SkillTarget::New { code, locale } => {
