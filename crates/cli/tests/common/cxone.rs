@@ -35,11 +35,14 @@ assignments = "hris/assignments.csv"
     std::fs::write(dir.join("skillsync.toml"), config).unwrap();
 }
 
+/// Assignments by (skill name, agent id): (proficiency, active).
+pub type Held = BTreeMap<(String, u64), (u8, bool)>;
+
 /// What the files ask of the tenant: (skill name, agent id) → (proficiency, active), for the
 /// catalog's skills; and how many assignments change.
 #[derive(Debug, Default)]
 pub struct CxoneExpected {
-    pub wanted: BTreeMap<(String, u64), (u8, bool)>,
+    pub wanted: Held,
     pub changed_agents: usize,
     pub removed: usize,
 }
@@ -129,12 +132,7 @@ pub fn write_cxone_hris(dir: &Path, doc: &TenantDoc) -> CxoneExpected {
 
 /// The dialect's assignments from `/sim/state`, by (skill name, agent id), split into the
 /// catalog's and the other integration's (`Ext_`).
-pub fn cxone_assignments(
-    state: &Value,
-) -> (
-    BTreeMap<(String, u64), (u8, bool)>,
-    BTreeMap<(String, u64), (u8, bool)>,
-) {
+pub fn cxone_assignments(state: &Value) -> (Held, Held) {
     let names: BTreeMap<u64, &str> = state["cxone"]["skills"]
         .as_array()
         .unwrap()
