@@ -54,6 +54,7 @@ pub(crate) const CAPABILITIES: Capabilities = Capabilities {
     locale_in_name: true,
     per_definition_writes: Some(MAX_WRITE_ENTRIES),
     deletes_definitions: false,
+    max_create_batch: Some(MAX_WRITE_ENTRIES),
 };
 
 /// The locale every definition read in this dialect carries until the engine matches its name
@@ -545,65 +546,84 @@ impl TenantApi for CxoneApi {
     }
 
     async fn create_definition(&self, new: &NewDefinition) -> Result<Definition> {
-        if new.kind == Kind::Proficiency {
-            return Err(Error::Unsupported {
-                dialect: "cxone",
-                operation: "proficiency definitions",
-            });
-        }
-        let call = Call::new(Method::POST, "/skills", "/skills".to_string())
-            .json(json!({ "skills": [{
-                "skillName": new.name,
-                "isActive": true,
-                "description": new.description,
-            }]}))
-            .no_blind_retry()
-            .about("skill", &new.name);
-        let reply = self.http.send(&call).await?;
-        let answer: WireCreateAnswer = reply.json(&call)?;
-        let Some(result) = answer.skill_results.into_iter().next() else {
-            return Err(call.protocol_error(AnswerProblem::BulkResults {
-                results: 0,
-                entries: 1,
-            }));
-        };
-        match (result.success, result.skill_id, result.error) {
-            (true, Some(id), _) => Ok(Definition {
-                id: DefinitionId(id.to_string()),
-                kind: Kind::Skill,
-                name: new.name.clone(),
-                locale: new.locale.clone(),
-                active: true,
-                description: new.description.clone(),
-                routing_profile_id: String::new(),
-                version: Version(0),
-            }),
-            (_, _, Some(error)) if error.code == "DUPLICATE_NAME" => {
+        let mut outcomes = self.create_definitions(std::slice::from_ref(new)).await?;
+        match outcomes.pop() {
+            Some(Err(Error::Rejected { code, .. })) if code == "DUPLICATE_NAME" => {
                 // Made by an earlier attempt whose answer was lost, or by someone else since
                 // the look-up: the name is unique, so the one that has it is the one.
-                let mut found = self
-                    .find_definitions(new.kind, &new.name, &new.locale)
-                    .await?;
+                let mut found = self.find_definitions(new.kind, &new.name, &new.locale).await?;
                 found.pop().ok_or(Error::NotFound {
                     what: "skill",
                     id: new.name.clone(),
                 })
             }
-            (_, _, error) => {
-                let error = error.unwrap_or(WireEntryError {
-                    code: "UNKNOWN".into(),
-                    message: "failed without a reason".into(),
-                });
-                Err(Error::Rejected {
-                    method: "POST".into(),
-                    route: "/skills",
-                    status: 200,
-                    code: error.code,
-                    message: error.message,
-                    details: Vec::new(),
-                })
-            }
+            Some(outcome) => outcome,
+            None => Err(Error::NotFound {
+                what: "skill",
+                id: new.name.clone(),
+            }),
         }
+    }
+
+    async fn create_definitions(&self, news: &[NewDefinition]) -> Result<Vec<Result<Definition>>> {
+        if news.iter().any(|n| n.kind == Kind::Proficiency) {
+            return Err(Error::Unsupported {
+                dialect: "cxone",
+                operation: "proficiency definitions",
+            });
+        }
+        let items: Vec<serde_json::Value> = news
+            .iter()
+            .map(|new| {
+                json!({
+                    "skillName": new.name,
+                    "isActive": true,
+                    "description": new.description,
+                })
+            })
+            .collect();
+        let call = Call::new(Method::POST, "/skills", "/skills".to_string())
+            .json(json!({ "skills": items }))
+            .no_blind_retry()
+            .about("skill", news.first().map(|n| n.name.as_str()).unwrap_or_default());
+        let reply = self.http.send(&call).await?;
+        let answer: WireCreateAnswer = reply.json(&call)?;
+        if answer.skill_results.len() != news.len() {
+            return Err(call.protocol_error(AnswerProblem::BulkResults {
+                results: answer.skill_results.len(),
+                entries: news.len(),
+            }));
+        }
+        Ok(news
+            .iter()
+            .zip(answer.skill_results)
+            .map(|(new, result)| match (result.success, result.skill_id, result.error) {
+                (true, Some(id), _) => Ok(Definition {
+                    id: DefinitionId(id.to_string()),
+                    kind: Kind::Skill,
+                    name: new.name.clone(),
+                    locale: new.locale.clone(),
+                    active: true,
+                    description: new.description.clone(),
+                    routing_profile_id: String::new(),
+                    version: Version(0),
+                }),
+                (_, _, error) => {
+                    let error = error.unwrap_or(WireEntryError {
+                        code: "UNKNOWN".into(),
+                        message: "failed without a reason".into(),
+                    });
+                    Err(Error::Rejected {
+                        method: "POST".into(),
+                        route: "/skills",
+                        status: 200,
+                        code: error.code,
+                        message: format!("{}: {}", new.name, error.message),
+                        details: Vec::new(),
+                    })
+                }
+            })
+            .collect())
     }
 
     async fn update_definition(&self, d: &Definition) -> Result<Definition> {

@@ -39,6 +39,9 @@ pub struct Capabilities {
     pub per_definition_writes: Option<usize>,
     /// Whether `delete_definition` exists (the CXone dialect retires skills by deactivating).
     pub deletes_definitions: bool,
+    /// Most definitions one [`TenantApi::create_definitions`] call creates; `None` when the
+    /// dialect creates one at a time.
+    pub max_create_batch: Option<usize>,
 }
 
 impl Capabilities {
@@ -274,6 +277,18 @@ pub trait TenantApi: Send + Sync {
 
     /// One `POST`; never retried blindly (see [`TenantApi::ensure_definition`]).
     async fn create_definition(&self, new: &NewDefinition) -> Result<Definition>;
+
+    /// One `POST` creating several definitions (at most [`Capabilities::max_create_batch`]),
+    /// never retried blindly: an outcome per definition, in order. Only for definitions just
+    /// looked up and found absent; one whose outcome is not `Ok` is left to
+    /// [`TenantApi::ensure_definition`], which looks before it posts again.
+    async fn create_definitions(&self, news: &[NewDefinition]) -> Result<Vec<Result<Definition>>> {
+        let _ = news;
+        Err(Error::Unsupported {
+            dialect: self.capabilities().dialect.name(),
+            operation: "creating definitions in a batch",
+        })
+    }
 
     /// Full replace with `If-Match` (e.g. to reactivate or soft-delete).
     async fn update_definition(&self, definition: &Definition) -> Result<Definition>;

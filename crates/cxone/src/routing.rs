@@ -44,6 +44,7 @@ pub(crate) const CAPABILITIES: Capabilities = Capabilities {
     locale_in_name: false,
     per_definition_writes: None,
     deletes_definitions: true,
+    max_create_batch: None,
 };
 
 /// The routing dialect.

@@ -399,6 +399,77 @@ async fn remember_mappings(
 
 /// Creates, reactivates and updates definitions; `Err` names the step that failed (the run
 /// then writes no user: their writes would refer to it).
+/// Where the dialect creates several definitions in one call and the listing just read
+/// found them absent: the creates of the plan in as few calls as that allows. Returns the
+/// plan's actions done; any other (a refusal, a lost answer) is left to the one-by-one
+/// `ensure_definition`, which looks before it posts again.
+async fn create_in_batches(
+    api: &dyn TenantApi,
+    plan: &mut Plan,
+    report: &mut ApplyReport,
+    writer: &Writer<'_>,
+    looked_up: LookedUp,
+) -> HashSet<usize> {
+    let mut done = HashSet::new();
+    let Some(most) = api.capabilities().max_create_batch else {
+        return done;
+    };
+    if looked_up != LookedUp::Absent {
+        return done;
+    }
+    let creates: Vec<(usize, NewDefinition)> = plan
+        .definitions
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.action == DefinitionActionKind::Create)
+        .map(|(at, action)| {
+            (
+                at,
+                NewDefinition {
+                    kind: action.kind,
+                    name: action.name.clone(),
+                    locale: action.locale.clone(),
+                    description: action.description.clone(),
+                    routing_profile_id: action.routing_profile_id.clone(),
+                },
+            )
+        })
+        .collect();
+    for batch in creates.chunks(most.max(1)) {
+        if writer.should_stop().await.is_some() {
+            break;
+        }
+        let news: Vec<NewDefinition> = batch.iter().map(|(_, n)| n.clone()).collect();
+        let outcomes = match api.create_definitions(&news).await {
+            Ok(outcomes) => outcomes,
+            Err(error) => {
+                tracing::debug!(error = %crate::explain(&error), "batch create failed; creating one by one");
+                continue;
+            }
+        };
+        let mut records = Vec::new();
+        for ((at, _), outcome) in batch.iter().zip(outcomes) {
+            let Ok(definition) = outcome else { continue };
+            let action = &plan.definitions[*at];
+            let (code, locale) = (action.code.clone(), action.locale.clone());
+            plan.resolution.bind(&code, &locale, definition.id.clone());
+            records.push(Entry {
+                target: WriteTarget::Definition,
+                subject: definition.id.to_string(),
+                before: Snapshot::Absent,
+                after: entries::definition(&definition),
+                status: WriteStatus::Applied,
+                detail: None,
+                routes: false,
+            });
+            report.definitions_created += 1;
+            done.insert(*at);
+        }
+        writer.record(records).await;
+    }
+    done
+}
+
 async fn ensure_definitions(
     api: &dyn TenantApi,
     plan: &mut Plan,
@@ -421,10 +492,14 @@ async fn ensure_definitions(
             .await;
     };
     let total = plan.definitions.len();
+    let created_in_batches = create_in_batches(api, plan, report, writer, looked_up).await;
     for done in 0..total {
         progress(Phase::Definitions, done, total);
         if let Some(why) = writer.should_stop().await {
             return Err(why.to_string());
+        }
+        if created_in_batches.contains(&done) {
+            continue;
         }
         let action = plan.definitions[done].clone();
         let failed = |verb: &str, source: Error| {
