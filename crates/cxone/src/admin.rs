@@ -351,85 +351,100 @@ impl CxoneApi {
             .collect())
     }
 
+    async fn skill_ids(&self) -> Result<Vec<u64>> {
+        let skills: Vec<WireSkill> =
+            list_all(&self.http, "/skills", "/skills".into(), Vec::new(), LIST_TOP).await?;
+        Ok(skills.into_iter().map(|s| s.skill_id).collect())
+    }
+
+    /// Every assignment of these skills, through listings naming up to 100 skills each.
+    async fn assignment_rows(&self, skill_ids: &[u64]) -> Result<Vec<WireAssignment>> {
+        let reads: Vec<_> = skill_ids
+            .chunks(SKILLS_PER_READ)
+            .map(|chunk| {
+                let ids = chunk
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                list_all::<WireAssignment>(
+                    &self.http,
+                    "/skills/agents",
+                    "/skills/agents".into(),
+                    vec![("skills", ids)],
+                    ASSIGNMENT_TOP,
+                )
+            })
+            .collect();
+        let pages: Vec<Vec<WireAssignment>> = stream::iter(reads)
+            .buffered(PAGES_IN_PARALLEL)
+            .try_collect()
+            .await?;
+        Ok(pages.into_iter().flatten().collect())
+    }
+
     async fn all_users(&self, query: UserQuery) -> Result<Vec<UserAssignments>> {
         if query.proficiency_id.is_some() {
             return Ok(Vec::new());
         }
-        let skill_ids: Vec<u64> = match (&query.skill_id, &query.definitions) {
-            (Some(id), _) => vec![parse_id(id.as_str(), "skill")?],
-            (None, Some(ids)) => ids
-                .iter()
-                .filter_map(|id| id.as_str().parse().ok())
-                .collect(),
-            (None, None) => {
-                let skills: Vec<WireSkill> = list_all(
-                    &self.http,
-                    "/skills",
-                    "/skills".into(),
-                    Vec::new(),
-                    LIST_TOP,
-                )
-                .await?;
-                skills.into_iter().map(|s| s.skill_id).collect()
-            }
-        };
-        let agents = async {
-            if query.skill_id.is_some() || (query.holders_only && query.definitions.is_some()) {
-                return Ok(None);
-            }
-            let agents: Vec<WireAgent> = list_all(
-                &self.http,
-                "/agents",
-                "/agents".into(),
-                Vec::new(),
-                LIST_TOP,
-            )
-            .await?;
-            Ok::<_, Error>(Some(agents))
-        };
-        let rows = async {
-            let reads: Vec<_> = skill_ids
-                .chunks(SKILLS_PER_READ)
-                .map(|chunk| {
-                    let ids = chunk
-                        .iter()
-                        .map(u64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(",");
-                    list_all::<WireAssignment>(
-                        &self.http,
-                        "/skills/agents",
-                        "/skills/agents".into(),
-                        vec![("skills", ids)],
-                        ASSIGNMENT_TOP,
-                    )
-                })
-                .collect();
-            let pages: Vec<Vec<WireAssignment>> = stream::iter(reads)
-                .buffered(PAGES_IN_PARALLEL)
-                .try_collect()
-                .await?;
-            Ok::<_, Error>(pages.into_iter().flatten().collect::<Vec<_>>())
-        };
-        let (agents, rows) = if skill_ids.is_empty() {
-            (agents.await?, Vec::new())
-        } else {
-            tokio::try_join!(agents, rows)?
-        };
         let mut by_agent: BTreeMap<u64, Vec<(u64, u8, bool)>> = BTreeMap::new();
-        if let Some(agents) = &agents {
-            for agent in agents {
+        if let Some(id) = &query.skill_id {
+            // The holders of one skill, each with every skill they hold (what a caller that
+            // strips it checks the rest of the list against): their rows among all skills'.
+            let skill = parse_id(id.as_str(), "skill")?;
+            let holders: std::collections::BTreeSet<u64> = self
+                .assignment_rows(&[skill])
+                .await?
+                .into_iter()
+                .map(|row| row.agent_id)
+                .collect();
+            if holders.is_empty() {
+                return Ok(Vec::new());
+            }
+            let all = self.skill_ids().await?;
+            for row in self.assignment_rows(&all).await? {
+                if holders.contains(&row.agent_id) {
+                    by_agent.entry(row.agent_id).or_default().push((
+                        row.skill_id,
+                        row.proficiency,
+                        row.is_active,
+                    ));
+                }
+            }
+        } else {
+            let skill_ids: Vec<u64> = match &query.definitions {
+                Some(ids) => ids.iter().filter_map(|id| id.as_str().parse().ok()).collect(),
+                None => self.skill_ids().await?,
+            };
+            let agents = async {
+                if query.holders_only && query.definitions.is_some() {
+                    return Ok(None);
+                }
+                let agents: Vec<WireAgent> =
+                    list_all(&self.http, "/agents", "/agents".into(), Vec::new(), LIST_TOP)
+                        .await?;
+                Ok::<_, Error>(Some(agents))
+            };
+            let rows = async {
+                if skill_ids.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    self.assignment_rows(&skill_ids).await
+                }
+            };
+            let (agents, rows) = tokio::try_join!(agents, rows)?;
+            for agent in agents.iter().flatten() {
                 by_agent.entry(agent.agent_id).or_default();
             }
-        }
-        for row in rows {
-            // An assignment of an agent the listing did not have (created meanwhile) is kept:
-            // the agent exists.
-            by_agent.entry(row.agent_id).or_default().push((
-                row.skill_id,
-                row.proficiency,
-                row.is_active,
-            ));
+            for row in rows {
+                // An assignment of an agent the listing did not have (created meanwhile) is
+                // kept: the agent exists.
+                by_agent.entry(row.agent_id).or_default().push((
+                    row.skill_id,
+                    row.proficiency,
+                    row.is_active,
+                ));
+            }
         }
         Ok(by_agent
             .into_iter()

@@ -47,14 +47,16 @@ pub async fn read_live(
             .values()
             .map(|e| e.name.to_lowercase())
             .collect();
-        let definitions = live
-            .definitions
-            .iter()
-            .filter(|d| catalog_names.contains(&d.name.to_lowercase()))
-            .map(|d| d.id.clone())
-            .collect();
+        // No catalog (`export`, adopting a tenant): every definition's assignments.
+        let definitions = (!catalog.entries.is_empty()).then(|| {
+            live.definitions
+                .iter()
+                .filter(|d| catalog_names.contains(&d.name.to_lowercase()))
+                .map(|d| d.id.clone())
+                .collect()
+        });
         live.users = users(UserQuery {
-            definitions: Some(definitions),
+            definitions,
             ..UserQuery::default()
         })
         .await?;

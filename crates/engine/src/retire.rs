@@ -458,13 +458,18 @@ pub async fn prepare(
         operation: "retiring no catalog variant",
     })?;
     let kind = first.kind;
-    let definitions: Vec<Definition> = api
+    let mut definitions: Vec<Definition> = api
         .definitions(kind, DefinitionQuery::default())
         .try_collect()
         .await?;
+    let capabilities = api.capabilities();
+    if capabilities.locale_in_name {
+        skillsync_core::locate_by_name(&mut definitions, &desired.catalog);
+    }
     let live = Live {
         definitions,
-        sees_proficiencies: api.capabilities().proficiencies,
+        sees_proficiencies: capabilities.proficiencies,
+        without_profiles: !capabilities.profiles,
         ..Live::default()
     };
     // Resolved against the catalog alone: earlier retirements are left out on purpose, so

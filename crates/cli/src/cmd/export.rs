@@ -264,6 +264,9 @@ impl Options {
     }
 }
 
+/// `routing_profile_id` of the catalog rows of a dialect without routing profiles (cxone).
+const NO_PROFILE: &str = "none";
+
 /// A catalog variant left out after the self-check, by kind, name and locale.
 type VariantKey = (Kind, String, Locale);
 
@@ -341,9 +344,26 @@ pub async fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     let api = skillsync_cxone::connect(&settings).context("cannot set up the tenant client")?;
     let retired = crate::inputs::Session::retirements(&config).await?;
     let started = std::time::Instant::now();
-    let live = skillsync_engine::read_live(api.as_ref(), &Default::default(), &|_| {})
+    let mut live = skillsync_engine::read_live(api.as_ref(), &Default::default(), &|_| {})
         .await
         .with_context(|| format!("cannot read the tenant at {}", config.tenant.api_base))?;
+    if let Some(pattern) = &config.tenant.name_pattern {
+        // A dialect whose skill names carry the locale (cxone): the code and locale are read
+        // back out of each name that follows the pattern, so the catalog written renders to
+        // the same names again.
+        for definition in &mut live.definitions {
+            if let Some((code, locale)) = pattern.split(&definition.name) {
+                definition.name = code;
+                definition.locale = locale;
+            }
+        }
+    }
+    if live.without_profiles {
+        // The column is required and a dialect without profiles never reads it.
+        for definition in &mut live.definitions {
+            definition.routing_profile_id = NO_PROFILE.to_string();
+        }
+    }
     if args.employee_id == EmployeeIdFrom::Email {
         use futures::TryStreamExt;
         let profiles: Vec<skillsync_cxone::UserProfile> =
@@ -675,7 +695,7 @@ fn build(
             export.totals.left_out_definitions += defs.len();
             continue;
         }
-        if !live.profile_ids.contains(&canonical.routing_profile_id) {
+        if !live.without_profiles && !live.profile_ids.contains(&canonical.routing_profile_id) {
             warnings.push(left_out(
                 WarningKind::Unexpressible,
                 format!(

@@ -42,6 +42,15 @@ pub async fn run(args: &RetireArgs) -> anyhow::Result<ExitCode> {
     if args.undo {
         return undo(args, config, &variants).await;
     }
+    if args.delete && !api.capabilities().deletes_definitions {
+        // Refused before anything is read or written: the dialect could strip the references
+        // and then not delete, leaving a half-done retirement.
+        eprintln!(
+            "error: the {} dialect cannot delete a skill; retire it without --delete (it is made inactive, as the tenant retires skills)",
+            config.tenant.dialect.name()
+        );
+        return Ok(exit::error());
+    }
     let mode = if args.soft {
         RetireAction::KeepReferences
     } else if args.delete {

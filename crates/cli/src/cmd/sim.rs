@@ -62,6 +62,11 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         DEMO_CLIENT_ID,
         DEMO_CLIENT_SECRET
     );
+    outln!(
+        "CXone Admin API (dialect = \"cxone\"): {}{}, its own copy of the tenant (docs/sim-cxone.md)",
+        endpoint.base_url,
+        skillsync_sim::cxone::BASE_PATH
+    );
     if let Some(ca) = &endpoint.ca_file {
         outln!(
             "TLS: trust the CA in {} (e.g. curl --cacert {0}, REQUESTS_CA_BUNDLE={0})",

@@ -629,10 +629,22 @@ pub async fn run(args: &WhyArgs) -> anyhow::Result<ExitCode> {
 
     let api = session.api.as_ref();
     let base = &session.config.tenant.api_base;
-    let queues = api
-        .queues()
-        .await
-        .with_context(|| format!("cannot read the queues of {base}"))?;
+    // A dialect without queues (cxone) still answers --code.
+    let (queues, has_queues) = match api.queues().await {
+        Ok(queues) => (queues, true),
+        Err(skillsync_cxone::Error::Unsupported { .. }) => (Vec::new(), false),
+        Err(error) => {
+            return Err(anyhow::Error::new(error).context(format!("cannot read the queues of {base}")));
+        }
+    };
+    if !has_queues && args.code.is_none() {
+        eprintln!(
+            "error: the {} dialect has no queues to explain; ask about one skill with `skillsync why {} --code CODE`",
+            session.config.tenant.dialect.name(),
+            args.employee
+        );
+        return Ok(crate::output::exit::error());
+    }
     // Every definition (to name what the agent holds) and this one user, by one GET.
     let live = skillsync_engine::read_agents(
         api,
