@@ -54,10 +54,15 @@ fn name_variants(
     let mut seen: std::collections::HashMap<String, (String, u64)> =
         std::collections::HashMap::new();
     let mut problems = Vec::new();
-    for ((code, locale), entry) in loaded.desired.catalog.entries.iter_mut() {
-        if let Some(pattern) = pattern {
+    if let Some(pattern) = pattern {
+        for ((code, locale), entry) in loaded.desired.catalog.entries.iter_mut() {
             entry.name = pattern.render(code.as_str(), locale);
         }
+    }
+    // In file order, so the second of two rows is the one blamed.
+    let mut in_file: Vec<_> = loaded.desired.catalog.entries.iter().collect();
+    in_file.sort_by_key(|(_, entry)| entry.line);
+    for ((code, locale), entry) in in_file {
         let key = entry.name.to_lowercase();
         if let Some((other, line)) = seen.get(&key) {
             problems.push(

@@ -310,3 +310,55 @@ fn the_demo_keeps_its_client_secret_file_private() {
     assert!(output.status.success(), "{}", text(&output));
     assert_eq!(mode.unwrap(), 0o600, "readable by its owner only");
 }
+
+#[test]
+fn the_cxone_keys_are_checked_at_their_line_and_refused_outside_that_dialect() {
+    let cxone = CONFIG.replace(
+        "client_id",
+        "dialect = \"cxone\"\nname_pattern = \"{code}{locale}\"\nclient_id",
+    );
+    let ws = with_config("cxone-pattern", &cxone);
+    refused(
+        &ws.0,
+        &["skillsync.toml:4:", "tenant.name_pattern", "{code}{locale}"],
+    );
+
+    // Two levels on one tenant value: the table must be one-to-one.
+    let mut table = String::from("\n[tenant.proficiency_scale]\n");
+    for level in 1..=10 {
+        let value = if level == 8 { 7 } else { 21 - 2 * level };
+        table.push_str(&format!("{level} = {value}\n"));
+    }
+    let config = cxone.replace("{code}{locale}", "{code}_{locale}") + &table;
+    let ws = with_config("cxone-scale", &config);
+    refused(
+        &ws.0,
+        &[
+            "tenant.proficiency_scale",
+            "level 7 and level 8",
+            "tenant value 7",
+            "one-to-one",
+        ],
+    );
+
+    let routing = CONFIG.replace("client_id", "name_pattern = \"{code}_{locale}\"\nclient_id");
+    let ws = with_config("cxone-key-routing", &routing);
+    refused(
+        &ws.0,
+        &["skillsync.toml:3:", "tenant.name_pattern", "cxone dialect"],
+    );
+}
+
+#[test]
+fn a_cxone_catalog_whose_names_would_be_one_skill_is_refused_at_its_line() {
+    let config = CONFIG.replace("client_id", "dialect = \"cxone\"\nclient_id");
+    let ws = with_config("cxone-names", &config);
+    std::fs::write(
+        ws.0.join("hris/catalog.csv"),
+        "code,kind,locale,name,description,routing_profile_id\n\
+         Billing,skill,en-us,Billing_EN,Billing,none\n\
+         Billing,skill,de-de,billing_en,Billing,none\n",
+    )
+    .unwrap();
+    refused(&ws.0, &["catalog.csv:3", "ignoring case"]);
+}

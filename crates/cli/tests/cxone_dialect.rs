@@ -323,6 +323,76 @@ async fn a_run_killed_mid_apply_is_interrupted_in_history_and_the_rerun_converge
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retire_takes_a_skill_from_its_holders_then_deactivates_it_and_refuses_delete_up_front() {
+    let ws = workspace("cxone-retire");
+    let doc = tenant(60);
+    let expected = write_cxone_hris(&ws.0, &doc);
+    let (base, _stop) = start_sim_with(doc, Knobs::quiet()).await;
+    write_cxone_config(&ws.0, &base, "");
+    let applied = run(&ws.0, &["apply", "--yes"]).await;
+    assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
+    let ((name, _), _) = expected.wanted.iter().next().unwrap();
+    let code = name.rsplit_once('_').unwrap().0.to_string();
+    let writes_before = writes_in(&sim_get(&base, "/sim/stats").await);
+
+    let refused = run_with(&ws.0, &["retire", &code, "--delete", "--yes"]).await;
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("cannot delete"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(
+        writes_in(&sim_get(&base, "/sim/stats").await),
+        writes_before
+    );
+
+    let retired = run_with(&ws.0, &["retire", &code, "--yes", "--allow-empty-skills"]).await;
+    assert_eq!(retired.status.code(), Some(0), "{}", stderr(&retired));
+    let state = sim_get(&base, "/sim/state").await;
+    let variants: Vec<&Value> = state["cxone"]["skills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s["skillName"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{code}_"))
+        })
+        .collect();
+    assert!(!variants.is_empty());
+    assert!(
+        variants.iter().all(|s| s["isActive"] == false),
+        "{variants:?}"
+    );
+    let (held, _) = cxone_assignments(&state);
+    let mut wanted = expected.wanted.clone();
+    wanted.retain(|(skill, _), _| !skill.starts_with(&format!("{code}_")));
+    assert_eq!(held, wanted, "only the retired code's assignments went");
+    let replanned = run(&ws.0, &["plan"]).await;
+    assert_eq!(replanned.status.code(), Some(0), "{}", stdout(&replanned));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_writes_files_that_plan_to_no_changes() {
+    let ws = workspace("cxone-export");
+    let (base, _stop) = start_sim_with(tenant(40), Knobs::quiet()).await;
+    write_cxone_config(&ws.0, &base, "");
+    let exported = run(&ws.0, &["export", "--out", "hris"]).await;
+    assert_eq!(exported.status.code(), Some(0), "{}", stderr(&exported));
+    let catalog = std::fs::read_to_string(ws.0.join("hris/catalog.csv")).unwrap();
+    assert!(catalog.contains(",skill,de-de,"), "{catalog}");
+    let planned = run(&ws.0, &["plan"]).await;
+    assert_eq!(planned.status.code(), Some(0), "{}", stdout(&planned));
+    assert!(
+        stdout(&planned).contains("No changes"),
+        "{}",
+        stdout(&planned)
+    );
+}
+
 /// PUT through the dialect with the demo client's token.
 async fn put_cxone(base: &str, path: &str, body: Value) {
     let _ = rustls::crypto::ring::default_provider().install_default();

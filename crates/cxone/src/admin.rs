@@ -352,8 +352,14 @@ impl CxoneApi {
     }
 
     async fn skill_ids(&self) -> Result<Vec<u64>> {
-        let skills: Vec<WireSkill> =
-            list_all(&self.http, "/skills", "/skills".into(), Vec::new(), LIST_TOP).await?;
+        let skills: Vec<WireSkill> = list_all(
+            &self.http,
+            "/skills",
+            "/skills".into(),
+            Vec::new(),
+            LIST_TOP,
+        )
+        .await?;
         Ok(skills.into_iter().map(|s| s.skill_id).collect())
     }
 
@@ -413,16 +419,24 @@ impl CxoneApi {
             }
         } else {
             let skill_ids: Vec<u64> = match &query.definitions {
-                Some(ids) => ids.iter().filter_map(|id| id.as_str().parse().ok()).collect(),
+                Some(ids) => ids
+                    .iter()
+                    .filter_map(|id| id.as_str().parse().ok())
+                    .collect(),
                 None => self.skill_ids().await?,
             };
             let agents = async {
                 if query.holders_only && query.definitions.is_some() {
                     return Ok(None);
                 }
-                let agents: Vec<WireAgent> =
-                    list_all(&self.http, "/agents", "/agents".into(), Vec::new(), LIST_TOP)
-                        .await?;
+                let agents: Vec<WireAgent> = list_all(
+                    &self.http,
+                    "/agents",
+                    "/agents".into(),
+                    Vec::new(),
+                    LIST_TOP,
+                )
+                .await?;
                 Ok::<_, Error>(Some(agents))
             };
             let rows = async {
@@ -566,7 +580,9 @@ impl TenantApi for CxoneApi {
             Some(Err(Error::Rejected { code, .. })) if code == "DUPLICATE_NAME" => {
                 // Made by an earlier attempt whose answer was lost, or by someone else since
                 // the look-up: the name is unique, so the one that has it is the one.
-                let mut found = self.find_definitions(new.kind, &new.name, &new.locale).await?;
+                let mut found = self
+                    .find_definitions(new.kind, &new.name, &new.locale)
+                    .await?;
                 found.pop().ok_or(Error::NotFound {
                     what: "skill",
                     id: new.name.clone(),
@@ -600,7 +616,10 @@ impl TenantApi for CxoneApi {
         let call = Call::new(Method::POST, "/skills", "/skills".to_string())
             .json(json!({ "skills": items }))
             .no_blind_retry()
-            .about("skill", news.first().map(|n| n.name.as_str()).unwrap_or_default());
+            .about(
+                "skill",
+                news.first().map(|n| n.name.as_str()).unwrap_or_default(),
+            );
         let reply = self.http.send(&call).await?;
         let answer: WireCreateAnswer = reply.json(&call)?;
         if answer.skill_results.len() != news.len() {
@@ -612,32 +631,34 @@ impl TenantApi for CxoneApi {
         Ok(news
             .iter()
             .zip(answer.skill_results)
-            .map(|(new, result)| match (result.success, result.skill_id, result.error) {
-                (true, Some(id), _) => Ok(Definition {
-                    id: DefinitionId(id.to_string()),
-                    kind: Kind::Skill,
-                    name: new.name.clone(),
-                    locale: new.locale.clone(),
-                    active: true,
-                    description: new.description.clone(),
-                    routing_profile_id: String::new(),
-                    version: Version(0),
-                }),
-                (_, _, error) => {
-                    let error = error.unwrap_or(WireEntryError {
-                        code: "UNKNOWN".into(),
-                        message: "failed without a reason".into(),
-                    });
-                    Err(Error::Rejected {
-                        method: "POST".into(),
-                        route: "/skills",
-                        status: 200,
-                        code: error.code,
-                        message: format!("{}: {}", new.name, error.message),
-                        details: Vec::new(),
-                    })
-                }
-            })
+            .map(
+                |(new, result)| match (result.success, result.skill_id, result.error) {
+                    (true, Some(id), _) => Ok(Definition {
+                        id: DefinitionId(id.to_string()),
+                        kind: Kind::Skill,
+                        name: new.name.clone(),
+                        locale: new.locale.clone(),
+                        active: true,
+                        description: new.description.clone(),
+                        routing_profile_id: String::new(),
+                        version: Version(0),
+                    }),
+                    (_, _, error) => {
+                        let error = error.unwrap_or(WireEntryError {
+                            code: "UNKNOWN".into(),
+                            message: "failed without a reason".into(),
+                        });
+                        Err(Error::Rejected {
+                            method: "POST".into(),
+                            route: "/skills",
+                            status: 200,
+                            code: error.code,
+                            message: format!("{}: {}", new.name, error.message),
+                            details: Vec::new(),
+                        })
+                    }
+                },
+            )
             .collect())
     }
 

@@ -634,7 +634,9 @@ pub async fn run(args: &WhyArgs) -> anyhow::Result<ExitCode> {
         Ok(queues) => (queues, true),
         Err(skillsync_cxone::Error::Unsupported { .. }) => (Vec::new(), false),
         Err(error) => {
-            return Err(anyhow::Error::new(error).context(format!("cannot read the queues of {base}")));
+            return Err(
+                anyhow::Error::new(error).context(format!("cannot read the queues of {base}"))
+            );
         }
     };
     if !has_queues && args.code.is_none() {
