@@ -418,22 +418,9 @@ async fn drift_shows_a_change_made_behind_skillsyncs_back_with_its_last_journale
     );
 
     // An administrator changes an owned assignment by hand.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let token = demo_token(&base).await;
+    let token = token.as_str();
     let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{base}/api/v2/oauth/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", skillsync_sim::DEMO_CLIENT_ID),
-            ("client_secret", skillsync_sim::DEMO_CLIENT_SECRET),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap();
     let url = format!("{base}/api/v2/routing/users/{user_id}");
     let user: Value = http
         .get(&url)

@@ -395,24 +395,10 @@ async fn export_writes_files_that_plan_to_no_changes() {
 
 /// PUT through the dialect with the demo client's token.
 async fn put_cxone(base: &str, path: &str, body: Value) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::new();
-    let token: Value = client
-        .post(format!("{base}/api/v2/oauth/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", skillsync_sim::DEMO_CLIENT_ID),
-            ("client_secret", skillsync_sim::DEMO_CLIENT_SECRET),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let answer = client
+    let token = demo_token(base).await;
+    let answer = reqwest::Client::new()
         .put(format!("{base}/incontactapi/services/v31.0{path}"))
-        .bearer_auth(token["access_token"].as_str().unwrap())
+        .bearer_auth(token)
         .json(&body)
         .send()
         .await

@@ -871,22 +871,8 @@ async fn a_strategy_reference_blocks_the_delete_until_retire_strips_it() {
     // Asked directly, the simulator refuses the delete, counting and naming the strategies
     // beside the users and profiles (crates/sim/tests/strategies.rs shows a strategy alone
     // blocking it).
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let token = demo_token(&base).await;
     let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{base}/api/v2/oauth/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", skillsync_sim::DEMO_CLIENT_ID),
-            ("client_secret", skillsync_sim::DEMO_CLIENT_SECRET),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_string();
     let refused = http
         .delete(format!("{base}/api/v2/routing/proficiencies/{id}"))
         .bearer_auth(&token)

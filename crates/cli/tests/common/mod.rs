@@ -245,6 +245,25 @@ pub async fn sim_get(base: &str, path: &str) -> Value {
         .unwrap()
 }
 
+/// An access token of the simulator's demo client, for a test's own calls to the API.
+pub async fn demo_token(base: &str) -> String {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let token: Value = reqwest::Client::new()
+        .post(format!("{base}/api/v2/oauth/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", skillsync_sim::DEMO_CLIENT_ID),
+            ("client_secret", skillsync_sim::DEMO_CLIENT_SECRET),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    token["access_token"].as_str().unwrap().to_string()
+}
+
 /// PATCH `/sim/config`.
 pub async fn set_knobs(base: &str, knobs: Value) {
     let _ = rustls::crypto::ring::default_provider().install_default();
