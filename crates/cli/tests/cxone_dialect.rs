@@ -142,6 +142,11 @@ async fn a_proficiency_no_level_maps_to_is_shown_as_such_and_rewritten() {
     );
     let drift = run(&ws.0, &["drift"]).await;
     assert_ne!(drift.status.code(), Some(0), "{}", stdout(&drift));
+    assert!(
+        stdout(&drift).contains("tenant value 2 (no HRIS level)"),
+        "{}",
+        stdout(&drift)
+    );
 
     let applied = run(&ws.0, &["apply", "--yes"]).await;
     assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));

@@ -67,6 +67,14 @@ impl From<WriteRecord> for LastWrite {
     }
 }
 
+/// The tenant's level, or its own value when no HRIS level maps to it (never rounded).
+fn tenant_level(slot: &skillsync_core::plan::Slot) -> String {
+    match slot.tenant_value {
+        Some(value) => format!("value {value} (no HRIS level)"),
+        None => format!("level {}", slot.level),
+    }
+}
+
 fn describe(change: &AssignmentChange) -> String {
     let what = format!("{} {} ({})", change.kind, change.name, change.locale);
     match (change.before, change.after) {
@@ -75,14 +83,14 @@ fn describe(change: &AssignmentChange) -> String {
             after.level
         ),
         (Some(before), None) => format!(
-            "- {what}: in the tenant at level {}; not in the HRIS for this agent",
-            before.level
+            "- {what}: in the tenant at {}; not in the HRIS for this agent",
+            tenant_level(&before)
         ),
         (Some(before), Some(after)) => {
             let active = |a: bool| if a { "active" } else { "inactive" };
             format!(
-                "~ {what}: tenant level {} ({}), HRIS level {} ({})",
-                before.level,
+                "~ {what}: tenant {} ({}), HRIS level {} ({})",
+                tenant_level(&before),
                 active(before.active),
                 after.level,
                 active(after.active)
