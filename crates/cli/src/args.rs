@@ -447,6 +447,12 @@ pub struct BenchPlanArgs {
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub per_agent: usize,
 
+    /// Time `skillsync plan` as a user runs it instead of the planning core alone: a separate
+    /// process reading the files and the whole tenant over HTTP from an in-process simulator
+    /// (no rate limit, no latency), planning and printing; its wall time and peak memory.
+    #[arg(long)]
+    pub end_to_end: bool,
+
     /// Where to write the files (default: a temp folder, removed afterwards).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,

@@ -34,6 +34,13 @@ pub async fn run(args: &BenchPlanArgs) -> anyhow::Result<std::process::ExitCode>
         None => std::env::temp_dir().join(format!("skillsync-bench-plan-{}", std::process::id())),
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    if args.end_to_end {
+        let result = end_to_end(args, &dir).await;
+        if args.dir.is_none() {
+            std::fs::remove_dir_all(&dir).ok();
+        }
+        return result;
+    }
     let human = args.output == OutputFormat::Human;
     if human {
         outln!("skillsync bench plan");
@@ -145,6 +152,203 @@ pub async fn run(args: &BenchPlanArgs) -> anyhow::Result<std::process::ExitCode>
         std::fs::remove_dir_all(&dir).ok();
     }
     Ok(crate::output::exit::ok())
+}
+
+/// `bench plan --end-to-end`: the files on disk, the tenant served by an in-process simulator
+/// with no rate limit and no latency, and `skillsync plan` run as its own process against them,
+/// so its time and memory are the command's alone (the simulator's are not in them).
+async fn end_to_end(args: &BenchPlanArgs, dir: &Path) -> anyhow::Result<std::process::ExitCode> {
+    let human = args.output == OutputFormat::Human;
+    let hris = dir.join("hris");
+    std::fs::create_dir_all(&hris).with_context(|| format!("cannot create {}", hris.display()))?;
+    if human {
+        outln!("skillsync bench plan --end-to-end");
+        outln!(
+            "  writing {} agents × {} assignments to {} and serving the same tenant in-process …",
+            args.agents,
+            args.per_agent,
+            hris.display()
+        );
+    }
+    let bytes = write_files(&hris, args.agents, args.per_agent)?;
+    let doc = tenant_doc(&snapshot(args.agents, args.per_agent));
+    let changed_agents = (0..args.agents).filter(|a| is_changed(*a)).count();
+    let knobs = skillsync_sim::Knobs {
+        rate_limit: skillsync_sim::Rate::Off,
+        latency: skillsync_sim::DurationRange {
+            min: std::time::Duration::ZERO,
+            max: std::time::Duration::ZERO,
+        },
+        ..skillsync_sim::Knobs::quiet()
+    };
+    let tenant = crate::local_tenant::LocalTenant::start(&doc, &knobs).await?;
+    drop(doc);
+    crate::local_tenant::write_config(
+        dir,
+        &tenant.base,
+        "skillsync bench plan --end-to-end",
+        1_000_000.0,
+        1_000,
+    )?;
+    let binary = std::env::current_exe().context("cannot find the skillsync binary")?;
+    let config = dir.join("skillsync.toml");
+    let output_path = dir.join("plan.json");
+    let cache = dir.join(".token-cache");
+    let written = output_path.clone();
+    let run_plan = move || -> anyhow::Result<(f64, Option<f64>, std::process::ExitStatus)> {
+        let out = File::create(&written)
+            .with_context(|| format!("cannot write {}", written.display()))?;
+        let started = Instant::now();
+        let status = std::process::Command::new(&binary)
+            .args(["plan", "--output", "json", "--config"])
+            .arg(&config)
+            .env("SKILLSYNC_ADOPT", "all")
+            .env("SKILLSYNC_CACHE_DIR", &cache)
+            .stdout(out)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .context("cannot run skillsync plan")?;
+        Ok((started.elapsed().as_secs_f64(), children_peak_mib(), status))
+    };
+    // The first run fetches and caches a token, as a user's first command of the day does.
+    let (first_seconds, _, status) = tokio::task::spawn_blocking(run_plan.clone()).await??;
+    if status.code() != Some(2) {
+        tenant.stop().await;
+        bail!("skillsync plan exited {status} (2 expected: changes to make)");
+    }
+    let (seconds, peak_mib, _) = tokio::task::spawn_blocking(run_plan).await??;
+    tenant.stop().await;
+    let plan: serde_json::Value = serde_json::from_reader(BufReader::new(
+        File::open(&output_path).with_context(|| format!("cannot read {}", output_path.display()))?,
+    ))
+    .context("skillsync plan printed something other than its JSON document")?;
+    let users_changed = plan["totals"]["usersChanged"].as_u64().unwrap_or_default() as usize;
+    if users_changed != changed_agents {
+        bail!("the plan changes {users_changed} users; the scenario changed {changed_agents}");
+    }
+    let report = EndToEndReport {
+        schema_version: 1,
+        agents: args.agents,
+        assignments_per_agent: args.per_agent,
+        file_megabytes: bytes as f64 / 1e6,
+        users_changed,
+        first_run_seconds: first_seconds,
+        seconds,
+        peak_rss_mib: peak_mib,
+    };
+    match args.output {
+        OutputFormat::Json => crate::output::print_json(&report)?,
+        OutputFormat::Human => {
+            outln!(
+                "  {} rows ({:.0} MB of CSV); {} agents differ from the tenant",
+                args.agents * args.per_agent,
+                bytes as f64 / 1e6,
+                users_changed
+            );
+            outln!(
+                "  skillsync plan: {seconds:.2} s wall (target < 2 s; the first run, which also fetched a token, {first_seconds:.2} s)"
+            );
+            match peak_mib {
+                Some(peak) => outln!("  peak memory {peak:.0} MiB (target < 600 MiB)"),
+                None => outln!("  peak memory: not measurable on this system"),
+            }
+        }
+    }
+    Ok(crate::output::exit::ok())
+}
+
+/// The largest peak resident memory of the child processes waited for so far (Linux: kernel
+/// accounting, so it is the child's own).
+fn children_peak_mib() -> Option<f64> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage only writes the struct it is given.
+    let done = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()) };
+    if done != 0 {
+        return None;
+    }
+    // SAFETY: initialized by the successful call above.
+    let usage = unsafe { usage.assume_init() };
+    Some(usage.ru_maxrss as f64 / 1024.0)
+}
+
+/// The simulator's tenant document for the same tenant as [`snapshot`].
+fn tenant_doc(live: &Live) -> skillsync_sim::TenantDoc {
+    let definition = |d: &Definition| skillsync_sim::Definition {
+        id: d.id.to_string(),
+        name: d.name.clone(),
+        locale: d.locale.to_string(),
+        active: d.active,
+        description: d.description.clone(),
+        routing_profile_id: d.routing_profile_id.clone(),
+        version: 1,
+        date_modified: jiff::Timestamp::UNIX_EPOCH,
+    };
+    let held = |list: &[Assignment]| -> Vec<skillsync_sim::Assignment> {
+        list.iter()
+            .map(|a| skillsync_sim::Assignment {
+                id: a.definition.to_string(),
+                level: a.level.get(),
+                active: a.active,
+            })
+            .collect()
+    };
+    skillsync_sim::TenantDoc {
+        profiles: live
+            .profile_ids
+            .iter()
+            .map(|id| skillsync_sim::Profile {
+                id: id.clone(),
+                name: id.clone(),
+                skills: Vec::new(),
+                proficiencies: Vec::new(),
+                version: 1,
+            })
+            .collect(),
+        skills: live
+            .definitions
+            .iter()
+            .filter(|d| d.kind == Kind::Skill)
+            .map(definition)
+            .collect(),
+        proficiencies: live
+            .definitions
+            .iter()
+            .filter(|d| d.kind == Kind::Proficiency)
+            .map(definition)
+            .collect(),
+        users: live
+            .users
+            .iter()
+            .enumerate()
+            .map(|(a, u)| skillsync_sim::User {
+                id: u.user_id.to_string(),
+                first_name: String::new(),
+                last_name: String::new(),
+                email: String::new(),
+                locale: LOCALES[a % 2].to_string(),
+                routing_profile_id: "rp-0".into(),
+                skills: held(&u.skills),
+                proficiencies: held(u.proficiencies.as_deref().unwrap_or_default()),
+                version: 1,
+                date_modified: jiff::Timestamp::UNIX_EPOCH,
+            })
+            .collect(),
+        ..skillsync_sim::TenantDoc::default()
+    }
+}
+
+/// `bench plan --end-to-end --output json`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EndToEndReport {
+    schema_version: u32,
+    agents: usize,
+    assignments_per_agent: usize,
+    file_megabytes: f64,
+    users_changed: usize,
+    first_run_seconds: f64,
+    seconds: f64,
+    peak_rss_mib: Option<f64>,
 }
 
 /// Three agents in ten hold one level different from the HRIS.
