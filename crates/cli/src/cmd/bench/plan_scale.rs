@@ -219,7 +219,8 @@ async fn end_to_end(args: &BenchPlanArgs, dir: &Path) -> anyhow::Result<std::pro
     let (seconds, peak_mib, _) = tokio::task::spawn_blocking(run_plan).await??;
     tenant.stop().await;
     let plan: serde_json::Value = serde_json::from_reader(BufReader::new(
-        File::open(&output_path).with_context(|| format!("cannot read {}", output_path.display()))?,
+        File::open(&output_path)
+            .with_context(|| format!("cannot read {}", output_path.display()))?,
     ))
     .context("skillsync plan printed something other than its JSON document")?;
     let users_changed = plan["totals"]["usersChanged"].as_u64().unwrap_or_default() as usize;
