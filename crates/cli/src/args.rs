@@ -243,6 +243,49 @@ pub enum BenchCommand {
     /// and the proficiency lane's bulk writes per flush. Exit 1 when an event was lost or not
     /// applied.
     Serve(BenchServeArgs),
+    /// The simulator alone as a harness: N keep-alive connections GET one route (by default a
+    /// one-user page of /routing/users at random page numbers) for a fixed time against an
+    /// in-process tenant with every knob off; requests/s, p50/p99 latency, errors. Exit 1 when
+    /// a request failed or none was answered.
+    Sim(BenchSimArgs),
+}
+
+/// Flags of `skillsync bench sim`.
+#[derive(Debug, Args)]
+pub struct BenchSimArgs {
+    /// Agents in the generated tenant.
+    #[arg(long, default_value_t = 100_000)]
+    pub agents: usize,
+
+    /// Concurrent keep-alive HTTP/1.1 connections, each one request at a time.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub connections: usize,
+
+    /// How long to measure, after the warm-up.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub duration: std::time::Duration,
+
+    /// Load before measuring (not counted).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub warmup: std::time::Duration,
+
+    /// The request, a path and query under the simulator's root, sent with a valid token;
+    /// `{page}` becomes a random page number from 1 to --agents, `{userId}`, `{skillId}` and
+    /// `{proficiencyId}` a random id of the tenant's.
+    #[arg(
+        long,
+        default_value = "/api/v2/routing/users?page={page}&pageSize=1",
+        value_name = "PATH"
+    )]
+    pub path: String,
+
+    /// Seed of the generated tenant.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Print the figures as text or JSON.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
 }
 
 /// Flags of `skillsync bench serve`.

@@ -254,3 +254,87 @@ fn serve_bench_loses_no_event_and_writes_proficiencies_in_bulk() {
             .is_empty()
     );
 }
+
+/// `bench sim` loads the in-process simulator alone: every request of the measured second is
+/// answered (one-user pages of /routing/users by default, any route with `--path`), and its
+/// figures hold together.
+#[test]
+fn sim_bench_answers_every_request_and_reports_its_rate_and_latency() {
+    let dir = common::workspace("bench-sim");
+    for path in [
+        None,
+        Some("/api/v2/routing/users?skillId={skillId}&page=1&pageSize=5"),
+        Some("/api/v2/users/{userId}"),
+    ] {
+        let mut args = vec![
+            "bench",
+            "sim",
+            "--agents",
+            "300",
+            "--connections",
+            "4",
+            "--warmup",
+            "100ms",
+            "--duration",
+            "1s",
+            "--output",
+            "json",
+        ];
+        if let Some(path) = path {
+            args.extend(["--path", path]);
+        }
+        let output = common::skillsync(&dir.0, &args);
+        assert!(
+            output.status.success(),
+            "bench sim failed: {}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
+        assert_eq!(report["schemaVersion"], 1);
+        assert_eq!(report["agents"], 300);
+        assert_eq!(report["connections"], 4);
+        assert_eq!(report["errors"], 0, "{report:#}");
+        assert_eq!(report["firstError"], Value::Null, "{report:#}");
+        let requests = report["requests"].as_u64().expect("a count");
+        assert!(requests > 0, "{report:#}");
+        let rate = report["requestsPerSecond"].as_f64().expect("a rate");
+        assert!((rate - requests as f64 / 1.0).abs() < 1e-6, "{report:#}");
+        let (p50, p99) = (report["p50Ms"].as_f64(), report["p99Ms"].as_f64());
+        assert!(
+            p50.expect("a latency") <= p99.expect("a latency"),
+            "{report:#}"
+        );
+        if let Some(path) = path {
+            assert_eq!(report["path"], path);
+        }
+    }
+    // A route that answers 404 is an error, and the run exits 1 saying so.
+    let output = common::skillsync(
+        &dir.0,
+        &[
+            "bench",
+            "sim",
+            "--agents",
+            "10",
+            "--connections",
+            "1",
+            "--warmup",
+            "0s",
+            "--duration",
+            "200ms",
+            "--path",
+            "/api/v2/routing/users/nobody",
+        ],
+    );
+    assert!(!output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("404"), "{text}");
+    // Arguments that measure nothing are refused before a tenant is generated.
+    for (flag, value) in [("--connections", "0"), ("--path", "api/v2/users")] {
+        let output = common::skillsync(&dir.0, &["bench", "sim", flag, value]);
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(flag), "{stderr}");
+    }
+}

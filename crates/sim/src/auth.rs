@@ -138,35 +138,33 @@ impl Auth {
         })
     }
 
-    /// The grant behind a request's bearer token, or 401.
-    pub fn authenticate(&self, headers: &HeaderMap, now: SimInstant) -> Result<Grant, ApiError> {
-        let Some(token) = bearer(headers) else {
-            return Err(unauthorized(
-                "missing bearer token: send Authorization: Bearer <token>",
-            ));
-        };
-        let mut tokens = self.tokens.lock();
-        match tokens.get(token) {
-            None => Err(unauthorized("unknown access token")),
-            Some(grant) if grant.expires_at <= now => {
-                tokens.remove(token);
-                Err(unauthorized("access token expired; request a new one"))
-            }
-            Some(grant) => Ok(grant.clone()),
-        }
-    }
-
-    /// The grant behind a request, if it needs `scope`: 401 without a valid token, 403 without
+    /// Whether a request's bearer token is valid and grants `scope`, checked where the grant is
+    /// stored (every request asks: nothing is copied): 401 without a valid token, 403 without
     /// the scope.
     pub fn require(
         &self,
         headers: &HeaderMap,
         now: SimInstant,
         scope: &str,
-    ) -> Result<Grant, ApiError> {
-        let grant = self.authenticate(headers, now)?;
-        if grant.scopes.iter().any(|s| s == scope) {
-            return Ok(grant);
+    ) -> Result<(), ApiError> {
+        let Some(token) = bearer(headers) else {
+            return Err(unauthorized(
+                "missing bearer token: send Authorization: Bearer <token>",
+            ));
+        };
+        let granted = {
+            let mut tokens = self.tokens.lock();
+            match tokens.get(token) {
+                None => return Err(unauthorized("unknown access token")),
+                Some(grant) if grant.expires_at <= now => {
+                    tokens.remove(token);
+                    return Err(unauthorized("access token expired; request a new one"));
+                }
+                Some(grant) => grant.scopes.iter().any(|s| s == scope),
+            }
+        };
+        if granted {
+            return Ok(());
         }
         let challenge = format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"");
         Err(ApiError {

@@ -100,17 +100,16 @@ impl Drop for InFlight {
 /// The middleware: counts every request by route template and status, then applies the knobs.
 pub async fn gateway(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "(no route)".to_string(), |p| p.as_str().to_string());
-    let response = apply_knobs(&app, &method, &route, request, next).await;
+    // A shared pointer to the template, not a copy of it: this runs on every request.
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("(no route)", MatchedPath::as_str);
+    let response = apply_knobs(&app, &method, route, request, next).await;
     let status = if response.extensions().get::<DropConnection>().is_some() {
         0
     } else {
         response.status().as_u16()
     };
-    app.stats.lock().record(method.as_str(), &route, status);
+    app.stats.lock().record(method.as_str(), route, status);
     response
 }
 

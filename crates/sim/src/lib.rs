@@ -36,6 +36,7 @@ pub mod cxone;
 mod error;
 mod gateway;
 mod generate;
+mod holders;
 mod model;
 mod other_writer;
 mod server;

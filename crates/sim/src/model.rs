@@ -5,6 +5,8 @@
 //! into these calls and back.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::sync::Arc;
 
 use indexmap::IndexMap;
 use jiff::Timestamp;
@@ -17,6 +19,7 @@ use crate::cache::RoutingCache;
 use crate::clock::SimInstant;
 use crate::config::ClientSpec;
 use crate::error::{ApiError, FieldError, SimError};
+use crate::holders::{Holders, intersect};
 
 /// Definitions come in two classes that never mix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -231,6 +234,14 @@ pub const MAX_PAGE_SIZE: usize = 500;
 pub const MAX_BULK_ENTRIES: usize = 100;
 
 impl PageRequest {
+    /// Where this page lies among `total` matches held in order: the same items
+    /// [`PageRequest::cut`] would keep, found without walking the others.
+    pub fn range(self, total: usize) -> Range<usize> {
+        let start = (self.page - 1).saturating_mul(self.page_size).min(total);
+        let end = start.saturating_add(self.page_size).min(total);
+        start..end
+    }
+
     /// Cuts one page out of an iterator of matches, counting them all for `total`.
     pub fn cut<T>(self, matches: impl Iterator<Item = T>) -> PageOf<T> {
         let skip = (self.page - 1).saturating_mul(self.page_size);
@@ -368,8 +379,14 @@ pub struct Tenant {
     pub proficiencies: IndexMap<String, Definition>,
     /// Routing profiles by id.
     pub profiles: IndexMap<String, Profile>,
-    /// Users by id.
-    pub users: IndexMap<String, User>,
+    /// Users by id, in the order they were loaded, which is the order of every listing of
+    /// them. Private, like `holders`: a user is never added or removed after loading, and
+    /// changes only through [`Tenant::apply_user_patch`], which keeps `holders` in step.
+    /// Shared (`Arc`), so that a reader copies a page under the tenant's lock and renders it
+    /// after releasing it, and a reset copies pointers.
+    users: IndexMap<String, Arc<User>>,
+    /// Which users hold each definition, by their position in `users`.
+    holders: Holders,
     /// Queues by id.
     pub queues: IndexMap<String, Queue>,
     /// Routing strategies by id.
@@ -440,13 +457,15 @@ impl Tenant {
             for a in &u.proficiencies {
                 tenant.expect_kind(&a.id, Kind::Proficiency, &owner)?;
             }
-            tenant.cache.load(&u.id, &u.skills);
-            if tenant.users.insert(u.id.clone(), u.clone()).is_some() {
+            if tenant.users.contains_key(&u.id) {
                 return Err(SimError::DuplicateId {
                     class: "user",
                     id: u.id,
                 });
             }
+            tenant.cache.load(&u.id, &u.skills);
+            tenant.holders.push(position(tenant.users.len()), &u);
+            tenant.users.insert(u.id.clone(), Arc::new(u));
         }
         for q in doc.queues {
             tenant.expect_kind(&q.skill_id, Kind::Skill, &format!("queue {}", q.id))?;
@@ -483,11 +502,16 @@ impl Tenant {
             profiles: self.profiles.values().cloned().collect(),
             skills: self.skills.values().cloned().collect(),
             proficiencies: self.proficiencies.values().cloned().collect(),
-            users: self.users.values().cloned().collect(),
+            users: self.users.values().map(|u| User::clone(u)).collect(),
             queues: self.queues.values().cloned().collect(),
             strategies: self.strategies.values().cloned().collect(),
             clients: Vec::new(),
         }
+    }
+
+    /// Every user, in listing order.
+    pub fn users(&self) -> &IndexMap<String, Arc<User>> {
+        &self.users
     }
 
     /// Definitions of one class.
@@ -662,11 +686,7 @@ impl Tenant {
 
     /// How many users, profiles and strategies reference a definition.
     pub fn references(&self, kind: Kind, id: &str) -> References {
-        let users = self
-            .users
-            .values()
-            .filter(|u| assignments(u, kind).iter().any(|a| a.id == id))
-            .count();
+        let users = self.holders.of(kind, id).len();
         let profiles = self
             .profiles
             .values()
@@ -902,18 +922,52 @@ impl Tenant {
 
     // ----- routing users (SPEC 1.3) -----
 
-    /// `GET /routing/users?skillId=&proficiencyId=`.
+    /// `GET /routing/users?skillId=&proficiencyId=` (and, without filters, `GET /users`): the
+    /// users in listing order that hold the skill and the proficiency asked for. A page costs
+    /// its own size, not the tenant's: unfiltered it is a slice of the users, filtered a slice
+    /// of the definition's holders (both filters: the shorter holder list, each looked up in
+    /// the other). The users are shared, not copied: render them after releasing the lock.
     pub fn list_users(
         &self,
         skill_id: Option<&str>,
         proficiency_id: Option<&str>,
         page: PageRequest,
-    ) -> PageOf<&User> {
-        let matches = self.users.values().filter(|u| {
-            skill_id.is_none_or(|s| u.skills.iter().any(|a| a.id == s))
-                && proficiency_id.is_none_or(|s| u.proficiencies.iter().any(|a| a.id == s))
-        });
-        page.cut(matches)
+    ) -> PageOf<Arc<User>> {
+        let at = |position: &u32| Arc::clone(&self.users[*position as usize]);
+        let (entities, total) = match (skill_id, proficiency_id) {
+            (None, None) => {
+                let range = page.range(self.users.len());
+                let users = self.users.get_range(range).into_iter().flatten();
+                (
+                    users.map(|(_, u)| Arc::clone(u)).collect(),
+                    self.users.len(),
+                )
+            }
+            (Some(id), None) | (None, Some(id)) => {
+                let kind = if skill_id.is_some() {
+                    Kind::Skill
+                } else {
+                    Kind::Proficiency
+                };
+                let holders = self.holders.of(kind, id);
+                let range = page.range(holders.len());
+                (holders[range].iter().map(at).collect(), holders.len())
+            }
+            (Some(skill), Some(proficiency)) => {
+                let holders = intersect(
+                    self.holders.of(Kind::Skill, skill),
+                    self.holders.of(Kind::Proficiency, proficiency),
+                );
+                let range = page.range(holders.len());
+                (holders[range].iter().map(at).collect(), holders.len())
+            }
+        };
+        PageOf {
+            entities,
+            page: page.page,
+            page_size: page.page_size,
+            total,
+        }
     }
 
     /// Parses a routing-dialect user body (`PUT /routing/users/{id}` or one bulk entry).
@@ -1068,7 +1122,7 @@ impl Tenant {
         at: SimInstant,
         propagation: std::time::Duration,
         faults: WriteFaults,
-    ) -> Result<(User, WriteEffects), PatchRefused> {
+    ) -> Result<(Arc<User>, WriteEffects), PatchRefused> {
         let stored = self.users.get(user_id).ok_or(PatchRefused::NotFound)?;
         if let Some(expected) = expected
             && expected != stored.version
@@ -1081,8 +1135,7 @@ impl Tenant {
         if self.rejects_write(user_id, faults.reject_rate) {
             return Err(PatchRefused::Rejected);
         }
-        let stored = &self.users[user_id];
-        let mut user = stored.clone();
+        let mut user = User::clone(&self.users[user_id]);
         if let Some(profile) = patch.routing_profile_id {
             user.routing_profile_id = profile;
         }
@@ -1107,13 +1160,15 @@ impl Tenant {
                 cache_rebuild: false,
                 lost: true,
             };
-            return Ok((user, effects));
+            return Ok((Arc::new(user), effects));
         }
         if touches_skills {
             self.cache.schedule(user_id, &user.skills, at + propagation);
         }
-        if let Some(slot) = self.users.get_mut(user_id) {
-            *slot = user.clone();
+        let user = Arc::new(user);
+        if let Some((index, _, slot)) = self.users.get_full_mut(user_id) {
+            let before = std::mem::replace(slot, Arc::clone(&user));
+            self.holders.replace(position(index), &before, &user);
         }
         let effects = WriteEffects {
             cache_rebuild: touches_skills,
@@ -1317,6 +1372,11 @@ pub struct Routed {
     pub reason: Option<String>,
 }
 
+/// A user's position in the tenant's user map, as the holder index keeps it.
+fn position(index: usize) -> u32 {
+    u32::try_from(index).expect("a tenant holds fewer than 2^32 users")
+}
+
 /// A user's assignments of one class.
 pub fn assignments(user: &User, kind: Kind) -> &[Assignment] {
     match kind {
@@ -1410,5 +1470,24 @@ mod tests {
         }
         .cut(1..=10);
         assert!(past_end.entities.is_empty());
+    }
+
+    #[test]
+    fn page_range_keeps_what_cut_keeps() {
+        for total in [0, 1, 2, 7, 10, 500, 501] {
+            for page_size in [1, 3, 7, 500] {
+                for page in [1, 2, 3, 4, 72, 73, 1000, usize::MAX] {
+                    let request = PageRequest { page, page_size };
+                    let cut = request.cut(0..total);
+                    let range = request.range(total);
+                    assert_eq!(
+                        range.clone().collect::<Vec<_>>(),
+                        cut.entities,
+                        "page {page} of {page_size} among {total}"
+                    );
+                    assert_eq!(cut.total, total);
+                }
+            }
+        }
     }
 }

@@ -120,7 +120,7 @@ async fn write_shared(app: &Arc<App>) {
     const ATTEMPTS: usize = 8;
     let Some(user_id) = ({
         let tenant = app.tenant.lock();
-        let ids: Vec<&String> = tenant.users.keys().collect();
+        let ids: Vec<&String> = tenant.users().keys().collect();
         ids.choose(&mut rand::rng()).map(|s| s.to_string())
     }) else {
         return;
@@ -169,7 +169,7 @@ async fn write_shared(app: &Arc<App>) {
 /// Reads a user and decides one change to an `Ext_` assignment in the user's locale.
 fn plan_change(app: &App, user_id: &str) -> Option<(u64, UserPatch)> {
     let tenant = app.tenant.lock();
-    let user = tenant.users.get(user_id)?;
+    let user = tenant.users().get(user_id)?;
     let mut rng = rand::rng();
     let candidates: Vec<(Kind, &String)> = [Kind::Skill, Kind::Proficiency]
         .into_iter()

@@ -9,7 +9,9 @@ use crate::model::WriteEffects;
 /// Everything the simulator has counted since start or the last reset.
 #[derive(Debug, Default, Clone)]
 pub struct Stats {
-    requests: BTreeMap<(String, String, u16), u64>,
+    /// Request counts by method, route template and status: nested, so that counting a request
+    /// looks its keys up by reference and allocates only the first time a key is seen.
+    requests: BTreeMap<String, BTreeMap<String, BTreeMap<u16, u64>>>,
     /// Answers with 429 (rate limit or in-flight cap).
     pub throttled: u64,
     /// Routing-cache rebuilds (one per single PUT with skills, one per bulk request).
@@ -82,9 +84,17 @@ pub struct StatsReport {
 impl Stats {
     /// Counts one answered request.
     pub fn record(&mut self, method: &str, route: &str, status: u16) {
-        *self
-            .requests
-            .entry((method.to_string(), route.to_string(), status))
+        if !self.requests.contains_key(method) {
+            self.requests.insert(method.to_string(), BTreeMap::new());
+        }
+        let routes = self.requests.get_mut(method).expect("inserted above");
+        if !routes.contains_key(route) {
+            routes.insert(route.to_string(), BTreeMap::new());
+        }
+        *routes
+            .get_mut(route)
+            .expect("inserted above")
+            .entry(status)
             .or_default() += 1;
         if status == 429 {
             self.throttled += 1;
@@ -99,18 +109,24 @@ impl Stats {
 
     /// The report.
     pub fn report(&self) -> StatsReport {
-        StatsReport {
-            total_requests: self.requests.values().sum(),
-            requests: self
-                .requests
-                .iter()
-                .map(|((method, route, status), count)| RequestCount {
-                    method: method.clone(),
-                    route: route.clone(),
-                    status: *status,
-                    count: *count,
+        // In (method, route, status) order, as the nesting is.
+        let requests: Vec<RequestCount> = self
+            .requests
+            .iter()
+            .flat_map(|(method, routes)| {
+                routes.iter().flat_map(move |(route, statuses)| {
+                    statuses.iter().map(move |(status, count)| RequestCount {
+                        method: method.clone(),
+                        route: route.clone(),
+                        status: *status,
+                        count: *count,
+                    })
                 })
-                .collect(),
+            })
+            .collect();
+        StatsReport {
+            total_requests: requests.iter().map(|r| r.count).sum(),
+            requests,
             throttled: self.throttled,
             cache_rebuilds: self.cache_rebuilds,
             duplicates_created: self.duplicates_created,

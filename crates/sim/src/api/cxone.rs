@@ -23,9 +23,7 @@ const SKILLS_READ: &str = "cxone:skills:read";
 const SKILLS_WRITE: &str = "cxone:skills:write";
 
 fn require(app: &App, headers: &HeaderMap, scope: &str) -> Result<(), ApiError> {
-    app.auth
-        .require(headers, app.clock.now(), scope)
-        .map(|_| ())
+    app.auth.require(headers, app.clock.now(), scope)
 }
 
 fn paging(query: Option<&str>, max_top: usize) -> Result<(Params, Paging), ApiError> {

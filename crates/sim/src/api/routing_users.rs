@@ -6,24 +6,46 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use bytes::Bytes;
+use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{ApiResult, Params, PathParam, if_match, json_body, with_etag};
 use crate::app::App;
 use crate::error::ApiError;
-use crate::model::{MAX_BULK_ENTRIES, PatchRefused, User};
+use crate::model::{Assignment, MAX_BULK_ENTRIES, PageOf, PatchRefused, User};
+
+/// A user's routing state as this dialect shows it, serialized straight from the user (its
+/// fields in this order).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoutingView<'a> {
+    user_id: &'a str,
+    routing_profile: IdOnly<'a>,
+    skills: &'a [Assignment],
+    proficiencies: &'a [Assignment],
+    version: u64,
+    date_modified: Timestamp,
+}
+
+/// `{"id": …}`.
+#[derive(Serialize)]
+struct IdOnly<'a> {
+    id: &'a str,
+}
 
 /// A user's routing state as this dialect shows it.
-pub fn routing_view(user: &User) -> Value {
-    json!({
-        "userId": user.id,
-        "routingProfile": { "id": user.routing_profile_id },
-        "skills": user.skills,
-        "proficiencies": user.proficiencies,
-        "version": user.version,
-        "dateModified": user.date_modified,
-    })
+pub fn routing_view(user: &User) -> RoutingView<'_> {
+    RoutingView {
+        user_id: &user.id,
+        routing_profile: IdOnly {
+            id: &user.routing_profile_id,
+        },
+        skills: &user.skills,
+        proficiencies: &user.proficiencies,
+        version: user.version,
+        date_modified: user.date_modified,
+    }
 }
 
 /// `GET /routing/users?skillId=&proficiencyId=&page=&pageSize=`.
@@ -35,16 +57,18 @@ pub async fn list(
     app.auth.require(&headers, app.clock.now(), "users:read")?;
     let params = Params::parse(query.as_deref())?;
     let page = params.page()?;
-    let tenant = app.tenant.lock();
-    let result = tenant.list_users(params.get("skillId"), params.get("proficiencyId"), page);
-    let body = json!({
-        "entities": result.entities.iter().map(|u| routing_view(u)).collect::<Vec<_>>(),
-        "page": result.page,
-        "pageSize": result.page_size,
-        "total": result.total,
-    });
-    drop(tenant);
-    Ok(axum::Json(body).into_response())
+    // The lock is held to copy the page's pointers; the page is rendered after.
+    let result =
+        app.tenant
+            .lock()
+            .list_users(params.get("skillId"), params.get("proficiencyId"), page);
+    Ok(axum::Json(PageOf {
+        entities: result.entities.iter().map(|u| routing_view(u)).collect(),
+        page: result.page,
+        page_size: result.page_size,
+        total: result.total,
+    })
+    .into_response())
 }
 
 /// `GET /routing/users/{userId}`.
@@ -54,12 +78,9 @@ pub async fn fetch(
     PathParam(id): PathParam,
 ) -> ApiResult {
     app.auth.require(&headers, app.clock.now(), "users:read")?;
-    let tenant = app.tenant.lock();
-    let user = tenant
-        .users
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found("user", &id))?;
-    Ok(with_etag(StatusCode::OK, user.version, routing_view(user)))
+    let user = app.tenant.lock().users().get(&id).cloned();
+    let user = user.ok_or_else(|| ApiError::not_found("user", &id))?;
+    Ok(with_etag(StatusCode::OK, user.version, routing_view(&user)))
 }
 
 /// `PUT /routing/users/{userId}`: present lists replace, absent lists stay, an empty `skills`
@@ -80,7 +101,7 @@ pub async fn update(
     let propagation = knobs.propagation.sample(&mut rand::rng());
     let (user, effects) = {
         let mut tenant = app.tenant.lock();
-        if !tenant.users.contains_key(&id) {
+        if !tenant.users().contains_key(&id) {
             return Err(ApiError::not_found("user", &id));
         }
         let patch = tenant
@@ -204,7 +225,7 @@ pub async fn bulk(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
                             format!("{at}version: must be a non-negative integer")
                         })?),
                     };
-                if !tenant.users.contains_key(id) {
+                if !tenant.users().contains_key(id) {
                     return Ok(Err(PatchRefused::NotFound));
                 }
                 let patch = match tenant.parse_user_patch(obj, &at) {

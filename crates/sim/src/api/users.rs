@@ -7,28 +7,63 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use bytes::Bytes;
-use serde_json::{Value, json};
+use serde::{Serialize, Serializer};
 
 use super::routing_users::refusal;
 use super::{ApiResult, Params, PathParam, if_match, json_body, with_etag};
 use crate::app::App;
 use crate::error::ApiError;
-use crate::model::User;
+use crate::model::{Assignment, PageOf, User};
+
+/// A user as this dialect shows it, serialized straight from the user (its fields in this
+/// order): skill assignments under `skills.proficiencies`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsersView<'a> {
+    id: &'a str,
+    first_name: &'a str,
+    last_name: &'a str,
+    email: &'a str,
+    skills: SkillsView<'a>,
+    version: u64,
+}
+
+/// `{"proficiencies": [{"skill": …, "level": …}, …]}`.
+#[derive(Serialize)]
+struct SkillsView<'a> {
+    proficiencies: SkillLevels<'a>,
+}
+
+/// The skill list as `{skill, level}` entries.
+struct SkillLevels<'a>(&'a [Assignment]);
+
+#[derive(Serialize)]
+struct SkillLevel<'a> {
+    skill: &'a str,
+    level: u8,
+}
+
+impl Serialize for SkillLevels<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|a| SkillLevel {
+            skill: &a.id,
+            level: a.level,
+        }))
+    }
+}
 
 /// A user as this dialect shows it: skill assignments under `skills.proficiencies`.
-pub fn users_view(user: &User) -> Value {
-    json!({
-        "id": user.id,
-        "firstName": user.first_name,
-        "lastName": user.last_name,
-        "email": user.email,
-        "skills": {
-            "proficiencies": user.skills.iter()
-                .map(|a| json!({ "skill": a.id, "level": a.level }))
-                .collect::<Vec<_>>(),
+pub fn users_view(user: &User) -> UsersView<'_> {
+    UsersView {
+        id: &user.id,
+        first_name: &user.first_name,
+        last_name: &user.last_name,
+        email: &user.email,
+        skills: SkillsView {
+            proficiencies: SkillLevels(&user.skills),
         },
-        "version": user.version,
-    })
+        version: user.version,
+    }
 }
 
 /// `GET /users?page=&pageSize=`.
@@ -40,16 +75,15 @@ pub async fn list(
     app.auth
         .require(&headers, app.clock.now(), "admin:users:read")?;
     let page = Params::parse(query.as_deref())?.page()?;
-    let tenant = app.tenant.lock();
-    let result = page.cut(tenant.users.values());
-    let body = json!({
-        "entities": result.entities.iter().map(|u| users_view(u)).collect::<Vec<_>>(),
-        "page": result.page,
-        "pageSize": result.page_size,
-        "total": result.total,
-    });
-    drop(tenant);
-    Ok(axum::Json(body).into_response())
+    // The lock is held to copy the page's pointers; the page is rendered after.
+    let result = app.tenant.lock().list_users(None, None, page);
+    Ok(axum::Json(PageOf {
+        entities: result.entities.iter().map(|u| users_view(u)).collect(),
+        page: result.page,
+        page_size: result.page_size,
+        total: result.total,
+    })
+    .into_response())
 }
 
 /// `GET /users/{userId}`.
@@ -60,12 +94,9 @@ pub async fn fetch(
 ) -> ApiResult {
     app.auth
         .require(&headers, app.clock.now(), "admin:users:read")?;
-    let tenant = app.tenant.lock();
-    let user = tenant
-        .users
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found("user", &id))?;
-    Ok(with_etag(StatusCode::OK, user.version, users_view(user)))
+    let user = app.tenant.lock().users().get(&id).cloned();
+    let user = user.ok_or_else(|| ApiError::not_found("user", &id))?;
+    Ok(with_etag(StatusCode::OK, user.version, users_view(&user)))
 }
 
 /// `PUT /users/{userId}`: partial update; `skills.proficiencies` replaces the skill list.

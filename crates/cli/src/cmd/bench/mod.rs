@@ -8,6 +8,7 @@ mod naive;
 mod plan_scale;
 pub(crate) mod scenario;
 mod serve;
+mod sim_load;
 mod sync;
 mod timed_journal;
 
@@ -22,5 +23,6 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         BenchCommand::Plan(plan_args) => plan_scale::run(plan_args).await,
         BenchCommand::Chaos(chaos_args) => chaos::run(chaos_args).await,
         BenchCommand::Serve(serve_args) => serve::run(serve_args).await,
+        BenchCommand::Sim(sim_args) => sim_load::run(sim_args).await,
     }
 }
