@@ -267,6 +267,10 @@ async fn end_to_end(args: &BenchPlanArgs, dir: &Path) -> anyhow::Result<std::pro
     Ok(crate::output::exit::ok())
 }
 
+/// One `skillsync plan` process: wall seconds, the children's (peak MiB, CPU seconds) so far,
+/// and how it exited.
+type PlanRun = (f64, Option<(f64, f64)>, std::process::ExitStatus);
+
 /// The child processes waited for so far (Linux: kernel accounting, so the figures are the
 /// children's own): the largest peak resident memory, and their CPU time.
 fn children_usage() -> Option<(f64, f64)> {
