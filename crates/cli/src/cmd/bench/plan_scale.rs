@@ -195,22 +195,21 @@ async fn end_to_end(args: &BenchPlanArgs, dir: &Path) -> anyhow::Result<std::pro
     let output_path = dir.join("plan.json");
     let cache = dir.join(".token-cache");
     let written = output_path.clone();
-    let run_plan =
-        move || -> anyhow::Result<(f64, Option<(f64, f64)>, std::process::ExitStatus)> {
-            let out = File::create(&written)
-                .with_context(|| format!("cannot write {}", written.display()))?;
-            let started = Instant::now();
-            let status = std::process::Command::new(&binary)
-                .args(["plan", "--output", "json", "--config"])
-                .arg(&config)
-                .env("SKILLSYNC_ADOPT", "all")
-                .env("SKILLSYNC_CACHE_DIR", &cache)
-                .stdout(out)
-                .stderr(std::process::Stdio::null())
-                .status()
-                .context("cannot run skillsync plan")?;
-            Ok((started.elapsed().as_secs_f64(), children_usage(), status))
-        };
+    let run_plan = move || -> anyhow::Result<PlanRun> {
+        let out = File::create(&written)
+            .with_context(|| format!("cannot write {}", written.display()))?;
+        let started = Instant::now();
+        let status = std::process::Command::new(&binary)
+            .args(["plan", "--output", "json", "--config"])
+            .arg(&config)
+            .env("SKILLSYNC_ADOPT", "all")
+            .env("SKILLSYNC_CACHE_DIR", &cache)
+            .stdout(out)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .context("cannot run skillsync plan")?;
+        Ok((started.elapsed().as_secs_f64(), children_usage(), status))
+    };
     // The first run fetches and caches a token, as a user's first command of the day does.
     let (first_seconds, first_usage, status) =
         tokio::task::spawn_blocking(run_plan.clone()).await??;
