@@ -91,8 +91,9 @@ async fn the_whole_burst_at_the_tenants_own_limits_meets_no_429() {
     let took = started.elapsed().as_secs_f64();
     assert_eq!(api.counters().throttled, 0);
     assert_eq!(sim.stats().await["throttled"].as_u64().unwrap(), 0);
-    // 150 calls beyond the burst at 50/s: 3 s; the model trails by about a round trip.
-    assert!(took < 3.5, "160 calls took {took:.2} s");
+    // 150 calls beyond the burst at 50/s: 3 s; the model trails by about a round trip. A
+    // rate halved by a 429 would take about 6 s.
+    assert!(took < 4.5, "160 calls took {took:.2} s");
 }
 
 /// The first `burst` calls all leave at once: none waits for a cell kept in reserve (the last
