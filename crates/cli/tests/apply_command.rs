@@ -242,6 +242,80 @@ async fn agents_left_without_skills_stop_the_run_before_any_write_unless_allowed
     );
 }
 
+/// Calls to the routing-profile listing the simulator has answered.
+fn profile_listings(stats: &Value) -> u64 {
+    stats["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == "GET" && r["route"] == "/api/v2/routing/profiles")
+        .map(|r| r["count"].as_u64().unwrap())
+        .sum()
+}
+
+/// A run that creates and rewrites no definition has no routing profile to check, so it does
+/// not list them: neither the apply that writes users nor the no-change re-sync after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_writes_no_definition_lists_no_routing_profiles() {
+    let ws = workspace("no-profile-listing");
+    let doc = tenant(200);
+    write_hris(&ws.0, &doc);
+    let (base, _stop) = start_sim_with(doc, Knobs::quiet()).await;
+    write_config(&ws.0, &base);
+    let applied = run(&ws.0, &["apply", "--yes"]).await;
+    assert_eq!(applied.status.code(), Some(0), "{applied:?}");
+    assert!(writes_in(&sim_get(&base, "/sim/stats").await) > 0);
+    let resynced = run(&ws.0, &["apply", "--yes"]).await;
+    assert_eq!(resynced.status.code(), Some(0), "{resynced:?}");
+    assert!(
+        String::from_utf8_lossy(&resynced.stdout).contains("No changes"),
+        "{}",
+        String::from_utf8_lossy(&resynced.stdout)
+    );
+    assert_eq!(profile_listings(&sim_get(&base, "/sim/stats").await), 0);
+}
+
+/// A definition to create whose routing profile the tenant lacks: the run lists the profiles
+/// (one call), and refuses at the catalog line and field, before any write. `plan` says the
+/// same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_definition_to_create_with_a_missing_profile_is_refused_before_any_write() {
+    let ws = workspace("missing-profile");
+    let doc = tenant(50);
+    write_hris(&ws.0, &doc);
+    let catalog = ws.0.join("hris/catalog.csv");
+    let mut rows = std::fs::read_to_string(&catalog).unwrap();
+    rows.push_str("NEW_SKILL,skill,en-us,New_Skill,Added by the test,rp-missing\n");
+    let line = rows.lines().count();
+    std::fs::write(&catalog, rows).unwrap();
+    let (base, _stop) = start_sim_with(doc, Knobs::quiet()).await;
+    write_config(&ws.0, &base);
+    let expected = format!(
+        "catalog.csv:{line}:6: error: routing profile rp-missing of skill New_Skill (en-us) does not exist in the tenant"
+    );
+
+    let refused = run(&ws.0, &["apply", "--yes"]).await;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(said.contains(&expected), "{said}");
+    let stats = sim_get(&base, "/sim/stats").await;
+    assert_eq!(writes_in(&stats), 0, "refused before any write");
+    assert_eq!(profile_listings(&stats), 1, "listed once, to check it");
+
+    let planned = run(&ws.0, &["plan"]).await;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&planned.stdout),
+        String::from_utf8_lossy(&planned.stderr)
+    );
+    assert_eq!(planned.status.code(), Some(1), "{said}");
+    assert!(said.contains(&expected), "{said}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_without_yes_and_without_a_terminal_refuses_and_writes_nothing() {
     let ws = workspace("no-yes");

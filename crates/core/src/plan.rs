@@ -26,13 +26,119 @@ pub struct Live {
     pub definitions: Vec<Definition>,
     /// Users with their assignments and versions.
     pub users: Vec<UserAssignments>,
-    /// Ids of the routing profiles that exist.
+    /// Ids of routing profiles the tenant listed: those a plan must check
+    /// ([`Live::profiles_to_check`]), read only when there are any; empty otherwise.
     pub profile_ids: BTreeSet<String>,
     /// False in the users dialect, which cannot see proficiency assignments.
     pub sees_proficiencies: bool,
     /// The dialect has no routing profiles (CXone): a catalog's `routing_profile_id` is not
     /// checked against `profile_ids`.
     pub without_profiles: bool,
+}
+
+impl Live {
+    /// The routing profiles the tenant must be asked about before a plan against `catalog` can
+    /// be trusted: the `routing_profile_id` of each variant whose definition would be created,
+    /// reactivated or updated (each such write names its profile), less those a definition of
+    /// the tenant already names (the tenant refuses a definition whose profile it does not have,
+    /// and has no way to delete a profile: SPEC 1.2, 1.3). Empty in a dialect without profiles,
+    /// and for a run that writes no definition: such a run need not list the profiles at all.
+    /// Retirements are not known here, so a retired variant may add an id needlessly, never
+    /// leave one out.
+    pub fn profiles_to_check(&self, catalog: &crate::desired::Catalog) -> BTreeSet<String> {
+        if self.without_profiles {
+            return BTreeSet::new();
+        }
+        let by_name = by_name(&self.definitions);
+        let named = named_profiles(&self.definitions);
+        catalog
+            .entries
+            .values()
+            .filter(|entry| definition_work(entry, &by_name, false).writes())
+            .map(|entry| &entry.routing_profile_id)
+            .filter(|id| !named.contains(id.as_str()))
+            .cloned()
+            .collect()
+    }
+}
+
+/// The tenant's definitions by kind, name and locale, each list in the tenant's order.
+fn by_name(definitions: &[Definition]) -> HashMap<(Kind, &str, &Locale), Vec<&Definition>> {
+    let mut by_name: HashMap<(Kind, &str, &Locale), Vec<&Definition>> = HashMap::new();
+    for d in definitions {
+        by_name
+            .entry((d.kind, d.name.as_str(), &d.locale))
+            .or_default()
+            .push(d);
+    }
+    by_name
+}
+
+/// The routing profiles the tenant's definitions name: each exists (see
+/// [`Live::profiles_to_check`]).
+fn named_profiles(definitions: &[Definition]) -> std::collections::HashSet<&str> {
+    definitions
+        .iter()
+        .map(|d| d.routing_profile_id.as_str())
+        .collect()
+}
+
+/// What a catalog variant's definition needs.
+enum DefinitionWork<'a> {
+    /// No tenant definition has its kind, name and locale: it is created.
+    Create,
+    /// The canonical one (the oldest active, else the oldest) and the fields to rewrite
+    /// (none: left as it is).
+    Existing {
+        candidates: Vec<&'a Definition>,
+        canonical: &'a Definition,
+        fields: Vec<&'static str>,
+    },
+}
+
+impl DefinitionWork<'_> {
+    /// Whether the definition is written (created, reactivated or updated), naming the
+    /// catalog's routing profile.
+    fn writes(&self) -> bool {
+        match self {
+            DefinitionWork::Create => true,
+            DefinitionWork::Existing { fields, .. } => !fields.is_empty(),
+        }
+    }
+}
+
+fn definition_work<'a>(
+    entry: &CatalogEntry,
+    by_name: &HashMap<(Kind, &str, &Locale), Vec<&'a Definition>>,
+    without_profiles: bool,
+) -> DefinitionWork<'a> {
+    let candidates = by_name
+        .get(&(entry.kind, entry.name.as_str(), &entry.locale))
+        .cloned()
+        .unwrap_or_default();
+    let Some(canonical) = candidates
+        .iter()
+        .find(|d| d.active)
+        .or(candidates.first())
+        .copied()
+    else {
+        return DefinitionWork::Create;
+    };
+    let mut fields = Vec::new();
+    if !canonical.active {
+        fields.push("active");
+    }
+    if canonical.description != entry.description {
+        fields.push("description");
+    }
+    if !without_profiles && canonical.routing_profile_id != entry.routing_profile_id {
+        fields.push("routingProfileId");
+    }
+    DefinitionWork::Existing {
+        candidates,
+        canonical,
+        fields,
+    }
 }
 
 /// For a dialect whose definitions have no locale field (CXone): gives each definition the
@@ -633,18 +739,14 @@ fn kind_index(kind: Kind) -> usize {
 }
 
 /// Resolves the catalog against the tenant: definition actions, the resolution, and problems
-/// (a catalog routing profile that does not exist blocks the run before any write).
+/// (a definition to create or rewrite naming a routing profile that does not exist blocks the
+/// run before any write; `live.profile_ids` must hold [`Live::profiles_to_check`]).
 pub fn resolve(
     desired: &Desired,
     live: &Live,
 ) -> (Resolution, Vec<DefinitionAction>, Vec<Problem>) {
-    let mut by_name: HashMap<(Kind, &str, &Locale), Vec<&Definition>> = HashMap::new();
-    for d in &live.definitions {
-        by_name
-            .entry((d.kind, d.name.as_str(), &d.locale))
-            .or_default()
-            .push(d);
-    }
+    let by_name = by_name(&live.definitions);
+    let named_profiles = named_profiles(&live.definitions);
     let mut resolution = Resolution {
         sees_proficiencies: live.sees_proficiencies,
         ..Resolution::default()
@@ -677,7 +779,14 @@ pub fn resolve(
             );
             continue;
         }
-        if !live.without_profiles && !live.profile_ids.contains(&entry.routing_profile_id) {
+        let work = definition_work(entry, &by_name, live.without_profiles);
+        // Only a definition written names its profile to the tenant; one left as it is
+        // already names one the tenant has.
+        if work.writes()
+            && !live.without_profiles
+            && !live.profile_ids.contains(&entry.routing_profile_id)
+            && !named_profiles.contains(entry.routing_profile_id.as_str())
+        {
             problems.push(
                 Problem::error(&desired.files.catalog, format!(
                     "routing profile {} of {} {} ({locale}) does not exist in the tenant",
@@ -688,15 +797,11 @@ pub fn resolve(
                 .hint("use the id of an existing routing profile (GET /routing/profiles); the tenant refuses definitions without one"),
             );
         }
-        let candidates = by_name
-            .get(&(entry.kind, entry.name.as_str(), locale))
-            .cloned()
-            .unwrap_or_default();
-        let Some(canonical) = candidates
-            .iter()
-            .find(|d| d.active)
-            .or(candidates.first())
-            .copied()
+        let DefinitionWork::Existing {
+            candidates,
+            canonical,
+            fields,
+        } = work
         else {
             resolution.refs.entry(key.0).or_default().insert(
                 key.1,
@@ -748,16 +853,6 @@ pub fn resolve(
             .entry(key.0)
             .or_default()
             .insert(key.1, DefinitionRef::Existing(canonical.id.clone()));
-        let mut fields = Vec::new();
-        if !canonical.active {
-            fields.push("active");
-        }
-        if canonical.description != entry.description {
-            fields.push("description");
-        }
-        if !live.without_profiles && canonical.routing_profile_id != entry.routing_profile_id {
-            fields.push("routingProfileId");
-        }
         if !fields.is_empty() {
             let action = if canonical.active {
                 DefinitionActionKind::Update

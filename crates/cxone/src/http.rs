@@ -206,8 +206,7 @@ impl Http {
                 self.counters.retry();
             }
             // The token first: its endpoint has its own limit, and a permit taken while the
-            // token is fetched would be charged by our limiter earlier than by the tenant's,
-            // letting a later burst overrun the tenant's bucket.
+            // token is fetched would hold a cell of the tenant's bucket for the whole fetch.
             self.tokens.current(&self.client, &self.counters).await?;
             let permit = self.throttle.acquire().await;
             // Asked again once the permit is held: at a slow limit a request can wait longer

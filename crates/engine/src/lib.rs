@@ -25,7 +25,7 @@ pub use assign::{AssignRequest, Assigned, assign};
 pub use error::{Error, explain};
 pub use guard::{Refusal, RemovalLimit};
 pub use lease::LeaseOptions;
-pub use live::{LiveProgress, read_agents, read_live};
+pub use live::{LiveProgress, read_agents, read_live, read_profile_ids};
 pub use sync::{
     Lists, Prepared, RunLabel, SyncHooks, SyncOptions, SyncOutcome, SyncReport, SyncScope,
     SyncWindow, run_counts, sync, sync_prepared,

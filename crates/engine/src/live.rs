@@ -1,5 +1,7 @@
-//! Reading the live tenant: every definition of both kinds, every profile id and every user,
-//! with as few calls as the API allows (largest pages, the four lists read concurrently).
+//! Reading the live tenant: every definition of both kinds and every user, with as few calls
+//! as the API allows (largest pages, the lists read concurrently), and the routing profiles
+//! only when the plan must check one (a definition to write names a profile no definition of
+//! the tenant names: [`Live::profiles_to_check`]).
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -80,7 +82,7 @@ pub async fn read_live(
 /// Users read at once by [`read_agents`].
 const USERS_IN_PARALLEL: usize = 8;
 
-/// Reads what a plan for a few agents needs: every definition and profile id (as
+/// Reads what a plan for a few agents needs: every definition and the profile ids to check (as
 /// [`read_live`]), and those users one by one instead of the whole listing. A user the tenant
 /// does not have is left out (the plan skips that agent with a warning).
 pub async fn read_agents(
@@ -111,14 +113,11 @@ async fn read_live_without_users(
     api: &dyn TenantApi,
     catalog: &Catalog,
 ) -> skillsync_cxone::Result<Live> {
-    let (skills, proficiencies, profile_ids) = tokio::try_join!(
+    let (skills, proficiencies) = tokio::try_join!(
         api.definitions(Kind::Skill, DefinitionQuery::default())
             .try_collect::<Vec<_>>(),
         api.definitions(Kind::Proficiency, DefinitionQuery::default())
             .try_collect::<Vec<_>>(),
-        api.profiles(None)
-            .map_ok(|p| p.id)
-            .try_collect::<BTreeSet<String>>(),
     )?;
     let mut definitions = skills;
     definitions.extend(proficiencies);
@@ -126,11 +125,24 @@ async fn read_live_without_users(
     if capabilities.locale_in_name {
         skillsync_core::locate_by_name(&mut definitions, catalog);
     }
-    Ok(Live {
+    let mut live = Live {
         definitions,
         users: Vec::new(),
-        profile_ids,
+        profile_ids: BTreeSet::new(),
         sees_proficiencies: capabilities.proficiencies,
         without_profiles: !capabilities.profiles,
-    })
+    };
+    // Listed only when the plan must check a profile: a run that writes no definition (a
+    // no-change re-sync, the usual nightly run) spends no call on it. The users are still
+    // being read meanwhile.
+    if !live.profiles_to_check(catalog).is_empty() {
+        live.profile_ids = read_profile_ids(api).await?;
+    }
+    Ok(live)
+}
+
+/// Every routing profile id of the tenant, for a caller that needs them all (`export` checks
+/// each definition's).
+pub async fn read_profile_ids(api: &dyn TenantApi) -> skillsync_cxone::Result<BTreeSet<String>> {
+    api.profiles(None).map_ok(|p| p.id).try_collect().await
 }

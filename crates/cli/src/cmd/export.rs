@@ -363,6 +363,12 @@ pub async fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         for definition in &mut live.definitions {
             definition.routing_profile_id = NO_PROFILE.to_string();
         }
+    } else {
+        // Each definition's profile is checked; the live read lists them only for a plan
+        // that must check one.
+        live.profile_ids = skillsync_engine::read_profile_ids(api.as_ref())
+            .await
+            .with_context(|| format!("cannot read the tenant at {}", config.tenant.api_base))?;
     }
     if args.employee_id == EmployeeIdFrom::Email {
         use futures::TryStreamExt;

@@ -35,7 +35,11 @@ pub struct TenantLimits {
     pub min_latency_seconds: f64,
 }
 
-/// The lower bound, call by call.
+/// The lower bound, call by call. It lists no routing profiles: a definition's profile is
+/// checked by the tenant when the definition is written, and skillsync lists them (one call)
+/// only when a definition it writes names a profile no definition of the tenant already
+/// names, to refuse a missing one before any write; the benchmark's new codes name a profile
+/// the tenant's definitions use, so neither its apply nor its re-sync needs the list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LowerBound {
@@ -75,7 +79,9 @@ impl LowerBound {
     }
 
     /// The least wall time: the last charged call cannot leave before the bucket has refilled
-    /// for it, and no answer comes back faster than the shortest round trip. Sequential steps
+    /// for it (counted from a bucket full at the first call), and no answer comes back faster
+    /// than the shortest round trip. Work on the client (reading the HRIS files, planning)
+    /// costs nothing here. Sequential steps
     /// (token, reads, creates, writes) each cost at least one round trip as well; the bound is
     /// whichever of the two is larger.
     pub fn seconds(&self, limits: &TenantLimits) -> f64 {
