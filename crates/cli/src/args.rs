@@ -496,7 +496,8 @@ pub struct BenchPlanArgs {
     #[arg(long)]
     pub end_to_end: bool,
 
-    /// Where to write the files (default: a temp folder, removed afterwards).
+    /// Where to write the files, kept (default: a temp folder, removed afterwards); with
+    /// --end-to-end also the tenant, as `tenant.json` for `skillsync sim --fixture`.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
-use skillsync_core::hris::{Loaded, Source, read_desired};
+use skillsync_core::hris::{Loaded, Source, read_catalog_first};
 use skillsync_core::{DialectCarries, Problem, refuse_uncarried};
 
 use crate::config::Config;
@@ -13,6 +13,59 @@ use crate::config::Config;
 /// Reads and validates the three HRIS files named by the config, and refuses the rows the
 /// configured dialect cannot carry (see [`carries`]), all before any request.
 pub fn read_hris(config: &Config) -> Result<Loaded, Vec<Problem>> {
+    let (catalog, agents, assignments) = open_sources(config)?;
+    Checks::of(config).apply(read_catalog_first(catalog).read_rest(agents, assignments))
+}
+
+/// The HRIS files being read: the catalog already (small, and all the tenant's read needs),
+/// the agents and assignments on a blocking thread.
+pub struct HrisReading {
+    /// The catalog as the tenant names it, when `catalog.csv` has no error: what the tenant's
+    /// read can start from while the rest is read.
+    pub catalog: Option<skillsync_core::Catalog>,
+    rest: tokio::task::JoinHandle<Result<Loaded, Vec<Problem>>>,
+}
+
+impl HrisReading {
+    /// Starts reading the files named by the config: what [`read_hris`] reads, with the same
+    /// problems, the larger files meanwhile.
+    pub fn start(config: &Config) -> HrisReading {
+        let checks = Checks::of(config);
+        let (catalog, agents, assignments) = match open_sources(config) {
+            Ok(sources) => sources,
+            Err(problems) => {
+                return HrisReading {
+                    catalog: None,
+                    rest: tokio::task::spawn(std::future::ready(Err(problems))),
+                };
+            }
+        };
+        let first = read_catalog_first(catalog);
+        let catalog = first.catalog().cloned().map(|mut catalog| {
+            checks.tenant_names(&mut catalog);
+            catalog
+        });
+        let rest =
+            tokio::task::spawn_blocking(move || checks.apply(first.read_rest(agents, assignments)));
+        HrisReading { catalog, rest }
+    }
+
+    /// The files read and checked.
+    pub async fn finish(self) -> Result<Loaded, Vec<Problem>> {
+        self.rest
+            .await
+            .expect("reading the HRIS files does not panic")
+    }
+}
+
+type Sources = (
+    Source<BufReader<File>>,
+    Source<BufReader<File>>,
+    Source<BufReader<File>>,
+);
+
+/// The three files opened, or a problem for each that cannot be.
+fn open_sources(config: &Config) -> Result<Sources, Vec<Problem>> {
     let sources = &config.sources;
     let open = |path: &Path| -> Result<Source<BufReader<File>>, Problem> {
         let name = display(path);
@@ -26,39 +79,66 @@ pub fn read_hris(config: &Config) -> Result<Loaded, Vec<Problem>> {
                     .hint(format!("check [source] in {}", config.path.display()))
             })
     };
-    let (catalog, agents, assignments) = (
+    match (
         open(&sources.catalog),
         open(&sources.agents),
         open(&sources.assignments),
-    );
-    let loaded = match (catalog, agents, assignments) {
-        (Ok(c), Ok(a), Ok(s)) => read_desired(c, a, s)?,
-        (c, a, s) => return Err([c.err(), a.err(), s.err()].into_iter().flatten().collect()),
-    };
-    let loaded = refuse_uncarried(loaded, &carries(config))?;
-    if config.tenant.dialect.capabilities().locale_in_name {
-        name_variants(loaded, config.tenant.name_pattern.as_ref())
-    } else {
-        Ok(loaded)
+    ) {
+        (Ok(c), Ok(a), Ok(s)) => Ok((c, a, s)),
+        (c, a, s) => Err([c.err(), a.err(), s.err()].into_iter().flatten().collect()),
     }
 }
 
-/// For a dialect whose skills carry the locale in their name (cxone): each catalog variant's
-/// tenant name, by `[tenant] name_pattern` when it is set (else the catalog's `name` as it is),
-/// refusing two variants the tenant would take for one skill (it compares names ignoring case).
-fn name_variants(
-    mut loaded: Loaded,
-    pattern: Option<&skillsync_core::NamePattern>,
-) -> Result<Loaded, Vec<Problem>> {
+/// What the config adds to the files' own checks: the rows the dialect cannot carry, and, for
+/// a dialect that carries the locale in a skill's name, the names the tenant knows.
+struct Checks {
+    carries: DialectCarries,
+    /// `Some` for a dialect with the locale in the name: `[tenant] name_pattern`, if set.
+    names: Option<Option<skillsync_core::NamePattern>>,
+}
+
+impl Checks {
+    fn of(config: &Config) -> Checks {
+        Checks {
+            carries: carries(config),
+            names: config
+                .tenant
+                .dialect
+                .capabilities()
+                .locale_in_name
+                .then(|| config.tenant.name_pattern.clone()),
+        }
+    }
+
+    fn apply(&self, loaded: Result<Loaded, Vec<Problem>>) -> Result<Loaded, Vec<Problem>> {
+        let mut loaded = refuse_uncarried(loaded?, &self.carries)?;
+        match &self.names {
+            Some(_) => {
+                self.tenant_names(&mut loaded.desired.catalog);
+                refuse_one_name_for_two(loaded)
+            }
+            None => Ok(loaded),
+        }
+    }
+
+    /// Each catalog variant's tenant name, by `[tenant] name_pattern` when it is set (else
+    /// the catalog's `name` as it is).
+    fn tenant_names(&self, catalog: &mut skillsync_core::Catalog) {
+        if let Some(Some(pattern)) = &self.names {
+            for ((code, locale), entry) in catalog.entries.iter_mut() {
+                entry.name = pattern.render(code.as_str(), locale);
+            }
+        }
+    }
+}
+
+/// For a dialect whose skills carry the locale in their name (cxone): refuses two variants the
+/// tenant would take for one skill (it compares names ignoring case).
+fn refuse_one_name_for_two(loaded: Loaded) -> Result<Loaded, Vec<Problem>> {
     let file = loaded.desired.files.catalog.clone();
     let mut seen: std::collections::HashMap<String, (String, u64)> =
         std::collections::HashMap::new();
     let mut problems = Vec::new();
-    if let Some(pattern) = pattern {
-        for ((code, locale), entry) in loaded.desired.catalog.entries.iter_mut() {
-            entry.name = pattern.render(code.as_str(), locale);
-        }
-    }
     // In file order, so the second of two rows is the one blamed.
     let mut in_file: Vec<_> = loaded.desired.catalog.entries.iter().collect();
     in_file.sort_by_key(|(_, entry)| entry.line);
@@ -93,6 +173,9 @@ fn name_variants(
 pub fn carries(config: &Config) -> DialectCarries {
     config.tenant.dialect.capabilities().carries()
 }
+
+/// The files' problems, as an error that ends a join.
+struct Refused(Vec<Problem>);
 
 /// A path as the user will recognise it: relative to the working directory when it can be.
 pub fn display(path: &Path) -> String {
@@ -141,6 +224,61 @@ impl Session {
             loaded,
             api,
         }))
+    }
+
+    /// [`Session::open`] and [`Session::read_live`] at once, for the commands that only read
+    /// (`plan`, `drift`): the tenant is read from the catalog while the agents and assignments
+    /// files are read, and a file with an error stops the read, so the problems are reported
+    /// as [`Session::open`] reports them, with no write and no more calls.
+    pub async fn open_and_read(
+        common: &crate::args::CommonArgs,
+        progress: &(dyn Fn(skillsync_engine::LiveProgress) + Sync),
+    ) -> anyhow::Result<Result<(Session, skillsync_core::Live), std::process::ExitCode>> {
+        use anyhow::Context;
+        use futures::FutureExt;
+        let invalid =
+            |problems: &[Problem]| Ok(Err(crate::cmd::validate::report_problems(common, problems)));
+        let config = match Config::load(&common.config) {
+            Ok(config) => config,
+            Err(problems) => return invalid(&problems),
+        };
+        let settings = match config.client_settings() {
+            Ok(settings) => settings,
+            // The files' problems come first, as `open` reports them.
+            Err(problems) => return invalid(&read_hris(&config).err().unwrap_or(problems)),
+        };
+        let reading = HrisReading::start(&config);
+        let api = skillsync_cxone::connect(&settings).context("cannot set up the tenant client")?;
+        let read_from = reading.catalog.clone();
+        let read = async {
+            match &read_from {
+                Some(catalog) => Some(
+                    skillsync_engine::read_live(api.as_ref(), catalog, progress)
+                        .await
+                        .with_context(|| {
+                            format!("cannot read the tenant at {}", config.tenant.api_base)
+                        }),
+                ),
+                None => None,
+            }
+        };
+        // Dropping the read when the files are refused cancels its requests.
+        let files = reading.finish().map(|loaded| loaded.map_err(Refused));
+        let (mut loaded, read) = match futures::future::try_join(files, read.map(Ok)).await {
+            Ok(both) => both,
+            Err(Refused(problems)) => return invalid(&problems),
+        };
+        loaded.desired.retired = Self::retirements(&config).await?;
+        let session = Session {
+            config,
+            loaded,
+            api,
+        };
+        let live = match read {
+            Some(live) => live?,
+            None => session.read_live(progress).await?,
+        };
+        Ok(Ok((session, live)))
     }
 
     /// Reads the live tenant.

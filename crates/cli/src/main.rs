@@ -73,12 +73,49 @@ fn main() -> ExitCode {
             args::Command::Serve(serve_args) => serve::run(&serve_args).await,
         }
     });
+    report_resources();
     match result {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// With `SKILLSYNC_RESOURCE_REPORT=FILE`, writes the process's own peak resident memory and
+/// CPU time to FILE as JSON when the command ends, for `skillsync bench`, which runs commands
+/// as child processes. The kernel's account of a child (`getrusage(RUSAGE_CHILDREN)`) cannot
+/// serve: a child started by `posix_spawn` shares its parent's memory until it execs, and
+/// Linux keeps that peak as the child's, so only the child knows its own (`VmHWM`).
+fn report_resources() {
+    let Some(path) = std::env::var_os("SKILLSYNC_RESOURCE_REPORT") else {
+        return;
+    };
+    let peak_kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        });
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage only writes the struct it is given.
+    let cpu_seconds = (unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) } == 0)
+        .then(|| {
+            // SAFETY: initialized by the successful call above.
+            let usage = unsafe { usage.assume_init() };
+            let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+            seconds(usage.ru_utime) + seconds(usage.ru_stime)
+        });
+    let report = serde_json::json!({
+        "peakRssMib": peak_kib.map(|kib| kib as f64 / 1024.0),
+        "cpuSeconds": cpu_seconds,
+    });
+    if let Err(error) = std::fs::write(&path, report.to_string()) {
+        eprintln!(
+            "warning: cannot write the resource report to {}: {error}",
+            std::path::Path::new(&path).display()
+        );
     }
 }
 

@@ -120,6 +120,52 @@ async fn a_bad_file_reports_every_error_at_once_with_file_and_line_and_makes_no_
     );
 }
 
+/// `plan` and `drift` read the tenant from the catalog while the agents and assignments files
+/// are read. A bad row there must still be reported as `validate` reports it, with exit 1,
+/// nothing on stdout, no write and no journal: the read is dropped, not used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_assignments_file_beside_a_good_catalog_is_reported_as_validate_reports_it_with_no_write()
+ {
+    let ws = workspace("bad-rest");
+    let doc = skillsync_sim::generate(&GenerateOptions {
+        agents: 600,
+        ..GenerateOptions::default()
+    });
+    write_hris_exact(&ws.0, &doc);
+    let (base, _stop) = start_sim(doc).await;
+    write_config(&ws.0, &base);
+    let assignments = ws.0.join("hris/assignments.csv");
+    let mut rows = std::fs::read_to_string(&assignments).unwrap();
+    let bad_line = rows.lines().count() + 1;
+    rows.push_str("E-NOBODY,Billing,11,true\n");
+    std::fs::write(&assignments, rows).unwrap();
+
+    let validate = skillsync(&ws.0, &["validate"]);
+    assert_eq!(validate.status.code(), Some(1));
+    let expected = String::from_utf8_lossy(&validate.stderr).into_owned();
+    assert!(
+        expected.contains(&format!("hris/assignments.csv:{bad_line}")),
+        "{expected}"
+    );
+    for command in ["plan", "drift"] {
+        let output = skillsync(&ws.0, &[command]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{command}: {stderr}");
+        assert!(output.stdout.is_empty(), "{command}");
+        assert_eq!(stderr, expected, "{command} reports what validate reports");
+    }
+    let stats = sim_stats(&base).await;
+    let writes: u64 = stats["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] != "GET" && r["route"] != "/api/v2/oauth/token")
+        .map(|r| r["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(writes, 0, "{stats}");
+    assert!(!ws.0.join("skillsync.db").exists(), "no journal is created");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_after_the_tenant_matches_the_files_reports_no_changes_and_exits_zero() {
     let ws = workspace("same");

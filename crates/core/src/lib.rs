@@ -31,7 +31,7 @@ pub use events::{
     Change, Event, EventId, EventProblem, Lane, MAX_EVENTS_PER_REQUEST, apply_event, check_event,
     overlay, parse_events,
 };
-pub use hris::{Columns, Loaded, Source, read_desired};
+pub use hris::{CatalogFirst, Columns, Loaded, Source, read_catalog_first, read_desired};
 pub use naming::{NamePattern, NamePatternError};
 pub use ownership::{Adopt, Ownership, check_takeovers};
 pub use plan::{Live, Plan, PlanOptions, Resolution, locate_by_name, plan, resolve};

@@ -490,7 +490,9 @@ struct Owner {
 pub struct Resolution {
     /// By code, then locale: looked up once per desired assignment, so without building a key.
     refs: HashMap<Code, HashMap<Locale, DefinitionRef>>,
-    owners: HashMap<DefinitionId, Owner>,
+    /// Looked up for every assignment of every user: a fast hash (seeded per process, so a
+    /// tenant's ids cannot be chosen to collide).
+    owners: foldhash::HashMap<DefinitionId, Owner>,
     names: BTreeMap<(Code, Locale), (Kind, String)>,
     sees_proficiencies: bool,
 }
@@ -887,7 +889,7 @@ fn retirement_of<'a>(
 /// Plans the whole run. Errors (with any warnings) when something blocks it.
 pub fn plan(desired: &Desired, live: &Live, options: &PlanOptions) -> Result<Plan, Vec<Problem>> {
     let (resolution, definitions, mut problems) = resolve(desired, live);
-    let users_by_id: HashMap<&UserId, &UserAssignments> =
+    let users_by_id: foldhash::HashMap<&UserId, &UserAssignments> =
         live.users.iter().map(|u| (&u.user_id, u)).collect();
     let no_assignments = BTreeMap::new();
     let mut totals = Totals {

@@ -102,11 +102,10 @@ fn describe(change: &AssignmentChange) -> String {
 
 /// Runs the command.
 pub async fn run(common: &CommonArgs) -> anyhow::Result<ExitCode> {
-    let session = match Session::open(common).await? {
-        Ok(session) => session,
+    let (session, live) = match Session::open_and_read(common, &|_| {}).await? {
+        Ok(opened) => opened,
         Err(code) => return Ok(code),
     };
-    let live = session.read_live(&|_| {}).await?;
     let plan = match session.plan(&live, common) {
         Ok(plan) => plan,
         Err(code) => return Ok(code),

@@ -16,10 +16,6 @@ pub async fn run(plan_args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let style = Style {
         color: args.color.for_stdout(),
     };
-    let session = match Session::open(args).await? {
-        Ok(session) => session,
-        Err(code) => return Ok(code),
-    };
     let started = Instant::now();
     let progress = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     progress.set_style(
@@ -27,10 +23,15 @@ pub async fn run(plan_args: &PlanArgs) -> anyhow::Result<ExitCode> {
             .expect("valid template"),
     );
     progress.enable_steady_tick(std::time::Duration::from_millis(120));
-    let live = session
-        .read_live(&|p| progress.set_message(format!("{} users", p.users)))
-        .await?;
+    let opened = Session::open_and_read(args, &|p| {
+        progress.set_message(format!("{} users", p.users))
+    })
+    .await;
     progress.finish_and_clear();
+    let (session, live) = match opened? {
+        Ok(opened) => opened,
+        Err(code) => return Ok(code),
+    };
     let counters = session.api.counters();
     eprintln!(
         "read {} users and {} definitions in {:.1} s ({} requests)",

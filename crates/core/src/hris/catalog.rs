@@ -28,6 +28,7 @@ const C_DESCRIPTION: usize = 4;
 const C_PROFILE: usize = 5;
 
 /// The catalog as far as it could be read.
+#[derive(Debug)]
 pub(super) struct CatalogRead {
     /// `None` when the file could not be used at all: checks against it are skipped.
     pub(super) catalog: Option<Catalog>,

@@ -27,7 +27,7 @@ mod test_support;
 
 use std::io::Read;
 
-use crate::desired::{Desired, SourceFiles};
+use crate::desired::{Catalog, Desired, SourceFiles};
 use crate::problem::{Problem, Problems};
 
 /// One input file: its name as the user gave it and something to read it from.
@@ -75,66 +75,114 @@ pub fn read_desired<C: Read, A: Read, S: Read>(
     agents: Source<A>,
     assignments: Source<S>,
 ) -> Result<Loaded, Vec<Problem>> {
-    let names = Names {
-        catalog: catalog.name.clone(),
-        agents: agents.name.clone(),
-    };
-    let files = SourceFiles {
-        catalog: catalog.name.clone(),
-        agents: agents.name.clone(),
-        assignments: assignments.name.clone(),
-    };
-    let mut catalog_problems = Problems::new();
-    let mut agent_problems = Problems::new();
-    let mut assignment_problems = Problems::new();
+    read_catalog_first(catalog).read_rest(agents, assignments)
+}
 
-    let catalog = catalog::read_catalog(catalog, &mut catalog_problems);
-    let agents = agents::read_agents(agents, &catalog, &names, &mut agent_problems);
-    let (wanted, assignment_columns) = assignments::read_assignments(
-        assignments,
-        &catalog,
-        &agents,
-        &names,
-        &mut assignment_problems,
-    );
+/// Reads `catalog.csv` alone: the first of [`read_desired`]'s steps, for a caller that can
+/// start what needs only the catalog (reading the tenant) while the larger files are read by
+/// [`CatalogFirst::read_rest`].
+pub fn read_catalog_first<C: Read>(catalog: Source<C>) -> CatalogFirst {
+    let name = catalog.name.clone();
+    let mut problems = Problems::new();
+    let read = catalog::read_catalog(catalog, &mut problems);
+    CatalogFirst {
+        name,
+        read,
+        problems,
+    }
+}
 
-    let mut problems = by_file_then_line([
-        catalog_problems.into_vec(),
-        agent_problems.into_vec(),
-        assignment_problems.into_vec(),
-    ]);
-    // Three files with headers and no rows are a start (as `skillsync init` writes them), not a
-    // mistake: with no catalog nothing is skillsync's, so nothing can be stripped. One empty
-    // file beside full ones is still an error (an empty assignments file would strip every
-    // agent).
-    let empty = |p: &Problem| p.is_error() && p.message.ends_with(EMPTY_FILE);
-    let errors = problems.iter().filter(|p| p.is_error()).count();
-    if errors == 3 && problems.iter().filter(|p| empty(p)).count() == 3 {
-        problems.retain(|p| !empty(p));
-        problems.insert(
-            0,
-            Problem::warning(
-                &files.catalog,
-                "the HRIS files have headers and no rows yet: there is nothing to sync",
-            )
-            .at_line(1)
-            .hint("add the catalog's codes, the agents and their assignments below the headers"),
+/// `catalog.csv` read, the agents and assignments not yet.
+#[derive(Debug)]
+pub struct CatalogFirst {
+    name: String,
+    read: catalog::CatalogRead,
+    problems: Problems,
+}
+
+impl CatalogFirst {
+    /// The catalog, when its file has no error (with an error the whole read fails, whatever
+    /// the other files hold).
+    pub fn catalog(&self) -> Option<&Catalog> {
+        if self.problems.has_errors() {
+            None
+        } else {
+            self.read.catalog.as_ref()
+        }
+    }
+
+    /// Reads the agents and assignments against the catalog: what [`read_desired`] returns.
+    pub fn read_rest<A: Read, S: Read>(
+        self,
+        agents: Source<A>,
+        assignments: Source<S>,
+    ) -> Result<Loaded, Vec<Problem>> {
+        let CatalogFirst {
+            name: catalog_name,
+            read: catalog,
+            problems: catalog_problems,
+        } = self;
+        let names = Names {
+            catalog: catalog_name.clone(),
+            agents: agents.name.clone(),
+        };
+        let files = SourceFiles {
+            catalog: catalog_name,
+            agents: agents.name.clone(),
+            assignments: assignments.name.clone(),
+        };
+        let mut agent_problems = Problems::new();
+        let mut assignment_problems = Problems::new();
+
+        let agents = agents::read_agents(agents, &catalog, &names, &mut agent_problems);
+        let (wanted, assignment_columns) = assignments::read_assignments(
+            assignments,
+            &catalog,
+            &agents,
+            &names,
+            &mut assignment_problems,
         );
+
+        let mut problems = by_file_then_line([
+            catalog_problems.into_vec(),
+            agent_problems.into_vec(),
+            assignment_problems.into_vec(),
+        ]);
+        // Three files with headers and no rows are a start (as `skillsync init` writes them), not a
+        // mistake: with no catalog nothing is skillsync's, so nothing can be stripped. One empty
+        // file beside full ones is still an error (an empty assignments file would strip every
+        // agent).
+        let empty = |p: &Problem| p.is_error() && p.message.ends_with(EMPTY_FILE);
+        let errors = problems.iter().filter(|p| p.is_error()).count();
+        if errors == 3 && problems.iter().filter(|p| empty(p)).count() == 3 {
+            problems.retain(|p| !empty(p));
+            problems.insert(
+                0,
+                Problem::warning(
+                    &files.catalog,
+                    "the HRIS files have headers and no rows yet: there is nothing to sync",
+                )
+                .at_line(1)
+                .hint(
+                    "add the catalog's codes, the agents and their assignments below the headers",
+                ),
+            );
+        }
+        if problems.iter().any(Problem::is_error) {
+            return Err(problems);
+        }
+        Ok(Loaded {
+            desired: Desired {
+                files,
+                catalog: catalog.catalog.unwrap_or_default(),
+                agents: agents.agents.unwrap_or_default(),
+                assignments: wanted,
+                retired: Vec::new(),
+            },
+            warnings: problems,
+            assignment_columns,
+        })
     }
-    if problems.iter().any(Problem::is_error) {
-        return Err(problems);
-    }
-    Ok(Loaded {
-        desired: Desired {
-            files,
-            catalog: catalog.catalog.unwrap_or_default(),
-            agents: agents.agents.unwrap_or_default(),
-            assignments: wanted,
-            retired: Vec::new(),
-        },
-        warnings: problems,
-        assignment_columns,
-    })
 }
 
 /// The problems of each file sorted by line, column, severity and message, the files kept in

@@ -4,6 +4,7 @@
 
 mod bound;
 mod chaos;
+mod child;
 mod naive;
 mod plan_scale;
 pub(crate) mod scenario;

@@ -172,6 +172,15 @@ async fn end_to_end(args: &BenchPlanArgs, dir: &Path) -> anyhow::Result<std::pro
     }
     let bytes = write_files(&hris, args.agents, args.per_agent)?;
     let doc = tenant_doc(&snapshot(args.agents, args.per_agent));
+    if args.dir.is_some() {
+        // Kept with the files, so a run can be profiled on its own against
+        // `skillsync sim --fixture DIR/tenant.json --rate-limit off`.
+        let path = dir.join("tenant.json");
+        let file =
+            File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
+        serde_json::to_writer(std::io::BufWriter::new(file), &doc)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     let changed_agents = (0..args.agents).filter(|a| is_changed(*a)).count();
     let knobs = skillsync_sim::Knobs {
         rate_limit: skillsync_sim::Rate::Off,
@@ -195,34 +204,33 @@ async fn end_to_end(args: &BenchPlanArgs, dir: &Path) -> anyhow::Result<std::pro
     let output_path = dir.join("plan.json");
     let cache = dir.join(".token-cache");
     let written = output_path.clone();
-    let run_plan = move || -> anyhow::Result<PlanRun> {
+    let report = dir.join("resources.json");
+    let run_plan = move || -> anyhow::Result<super::child::ChildRun> {
         let out = File::create(&written)
             .with_context(|| format!("cannot write {}", written.display()))?;
-        let started = Instant::now();
-        let status = std::process::Command::new(&binary)
-            .args(["plan", "--output", "json", "--config"])
-            .arg(&config)
-            .env("SKILLSYNC_ADOPT", "all")
-            .env("SKILLSYNC_CACHE_DIR", &cache)
-            .stdout(out)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .context("cannot run skillsync plan")?;
-        Ok((started.elapsed().as_secs_f64(), children_usage(), status))
+        super::child::run_measured(
+            std::process::Command::new(&binary)
+                .args(["plan", "--output", "json", "--config"])
+                .arg(&config)
+                .env("SKILLSYNC_ADOPT", "all")
+                .env("SKILLSYNC_CACHE_DIR", &cache)
+                .stdout(out)
+                .stderr(std::process::Stdio::null()),
+            &report,
+        )
     };
     // The first run fetches and caches a token, as a user's first command of the day does.
-    let (first_seconds, first_usage, status) =
-        tokio::task::spawn_blocking(run_plan.clone()).await??;
-    if status.code() != Some(2) {
+    let first = tokio::task::spawn_blocking(run_plan.clone()).await??;
+    if first.status.code() != Some(2) {
         tenant.stop().await;
-        bail!("skillsync plan exited {status} (2 expected: changes to make)");
+        bail!(
+            "skillsync plan exited {} (2 expected: changes to make)",
+            first.status
+        );
     }
-    let (seconds, usage, _) = tokio::task::spawn_blocking(run_plan).await??;
-    let peak_mib = usage.map(|(peak, _)| peak);
-    // CPU is cumulative over the children: the second run's is the difference.
-    let cpu_seconds = usage
-        .zip(first_usage)
-        .map(|((_, all), (_, first))| all - first);
+    let measured = tokio::task::spawn_blocking(run_plan).await??;
+    let (first_seconds, seconds) = (first.wall_seconds, measured.wall_seconds);
+    let (peak_mib, cpu_seconds) = (measured.peak_rss_mib, measured.cpu_seconds);
     tenant.stop().await;
     let plan: serde_json::Value = serde_json::from_reader(BufReader::new(
         File::open(&output_path)
@@ -264,28 +272,6 @@ async fn end_to_end(args: &BenchPlanArgs, dir: &Path) -> anyhow::Result<std::pro
         }
     }
     Ok(crate::output::exit::ok())
-}
-
-/// One `skillsync plan` process: wall seconds, the children's (peak MiB, CPU seconds) so far,
-/// and how it exited.
-type PlanRun = (f64, Option<(f64, f64)>, std::process::ExitStatus);
-
-/// The child processes waited for so far (Linux: kernel accounting, so the figures are the
-/// children's own): the largest peak resident memory, and their CPU time.
-fn children_usage() -> Option<(f64, f64)> {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage only writes the struct it is given.
-    let done = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()) };
-    if done != 0 {
-        return None;
-    }
-    // SAFETY: initialized by the successful call above.
-    let usage = unsafe { usage.assume_init() };
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    Some((
-        usage.ru_maxrss as f64 / 1024.0,
-        seconds(usage.ru_utime) + seconds(usage.ru_stime),
-    ))
 }
 
 /// The simulator's tenant document for the same tenant as [`snapshot`].
