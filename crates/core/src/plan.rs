@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::desired::{
@@ -886,6 +887,21 @@ fn retirement_of<'a>(
     })
 }
 
+/// What planning one agent found, before the outcomes are folded in order.
+enum AgentOutcome {
+    /// The agent's user is not in the tenant.
+    Missing,
+    /// Planned.
+    Planned {
+        /// The line of the agent's first proficiency row, for a dialect that cannot carry one.
+        first_proficiency: Option<u64>,
+        /// The agent's assignments skillsync owns, as the tenant has them.
+        owned_before: usize,
+        /// The change, if any.
+        user: Option<UserPlan>,
+    },
+}
+
 /// Plans the whole run. Errors (with any warnings) when something blocks it.
 pub fn plan(desired: &Desired, live: &Live, options: &PlanOptions) -> Result<Plan, Vec<Problem>> {
     let (resolution, definitions, mut problems) = resolve(desired, live);
@@ -896,49 +912,74 @@ pub fn plan(desired: &Desired, live: &Live, options: &PlanOptions) -> Result<Pla
         agents: desired.agents.len(),
         ..Totals::default()
     };
+    // Each agent is planned on its own, so the agents are planned on every core, and the
+    // outcomes folded in file order: the same plan, warnings and first error as one by one.
+    let agents: Vec<(&EmployeeId, &Agent)> = desired.agents.iter().collect();
+    let outcomes: Vec<AgentOutcome> = agents
+        .par_iter()
+        .map(|&(employee, agent)| {
+            let wanted = desired.assignments.get(employee).unwrap_or(&no_assignments);
+            let Some(live_user) = users_by_id.get(&agent.user_id) else {
+                return AgentOutcome::Missing;
+            };
+            let first_proficiency = (!live.sees_proficiencies)
+                .then(|| {
+                    wanted
+                        .iter()
+                        .filter(|(c, _)| desired.catalog.kind_of(c) == Some(Kind::Proficiency))
+                        .map(|(_, w)| w.line)
+                        .min()
+                })
+                .flatten();
+            let owned_before = live_user
+                .skills
+                .iter()
+                .chain(live_user.proficiencies.iter().flatten())
+                .filter(|a| resolution.owns(&a.definition))
+                .count();
+            AgentOutcome::Planned {
+                first_proficiency,
+                owned_before,
+                user: resolution.plan_user(agent, wanted, &desired.catalog.kinds, live_user),
+            }
+        })
+        .collect();
     let mut users = Vec::new();
     let mut proficiency_blocked = false;
-    for (employee, agent) in &desired.agents {
-        let wanted = desired.assignments.get(employee).unwrap_or(&no_assignments);
-        let Some(live_user) = users_by_id.get(&agent.user_id) else {
-            totals.users_skipped += 1;
-            problems.push(
-                Problem::warning(
-                    &desired.files.agents,
-                    format!(
-                        "user {} of employee {employee} does not exist in the tenant; skipped",
-                        agent.user_id
-                    ),
-                )
-                .at_line(agent.line)
-                .at_field("user_id", 2)
-                .hint("create the user in the tenant first, or fix the user id"),
-            );
-            continue;
-        };
-        if !live.sees_proficiencies && !proficiency_blocked {
-            let first_proficiency = wanted
-                .iter()
-                .filter(|(c, _)| desired.catalog.kind_of(c) == Some(Kind::Proficiency))
-                .map(|(_, w)| w.line)
-                .min();
-            if let Some(line) = first_proficiency {
-                proficiency_blocked = true;
+    for ((employee, agent), outcome) in agents.into_iter().zip(outcomes) {
+        let (first_proficiency, owned_before, user) = match outcome {
+            AgentOutcome::Missing => {
+                totals.users_skipped += 1;
                 problems.push(
-                    Problem::error(&desired.files.assignments, "the users dialect cannot see or write proficiency assignments, but the HRIS assigns proficiencies")
-                        .at_line(line)
-                        .hint("use dialect = \"routing\" in [tenant], or drop proficiency rows from assignments.csv"),
+                    Problem::warning(
+                        &desired.files.agents,
+                        format!(
+                            "user {} of employee {employee} does not exist in the tenant; skipped",
+                            agent.user_id
+                        ),
+                    )
+                    .at_line(agent.line)
+                    .at_field("user_id", 2)
+                    .hint("create the user in the tenant first, or fix the user id"),
                 );
+                continue;
             }
+            AgentOutcome::Planned {
+                first_proficiency,
+                owned_before,
+                user,
+            } => (first_proficiency, owned_before, user),
+        };
+        if let Some(line) = first_proficiency.filter(|_| !proficiency_blocked) {
+            proficiency_blocked = true;
+            problems.push(
+                Problem::error(&desired.files.assignments, "the users dialect cannot see or write proficiency assignments, but the HRIS assigns proficiencies")
+                    .at_line(line)
+                    .hint("use dialect = \"routing\" in [tenant], or drop proficiency rows from assignments.csv"),
+            );
         }
-        let owned_before = live_user
-            .skills
-            .iter()
-            .chain(live_user.proficiencies.iter().flatten())
-            .filter(|a| resolution.owns(&a.definition))
-            .count();
         totals.owned_assignments_before += owned_before;
-        match resolution.plan_user(agent, wanted, &desired.catalog.kinds, live_user) {
+        match user {
             None => totals.users_unchanged += 1,
             Some(user) => {
                 totals.users_changed += 1;

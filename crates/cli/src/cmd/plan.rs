@@ -62,9 +62,13 @@ pub async fn run(plan_args: &PlanArgs) -> anyhow::Result<ExitCode> {
     {
         eprintln!("note: `apply` would refuse now: {why} (or pass --now)");
     }
-    Ok(if plan.is_empty() {
+    let code = if plan.is_empty() {
         exit::ok()
     } else {
         exit::changes()
-    })
+    };
+    // The process ends next: freeing every user's lists one by one would only delay the exit
+    // (a quarter of a second at 100,000 agents); the kernel takes the memory back at once.
+    std::mem::forget((session.loaded, live, plan));
+    Ok(code)
 }
