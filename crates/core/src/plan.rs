@@ -897,8 +897,8 @@ enum AgentOutcome {
         first_proficiency: Option<u64>,
         /// The agent's assignments skillsync owns, as the tenant has them.
         owned_before: usize,
-        /// The change, if any.
-        user: Option<UserPlan>,
+        /// The change, if any (boxed: most agents have none).
+        user: Option<Box<UserPlan>>,
     },
 }
 
@@ -940,7 +940,9 @@ pub fn plan(desired: &Desired, live: &Live, options: &PlanOptions) -> Result<Pla
             AgentOutcome::Planned {
                 first_proficiency,
                 owned_before,
-                user: resolution.plan_user(agent, wanted, &desired.catalog.kinds, live_user),
+                user: resolution
+                    .plan_user(agent, wanted, &desired.catalog.kinds, live_user)
+                    .map(Box::new),
             }
         })
         .collect();
@@ -991,7 +993,7 @@ pub fn plan(desired: &Desired, live: &Live, options: &PlanOptions) -> Result<Pla
                     totals.deactivated += usize::from(c.deactivates());
                 }
                 totals.users_left_without_skills += usize::from(user.left_without_skills);
-                users.push(user);
+                users.push(*user);
             }
         }
     }
