@@ -186,6 +186,16 @@ pub fn display(path: &Path) -> String {
         .to_string()
 }
 
+/// A session whose HRIS files are still being read: [`Session::open_reading`].
+pub struct Opening {
+    /// The resolved config.
+    pub config: Config,
+    /// The files, being read.
+    pub reading: HrisReading,
+    /// The tenant client.
+    pub api: std::sync::Arc<dyn skillsync_cxone::TenantApi>,
+}
+
 /// What every command that talks to the tenant starts from: the config, the validated HRIS
 /// files and a client. Opening it reports any problem (exit 1) before the first request.
 pub struct Session {
@@ -226,16 +236,13 @@ impl Session {
         }))
     }
 
-    /// [`Session::open`] and [`Session::read_live`] at once, for the commands that only read
-    /// (`plan`, `drift`): the tenant is read from the catalog while the agents and assignments
-    /// files are read, and a file with an error stops the read, so the problems are reported
-    /// as [`Session::open`] reports them, with no write and no more calls.
-    pub async fn open_and_read(
+    /// The config checked and the client set up, the HRIS files being read ([`HrisReading`]):
+    /// for a command that can start reading the tenant from the catalog meanwhile. Config
+    /// problems are reported here; the files' when they are finished.
+    pub async fn open_reading(
         common: &crate::args::CommonArgs,
-        progress: &(dyn Fn(skillsync_engine::LiveProgress) + Sync),
-    ) -> anyhow::Result<Result<(Session, skillsync_core::Live), std::process::ExitCode>> {
+    ) -> anyhow::Result<Result<Opening, std::process::ExitCode>> {
         use anyhow::Context;
-        use futures::FutureExt;
         let invalid =
             |problems: &[Problem]| Ok(Err(crate::cmd::validate::report_problems(common, problems)));
         let config = match Config::load(&common.config) {
@@ -249,6 +256,31 @@ impl Session {
         };
         let reading = HrisReading::start(&config);
         let api = skillsync_cxone::connect(&settings).context("cannot set up the tenant client")?;
+        Ok(Ok(Opening {
+            config,
+            reading,
+            api,
+        }))
+    }
+
+    /// [`Session::open`] and [`Session::read_live`] at once, for the commands that only read
+    /// (`plan`, `drift`): the tenant is read from the catalog while the agents and assignments
+    /// files are read, and a file with an error stops the read, so the problems are reported
+    /// as [`Session::open`] reports them, with no write and no more calls.
+    pub async fn open_and_read(
+        common: &crate::args::CommonArgs,
+        progress: &(dyn Fn(skillsync_engine::LiveProgress) + Sync),
+    ) -> anyhow::Result<Result<(Session, skillsync_core::Live), std::process::ExitCode>> {
+        use anyhow::Context;
+        use futures::FutureExt;
+        let Opening {
+            config,
+            reading,
+            api,
+        } = match Self::open_reading(common).await? {
+            Ok(opening) => opening,
+            Err(code) => return Ok(Err(code)),
+        };
         let read_from = reading.catalog.clone();
         let read = async {
             match &read_from {
@@ -266,7 +298,11 @@ impl Session {
         let files = reading.finish().map(|loaded| loaded.map_err(Refused));
         let (mut loaded, read) = match futures::future::try_join(files, read.map(Ok)).await {
             Ok(both) => both,
-            Err(Refused(problems)) => return invalid(&problems),
+            Err(Refused(problems)) => {
+                return Ok(Err(crate::cmd::validate::report_problems(
+                    common, &problems,
+                )));
+            }
         };
         loaded.desired.retired = Self::retirements(&config).await?;
         let session = Session {

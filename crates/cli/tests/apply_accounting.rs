@@ -19,16 +19,6 @@ fn tenant(agents: usize) -> skillsync_sim::TenantDoc {
     })
 }
 
-fn json_of(output: &std::process::Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "one JSON document ({e}):\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
-}
-
 fn user_ids(list: &Value) -> Vec<String> {
     let mut ids: Vec<String> = list
         .as_array()

@@ -181,6 +181,67 @@ async fn apply_converges_under_faults_and_keeps_the_other_integrations_assignmen
     converges_in("users").await;
 }
 
+/// apply reads the whole tenant from the catalog while the agents and assignments files are
+/// read, under the lease. A bad row there is still reported as `validate` reports it: exit 1,
+/// no write, no run in the journal, the lease free for the next run; and on a first run, with
+/// the files read before the journal is created, no journal at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_assignments_file_is_refused_as_validate_refuses_it_with_no_write_no_run_and_the_lease_free()
+ {
+    let ws = workspace("bad-rest-apply");
+    let doc = tenant(300);
+    write_hris(&ws.0, &doc);
+    let (base, _stop) = start_sim_with(doc, Knobs::quiet()).await;
+    write_config(&ws.0, &base);
+    let path = ws.0.join("hris/assignments.csv");
+    let good = std::fs::read_to_string(&path).unwrap();
+    let bad = format!("{good}E-NOBODY,Billing,11,true\n");
+    let refused_as_validate = |when: &str| {
+        let validate = skillsync(&ws.0, &["validate"]);
+        let apply = skillsync(&ws.0, &["apply", "--yes"]);
+        let expected = String::from_utf8_lossy(&validate.stderr).into_owned();
+        assert_eq!(validate.status.code(), Some(1), "{when}: {expected}");
+        assert_eq!(apply.status.code(), Some(1), "{when}");
+        assert!(apply.stdout.is_empty(), "{when}");
+        assert_eq!(String::from_utf8_lossy(&apply.stderr), expected, "{when}");
+    };
+
+    std::fs::write(&path, &bad).unwrap();
+    refused_as_validate("first run");
+    assert!(!ws.0.join("skillsync.db").exists(), "no journal is created");
+    assert_eq!(writes_in(&sim_get(&base, "/sim/stats").await), 0);
+
+    std::fs::write(&path, &good).unwrap();
+    let applied = run(&ws.0, &["apply", "--yes"]).await;
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let writes = writes_in(&sim_get(&base, "/sim/stats").await);
+    assert!(writes > 0, "the good files change the tenant");
+
+    std::fs::write(&path, &bad).unwrap();
+    refused_as_validate("with a journal");
+    assert_eq!(writes_in(&sim_get(&base, "/sim/stats").await), writes);
+    let history = json_of(&run(&ws.0, &["history", "--output", "json"]).await);
+    assert_eq!(
+        history["runs"].as_array().unwrap().len(),
+        1,
+        "a refused input journals no run: {history}"
+    );
+
+    std::fs::write(&path, &good).unwrap();
+    let again = run(&ws.0, &["apply", "--yes"]).await;
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "the lease was left free: {}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removals_over_the_limit_stop_the_run_before_any_write() {
     let ws = workspace("guard-removals");

@@ -154,16 +154,6 @@ async fn verify(base: &str, dir: &Path, args: &[&str]) -> (Output, u64, u64) {
     (output, after.0 - before.0, after.1 - before.1)
 }
 
-fn json_of(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "verify must print JSON ({e}):\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
-}
-
 fn timestamp(value: &Value) -> jiff::Timestamp {
     value.as_str().unwrap().parse().unwrap()
 }

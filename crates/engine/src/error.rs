@@ -6,6 +6,10 @@ pub enum Error {
     /// The live read failed.
     #[error("cannot read the tenant")]
     ReadTenant(#[source] Box<skillsync_cxone::Error>),
+    /// The desired state was refused while it was prepared (files with errors): nothing was
+    /// written and no run was journaled.
+    #[error("the desired state is invalid: {} problem(s)", .0.iter().filter(|p| p.is_error()).count())]
+    Invalid(Vec<skillsync_core::Problem>),
     /// The journal could not be read or written.
     #[error("cannot use the journal")]
     Journal(#[source] skillsync_store::StoreError),

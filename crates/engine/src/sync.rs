@@ -239,26 +239,33 @@ pub async fn sync(
     let requests_before = api.counters().total_requests();
     // Taken before the read: the plan is made from a tenant no other skillsync writes to.
     crate::lease::holding(journal, &options.run, hooks.interrupt, async |lease| {
+        let run = crate::lease::begin_run(journal, &options.run, lease).await?;
         under_lease(
             api,
             journal,
-            desired,
-            warnings,
+            (desired, warnings),
             options,
             hooks,
             requests_before,
-            lease,
+            (lease, run),
+            None,
         )
         .await
     })
     .await
 }
 
+/// The tenant as read while the desired state was prepared, and when that read started.
+struct EarlyRead {
+    live: skillsync_cxone::Result<skillsync_core::Live>,
+    started: Instant,
+}
+
 /// What [`sync_prepared`]'s `prepare` gives, computed under the lease.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    /// The desired state.
-    pub desired: Desired,
+    /// The desired state (shared: the caller may render the report with it).
+    pub desired: std::sync::Arc<Desired>,
     /// Its warnings.
     pub warnings: Vec<Problem>,
     /// For a scope of agents: who they are, as `desired` has them now (an agent added by an
@@ -267,16 +274,21 @@ pub struct Prepared {
     pub users: Option<Vec<UserId>>,
 }
 
-/// The front door for a caller whose desired state depends on what other holders of the
-/// lease did (the service: events another process applied). `prepare` runs once the lease is
-/// held, before the tenant is read, and gives the desired state and its warnings; `settle`
-/// runs with the report while the lease is still held, so what it records (events applied)
-/// is seen by the next holder's `prepare`.
+/// The front door for a caller whose desired state is not ready when the lease is taken: it
+/// depends on what other holders of the lease did (the service: events another process
+/// applied), or its files are still being read (`apply`). `prepare` runs once the lease is
+/// held and gives the desired state and its warnings, or [`Error::Invalid`]; the run is
+/// journaled from when it succeeds. With `read_from` (a scope of everyone), the tenant is read
+/// from that catalog while `prepare` runs, and read again should the desired state's catalog
+/// differ; otherwise it is read after. `settle` runs with the report while the lease is still
+/// held, so what it records (events applied) is seen by the next holder's `prepare`.
+#[allow(clippy::too_many_arguments)]
 pub async fn sync_prepared(
     api: &dyn TenantApi,
     journal: &dyn Journal,
     options: &SyncOptions,
     hooks: &SyncHooks<'_>,
+    read_from: Option<&skillsync_core::Catalog>,
     prepare: impl AsyncFnOnce() -> Result<Prepared, Error>,
     settle: impl AsyncFnOnce(&SyncReport) -> Result<(), Error>,
 ) -> Result<SyncReport, Error> {
@@ -285,7 +297,33 @@ pub async fn sync_prepared(
     }
     let requests_before = api.counters().total_requests();
     crate::lease::holding(journal, &options.run, hooks.interrupt, async |lease| {
-        let prepared = prepare().await?;
+        let prepared_and_begun = async {
+            let prepared = prepare().await?;
+            let run = crate::lease::begin_run(journal, &options.run, lease).await?;
+            Ok::<_, Error>((prepared, run))
+        };
+        let early = match (read_from, &options.scope) {
+            (Some(catalog), SyncScope::Everyone) => Some(catalog),
+            _ => None,
+        };
+        // A prepare that fails drops the read (its requests are cancelled): nothing is written
+        // and no run is journaled for input refused before the run began.
+        let ((prepared, run), early) = match early {
+            Some(catalog) => {
+                let read = async {
+                    let started = Instant::now();
+                    let live = read_live(api, catalog, hooks.reading).await;
+                    Ok((catalog, live, started))
+                };
+                let (begun, read) = futures::future::try_join(prepared_and_begun, read).await?;
+                (begun, Some(read))
+            }
+            None => (prepared_and_begun.await?, None),
+        };
+        let early = early.and_then(|(catalog, live, started)| {
+            // Read from another catalog than the files now name: read again, from theirs.
+            (*catalog == prepared.desired.catalog).then_some(EarlyRead { live, started })
+        });
         let scoped;
         let options = match (prepared.users, &options.scope) {
             (Some(users), SyncScope::Agents { lists, .. }) => {
@@ -303,12 +341,12 @@ pub async fn sync_prepared(
         let report = under_lease(
             api,
             journal,
-            &prepared.desired,
-            &prepared.warnings,
+            (&prepared.desired, &prepared.warnings),
             options,
             hooks,
             requests_before,
-            lease,
+            (lease, run),
+            early,
         )
         .await?;
         settle(&report).await?;
@@ -324,15 +362,17 @@ pub async fn sync_prepared(
 async fn under_lease(
     api: &dyn TenantApi,
     journal: &dyn Journal,
-    desired: &Desired,
-    warnings: &[Problem],
+    (desired, warnings): (&Desired, &[Problem]),
     options: &SyncOptions,
     hooks: &SyncHooks<'_>,
     requests_before: u64,
-    lease: Option<&crate::lease::HeldLease<'_>>,
+    (lease, run): (Option<&crate::lease::HeldLease<'_>>, RunId),
+    early: Option<EarlyRead>,
 ) -> Result<SyncReport, Error> {
-    let run = crate::lease::begin_run(journal, &options.run, lease).await?;
-    let result = read_plan_apply(api, journal, desired, warnings, options, hooks, run, lease).await;
+    let result = read_plan_apply(
+        api, journal, desired, warnings, options, hooks, run, lease, early,
+    )
+    .await;
     let requests = api.counters().total_requests() - requests_before;
     let (outcome, counts) = match &result {
         Ok(report) => ended(&report.outcome, requests),
@@ -428,16 +468,21 @@ async fn read_plan_apply(
     hooks: &SyncHooks<'_>,
     run: RunId,
     lease: Option<&crate::lease::HeldLease<'_>>,
+    early: Option<EarlyRead>,
 ) -> Result<SyncReport, Error> {
     // Stamped before the read: its definitions listing is then no older than this.
-    let live_read_at = Instant::now();
+    let mut live_read_at = Instant::now();
     let scoped;
-    let (desired, live) = match &options.scope {
-        SyncScope::Everyone => (
+    let (desired, live) = match (&options.scope, early) {
+        (SyncScope::Everyone, Some(early)) => {
+            live_read_at = early.started;
+            (desired, early.live)
+        }
+        (SyncScope::Everyone, None) => (
             desired,
             read_live(api, &desired.catalog, hooks.reading).await,
         ),
-        SyncScope::Agents { users, .. } => {
+        (SyncScope::Agents { users, .. }, _) => {
             scoped = only_agents(desired, users);
             // Each agent on its own costs a call; the listing, a page per PAGE_SIZE users (the
             // HRIS's agents, at least). Many agents at once are cheaper, and sooner, from it.

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 use skillsync_core::render::{Style, plan_json};
-use skillsync_core::{Adopt, Agent, Plan, UserId};
+use skillsync_core::{Adopt, Agent, Desired, Plan, UserId};
 use skillsync_engine::{
     FailureKind, Interrupt, Phase, RemovalLimit, SyncHooks, SyncOptions, SyncOutcome, SyncReport,
     UserOutcome,
@@ -13,7 +13,7 @@ use skillsync_engine::{
 
 use crate::args::ApplyArgs;
 use crate::config::{Config, MaxRemovals};
-use crate::inputs::Session;
+use crate::inputs::{Opening, Session};
 use crate::output::{OutputFormat, exit, out, outln};
 
 /// The version of the `--output json` document (docs/apply-json.md).
@@ -77,34 +77,61 @@ async fn run_scoped(args: &ApplyArgs, employees: Option<&[String]>) -> anyhow::R
     let style = Style {
         color: common.color.for_stdout(),
     };
-    let session = match Session::open(common).await? {
-        Ok(session) => session,
+    let Opening {
+        config,
+        reading,
+        api,
+    } = match Session::open_reading(common).await? {
+        Ok(opening) => opening,
         Err(code) => return Ok(code),
     };
-    let Session {
-        config,
-        loaded,
-        api,
-    } = &session;
-    let scope = match employees {
-        None => skillsync_engine::SyncScope::Everyone,
-        Some(employees) => match users_of(&loaded.desired, employees) {
-            Ok(users) => skillsync_engine::SyncScope::Agents {
-                users,
-                lists: skillsync_engine::Lists::Both,
-            },
-            Err(message) => {
-                eprintln!("error: {message}");
-                return Ok(exit::error());
-            }
-        },
+    let config = &config;
+    // The whole tenant is read from the catalog while the agents and assignments files are
+    // read (under the lease: the engine's `prepare`); a scope of agents needs them first.
+    let (scope, files, read_from) = match employees {
+        None => {
+            let read_from = reading.catalog.clone();
+            (
+                skillsync_engine::SyncScope::Everyone,
+                Files::Reading(reading),
+                read_from,
+            )
+        }
+        Some(employees) => {
+            let loaded = match reading.finish().await {
+                Ok(loaded) => loaded,
+                Err(problems) => {
+                    return Ok(crate::cmd::validate::report_problems(common, &problems));
+                }
+            };
+            let scope = match users_of(&loaded.desired, employees) {
+                Ok(users) => skillsync_engine::SyncScope::Agents {
+                    users,
+                    lists: skillsync_engine::Lists::Both,
+                },
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    return Ok(exit::error());
+                }
+            };
+            (scope, Files::Read(loaded), None)
+        }
     };
     let command = if employees.is_some() {
         "sync-agent"
     } else {
         "apply"
     };
-    let journal = config.journal().await?;
+    // A first run's files are read before the journal is created, so that files with errors
+    // leave nothing behind; after that the journal (and the lease in it) is there already.
+    let (journal, files, read_from) = match (config.existing_journal().await?, files) {
+        (Some(journal), files) => (journal, files, read_from),
+        (None, Files::Reading(reading)) => match reading.finish().await {
+            Ok(loaded) => (config.journal().await?, Files::Read(loaded), None),
+            Err(problems) => return Ok(crate::cmd::validate::report_problems(common, &problems)),
+        },
+        (None, files) => (config.journal().await?, files, read_from),
+    };
     let options = SyncOptions {
         run: config.run_label(command, args.wait),
         plan: config.plan_options(api.capabilities().max_bulk_entries.is_some()),
@@ -150,18 +177,57 @@ async fn run_scoped(args: &ApplyArgs, employees: Option<&[String]>) -> anyhow::R
         progress: &|phase, done, total| bars.show(phase_label(phase), done, total),
         interrupt: Some(&interrupt),
     };
-    let report = skillsync_engine::sync(
+    // Filled by `prepare`: what the report is rendered with.
+    let prepared: parking_lot::Mutex<Option<std::sync::Arc<Desired>>> = Default::default();
+    let files = parking_lot::Mutex::new(Some(files));
+    let report = skillsync_engine::sync_prepared(
         api.as_ref(),
         journal.as_ref(),
-        &loaded.desired,
-        &loaded.warnings,
         &options,
         &hooks,
+        read_from.as_ref(),
+        async || {
+            let files = files.lock().take().expect("prepare runs once");
+            let mut loaded = match files {
+                Files::Read(loaded) => loaded,
+                Files::Reading(reading) => reading
+                    .finish()
+                    .await
+                    .map_err(skillsync_engine::Error::Invalid)?,
+            };
+            loaded.desired.retired = skillsync_engine::retirements(journal.as_ref()).await?;
+            let desired = std::sync::Arc::new(loaded.desired);
+            *prepared.lock() = Some(desired.clone());
+            Ok(skillsync_engine::Prepared {
+                desired,
+                warnings: loaded.warnings,
+                users: None,
+            })
+        },
+        async |_| Ok(()),
     )
     .await;
     bars.clear();
+    // Refused before the files were needed (outside the window, the lease held elsewhere):
+    // files with errors are still the first thing to say, as `validate` says them.
+    let unprepared = files.lock().take();
+    if let Some(files) = unprepared {
+        let loaded = match files {
+            Files::Read(loaded) => loaded,
+            Files::Reading(reading) => match reading.finish().await {
+                Ok(loaded) => loaded,
+                Err(problems) => {
+                    return Ok(crate::cmd::validate::report_problems(common, &problems));
+                }
+            },
+        };
+        *prepared.lock() = Some(std::sync::Arc::new(loaded.desired));
+    }
     let report = match report {
         Ok(report) => report,
+        Err(skillsync_engine::Error::Invalid(problems)) => {
+            return Ok(crate::cmd::validate::report_problems(common, &problems));
+        }
         Err(error) => {
             return crate::output::engine_failed(
                 error,
@@ -169,14 +235,39 @@ async fn run_scoped(args: &ApplyArgs, employees: Option<&[String]>) -> anyhow::R
             );
         }
     };
-    render(&report, &session, common)
+    let desired = prepared
+        .lock()
+        .take()
+        .expect("the desired state, prepared or read since");
+    render(
+        &report,
+        &Rendering {
+            config,
+            desired: &desired,
+            api: api.as_ref(),
+        },
+        common,
+    )
+}
+
+/// The HRIS files of a run: read already (a scope of agents), or still being read.
+enum Files {
+    Read(skillsync_core::Loaded),
+    Reading(crate::inputs::HrisReading),
+}
+
+/// What a report is rendered with.
+struct Rendering<'a> {
+    config: &'a Config,
+    desired: &'a Desired,
+    api: &'a dyn skillsync_cxone::TenantApi,
 }
 
 /// Prints what the sync returned and picks the exit code; a journal that failed to record the
 /// run's end is reported whatever the outcome.
 fn render(
     report: &SyncReport,
-    session: &Session,
+    session: &Rendering<'_>,
     common: &crate::args::CommonArgs,
 ) -> anyhow::Result<ExitCode> {
     let code = render_outcome(report, session, common)?;
@@ -188,10 +279,10 @@ fn render(
 
 fn render_outcome(
     report: &SyncReport,
-    session: &Session,
+    session: &Rendering<'_>,
     common: &crate::args::CommonArgs,
 ) -> anyhow::Result<ExitCode> {
-    let (config, desired) = (&session.config, &session.loaded.desired);
+    let (config, desired) = (session.config, session.desired);
     let refused = |why: String| {
         eprintln!("error: {why}");
         Ok(exit::error())

@@ -368,6 +368,7 @@ async fn run_once(
         service.journal.as_ref(),
         &options,
         &hooks,
+        None,
         async || {
             let laid = laid_over(service, events, ids).await?;
             let scope: BTreeSet<UserId> = laid
@@ -377,7 +378,7 @@ async fn run_once(
                 .filter_map(|(id, _)| laid.users.get(id).cloned().flatten())
                 .collect();
             let prepared = skillsync_engine::Prepared {
-                desired: laid.desired,
+                desired: std::sync::Arc::new(laid.desired),
                 warnings: laid.warnings,
                 users: Some(scope.iter().cloned().collect()),
             };

@@ -82,13 +82,14 @@ async fn full_sync(service: &Service) {
         service.journal.as_ref(),
         &options,
         &hooks,
+        None,
         async || {
             let current = service
                 .desired
                 .current(service.journal.as_ref(), service.queue.as_ref())
                 .await?;
             Ok(skillsync_engine::Prepared {
-                desired: current.desired,
+                desired: std::sync::Arc::new(current.desired),
                 warnings: (*current.warnings).clone(),
                 users: None,
             })

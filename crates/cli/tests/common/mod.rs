@@ -287,6 +287,17 @@ pub fn writes_in(stats: &Value) -> u64 {
         .sum()
 }
 
+/// The one JSON document a command printed on stdout (the output shown when it is not one).
+pub fn json_of(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "one JSON document ({e}):\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
 /// Runs the binary off the async runtime.
 pub async fn run(dir: &Path, args: &'static [&'static str]) -> Output {
     let dir = dir.to_path_buf();
