@@ -263,6 +263,16 @@ pub enum AssignmentOp {
     Unassign,
 }
 
+impl fmt::Display for AssignmentOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AssignmentOp::Assign => "assign",
+            AssignmentOp::Update => "update",
+            AssignmentOp::Unassign => "unassign",
+        })
+    }
+}
+
 /// The assignment writes that turn the list `before` (with the tenant values no level maps
 /// to, which always differ) into `after`: only what differs, assignments and updates in
 /// `after`'s order, then removals in `before`'s.
@@ -317,6 +327,37 @@ pub fn apply_assignment_op(list: &mut Vec<Assignment>, op: AssignmentOp, assignm
 mod tests {
     use super::*;
 
+    fn held(id: &str, level: u8, active: bool) -> Assignment {
+        Assignment {
+            definition: DefinitionId(id.into()),
+            level: Level::new(level.into()).unwrap(),
+            active,
+        }
+    }
+
+    #[test]
+    fn the_difference_names_only_what_changes() {
+        let before = [held("1", 5, true), held("2", 3, true), held("3", 7, false)];
+        let after = [held("1", 5, true), held("3", 7, true), held("4", 9, true)];
+        let ops = assignment_difference(&before, &std::collections::BTreeMap::new(), &after);
+        assert_eq!(
+            ops,
+            vec![
+                (AssignmentOp::Update, held("3", 7, true)),
+                (AssignmentOp::Assign, held("4", 9, true)),
+                (AssignmentOp::Unassign, held("2", 3, true)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_value_no_level_maps_to_is_rewritten_even_at_the_level_it_is_carried_at() {
+        let before = [held("1", 1, true)];
+        let unmapped = std::collections::BTreeMap::from([(DefinitionId("1".into()), 2)]);
+        let ops = assignment_difference(&before, &unmapped, &[held("1", 1, true)]);
+        assert_eq!(ops.len(), 1);
+        assert_eq!(ops[0].0, AssignmentOp::Update);
+    }
     #[test]
     fn levels_outside_one_to_ten_are_refused() {
         assert!(Level::new(0).is_err());

@@ -110,14 +110,6 @@ fn skills_snapshot(list: &[Assignment]) -> Snapshot {
     })
 }
 
-fn op_name(op: AssignmentOp) -> &'static str {
-    match op {
-        AssignmentOp::Assign => "assign",
-        AssignmentOp::Update => "update",
-        AssignmentOp::Unassign => "unassign",
-    }
-}
-
 impl Writer<'_> {
     /// Sends the jobs' first writes per definition; returns the users to re-read.
     pub(crate) async fn send_per_definition(
@@ -228,8 +220,7 @@ impl Writer<'_> {
                                     p.refused.get_or_insert_with(|| {
                                         format!(
                                             "{} of {} refused: {why}",
-                                            op_name(call.write.op),
-                                            assignment.definition
+                                            call.write.op, assignment.definition
                                         )
                                     });
                                     (WriteStatus::Failed, Some(why.clone()))
@@ -255,13 +246,11 @@ impl Writer<'_> {
                             after,
                             status,
                             detail: Some(match detail {
-                                Some(detail) => format!(
-                                    "{} {}: {detail}",
-                                    op_name(call.write.op),
-                                    assignment.definition
-                                ),
+                                Some(detail) => {
+                                    format!("{} {}: {detail}", call.write.op, assignment.definition)
+                                }
                                 None => {
-                                    format!("{} {}", op_name(call.write.op), assignment.definition)
+                                    format!("{} {}", call.write.op, assignment.definition)
                                 }
                             }),
                             routes: true,
