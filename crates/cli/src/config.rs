@@ -3,6 +3,7 @@
 //! [`Config`]: paths made relative to the config file, secrets read from the environment or a
 //! file, limits and sync knobs checked.
 
+mod env;
 mod locate;
 
 #[cfg(test)]
@@ -277,6 +278,8 @@ pub struct Config {
     pub warnings: Vec<Problem>,
     /// Where each key is in the file, for problems found after loading.
     locations: Locations,
+    /// The keys the environment set over the file's.
+    overrides: Vec<env::Override>,
 }
 
 impl Config {
@@ -314,9 +317,9 @@ impl Config {
             p.column = Some(column);
             vec![p]
         })?;
-        let locations = Locations::of(&text);
-        let file: ConfigFile =
-            toml::from_str(&text).map_err(|e| vec![toml_problem(&name, &locations, &e)])?;
+        let mut locations = Locations::of(&text);
+        let overrides = env::overrides(std::env::vars_os())?;
+        let file = read_file(&name, &text, &mut locations, &overrides)?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let at = |p: &Path| {
             if p.is_absolute() {
@@ -719,6 +722,7 @@ impl Config {
                 .unwrap_or_else(|| format!("sqlite://{}", base.join("skillsync.db").display())),
             warnings,
             locations,
+            overrides,
         })
     }
 
@@ -865,8 +869,13 @@ impl Config {
     /// when the configuration changed between runs.
     pub fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
-        let text = std::fs::read(&self.path).unwrap_or_default();
-        let digest = Sha256::digest(&text);
+        let mut hasher = Sha256::new();
+        hasher.update(std::fs::read(&self.path).unwrap_or_default());
+        // A key the environment sets is part of the configuration the run used.
+        for over in &self.overrides {
+            hasher.update(format!("\n{}={}", over.var, over.value));
+        }
+        let digest = hasher.finalize();
         digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
     }
 
@@ -1098,11 +1107,81 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
 fn at_key(name: &str, locations: &Locations, key: &str, mut problem: Problem) -> Problem {
     debug_assert_eq!(problem.file, name);
     problem.field = Some(key.to_string());
-    if let Some((line, column)) = locations.key(key) {
+    if let Some(var) = locations.env_var(key) {
+        problem.file = var.to_string();
+    } else if let Some((line, column)) = locations.key(key) {
         problem.line = Some(line);
         problem.column = Some(column);
     }
     problem
+}
+
+/// The file's sections, with the keys the environment sets (`env.rs`) over them. A problem
+/// with the file keeps its line; one with a value from the environment names its variable.
+fn read_file(
+    name: &str,
+    text: &str,
+    locations: &mut Locations,
+    overrides: &[env::Override],
+) -> Result<ConfigFile, Vec<Problem>> {
+    let located =
+        |e: toml::de::Error, locations: &Locations| vec![toml_problem(name, locations, &e)];
+    if overrides.is_empty() {
+        return toml::from_str(text).map_err(|e| located(e, locations));
+    }
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| located(e, locations))?;
+    let mut problems = Vec::new();
+    for over in overrides {
+        match env::apply(&mut table, over) {
+            Ok(()) => locations.set_from_env(&over.key, &over.var),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let merged = toml::Value::Table(table);
+    match ConfigFile::deserialize(merged.clone()) {
+        Ok(file) => Ok(file),
+        Err(error) => {
+            // The file's own mistake keeps its line, unless a variable replaced that key.
+            if let Err(own) = toml::from_str::<ConfigFile>(text) {
+                let problem = toml_problem(name, locations, &own);
+                let replaced = problem
+                    .field
+                    .as_deref()
+                    .is_some_and(|key| locations.env_var(key).is_some());
+                if problem.line.is_some() && !replaced {
+                    return Err(vec![problem]);
+                }
+            }
+            // Otherwise a variable's value: the one whose key the message names, else all.
+            let message = error.message().trim().to_string();
+            let named: Vec<&env::Override> = overrides
+                .iter()
+                .filter(|o| {
+                    let last = o.key.rsplit('.').next().unwrap_or_default();
+                    message.contains(&format!("`{last}`")) || message.contains(&o.key)
+                })
+                .collect();
+            let culprits = if named.is_empty() {
+                overrides.iter().collect()
+            } else {
+                named
+            };
+            Err(culprits
+                .into_iter()
+                .map(|o| {
+                    let mut p = Problem::error(&o.var, message.clone()).hint(format!(
+                        "it sets `{}` of skillsync.toml (SPEC section 3 lists every key and its type)",
+                        o.key
+                    ));
+                    p.field = Some(o.key.clone());
+                    p
+                })
+                .collect())
+        }
+    }
 }
 
 fn toml_problem(name: &str, locations: &Locations, error: &toml::de::Error) -> Problem {

@@ -270,6 +270,29 @@ async fn removals_over_the_limit_stop_the_run_before_any_write() {
         0,
         "a guard must stop the run before any write"
     );
+
+    // The limit set from the environment, over the file's 10% (a container's way).
+    let dir = ws.0.clone();
+    let allowed = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_skillsync"))
+            .args(["apply", "--yes", "--allow-empty-skills"])
+            .current_dir(&dir)
+            .env("SKILLSYNC_TEST_SECRET", skillsync_sim::DEMO_CLIENT_SECRET)
+            .env("SKILLSYNC_ADOPT", "all")
+            .env("SKILLSYNC_CACHE_DIR", dir.join(".token-cache"))
+            .env("SKILLSYNC_SYNC__MAX_REMOVALS", "100%")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        allowed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&allowed.stderr)
+    );
+    assert!(writes_in(&sim_get(&base, "/sim/stats").await) > 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

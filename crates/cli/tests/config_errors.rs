@@ -362,3 +362,68 @@ fn a_cxone_catalog_whose_names_would_be_one_skill_is_refused_at_its_line() {
     .unwrap();
     refused(&ws.0, &["catalog.csv:3", "ignoring case"]);
 }
+
+/// `validate` with extra environment variables.
+fn validate_with_env(dir: &Path, vars: &[(&str, &str)]) -> Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_skillsync"));
+    command
+        .arg("validate")
+        .current_dir(dir)
+        .env("SKILLSYNC_TEST_SECRET", skillsync_sim::DEMO_CLIENT_SECRET)
+        .env("NO_COLOR", "1");
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    command.output().unwrap()
+}
+
+#[test]
+fn a_key_set_from_the_environment_is_checked_and_its_problems_name_the_variable() {
+    let config = format!("{CONFIG}\n[sync]\nmax_removals = \"10%\"\n");
+    let ws = with_config("env-keys", &config);
+    let accepted = validate_with_env(
+        &ws.0,
+        &[
+            ("SKILLSYNC_SYNC__MAX_REMOVALS", "5%"),
+            ("SKILLSYNC_LIMITS__BURST", "40"),
+        ],
+    );
+    assert_eq!(accepted.status.code(), Some(0), "{}", text(&accepted));
+
+    for (vars, expected) in [
+        (
+            vec![("SKILLSYNC_SYNC__MAX_REMOVALS", "150%")],
+            vec![
+                "SKILLSYNC_SYNC__MAX_REMOVALS",
+                "sync.max_removals",
+                "above 100%",
+            ],
+        ),
+        (
+            vec![("SKILLSYNC_LIMITS__BURST", "lots")],
+            vec!["SKILLSYNC_LIMITS__BURST", "limits.burst", "invalid type"],
+        ),
+        (
+            vec![("SKILLSYNC_SYNC__NO_SUCH_KEY", "1")],
+            vec!["SKILLSYNC_SYNC__NO_SUCH_KEY", "no_such_key"],
+        ),
+    ] {
+        let output = validate_with_env(&ws.0, &vars);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{vars:?}: {}", text(&output));
+        for needle in expected {
+            assert!(err.contains(needle), "{vars:?}: missing `{needle}`:\n{err}");
+        }
+        // The file's own line is not blamed for the variable's value.
+        assert!(!err.contains("skillsync.toml:"), "{vars:?}: {err}");
+    }
+    // A mistake in the file keeps its line beside variables that set other keys.
+    let ws = with_config(
+        "env-keys-file",
+        &format!("{CONFIG}\n[limits]\nburst = \"x\"\n"),
+    );
+    let output = validate_with_env(&ws.0, &[("SKILLSYNC_SYNC__MAX_REMOVALS", "5%")]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("skillsync.toml:12:"), "{err}");
+}

@@ -12,6 +12,8 @@ pub struct Locations {
     values: Vec<(String, Range<usize>)>,
     /// Byte offset of the start of each line.
     line_starts: Vec<usize>,
+    /// Keys set from the environment, and the variable that set each (see `env.rs`).
+    from_env: Vec<(String, String)>,
 }
 
 impl Locations {
@@ -28,7 +30,23 @@ impl Locations {
         Locations {
             values,
             line_starts,
+            from_env: Vec::new(),
         }
+    }
+
+    /// Records that `key` was set by the environment variable `var`: a problem with it is
+    /// about the variable, not the file's line.
+    pub fn set_from_env(&mut self, key: &str, var: &str) {
+        self.from_env.push((key.to_string(), var.to_string()));
+    }
+
+    /// The environment variable that set `key`, if one did.
+    pub fn env_var(&self, key: &str) -> Option<&str> {
+        self.from_env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, var)| var.as_str())
     }
 
     /// The 1-based line and column of `key`'s value, if the file has it.
