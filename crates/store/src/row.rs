@@ -42,6 +42,62 @@ pub(crate) const WRITE_SELECT: &str =
     "SELECT run_id, target, subject, before_json, after_json, status, detail, at, settles_at
      FROM writes";
 
+/// Folds run `$1`'s writes into `last_writes`: for each (subject, target) its newest write (by
+/// `at`, then journal order), replacing an entry only with a newer one. Rows go in key order, so
+/// a run's fold touches each page of the table once, where maintaining a per-write index on
+/// random user ids dirtied a page per write at every commit (docs/BENCHMARKS.md). Idempotent:
+/// folding a run again (writes journaled after it was folded) changes only what is newer.
+pub(crate) const FOLD_RUN: &str = "INSERT INTO last_writes (subject, target, at, write_id)
+     SELECT subject, target, at, id FROM (
+         SELECT subject, target, at, id,
+                ROW_NUMBER() OVER (PARTITION BY subject, target ORDER BY at DESC, id DESC) AS n
+         FROM writes WHERE run_id = $1
+     ) AS newest
+     WHERE n = 1
+     ORDER BY subject, target
+     ON CONFLICT (subject, target) DO UPDATE SET at = excluded.at, write_id = excluded.write_id
+     WHERE excluded.at > last_writes.at
+        OR (excluded.at = last_writes.at AND excluded.write_id > last_writes.write_id)";
+
+/// Marks run `$1` folded: its writes are in `last_writes`, and readers need not scan them.
+pub(crate) const MARK_FOLDED: &str = "UPDATE runs SET folded = TRUE WHERE id = $1";
+
+/// The runs not folded yet that a run taking lease `$1` with fence `$2` outlives: earlier
+/// holders of the same lease, unfinished (killed, or still finishing the writes they had in
+/// flight when they lost it). Folding them keeps `last_write` from scanning a dead run's writes
+/// for ever; a straggler's writes journaled afterwards are folded as they are recorded.
+pub(crate) const DEAD_UNFOLDED_RUNS: &str =
+    "SELECT id FROM runs WHERE lease_key = $1 AND fence < $2 AND NOT folded AND ended_at IS NULL";
+
+/// (subject, at, id) of every write of kind `$1` in a run not folded yet: a run in progress,
+/// one that was killed, or one journaled by a skillsync older than `last_writes`.
+pub(crate) const UNFOLDED_WRITES: &str = "SELECT subject, at, id FROM writes
+     WHERE target = $1 AND run_id IN (SELECT id FROM runs WHERE NOT folded)";
+
+/// The newest of `candidates` (subject, at as stored, write id) per subject among `subjects`:
+/// the newest by `at`, then by journal order, as [`FOLD_RUN`] decides. Stored times are
+/// fixed-width text, so text order is time order.
+pub(crate) fn newest_per_subject(
+    subjects: &std::collections::HashSet<&str>,
+    candidates: impl IntoIterator<Item = (String, String, i64)>,
+) -> std::collections::HashMap<String, (String, i64)> {
+    let mut newest: std::collections::HashMap<String, (String, i64)> =
+        std::collections::HashMap::new();
+    for (subject, at, id) in candidates {
+        if !subjects.contains(subject.as_str()) {
+            continue;
+        }
+        match newest.get_mut(&subject) {
+            Some(best) if (&best.0, best.1) >= (&at, id) => {}
+            Some(best) => *best = (at, id),
+            None => {
+                newest.insert(subject, (at, id));
+            }
+        }
+    }
+    newest
+}
+
 /// Every mapping, in the order [`Journal::mappings`](crate::Journal::mappings) promises.
 pub(crate) const MAPPINGS_SELECT: &str =
     "SELECT code, locale, kind, definition_id, seen_at FROM mappings ORDER BY code, locale";
