@@ -563,6 +563,55 @@ fn migrate_in_transaction(
 
 type TxError = crate::error::TxError<rusqlite::Error>;
 
+/// Rows per `INSERT` statement when journaling writes: a bulk request's 100 users in one,
+/// 900 parameters, well under SQLite's limit of 32,766.
+const INSERT_CHUNK: usize = 100;
+
+/// `INSERT INTO writes` of `rows` rows, nine parameters each.
+fn insert_writes_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO writes
+             (run_id, target, subject, before_json, after_json, status, detail, at, settles_at)
+         VALUES ",
+    );
+    for n in 0..rows {
+        if n > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    }
+    sql
+}
+
+/// One write as its row's values.
+struct WriteRow<'a> {
+    run: i64,
+    target: &'static str,
+    subject: &'a str,
+    before: String,
+    after: String,
+    status: &'static str,
+    detail: Option<&'a str>,
+    at: String,
+    settles_at: Option<String>,
+}
+
+impl<'a> WriteRow<'a> {
+    fn new(w: &'a WriteRecord) -> Self {
+        WriteRow {
+            run: w.run.0,
+            target: w.target.as_str(),
+            subject: &w.subject,
+            before: to_json(&w.before),
+            after: to_json(&w.after),
+            status: w.status.as_str(),
+            detail: w.detail.as_deref(),
+            at: ts(w.at),
+            settles_at: w.settles_at.map(ts),
+        }
+    }
+}
+
 /// Folds `run`'s writes into `last_writes` and marks it folded (see [`row::FOLD_RUN`]).
 fn fold(tx: &rusqlite::Transaction<'_>, run: i64) -> Result<(), TxError> {
     tx.prepare_cached(row::FOLD_RUN)?.execute([run])?;
@@ -717,6 +766,8 @@ impl Journal for SqliteStore {
             return Ok(());
         }
         let action = format!("record {} write(s)", writes.len());
+        // Serialized before the connection is locked: other callers wait only for SQLite.
+        let rows: Vec<WriteRow<'_>> = writes.iter().map(WriteRow::new).collect();
         self.write_tx(&action, |tx| {
             let mut runs: Vec<i64> = writes.iter().map(|w| w.run.0).collect();
             runs.sort_unstable();
@@ -725,30 +776,38 @@ impl Journal for SqliteStore {
             {
                 let mut folded = tx.prepare_cached("SELECT folded FROM runs WHERE id = ?1")?;
                 for run in runs {
-                    match folded.query_row([run], |row| row.get::<_, bool>(0)).optional()? {
+                    match folded
+                        .query_row([run], |row| row.get::<_, bool>(0))
+                        .optional()?
+                    {
                         None => return Err(self.unknown_run(run)),
                         Some(true) => folded_runs.push(run),
                         Some(false) => {}
                     }
                 }
             }
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO writes
-                     (run_id, target, subject, before_json, after_json, status, detail, at, settles_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
-            for w in writes {
-                insert.execute(params![
-                    w.run.0,
-                    w.target.as_str(),
-                    w.subject,
-                    to_json(&w.before),
-                    to_json(&w.after),
-                    w.status.as_str(),
-                    w.detail,
-                    ts(w.at),
-                    w.settles_at.map(ts),
-                ])?;
+            // Many rows per statement: a statement's own cost (its cursors, its statement
+            // journal, the AUTOINCREMENT counter read and written) is paid per chunk, not per
+            // row.
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                let mut insert = tx.prepare_cached(&insert_writes_sql(chunk.len()))?;
+                let values: Vec<&dyn rusqlite::ToSql> = chunk
+                    .iter()
+                    .flat_map(|row| -> [&dyn rusqlite::ToSql; 9] {
+                        [
+                            &row.run,
+                            &row.target,
+                            &row.subject,
+                            &row.before,
+                            &row.after,
+                            &row.status,
+                            &row.detail,
+                            &row.at,
+                            &row.settles_at,
+                        ]
+                    })
+                    .collect();
+                insert.execute(values.as_slice())?;
             }
             // Writes journaled after their run was folded (a run that lost its lease finishing
             // what it had in flight) are folded at once, or `last_write` would miss them.

@@ -199,30 +199,27 @@ async fn end_to_end(args: &BenchPlanArgs, dir: &Path) -> anyhow::Result<std::pro
         let out = File::create(&written)
             .with_context(|| format!("cannot write {}", written.display()))?;
         let started = Instant::now();
-        let status = std::process::Command::new(&binary)
-            .args(["plan", "--output", "json", "--config"])
-            .arg(&config)
-            .env("SKILLSYNC_ADOPT", "all")
-            .env("SKILLSYNC_CACHE_DIR", &cache)
-            .stdout(out)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .context("cannot run skillsync plan")?;
-        Ok((started.elapsed().as_secs_f64(), children_usage(), status))
+        let (status, usage) = super::run_child(
+            std::process::Command::new(&binary)
+                .args(["plan", "--output", "json", "--config"])
+                .arg(&config)
+                .env("SKILLSYNC_ADOPT", "all")
+                .env("SKILLSYNC_CACHE_DIR", &cache)
+                .stdout(out)
+                .stderr(std::process::Stdio::null()),
+        )
+        .context("cannot run skillsync plan")?;
+        Ok((started.elapsed().as_secs_f64(), usage, status))
     };
     // The first run fetches and caches a token, as a user's first command of the day does.
-    let (first_seconds, first_usage, status) =
-        tokio::task::spawn_blocking(run_plan.clone()).await??;
+    let (first_seconds, _, status) = tokio::task::spawn_blocking(run_plan.clone()).await??;
     if status.code() != Some(2) {
         tenant.stop().await;
         bail!("skillsync plan exited {status} (2 expected: changes to make)");
     }
     let (seconds, usage, _) = tokio::task::spawn_blocking(run_plan).await??;
-    let peak_mib = usage.map(|(peak, _)| peak);
-    // CPU is cumulative over the children: the second run's is the difference.
-    let cpu_seconds = usage
-        .zip(first_usage)
-        .map(|((_, all), (_, first))| all - first);
+    let peak_mib = usage.peak_rss_mib;
+    let cpu_seconds = usage.cpu_seconds;
     tenant.stop().await;
     let plan: serde_json::Value = serde_json::from_reader(BufReader::new(
         File::open(&output_path)
@@ -266,27 +263,8 @@ async fn end_to_end(args: &BenchPlanArgs, dir: &Path) -> anyhow::Result<std::pro
     Ok(crate::output::exit::ok())
 }
 
-/// One `skillsync plan` process: wall seconds, the children's (peak MiB, CPU seconds) so far,
-/// and how it exited.
-type PlanRun = (f64, Option<(f64, f64)>, std::process::ExitStatus);
-
-/// The child processes waited for so far (Linux: kernel accounting, so the figures are the
-/// children's own): the largest peak resident memory, and their CPU time.
-fn children_usage() -> Option<(f64, f64)> {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage only writes the struct it is given.
-    let done = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()) };
-    if done != 0 {
-        return None;
-    }
-    // SAFETY: initialized by the successful call above.
-    let usage = unsafe { usage.assume_init() };
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    Some((
-        usage.ru_maxrss as f64 / 1024.0,
-        seconds(usage.ru_utime) + seconds(usage.ru_stime),
-    ))
-}
+/// One `skillsync plan` process: wall seconds, what it cost, and how it exited.
+type PlanRun = (f64, super::ChildUsage, std::process::ExitStatus);
 
 /// The simulator's tenant document for the same tenant as [`snapshot`].
 fn tenant_doc(live: &Live) -> skillsync_sim::TenantDoc {
