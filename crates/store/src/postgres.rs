@@ -442,7 +442,10 @@ impl Journal for PostgresStore {
         let runs: Vec<i64> = writes.iter().map(|w| w.run.0).collect();
         let targets: Vec<&str> = writes.iter().map(|w| w.target.as_str()).collect();
         let subjects: Vec<&str> = writes.iter().map(|w| w.subject.as_str()).collect();
-        let befores: Vec<String> = writes.iter().map(|w| to_json(&w.before)).collect();
+        let befores: Vec<String> = writes
+            .iter()
+            .map(|w| row::before_json(&w.before, &w.after))
+            .collect();
         let afters: Vec<String> = writes.iter().map(|w| to_json(&w.after)).collect();
         let statuses: Vec<&str> = writes.iter().map(|w| w.status.as_str()).collect();
         let details: Vec<Option<&str>> = writes.iter().map(|w| w.detail.as_deref()).collect();

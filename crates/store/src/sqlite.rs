@@ -206,7 +206,9 @@ const MIGRATIONS: &[&str] = &[
     // largest cost of journaling a 100,000-agent apply (docs/BENCHMARKS.md). A run is folded
     // when it finishes; until then (in progress, killed) readers scan its writes. Finished runs
     // of an existing journal are folded here; unfinished ones are left to be scanned, since an
-    // older skillsync may still be writing them.
+    // older skillsync may still be writing them. From this version on, a user's lists before a
+    // write may be stored against the lists written (`crate::row::before_json`), which an
+    // older skillsync would misread: the version number keeps it out.
     "DROP INDEX writes_by_subject;
      CREATE TABLE last_writes (
          subject  TEXT NOT NULL,
@@ -602,7 +604,7 @@ impl<'a> WriteRow<'a> {
             run: w.run.0,
             target: w.target.as_str(),
             subject: &w.subject,
-            before: to_json(&w.before),
+            before: row::before_json(&w.before, &w.after),
             after: to_json(&w.after),
             status: w.status.as_str(),
             detail: w.detail.as_deref(),

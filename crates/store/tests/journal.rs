@@ -341,6 +341,109 @@ async fn every_kind_of_snapshot_round_trips() {
     }
 }
 
+fn held(id: &str, level: u8, active: bool) -> Held {
+    Held {
+        definition_id: id.into(),
+        level,
+        active,
+    }
+}
+
+/// A user's lists before a write are stored against the lists written (a level change among
+/// many skills keeps one entry, not every definition id) and read back whole, whatever the
+/// two lists hold: entries changed, removed, added, reordered, repeated, lists not written.
+#[tokio::test]
+async fn a_users_lists_before_a_write_read_back_whole() {
+    for backend in backends("user-deltas").await {
+        eprintln!("on {}", backend.name());
+        let store = backend.open().await;
+        let run = store.start_run(&new_run("apply", t(0))).await.unwrap();
+        let many: Vec<Held> = (0..10)
+            .map(|n| held(&format!("a0b1c2d3-e4f5-4a6b-8c7d-00000000000{n}"), 3, true))
+            .collect();
+        let mut raised = many.clone();
+        raised[4].level = 4;
+        let user = |version, skills: Option<Vec<Held>>, proficiencies: Option<Vec<Held>>| {
+            Snapshot::User(UserLists {
+                version,
+                skills,
+                proficiencies,
+            })
+        };
+        let pairs = [
+            // One level raised among ten: the common apply.
+            (
+                user(Some(3), Some(many.clone()), Some(vec![held("p1", 2, true)])),
+                user(Some(3), Some(raised.clone()), None),
+            ),
+            // Removed, added, reordered, repeated, deactivated.
+            (
+                user(
+                    Some(1),
+                    Some(vec![
+                        held("s2", 1, true),
+                        held("s1", 5, true),
+                        held("s9", 7, false),
+                        held("s1", 5, true),
+                    ]),
+                    Some(vec![held("p1", 2, true), held("p2", 8, true)]),
+                ),
+                user(
+                    Some(2),
+                    Some(vec![
+                        held("s1", 5, true),
+                        held("s2", 1, false),
+                        held("s3", 4, true),
+                    ]),
+                    Some(vec![held("p2", 8, true)]),
+                ),
+            ),
+            // Lists before that are empty, absent or not read.
+            (
+                user(None, Some(vec![]), None),
+                user(Some(1), Some(vec![held("s1", 1, true)]), Some(vec![])),
+            ),
+            (user(None, None, None), user(None, None, None)),
+            // Read back as written: the confirmation of a lost answer.
+            (
+                user(Some(4), Some(raised.clone()), None),
+                user(Some(4), Some(raised.clone()), None),
+            ),
+            // The read-back of a write not kept: after is what was found, or nothing.
+            (user(Some(4), Some(raised.clone()), None), Snapshot::Absent),
+            (
+                Snapshot::Absent,
+                user(Some(1), Some(vec![held("s1", 1, true)]), None),
+            ),
+        ];
+        let writes: Vec<WriteRecord> = pairs
+            .iter()
+            .enumerate()
+            .map(|(i, (before, after))| WriteRecord {
+                before: before.clone(),
+                after: after.clone(),
+                ..write(
+                    run,
+                    &format!("u{i}"),
+                    WriteStatus::Applied,
+                    t(i as i64),
+                    None,
+                )
+            })
+            .collect();
+        store.record_writes(&writes).await.unwrap();
+        drop(store);
+        let store = backend.open().await;
+        assert_eq!(store.writes(run).await.unwrap(), writes);
+        let last = store
+            .last_write("u0", WriteTarget::UserSkills)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((last.before, last.after), pairs[0].clone());
+    }
+}
+
 /// Env var telling [`child_process_for_kill_test`] which database to write to.
 const CHILD_DB: &str = "SKILLSYNC_STORE_TEST_CHILD_DB";
 

@@ -4,7 +4,9 @@
 -- largest cost of journaling a 100,000-agent apply (docs/BENCHMARKS.md). A run is folded when
 -- it finishes; until then (in progress, killed) readers scan its writes. Finished runs of an
 -- existing journal are folded here; unfinished ones are left to be scanned, since an older
--- skillsync may still be writing them.
+-- skillsync may still be writing them. From this version on, a user's lists before a write may
+-- be stored against the lists written ({"type":"userDelta",…}, see row.rs), which an older
+-- skillsync would misread: the version number keeps it out.
 DROP INDEX writes_by_subject;
 
 CREATE TABLE last_writes (
