@@ -403,9 +403,9 @@ impl PostgresStore {
     }
 }
 
-/// Folds `run`'s writes into `last_writes` and marks it folded (see [`row::FOLD_RUN`]).
+/// Folds `run`'s writes into `last_writes` and marks it folded (see [`row::FOLD_RUN_POSTGRES`]).
 async fn fold(tx: &deadpool_postgres::Transaction<'_>, run: i64) -> Result<(), PgTxError> {
-    tx.execute(row::FOLD_RUN, &[&run]).await?;
+    tx.execute(row::FOLD_RUN_POSTGRES, &[&run]).await?;
     tx.execute(row::MARK_FOLDED, &[&run]).await?;
     Ok(())
 }

@@ -51,14 +51,22 @@ pub(crate) const WRITE_SELECT: &str =
 /// a run's fold touches each page of the table once, where maintaining a per-write index on
 /// random user ids dirtied a page per write at every commit (docs/BENCHMARKS.md). Idempotent:
 /// folding a run again (writes journaled after it was folded) changes only what is newer.
-pub(crate) const FOLD_RUN: &str = "INSERT INTO last_writes (subject, target, at, write_id)
-     SELECT subject, target, at, id FROM (
-         SELECT subject, target, at, id,
-                ROW_NUMBER() OVER (PARTITION BY subject, target ORDER BY at DESC, id DESC) AS n
-         FROM writes WHERE run_id = $1
-     ) AS newest
-     WHERE n = 1
-     ORDER BY subject, target
+///
+/// SQLite's: every write of the run in (subject, target, at, id) order, each one newer than
+/// the one before it for the same key, so the upsert ends at the newest; one sort, no window
+/// (a third of the time of picking the newest per key first).
+pub(crate) const FOLD_RUN_SQLITE: &str = "INSERT INTO last_writes (subject, target, at, write_id)
+     SELECT subject, target, at, id FROM writes WHERE run_id = $1
+     ORDER BY subject, target, at, id
+     ON CONFLICT (subject, target) DO UPDATE SET at = excluded.at, write_id = excluded.write_id
+     WHERE excluded.at > last_writes.at
+        OR (excluded.at = last_writes.at AND excluded.write_id > last_writes.write_id)";
+
+/// [`FOLD_RUN_SQLITE`] for PostgreSQL, whose upsert may not touch a row twice: the newest
+/// write per key first.
+pub(crate) const FOLD_RUN_POSTGRES: &str = "INSERT INTO last_writes (subject, target, at, write_id)
+     SELECT DISTINCT ON (subject, target) subject, target, at, id FROM writes WHERE run_id = $1
+     ORDER BY subject, target, at DESC, id DESC
      ON CONFLICT (subject, target) DO UPDATE SET at = excluded.at, write_id = excluded.write_id
      WHERE excluded.at > last_writes.at
         OR (excluded.at = last_writes.at AND excluded.write_id > last_writes.write_id)";
@@ -79,7 +87,7 @@ pub(crate) const UNFOLDED_WRITES: &str = "SELECT subject, at, id FROM writes
      WHERE target = $1 AND run_id IN (SELECT id FROM runs WHERE NOT folded)";
 
 /// The newest of `candidates` (subject, at as stored, write id) per subject among `subjects`:
-/// the newest by `at`, then by journal order, as [`FOLD_RUN`] decides. Stored times are
+/// the newest by `at`, then by journal order, as [`FOLD_RUN_SQLITE`] decides. Stored times are
 /// fixed-width text, so text order is time order.
 pub(crate) fn newest_per_subject(
     subjects: &std::collections::HashSet<&str>,

@@ -201,7 +201,7 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX writes_by_subject ON writes (subject, target, at);
      CREATE INDEX writes_by_run ON writes (run_id, status, settles_at);",
     // 7: the newest write per (subject, target), for `drift` and `why`, in a table of its own
-    // filled once per run (`crate::row::FOLD_RUN`) instead of an index on every write: user
+    // filled once per run (`crate::row::FOLD_RUN_SQLITE`) instead of an index on every write: user
     // ids are random, so that index dirtied one page per journaled write at every commit, the
     // largest cost of journaling a 100,000-agent apply (docs/BENCHMARKS.md). A run is folded
     // when it finishes; until then (in progress, killed) readers scan its writes. Finished runs
@@ -614,9 +614,9 @@ impl<'a> WriteRow<'a> {
     }
 }
 
-/// Folds `run`'s writes into `last_writes` and marks it folded (see [`row::FOLD_RUN`]).
+/// Folds `run`'s writes into `last_writes` and marks it folded (see [`row::FOLD_RUN_SQLITE`]).
 fn fold(tx: &rusqlite::Transaction<'_>, run: i64) -> Result<(), TxError> {
-    tx.prepare_cached(row::FOLD_RUN)?.execute([run])?;
+    tx.prepare_cached(row::FOLD_RUN_SQLITE)?.execute([run])?;
     tx.prepare_cached(row::MARK_FOLDED)?.execute([run])?;
     Ok(())
 }
