@@ -661,7 +661,10 @@ async fn history_and_drift_read_a_100_user_apply_and_the_run_after_it() {
         assert_eq!(put.status(), 200);
         changed.push(user.clone());
     }
-    assert!(changed.contains(&never_written) && changed.len() >= 3, "{changed:?}");
+    assert!(
+        changed.contains(&never_written) && changed.len() >= 3,
+        "{changed:?}"
+    );
 
     let drift = run(&ws.0, &["drift", "--output", "json"]).await;
     assert_eq!(drift.status.code(), Some(2));
@@ -670,7 +673,12 @@ async fn history_and_drift_read_a_100_user_apply_and_the_run_after_it() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|a| (a["userId"].as_str().unwrap().to_string(), a["lastWrite"].clone()))
+        .map(|a| {
+            (
+                a["userId"].as_str().unwrap().to_string(),
+                a["lastWrite"].clone(),
+            )
+        })
         .collect();
     let mut names: Vec<&String> = drifted.keys().collect();
     names.sort();
