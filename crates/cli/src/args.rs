@@ -456,6 +456,11 @@ pub struct BenchSyncArgs {
     #[arg(long, default_value = "20ms..80ms", value_name = "RANGE")]
     pub latency: DurationRange,
 
+    /// `off`: no rate limit and no latency (`--rate-limit off --latency 0ms`), to measure the
+    /// client's own cost.
+    #[arg(long, value_enum, value_name = "off", conflicts_with_all = ["rate_limit", "latency"])]
+    pub limit: Option<BenchLimit>,
+
     /// Users the naive baseline runs (spread over the change set; its time for the whole set is
     /// extrapolated from them); 0 skips it. It needs about 0.3 s per user.
     #[arg(long, default_value_t = 100, value_name = "N")]
@@ -632,6 +637,34 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub adopt: AdoptArgs,
+}
+
+/// `bench sync --limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchLimit {
+    /// No rate limit and no latency.
+    Off,
+}
+
+impl BenchSyncArgs {
+    /// The tenant's rate limit, `--limit off` included.
+    pub fn rate(&self) -> Rate {
+        match self.limit {
+            Some(BenchLimit::Off) => Rate::Off,
+            None => self.rate_limit,
+        }
+    }
+
+    /// The tenant's latency, `--limit off` included.
+    pub fn latency(&self) -> DurationRange {
+        match self.limit {
+            Some(BenchLimit::Off) => DurationRange {
+                min: std::time::Duration::ZERO,
+                max: std::time::Duration::ZERO,
+            },
+            None => self.latency,
+        }
+    }
 }
 
 /// How `serve` writes its log.

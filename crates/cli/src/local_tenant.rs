@@ -72,6 +72,18 @@ impl LocalTenant {
             .with_context(|| format!("the simulator's {path} is not JSON"))
     }
 
+    /// Puts the tenant back as it was loaded (`POST /sim/reset`): its users and definitions,
+    /// its counters and its token bucket.
+    pub async fn reset(&self) -> anyhow::Result<()> {
+        self.http
+            .post(format!("{}/sim/reset", self.base))
+            .send()
+            .await?
+            .error_for_status()
+            .context("cannot reset the simulated tenant")?;
+        Ok(())
+    }
+
     /// What the simulated other integration wrote, and how many of the assignments it last
     /// wrote the tenant no longer holds (lost to a writer that did not merge). Pauses it first:
     /// a write landing between reading its log and the tenant would count as a loss.

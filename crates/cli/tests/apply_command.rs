@@ -632,3 +632,169 @@ async fn drift_shows_a_change_made_behind_skillsyncs_back_with_its_last_journale
         "drift is read-only"
     );
 }
+
+/// The journal's readers over a 100-user apply and a second run: `history` counts every
+/// write, `drift` names the last write of each drifted agent (and none for an agent skillsync
+/// never wrote), and each user's newest write is the run that last wrote it, whether that run
+/// is the latest or an earlier one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_and_drift_read_a_100_user_apply_and_the_run_after_it() {
+    use skillsync_store::{Journal, WriteStatus, WriteTarget};
+    let ws = workspace("journal-readers");
+    let doc = tenant(100);
+    let expected = write_hris(&ws.0, &doc);
+    let users: Vec<String> = doc.users.iter().map(|u| u.id.clone()).collect();
+    let (base, _stop) = start_sim_with(doc, Knobs::quiet()).await;
+    write_config(&ws.0, &base);
+    let applied = run(&ws.0, &["apply", "--yes"]).await;
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+
+    let history = run(&ws.0, &["history", "--output", "json"]).await;
+    let history: Value = serde_json::from_slice(&history.stdout).unwrap();
+    let first = &history["runs"][0];
+    assert_eq!(first["outcome"], "succeeded", "{first}");
+    assert_eq!(first["writes"], expected.users_changed, "{first}");
+    assert_eq!(
+        first["counts"]["usersUpdated"], expected.users_changed,
+        "{first}"
+    );
+    let first_run = first["id"].as_i64().unwrap();
+
+    // Which users the first run wrote, as the journal's newest write per user says.
+    let newest = |users: Vec<String>| {
+        let db = ws.0.join("skillsync.db");
+        async move {
+            let journal = skillsync_store::SqliteStore::open(&db).unwrap();
+            let subjects: Vec<&str> = users.iter().map(String::as_str).collect();
+            let mut found = BTreeMap::new();
+            for target in [WriteTarget::UserSkills, WriteTarget::UserProficiencies] {
+                for write in journal.last_writes(&subjects, target).await.unwrap() {
+                    assert_eq!(write.status, WriteStatus::Applied, "{write:?}");
+                    let single = journal
+                        .last_write(&write.subject, target)
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    assert_eq!(single, write, "one subject or many, the same write");
+                    found.insert(write.subject.clone(), write.run.0);
+                }
+            }
+            found
+        }
+    };
+    let written = newest(users.clone()).await;
+    assert_eq!(written.len() as u64, expected.users_changed);
+    assert!(written.values().all(|run| *run == first_run), "{written:?}");
+    assert_eq!(run(&ws.0, &["drift"]).await.status.code(), Some(0));
+
+    // Behind skillsync's back: one level changed on three users it wrote and one it never did.
+    let never_written = users
+        .iter()
+        .find(|u| !written.contains_key(*u))
+        .unwrap()
+        .clone();
+    let mut touched: Vec<String> = written.keys().take(3).cloned().collect();
+    touched.push(never_written.clone());
+    let token = demo_token(&base).await;
+    let http = reqwest::Client::new();
+    let state = sim_get(&base, "/sim/state").await;
+    let owned: Vec<String> = state["skills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| {
+            !d["name"]
+                .as_str()
+                .unwrap()
+                .starts_with(skillsync_sim::OWNED_PREFIX)
+        })
+        .map(|d| d["id"].as_str().unwrap().to_string())
+        .collect();
+    let mut changed = Vec::new();
+    for user in &touched {
+        let url = format!("{base}/api/v2/routing/users/{user}");
+        let live: Value = http
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut skills = live["skills"].as_array().unwrap().clone();
+        let Some(at) = skills
+            .iter()
+            .position(|a| owned.iter().any(|id| a["id"] == id.as_str()))
+        else {
+            continue;
+        };
+        skills[at]["level"] = json!(skills[at]["level"].as_u64().unwrap() % 10 + 1);
+        let put = http
+            .put(&url)
+            .bearer_auth(&token)
+            .json(&json!({ "skills": skills }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 200);
+        changed.push(user.clone());
+    }
+    assert!(
+        changed.contains(&never_written) && changed.len() >= 3,
+        "{changed:?}"
+    );
+
+    let drift = run(&ws.0, &["drift", "--output", "json"]).await;
+    assert_eq!(drift.status.code(), Some(2));
+    let drift: Value = serde_json::from_slice(&drift.stdout).unwrap();
+    let drifted: BTreeMap<String, Value> = drift["drifted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["userId"].as_str().unwrap().to_string(),
+                a["lastWrite"].clone(),
+            )
+        })
+        .collect();
+    let mut names: Vec<&String> = drifted.keys().collect();
+    names.sort();
+    let mut wanted: Vec<&String> = changed.iter().collect();
+    wanted.sort();
+    assert_eq!(names, wanted);
+    for (user, last) in &drifted {
+        if *user == never_written {
+            assert_eq!(*last, Value::Null, "never written by skillsync");
+        } else {
+            assert_eq!(last["run"], first_run, "{user}: {last}");
+            assert_eq!(last["status"], "applied", "{user}: {last}");
+        }
+    }
+
+    // The second run writes the drifted users back; the others' newest write stays the
+    // first run's.
+    assert_eq!(run(&ws.0, &["apply", "--yes"]).await.status.code(), Some(0));
+    let history = run(&ws.0, &["history", "--output", "json"]).await;
+    let history: Value = serde_json::from_slice(&history.stdout).unwrap();
+    let second = &history["runs"][0];
+    assert_eq!(second["writes"], changed.len(), "{second}");
+    let second_run = second["id"].as_i64().unwrap();
+    let now = newest(users).await;
+    for (user, run) in &now {
+        let expected_run = if changed.contains(user) {
+            second_run
+        } else {
+            first_run
+        };
+        assert_eq!(*run, expected_run, "{user}");
+    }
+    assert_eq!(now.len() as u64, expected.users_changed + 1);
+    assert_eq!(run(&ws.0, &["drift"]).await.status.code(), Some(0));
+}

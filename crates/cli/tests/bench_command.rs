@@ -83,11 +83,34 @@ fn sync_bench_applies_the_change_set_within_reach_of_the_bound_and_resyncs_with_
         "no write beyond the bound's"
     );
 
+    // The same apply as a process of its own, on the reset tenant: the same calls.
+    let process = &report["applyProcess"];
+    assert_eq!(process["calls"], apply["calls"], "{process}");
+    assert_eq!(process["byKind"], apply["byKind"], "{process}");
+    assert!(process["seconds"].as_f64().unwrap() > 0.0, "{process}");
+    if cfg!(target_os = "linux") {
+        let peak = process["peakRssMib"].as_f64().expect("measured on Linux");
+        assert!(peak > 1.0, "{process}");
+        assert!(process["cpuSeconds"].as_f64().unwrap() > 0.0, "{process}");
+    }
+    let journal = &report["applyJournal"];
+    let share = journal["share"].as_f64().expect("the journal's share");
+    assert!(share > 0.0 && share < 1.0, "{journal}");
+    assert!(
+        (share
+            - journal["cpuSeconds"].as_f64().unwrap()
+                / journal["clientCpuSeconds"].as_f64().unwrap())
+        .abs()
+            < 1e-9,
+        "{journal}"
+    );
+
     let resync = &report["resync"];
     assert_eq!(
         resync["writes"], 0,
         "a re-sync with nothing to change writes nothing"
     );
+    assert!(report["resyncCallRatio"].as_f64().unwrap() > 0.0);
     assert_eq!(kind(resync, "GET /api/v2/routing/users"), 3);
 
     let naive = &report["naive"];
@@ -99,6 +122,49 @@ fn sync_bench_applies_the_change_set_within_reach_of_the_bound_and_resyncs_with_
         1 + 2 + 3 * 2,
         "the script: a token, its creates, then a GET and a PUT per user"
     );
+}
+
+/// `--limit off` is `--rate-limit off --latency 0ms`, and says so in the scenario; with either
+/// of those it is refused as a usage error.
+#[test]
+fn limit_off_lifts_the_rate_limit_and_the_latency() {
+    let report = bench(
+        "bench-sync-limit-off",
+        &[
+            "bench",
+            "sync",
+            "--agents",
+            "200",
+            "--limit",
+            "off",
+            "--naive-users",
+            "0",
+            "--output",
+            "json",
+        ],
+    );
+    let scenario = &report["scenario"];
+    assert_eq!(scenario["rateLimitPerSecond"], Value::Null, "{scenario}");
+    assert_eq!(
+        scenario["latencyMs"],
+        serde_json::json!([0, 0]),
+        "{scenario}"
+    );
+    assert_eq!(report["apply"]["throttled"], 0);
+
+    let dir = common::workspace("bench-limit-conflict");
+    for other in [["--rate-limit", "5/s"], ["--latency", "10ms"]] {
+        let output = common::skillsync(
+            &dir.0,
+            &["bench", "sync", "--limit", "off", other[0], other[1]],
+        );
+        assert_eq!(output.status.code(), Some(1), "{other:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("cannot be used with"),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
 
 #[test]

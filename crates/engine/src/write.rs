@@ -315,6 +315,20 @@ pub(crate) struct Writer<'a> {
     /// page are read with that page, one call instead of one each.
     listing_pages: HashMap<UserId, usize>,
     state: Mutex<State>,
+    /// Records waiting for the journal (see [`Writer::record`]).
+    pending: Mutex<Pending>,
+    /// Held by the one task writing the journal at a time.
+    journal_turn: tokio::sync::Mutex<()>,
+}
+
+/// Records handed to [`Writer::record`] and not yet taken to the journal; counts in records.
+#[derive(Default)]
+struct Pending {
+    records: Vec<WriteRecord>,
+    /// Records ever handed over.
+    handed: u64,
+    /// Records ever taken to the journal (committed, or given up when it failed).
+    taken: u64,
 }
 
 /// What the writer did, for the report.
@@ -414,6 +428,8 @@ impl<'a> Writer<'a> {
             lease,
             listing_pages: HashMap::new(),
             state: Mutex::new(State::default()),
+            pending: Mutex::new(Pending::default()),
+            journal_turn: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -549,8 +565,16 @@ impl<'a> Writer<'a> {
         );
     }
 
-    /// Journals one or more records; a journal that cannot be written stops the run, since
-    /// an unrecorded write is one an auditor cannot account for.
+    /// Journals one or more records and returns once they are committed; a journal that
+    /// cannot be written stops the run, since an unrecorded write is one an auditor cannot
+    /// account for.
+    ///
+    /// Group commit: one task writes the journal at a time, taking every record handed over
+    /// meanwhile into one transaction, so batches answered while the journal is busy share a
+    /// commit (each commit costs the same pages and WAL frames whatever it holds). A caller
+    /// still waits for its own records before it schedules another write: no write runs ahead
+    /// of a journal that cannot take it, and at most the writes in flight are answered but
+    /// not journaled when the process is killed.
     pub(crate) async fn record(&self, entries: Vec<Entry>) {
         let Some(j) = self.journal else { return };
         let at = jiff::Timestamp::now();
@@ -572,10 +596,34 @@ impl<'a> Writer<'a> {
                     .flatten(),
             })
             .collect();
-        if let Err(error) = j.journal.record_writes(&records).await {
+        if records.is_empty() {
+            return;
+        }
+        let mine = {
+            let mut pending = self.pending();
+            pending.handed += records.len() as u64;
+            pending.records.extend(records);
+            pending.handed
+        };
+        let _turn = self.journal_turn.lock().await;
+        let (batch, through) = {
+            let mut pending = self.pending();
+            if pending.taken >= mine {
+                // Taken by the task whose turn came first: committed, or the run stopped.
+                return;
+            }
+            (std::mem::take(&mut pending.records), pending.handed)
+        };
+        let result = j.journal.record_writes(&batch).await;
+        self.pending().taken = through;
+        if let Err(error) = result {
             tracing::error!(%error, "cannot journal writes");
             self.stop(StopReason::Journal(explain(&error)));
         }
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().expect("not poisoned")
     }
 
     fn user_entry(

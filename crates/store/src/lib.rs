@@ -7,7 +7,8 @@
 //! - **writes**: every write a run made: the subject (a user id, a definition or a routing
 //!   profile), the state before and after, the status, the error text or request id, the
 //!   time, and the time the routing cache will have settled on it (`propagation_window` after
-//!   the write).
+//!   the write). The newest write to each subject is kept apart (**last writes**, filled once
+//!   per run when it finishes), so that journaling a write touches no index keyed by user.
 //! - **mappings**: which tenant definition each HRIS (code, locale) resolved to.
 //! - **retirements**: the (code, locale) variants `skillsync retire` took out of management,
 //!   soft or hard, so that later plans leave them alone.
@@ -534,6 +535,24 @@ pub trait Journal: Send + Sync {
         subject: &str,
         target: WriteTarget,
     ) -> Result<Option<WriteRecord>, StoreError>;
+
+    /// [`last_write`](Self::last_write) for many subjects at once, for `drift`: the newest
+    /// write of kind `target` to each of `subjects` that has one, in no particular order (each
+    /// names its subject). Stores answer it with one pass over the writes of runs still in
+    /// progress or killed, where one call per subject would make that pass once per subject.
+    async fn last_writes(
+        &self,
+        subjects: &[&str],
+        target: WriteTarget,
+    ) -> Result<Vec<WriteRecord>, StoreError> {
+        let mut found = Vec::new();
+        for subject in subjects {
+            if let Some(write) = self.last_write(subject, target).await? {
+                found.push(write);
+            }
+        }
+        Ok(found)
+    }
 
     /// The latest `settles_at` over the run's [`WriteStatus::Applied`] writes: when the
     /// routing cache will reflect the whole run; for `verify`. `None` when the run applied no

@@ -320,23 +320,94 @@ impl PostgresStore {
         })
     }
 
-    /// Fails with [`StoreError::UnknownRun`] for the lowest of `runs` never started.
+    /// Fails with [`StoreError::UnknownRun`] for the lowest of `runs` never started; else the
+    /// runs already folded. The runs' rows stay share-locked until the transaction ends, so a
+    /// `finish_run` folding one of them waits for these writes and folds them too.
     async fn check_runs(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
         mut runs: Vec<i64>,
-    ) -> Result<(), PgTxError> {
+    ) -> Result<Vec<i64>, PgTxError> {
         runs.sort_unstable();
         runs.dedup();
         let rows = tx
-            .query("SELECT id FROM runs WHERE id = ANY($1)", &[&runs])
+            .query(
+                "SELECT id, folded FROM runs WHERE id = ANY($1) FOR SHARE",
+                &[&runs],
+            )
             .await?;
-        let found: Vec<i64> = rows.iter().map(|row| row.get(0)).collect();
-        match runs.into_iter().find(|run| !found.contains(run)) {
+        let found: Vec<(i64, bool)> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+        match runs
+            .into_iter()
+            .find(|run| !found.iter().any(|(id, _)| id == run))
+        {
             Some(missing) => Err(self.unknown_run(missing)),
-            None => Ok(()),
+            None => Ok(found
+                .into_iter()
+                .filter_map(|(id, folded)| folded.then_some(id))
+                .collect()),
         }
     }
+
+    /// The newest write of kind `target` to each of `subjects` that has one: the folded entry
+    /// of `last_writes` or a newer write of a run not folded yet, read in one transaction.
+    async fn newest_writes(
+        &self,
+        subjects: &[&str],
+        target: WriteTarget,
+        action: &str,
+    ) -> Result<Vec<WriteRecord>, StoreError> {
+        let wanted: std::collections::HashSet<&str> = subjects.iter().copied().collect();
+        let listed: Vec<&str> = wanted.iter().copied().collect();
+        let mut client = self.client(action).await?;
+        let raws = async {
+            // One snapshot for the three reads: a fold committed in between cannot hide a
+            // write from both the table and the scan.
+            let tx = client
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await?;
+            let folded = tx
+                .query(
+                    "SELECT subject, at, write_id FROM last_writes
+                     WHERE target = $1 AND subject = ANY($2)",
+                    &[&target.as_str(), &listed],
+                )
+                .await?;
+            let unfolded = tx.query(row::UNFOLDED_WRITES, &[&target.as_str()]).await?;
+            let candidates = folded
+                .iter()
+                .chain(&unfolded)
+                .map(|row| (row.get(0), row.get(1), row.get(2)))
+                .collect::<Vec<(String, String, i64)>>();
+            let ids: Vec<i64> = row::newest_per_subject(&wanted, candidates)
+                .into_values()
+                .map(|(_, id)| id)
+                .collect();
+            let rows = tx
+                .query(
+                    &format!("{WRITE_SELECT} WHERE id = ANY($1) ORDER BY id"),
+                    &[&ids],
+                )
+                .await?;
+            tx.commit().await?;
+            rows.iter()
+                .map(RawWrite::read)
+                .collect::<Result<Vec<_>, _>>()
+        }
+        .await
+        .map_err(self.pg_err(action))?;
+        raws.into_iter().map(|raw| raw.decode(&self.url)).collect()
+    }
+}
+
+/// Folds `run`'s writes into `last_writes` and marks it folded (see [`row::FOLD_RUN_POSTGRES`]).
+async fn fold(tx: &deadpool_postgres::Transaction<'_>, run: i64) -> Result<(), PgTxError> {
+    tx.execute(row::FOLD_RUN_POSTGRES, &[&run]).await?;
+    tx.execute(row::MARK_FOLDED, &[&run]).await?;
+    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -371,7 +442,10 @@ impl Journal for PostgresStore {
         let runs: Vec<i64> = writes.iter().map(|w| w.run.0).collect();
         let targets: Vec<&str> = writes.iter().map(|w| w.target.as_str()).collect();
         let subjects: Vec<&str> = writes.iter().map(|w| w.subject.as_str()).collect();
-        let befores: Vec<String> = writes.iter().map(|w| to_json(&w.before)).collect();
+        let befores: Vec<String> = writes
+            .iter()
+            .map(|w| row::before_json(&w.before, &w.after))
+            .collect();
         let afters: Vec<String> = writes.iter().map(|w| to_json(&w.after)).collect();
         let statuses: Vec<&str> = writes.iter().map(|w| w.status.as_str()).collect();
         let details: Vec<Option<&str>> = writes.iter().map(|w| w.detail.as_deref()).collect();
@@ -379,7 +453,7 @@ impl Journal for PostgresStore {
         let settles: Vec<Option<String>> = writes.iter().map(|w| w.settles_at.map(ts)).collect();
         let result = async {
             let tx = client.transaction().await?;
-            self.check_runs(&tx, runs.clone()).await?;
+            let folded_runs = self.check_runs(&tx, runs.clone()).await?;
             tx.execute(
                 "INSERT INTO writes
                      (run_id, target, subject, before_json, after_json, status, detail, at,
@@ -397,6 +471,11 @@ impl Journal for PostgresStore {
                 ],
             )
             .await?;
+            // Writes journaled after their run was folded (a run that lost its lease finishing
+            // what it had in flight) are folded at once, or `last_write` would miss them.
+            for run in folded_runs {
+                fold(&tx, run).await?;
+            }
             tx.commit().await?;
             Ok(())
         }
@@ -429,6 +508,7 @@ impl Journal for PostgresStore {
                 &[&run.0, &ts(ended_at), &outcome.as_str(), &counts],
             )
             .await?;
+            fold(&tx, run.0).await?;
             tx.commit().await?;
             Ok(())
         }
@@ -460,14 +540,19 @@ impl Journal for PostgresStore {
         target: WriteTarget,
     ) -> Result<Option<WriteRecord>, StoreError> {
         let action = format!("read the last {target} write to {subject}");
-        let mut found = self
-            .select_writes(
-                "WHERE subject = $1 AND target = $2 ORDER BY at DESC, id DESC LIMIT 1",
-                &[&subject, &target.as_str()],
-                &action,
-            )
-            .await?;
-        Ok(found.pop())
+        Ok(self.newest_writes(&[subject], target, &action).await?.pop())
+    }
+
+    async fn last_writes(
+        &self,
+        subjects: &[&str],
+        target: WriteTarget,
+    ) -> Result<Vec<WriteRecord>, StoreError> {
+        let action = format!(
+            "read the last {target} writes to {} subjects",
+            subjects.len()
+        );
+        self.newest_writes(subjects, target, &action).await
     }
 
     async fn settles_at(&self, run: RunId) -> Result<Option<Timestamp>, StoreError> {
@@ -672,20 +757,33 @@ impl Journal for PostgresStore {
 
     async fn fence_run(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
         let action = "record the run's lease";
-        let client = self.client(action).await?;
-        let updated = client
-            .execute(
-                "UPDATE runs SET lease_key = $1, fence = $2 WHERE id = $3",
-                &[&lease.key, &lease.fence, &run.0],
-            )
-            .await
-            .map_err(self.pg_err(action))?;
-        if updated == 0 {
-            return Err(StoreError::UnknownRun {
-                path: self.url.clone(),
-                run: run.0,
-            });
+        let mut client = self.client(action).await?;
+        let result = async {
+            let tx = client.transaction().await?;
+            let updated = tx
+                .execute(
+                    "UPDATE runs SET lease_key = $1, fence = $2 WHERE id = $3",
+                    &[&lease.key, &lease.fence, &run.0],
+                )
+                .await?;
+            if updated == 0 {
+                return Err(self.unknown_run(run.0));
+            }
+            let dead = tx
+                .query(row::DEAD_UNFOLDED_RUNS, &[&lease.key, &lease.fence])
+                .await?;
+            for dead in dead {
+                // Locked as `finish_run` locks a run, so a straggler's writes being journaled
+                // now are folded by one of the two.
+                let id: i64 = dead.get(0);
+                tx.execute("SELECT 1 FROM runs WHERE id = $1 FOR UPDATE", &[&id])
+                    .await?;
+                fold(&tx, id).await?;
+            }
+            tx.commit().await?;
+            Ok(())
         }
-        Ok(())
+        .await;
+        self.settle(action, result)
     }
 }

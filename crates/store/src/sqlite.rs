@@ -200,6 +200,33 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE writes_v6 RENAME TO writes;
      CREATE INDEX writes_by_subject ON writes (subject, target, at);
      CREATE INDEX writes_by_run ON writes (run_id, status, settles_at);",
+    // 7: the newest write per (subject, target), for `drift` and `why`, in a table of its own
+    // filled once per run (`crate::row::FOLD_RUN_SQLITE`) instead of an index on every write: user
+    // ids are random, so that index dirtied one page per journaled write at every commit, the
+    // largest cost of journaling a 100,000-agent apply (docs/BENCHMARKS.md). A run is folded
+    // when it finishes; until then (in progress, killed) readers scan its writes. Finished runs
+    // of an existing journal are folded here; unfinished ones are left to be scanned, since an
+    // older skillsync may still be writing them. From this version on, a user's lists before a
+    // write may be stored against the lists written (`crate::row::before_json`), which an
+    // older skillsync would misread: the version number keeps it out.
+    "DROP INDEX writes_by_subject;
+     CREATE TABLE last_writes (
+         subject  TEXT NOT NULL,
+         target   TEXT NOT NULL,
+         at       TEXT NOT NULL,
+         write_id INTEGER NOT NULL,
+         PRIMARY KEY (subject, target)
+     ) WITHOUT ROWID;
+     ALTER TABLE runs ADD COLUMN folded INTEGER NOT NULL DEFAULT 0;
+     INSERT INTO last_writes (subject, target, at, write_id)
+         SELECT subject, target, at, id FROM (
+             SELECT subject, target, at, id,
+                    ROW_NUMBER() OVER (PARTITION BY subject, target ORDER BY at DESC, id DESC) AS n
+             FROM writes WHERE run_id IN (SELECT id FROM runs WHERE ended_at IS NOT NULL)
+         ) AS newest
+         WHERE n = 1
+         ORDER BY subject, target;
+     UPDATE runs SET folded = 1 WHERE ended_at IS NOT NULL;",
 ];
 
 /// The journal in a SQLite database file (or in memory).
@@ -364,6 +391,58 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// The newest write of kind `target` to each of `subjects` that has one: the folded entry
+    /// of `last_writes` or a newer write of a run not folded yet, then those rows, read under
+    /// one lock so that a fold in between cannot hide a write.
+    fn newest_writes(
+        &self,
+        subjects: &[&str],
+        target: WriteTarget,
+        action: &str,
+    ) -> Result<Vec<WriteRecord>, StoreError> {
+        let wanted: std::collections::HashSet<&str> = subjects.iter().copied().collect();
+        let conn = self.conn.lock();
+        let raws = (|| {
+            let mut candidates: Vec<(String, String, i64)> = Vec::new();
+            {
+                let mut folded = conn.prepare_cached(
+                    "SELECT at, write_id FROM last_writes WHERE subject = ?1 AND target = ?2",
+                )?;
+                for subject in &wanted {
+                    let found = folded
+                        .query_row(params![subject, target.as_str()], |row| {
+                            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                        })
+                        .optional()?;
+                    if let Some((at, id)) = found {
+                        candidates.push((subject.to_string(), at, id));
+                    }
+                }
+            }
+            {
+                let mut unfolded = conn.prepare_cached(row::UNFOLDED_WRITES)?;
+                let rows = unfolded.query_map([target.as_str()], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })?;
+                for candidate in rows {
+                    candidates.push(candidate?);
+                }
+            }
+            let newest = row::newest_per_subject(&wanted, candidates);
+            let mut ids: Vec<i64> = newest.into_values().map(|(_, id)| id).collect();
+            ids.sort_unstable();
+            let mut read = conn.prepare_cached(&format!("{WRITE_SELECT} WHERE id = ?1"))?;
+            ids.into_iter()
+                .map(|id| read.query_row([id], |row| RawWrite::read(row)))
+                .collect::<Result<Vec<_>, _>>()
+        })()
+        .map_err(self.query_err(action))?;
+        drop(conn);
+        raws.into_iter().map(|raw| raw.decode(&self.path)).collect()
+    }
+}
+
 /// A step of opening the journal failed.
 fn open_err(path: &str, action: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     let path = path.to_owned();
@@ -485,6 +564,62 @@ fn migrate_in_transaction(
 }
 
 type TxError = crate::error::TxError<rusqlite::Error>;
+
+/// Rows per `INSERT` statement when journaling writes: a bulk request's 100 users in one,
+/// 900 parameters, well under SQLite's limit of 32,766.
+const INSERT_CHUNK: usize = 100;
+
+/// `INSERT INTO writes` of `rows` rows, nine parameters each.
+fn insert_writes_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO writes
+             (run_id, target, subject, before_json, after_json, status, detail, at, settles_at)
+         VALUES ",
+    );
+    for n in 0..rows {
+        if n > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    }
+    sql
+}
+
+/// One write as its row's values.
+struct WriteRow<'a> {
+    run: i64,
+    target: &'static str,
+    subject: &'a str,
+    before: String,
+    after: String,
+    status: &'static str,
+    detail: Option<&'a str>,
+    at: String,
+    settles_at: Option<String>,
+}
+
+impl<'a> WriteRow<'a> {
+    fn new(w: &'a WriteRecord) -> Self {
+        WriteRow {
+            run: w.run.0,
+            target: w.target.as_str(),
+            subject: &w.subject,
+            before: row::before_json(&w.before, &w.after),
+            after: to_json(&w.after),
+            status: w.status.as_str(),
+            detail: w.detail.as_deref(),
+            at: ts(w.at),
+            settles_at: w.settles_at.map(ts),
+        }
+    }
+}
+
+/// Folds `run`'s writes into `last_writes` and marks it folded (see [`row::FOLD_RUN_SQLITE`]).
+fn fold(tx: &rusqlite::Transaction<'_>, run: i64) -> Result<(), TxError> {
+    tx.prepare_cached(row::FOLD_RUN_SQLITE)?.execute([run])?;
+    tx.prepare_cached(row::MARK_FOLDED)?.execute([run])?;
+    Ok(())
+}
 
 /// Runs `f` in one `IMMEDIATE` transaction on `conn`, committing if it succeeds.
 fn transact<T>(
@@ -633,35 +768,53 @@ impl Journal for SqliteStore {
             return Ok(());
         }
         let action = format!("record {} write(s)", writes.len());
+        // Serialized before the connection is locked: other callers wait only for SQLite.
+        let rows: Vec<WriteRow<'_>> = writes.iter().map(WriteRow::new).collect();
         self.write_tx(&action, |tx| {
             let mut runs: Vec<i64> = writes.iter().map(|w| w.run.0).collect();
             runs.sort_unstable();
             runs.dedup();
+            let mut folded_runs = Vec::new();
             {
-                let mut exists = tx.prepare_cached("SELECT 1 FROM runs WHERE id = ?1")?;
+                let mut folded = tx.prepare_cached("SELECT folded FROM runs WHERE id = ?1")?;
                 for run in runs {
-                    if !exists.exists([run])? {
-                        return Err(self.unknown_run(run));
+                    match folded
+                        .query_row([run], |row| row.get::<_, bool>(0))
+                        .optional()?
+                    {
+                        None => return Err(self.unknown_run(run)),
+                        Some(true) => folded_runs.push(run),
+                        Some(false) => {}
                     }
                 }
             }
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO writes
-                     (run_id, target, subject, before_json, after_json, status, detail, at, settles_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
-            for w in writes {
-                insert.execute(params![
-                    w.run.0,
-                    w.target.as_str(),
-                    w.subject,
-                    to_json(&w.before),
-                    to_json(&w.after),
-                    w.status.as_str(),
-                    w.detail,
-                    ts(w.at),
-                    w.settles_at.map(ts),
-                ])?;
+            // Many rows per statement: a statement's own cost (its cursors, its statement
+            // journal, the AUTOINCREMENT counter read and written) is paid per chunk, not per
+            // row.
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                let mut insert = tx.prepare_cached(&insert_writes_sql(chunk.len()))?;
+                let values: Vec<&dyn rusqlite::ToSql> = chunk
+                    .iter()
+                    .flat_map(|row| -> [&dyn rusqlite::ToSql; 9] {
+                        [
+                            &row.run,
+                            &row.target,
+                            &row.subject,
+                            &row.before,
+                            &row.after,
+                            &row.status,
+                            &row.detail,
+                            &row.at,
+                            &row.settles_at,
+                        ]
+                    })
+                    .collect();
+                insert.execute(values.as_slice())?;
+            }
+            // Writes journaled after their run was folded (a run that lost its lease finishing
+            // what it had in flight) are folded at once, or `last_write` would miss them.
+            for run in folded_runs {
+                fold(tx, run)?;
             }
             Ok(())
         })
@@ -686,6 +839,7 @@ impl Journal for SqliteStore {
                 "UPDATE runs SET ended_at = ?2, outcome = ?3, counts_json = ?4 WHERE id = ?1",
                 params![run.0, ts(ended_at), outcome.as_str(), counts],
             )?;
+            fold(tx, run.0)?;
             Ok(())
         })
     }
@@ -713,12 +867,20 @@ impl Journal for SqliteStore {
         subject: &str,
         target: WriteTarget,
     ) -> Result<Option<WriteRecord>, StoreError> {
-        let mut found = self.select_writes(
-            "WHERE subject = ?1 AND target = ?2 ORDER BY at DESC, id DESC LIMIT 1",
-            params![subject, target.as_str()],
-            &format!("read the last {target} write to {subject}"),
-        )?;
-        Ok(found.pop())
+        let action = format!("read the last {target} write to {subject}");
+        Ok(self.newest_writes(&[subject], target, &action)?.pop())
+    }
+
+    async fn last_writes(
+        &self,
+        subjects: &[&str],
+        target: WriteTarget,
+    ) -> Result<Vec<WriteRecord>, StoreError> {
+        let action = format!(
+            "read the last {target} writes to {} subjects",
+            subjects.len()
+        );
+        self.newest_writes(subjects, target, &action)
     }
 
     async fn settles_at(&self, run: RunId) -> Result<Option<Timestamp>, StoreError> {
@@ -851,6 +1013,14 @@ impl Journal for SqliteStore {
             )?;
             if updated == 0 {
                 return Err(self.unknown_run(run.0));
+            }
+            let dead: Vec<i64> = {
+                let mut stmt = tx.prepare_cached(row::DEAD_UNFOLDED_RUNS)?;
+                let rows = stmt.query_map(params![lease.key, lease.fence], |row| row.get(0))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            for run in dead {
+                fold(tx, run)?;
             }
             Ok(())
         })
@@ -1109,6 +1279,179 @@ mod tests {
         // Opening again migrates nothing and keeps everything.
         let store = SqliteStore::open(&dir.db()).unwrap();
         assert_eq!(store.runs(10).await.unwrap().len(), 3);
+    }
+
+    /// A journal at schema version 6 (the last with an index on every write), as the previous
+    /// skillsync left it: one finished run, one killed mid-way.
+    fn version_6_file(path: &Path) {
+        let conn = Connection::open(path).unwrap();
+        conn.pragma_update(None, "foreign_keys", true).unwrap();
+        for migration in &MIGRATIONS[..6] {
+            conn.execute_batch(migration).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 6).unwrap();
+        let user = |level: u8| {
+            format!(
+                r#"{{"type":"user","version":1,"skills":[{{"definitionId":"d1","level":{level},"active":true}}],"proficiencies":null}}"#
+            )
+        };
+        conn.execute_batch(
+            "INSERT INTO runs (command, config_hash, dialect, started_at, ended_at, outcome,
+                               counts_json)
+                 VALUES ('apply', 'h1', 'routing', '2025-01-01T00:00:00.000000000Z',
+                         '2025-01-01T00:01:00.000000000Z', 'succeeded', '{}');
+             INSERT INTO runs (command, config_hash, dialect, started_at)
+                 VALUES ('apply', 'h1', 'routing', '2025-01-02T00:00:00.000000000Z');",
+        )
+        .unwrap();
+        let mut insert = conn
+            .prepare(
+                "INSERT INTO writes (run_id, target, subject, before_json, after_json, status,
+                                     at, settles_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
+            )
+            .unwrap();
+        for (run, target, subject, level, status, at) in [
+            (
+                1,
+                "user_skills",
+                "u1",
+                2,
+                "conflict",
+                "2025-01-01T00:00:01.000000000Z",
+            ),
+            (
+                1,
+                "user_skills",
+                "u1",
+                3,
+                "applied",
+                "2025-01-01T00:00:02.000000000Z",
+            ),
+            (
+                1,
+                "user_skills",
+                "u2",
+                4,
+                "applied",
+                "2025-01-01T00:00:03.000000000Z",
+            ),
+            (
+                1,
+                "user_proficiencies",
+                "u2",
+                5,
+                "failed",
+                "2025-01-01T00:00:04.000000000Z",
+            ),
+            // The killed run: newer for u1, the only one for u3.
+            (
+                2,
+                "user_skills",
+                "u1",
+                6,
+                "applied",
+                "2025-01-02T00:00:01.000000000Z",
+            ),
+            (
+                2,
+                "user_skills",
+                "u3",
+                7,
+                "unknown",
+                "2025-01-02T00:00:02.000000000Z",
+            ),
+        ] {
+            insert
+                .execute(params![
+                    run,
+                    target,
+                    subject,
+                    user(1),
+                    user(level),
+                    status,
+                    at
+                ])
+                .unwrap();
+        }
+    }
+
+    fn level(write: &WriteRecord) -> u8 {
+        write.after.user().unwrap().skills.as_ref().unwrap()[0].level
+    }
+
+    #[tokio::test]
+    async fn migration_7_answers_last_write_as_the_per_write_index_did() {
+        let dir = TempDir::new("migration-7");
+        version_6_file(&dir.db());
+        let store = SqliteStore::open(&dir.db()).unwrap();
+        {
+            let conn = store.conn.lock();
+            let folded: Vec<(i64, bool)> = conn
+                .prepare("SELECT id, folded FROM runs ORDER BY id")
+                .unwrap()
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(folded, [(1, true), (2, false)], "only the finished run");
+            let index: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE name = 'writes_by_subject'",
+                    [],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            assert_eq!(index, 0, "no index keyed by user is left to maintain");
+            let entries: Vec<(String, String, i64)> = conn
+                .prepare(
+                    "SELECT subject, target, write_id FROM last_writes ORDER BY subject, target",
+                )
+                .unwrap()
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(
+                entries,
+                [
+                    ("u1".into(), "user_skills".into(), 2),
+                    ("u2".into(), "user_proficiencies".into(), 4),
+                    ("u2".into(), "user_skills".into(), 3),
+                ]
+            );
+        }
+        let last = |subject: &'static str, target| {
+            let store = &store;
+            async move { store.last_write(subject, target).await.unwrap() }
+        };
+        // The killed run's newer write wins over the folded one; the killed run's only write
+        // is found though it was never folded.
+        let u1 = last("u1", WriteTarget::UserSkills).await.unwrap();
+        assert_eq!((u1.run, level(&u1)), (RunId(2), 6));
+        let u2 = last("u2", WriteTarget::UserSkills).await.unwrap();
+        assert_eq!(
+            (u2.run, level(&u2), u2.status),
+            (RunId(1), 4, crate::WriteStatus::Applied)
+        );
+        let u2 = last("u2", WriteTarget::UserProficiencies).await.unwrap();
+        assert_eq!(u2.status, crate::WriteStatus::Failed);
+        let u3 = last("u3", WriteTarget::UserSkills).await.unwrap();
+        assert_eq!((u3.run, u3.status), (RunId(2), crate::WriteStatus::Unknown));
+        assert_eq!(last("u4", WriteTarget::UserSkills).await, None);
+        let mut many = store
+            .last_writes(&["u1", "u2", "u3", "u4"], WriteTarget::UserSkills)
+            .await
+            .unwrap();
+        many.sort_by(|a, b| a.subject.cmp(&b.subject));
+        let found: Vec<(&str, i64, u8)> = many
+            .iter()
+            .map(|w| (w.subject.as_str(), w.run.0, level(w)))
+            .collect();
+        assert_eq!(found, [("u1", 2, 6), ("u2", 1, 4), ("u3", 2, 7)]);
+        // The old runs read as before.
+        assert_eq!(store.writes(RunId(1)).await.unwrap().len(), 4);
+        assert_eq!(store.run(RunId(2)).await.unwrap().unwrap().writes, 2);
     }
 
     #[tokio::test]

@@ -341,6 +341,109 @@ async fn every_kind_of_snapshot_round_trips() {
     }
 }
 
+fn held(id: &str, level: u8, active: bool) -> Held {
+    Held {
+        definition_id: id.into(),
+        level,
+        active,
+    }
+}
+
+/// A user's lists before a write are stored against the lists written (a level change among
+/// many skills keeps one entry, not every definition id) and read back whole, whatever the
+/// two lists hold: entries changed, removed, added, reordered, repeated, lists not written.
+#[tokio::test]
+async fn a_users_lists_before_a_write_read_back_whole() {
+    for backend in backends("user-deltas").await {
+        eprintln!("on {}", backend.name());
+        let store = backend.open().await;
+        let run = store.start_run(&new_run("apply", t(0))).await.unwrap();
+        let many: Vec<Held> = (0..10)
+            .map(|n| held(&format!("a0b1c2d3-e4f5-4a6b-8c7d-00000000000{n}"), 3, true))
+            .collect();
+        let mut raised = many.clone();
+        raised[4].level = 4;
+        let user = |version, skills: Option<Vec<Held>>, proficiencies: Option<Vec<Held>>| {
+            Snapshot::User(UserLists {
+                version,
+                skills,
+                proficiencies,
+            })
+        };
+        let pairs = [
+            // One level raised among ten: the common apply.
+            (
+                user(Some(3), Some(many.clone()), Some(vec![held("p1", 2, true)])),
+                user(Some(3), Some(raised.clone()), None),
+            ),
+            // Removed, added, reordered, repeated, deactivated.
+            (
+                user(
+                    Some(1),
+                    Some(vec![
+                        held("s2", 1, true),
+                        held("s1", 5, true),
+                        held("s9", 7, false),
+                        held("s1", 5, true),
+                    ]),
+                    Some(vec![held("p1", 2, true), held("p2", 8, true)]),
+                ),
+                user(
+                    Some(2),
+                    Some(vec![
+                        held("s1", 5, true),
+                        held("s2", 1, false),
+                        held("s3", 4, true),
+                    ]),
+                    Some(vec![held("p2", 8, true)]),
+                ),
+            ),
+            // Lists before that are empty, absent or not read.
+            (
+                user(None, Some(vec![]), None),
+                user(Some(1), Some(vec![held("s1", 1, true)]), Some(vec![])),
+            ),
+            (user(None, None, None), user(None, None, None)),
+            // Read back as written: the confirmation of a lost answer.
+            (
+                user(Some(4), Some(raised.clone()), None),
+                user(Some(4), Some(raised.clone()), None),
+            ),
+            // The read-back of a write not kept: after is what was found, or nothing.
+            (user(Some(4), Some(raised.clone()), None), Snapshot::Absent),
+            (
+                Snapshot::Absent,
+                user(Some(1), Some(vec![held("s1", 1, true)]), None),
+            ),
+        ];
+        let writes: Vec<WriteRecord> = pairs
+            .iter()
+            .enumerate()
+            .map(|(i, (before, after))| WriteRecord {
+                before: before.clone(),
+                after: after.clone(),
+                ..write(
+                    run,
+                    &format!("u{i}"),
+                    WriteStatus::Applied,
+                    t(i as i64),
+                    None,
+                )
+            })
+            .collect();
+        store.record_writes(&writes).await.unwrap();
+        drop(store);
+        let store = backend.open().await;
+        assert_eq!(store.writes(run).await.unwrap(), writes);
+        let last = store
+            .last_write("u0", WriteTarget::UserSkills)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((last.before, last.after), pairs[0].clone());
+    }
+}
+
 /// Env var telling [`child_process_for_kill_test`] which database to write to.
 const CHILD_DB: &str = "SKILLSYNC_STORE_TEST_CHILD_DB";
 
@@ -472,6 +575,175 @@ async fn last_write_is_the_newest_for_a_subject_and_target() {
             .unwrap()
             .unwrap();
         assert_eq!(last.at, half);
+    }
+}
+
+/// (subject, run, at, status) of the newest user-skills write to each of `subjects`, by subject.
+async fn newest(
+    store: &dyn Journal,
+    subjects: &[&str],
+) -> Vec<(String, i64, Timestamp, WriteStatus)> {
+    let mut found: Vec<(String, i64, Timestamp, WriteStatus)> = store
+        .last_writes(subjects, WriteTarget::UserSkills)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| (w.subject, w.run.0, w.at, w.status))
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found
+}
+
+/// The newest write per subject is kept apart once a run finishes (folded), and runs still
+/// open are read as they are: whatever finished or not, `last_write` and `last_writes` give the
+/// newest by `at`, then journal order, as they did when an index on every write answered.
+#[tokio::test]
+async fn last_writes_are_the_same_before_and_after_their_runs_finish() {
+    for backend in backends("last-writes-fold").await {
+        eprintln!("on {}", backend.name());
+        let store = backend.open().await;
+        let first = store.start_run(&new_run("apply", t(0))).await.unwrap();
+        let second = store.start_run(&new_run("apply", t(100))).await.unwrap();
+        let mut records = Vec::new();
+        for n in 0..50 {
+            records.push(write(
+                first,
+                &format!("u{n}"),
+                WriteStatus::Applied,
+                t(n),
+                None,
+            ));
+        }
+        store.record_writes(&records).await.unwrap();
+        store
+            .record_writes(&[
+                write(second, "u1", WriteStatus::Applied, t(101), None),
+                // Made before the first run's write to u2, though journaled after it.
+                write(second, "u2", WriteStatus::Failed, t(1), None),
+                write(second, "u99", WriteStatus::Unknown, t(102), None),
+            ])
+            .await
+            .unwrap();
+        let subjects: Vec<String> = (0..60)
+            .map(|n| format!("u{n}"))
+            .chain(["u99".into()])
+            .collect();
+        let subjects: Vec<&str> = subjects.iter().map(String::as_str).collect();
+        let expected = {
+            let mut all: Vec<(String, i64, Timestamp, WriteStatus)> = (0..50)
+                .map(|n| (format!("u{n}"), first.0, t(n), WriteStatus::Applied))
+                .collect();
+            all[1] = ("u1".into(), second.0, t(101), WriteStatus::Applied);
+            // u2's write of the second run is older than the first run's: it stays the first's.
+            all.push(("u99".into(), second.0, t(102), WriteStatus::Unknown));
+            all.sort_by(|a, b| a.0.cmp(&b.0));
+            all
+        };
+        assert_eq!(
+            newest(store.as_ref(), &subjects).await,
+            expected,
+            "neither run finished"
+        );
+        store
+            .finish_run(first, RunOutcome::Succeeded, &RunCounts::default(), t(60))
+            .await
+            .unwrap();
+        assert_eq!(
+            newest(store.as_ref(), &subjects).await,
+            expected,
+            "the first run finished"
+        );
+        store
+            .finish_run(second, RunOutcome::Failed, &RunCounts::default(), t(200))
+            .await
+            .unwrap();
+        assert_eq!(
+            newest(store.as_ref(), &subjects).await,
+            expected,
+            "both finished"
+        );
+        // A write journaled after its run finished is found too.
+        store
+            .record_writes(&[write(first, "u3", WriteStatus::Applied, t(300), None)])
+            .await
+            .unwrap();
+        let u3 = store
+            .last_write("u3", WriteTarget::UserSkills)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((u3.run, u3.at), (first, t(300)));
+        // Reopened, the same.
+        drop(store);
+        let store = backend.open().await;
+        let mut reopened = expected.clone();
+        let u3_at = reopened.iter().position(|w| w.0 == "u3").unwrap();
+        reopened[u3_at] = ("u3".into(), first.0, t(300), WriteStatus::Applied);
+        assert_eq!(newest(store.as_ref(), &subjects).await, reopened);
+        assert!(
+            store
+                .last_writes(&[], WriteTarget::UserSkills)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
+
+/// A run killed while it held the tenant's lease is never finished; the next holder's run
+/// takes its writes into the last writes, and `last_write` still finds them and any its
+/// process journals afterwards.
+#[tokio::test]
+async fn a_dead_holders_writes_stay_found_after_the_next_holder_fences_its_run() {
+    for backend in backends("last-writes-dead").await {
+        eprintln!("on {}", backend.name());
+        let store = backend.open().await;
+        let ttl = std::time::Duration::from_millis(200);
+        let Acquired::Held(old) = store
+            .acquire_lease("tenant", &holder("apply", 1), ttl)
+            .await
+            .unwrap()
+        else {
+            panic!("a free lease")
+        };
+        let killed = store.start_run(&new_run("apply", t(0))).await.unwrap();
+        store.fence_run(killed, &old).await.unwrap();
+        store
+            .record_writes(&[write(killed, "u1", WriteStatus::Applied, t(1), None)])
+            .await
+            .unwrap();
+        tokio::time::sleep(ttl * 2).await;
+        let Acquired::Held(new) = store
+            .acquire_lease("tenant", &holder("apply", 2), ttl * 100)
+            .await
+            .unwrap()
+        else {
+            panic!("an expired lease is taken over")
+        };
+        let next = store.start_run(&new_run("apply", t(10))).await.unwrap();
+        store.fence_run(next, &new).await.unwrap();
+        let u1 = store
+            .last_write("u1", WriteTarget::UserSkills)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(u1.run, killed);
+        // The old holder finishing a write it had in flight.
+        store
+            .record_writes(&[write(killed, "u2", WriteStatus::Applied, t(2), None)])
+            .await
+            .unwrap();
+        let u2 = store
+            .last_write("u2", WriteTarget::UserSkills)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((u2.run, u2.at), (killed, t(2)));
+        assert_eq!(
+            store.run(killed).await.unwrap().unwrap().outcome,
+            RunOutcome::Interrupted,
+            "folding finishes nothing"
+        );
     }
 }
 

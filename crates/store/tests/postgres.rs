@@ -175,6 +175,7 @@ async fn migrations_run_once_in_the_urls_schema() {
         schema.tables().await,
         [
             "events",
+            "last_writes",
             "leases",
             "mappings",
             "retirements",
@@ -195,7 +196,7 @@ async fn migrations_run_once_in_the_urls_schema() {
         )
         .await
         .unwrap();
-    assert_eq!((history.get::<_, i64>(0), history.get::<_, i32>(1)), (3, 3));
+    assert_eq!((history.get::<_, i64>(0), history.get::<_, i32>(1)), (4, 4));
 }
 
 /// Read-only commands never create a journal: in a schema without one, `open_existing` finds
@@ -248,7 +249,7 @@ async fn a_newer_schema_is_refused() {
         .execute(
             &format!(
                 "INSERT INTO {}.skillsync_schema_history (version, name, applied_on, checksum)
-                 VALUES (4, 'from_the_future', '2030-01-01T00:00:00Z', '1')",
+                 VALUES (5, 'from_the_future', '2030-01-01T00:00:00Z', '1')",
                 schema.name()
             ),
             &[],
@@ -260,8 +261,8 @@ async fn a_newer_schema_is_refused() {
         matches!(
             err,
             StoreError::TooNew {
-                found: 4,
-                known: 3,
+                found: 5,
+                known: 4,
                 ..
             }
         ),
@@ -397,4 +398,95 @@ async fn open_existing_looks_only_in_the_schema_it_would_use() {
         "{:?}",
         empty.tables().await
     );
+}
+
+/// A journal as version 3 of the schema left it (an index on every write, no last writes):
+/// migration 4 keeps answering `last_write` as that index did, from the finished run it folds
+/// and the unfinished one it leaves to be scanned.
+#[tokio::test]
+async fn migration_4_answers_last_write_as_the_per_write_index_did() {
+    let Some(schema) = Schema::create().await else {
+        return;
+    };
+    drop(PostgresStore::open(&schema.url()).await.unwrap());
+    // Back to version 3, with the rows an older skillsync wrote.
+    let name = schema.name();
+    let user = |level: u8| {
+        format!(
+            r#"{{"type":"user","version":1,"skills":[{{"definitionId":"d1","level":{level},"active":true}}],"proficiencies":null}}"#
+        )
+    };
+    schema
+        .admin()
+        .await
+        .batch_execute(&format!(
+            "SET search_path = {name};
+             DROP TABLE last_writes;
+             ALTER TABLE runs DROP COLUMN folded;
+             CREATE INDEX writes_by_subject ON writes (subject, target, at);
+             DELETE FROM skillsync_schema_history WHERE version = 4;
+             INSERT INTO runs (command, config_hash, dialect, started_at, ended_at, outcome,
+                               counts_json)
+                 VALUES ('apply', 'h1', 'routing', '2025-01-01T00:00:00.000000000Z',
+                         '2025-01-01T00:01:00.000000000Z', 'succeeded', '{{}}');
+             INSERT INTO runs (command, config_hash, dialect, started_at)
+                 VALUES ('apply', 'h1', 'routing', '2025-01-02T00:00:00.000000000Z');
+             INSERT INTO writes (run_id, target, subject, before_json, after_json, status, at)
+                 VALUES (1, 'user_skills', 'u1', '{b}', '{l2}', 'conflict',
+                         '2025-01-01T00:00:01.000000000Z'),
+                        (1, 'user_skills', 'u1', '{b}', '{l3}', 'applied',
+                         '2025-01-01T00:00:02.000000000Z'),
+                        (1, 'user_skills', 'u2', '{b}', '{l4}', 'applied',
+                         '2025-01-01T00:00:03.000000000Z'),
+                        (2, 'user_skills', 'u1', '{b}', '{l6}', 'applied',
+                         '2025-01-02T00:00:01.000000000Z'),
+                        (2, 'user_skills', 'u3', '{b}', '{l7}', 'unknown',
+                         '2025-01-02T00:00:02.000000000Z');",
+            b = user(1),
+            l2 = user(2),
+            l3 = user(3),
+            l4 = user(4),
+            l6 = user(6),
+            l7 = user(7),
+        ))
+        .await
+        .unwrap();
+    let store = PostgresStore::open(&schema.url()).await.unwrap();
+    let folded: Vec<(i64, bool)> = schema
+        .admin()
+        .await
+        .query(
+            &format!("SELECT id, folded FROM {name}.runs ORDER BY id"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(folded, [(1, true), (2, false)], "only the finished run");
+    let level = |w: &skillsync_store::WriteRecord| {
+        w.after.user().unwrap().skills.as_ref().unwrap()[0].level
+    };
+    let target = skillsync_store::WriteTarget::UserSkills;
+    let u1 = store.last_write("u1", target).await.unwrap().unwrap();
+    assert_eq!(
+        (u1.run.0, level(&u1)),
+        (2, 6),
+        "the unfinished run's newer write"
+    );
+    let u2 = store.last_write("u2", target).await.unwrap().unwrap();
+    assert_eq!((u2.run.0, level(&u2)), (1, 4));
+    let u3 = store.last_write("u3", target).await.unwrap().unwrap();
+    assert_eq!(u3.status, skillsync_store::WriteStatus::Unknown);
+    assert_eq!(store.last_write("u4", target).await.unwrap(), None);
+    let mut many: Vec<(String, i64)> = store
+        .last_writes(&["u1", "u2", "u3", "u4"], target)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| (w.subject, w.run.0))
+        .collect();
+    many.sort();
+    assert_eq!(many, [("u1".into(), 2), ("u2".into(), 1), ("u3".into(), 2)]);
 }

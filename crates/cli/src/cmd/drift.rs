@@ -117,22 +117,26 @@ pub async fn run(common: &CommonArgs) -> anyhow::Result<ExitCode> {
         Ok(url) => skillsync_store::open_existing(&url).await.ok().flatten(),
         Err(_) => None,
     };
-    let mut last_writes = std::collections::HashMap::new();
+    let mut last_writes: std::collections::HashMap<String, WriteRecord> =
+        std::collections::HashMap::new();
     if let Some(journal) = &journal {
-        for user in &plan.users {
-            let mut newest: Option<skillsync_store::WriteRecord> = None;
-            for target in [
-                skillsync_store::WriteTarget::UserSkills,
-                skillsync_store::WriteTarget::UserProficiencies,
-            ] {
-                if let Ok(Some(write)) = journal.last_write(user.user_id.as_str(), target).await
-                    && newest.as_ref().is_none_or(|n| write.at > n.at)
-                {
-                    newest = Some(write);
+        // One call per list for every drifted agent: the journal reads the runs it has not
+        // folded yet once, not once per agent.
+        let drifted: Vec<&str> = plan.users.iter().map(|u| u.user_id.as_str()).collect();
+        for target in [
+            skillsync_store::WriteTarget::UserSkills,
+            skillsync_store::WriteTarget::UserProficiencies,
+        ] {
+            let Ok(writes) = journal.last_writes(&drifted, target).await else {
+                continue;
+            };
+            for write in writes {
+                match last_writes.get(&write.subject) {
+                    Some(newest) if newest.at >= write.at => {}
+                    _ => {
+                        last_writes.insert(write.subject.clone(), write);
+                    }
                 }
-            }
-            if let Some(write) = newest {
-                last_writes.insert(user.user_id.as_str(), write);
             }
         }
     }

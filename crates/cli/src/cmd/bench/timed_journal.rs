@@ -146,6 +146,14 @@ impl Journal for TimedJournal {
         self.timed(self.inner.last_write(subject, target)).await
     }
 
+    async fn last_writes(
+        &self,
+        subjects: &[&str],
+        target: WriteTarget,
+    ) -> Result<Vec<WriteRecord>, StoreError> {
+        self.timed(self.inner.last_writes(subjects, target)).await
+    }
+
     async fn settles_at(&self, run: RunId) -> Result<Option<Timestamp>, StoreError> {
         self.timed(self.inner.settles_at(run)).await
     }
