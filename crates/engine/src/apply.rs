@@ -169,12 +169,13 @@ pub async fn apply(
         // A journal that cannot take the mapping will not take the writes either.
         writer.stop(StopReason::Journal(crate::explain(&error)));
     }
-    let rewrite = PlanRewrite::new(
+    let mut rewrite = PlanRewrite::new(
         desired,
         &plan.resolution,
         options.allow_empty_skills,
         options.lists,
     );
+    rewrite.keep_as_read = api.capabilities().per_definition_writes.is_some();
     let bulk = plan.write_mode == WriteMode::Bulk;
     // Users with skill changes carry their proficiency changes in the same write: one request
     // instead of two. Users whose only change is to proficiencies go after every skill write.
@@ -261,6 +262,10 @@ struct PlanRewrite<'a> {
     agents: HashMap<&'a UserId, &'a Agent>,
     allow_empty_skills: bool,
     lists: crate::Lists,
+    /// Whether each write carries a copy of the user as read: only a dialect that writes per
+    /// definition sends the difference from it. The others ignore it, and copying 30,000
+    /// users' lists at 100,000 agents costs memory and time for nothing.
+    keep_as_read: bool,
 }
 
 impl<'a> PlanRewrite<'a> {
@@ -276,6 +281,7 @@ impl<'a> PlanRewrite<'a> {
             agents: desired.agents.values().map(|a| (&a.user_id, a)).collect(),
             allow_empty_skills,
             lists,
+            keep_as_read: true,
         }
     }
 
@@ -319,7 +325,7 @@ impl<'a> PlanRewrite<'a> {
                 .as_ref()
                 .filter(|_| proficiencies)
                 .map(|l| self.materialize(&l.after)),
-            as_read: read.cloned(),
+            as_read: read.filter(|_| self.keep_as_read).cloned(),
         }
     }
 }
