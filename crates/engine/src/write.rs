@@ -321,14 +321,17 @@ pub(crate) struct Writer<'a> {
     journal_turn: tokio::sync::Mutex<()>,
 }
 
-/// Records handed to [`Writer::record`] and not yet taken to the journal; counts in records.
+/// Records handed to [`Writer::record`] and not yet taken to the journal; counts in records,
+/// in the order handed over.
 #[derive(Default)]
 struct Pending {
     records: Vec<WriteRecord>,
     /// Records ever handed over.
     handed: u64,
-    /// Records ever taken to the journal (committed, or given up when it failed).
-    taken: u64,
+    /// Records taken by a turn at the journal.
+    claimed: u64,
+    /// Records whose turn finished (committed, or given up when the journal failed).
+    committed: u64,
 }
 
 /// What the writer did, for the report.
@@ -608,14 +611,25 @@ impl<'a> Writer<'a> {
         let _turn = self.journal_turn.lock().await;
         let (batch, through) = {
             let mut pending = self.pending();
-            if pending.taken >= mine {
-                // Taken by the task whose turn came first: committed, or the run stopped.
+            if pending.committed < pending.claimed {
+                // The turn before this one was dropped mid-call: the records it took may not
+                // be in the journal, so no further write may go out.
+                pending.committed = pending.claimed;
+                drop(pending);
+                self.stop(StopReason::Journal(
+                    "a journal call was abandoned before it finished".into(),
+                ));
+                pending = self.pending();
+            }
+            if pending.committed >= mine {
+                // Taken by a turn before this one: committed, or the run stopped.
                 return;
             }
+            pending.claimed = pending.handed;
             (std::mem::take(&mut pending.records), pending.handed)
         };
         let result = j.journal.record_writes(&batch).await;
-        self.pending().taken = through;
+        self.pending().committed = through;
         if let Err(error) = result {
             tracing::error!(%error, "cannot journal writes");
             self.stop(StopReason::Journal(explain(&error)));
