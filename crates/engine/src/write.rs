@@ -321,14 +321,17 @@ pub(crate) struct Writer<'a> {
     journal_turn: tokio::sync::Mutex<()>,
 }
 
-/// Records handed to [`Writer::record`] and not yet taken to the journal; counts in records.
+/// Records handed to [`Writer::record`] and not yet taken to the journal; counts in records,
+/// in the order handed over.
 #[derive(Default)]
 struct Pending {
     records: Vec<WriteRecord>,
     /// Records ever handed over.
     handed: u64,
-    /// Records ever taken to the journal (committed, or given up when it failed).
-    taken: u64,
+    /// Records taken by a turn at the journal.
+    claimed: u64,
+    /// Records whose turn finished (committed, or given up when the journal failed).
+    committed: u64,
 }
 
 /// What the writer did, for the report.
@@ -608,14 +611,25 @@ impl<'a> Writer<'a> {
         let _turn = self.journal_turn.lock().await;
         let (batch, through) = {
             let mut pending = self.pending();
-            if pending.taken >= mine {
-                // Taken by the task whose turn came first: committed, or the run stopped.
+            if pending.committed < pending.claimed {
+                // The turn before this one was dropped mid-call: the records it took may not
+                // be in the journal, so no further write may go out.
+                pending.committed = pending.claimed;
+                drop(pending);
+                self.stop(StopReason::Journal(
+                    "a journal call was abandoned before it finished".into(),
+                ));
+                pending = self.pending();
+            }
+            if pending.committed >= mine {
+                // Taken by a turn before this one: committed, or the run stopped.
                 return;
             }
+            pending.claimed = pending.handed;
             (std::mem::take(&mut pending.records), pending.handed)
         };
         let result = j.journal.record_writes(&batch).await;
-        self.pending().taken = through;
+        self.pending().committed = through;
         if let Err(error) = result {
             tracing::error!(%error, "cannot journal writes");
             self.stop(StopReason::Journal(explain(&error)));
@@ -1080,4 +1094,169 @@ pub(crate) struct Entry {
     pub detail: Option<String>,
     /// Whether routing sees it (so it has a settle time once applied).
     pub routes: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    use jiff::Timestamp;
+    use skillsync_store::{
+        Acquired, Journal, Lease, LeaseHolder, Mapping, NewRun, Retirement, RunCounts, RunId,
+        RunOutcome, RunSummary, SqliteStore, StoreError,
+    };
+
+    use super::*;
+
+    /// A real journal whose first `record_writes` never returns.
+    struct StuckOnce {
+        inner: SqliteStore,
+        calls: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Journal for StuckOnce {
+        async fn start_run(&self, run: &NewRun) -> Result<RunId, StoreError> {
+            self.inner.start_run(run).await
+        }
+        async fn record_writes(&self, writes: &[WriteRecord]) -> Result<(), StoreError> {
+            if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                std::future::pending::<()>().await;
+            }
+            self.inner.record_writes(writes).await
+        }
+        async fn finish_run(
+            &self,
+            run: RunId,
+            outcome: RunOutcome,
+            counts: &RunCounts,
+            ended_at: Timestamp,
+        ) -> Result<(), StoreError> {
+            self.inner.finish_run(run, outcome, counts, ended_at).await
+        }
+        async fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, StoreError> {
+            self.inner.runs(limit).await
+        }
+        async fn run(&self, id: RunId) -> Result<Option<RunSummary>, StoreError> {
+            self.inner.run(id).await
+        }
+        async fn writes(&self, run: RunId) -> Result<Vec<WriteRecord>, StoreError> {
+            self.inner.writes(run).await
+        }
+        async fn last_write(
+            &self,
+            subject: &str,
+            target: WriteTarget,
+        ) -> Result<Option<WriteRecord>, StoreError> {
+            self.inner.last_write(subject, target).await
+        }
+        async fn settles_at(&self, run: RunId) -> Result<Option<Timestamp>, StoreError> {
+            self.inner.settles_at(run).await
+        }
+        async fn remember_mappings(&self, mappings: &[Mapping]) -> Result<(), StoreError> {
+            self.inner.remember_mappings(mappings).await
+        }
+        async fn mappings(&self) -> Result<Vec<Mapping>, StoreError> {
+            self.inner.mappings().await
+        }
+        async fn record_retirement(&self, retirement: &Retirement) -> Result<(), StoreError> {
+            self.inner.record_retirement(retirement).await
+        }
+        async fn retirements(&self) -> Result<Vec<Retirement>, StoreError> {
+            self.inner.retirements().await
+        }
+        async fn forget_retirement(&self, code: &str, locale: &str) -> Result<bool, StoreError> {
+            self.inner.forget_retirement(code, locale).await
+        }
+        async fn acquire_lease(
+            &self,
+            key: &str,
+            holder: &LeaseHolder,
+            ttl: Duration,
+        ) -> Result<Acquired, StoreError> {
+            self.inner.acquire_lease(key, holder, ttl).await
+        }
+        async fn renew_lease(
+            &self,
+            lease: &Lease,
+            ttl: Duration,
+        ) -> Result<Option<Timestamp>, StoreError> {
+            self.inner.renew_lease(lease, ttl).await
+        }
+        async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+            self.inner.release_lease(lease).await
+        }
+        async fn fence_run(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
+            self.inner.fence_run(run, lease).await
+        }
+    }
+
+    fn entry(user: &str) -> Entry {
+        Entry {
+            target: WriteTarget::UserSkills,
+            subject: user.into(),
+            before: Snapshot::Absent,
+            after: Snapshot::Absent,
+            status: WriteStatus::Applied,
+            detail: None,
+            routes: true,
+        }
+    }
+
+    /// The records a turn at the journal took are lost if that turn is dropped mid-call: the
+    /// next turn stops the run rather than count them as committed, and still journals what
+    /// was handed over after.
+    #[tokio::test]
+    async fn records_taken_by_an_abandoned_turn_stop_the_run() {
+        let journal = StuckOnce {
+            inner: SqliteStore::in_memory().unwrap(),
+            calls: AtomicUsize::new(0),
+        };
+        let run = journal
+            .start_run(&NewRun {
+                command: "apply".into(),
+                config_hash: "h".into(),
+                started_at: Timestamp::now(),
+                dialect: "routing".into(),
+            })
+            .await
+            .unwrap();
+        // Never called: recording needs no tenant.
+        let api = skillsync_cxone::connect(&skillsync_cxone::Settings::new(
+            "http://127.0.0.1:9/api/v2",
+            "http://127.0.0.1:9/api/v2/oauth/token",
+            "client",
+            skillsync_cxone::Secret::new("secret"),
+        ))
+        .unwrap();
+        let writer = Writer::new(
+            api.as_ref(),
+            Some(JournalRun {
+                journal: &journal,
+                run,
+            }),
+            WriteOptions::default(),
+            None,
+            None,
+        );
+        let abandoned =
+            tokio::time::timeout(Duration::from_millis(50), writer.record(vec![entry("u1")])).await;
+        assert!(abandoned.is_err(), "the first call never returns");
+        assert_eq!(writer.stopped(), None, "nothing is known to be lost yet");
+        writer.record(vec![entry("u2")]).await;
+        assert!(
+            matches!(writer.stopped(), Some(StopReason::Journal(why)) if why.contains("abandoned")),
+            "{:?}",
+            writer.stopped()
+        );
+        let journaled: Vec<String> = journal
+            .writes(run)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|w| w.subject)
+            .collect();
+        assert_eq!(journaled, ["u2"], "what came after is still journaled");
+    }
 }
