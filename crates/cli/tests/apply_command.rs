@@ -274,15 +274,11 @@ async fn removals_over_the_limit_stop_the_run_before_any_write() {
     // The limit set from the environment, over the file's 10% (a container's way).
     let dir = ws.0.clone();
     let allowed = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_skillsync"))
-            .args(["apply", "--yes", "--allow-empty-skills"])
-            .current_dir(&dir)
-            .env("SKILLSYNC_TEST_SECRET", skillsync_sim::DEMO_CLIENT_SECRET)
-            .env("SKILLSYNC_ADOPT", "all")
-            .env("SKILLSYNC_CACHE_DIR", dir.join(".token-cache"))
-            .env("SKILLSYNC_SYNC__MAX_REMOVALS", "100%")
-            .output()
-            .unwrap()
+        skillsync_with_env(
+            &dir,
+            &["apply", "--yes", "--allow-empty-skills"],
+            &[("SKILLSYNC_SYNC__MAX_REMOVALS", "100%")],
+        )
     })
     .await
     .unwrap();

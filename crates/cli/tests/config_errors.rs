@@ -363,26 +363,13 @@ fn a_cxone_catalog_whose_names_would_be_one_skill_is_refused_at_its_line() {
     refused(&ws.0, &["catalog.csv:3", "ignoring case"]);
 }
 
-/// `validate` with extra environment variables.
-fn validate_with_env(dir: &Path, vars: &[(&str, &str)]) -> Output {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_skillsync"));
-    command
-        .arg("validate")
-        .current_dir(dir)
-        .env("SKILLSYNC_TEST_SECRET", skillsync_sim::DEMO_CLIENT_SECRET)
-        .env("NO_COLOR", "1");
-    for (name, value) in vars {
-        command.env(name, value);
-    }
-    command.output().unwrap()
-}
-
 #[test]
 fn a_key_set_from_the_environment_is_checked_and_its_problems_name_the_variable() {
     let config = format!("{CONFIG}\n[sync]\nmax_removals = \"10%\"\n");
     let ws = with_config("env-keys", &config);
-    let accepted = validate_with_env(
+    let accepted = skillsync_with_env(
         &ws.0,
+        &["validate"],
         &[
             ("SKILLSYNC_SYNC__MAX_REMOVALS", "5%"),
             ("SKILLSYNC_LIMITS__BURST", "40"),
@@ -408,7 +395,7 @@ fn a_key_set_from_the_environment_is_checked_and_its_problems_name_the_variable(
             vec!["SKILLSYNC_SYNC__NO_SUCH_KEY", "no_such_key"],
         ),
     ] {
-        let output = validate_with_env(&ws.0, &vars);
+        let output = skillsync_with_env(&ws.0, &["validate"], &vars);
         let err = stderr(&output);
         assert_eq!(output.status.code(), Some(1), "{vars:?}: {}", text(&output));
         for needle in expected {
@@ -422,7 +409,11 @@ fn a_key_set_from_the_environment_is_checked_and_its_problems_name_the_variable(
         "env-keys-file",
         &format!("{CONFIG}\n[limits]\nburst = \"x\"\n"),
     );
-    let output = validate_with_env(&ws.0, &[("SKILLSYNC_SYNC__MAX_REMOVALS", "5%")]);
+    let output = skillsync_with_env(
+        &ws.0,
+        &["validate"],
+        &[("SKILLSYNC_SYNC__MAX_REMOVALS", "5%")],
+    );
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{err}");
     assert!(err.contains("skillsync.toml:12:"), "{err}");

@@ -51,13 +51,7 @@ async fn plan_over_ten_thousand_agents_is_read_only_and_its_totals_match_an_inde
     );
 
     let stats = sim_stats(&base).await;
-    let writes: u64 = stats["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["method"] != "GET" && r["route"] != "/api/v2/oauth/token")
-        .map(|r| r["count"].as_u64().unwrap())
-        .sum();
+    let writes = writes_in(&stats);
     assert_eq!(writes, 0, "plan is read-only: {stats}");
     assert!(
         !ws.0.join("skillsync.db").exists(),
@@ -155,13 +149,7 @@ async fn a_bad_assignments_file_beside_a_good_catalog_is_reported_as_validate_re
         assert_eq!(stderr, expected, "{command} reports what validate reports");
     }
     let stats = sim_stats(&base).await;
-    let writes: u64 = stats["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["method"] != "GET" && r["route"] != "/api/v2/oauth/token")
-        .map(|r| r["count"].as_u64().unwrap())
-        .sum();
+    let writes = writes_in(&stats);
     assert_eq!(writes, 0, "{stats}");
     assert!(!ws.0.join("skillsync.db").exists(), "no journal is created");
 }

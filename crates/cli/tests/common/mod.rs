@@ -30,8 +30,14 @@ pub fn workspace(tag: &str) -> Workspace {
 }
 
 pub fn skillsync(dir: &Path, args: &[&str]) -> Output {
+    skillsync_with_env(dir, args, &[])
+}
+
+/// [`skillsync`] with more environment variables (a config key set from the environment).
+pub fn skillsync_with_env(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_skillsync"))
         .args(args)
+        .envs(vars.iter().copied())
         .current_dir(dir)
         .env("SKILLSYNC_TEST_SECRET", skillsync_sim::DEMO_CLIENT_SECRET)
         // The generated tenants' definitions were made before skillsync: every test but the
