@@ -53,6 +53,14 @@ macro_rules! id_type {
             }
         }
 
+        // Hash, Eq and Ord are the text's own (derived over the one field), so maps keyed
+        // by the id can be looked up with text borrowed from an answer.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl From<&str> for $name {
             fn from(s: &str) -> Self {
                 $name(s.to_string())

@@ -121,6 +121,9 @@ pub struct UserQuery {
     /// per definition need not list every user (one who holds none is left out, not absent
     /// from the tenant). A dialect that lists users whole ignores it.
     pub holders_only: bool,
+    /// Only these users are wanted: a dialect may leave the others out, undecoded (the
+    /// read-back wants the users written, from pages of every user). `None` wants them all.
+    pub only: Option<std::sync::Arc<foldhash::HashSet<UserId>>>,
 }
 
 /// A user's directory entry (`GET /users`): who the user is, not what they hold. `export`

@@ -24,6 +24,14 @@ use crate::wire::{
     WireRouted, WireStrategy,
 };
 
+/// A user's id alone, borrowed from the page where it can be.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserIdOnly<'a> {
+    #[serde(borrow)]
+    user_id: std::borrow::Cow<'a, str>,
+}
+
 /// Largest page the tenant serves; fewer pages means fewer calls. Also the page size of
 /// [`TenantApi::users_page`], so a user's place in a full listing tells its page.
 pub const PAGE_SIZE: usize = 500;
@@ -66,10 +74,11 @@ pub(crate) async fn fetch_page<W, T>(
     route: &'static str,
     filters: &[(&'static str, String)],
     page: usize,
-    convert: impl Fn(W) -> std::result::Result<T, AnswerProblem>,
+    convert: impl Fn(W) -> std::result::Result<T, AnswerProblem> + Send + 'static,
 ) -> Result<(Vec<Result<T>>, usize)>
 where
-    W: DeserializeOwned,
+    W: DeserializeOwned + 'static,
+    T: Send + 'static,
 {
     let mut call = Call::new(Method::GET, route, route.to_string());
     for (name, value) in filters {
@@ -77,13 +86,26 @@ where
     }
     let call = call.query("page", page).query("pageSize", PAGE_SIZE);
     let reply = http.send(&call).await?;
-    let body: Page<W> = reply.json(&call)?;
-    let items: Vec<Result<T>> = body
-        .entities
-        .into_iter()
-        .map(|w| convert(w).map_err(|problem| call.protocol_error(problem)))
-        .collect();
-    Ok((items, body.total))
+    // A full page of users takes milliseconds to decode: on a blocking thread, the pages
+    // that arrive together decode on every core while the runtime keeps the requests going.
+    let decode = move || {
+        let body: Page<W> = reply.json(&call)?;
+        let items: Vec<Result<T>> = body
+            .entities
+            .into_iter()
+            .map(|w| convert(w).map_err(|problem| call.protocol_error(problem)))
+            .collect();
+        Ok((items, body.total))
+    };
+    match tokio::task::spawn_blocking(decode).await {
+        Ok(decoded) => decoded,
+        // A decode that panicked panics here; only a runtime shutting down cancels one, and
+        // then nobody is left waiting for it.
+        Err(join) => std::panic::resume_unwind(
+            join.try_into_panic()
+                .unwrap_or_else(|_| Box::new("page decode cancelled at shutdown")),
+        ),
+    }
 }
 
 /// Pages fetched at once after the first: the first answer's `total` says how many there are,
@@ -97,15 +119,16 @@ pub(crate) fn paged<'a, W, T>(
     http: &'a Http,
     route: &'static str,
     filters: Vec<(&'static str, String)>,
-    convert: impl Fn(W) -> std::result::Result<T, AnswerProblem> + Send + Sync + Copy + 'a,
+    convert: impl Fn(W) -> std::result::Result<T, AnswerProblem> + Send + Sync + Clone + 'static,
 ) -> BoxStream<'a, Result<T>>
 where
-    W: DeserializeOwned + Send + 'a,
-    T: Send + 'a,
+    W: DeserializeOwned + Send + 'static,
+    T: Send + 'static,
 {
     let filters = Arc::new(filters);
     let fetch = move |page: usize| {
         let filters = filters.clone();
+        let convert = convert.clone();
         async move { fetch_page(http, route, &filters, page, convert).await }
     };
     let rest = fetch.clone();
@@ -233,12 +256,27 @@ impl TenantApi for RoutingApi {
         if let Some(id) = query.proficiency_id {
             filters.push(("proficiencyId", id.0));
         }
-        paged(
-            &self.http,
-            "/routing/users",
-            filters,
-            RoutingUser::into_domain,
-        )
+        let Some(only) = query.only else {
+            return paged(
+                &self.http,
+                "/routing/users",
+                filters,
+                RoutingUser::into_domain,
+            );
+        };
+        // Only the wanted users are decoded whole; of the others only the id is read, which
+        // allocates nothing.
+        let wanted = move |raw: Box<serde_json::value::RawValue>| {
+            let id: UserIdOnly = serde_json::from_str(raw.get()).map_err(AnswerProblem::Json)?;
+            if !only.contains(id.user_id.as_ref()) {
+                return Ok(None);
+            }
+            let user: RoutingUser = serde_json::from_str(raw.get()).map_err(AnswerProblem::Json)?;
+            user.into_domain().map(Some)
+        };
+        paged(&self.http, "/routing/users", filters, wanted)
+            .try_filter_map(|user| std::future::ready(Ok(user)))
+            .boxed()
     }
 
     fn user_profiles(&self) -> BoxStream<'_, Result<crate::api::UserProfile>> {

@@ -40,9 +40,11 @@ pub(crate) async fn read_users(
         // A dialect that reads per definition lists only the holders of the definitions
         // written (no page of every agent): a user it leaves out holds none of them now.
         let holders_only = api.capabilities().per_definition_writes.is_some();
+        let only: foldhash::HashSet<UserId> = users.iter().cloned().collect();
         let mut listing = api.users(UserQuery {
             definitions,
             holders_only,
+            only: Some(std::sync::Arc::new(only)),
             ..UserQuery::default()
         });
         loop {
