@@ -87,7 +87,14 @@ pub fn check(plan: &Plan, limit: RemovalLimit, allow_empty_skills: bool) -> Resu
         .users
         .iter()
         .filter(|u| u.left_without_skills)
-        .map(|u| u.employee_id.as_str())
+        // A user no longer in the HRIS has no employee id: named by its tenant id.
+        .map(|u| {
+            if u.absent_from_hris {
+                u.user_id.as_str()
+            } else {
+                u.employee_id.as_str()
+            }
+        })
         .collect();
     if !emptied.is_empty() && !allow_empty_skills {
         return Err(Refusal::EmptySkills {

@@ -134,7 +134,15 @@ async fn run_scoped(args: &ApplyArgs, employees: Option<&[String]>) -> anyhow::R
     };
     let options = SyncOptions {
         run: config.run_label(command, args.wait),
-        plan: config.plan_options(api.capabilities().max_bulk_entries.is_some()),
+        plan: skillsync_core::PlanOptions {
+            // `sync-agent` reads only the named agents' users, each an agent of the HRIS: no
+            // user of its scope is absent, and none is stripped.
+            absent_agents: match employees {
+                None => config.absent_agents,
+                Some(_) => skillsync_core::AbsentAgents::Keep,
+            },
+            ..config.plan_options(api.capabilities().max_bulk_entries.is_some())
+        },
         removal_limit: match args.max_removals.unwrap_or(config.max_removals) {
             MaxRemovals::Count(n) => RemovalLimit::Count(n),
             MaxRemovals::Percent(p) => RemovalLimit::Percent(p),
@@ -155,7 +163,8 @@ async fn run_scoped(args: &ApplyArgs, employees: Option<&[String]>) -> anyhow::R
             &format!(
                 "Apply {} definition change(s) and {} user change(s) to {}?",
                 plan.definitions.len(),
-                plan.totals.users_changed,
+                // Users no longer in the HRIS that the plan strips are written too.
+                plan.users.len(),
                 config.tenant.api_base
             ),
             "refusing to apply without confirmation: stdin is not a terminal\n  hint: review with `skillsync plan`, then pass --yes",
