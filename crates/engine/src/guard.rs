@@ -45,6 +45,10 @@ pub enum Refusal {
         /// The first few employee ids.
         first: String,
     },
+    /// The plan the caller asked for is not the one the tenant allows now (a saved plan made
+    /// against a tenant that changed since): the reason, with what to do.
+    #[error("refusing to apply: {0}")]
+    Outdated(String),
 }
 
 /// Removals that really take something away: moving an assignment to the agent's own locale
