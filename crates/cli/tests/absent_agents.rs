@@ -311,3 +311,48 @@ async fn strip_set_from_the_environment_goes_through_max_removals() {
         "refused before any write"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_plan_strips_the_users_no_longer_in_the_hris_it_saved() {
+    let ws = workspace("absent-saved-plan");
+    let absent = Absent::new();
+    absent.write_hris(&ws.0);
+    let (base, _stop) = start_sim_with(absent.doc.clone(), Knobs::quiet()).await;
+    write_config(&ws.0, &base);
+    append_config(
+        &ws.0,
+        "\n[sync]\nabsent_agents = \"strip\"\nmax_removals = \"100%\"\n",
+    );
+    let before = users_of(&sim_get(&base, "/sim/state").await);
+
+    let plan = run_with(&ws.0, &["plan", "--out", "plan.json"]).await;
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(ws.0.join("plan.json")).unwrap()).unwrap();
+    let without_employee = saved["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u.get("employeeId").is_none())
+        .count();
+    assert_eq!(without_employee, 2, "{saved}");
+
+    let apply = run_with(
+        &ws.0,
+        &["apply", "--yes", "--allow-empty-skills", "plan.json"],
+    )
+    .await;
+    assert_eq!(apply.status.code(), Some(0), "{}", text(&apply));
+    let after = users_of(&sim_get(&base, "/sim/state").await);
+    for id in absent.user_ids() {
+        let (skills, proficiencies) = (&after[&id]["skills"], &after[&id]["proficiencies"]);
+        assert_eq!(
+            (
+                skills.as_array().unwrap().clone(),
+                proficiencies.as_array().unwrap().clone()
+            ),
+            ext_only(&absent.doc, &before[&id]),
+            "user {id}"
+        );
+    }
+}

@@ -238,3 +238,78 @@ async fn the_saved_plan_holds_no_secret_and_no_token() {
     }
     assert!(!saved.to_lowercase().contains("secret"), "{saved}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_percentage_max_removals_holds_the_saved_plan_to_the_share_of_the_whole_tenant() {
+    // Three agents lose one assignment each: a sliver of the tenant's owned assignments, but a
+    // large share of those three users' own. The saved plan is held to what `plan` showed.
+    let ws = workspace("saved-percent");
+    let doc = tenant();
+    write_hris_exact(&ws.0, &doc);
+    let path = ws.0.join("hris/assignments.csv");
+    // The first row of each of the first three agents with rows.
+    let mut dropped = std::collections::BTreeSet::new();
+    let kept: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .enumerate()
+        .filter(|(n, line)| {
+            let employee = line.split(',').next().unwrap().to_string();
+            !(*n > 0 && dropped.len() < 3 && dropped.insert(employee))
+        })
+        .map(|(_, line)| line.to_string())
+        .collect();
+    assert_eq!(dropped.len(), 3);
+    let changed: Vec<usize> = dropped
+        .iter()
+        .map(|e| e.trim_start_matches('E').parse().unwrap())
+        .collect();
+    std::fs::write(&path, kept.join("\n") + "\n").unwrap();
+    let doc_users = doc.users.clone();
+    let ext_ids: std::collections::HashSet<String> = doc
+        .skills
+        .iter()
+        .chain(&doc.proficiencies)
+        .filter(|d| d.name.starts_with(skillsync_sim::OWNED_PREFIX))
+        .map(|d| d.id.clone())
+        .collect();
+    let (base, _stop) = start_sim_with(doc, Knobs::quiet()).await;
+    write_config(&ws.0, &base);
+    let config = std::fs::read_to_string(ws.0.join("skillsync.toml")).unwrap()
+        + "\n[sync]\nmax_removals = \"10%\"\n";
+    std::fs::write(ws.0.join("skillsync.toml"), config).unwrap();
+
+    let plan = run_with(&ws.0, &["plan", "--out", "plan.json", "--output", "json"]).await;
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    let totals = json_of(&plan)["totals"].clone();
+    let removed = totals["assignmentsRemoved"].as_u64().unwrap();
+    assert!(removed > 0, "{totals}");
+    let owned = totals["ownedAssignmentsBefore"].as_u64().unwrap();
+    assert!(
+        removed * 100 <= owned * 10,
+        "within 10% of the tenant: {totals}"
+    );
+    // Over 10% of what the changed users hold: a plan made again from them alone would be
+    // refused if held to that share.
+    let theirs: u64 = changed
+        .iter()
+        .map(|&i| {
+            let u = &doc_users[i];
+            u.skills
+                .iter()
+                .chain(&u.proficiencies)
+                .filter(|a| !ext_ids.contains(&a.id))
+                .count() as u64
+        })
+        .sum();
+    assert!(removed * 100 > theirs * 10, "{removed} of {theirs}");
+
+    let apply = run_with(
+        &ws.0,
+        &["apply", "--yes", "--allow-empty-skills", "plan.json"],
+    )
+    .await;
+    assert_eq!(apply.status.code(), Some(0), "{}", text(&apply));
+    let replan = run_with(&ws.0, &["plan"]).await;
+    assert_eq!(replan.status.code(), Some(0), "{}", text(&replan));
+}
