@@ -188,6 +188,78 @@ async fn a_user_changed_by_another_writer_since_the_plan_refuses_it_naming_the_u
         writes,
         "refused before the first write"
     );
+    // Journaled as refused, with the reason.
+    let history = json_of(&run_with(&ws.0, &["history", "--output", "json"]).await);
+    let last = &history["runs"][0];
+    assert_eq!(last["outcome"], "refused", "{last}");
+    let stopped = last["counts"]["stopped"].as_str().unwrap_or_default();
+    assert!(stopped.contains(&user_id), "{last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_definition_created_by_another_writer_since_the_plan_refuses_it() {
+    // The HRIS adds a skill the tenant does not have: the plan creates it, then assigns it.
+    let ws = workspace("saved-definition");
+    let doc = tenant();
+    write_hris_exact(&ws.0, &doc);
+    let agent = &doc.users[0];
+    let profile = doc.profiles[0].id.clone();
+    let catalog = ws.0.join("hris/catalog.csv");
+    let text_of = |path: &Path| std::fs::read_to_string(path).unwrap();
+    std::fs::write(
+        &catalog,
+        text_of(&catalog)
+            + &format!(
+                "Saved_Plan_Skill,skill,{},Saved_Plan_Skill,New,{profile}\n",
+                agent.locale
+            ),
+    )
+    .unwrap();
+    let assignments = ws.0.join("hris/assignments.csv");
+    std::fs::write(
+        &assignments,
+        text_of(&assignments) + "E00000,Saved_Plan_Skill,4,true\n",
+    )
+    .unwrap();
+    let (base, _stop) = start_sim_with(doc.clone(), Knobs::quiet()).await;
+    write_config(&ws.0, &base);
+    let plan = run_with(&ws.0, &["plan", "--out", "plan.json"]).await;
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    assert_eq!(
+        read_saved(&ws.0)["plan"]["totals"]["definitionsToCreate"],
+        1
+    );
+
+    // Another writer creates it meanwhile: the plan's user is untouched, its definition not.
+    let token = demo_token(&base).await;
+    let created = reqwest::Client::new()
+        .post(format!("{base}/api/v2/routing/skills"))
+        .bearer_auth(&token)
+        .json(&json!({
+            "name": "Saved_Plan_Skill",
+            "locale": agent.locale,
+            "active": true,
+            "description": "New",
+            "routingProfileId": profile,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+
+    let writes = writes_in(&sim_stats(&base).await);
+    let apply = run_with(&ws.0, &["apply", "--yes", "plan.json"]).await;
+    assert_eq!(apply.status.code(), Some(1), "{}", text(&apply));
+    assert!(
+        text(&apply).contains("the tenant's definitions changed since the plan was made"),
+        "{}",
+        text(&apply)
+    );
+    assert_eq!(
+        writes_in(&sim_stats(&base).await),
+        writes,
+        "nothing written"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

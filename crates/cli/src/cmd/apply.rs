@@ -257,6 +257,15 @@ async fn run_scoped(args: &ApplyArgs, target: Target<'_>) -> anyhow::Result<Exit
         reading: &|_| {},
         planned: &|plan| {
             if human {
+                // Its counts are those of the plan's own users, read again, not the tenant's.
+                if let Target::Saved(path, saved) = target {
+                    outln!(
+                        "Saved plan {} (made {}), made again from its {} user(s) as they are now:",
+                        path.display(),
+                        saved.created_at,
+                        saved.users.len()
+                    );
+                }
                 out!("{}", crate::output::plan_text(plan, style, common.summary));
             }
         },
