@@ -235,3 +235,23 @@ fn strip_is_shown_in_a_section_of_its_own() {
     assert_eq!(json["totals"]["absentUsers"], 2);
     assert_eq!(json["totals"]["absentAssignmentsRemoved"], 4);
 }
+
+#[test]
+fn a_takeover_by_a_strip_names_the_users_by_their_tenant_id() {
+    let desired = desired();
+    let plan = plan(&desired, &live(), &strip()).unwrap();
+    let ownership = skillsync_core::Ownership {
+        managed: BTreeSet::new(),
+        adopt: skillsync_core::Adopt::Nothing,
+    };
+    let conflicts = skillsync_core::check_takeovers(&plan, &desired, &ownership).unwrap_err();
+    let payments = conflicts
+        .iter()
+        .find(|p| p.message.contains("id d-pay)"))
+        .unwrap_or_else(|| panic!("{conflicts:?}"));
+    assert!(
+        payments.message.contains("(agents user u-7, user u-9)"),
+        "{}",
+        payments.message
+    );
+}
