@@ -356,3 +356,58 @@ async fn a_saved_plan_strips_the_users_no_longer_in_the_hris_it_saved() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strip_in_the_users_dialect_leaves_the_proficiencies_it_cannot_see() {
+    let ws = workspace("absent-users-dialect");
+    let absent = Absent::new();
+    absent.write_hris(&ws.0);
+    // That dialect carries no proficiency rows.
+    let proficiencies: BTreeSet<&str> = absent
+        .doc
+        .proficiencies
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect();
+    let path = ws.0.join("hris/assignments.csv");
+    let skills_only: String = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .filter(|line| !proficiencies.contains(line.split(',').nth(1).unwrap_or_default()))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    std::fs::write(&path, skills_only).unwrap();
+    let (base, _stop) = start_sim_with(absent.doc.clone(), Knobs::quiet()).await;
+    write_config(&ws.0, &base);
+    let config = std::fs::read_to_string(ws.0.join("skillsync.toml"))
+        .unwrap()
+        .replace("[limits]", "dialect = \"users\"\n\n[limits]")
+        + "\n[sync]\nabsent_agents = \"strip\"\nmax_removals = \"100%\"\n";
+    std::fs::write(ws.0.join("skillsync.toml"), config).unwrap();
+    let before = users_of(&sim_get(&base, "/sim/state").await);
+    assert!(
+        absent.user_ids().iter().any(|id| {
+            before[id]["proficiencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| !is_ext(&absent.doc, a["id"].as_str().unwrap()))
+        }),
+        "one of them holds an owned proficiency"
+    );
+
+    let apply = run_with(&ws.0, &["apply", "--yes", "--allow-empty-skills"]).await;
+    assert_eq!(apply.status.code(), Some(0), "{}", text(&apply));
+    let after = users_of(&sim_get(&base, "/sim/state").await);
+    for id in absent.user_ids() {
+        assert_eq!(
+            after[&id]["skills"].as_array().unwrap().clone(),
+            ext_only(&absent.doc, &before[&id]).0,
+            "user {id}: owned skills gone, the other integration's kept"
+        );
+        assert_eq!(
+            after[&id]["proficiencies"], before[&id]["proficiencies"],
+            "user {id}: proficiencies, which the users dialect cannot see, untouched"
+        );
+    }
+}
