@@ -385,3 +385,29 @@ async fn a_percentage_max_removals_holds_the_saved_plan_to_the_share_of_the_whol
     let replan = run_with(&ws.0, &["plan"]).await;
     assert_eq!(replan.status.code(), Some(0), "{}", text(&replan));
 }
+
+#[test]
+fn a_file_that_is_not_a_saved_plan_of_this_version_is_refused_naming_it() {
+    let ws = workspace("saved-not-a-plan");
+    write_config(&ws.0, "http://127.0.0.1:9");
+    for (content, expected) in [
+        ("not json", "plan.json is not a saved plan (not JSON)"),
+        ("{}", "plan.json is not a saved plan (no \"format\""),
+        (
+            r#"{"format": "skillsync-plan", "formatVersion": 2}"#,
+            "plan.json is a saved plan of format version 2",
+        ),
+    ] {
+        std::fs::write(ws.0.join("plan.json"), content).unwrap();
+        let apply = skillsync(&ws.0, &["apply", "--yes", "plan.json"]);
+        assert_eq!(apply.status.code(), Some(1), "{}", text(&apply));
+        assert!(text(&apply).contains(expected), "{}", text(&apply));
+    }
+    let missing = skillsync(&ws.0, &["apply", "--yes", "nowhere.json"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        text(&missing).contains("cannot read the saved plan nowhere.json"),
+        "{}",
+        text(&missing)
+    );
+}
