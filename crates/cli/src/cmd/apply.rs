@@ -200,8 +200,8 @@ async fn run_scoped(args: &ApplyArgs, target: Target<'_>) -> anyhow::Result<Exit
         run: config.run_label(command, args.wait),
         plan: skillsync_core::PlanOptions {
             // `sync-agent` reads only the named agents' users, each an agent of the HRIS: no
-            // user of its scope is absent, and none is stripped.
-            // A saved plan's users no longer in the HRIS are planned again as they were.
+            // user of its scope is absent, and none is stripped. A saved plan's scope is its
+            // own users, and those it strips are planned again as they were (by the config).
             absent_agents: match employees {
                 None => config.absent_agents,
                 Some(_) => skillsync_core::AbsentAgents::Keep,
