@@ -65,7 +65,7 @@ pub enum Command {
     /// left with no skills. Outside [sync] window (in [tenant] timezone) it refuses before
     /// reading anything, naming when the window next opens, unless --now. Exit 0 when everything
     /// applied, 1 otherwise.
-    Apply(ApplyArgs),
+    Apply(ApplyCommandArgs),
 
     /// Reconcile only these agents to the HRIS files, now (an HR correction to one record)
     ///
@@ -743,6 +743,19 @@ pub struct ApplyArgs {
     pub adopt: AdoptArgs,
 }
 
+/// Flags of `skillsync apply`: those of every apply, and a saved plan to apply instead of
+/// planning anew.
+#[derive(Debug, Args)]
+pub struct ApplyCommandArgs {
+    #[command(flatten)]
+    pub apply: ApplyArgs,
+
+    /// A plan saved by `skillsync plan --out FILE`: apply exactly its changes, or refuse
+    /// before the first write when the HRIS files, the config or its users changed since.
+    #[arg(value_name = "PLANFILE")]
+    pub plan_file: Option<PathBuf>,
+}
+
 /// Flags of `skillsync sync-agent`.
 #[derive(Debug, Args)]
 pub struct SyncAgentArgs {
@@ -759,6 +772,11 @@ pub struct SyncAgentArgs {
 pub struct PlanArgs {
     #[command(flatten)]
     pub common: CommonArgs,
+
+    /// Also save the plan to FILE, for `skillsync apply FILE` to apply exactly (no secret or
+    /// token is written; format: docs/saved-plan.md).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 
     #[command(flatten)]
     pub adopt: AdoptArgs,

@@ -152,6 +152,8 @@ struct SyncSection {
     window: Option<String>,
     /// A count or a percentage: read by hand, so that each wrong value gets its own message.
     max_removals: Option<toml::Value>,
+    /// `keep` or `strip`: read by hand, so that a wrong value names both.
+    absent_agents: Option<toml::Value>,
 }
 
 impl Default for SyncSection {
@@ -162,6 +164,7 @@ impl Default for SyncSection {
             propagation_window: "30s".into(),
             window: None,
             max_removals: None,
+            absent_agents: None,
         }
     }
 }
@@ -266,6 +269,9 @@ pub struct Config {
     /// `[sync] window`, in the tenant's time zone; `None`: any time.
     pub window: Option<Window>,
     pub max_removals: MaxRemovals,
+    /// `[sync] absent_agents`: what becomes of the owned assignments of tenant users not in
+    /// `agents.csv`.
+    pub absent_agents: skillsync_core::AbsentAgents,
     pub sources: Sources,
     pub store_url: String,
     /// How long a writing command's lease on the tenant lasts unless renewed.
@@ -416,6 +422,18 @@ impl Config {
                     "write a count such as 500, or a share of the owned assignments such as \"10%\"",
                 );
                 MaxRemovals::Percent(10.0)
+            }
+        };
+        let absent_agents = match sync.absent_agents.as_ref().map(absent_agents_from) {
+            None => skillsync_core::AbsentAgents::Keep,
+            Some(Ok(setting)) => setting,
+            Some(Err(message)) => {
+                problem(
+                    "sync.absent_agents",
+                    message,
+                    "write \"keep\" (leave users not in agents.csv as they are) or \"strip\" (remove the assignments skillsync owns from them)",
+                );
+                skillsync_core::AbsentAgents::Keep
             }
         };
         let time_zone = match &tenant.timezone {
@@ -708,6 +726,7 @@ impl Config {
             propagation_window,
             window,
             max_removals,
+            absent_agents,
             sources: Sources {
                 catalog: at(&file.source.catalog),
                 agents: at(&file.source.agents),
@@ -981,7 +1000,7 @@ impl Config {
             (Some(w), None) => format!("{w} (UTC: [tenant] timezone is not set)"),
         };
         format!(
-            "tenant:  {} ({dialect} dialect)\nlimits:  {}/s, burst {}, {} in flight\nsync:    bulk above {} users in batches of {}; at most {removals}; window {window}; settles {} after a write\nstore:   {}",
+            "tenant:  {} ({dialect} dialect)\nlimits:  {}/s, burst {}, {} in flight\nsync:    bulk above {} users in batches of {}; at most {removals}; window {window}; settles {} after a write; users not in agents.csv: {}\nstore:   {}",
             self.tenant.api_base,
             self.requests_per_second,
             self.burst,
@@ -989,6 +1008,10 @@ impl Config {
             self.bulk_threshold,
             self.bulk_batch_size,
             humantime::format_duration(self.propagation_window),
+            match self.absent_agents {
+                skillsync_core::AbsentAgents::Keep => "kept as they are",
+                skillsync_core::AbsentAgents::Strip => "owned assignments removed",
+            },
             self.store_shown(),
         )
     }
@@ -1008,7 +1031,20 @@ impl Config {
             bulk_threshold: self.bulk_threshold,
             bulk_batch_size: self.bulk_batch_size,
             bulk_available,
+            absent_agents: self.absent_agents,
         }
+    }
+}
+
+/// `[sync] absent_agents`: `"keep"` or `"strip"`.
+fn absent_agents_from(value: &toml::Value) -> Result<skillsync_core::AbsentAgents, String> {
+    let expected = skillsync_core::AbsentAgents::NAMES
+        .map(|name| format!("\"{name}\""))
+        .join(" or ");
+    match value {
+        toml::Value::String(text) => skillsync_core::AbsentAgents::parse(text)
+            .ok_or_else(|| format!("must be {expected}, got `{text}`")),
+        other => Err(format!("must be {expected}, got a {}", other.type_str())),
     }
 }
 

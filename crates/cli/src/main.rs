@@ -11,6 +11,7 @@ mod config;
 mod inputs;
 mod local_tenant;
 mod output;
+mod saved_plan;
 mod serve;
 mod terminal;
 
@@ -49,7 +50,10 @@ fn main() -> ExitCode {
             args::Command::Sim(sim_args) => cmd::sim::run(*sim_args).await,
             args::Command::Validate(common) => cmd::validate::run(&common),
             args::Command::Plan(plan_args) => cmd::plan::run(&plan_args).await,
-            args::Command::Apply(apply_args) => cmd::apply::run(&apply_args).await,
+            args::Command::Apply(apply_args) => match &apply_args.plan_file {
+                Some(file) => cmd::apply::run_saved(&apply_args.apply, file).await,
+                None => cmd::apply::run(&apply_args.apply).await,
+            },
             args::Command::SyncAgent(sync_args) => cmd::apply::run_agents(&sync_args).await,
             args::Command::Init(init_args) => cmd::init::run(&init_args),
             args::Command::Completions { shell } => {

@@ -209,7 +209,14 @@ async fn the_json_document_is_exactly_what_docs_apply_json_md_lists() {
         };
         let (base, _stop) = start_sim_with(tenant(40), knobs).await;
         write_config(&ws.0, &base);
-        let applied = run(&ws.0, &["apply", "--yes", "--output", "json"]).await;
+        // The run that succeeds applies a saved plan: its document has `savedPlan` too.
+        let applied = if lose_write_rate == 0.0 {
+            let saved = run(&ws.0, &["plan", "--out", "plan.json"]).await;
+            assert_eq!(saved.status.code(), Some(2));
+            run(&ws.0, &["apply", "--yes", "--output", "json", "plan.json"]).await
+        } else {
+            run(&ws.0, &["apply", "--yes", "--output", "json"]).await
+        };
         let document = json_of(&applied);
         let expected_exit = if lose_write_rate == 0.0 { 0 } else { 1 };
         assert_eq!(applied.status.code(), Some(expected_exit), "{document:#}");

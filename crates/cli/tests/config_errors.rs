@@ -187,6 +187,44 @@ fn max_removals_says_what_is_wrong_with_the_value_at_its_line() {
 }
 
 #[test]
+fn absent_agents_says_what_is_wrong_with_the_value_at_its_line() {
+    for value in ["\"purge\"", "true", "\"Strip\""] {
+        let config = format!("{CONFIG}\n[sync]\nabsent_agents = {value}\n");
+        let ws = with_config("absent-agents", &config);
+        refused(
+            &ws.0,
+            &[
+                "skillsync.toml:12:",
+                "sync.absent_agents",
+                "must be \"keep\" or \"strip\"",
+            ],
+        );
+    }
+    // From the environment, the problem names the variable instead of a line.
+    let ws = with_config("absent-agents-env", CONFIG);
+    let accepted = skillsync_with_env(
+        &ws.0,
+        &["validate"],
+        &[("SKILLSYNC_SYNC__ABSENT_AGENTS", "strip")],
+    );
+    assert_eq!(accepted.status.code(), Some(0), "{}", text(&accepted));
+    let output = skillsync_with_env(
+        &ws.0,
+        &["validate"],
+        &[("SKILLSYNC_SYNC__ABSENT_AGENTS", "purge")],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let err = stderr(&output);
+    for needle in [
+        "SKILLSYNC_SYNC__ABSENT_AGENTS",
+        "sync.absent_agents",
+        "got `purge`",
+    ] {
+        assert!(err.contains(needle), "missing `{needle}`:\n{err}");
+    }
+}
+
+#[test]
 fn plain_http_in_token_url_is_blamed_on_token_url() {
     let config = CONFIG.replace(
         "client_id",

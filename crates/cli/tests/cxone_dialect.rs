@@ -412,3 +412,76 @@ async fn put_cxone(base: &str, path: &str, body: Value) {
     let answer: Value = answer.json().await.unwrap();
     assert_eq!(answer["resultSet"]["errorCount"], 0, "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absent_agents_strip_takes_the_catalogs_skills_from_agents_no_longer_in_the_hris() {
+    let ws = workspace("cxone-absent");
+    let doc = tenant(60);
+    let mut expected = write_cxone_hris(&ws.0, &doc);
+    // Two agents holding catalog skills leave the HRIS.
+    let gone: std::collections::BTreeSet<u64> = expected
+        .wanted
+        .keys()
+        .map(|(_, agent)| *agent)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .take(2)
+        .collect();
+    let agents_path = ws.0.join("hris/agents.csv");
+    let mut employees = std::collections::BTreeSet::new();
+    let agents: String = std::fs::read_to_string(&agents_path)
+        .unwrap()
+        .lines()
+        .filter(|line| {
+            let mut fields = line.split(',');
+            let employee = fields.next().unwrap_or_default().to_string();
+            let agent = fields.next().and_then(|a| a.parse::<u64>().ok());
+            let leaves = agent.is_some_and(|a| gone.contains(&a));
+            if leaves {
+                employees.insert(employee);
+            }
+            !leaves
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    assert_eq!(employees.len(), 2);
+    std::fs::write(&agents_path, agents).unwrap();
+    let assignments_path = ws.0.join("hris/assignments.csv");
+    let assignments: String = std::fs::read_to_string(&assignments_path)
+        .unwrap()
+        .lines()
+        .filter(|line| !employees.contains(line.split(',').next().unwrap_or_default()))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    std::fs::write(&assignments_path, assignments).unwrap();
+    expected
+        .wanted
+        .retain(|(_, agent), _| !gone.contains(agent));
+
+    let (base, _stop) = start_sim_with(doc, Knobs::quiet()).await;
+    write_cxone_config(
+        &ws.0,
+        &base,
+        "\n[sync]\nabsent_agents = \"strip\"\nmax_removals = \"100%\"\n",
+    );
+    let (_, other_before) = cxone_assignments(&sim_get(&base, "/sim/state").await);
+
+    let plan = run(&ws.0, &["plan"]).await;
+    assert_eq!(plan.status.code(), Some(2), "{}", stderr(&plan));
+    assert!(
+        stdout(&plan).contains("Agents no longer in the HRIS: 2 users"),
+        "{}",
+        stdout(&plan)
+    );
+    let applied = run(&ws.0, &["apply", "--yes", "--allow-empty-skills"]).await;
+    assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
+    let (held, other_after) = cxone_assignments(&sim_get(&base, "/sim/state").await);
+    assert_eq!(
+        held, expected.wanted,
+        "the agents who left hold none of the catalog's skills; the rest hold the files'"
+    );
+    assert_eq!(
+        other_after, other_before,
+        "another integration's skills untouched"
+    );
+}

@@ -34,7 +34,7 @@ pub use events::{
 pub use hris::{CatalogFirst, Columns, Loaded, Source, read_catalog_first, read_desired};
 pub use naming::{NamePattern, NamePatternError};
 pub use ownership::{Adopt, Ownership, check_takeovers};
-pub use plan::{Live, Plan, PlanOptions, Resolution, locate_by_name, plan, resolve};
+pub use plan::{AbsentAgents, Live, Plan, PlanOptions, Resolution, locate_by_name, plan, resolve};
 pub use problem::{Problem, Severity};
 pub use render::{Style, plan_human, plan_json, problems_human, problems_json};
 pub use scale::{ProficiencyScale, ScaleError};

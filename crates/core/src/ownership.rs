@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::desired::{Code, Desired, EmployeeId};
+use crate::desired::{Code, Desired};
 use crate::domain::{DefinitionId, Kind, Locale};
 use crate::plan::{AssignmentChange, DefinitionRef, Plan};
 use crate::problem::Problem;
@@ -65,7 +65,9 @@ struct Takeover<'a> {
     code: &'a Code,
     name: &'a str,
     locale: &'a Locale,
-    changes: Vec<(&'a EmployeeId, &'a AssignmentChange)>,
+    /// Who holds each: the agent's employee id, or `user <id>` for a user no longer in the
+    /// HRIS (`absent_agents = "strip"`), which has none.
+    changes: Vec<(String, &'a AssignmentChange)>,
     /// The definition's own fields the plan rewrites (`active`, `description`, …).
     fields: &'a [&'static str],
 }
@@ -123,7 +125,14 @@ pub fn check_takeovers(
                     fields: &[],
                 })
                 .changes
-                .push((&user.employee_id, change));
+                .push((
+                    if user.absent_from_hris {
+                        format!("user {}", user.user_id)
+                    } else {
+                        user.employee_id.to_string()
+                    },
+                    change,
+                ));
         }
     }
     let mut conflicts = Vec::new();

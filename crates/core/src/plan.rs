@@ -176,6 +176,8 @@ pub struct PlanOptions {
     pub bulk_batch_size: usize,
     /// Whether the dialect has a bulk endpoint.
     pub bulk_available: bool,
+    /// What becomes of the owned assignments of tenant users not in `agents.csv`.
+    pub absent_agents: AbsentAgents,
 }
 
 impl Default for PlanOptions {
@@ -184,6 +186,43 @@ impl Default for PlanOptions {
             bulk_threshold: 50,
             bulk_batch_size: 100,
             bulk_available: true,
+            absent_agents: AbsentAgents::Keep,
+        }
+    }
+}
+
+/// What becomes of the assignments skillsync owns held by tenant users who are not in
+/// `agents.csv` (`[sync] absent_agents`). Someone else's assignments are never touched either
+/// way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AbsentAgents {
+    /// Left as they are: the HRIS speaks only for the agents it lists.
+    #[default]
+    Keep,
+    /// Removed: an agent gone from the HRIS (left, moved to another system) keeps no skill
+    /// skillsync gave it, through the same guards as any other removal.
+    Strip,
+}
+
+impl AbsentAgents {
+    /// Every setting, as `skillsync.toml` spells it.
+    pub const NAMES: [&'static str; 2] = ["keep", "strip"];
+
+    /// As `skillsync.toml` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AbsentAgents::Keep => "keep",
+            AbsentAgents::Strip => "strip",
+        }
+    }
+
+    /// Parses the spelling of `skillsync.toml`; `None` for anything else.
+    pub fn parse(text: &str) -> Option<AbsentAgents> {
+        match text {
+            "keep" => Some(AbsentAgents::Keep),
+            "strip" => Some(AbsentAgents::Strip),
+            _ => None,
         }
     }
 }
@@ -386,6 +425,11 @@ pub struct UserPlan {
     pub proficiencies: Option<ListChange>,
     /// The user had skills and will have none: out of every queue.
     pub left_without_skills: bool,
+    /// The user is not in `agents.csv` (`[sync] absent_agents = "strip"`): every owned
+    /// assignment is removed, and `employee_id` and `locale` mean nothing. Rendered in a
+    /// section of its own, never among the agents' changes.
+    #[serde(skip)]
+    pub absent_from_hris: bool,
 }
 
 impl UserPlan {
@@ -443,6 +487,11 @@ pub struct Totals {
     pub users_left_without_skills: usize,
     /// User writes the plan needs: bulk requests, or single updates.
     pub user_writes: usize,
+    /// Tenant users not in `agents.csv` whose owned assignments are removed
+    /// (`absent_agents = "strip"`; not counted in `users_changed`).
+    pub absent_users: usize,
+    /// Owned assignments those users lose (not counted in `assignments_removed`).
+    pub absent_assignments_removed: usize,
 }
 
 /// The plan.
@@ -604,7 +653,33 @@ impl Resolution {
             skills,
             proficiencies,
             left_without_skills,
+            absent_from_hris: false,
         })
+    }
+
+    /// Plans a tenant user who is not in `agents.csv`, for `absent_agents = "strip"`: every
+    /// assignment the catalog owns is removed (duplicates and other locales' variants alike:
+    /// all count as real removals), everyone else's is carried through. Only the lists the
+    /// dialect reads are planned, as for an agent. `None` when the user holds nothing owned.
+    pub fn plan_absent_user(&self, live: &UserAssignments) -> Option<UserPlan> {
+        let nobody = Agent {
+            employee_id: EmployeeId(String::new()),
+            user_id: live.user_id.clone(),
+            // Undetermined (BCP-47 `und`): with nothing wanted, the locale decides nothing.
+            locale: Locale::parse("und").expect("`und` is a locale tag"),
+            line: 0,
+        };
+        let mut user = self.plan_user(&nobody, &BTreeMap::new(), &BTreeMap::new(), live)?;
+        for list in [&mut user.skills, &mut user.proficiencies]
+            .into_iter()
+            .flatten()
+        {
+            for change in &mut list.changes {
+                change.why = Why::NotDesired;
+            }
+        }
+        user.absent_from_hris = true;
+        Some(user)
     }
 
     fn plan_list(
@@ -1001,6 +1076,9 @@ pub fn plan(desired: &Desired, live: &Live, options: &PlanOptions) -> Result<Pla
         problems.sort();
         return Err(problems);
     }
+    if options.absent_agents == AbsentAgents::Strip {
+        strip_absent(desired, live, &resolution, &mut users, &mut totals);
+    }
     for action in &definitions {
         match action.action {
             DefinitionActionKind::Create => totals.definitions_to_create += 1,
@@ -1008,16 +1086,16 @@ pub fn plan(desired: &Desired, live: &Live, options: &PlanOptions) -> Result<Pla
             DefinitionActionKind::Update => totals.definitions_to_update += 1,
         }
     }
-    let write_mode = if options.bulk_available && totals.users_changed > options.bulk_threshold {
+    // Every user written counts, the absent ones included.
+    let users_written = totals.users_changed + totals.absent_users;
+    let write_mode = if options.bulk_available && users_written > options.bulk_threshold {
         WriteMode::Bulk
     } else {
         WriteMode::Single
     };
     totals.user_writes = match write_mode {
-        WriteMode::Bulk => totals
-            .users_changed
-            .div_ceil(options.bulk_batch_size.max(1)),
-        WriteMode::Single => totals.users_changed,
+        WriteMode::Bulk => users_written.div_ceil(options.bulk_batch_size.max(1)),
+        WriteMode::Single => users_written,
     };
     Ok(Plan {
         definitions,
@@ -1028,4 +1106,38 @@ pub fn plan(desired: &Desired, live: &Live, options: &PlanOptions) -> Result<Pla
         sources: desired.files.clone(),
         resolution,
     })
+}
+
+/// Plans the removal of every owned assignment of the tenant's users who are not in
+/// `agents.csv`, after the agents (sorted by user id), and counts them apart. Their owned
+/// assignments join the base of the removal percentage: they are managed now.
+fn strip_absent(
+    desired: &Desired,
+    live: &Live,
+    resolution: &Resolution,
+    users: &mut Vec<UserPlan>,
+    totals: &mut Totals,
+) {
+    let agents: foldhash::HashSet<&UserId> = desired.agents.values().map(|a| &a.user_id).collect();
+    let absent: Vec<&UserAssignments> = live
+        .users
+        .iter()
+        .filter(|u| !agents.contains(&u.user_id))
+        .collect();
+    totals.owned_assignments_before += absent
+        .iter()
+        .flat_map(|u| u.skills.iter().chain(u.proficiencies.iter().flatten()))
+        .filter(|a| resolution.owns(&a.definition))
+        .count();
+    let mut planned: Vec<UserPlan> = absent
+        .par_iter()
+        .filter_map(|u| resolution.plan_absent_user(u))
+        .collect();
+    planned.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+    for user in &planned {
+        totals.absent_users += 1;
+        totals.absent_assignments_removed += user.changes().filter(|c| c.is_remove()).count();
+        totals.users_left_without_skills += usize::from(user.left_without_skills);
+    }
+    users.extend(planned);
 }

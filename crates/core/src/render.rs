@@ -212,6 +212,18 @@ fn headline(plan: &Plan) -> String {
             parts.join(", ")
         ));
     }
+    if t.absent_users > 0 {
+        clauses.push(format!(
+            "{} no longer in the HRIS {} {}",
+            count(t.absent_users, "user", "users"),
+            if t.absent_users == 1 { "loses" } else { "lose" },
+            count(
+                t.absent_assignments_removed,
+                "owned assignment",
+                "owned assignments"
+            )
+        ));
+    }
     if t.users_unchanged > 0 {
         clauses.push(format!("{} unchanged", thousands(t.users_unchanged)));
     }
@@ -335,6 +347,28 @@ fn user_section(user: &UserPlan, style: Style, out: &mut String) {
     }
 }
 
+/// One tenant user not in `agents.csv` whose owned assignments go (`absent_agents = "strip"`).
+fn absent_user_section(user: &UserPlan, style: Style, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "  {} · version {}",
+        style.paint(Role::Heading, &format!("user {}", user.user_id)),
+        user.version
+    );
+    let mut changes: Vec<&AssignmentChange> = user.changes().collect();
+    changes.sort_by(|a, b| (a.kind, &a.name, &a.locale).cmp(&(b.kind, &b.name, &b.locale)));
+    for change in changes {
+        out.push_str(&assignment_line(change, style));
+    }
+    if user.left_without_skills {
+        let _ = writeln!(
+            out,
+            "    {} left with no skills: drops out of every queue",
+            style.paint(Role::Error, "!")
+        );
+    }
+}
+
 fn tally_line(tally: &DefinitionTally, duplicate_name: bool, style: Style) -> String {
     let mut label = definition_label(tally.kind, &tally.name, &tally.locale);
     if duplicate_name {
@@ -379,8 +413,10 @@ fn percent(part: usize, whole: usize) -> String {
 
 fn safety_lines(plan: &Plan, style: Style, out: &mut String) {
     let t = &plan.totals;
-    let removals = count(t.assignments_removed, "removal", "removals");
-    let removals = if t.assignments_removed > 0 {
+    // Removals from users no longer in the HRIS are removals all the same: the guard counts them.
+    let removed = t.assignments_removed + t.absent_assignments_removed;
+    let removals = count(removed, "removal", "removals");
+    let removals = if removed > 0 {
         style.paint(Role::Remove, &removals)
     } else {
         removals
@@ -395,7 +431,7 @@ fn safety_lines(plan: &Plan, style: Style, out: &mut String) {
         out,
         "{} {removals} ({} of {}); {left} left with no skills",
         style.paint(Role::Heading, "Safety:"),
-        percent(t.assignments_removed, t.owned_assignments_before),
+        percent(removed, t.owned_assignments_before),
         count(
             t.owned_assignments_before,
             "owned assignment",
@@ -405,10 +441,11 @@ fn safety_lines(plan: &Plan, style: Style, out: &mut String) {
 
     let definitions =
         t.definitions_to_create + t.definitions_to_reactivate + t.definitions_to_update;
-    let users = if t.users_changed == 0 {
+    let users_written = t.users_changed + t.absent_users;
+    let users = if users_written == 0 {
         "no user writes".to_string()
     } else {
-        let who = count(t.users_changed, "user", "users");
+        let who = count(users_written, "user", "users");
         match plan.write_mode {
             WriteMode::Bulk => format!(
                 "{who} by bulk in {} (skills first, then proficiencies)",
@@ -489,12 +526,36 @@ pub fn plan_human(plan: &Plan, style: Style) -> String {
         }
     }
 
-    if !plan.users.is_empty() {
+    let (absent, agents): (Vec<&UserPlan>, Vec<&UserPlan>) =
+        plan.users.iter().partition(|u| u.absent_from_hris);
+    if !agents.is_empty() {
         let _ = writeln!(out, "\n{}", style.paint(Role::Heading, "By agent"));
-        for user in &plan.users {
+        for user in agents {
             user_section(user, style, &mut out);
         }
-
+    }
+    if !absent.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            style.paint(
+                Role::Heading,
+                &format!(
+                    "Agents no longer in the HRIS: {}, {} removed ([sync] absent_agents = \"strip\")",
+                    count(t.absent_users, "user", "users"),
+                    count(
+                        t.absent_assignments_removed,
+                        "owned assignment",
+                        "owned assignments"
+                    )
+                )
+            )
+        );
+        for user in absent {
+            absent_user_section(user, style, &mut out);
+        }
+    }
+    if !plan.users.is_empty() {
         let tallies = by_definition(plan);
         let _ = writeln!(out, "\n{}", style.paint(Role::Heading, "By definition"));
         for (i, tally) in tallies.iter().enumerate() {
@@ -548,8 +609,11 @@ pub struct PlanDocument<'a> {
     pub write_mode: WriteMode,
     /// Definition actions, done first.
     pub definitions: &'a [DefinitionAction],
-    /// Users that change.
-    pub users: &'a [UserPlan],
+    /// Agents whose users change.
+    pub users: Vec<&'a UserPlan>,
+    /// Tenant users not in `agents.csv` whose owned assignments are removed
+    /// (`absent_agents = "strip"`), sorted by user id.
+    pub absent_agents: Vec<AbsentUserDocument<'a>>,
     /// Changes per definition.
     by_definition: Vec<DefinitionTally>,
     /// Problems worth reading that do not block the run.
@@ -571,10 +635,47 @@ impl<'a> PlanDocument<'a> {
             totals: &plan.totals,
             write_mode: plan.write_mode,
             definitions: &plan.definitions,
-            users: &plan.users,
+            users: plan.users.iter().filter(|u| !u.absent_from_hris).collect(),
+            absent_agents: plan
+                .users
+                .iter()
+                .filter(|u| u.absent_from_hris)
+                .map(AbsentUserDocument::new)
+                .collect(),
             by_definition: by_definition(plan),
             warnings: &plan.warnings,
             sources: &plan.sources,
+        }
+    }
+}
+
+/// A tenant user not in `agents.csv` in the plan document: a user plan without the agent's
+/// fields, which such a user does not have.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AbsentUserDocument<'a> {
+    /// Tenant id.
+    pub user_id: &'a crate::domain::UserId,
+    /// The version the plan was computed from; the write carries it.
+    pub version: crate::domain::Version,
+    /// Skill list change, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skills: Option<&'a crate::plan::ListChange>,
+    /// Proficiency list change, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proficiencies: Option<&'a crate::plan::ListChange>,
+    /// The user had skills and will have none.
+    pub left_without_skills: bool,
+}
+
+impl<'a> AbsentUserDocument<'a> {
+    fn new(user: &'a UserPlan) -> Self {
+        AbsentUserDocument {
+            user_id: &user.user_id,
+            version: user.version,
+            skills: user.skills.as_ref(),
+            proficiencies: user.proficiencies.as_ref(),
+            left_without_skills: user.left_without_skills,
         }
     }
 }
@@ -1190,6 +1291,7 @@ mod tests {
                 "writeMode",
                 "definitions",
                 "users",
+                "absentAgents",
                 "byDefinition",
                 "warnings",
                 "sources"

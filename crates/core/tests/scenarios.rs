@@ -93,6 +93,7 @@ impl From<Options> for PlanOptions {
             bulk_threshold: o.bulk_threshold,
             bulk_batch_size: o.bulk_batch_size,
             bulk_available: o.bulk_available,
+            ..PlanOptions::default()
         }
     }
 }

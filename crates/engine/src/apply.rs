@@ -171,7 +171,7 @@ pub async fn apply(
     }
     let mut rewrite = PlanRewrite::new(
         desired,
-        &plan.resolution,
+        (&plan.resolution, &plan.users),
         options.allow_empty_skills,
         options.lists,
     );
@@ -260,6 +260,9 @@ struct PlanRewrite<'a> {
     desired: &'a Desired,
     resolution: &'a Resolution,
     agents: HashMap<&'a UserId, &'a Agent>,
+    /// Users the plan strips of their owned assignments (`absent_agents = "strip"`): after a
+    /// conflict they are re-planned the same way, as they are not agents.
+    absent: HashSet<&'a UserId>,
     allow_empty_skills: bool,
     lists: crate::Lists,
     /// Whether each write carries a copy of the user as read: only a dialect that writes per
@@ -271,7 +274,7 @@ struct PlanRewrite<'a> {
 impl<'a> PlanRewrite<'a> {
     fn new(
         desired: &'a Desired,
-        resolution: &'a Resolution,
+        (resolution, users): (&'a Resolution, &'a [UserPlan]),
         allow_empty_skills: bool,
         lists: crate::Lists,
     ) -> Self {
@@ -279,6 +282,11 @@ impl<'a> PlanRewrite<'a> {
             desired,
             resolution,
             agents: desired.agents.values().map(|a| (&a.user_id, a)).collect(),
+            absent: users
+                .iter()
+                .filter(|u| u.absent_from_hris)
+                .map(|u| &u.user_id)
+                .collect(),
             allow_empty_skills,
             lists,
             keep_as_read: true,
@@ -332,19 +340,21 @@ impl<'a> PlanRewrite<'a> {
 
 impl Rewrite for PlanRewrite<'_> {
     fn rewrite(&self, live: &UserAssignments) -> Rewritten {
-        let Some(agent) = self.agents.get(&live.user_id) else {
-            return Rewritten::Refused("not an agent of the HRIS".into());
+        let replanned = match self.agents.get(&live.user_id) {
+            Some(agent) => {
+                let empty = Default::default();
+                let wanted = self
+                    .desired
+                    .assignments
+                    .get(&agent.employee_id)
+                    .unwrap_or(&empty);
+                self.resolution
+                    .plan_user(agent, wanted, &self.desired.catalog.kinds, live)
+            }
+            None if self.absent.contains(&live.user_id) => self.resolution.plan_absent_user(live),
+            None => return Rewritten::Refused("not an agent of the HRIS".into()),
         };
-        let empty = Default::default();
-        let wanted = self
-            .desired
-            .assignments
-            .get(&agent.employee_id)
-            .unwrap_or(&empty);
-        match self
-            .resolution
-            .plan_user(agent, wanted, &self.desired.catalog.kinds, live)
-        {
+        match replanned {
             None => Rewritten::Current,
             Some(user)
                 if user.left_without_skills

@@ -45,6 +45,10 @@ pub enum Refusal {
         /// The first few employee ids.
         first: String,
     },
+    /// The plan the caller asked for is not the one the tenant allows now (a saved plan made
+    /// against a tenant that changed since): the reason, with what to do.
+    #[error("refusing to apply: {0}")]
+    Outdated(String),
 }
 
 /// Removals that really take something away: moving an assignment to the agent's own locale
@@ -87,7 +91,14 @@ pub fn check(plan: &Plan, limit: RemovalLimit, allow_empty_skills: bool) -> Resu
         .users
         .iter()
         .filter(|u| u.left_without_skills)
-        .map(|u| u.employee_id.as_str())
+        // A user no longer in the HRIS has no employee id: named by its tenant id.
+        .map(|u| {
+            if u.absent_from_hris {
+                u.user_id.as_str()
+            } else {
+                u.employee_id.as_str()
+            }
+        })
         .collect();
     if !emptied.is_empty() && !allow_empty_skills {
         return Err(Refusal::EmptySkills {

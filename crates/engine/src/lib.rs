@@ -27,8 +27,8 @@ pub use guard::{Refusal, RemovalLimit};
 pub use lease::LeaseOptions;
 pub use live::{LiveProgress, read_agents, read_live, read_profile_ids};
 pub use sync::{
-    Lists, Prepared, RunLabel, SyncHooks, SyncOptions, SyncOutcome, SyncReport, SyncScope,
-    SyncWindow, run_counts, sync, sync_prepared,
+    Lists, PlanCheck, Prepared, RunLabel, SyncHooks, SyncOptions, SyncOutcome, SyncReport,
+    SyncScope, SyncWindow, run_counts, sync, sync_prepared,
 };
 pub use write::{
     FailureKind, Interrupt, JournalRun, Policy, StopReason, UserOutcome, WriteOptions, Written,

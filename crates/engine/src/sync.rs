@@ -136,7 +136,14 @@ pub struct SyncHooks<'a> {
     pub progress: Progress<'a>,
     /// Raised by a signal: writes in flight finish, no new one starts.
     pub interrupt: Option<&'a Interrupt>,
+    /// Asked with the plan before it is shown, guarded or written: an error refuses the run
+    /// with that reason (`apply PLANFILE`: the tenant changed since the saved plan). `None`
+    /// checks nothing.
+    pub check: Option<PlanCheck<'a>>,
 }
+
+/// A caller's check of the plan before anything is shown or written ([`SyncHooks::check`]).
+pub type PlanCheck<'a> = &'a (dyn Fn(&Plan) -> Result<(), String> + Sync);
 
 impl SyncHooks<'static> {
     /// No progress, no confirmation, no interruption.
@@ -147,6 +154,7 @@ impl SyncHooks<'static> {
             confirm: None,
             progress: &|_, _, _| {},
             interrupt: None,
+            check: None,
         }
     }
 }
@@ -572,6 +580,14 @@ async fn plan_and_apply(
         options.scope.lists(),
         api.capabilities().max_bulk_entries.is_some(),
     );
+    if let Some(check) = hooks.check
+        && let Err(why) = check(&plan)
+    {
+        return Ok(SyncReport::ended_as(
+            Some(plan),
+            SyncOutcome::Refused(Refusal::Outdated(why)),
+        ));
+    }
     (hooks.planned)(&plan);
     if plan.is_empty() {
         return Ok(SyncReport::ended_as(Some(plan), SyncOutcome::NoChanges));

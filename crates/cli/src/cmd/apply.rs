@@ -15,18 +15,42 @@ use crate::args::ApplyArgs;
 use crate::config::{Config, MaxRemovals};
 use crate::inputs::{Opening, Session};
 use crate::output::{OutputFormat, exit, out, outln};
+use crate::saved_plan::SavedPlan;
 
 /// The version of the `--output json` document (docs/apply-json.md).
 const SCHEMA_VERSION: u32 = 1;
 
 /// Runs the command.
 pub async fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
-    run_scoped(args, None).await
+    run_scoped(args, Target::Everyone).await
 }
 
 /// `skillsync sync-agent`: apply scoped to the named agents.
 pub async fn run_agents(args: &crate::args::SyncAgentArgs) -> anyhow::Result<ExitCode> {
-    run_scoped(&args.apply, Some(&args.employees)).await
+    run_scoped(&args.apply, Target::Agents(&args.employees)).await
+}
+
+/// `skillsync apply PLANFILE`: the saved plan's changes exactly, or a refusal before the
+/// first write (`docs/saved-plan.md`).
+pub async fn run_saved(args: &ApplyArgs, file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    match SavedPlan::read(file) {
+        Ok(saved) => run_scoped(args, Target::Saved(file, &saved)).await,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            Ok(exit::error())
+        }
+    }
+}
+
+/// What an apply writes.
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    /// Whatever the HRIS files say, for everyone.
+    Everyone,
+    /// What they say for these agents (by employee id), read one by one.
+    Agents(&'a [String]),
+    /// The changes of a saved plan, to its users, as they were planned.
+    Saved(&'a std::path::Path, &'a SavedPlan),
 }
 
 /// Each employee's tenant user, or the error naming those the files do not have (with the
@@ -72,7 +96,7 @@ fn users_of(
     Err(message)
 }
 
-async fn run_scoped(args: &ApplyArgs, employees: Option<&[String]>) -> anyhow::Result<ExitCode> {
+async fn run_scoped(args: &ApplyArgs, target: Target<'_>) -> anyhow::Result<ExitCode> {
     let common = &args.common;
     let style = Style {
         color: common.color.for_stdout(),
@@ -86,10 +110,50 @@ async fn run_scoped(args: &ApplyArgs, employees: Option<&[String]>) -> anyhow::R
         Err(code) => return Ok(code),
     };
     let config = &config;
+    let saved = match target {
+        Target::Saved(_, saved) => Some(saved),
+        _ => None,
+    };
+    // Checked before anything else, the tenant included: a plan made from other files or
+    // another config is not the one they make now.
+    if let Some(saved) = saved {
+        match crate::saved_plan::desired_digest(config) {
+            Ok(digest) if digest == saved.desired_digest => {}
+            Ok(_) => {
+                eprintln!(
+                    "error: the HRIS files or config changed since the plan was made; nothing written\n  hint: run `skillsync plan --out` again and review the new plan"
+                );
+                return Ok(exit::error());
+            }
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                return Ok(exit::error());
+            }
+        }
+    }
+    let employees = match target {
+        Target::Agents(employees) => Some(employees),
+        _ => None,
+    };
     // The whole tenant is read from the catalog while the agents and assignments files are
     // read (under the lease: the engine's `prepare`); a scope of agents needs them first.
-    let (scope, files, read_from) = match employees {
-        None => {
+    let (scope, files, read_from) = match (employees, saved) {
+        (None, Some(saved)) => {
+            let loaded = match reading.finish().await {
+                Ok(loaded) => loaded,
+                Err(problems) => {
+                    return Ok(crate::cmd::validate::report_problems(common, &problems));
+                }
+            };
+            // Only the users the plan writes are read again (one by one, or the listing when
+            // that takes fewer calls).
+            let scope = skillsync_engine::SyncScope::Agents {
+                users: saved.user_ids(),
+                lists: skillsync_engine::Lists::Both,
+            };
+            (scope, Files::Read(loaded), None)
+        }
+        (None, None) => {
             let read_from = reading.catalog.clone();
             (
                 skillsync_engine::SyncScope::Everyone,
@@ -97,7 +161,7 @@ async fn run_scoped(args: &ApplyArgs, employees: Option<&[String]>) -> anyhow::R
                 read_from,
             )
         }
-        Some(employees) => {
+        (Some(employees), _) => {
             let loaded = match reading.finish().await {
                 Ok(loaded) => loaded,
                 Err(problems) => {
@@ -134,10 +198,25 @@ async fn run_scoped(args: &ApplyArgs, employees: Option<&[String]>) -> anyhow::R
     };
     let options = SyncOptions {
         run: config.run_label(command, args.wait),
-        plan: config.plan_options(api.capabilities().max_bulk_entries.is_some()),
-        removal_limit: match args.max_removals.unwrap_or(config.max_removals) {
-            MaxRemovals::Count(n) => RemovalLimit::Count(n),
-            MaxRemovals::Percent(p) => RemovalLimit::Percent(p),
+        plan: skillsync_core::PlanOptions {
+            // `sync-agent` reads only the named agents' users, each an agent of the HRIS: no
+            // user of its scope is absent, and none is stripped. A saved plan's scope is its
+            // own users, and those it strips are planned again as they were (by the config).
+            absent_agents: match employees {
+                None => config.absent_agents,
+                Some(_) => skillsync_core::AbsentAgents::Keep,
+            },
+            ..config.plan_options(api.capabilities().max_bulk_entries.is_some())
+        },
+        removal_limit: match (args.max_removals.unwrap_or(config.max_removals), saved) {
+            (MaxRemovals::Count(n), _) => RemovalLimit::Count(n),
+            // A saved plan is planned again from its own users only: a share of their owned
+            // assignments is not the share of the tenant's that the saved plan was held to,
+            // so the limit is the count that share allowed then.
+            (MaxRemovals::Percent(p), Some(saved)) => RemovalLimit::Count(
+                (p * saved.owned_assignments_before() as f64 / 100.0).floor() as u64,
+            ),
+            (MaxRemovals::Percent(p), None) => RemovalLimit::Percent(p),
         },
         allow_empty_skills: args.allow_empty_skills,
         write: config.write_options(),
@@ -155,7 +234,8 @@ async fn run_scoped(args: &ApplyArgs, employees: Option<&[String]>) -> anyhow::R
             &format!(
                 "Apply {} definition change(s) and {} user change(s) to {}?",
                 plan.definitions.len(),
-                plan.totals.users_changed,
+                // Users no longer in the HRIS that the plan strips are written too.
+                plan.users.len(),
                 config.tenant.api_base
             ),
             "refusing to apply without confirmation: stdin is not a terminal\n  hint: review with `skillsync plan`, then pass --yes",
@@ -166,10 +246,26 @@ async fn run_scoped(args: &ApplyArgs, employees: Option<&[String]>) -> anyhow::R
             false
         })
     };
+    // Filled by `prepare`: what the report is rendered with.
+    let prepared: parking_lot::Mutex<Option<std::sync::Arc<Desired>>> = Default::default();
+    let check = |plan: &Plan| match (saved, prepared.lock().as_deref()) {
+        (Some(saved), Some(desired)) => saved.matches(plan, desired),
+        _ => Ok(()),
+    };
     let hooks = SyncHooks {
+        check: saved.map(|_| &check as skillsync_engine::PlanCheck<'_>),
         reading: &|_| {},
         planned: &|plan| {
             if human {
+                // Its counts are those of the plan's own users, read again, not the tenant's.
+                if let Target::Saved(path, saved) = target {
+                    outln!(
+                        "Saved plan {} (made {}), made again from its {} user(s) as they are now:",
+                        path.display(),
+                        saved.created_at,
+                        saved.users.len()
+                    );
+                }
                 out!("{}", crate::output::plan_text(plan, style, common.summary));
             }
         },
@@ -177,8 +273,6 @@ async fn run_scoped(args: &ApplyArgs, employees: Option<&[String]>) -> anyhow::R
         progress: &|phase, done, total| bars.show(phase_label(phase), done, total),
         interrupt: Some(&interrupt),
     };
-    // Filled by `prepare`: what the report is rendered with.
-    let prepared: parking_lot::Mutex<Option<std::sync::Arc<Desired>>> = Default::default();
     let files = parking_lot::Mutex::new(Some(files));
     let report = skillsync_engine::sync_prepared(
         api.as_ref(),
@@ -245,6 +339,10 @@ async fn run_scoped(args: &ApplyArgs, employees: Option<&[String]>) -> anyhow::R
             config,
             desired: &desired,
             api: api.as_ref(),
+            saved: match target {
+                Target::Saved(path, saved) => Some((path, saved)),
+                _ => None,
+            },
         },
         common,
     )
@@ -261,6 +359,8 @@ struct Rendering<'a> {
     config: &'a Config,
     desired: &'a Desired,
     api: &'a dyn skillsync_cxone::TenantApi,
+    /// The saved plan applied, and its file.
+    saved: Option<(&'a std::path::Path, &'a SavedPlan)>,
 }
 
 /// Prints what the sync returned and picks the exit code; a journal that failed to record the
@@ -312,6 +412,11 @@ fn render_outcome(
             let document = ApplyDocument {
                 schema_version: SCHEMA_VERSION,
                 plan: plan_json(plan),
+                saved_plan: session.saved.map(|(path, saved)| SavedPlanApplied {
+                    path: path.display().to_string(),
+                    created_at: saved.created_at.clone(),
+                    desired_digest: saved.desired_digest.clone(),
+                }),
                 applied: applied
                     .map(|a| AppliedDocument::new(a, report, session.api.counters(), &employee)),
             };
@@ -402,7 +507,19 @@ fn print_summary(
 struct ApplyDocument {
     schema_version: u32,
     plan: serde_json::Value,
+    /// `apply PLANFILE`: the saved plan applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    saved_plan: Option<SavedPlanApplied>,
     applied: Option<AppliedDocument>,
+}
+
+/// The saved plan an `apply PLANFILE` applied.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SavedPlanApplied {
+    path: String,
+    created_at: String,
+    desired_digest: String,
 }
 
 /// What the run did: every user of the plan in exactly one of the four lists.

@@ -75,6 +75,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let plan_args = PlanArgs {
         common: common.clone(),
         adopt: adopt.clone(),
+        out: None,
     };
     outln!("\n1. plan --adopt all (read-only)");
     let planned = super::plan::run(&plan_args).await?;
@@ -93,6 +94,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let replanned = super::plan::run(&PlanArgs {
         common,
         adopt: AdoptArgs::default(),
+        out: None,
     })
     .await?;
 

@@ -106,10 +106,13 @@ pub async fn run(common: &CommonArgs) -> anyhow::Result<ExitCode> {
         Ok(opened) => opened,
         Err(code) => return Ok(code),
     };
-    let plan = match session.plan(&live, common) {
+    let mut plan = match session.plan(&live, common) {
         Ok(plan) => plan,
         Err(code) => return Ok(code),
     };
+    // Drift is about the HRIS's agents: a user `absent_agents = "strip"` would strip has no
+    // agent to compare with (`plan` shows those).
+    plan.users.retain(|u| !u.absent_from_hris);
     let config = &session.config;
     // The journal is context, not a requirement: drift still reports without it, and being
     // read-only it never creates one.

@@ -390,7 +390,13 @@ pub async fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     );
 
     let carries = crate::inputs::carries(&config);
-    let plan_options = config.plan_options(api.capabilities().max_bulk_entries.is_some());
+    // The self-check is about the agents the files hold: a user they leave out (reported as
+    // such) cannot be brought back by leaving out more, so absent users are kept here. Under
+    // `absent_agents = "strip"`, `plan` would strip those users' owned assignments.
+    let plan_options = skillsync_core::PlanOptions {
+        absent_agents: skillsync_core::AbsentAgents::Keep,
+        ..config.plan_options(api.capabilities().max_bulk_entries.is_some())
+    };
     let shown: Vec<String> = paths.iter().map(|p| crate::inputs::display(p)).collect();
     let mut dropped = Dropped::default();
     let export = loop {

@@ -151,6 +151,7 @@ bulk_batch_size = 100
 propagation_window = "30s"         # how long a write takes to reach the routing cache
 max_removals = "10%"               # apply stops before writing if it would remove more
 # window = "02:00-04:00"           # apply writes only then, in [tenant] timezone; absent: any time
+# absent_agents = "strip"          # users not in agents.csv lose skillsync's assignments; default "keep"
 
 [source]
 catalog = "hris/catalog.csv"       # code,kind,locale,name,description,routing_profile_id

@@ -53,6 +53,16 @@ pub async fn run(plan_args: &PlanArgs) -> anyhow::Result<ExitCode> {
             return Ok(crate::cmd::validate::report_problems(args, &conflicts));
         }
     }
+    if let Some(path) = &plan_args.out {
+        let digest = crate::saved_plan::desired_digest(&session.config)?;
+        crate::saved_plan::SavedPlan::new(&plan, &session.loaded.desired, &session.config, digest)
+            .write(path)?;
+        eprintln!(
+            "saved the plan to {}: `skillsync apply {}` applies exactly it",
+            path.display(),
+            path.display()
+        );
+    }
     match args.output {
         OutputFormat::Json => print_json(&PlanDocument::new(&plan))?,
         OutputFormat::Human => out!("{}", crate::output::plan_text(&plan, style, args.summary)),

@@ -343,7 +343,13 @@ async fn run_once(
     let config = &service.config;
     let options = SyncOptions {
         run: config.run_label(kind, None),
-        plan: config.plan_options(service.api.capabilities().max_bulk_entries.is_some()),
+        // An event's run reads only its agents' users: a user of the scope whose agent is not in
+        // the desired state is not one the HRIS dropped, so absent agents are never stripped
+        // here (the nightly full sync does, when configured).
+        plan: skillsync_core::PlanOptions {
+            absent_agents: skillsync_core::AbsentAgents::Keep,
+            ..config.plan_options(service.api.capabilities().max_bulk_entries.is_some())
+        },
         // The HRIS said so, event by event: the removal guard is for whole-file syncs.
         removal_limit: skillsync_engine::RemovalLimit::Count(u64::MAX),
         allow_empty_skills: false,

@@ -80,6 +80,7 @@ pub async fn run(args: &BenchPlanArgs) -> anyhow::Result<std::process::ExitCode>
         bulk_threshold: 50,
         bulk_batch_size: 100,
         bulk_available: true,
+        ..PlanOptions::default()
     };
     let plan = skillsync_core::plan(&loaded.desired, &live, &options)
         .map_err(|problems| anyhow::anyhow!("the plan failed: {}", problems[0]))?;
