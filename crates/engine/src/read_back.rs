@@ -2,7 +2,10 @@
 //! what it accepted: a tenant (or a proxy, or a replica) that answers 200 and drops the write
 //! must not produce a run that says it succeeded.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use foldhash::HashMap;
+use rayon::prelude::*;
 
 use futures::TryStreamExt;
 use skillsync_core::{DefinitionId, UserAssignments, UserId};
@@ -35,7 +38,7 @@ pub(crate) async fn read_users(
     tenant_users: usize,
     concurrency: usize,
 ) -> HashMap<UserId, ReadBack> {
-    let mut found = HashMap::with_capacity(users.len());
+    let mut found = HashMap::with_capacity_and_hasher(users.len(), Default::default());
     if users.len() > tenant_users.div_ceil(USER_PAGE) {
         // A dialect that reads per definition lists only the holders of the definitions
         // written (no page of every agent): a user it leaves out holds none of them now.
@@ -187,7 +190,18 @@ pub(crate) async fn check(
             }
         }
     }
-    for (user, write) in &accepted {
+    // Planning each user again is the read-back's own work: on every core, as the plan is made.
+    let kept: Vec<bool> = accepted
+        .par_iter()
+        .map(|(user, _)| match found.get(user) {
+            Some(ReadBack::Found(now)) => matches!(rewrite.rewrite(now), Rewritten::Current),
+            _ => false,
+        })
+        .collect();
+    for ((user, write), kept) in accepted.iter().zip(kept) {
+        if kept {
+            continue;
+        }
         let (found_now, kind, why) = match found.get(user) {
             Some(ReadBack::Found(now)) => match rewrite.rewrite(now) {
                 Rewritten::Current => continue,

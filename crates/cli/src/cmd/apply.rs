@@ -333,7 +333,7 @@ async fn run_scoped(args: &ApplyArgs, target: Target<'_>) -> anyhow::Result<Exit
         .lock()
         .take()
         .expect("the desired state, prepared or read since");
-    render(
+    let code = render(
         &report,
         &Rendering {
             config,
@@ -345,7 +345,11 @@ async fn run_scoped(args: &ApplyArgs, target: Target<'_>) -> anyhow::Result<Exit
             },
         },
         common,
-    )
+    );
+    // The process ends next: freeing the plan and the HRIS state one list at a time would
+    // only delay the exit; the kernel takes the memory back at once.
+    std::mem::forget((report, desired));
+    code
 }
 
 /// The HRIS files of a run: read already (a scope of agents), or still being read.
