@@ -38,7 +38,8 @@ pub(crate) struct Call {
     /// Path under the API base, e.g. `/routing/users/42`.
     pub path: String,
     pub query: Vec<(&'static str, String)>,
-    pub body: Option<serde_json::Value>,
+    /// The JSON body, serialized once: every retry sends the same bytes.
+    pub body: Option<Bytes>,
     pub if_match: Option<Version>,
     pub retry: Retry,
     /// What the path names, for errors: ("user", "42").
@@ -64,8 +65,10 @@ impl Call {
         self
     }
 
-    pub(crate) fn json(mut self, body: serde_json::Value) -> Call {
-        self.body = Some(body);
+    pub(crate) fn json(mut self, body: impl serde::Serialize) -> Call {
+        let bytes =
+            serde_json::to_vec(&body).expect("request bodies serialize: no map has non-text keys");
+        self.body = Some(Bytes::from(bytes));
         self
     }
 
@@ -221,7 +224,9 @@ impl Http {
                 request = request.header(IF_MATCH, format!("\"{version}\""));
             }
             if let Some(body) = &call.body {
-                request = request.json(body);
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone());
             }
             self.counters.request(method, call.route);
             let sent_at = Instant::now();

@@ -53,7 +53,7 @@ impl WireDefinition {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 pub(crate) struct WireAssignment {
     pub id: String,
     pub level: u8,
@@ -65,15 +65,25 @@ fn yes() -> bool {
     true
 }
 
-impl WireAssignment {
-    pub(crate) fn from_domain(a: &Assignment) -> WireAssignment {
-        WireAssignment {
-            id: a.definition.0.clone(),
+/// An assignment as a write sends it, borrowed from the domain's.
+#[derive(Debug, Serialize)]
+pub(crate) struct WireAssignmentRef<'a> {
+    pub id: &'a str,
+    pub level: u8,
+    pub active: bool,
+}
+
+impl<'a> WireAssignmentRef<'a> {
+    pub(crate) fn of(a: &'a Assignment) -> WireAssignmentRef<'a> {
+        WireAssignmentRef {
+            id: a.definition.as_str(),
             level: a.level.get(),
             active: a.active,
         }
     }
+}
 
+impl WireAssignment {
     fn into_domain(self, user: &str) -> Result<Assignment, AnswerProblem> {
         Ok(Assignment {
             level: level(user, &self.id, self.level)?,
