@@ -155,13 +155,27 @@ fn append_config(dir: &Path, extra: &str) {
     std::fs::write(path, config).unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keep_leaves_users_not_in_the_hris_exactly_as_they_are() {
-    let ws = workspace("absent-keep");
+/// A workspace with the scenario's HRIS files, a simulator of its tenant, and a config with
+/// `extra` appended; the simulator stops when the sender is dropped.
+async fn started(
+    tag: &str,
+    extra: &str,
+) -> (Workspace, Absent, String, tokio::sync::oneshot::Sender<()>) {
+    let ws = workspace(tag);
     let absent = Absent::new();
     absent.write_hris(&ws.0);
-    let (base, _stop) = start_sim_with(absent.doc.clone(), Knobs::quiet()).await;
+    let (base, stop) = start_sim_with(absent.doc.clone(), Knobs::quiet()).await;
     write_config(&ws.0, &base);
+    append_config(&ws.0, extra);
+    (ws, absent, base, stop)
+}
+
+/// Strips absent agents, with no removal limit in the way.
+const STRIP: &str = "\n[sync]\nabsent_agents = \"strip\"\nmax_removals = \"100%\"\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_leaves_users_not_in_the_hris_exactly_as_they_are() {
+    let (ws, absent, base, _stop) = started("absent-keep", "").await;
     let before = users_of(&sim_get(&base, "/sim/state").await);
 
     let plan = run_with(&ws.0, &["plan", "--output", "json"]).await;
@@ -192,15 +206,7 @@ async fn keep_leaves_users_not_in_the_hris_exactly_as_they_are() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strip_removes_exactly_the_owned_assignments_of_users_not_in_the_hris() {
-    let ws = workspace("absent-strip");
-    let absent = Absent::new();
-    absent.write_hris(&ws.0);
-    let (base, _stop) = start_sim_with(absent.doc.clone(), Knobs::quiet()).await;
-    write_config(&ws.0, &base);
-    append_config(
-        &ws.0,
-        "\n[sync]\nabsent_agents = \"strip\"\nmax_removals = \"100%\"\n",
-    );
+    let (ws, absent, base, _stop) = started("absent-strip", STRIP).await;
     let before = users_of(&sim_get(&base, "/sim/state").await);
     let owned = absent.owned_assignments();
 
@@ -274,12 +280,8 @@ async fn strip_removes_exactly_the_owned_assignments_of_users_not_in_the_hris() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strip_set_from_the_environment_goes_through_max_removals() {
-    let ws = workspace("absent-max-removals");
-    let absent = Absent::new();
-    absent.write_hris(&ws.0);
-    let (base, _stop) = start_sim_with(absent.doc.clone(), Knobs::quiet()).await;
-    write_config(&ws.0, &base);
-    append_config(&ws.0, "\n[sync]\nmax_removals = 1\n");
+    let (ws, absent, base, _stop) =
+        started("absent-max-removals", "\n[sync]\nmax_removals = 1\n").await;
     let strip = [("SKILLSYNC_SYNC__ABSENT_AGENTS", "strip")];
     let run_env = |args: &'static [&'static str]| {
         let dir = ws.0.clone();
@@ -314,15 +316,7 @@ async fn strip_set_from_the_environment_goes_through_max_removals() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_saved_plan_strips_the_users_no_longer_in_the_hris_it_saved() {
-    let ws = workspace("absent-saved-plan");
-    let absent = Absent::new();
-    absent.write_hris(&ws.0);
-    let (base, _stop) = start_sim_with(absent.doc.clone(), Knobs::quiet()).await;
-    write_config(&ws.0, &base);
-    append_config(
-        &ws.0,
-        "\n[sync]\nabsent_agents = \"strip\"\nmax_removals = \"100%\"\n",
-    );
+    let (ws, absent, base, _stop) = started("absent-saved-plan", STRIP).await;
     let before = users_of(&sim_get(&base, "/sim/state").await);
 
     let plan = run_with(&ws.0, &["plan", "--out", "plan.json"]).await;
