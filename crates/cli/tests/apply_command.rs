@@ -576,15 +576,7 @@ async fn drift_shows_a_change_made_behind_skillsyncs_back_with_its_last_journale
     let token = token.as_str();
     let http = reqwest::Client::new();
     let url = format!("{base}/api/v2/routing/users/{user_id}");
-    let user: Value = http
-        .get(&url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let user = api_get(&base, token, &format!("/routing/users/{user_id}")).await;
     let mut skills = user["skills"].as_array().unwrap().clone();
     let at = skills
         .iter()
@@ -714,15 +706,7 @@ async fn history_and_drift_read_a_100_user_apply_and_the_run_after_it() {
     let mut changed = Vec::new();
     for user in &touched {
         let url = format!("{base}/api/v2/routing/users/{user}");
-        let live: Value = http
-            .get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let live = api_get(&base, &token, &format!("/routing/users/{user}")).await;
         let mut skills = live["skills"].as_array().unwrap().clone();
         let Some(at) = skills
             .iter()

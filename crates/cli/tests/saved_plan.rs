@@ -152,15 +152,7 @@ async fn a_user_changed_by_another_writer_since_the_plan_refuses_it_naming_the_u
     let token = demo_token(&base).await;
     let http = reqwest::Client::new();
     let url = format!("{base}/api/v2/routing/users/{user_id}");
-    let user: Value = http
-        .get(&url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let user = api_get(&base, &token, &format!("/routing/users/{user_id}")).await;
     let mut skills = user["skills"].as_array().unwrap().clone();
     skills[0]["level"] = json!(skills[0]["level"].as_u64().unwrap() % 10 + 1);
     let put = http

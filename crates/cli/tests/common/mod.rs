@@ -251,6 +251,20 @@ pub async fn sim_get(base: &str, path: &str) -> Value {
         .unwrap()
 }
 
+/// `GET {base}/api/v2{path}` as a client of the tenant with `token` (a test acting as
+/// another writer reads what it will change).
+pub async fn api_get(base: &str, token: &str, path: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{base}/api/v2{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// An access token of the simulator's demo client, for a test's own calls to the API.
 pub async fn demo_token(base: &str) -> String {
     let _ = rustls::crypto::ring::default_provider().install_default();
