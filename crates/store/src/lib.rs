@@ -30,6 +30,7 @@ mod events;
 mod postgres;
 mod row;
 mod sqlite;
+mod user_json;
 
 use std::fmt;
 

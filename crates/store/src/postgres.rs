@@ -446,7 +446,7 @@ impl Journal for PostgresStore {
             .iter()
             .map(|w| row::before_json(&w.before, &w.after))
             .collect();
-        let afters: Vec<String> = writes.iter().map(|w| to_json(&w.after)).collect();
+        let afters: Vec<String> = writes.iter().map(|w| row::after_json(&w.after)).collect();
         let statuses: Vec<&str> = writes.iter().map(|w| w.status.as_str()).collect();
         let details: Vec<Option<&str>> = writes.iter().map(|w| w.detail.as_deref()).collect();
         let ats: Vec<String> = writes.iter().map(|w| ts(w.at)).collect();

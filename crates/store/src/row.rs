@@ -26,6 +26,7 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::user_json;
 use crate::{
     EventLane, EventQueueStats, EventRecord, EventState, Held, InvalidValue, Lease, LeaseHolder,
     Mapping, Retirement, RetirementMode, RunCounts, RunId, RunOutcome, RunSummary, Snapshot,
@@ -247,6 +248,9 @@ fn snapshot(journal: &str, what: &'static str, text: &str) -> Result<Snapshot, S
 /// (see [`before_json`]).
 const DELTA_TAG: &str = "userDelta";
 
+/// The tag serde gives a [`Snapshot::User`].
+const USER_TAG: &str = "user";
+
 /// A user's lists before a write, stored against the lists written: each entry of a list that
 /// was written is the index of an entry of the written list equal to it, or the entry itself;
 /// a list that was not written is kept whole. A level change among ten skills stores one entry
@@ -274,15 +278,16 @@ enum DeltaEntry<'a> {
 
 /// `list` as entries of a [`UserDelta`] against `written` (`None`: the list was not written,
 /// so every entry is kept whole).
-fn delta_entries<'a>(list: &'a [Held], written: Option<&[Held]>) -> Vec<DeltaEntry<'a>> {
-    list.iter()
-        .map(
-            |held| match written.and_then(|written| written.iter().position(|w| w == held)) {
-                Some(index) => DeltaEntry::Same(index),
-                None => DeltaEntry::Held(std::borrow::Cow::Borrowed(held)),
-            },
-        )
-        .collect()
+fn delta_entries<'a>(
+    list: &'a [Held],
+    written: Option<&'a [Held]>,
+) -> impl Iterator<Item = user_json::Entry<'a>> {
+    list.iter().map(move |held| {
+        match written.and_then(|written| written.iter().position(|w| w == held)) {
+            Some(index) => user_json::Entry::Same(index),
+            None => user_json::Entry::Held(held),
+        }
+    })
 }
 
 /// The stored text of a write's `before`: a user's lists as their difference from the lists
@@ -290,19 +295,27 @@ fn delta_entries<'a>(list: &'a [Held], written: Option<&[Held]>) -> Vec<DeltaEnt
 /// JSON.
 pub(crate) fn before_json(before: &Snapshot, after: &Snapshot) -> String {
     match (before, after) {
-        (Snapshot::User(before), Snapshot::User(after)) => to_json(&UserDelta {
-            tag: std::borrow::Cow::Borrowed(DELTA_TAG),
-            version: before.version,
-            skills: before
+        (Snapshot::User(before), Snapshot::User(after)) => user_json::delta(
+            DELTA_TAG,
+            before.version,
+            before
                 .skills
                 .as_deref()
                 .map(|list| delta_entries(list, after.skills.as_deref())),
-            proficiencies: before
+            before
                 .proficiencies
                 .as_deref()
                 .map(|list| delta_entries(list, after.proficiencies.as_deref())),
-        }),
+        ),
         _ => to_json(before),
+    }
+}
+
+/// The stored text of a write's `after`: its serde JSON.
+pub(crate) fn after_json(after: &Snapshot) -> String {
+    match after {
+        Snapshot::User(lists) => user_json::user(USER_TAG, lists),
+        other => to_json(other),
     }
 }
 
@@ -778,6 +791,67 @@ mod tests {
             delta.resolve("j", &stored, &user(after)).unwrap(),
             user(before)
         );
+    }
+
+    fn any_lists() -> impl proptest::strategy::Strategy<Value = crate::UserLists> {
+        use proptest::prelude::*;
+        // Ids from a small pool, so lists before and after share entries; some of them with
+        // what JSON must escape.
+        let id = prop_oneof![
+            "[a-f0-9]{8}-[a-f0-9]{4}",
+            "[a-c]{1,3}",
+            "[\\x00-\\x1f\"\\\\/a é\u{2028}\u{1F600}]{0,6}",
+        ];
+        let held = (id, 0u8..=255, any::<bool>()).prop_map(|(definition_id, level, active)| Held {
+            definition_id,
+            level,
+            active,
+        });
+        let list = proptest::option::of(proptest::collection::vec(held, 0..6));
+        (proptest::option::of(any::<u64>()), list.clone(), list).prop_map(
+            |(version, skills, proficiencies)| crate::UserLists {
+                version,
+                skills,
+                proficiencies,
+            },
+        )
+    }
+
+    proptest::proptest! {
+        /// The lists are written by hand (`user_json`) for speed, byte for byte as serde
+        /// writes them, which is what every reader (and an older skillsync) parses.
+        #[test]
+        fn stored_user_lists_are_serde_json_to_the_byte(
+            before in any_lists(),
+            after in any_lists(),
+        ) {
+            let (before, after) = (Snapshot::User(before), Snapshot::User(after));
+            proptest::prop_assert_eq!(after_json(&after), to_json(&after));
+            let (Snapshot::User(b), Snapshot::User(a)) = (&before, &after) else { unreachable!() };
+            let serde_delta = to_json(&UserDelta {
+                tag: std::borrow::Cow::Borrowed(DELTA_TAG),
+                version: b.version,
+                skills: b.skills.as_deref().map(|list| serde_entries(list, a.skills.as_deref())),
+                proficiencies: b
+                    .proficiencies
+                    .as_deref()
+                    .map(|list| serde_entries(list, a.proficiencies.as_deref())),
+            });
+            let stored = before_json(&before, &after);
+            proptest::prop_assert_eq!(&stored, &serde_delta);
+            let delta = before_delta("j", &stored).unwrap().unwrap();
+            proptest::prop_assert_eq!(delta.resolve("j", &stored, &after).unwrap(), before);
+        }
+    }
+
+    /// [`delta_entries`] as serde's [`DeltaEntry`]s: the reference the stored text is held to.
+    fn serde_entries<'a>(list: &'a [Held], written: Option<&'a [Held]>) -> Vec<DeltaEntry<'a>> {
+        delta_entries(list, written)
+            .map(|entry| match entry {
+                user_json::Entry::Same(index) => DeltaEntry::Same(index),
+                user_json::Entry::Held(held) => DeltaEntry::Held(std::borrow::Cow::Borrowed(held)),
+            })
+            .collect()
     }
 
     #[test]
