@@ -163,12 +163,21 @@ pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode>
     if human {
         print_measured(&apply, &bound, &limits);
         outln!(
-            "   journal: {:.2} s CPU in {} calls = {:.1}% of skillsync's {:.2} s CPU (the simulator's threads not counted)",
+            "   journal: {:.2} s CPU ({:.2} user, {:.2} system) in {} calls = {:.1}% of skillsync's {:.2} s CPU (the simulator's threads not counted)",
             applied.journal.cpu_seconds,
+            applied.journal.user_seconds,
+            applied.journal.system_seconds,
             applied.journal.calls,
             applied.journal.share * 100.0,
             applied.journal.client_cpu_seconds,
         );
+        let methods: Vec<String> = applied
+            .journal
+            .by_method
+            .iter()
+            .map(|m| format!("{} ×{} {:.2} s", m.method, m.calls, m.cpu_seconds))
+            .collect();
+        outln!("            {}", methods.join(", "));
     }
 
     // A new client starts with the tenant's bucket as the last one left it; let it refill so
@@ -285,7 +294,7 @@ pub async fn run(args: &BenchSyncArgs) -> anyhow::Result<std::process::ExitCode>
             seed: args.seed,
         },
         apply: apply.clone(),
-        apply_journal: applied.journal,
+        apply_journal: applied.journal.clone(),
         lower_bound: BoundReport {
             calls: bound.calls(),
             writes: bound.writes(),
@@ -458,18 +467,33 @@ struct Synced {
 }
 
 /// What the journal cost one sync, against the whole process's CPU meanwhile.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct JournalCost {
     /// CPU time inside the journal's calls.
     cpu_seconds: f64,
+    /// Of which in the process's own code (SQLite, serialization).
+    user_seconds: f64,
+    /// Of which in the kernel (file writes and reads, page faults).
+    system_seconds: f64,
     /// How many calls.
     calls: u64,
+    /// The costliest kinds of call: method, calls, CPU seconds.
+    by_method: Vec<MethodCost>,
     /// CPU time of the client during the sync (the process's, less the in-process
     /// simulator's threads).
     client_cpu_seconds: f64,
     /// `cpu_seconds` over `client_cpu_seconds`.
     share: f64,
+}
+
+/// One kind of journal call's cost.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MethodCost {
+    method: &'static str,
+    calls: u64,
+    cpu_seconds: f64,
 }
 
 /// The apply run as a process of its own: what the simulator counted, and what the kernel
@@ -582,11 +606,24 @@ async fn sync_once(dir: &Path) -> anyhow::Result<Synced> {
     let client_cpu_seconds = super::timed_journal::client_cpu()
         .saturating_sub(cpu_before)
         .as_secs_f64();
+    let by_method = journal
+        .by_method()
+        .into_iter()
+        .take(3)
+        .map(|(method, cost)| MethodCost {
+            method,
+            calls: cost.calls,
+            cpu_seconds: cost.cpu.total().as_secs_f64(),
+        })
+        .collect();
     let journal = JournalCost {
-        cpu_seconds: journal_cpu.as_secs_f64(),
+        cpu_seconds: journal_cpu.total().as_secs_f64(),
+        user_seconds: journal_cpu.user.as_secs_f64(),
+        system_seconds: journal_cpu.system.as_secs_f64(),
         calls: journal_calls,
+        by_method,
         client_cpu_seconds,
-        share: journal_cpu.as_secs_f64() / client_cpu_seconds.max(f64::EPSILON),
+        share: journal_cpu.total().as_secs_f64() / client_cpu_seconds.max(f64::EPSILON),
     };
     let applied = match report.outcome {
         skillsync_engine::SyncOutcome::NoChanges => {

@@ -1,7 +1,6 @@
 //! A journal that counts what it costs: the CPU time spent inside its calls, so `bench sync`
 //! can say what share of a sync the journal takes.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -10,20 +9,55 @@ use skillsync_store::{
     RunOutcome, RunSummary, StoreError, WriteRecord, WriteTarget,
 };
 
-/// CPU time of the calling thread, in nanoseconds. A SQLite journal call runs on one thread
+/// User and system CPU time of the calling thread. A SQLite journal call runs on one thread
 /// from start to end (nothing in it awaits), so the difference across a call is its cost; a
-/// PostgreSQL call may move threads and is measured on the thread it ends on.
-fn thread_cpu_nanos() -> u64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
+/// PostgreSQL call may move threads and is measured on the thread it ends on. The kernel
+/// splits a thread's time between the two by sampling, so the split is meaningful over many
+/// calls, not one.
+fn thread_cpu() -> CpuTime {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage only writes the rusage it is given, which is zeroed beforehand.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_THREAD, usage.as_mut_ptr());
+        usage.assume_init()
     };
-    // SAFETY: clock_gettime only writes the timespec it is given.
-    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } == 0;
-    if !ok {
-        return 0;
+    CpuTime {
+        user: timeval(usage.ru_utime),
+        system: timeval(usage.ru_stime),
     }
-    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+fn timeval(t: libc::timeval) -> Duration {
+    Duration::from_micros(t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64)
+}
+
+/// CPU time split as the kernel accounts it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CpuTime {
+    /// In the process's own code (SQLite and serialization for the journal).
+    pub user: Duration,
+    /// In the kernel on the process's behalf (writing and reading the files, page faults).
+    pub system: Duration,
+}
+
+impl CpuTime {
+    pub fn total(self) -> Duration {
+        self.user + self.system
+    }
+
+    fn since(self, earlier: CpuTime) -> CpuTime {
+        CpuTime {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
+    }
+}
+
+/// What one kind of journal call cost in all.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallCost {
+    pub cpu: CpuTime,
+    pub calls: u64,
 }
 
 /// CPU time of the client so far: the whole process's, less the in-process simulator's threads
@@ -71,36 +105,52 @@ fn process_cpu() -> Duration {
     Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
 }
 
-/// Wraps a journal and adds up the CPU time of its calls.
+/// Wraps a journal and adds up the CPU time of its calls, per method.
 pub struct TimedJournal {
     inner: Box<dyn Journal>,
-    cpu_nanos: AtomicU64,
-    calls: AtomicU64,
+    costs: parking_lot::Mutex<std::collections::BTreeMap<&'static str, CallCost>>,
 }
 
 impl TimedJournal {
     pub fn new(inner: Box<dyn Journal>) -> Self {
         TimedJournal {
             inner,
-            cpu_nanos: AtomicU64::new(0),
-            calls: AtomicU64::new(0),
+            costs: parking_lot::Mutex::default(),
         }
     }
 
     /// CPU time inside the journal's calls so far, and how many calls.
-    pub fn spent(&self) -> (Duration, u64) {
-        (
-            Duration::from_nanos(self.cpu_nanos.load(Ordering::Relaxed)),
-            self.calls.load(Ordering::Relaxed),
-        )
+    pub fn spent(&self) -> (CpuTime, u64) {
+        self.costs
+            .lock()
+            .values()
+            .fold((CpuTime::default(), 0), |(cpu, calls), cost| {
+                (
+                    CpuTime {
+                        user: cpu.user + cost.cpu.user,
+                        system: cpu.system + cost.cpu.system,
+                    },
+                    calls + cost.calls,
+                )
+            })
     }
 
-    async fn timed<T>(&self, call: impl Future<Output = T>) -> T {
-        let start = thread_cpu_nanos();
+    /// What each kind of call cost, the costliest first.
+    pub fn by_method(&self) -> Vec<(&'static str, CallCost)> {
+        let mut costs: Vec<_> = self.costs.lock().iter().map(|(m, c)| (*m, *c)).collect();
+        costs.sort_by_key(|(_, cost)| std::cmp::Reverse(cost.cpu.total()));
+        costs
+    }
+
+    async fn timed<T>(&self, method: &'static str, call: impl Future<Output = T>) -> T {
+        let start = thread_cpu();
         let out = call.await;
-        let spent = thread_cpu_nanos().saturating_sub(start);
-        self.cpu_nanos.fetch_add(spent, Ordering::Relaxed);
-        self.calls.fetch_add(1, Ordering::Relaxed);
+        let spent = thread_cpu().since(start);
+        let mut costs = self.costs.lock();
+        let cost = costs.entry(method).or_default();
+        cost.cpu.user += spent.user;
+        cost.cpu.system += spent.system;
+        cost.calls += 1;
         out
     }
 }
@@ -108,11 +158,12 @@ impl TimedJournal {
 #[async_trait::async_trait]
 impl Journal for TimedJournal {
     async fn start_run(&self, run: &NewRun) -> Result<RunId, StoreError> {
-        self.timed(self.inner.start_run(run)).await
+        self.timed("start_run", self.inner.start_run(run)).await
     }
 
     async fn record_writes(&self, writes: &[WriteRecord]) -> Result<(), StoreError> {
-        self.timed(self.inner.record_writes(writes)).await
+        self.timed("record_writes", self.inner.record_writes(writes))
+            .await
     }
 
     async fn finish_run(
@@ -122,20 +173,23 @@ impl Journal for TimedJournal {
         counts: &RunCounts,
         ended_at: Timestamp,
     ) -> Result<(), StoreError> {
-        self.timed(self.inner.finish_run(run, outcome, counts, ended_at))
-            .await
+        self.timed(
+            "finish_run",
+            self.inner.finish_run(run, outcome, counts, ended_at),
+        )
+        .await
     }
 
     async fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, StoreError> {
-        self.timed(self.inner.runs(limit)).await
+        self.timed("runs", self.inner.runs(limit)).await
     }
 
     async fn run(&self, id: RunId) -> Result<Option<RunSummary>, StoreError> {
-        self.timed(self.inner.run(id)).await
+        self.timed("run", self.inner.run(id)).await
     }
 
     async fn writes(&self, run: RunId) -> Result<Vec<WriteRecord>, StoreError> {
-        self.timed(self.inner.writes(run)).await
+        self.timed("writes", self.inner.writes(run)).await
     }
 
     async fn last_write(
@@ -143,7 +197,8 @@ impl Journal for TimedJournal {
         subject: &str,
         target: WriteTarget,
     ) -> Result<Option<WriteRecord>, StoreError> {
-        self.timed(self.inner.last_write(subject, target)).await
+        self.timed("last_write", self.inner.last_write(subject, target))
+            .await
     }
 
     async fn last_writes(
@@ -151,31 +206,41 @@ impl Journal for TimedJournal {
         subjects: &[&str],
         target: WriteTarget,
     ) -> Result<Vec<WriteRecord>, StoreError> {
-        self.timed(self.inner.last_writes(subjects, target)).await
+        self.timed("last_writes", self.inner.last_writes(subjects, target))
+            .await
     }
 
     async fn settles_at(&self, run: RunId) -> Result<Option<Timestamp>, StoreError> {
-        self.timed(self.inner.settles_at(run)).await
+        self.timed("settles_at", self.inner.settles_at(run)).await
     }
 
     async fn remember_mappings(&self, mappings: &[Mapping]) -> Result<(), StoreError> {
-        self.timed(self.inner.remember_mappings(mappings)).await
+        self.timed("remember_mappings", self.inner.remember_mappings(mappings))
+            .await
     }
 
     async fn mappings(&self) -> Result<Vec<Mapping>, StoreError> {
-        self.timed(self.inner.mappings()).await
+        self.timed("mappings", self.inner.mappings()).await
     }
 
     async fn record_retirement(&self, retirement: &Retirement) -> Result<(), StoreError> {
-        self.timed(self.inner.record_retirement(retirement)).await
+        self.timed(
+            "record_retirement",
+            self.inner.record_retirement(retirement),
+        )
+        .await
     }
 
     async fn retirements(&self) -> Result<Vec<Retirement>, StoreError> {
-        self.timed(self.inner.retirements()).await
+        self.timed("retirements", self.inner.retirements()).await
     }
 
     async fn forget_retirement(&self, code: &str, locale: &str) -> Result<bool, StoreError> {
-        self.timed(self.inner.forget_retirement(code, locale)).await
+        self.timed(
+            "forget_retirement",
+            self.inner.forget_retirement(code, locale),
+        )
+        .await
     }
 
     async fn acquire_lease(
@@ -184,7 +249,8 @@ impl Journal for TimedJournal {
         holder: &LeaseHolder,
         ttl: Duration,
     ) -> Result<Acquired, StoreError> {
-        self.timed(self.inner.acquire_lease(key, holder, ttl)).await
+        self.timed("acquire_lease", self.inner.acquire_lease(key, holder, ttl))
+            .await
     }
 
     async fn renew_lease(
@@ -192,14 +258,17 @@ impl Journal for TimedJournal {
         lease: &Lease,
         ttl: Duration,
     ) -> Result<Option<Timestamp>, StoreError> {
-        self.timed(self.inner.renew_lease(lease, ttl)).await
+        self.timed("renew_lease", self.inner.renew_lease(lease, ttl))
+            .await
     }
 
     async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
-        self.timed(self.inner.release_lease(lease)).await
+        self.timed("release_lease", self.inner.release_lease(lease))
+            .await
     }
 
     async fn fence_run(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
-        self.timed(self.inner.fence_run(run, lease)).await
+        self.timed("fence_run", self.inner.fence_run(run, lease))
+            .await
     }
 }
