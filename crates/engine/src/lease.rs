@@ -316,105 +316,31 @@ pub(crate) async fn begin_run(
 mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    use skillsync_store::{
-        Mapping, Retirement, RunCounts, RunOutcome, RunSummary, SqliteStore, StoreError,
-        WriteRecord, WriteTarget,
-    };
+    use skillsync_store::intercept::{Hook, Intercepted, JournalCall};
+    use skillsync_store::{SqliteStore, StoreError};
 
     use super::*;
 
-    /// A journal whose leases cannot be renewed or taken while `down` is set, as when the
-    /// database is out of reach.
+    /// Leases cannot be renewed or taken while `down` is set, as when the database is out of
+    /// reach.
     struct Outage {
-        inner: SqliteStore,
         down: AtomicBool,
     }
 
-    impl Outage {
-        fn check(&self) -> Result<(), StoreError> {
-            if self.down.load(Ordering::SeqCst) {
+    impl Hook for Outage {
+        async fn around<'a, T: Send + 'a>(
+            &'a self,
+            method: JournalCall,
+            call: impl Future<Output = Result<T, StoreError>> + Send + 'a,
+        ) -> Result<T, StoreError> {
+            let leasing = matches!(method, JournalCall::AcquireLease | JournalCall::RenewLease);
+            if leasing && self.down.load(Ordering::SeqCst) {
                 return Err(StoreError::Unsupported {
                     url: "test".into(),
                     reason: "the store is out of reach".into(),
                 });
             }
-            Ok(())
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl Journal for Outage {
-        async fn start_run(&self, run: &NewRun) -> Result<RunId, StoreError> {
-            self.inner.start_run(run).await
-        }
-        async fn record_writes(&self, writes: &[WriteRecord]) -> Result<(), StoreError> {
-            self.inner.record_writes(writes).await
-        }
-        async fn finish_run(
-            &self,
-            run: RunId,
-            outcome: RunOutcome,
-            counts: &RunCounts,
-            ended_at: Timestamp,
-        ) -> Result<(), StoreError> {
-            self.inner.finish_run(run, outcome, counts, ended_at).await
-        }
-        async fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, StoreError> {
-            self.inner.runs(limit).await
-        }
-        async fn run(&self, id: RunId) -> Result<Option<RunSummary>, StoreError> {
-            self.inner.run(id).await
-        }
-        async fn writes(&self, run: RunId) -> Result<Vec<WriteRecord>, StoreError> {
-            self.inner.writes(run).await
-        }
-        async fn last_write(
-            &self,
-            subject: &str,
-            target: WriteTarget,
-        ) -> Result<Option<WriteRecord>, StoreError> {
-            self.inner.last_write(subject, target).await
-        }
-        async fn settles_at(&self, run: RunId) -> Result<Option<Timestamp>, StoreError> {
-            self.inner.settles_at(run).await
-        }
-        async fn remember_mappings(&self, mappings: &[Mapping]) -> Result<(), StoreError> {
-            self.inner.remember_mappings(mappings).await
-        }
-        async fn mappings(&self) -> Result<Vec<Mapping>, StoreError> {
-            self.inner.mappings().await
-        }
-        async fn record_retirement(&self, retirement: &Retirement) -> Result<(), StoreError> {
-            self.inner.record_retirement(retirement).await
-        }
-        async fn retirements(&self) -> Result<Vec<Retirement>, StoreError> {
-            self.inner.retirements().await
-        }
-        async fn forget_retirement(&self, code: &str, locale: &str) -> Result<bool, StoreError> {
-            self.inner.forget_retirement(code, locale).await
-        }
-        async fn acquire_lease(
-            &self,
-            key: &str,
-            holder: &LeaseHolder,
-            ttl: Duration,
-        ) -> Result<Acquired, StoreError> {
-            self.check()?;
-            self.inner.acquire_lease(key, holder, ttl).await
-        }
-        async fn renew_lease(
-            &self,
-            lease: &Lease,
-            ttl: Duration,
-        ) -> Result<Option<Timestamp>, StoreError> {
-            self.check()?;
-            self.inner.renew_lease(lease, ttl).await
-        }
-        async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
-            self.inner.release_lease(lease).await
-        }
-        async fn fence_run(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
-            self.inner.fence_run(run, lease).await
+            call.await
         }
     }
 
@@ -431,10 +357,12 @@ mod tests {
     /// waiting for it never gets it while the holder works.
     #[tokio::test]
     async fn renewals_resume_after_an_outage_longer_than_the_lease() {
-        let journal = Outage {
-            inner: SqliteStore::in_memory().unwrap(),
-            down: AtomicBool::new(false),
-        };
+        let journal = Intercepted::new(
+            SqliteStore::in_memory().unwrap(),
+            Outage {
+                down: AtomicBool::new(false),
+            },
+        );
         let ttl = Duration::from_millis(400);
         let label = RunLabel {
             command: "apply".into(),
@@ -448,10 +376,10 @@ mod tests {
             }),
         };
         let other = holding(&journal, &label, None, async |held| {
-            journal.down.store(true, Ordering::SeqCst);
+            journal.hook.down.store(true, Ordering::SeqCst);
             // Longer than the lease: it lapses in the store, and renewals fail meanwhile.
             tokio::time::sleep(Duration::from_millis(700)).await;
-            journal.down.store(false, Ordering::SeqCst);
+            journal.hook.down.store(false, Ordering::SeqCst);
             // Several lease lengths with the store back: renewals must have resumed.
             tokio::time::sleep(Duration::from_millis(1_500)).await;
             let other = journal

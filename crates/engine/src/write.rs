@@ -1102,93 +1102,28 @@ mod tests {
     use std::time::Duration;
 
     use jiff::Timestamp;
-    use skillsync_store::{
-        Acquired, Journal, Lease, LeaseHolder, Mapping, NewRun, Retirement, RunCounts, RunId,
-        RunOutcome, RunSummary, SqliteStore, StoreError,
-    };
+    use skillsync_store::intercept::{Hook, Intercepted, JournalCall};
+    use skillsync_store::{Journal, NewRun, SqliteStore, StoreError};
 
     use super::*;
 
-    /// A real journal whose first `record_writes` never returns.
+    /// Makes a journal's first `record_writes` never return.
     struct StuckOnce {
-        inner: SqliteStore,
         calls: AtomicUsize,
     }
 
-    #[async_trait::async_trait]
-    impl Journal for StuckOnce {
-        async fn start_run(&self, run: &NewRun) -> Result<RunId, StoreError> {
-            self.inner.start_run(run).await
-        }
-        async fn record_writes(&self, writes: &[WriteRecord]) -> Result<(), StoreError> {
-            if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+    impl Hook for StuckOnce {
+        async fn around<'a, T: Send + 'a>(
+            &'a self,
+            method: JournalCall,
+            call: impl Future<Output = Result<T, StoreError>> + Send + 'a,
+        ) -> Result<T, StoreError> {
+            if matches!(method, JournalCall::RecordWrites { .. })
+                && self.calls.fetch_add(1, Ordering::SeqCst) == 0
+            {
                 std::future::pending::<()>().await;
             }
-            self.inner.record_writes(writes).await
-        }
-        async fn finish_run(
-            &self,
-            run: RunId,
-            outcome: RunOutcome,
-            counts: &RunCounts,
-            ended_at: Timestamp,
-        ) -> Result<(), StoreError> {
-            self.inner.finish_run(run, outcome, counts, ended_at).await
-        }
-        async fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, StoreError> {
-            self.inner.runs(limit).await
-        }
-        async fn run(&self, id: RunId) -> Result<Option<RunSummary>, StoreError> {
-            self.inner.run(id).await
-        }
-        async fn writes(&self, run: RunId) -> Result<Vec<WriteRecord>, StoreError> {
-            self.inner.writes(run).await
-        }
-        async fn last_write(
-            &self,
-            subject: &str,
-            target: WriteTarget,
-        ) -> Result<Option<WriteRecord>, StoreError> {
-            self.inner.last_write(subject, target).await
-        }
-        async fn settles_at(&self, run: RunId) -> Result<Option<Timestamp>, StoreError> {
-            self.inner.settles_at(run).await
-        }
-        async fn remember_mappings(&self, mappings: &[Mapping]) -> Result<(), StoreError> {
-            self.inner.remember_mappings(mappings).await
-        }
-        async fn mappings(&self) -> Result<Vec<Mapping>, StoreError> {
-            self.inner.mappings().await
-        }
-        async fn record_retirement(&self, retirement: &Retirement) -> Result<(), StoreError> {
-            self.inner.record_retirement(retirement).await
-        }
-        async fn retirements(&self) -> Result<Vec<Retirement>, StoreError> {
-            self.inner.retirements().await
-        }
-        async fn forget_retirement(&self, code: &str, locale: &str) -> Result<bool, StoreError> {
-            self.inner.forget_retirement(code, locale).await
-        }
-        async fn acquire_lease(
-            &self,
-            key: &str,
-            holder: &LeaseHolder,
-            ttl: Duration,
-        ) -> Result<Acquired, StoreError> {
-            self.inner.acquire_lease(key, holder, ttl).await
-        }
-        async fn renew_lease(
-            &self,
-            lease: &Lease,
-            ttl: Duration,
-        ) -> Result<Option<Timestamp>, StoreError> {
-            self.inner.renew_lease(lease, ttl).await
-        }
-        async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
-            self.inner.release_lease(lease).await
-        }
-        async fn fence_run(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
-            self.inner.fence_run(run, lease).await
+            call.await
         }
     }
 
@@ -1209,10 +1144,12 @@ mod tests {
     /// was handed over after.
     #[tokio::test]
     async fn records_taken_by_an_abandoned_turn_stop_the_run() {
-        let journal = StuckOnce {
-            inner: SqliteStore::in_memory().unwrap(),
-            calls: AtomicUsize::new(0),
-        };
+        let journal = Intercepted::new(
+            SqliteStore::in_memory().unwrap(),
+            StuckOnce {
+                calls: AtomicUsize::new(0),
+            },
+        );
         let run = journal
             .start_run(&NewRun {
                 command: "apply".into(),

@@ -5,7 +5,6 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use jiff::Timestamp;
 use skillsync_core::PlanOptions;
@@ -13,103 +12,38 @@ use skillsync_core::hris::{Source, read_desired};
 use skillsync_cxone::{Secret, Settings};
 use skillsync_engine::{ApplyContext, ApplyOptions, JournalRun, StopReason, WriteOptions};
 use skillsync_sim::{GenerateOptions, SimConfig, TenantSource};
-use skillsync_store::{
-    Acquired, Journal, Lease, LeaseHolder, Mapping, NewRun, Retirement, RunCounts, RunId,
-    RunOutcome, RunSummary, SqliteStore, StoreError, WriteRecord, WriteStatus, WriteTarget,
-};
+use skillsync_store::intercept::{Hook, Intercepted, JournalCall};
+use skillsync_store::{Journal, NewRun, RunId, SqliteStore, StoreError, WriteStatus};
 
-/// A real journal that refuses every `record_writes` once it has taken `capacity` records,
-/// counting what it took and what it refused.
+/// Refuses every `record_writes` once the journal has taken `capacity` records, counting what
+/// it took and what it refused.
 struct FillsUp {
-    inner: SqliteStore,
     capacity: u64,
     taken: AtomicU64,
     refused: AtomicU64,
     calls: AtomicU64,
 }
 
-#[async_trait::async_trait]
-impl Journal for FillsUp {
-    async fn start_run(&self, run: &NewRun) -> Result<RunId, StoreError> {
-        self.inner.start_run(run).await
-    }
-    async fn record_writes(&self, writes: &[WriteRecord]) -> Result<(), StoreError> {
+impl Hook for FillsUp {
+    async fn around<'a, T: Send + 'a>(
+        &'a self,
+        method: JournalCall,
+        call: impl Future<Output = Result<T, StoreError>> + Send + 'a,
+    ) -> Result<T, StoreError> {
+        let JournalCall::RecordWrites { records } = method else {
+            return call.await;
+        };
         self.calls.fetch_add(1, Ordering::SeqCst);
         if self.taken.load(Ordering::SeqCst) >= self.capacity {
-            self.refused
-                .fetch_add(writes.len() as u64, Ordering::SeqCst);
+            self.refused.fetch_add(records as u64, Ordering::SeqCst);
             return Err(StoreError::Unsupported {
                 url: "test".into(),
                 reason: "the disk is full".into(),
             });
         }
-        self.inner.record_writes(writes).await?;
-        self.taken.fetch_add(writes.len() as u64, Ordering::SeqCst);
-        Ok(())
-    }
-    async fn finish_run(
-        &self,
-        run: RunId,
-        outcome: RunOutcome,
-        counts: &RunCounts,
-        ended_at: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.inner.finish_run(run, outcome, counts, ended_at).await
-    }
-    async fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, StoreError> {
-        self.inner.runs(limit).await
-    }
-    async fn run(&self, id: RunId) -> Result<Option<RunSummary>, StoreError> {
-        self.inner.run(id).await
-    }
-    async fn writes(&self, run: RunId) -> Result<Vec<WriteRecord>, StoreError> {
-        self.inner.writes(run).await
-    }
-    async fn last_write(
-        &self,
-        subject: &str,
-        target: WriteTarget,
-    ) -> Result<Option<WriteRecord>, StoreError> {
-        self.inner.last_write(subject, target).await
-    }
-    async fn settles_at(&self, run: RunId) -> Result<Option<Timestamp>, StoreError> {
-        self.inner.settles_at(run).await
-    }
-    async fn remember_mappings(&self, mappings: &[Mapping]) -> Result<(), StoreError> {
-        self.inner.remember_mappings(mappings).await
-    }
-    async fn mappings(&self) -> Result<Vec<Mapping>, StoreError> {
-        self.inner.mappings().await
-    }
-    async fn record_retirement(&self, retirement: &Retirement) -> Result<(), StoreError> {
-        self.inner.record_retirement(retirement).await
-    }
-    async fn retirements(&self) -> Result<Vec<Retirement>, StoreError> {
-        self.inner.retirements().await
-    }
-    async fn forget_retirement(&self, code: &str, locale: &str) -> Result<bool, StoreError> {
-        self.inner.forget_retirement(code, locale).await
-    }
-    async fn acquire_lease(
-        &self,
-        key: &str,
-        holder: &LeaseHolder,
-        ttl: Duration,
-    ) -> Result<Acquired, StoreError> {
-        self.inner.acquire_lease(key, holder, ttl).await
-    }
-    async fn renew_lease(
-        &self,
-        lease: &Lease,
-        ttl: Duration,
-    ) -> Result<Option<Timestamp>, StoreError> {
-        self.inner.renew_lease(lease, ttl).await
-    }
-    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
-        self.inner.release_lease(lease).await
-    }
-    async fn fence_run(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
-        self.inner.fence_run(run, lease).await
+        let out = call.await?;
+        self.taken.fetch_add(records as u64, Ordering::SeqCst);
+        Ok(out)
     }
 }
 
@@ -208,7 +142,7 @@ async fn apply(
     loaded: &skillsync_core::Loaded,
     plan: &mut skillsync_core::Plan,
     live: &skillsync_core::Live,
-    journal: &FillsUp,
+    journal: &Intercepted<FillsUp>,
     concurrency: usize,
 ) -> (skillsync_engine::ApplyReport, RunId) {
     let run = journal
@@ -233,14 +167,16 @@ async fn apply(
     (report, run)
 }
 
-fn fills_up(capacity: u64) -> FillsUp {
-    FillsUp {
-        inner: SqliteStore::in_memory().unwrap(),
-        capacity,
-        taken: AtomicU64::new(0),
-        refused: AtomicU64::new(0),
-        calls: AtomicU64::new(0),
-    }
+fn fills_up(capacity: u64) -> Intercepted<FillsUp> {
+    Intercepted::new(
+        SqliteStore::in_memory().unwrap(),
+        FillsUp {
+            capacity,
+            taken: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
+        },
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,7 +193,7 @@ async fn every_write_answered_is_journaled_once_whoever_commits_it() {
         writes.iter().map(|w| w.subject.as_str()).collect();
     assert_eq!(users.len(), planned, "each user once");
     assert_eq!(user_puts(api.as_ref()), planned as u64);
-    assert!(journal.calls.load(Ordering::SeqCst) <= planned as u64);
+    assert!(journal.hook.calls.load(Ordering::SeqCst) <= planned as u64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,8 +217,8 @@ async fn a_journal_that_fails_stops_the_writes_and_only_those_in_flight_go_unjou
         written.stopped
     );
     let (taken, refused) = (
-        journal.taken.load(Ordering::SeqCst),
-        journal.refused.load(Ordering::SeqCst),
+        journal.hook.taken.load(Ordering::SeqCst),
+        journal.hook.refused.load(Ordering::SeqCst),
     );
     let puts = user_puts(api.as_ref());
     // Every write the tenant answered was handed to the journal: taken, or refused and the

@@ -27,6 +27,7 @@
 
 mod error;
 mod events;
+pub mod intercept;
 mod postgres;
 mod row;
 mod sqlite;

@@ -591,7 +591,7 @@ async fn sync_once(dir: &Path) -> anyhow::Result<Synced> {
     let session = open_session(dir).await?;
     let config = &session.config;
     let options = sync_options(&session);
-    let journal = super::timed_journal::TimedJournal::new(config.journal().await?);
+    let journal = super::timed_journal::timed(config.journal().await?);
     let cpu_before = super::timed_journal::client_cpu();
     let report = skillsync_engine::sync(
         session.api.as_ref(),
@@ -602,11 +602,12 @@ async fn sync_once(dir: &Path) -> anyhow::Result<Synced> {
         &skillsync_engine::SyncHooks::quiet(),
     )
     .await?;
-    let (journal_cpu, journal_calls) = journal.spent();
+    let (journal_cpu, journal_calls) = journal.hook.spent();
     let client_cpu_seconds = super::timed_journal::client_cpu()
         .saturating_sub(cpu_before)
         .as_secs_f64();
     let by_method = journal
+        .hook
         .by_method()
         .into_iter()
         .take(3)

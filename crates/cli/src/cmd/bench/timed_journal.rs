@@ -3,11 +3,8 @@
 
 use std::time::Duration;
 
-use jiff::Timestamp;
-use skillsync_store::{
-    Acquired, Journal, Lease, LeaseHolder, Mapping, NewRun, Retirement, RunCounts, RunId,
-    RunOutcome, RunSummary, StoreError, WriteRecord, WriteTarget,
-};
+use skillsync_store::intercept::{Hook, Intercepted, JournalCall};
+use skillsync_store::{Journal, StoreError};
 
 /// User and system CPU time of the calling thread. A SQLite journal call runs on one thread
 /// from start to end (nothing in it awaits), so the difference across a call is its cost; a
@@ -105,20 +102,21 @@ fn process_cpu() -> Duration {
     Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
 }
 
-/// Wraps a journal and adds up the CPU time of its calls, per method.
-pub struct TimedJournal {
-    inner: Box<dyn Journal>,
+/// Adds up the CPU time of a journal's calls, per method (see [`timed`]).
+#[derive(Default)]
+pub struct Timing {
     costs: parking_lot::Mutex<std::collections::BTreeMap<&'static str, CallCost>>,
 }
 
-impl TimedJournal {
-    pub fn new(inner: Box<dyn Journal>) -> Self {
-        TimedJournal {
-            inner,
-            costs: parking_lot::Mutex::default(),
-        }
+/// `inner` with every call timed.
+pub fn timed(inner: Box<dyn Journal>) -> Intercepted<Timing> {
+    Intercepted {
+        inner,
+        hook: Timing::default(),
     }
+}
 
+impl Timing {
     /// CPU time inside the journal's calls so far, and how many calls.
     pub fn spent(&self) -> (CpuTime, u64) {
         self.costs
@@ -141,134 +139,22 @@ impl TimedJournal {
         costs.sort_by_key(|(_, cost)| std::cmp::Reverse(cost.cpu.total()));
         costs
     }
+}
 
-    async fn timed<T>(&self, method: &'static str, call: impl Future<Output = T>) -> T {
+impl Hook for Timing {
+    async fn around<'a, T: Send + 'a>(
+        &'a self,
+        method: JournalCall,
+        call: impl Future<Output = Result<T, StoreError>> + Send + 'a,
+    ) -> Result<T, StoreError> {
         let start = thread_cpu();
         let out = call.await;
         let spent = thread_cpu().since(start);
         let mut costs = self.costs.lock();
-        let cost = costs.entry(method).or_default();
+        let cost = costs.entry(method.name()).or_default();
         cost.cpu.user += spent.user;
         cost.cpu.system += spent.system;
         cost.calls += 1;
         out
-    }
-}
-
-#[async_trait::async_trait]
-impl Journal for TimedJournal {
-    async fn start_run(&self, run: &NewRun) -> Result<RunId, StoreError> {
-        self.timed("start_run", self.inner.start_run(run)).await
-    }
-
-    async fn record_writes(&self, writes: &[WriteRecord]) -> Result<(), StoreError> {
-        self.timed("record_writes", self.inner.record_writes(writes))
-            .await
-    }
-
-    async fn finish_run(
-        &self,
-        run: RunId,
-        outcome: RunOutcome,
-        counts: &RunCounts,
-        ended_at: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.timed(
-            "finish_run",
-            self.inner.finish_run(run, outcome, counts, ended_at),
-        )
-        .await
-    }
-
-    async fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, StoreError> {
-        self.timed("runs", self.inner.runs(limit)).await
-    }
-
-    async fn run(&self, id: RunId) -> Result<Option<RunSummary>, StoreError> {
-        self.timed("run", self.inner.run(id)).await
-    }
-
-    async fn writes(&self, run: RunId) -> Result<Vec<WriteRecord>, StoreError> {
-        self.timed("writes", self.inner.writes(run)).await
-    }
-
-    async fn last_write(
-        &self,
-        subject: &str,
-        target: WriteTarget,
-    ) -> Result<Option<WriteRecord>, StoreError> {
-        self.timed("last_write", self.inner.last_write(subject, target))
-            .await
-    }
-
-    async fn last_writes(
-        &self,
-        subjects: &[&str],
-        target: WriteTarget,
-    ) -> Result<Vec<WriteRecord>, StoreError> {
-        self.timed("last_writes", self.inner.last_writes(subjects, target))
-            .await
-    }
-
-    async fn settles_at(&self, run: RunId) -> Result<Option<Timestamp>, StoreError> {
-        self.timed("settles_at", self.inner.settles_at(run)).await
-    }
-
-    async fn remember_mappings(&self, mappings: &[Mapping]) -> Result<(), StoreError> {
-        self.timed("remember_mappings", self.inner.remember_mappings(mappings))
-            .await
-    }
-
-    async fn mappings(&self) -> Result<Vec<Mapping>, StoreError> {
-        self.timed("mappings", self.inner.mappings()).await
-    }
-
-    async fn record_retirement(&self, retirement: &Retirement) -> Result<(), StoreError> {
-        self.timed(
-            "record_retirement",
-            self.inner.record_retirement(retirement),
-        )
-        .await
-    }
-
-    async fn retirements(&self) -> Result<Vec<Retirement>, StoreError> {
-        self.timed("retirements", self.inner.retirements()).await
-    }
-
-    async fn forget_retirement(&self, code: &str, locale: &str) -> Result<bool, StoreError> {
-        self.timed(
-            "forget_retirement",
-            self.inner.forget_retirement(code, locale),
-        )
-        .await
-    }
-
-    async fn acquire_lease(
-        &self,
-        key: &str,
-        holder: &LeaseHolder,
-        ttl: Duration,
-    ) -> Result<Acquired, StoreError> {
-        self.timed("acquire_lease", self.inner.acquire_lease(key, holder, ttl))
-            .await
-    }
-
-    async fn renew_lease(
-        &self,
-        lease: &Lease,
-        ttl: Duration,
-    ) -> Result<Option<Timestamp>, StoreError> {
-        self.timed("renew_lease", self.inner.renew_lease(lease, ttl))
-            .await
-    }
-
-    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
-        self.timed("release_lease", self.inner.release_lease(lease))
-            .await
-    }
-
-    async fn fence_run(&self, run: RunId, lease: &Lease) -> Result<(), StoreError> {
-        self.timed("fence_run", self.inner.fence_run(run, lease))
-            .await
     }
 }
