@@ -63,6 +63,12 @@ pub(crate) const FOLD_RUN_SQLITE: &str = "INSERT INTO last_writes (subject, targ
      WHERE excluded.at > last_writes.at
         OR (excluded.at = last_writes.at AND excluded.write_id > last_writes.write_id)";
 
+/// The upsert of [`FOLD_RUN_SQLITE`]: an entry is replaced only by a newer write.
+pub(crate) const NEWER_WINS: &str =
+    "ON CONFLICT (subject, target) DO UPDATE SET at = excluded.at, write_id = excluded.write_id
+     WHERE excluded.at > last_writes.at
+        OR (excluded.at = last_writes.at AND excluded.write_id > last_writes.write_id)";
+
 /// [`FOLD_RUN_SQLITE`] for PostgreSQL, whose upsert may not touch a row twice: the newest
 /// write per key first.
 pub(crate) const FOLD_RUN_POSTGRES: &str = "INSERT INTO last_writes (subject, target, at, write_id)
