@@ -269,9 +269,10 @@ pub struct SqliteStore {
     /// Whether the connection commits with `synchronous=FULL` (the event queue's) rather than
     /// the journal's `NORMAL`.
     durable: bool,
-    /// What the fold needs of each write this store journaled, per run not folded yet:
+    /// What the fold needs of each write this store journaled, per run not finished yet:
     /// `finish_run` folds a run from these instead of reading its rows back and sorting them
-    /// (two thirds of the fold's cost), when they are all of the run's writes.
+    /// (two thirds of the fold's cost), when they are all of the run's writes. A run finished
+    /// through another store, or never, leaves its entries here until this store is dropped.
     unfolded: Mutex<HashMap<i64, Vec<Unfolded>>>,
 }
 
@@ -942,8 +943,8 @@ impl Journal for SqliteStore {
             }
             // Writes journaled after their run was folded (a run that lost its lease finishing
             // what it had in flight) are folded at once, or `last_write` would miss them.
-            for run in &folded_runs {
-                fold(tx, *run)?;
+            for run in folded_runs {
+                fold(tx, run)?;
             }
             Ok(journaled)
         })
