@@ -4,6 +4,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 fn skillsync() -> Command {
     Command::new(env!("CARGO_BIN_EXE_skillsync"))
 }
@@ -84,15 +86,7 @@ fn first_line_gives_base_url_and_demo_credentials_and_ctrl_c_stops_cleanly() {
             .await
             .unwrap();
         let token = token["access_token"].as_str().unwrap();
-        let users: serde_json::Value = http
-            .get(format!("{base}/api/v2/routing/users"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let users = common::api_get(&base, token, "/routing/users").await;
         assert_eq!(users["total"], 5, "--agents 5 should give five users");
         let knobs: serde_json::Value = http
             .get(format!("{base}/sim/config"))

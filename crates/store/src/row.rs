@@ -47,6 +47,19 @@ pub(crate) const WRITE_SELECT: &str =
     "SELECT run_id, target, subject, before_json, after_json, status, detail, at, settles_at
      FROM writes";
 
+/// The upsert every fold ends with: an entry is replaced only by a newer write (by `at`, then
+/// by journal order). A macro so that the fold statements below can be spelled with it.
+macro_rules! newer_wins {
+    () => {
+        "ON CONFLICT (subject, target) DO UPDATE SET at = excluded.at, write_id = excluded.write_id
+     WHERE excluded.at > last_writes.at
+        OR (excluded.at = last_writes.at AND excluded.write_id > last_writes.write_id)"
+    };
+}
+
+/// That upsert, for a fold that builds its own statement.
+pub(crate) const NEWER_WINS: &str = newer_wins!();
+
 /// Folds run `$1`'s writes into `last_writes`: for each (subject, target) its newest write (by
 /// `at`, then journal order), replacing an entry only with a newer one. Rows go in key order, so
 /// a run's fold touches each page of the table once, where maintaining a per-write index on
@@ -56,27 +69,23 @@ pub(crate) const WRITE_SELECT: &str =
 /// SQLite's: every write of the run in (subject, target, at, id) order, each one newer than
 /// the one before it for the same key, so the upsert ends at the newest; one sort, no window
 /// (a third of the time of picking the newest per key first).
-pub(crate) const FOLD_RUN_SQLITE: &str = "INSERT INTO last_writes (subject, target, at, write_id)
+pub(crate) const FOLD_RUN_SQLITE: &str = concat!(
+    "INSERT INTO last_writes (subject, target, at, write_id)
      SELECT subject, target, at, id FROM writes WHERE run_id = $1
      ORDER BY subject, target, at, id
-     ON CONFLICT (subject, target) DO UPDATE SET at = excluded.at, write_id = excluded.write_id
-     WHERE excluded.at > last_writes.at
-        OR (excluded.at = last_writes.at AND excluded.write_id > last_writes.write_id)";
-
-/// The upsert of [`FOLD_RUN_SQLITE`]: an entry is replaced only by a newer write.
-pub(crate) const NEWER_WINS: &str =
-    "ON CONFLICT (subject, target) DO UPDATE SET at = excluded.at, write_id = excluded.write_id
-     WHERE excluded.at > last_writes.at
-        OR (excluded.at = last_writes.at AND excluded.write_id > last_writes.write_id)";
+     ",
+    newer_wins!()
+);
 
 /// [`FOLD_RUN_SQLITE`] for PostgreSQL, whose upsert may not touch a row twice: the newest
 /// write per key first.
-pub(crate) const FOLD_RUN_POSTGRES: &str = "INSERT INTO last_writes (subject, target, at, write_id)
+pub(crate) const FOLD_RUN_POSTGRES: &str = concat!(
+    "INSERT INTO last_writes (subject, target, at, write_id)
      SELECT DISTINCT ON (subject, target) subject, target, at, id FROM writes WHERE run_id = $1
      ORDER BY subject, target, at DESC, id DESC
-     ON CONFLICT (subject, target) DO UPDATE SET at = excluded.at, write_id = excluded.write_id
-     WHERE excluded.at > last_writes.at
-        OR (excluded.at = last_writes.at AND excluded.write_id > last_writes.write_id)";
+     ",
+    newer_wins!()
+);
 
 /// Marks run `$1` folded: its writes are in `last_writes`, and readers need not scan them.
 pub(crate) const MARK_FOLDED: &str = "UPDATE runs SET folded = TRUE WHERE id = $1";
