@@ -84,6 +84,22 @@ async fn applied_users_in_journal(path: &std::path::Path, run: i64) -> u64 {
     users.len() as u64
 }
 
+/// Waits (bounded) until the simulator's other integration has made `writes` writes.
+async fn other_writer_has_written(base: &str, writes: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while sim_get(base, "/sim/other-writer").await["writes"]
+        .as_u64()
+        .unwrap()
+        < writes
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other integration never wrote {writes} times"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 async fn converges_in(dialect: &str) {
     let ws = workspace(&format!("apply-{dialect}"));
     let doc = tenant(2_000);
@@ -104,6 +120,11 @@ async fn converges_in(dialect: &str) {
         .unwrap();
     }
 
+    // The apply takes a fraction of a second: the other integration is given a head start
+    // (a count of writes, not a time) so there is always something of its own to lose.
+    let head_start = 20;
+    other_writer_has_written(&base, head_start).await;
+
     let applied = run(&ws.0, &["apply", "--yes"]).await;
     let stdout = String::from_utf8_lossy(&applied.stdout);
     assert_eq!(
@@ -118,7 +139,7 @@ async fn converges_in(dialect: &str) {
     set_knobs(&base, json!({ "otherWriter": 0.0, "faultRate": 0.0, "faultAfterCommitRate": 0.0, "dropRate": 0.0 })).await;
     let log = sim_get(&base, "/sim/other-writer").await;
     assert!(
-        log["writes"].as_u64().unwrap() > 10,
+        log["writes"].as_u64().unwrap() >= head_start,
         "the other integration must have been writing: {log}"
     );
     let state = sim_get(&base, "/sim/state").await;
