@@ -82,8 +82,10 @@ pub(crate) fn refusal(field: &str, value: &str, rule: Rule) -> Option<Refusal> {
         Rule::Text(max) | Rule::Word(max) => max,
         Rule::Description => MAX_DESCRIPTION,
     };
-    // Counting stops one past the limit: a megabyte value costs no more than a short one.
-    if value.chars().nth(max).is_some() {
+    // No more characters than bytes: most values are decided by their length alone, without
+    // decoding them. Counting stops one past the limit: a megabyte value costs no more than a
+    // short one.
+    if value.len() > max && value.chars().nth(max).is_some() {
         let long = value.chars().count();
         return Some(Refusal {
             kind: "values too long",
@@ -290,6 +292,38 @@ mod tests {
                 "C".repeat(MAX_ID)
             )),
         );
+    }
+
+    /// Lengths are counted in characters, whatever their bytes: a value is measured by its
+    /// byte length only when that alone shows it is within the limit.
+    #[test]
+    fn a_limit_counts_characters_not_bytes() {
+        let max = MAX_DESCRIPTION;
+        for (value, refused) in [
+            ("é".repeat(max), false),
+            ("é".repeat(max + 1), true),
+            ("d".repeat(max), false),
+            ("d".repeat(max + 1), true),
+            (format!("{}é", "d".repeat(max - 1)), false),
+        ] {
+            let refusal = refusal("description", &value, Rule::Description);
+            assert_eq!(
+                refusal.is_some(),
+                refused,
+                "{} characters, {} bytes",
+                value.chars().count(),
+                value.len()
+            );
+            if let Some(refusal) = refusal {
+                assert_eq!(
+                    refusal.message,
+                    format!(
+                        "description is {} characters long, more than the {max} allowed",
+                        max + 1
+                    )
+                );
+            }
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use skillsync_sim::{GenerateOptions, Knobs, Rate};
 
 use super::bound::{SyncWork, TenantLimits, lower_bound};
 use super::scenario;
-use super::sync::{Measured, measure, open_session, sync_options};
+use super::sync::{Measured, apply_once, measure, open};
 use crate::args::BenchChaosArgs;
 use crate::local_tenant::{LocalTenant, write_config};
 use crate::output::{OutputFormat, outln};
@@ -206,19 +206,9 @@ async fn converge(tenant: &LocalTenant, dir: &std::path::Path) -> anyhow::Result
     };
     for run in 1..=MAX_RUNS {
         let (measured, outcome) = measure(tenant, || async {
-            let session = open_session(dir).await?;
-            let options = sync_options(&session);
-            let journal = session.config.journal().await?;
-            let report = skillsync_engine::sync(
-                session.api.as_ref(),
-                journal.as_ref(),
-                &session.loaded.desired,
-                &session.loaded.warnings,
-                &options,
-                &skillsync_engine::SyncHooks::quiet(),
-            )
-            .await?;
-            Ok(report.outcome)
+            let opening = open(dir).await?;
+            let journal = opening.config.journal().await?;
+            Ok(apply_once(opening, journal.as_ref()).await?.outcome)
         })
         .await?;
         done.runs.push(measured);

@@ -14,9 +14,11 @@ use super::bound::{CxoneWork, LowerBound, SyncWork, TenantLimits, cxone_lower_bo
 use super::naive::{self, NaiveRun};
 use super::scenario::{self, Scenario};
 use crate::args::{BenchDialect, BenchSyncArgs, CommonArgs};
-use crate::inputs::Session;
+use crate::config::Config;
+use crate::inputs::{Opening, Session};
 use crate::local_tenant::{LocalTenant, write_config};
 use crate::output::{ColorChoice, OutputFormat, outln};
+use skillsync_cxone::TenantApi;
 
 /// The token endpoint, which the simulator counts but which writes nothing.
 const TOKEN_ROUTE: &str = "/api/v2/oauth/token";
@@ -555,26 +557,26 @@ async fn apply_process(dir: &Path) -> anyhow::Result<super::child::ChildRun> {
     Ok(run)
 }
 
-/// The session `apply` would open on the benchmark's folder.
-pub(super) async fn open_session(dir: &Path) -> anyhow::Result<Session> {
+/// What `apply` opens on the benchmark's folder: the config, the client, and the files
+/// being read.
+pub(super) async fn open(dir: &Path) -> anyhow::Result<Opening> {
     let common = CommonArgs {
         config: dir.join("skillsync.toml"),
         output: OutputFormat::Json,
         color: ColorChoice::Never,
         summary: true,
     };
-    match Session::open(&common).await? {
-        Ok(session) => Ok(session),
-        Err(_) => bail!("the benchmark's own files are invalid (see above)"),
+    match Session::open_reading(&common).await? {
+        Ok(opening) => Ok(opening),
+        Err(_) => bail!("the benchmark's own config is invalid (see above)"),
     }
 }
 
-/// `apply --yes`'s options for the session.
-pub(super) fn sync_options(session: &Session) -> skillsync_engine::SyncOptions {
-    let config = &session.config;
+/// `apply --yes`'s options.
+fn sync_options(config: &Config, api: &dyn TenantApi) -> skillsync_engine::SyncOptions {
     skillsync_engine::SyncOptions {
         run: config.run_label("bench", None),
-        plan: config.plan_options(session.api.capabilities().max_bulk_entries.is_some()),
+        plan: config.plan_options(api.capabilities().max_bulk_entries.is_some()),
         removal_limit: skillsync_engine::RemovalLimit::Percent(10.0),
         allow_empty_skills: false,
         write: config.write_options(),
@@ -585,23 +587,64 @@ pub(super) fn sync_options(session: &Session) -> skillsync_engine::SyncOptions {
     }
 }
 
-/// The `apply` command's path without its printing: files, live read, plan, guards, writes,
-/// journal.
-async fn sync_once(dir: &Path) -> anyhow::Result<Synced> {
-    let session = open_session(dir).await?;
-    let config = &session.config;
-    let options = sync_options(&session);
-    let journal = super::timed_journal::timed(config.journal().await?);
-    let cpu_before = super::timed_journal::client_cpu();
-    let report = skillsync_engine::sync(
-        session.api.as_ref(),
-        &journal,
-        &session.loaded.desired,
-        &session.loaded.warnings,
+/// `apply --yes` without its printing, on the command's own path: the tenant read from the
+/// catalog while the agents and assignments files are read (under the lease), then plan,
+/// guards, writes and the journal's record of them.
+pub(super) async fn apply_once(
+    opening: Opening,
+    journal: &dyn skillsync_store::Journal,
+) -> anyhow::Result<skillsync_engine::SyncReport> {
+    let Opening {
+        config,
+        reading,
+        api,
+    } = opening;
+    let options = sync_options(&config, api.as_ref());
+    let read_from = reading.catalog.clone();
+    let reading = parking_lot::Mutex::new(Some(reading));
+    let report = skillsync_engine::sync_prepared(
+        api.as_ref(),
+        journal,
         &options,
         &skillsync_engine::SyncHooks::quiet(),
+        read_from.as_ref(),
+        async || {
+            let reading = reading.lock().take().expect("prepare runs once");
+            let mut loaded = reading
+                .finish()
+                .await
+                .map_err(skillsync_engine::Error::Invalid)?;
+            loaded.desired.retired = skillsync_engine::retirements(journal).await?;
+            Ok(skillsync_engine::Prepared {
+                desired: std::sync::Arc::new(loaded.desired),
+                warnings: loaded.warnings,
+                users: None,
+            })
+        },
+        async |_| Ok(()),
     )
-    .await?;
+    .await;
+    match report {
+        Ok(report) => Ok(report),
+        Err(skillsync_engine::Error::Invalid(problems)) => bail!(
+            "the benchmark's own files are invalid: {}",
+            problems
+                .iter()
+                .take(3)
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// [`apply_once`], with the journal's CPU measured.
+async fn sync_once(dir: &Path) -> anyhow::Result<Synced> {
+    let opening = open(dir).await?;
+    let journal = super::timed_journal::timed(opening.config.journal().await?);
+    let cpu_before = super::timed_journal::client_cpu();
+    let report = apply_once(opening, &journal).await?;
     let (journal_cpu, journal_calls) = journal.hook.spent();
     let client_cpu_seconds = super::timed_journal::client_cpu()
         .saturating_sub(cpu_before)
