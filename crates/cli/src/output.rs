@@ -202,10 +202,11 @@ pub fn plan_text(
     style: skillsync_core::render::Style,
     summary: bool,
 ) -> String {
-    let full = skillsync_core::render::plan_human(plan, style);
+    use skillsync_core::render::{Detail, plan_human_with};
     if !summary {
-        return full;
+        return plan_human_with(plan, style, Detail::Full);
     }
+    let full = plan_human_with(plan, style, Detail::Summary);
     let keep = [
         "Plan:",
         "No changes",

@@ -499,6 +499,21 @@ fn problem_text(problem: &Problem, style: Style) -> String {
 /// the changes by agent and by definition, the safety and write summary, then warnings.
 /// Ends with a newline.
 pub fn plan_human(plan: &Plan, style: Style) -> String {
+    plan_human_with(plan, style, Detail::Full)
+}
+
+/// How much of the plan [`plan_human_with`] renders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// Every section.
+    Full,
+    /// The headline, the no-change count, and the safety and write lines: what `--summary`
+    /// keeps, without rendering a line per definition and per agent first.
+    Summary,
+}
+
+/// [`plan_human`], or only its summary sections.
+pub fn plan_human_with(plan: &Plan, style: Style, detail: Detail) -> String {
     let t = &plan.totals;
     let mut out = String::new();
     let _ = writeln!(out, "{}", style.paint(Role::Headline, &headline(plan)));
@@ -517,6 +532,14 @@ pub fn plan_human(plan: &Plan, style: Style) -> String {
             );
         }
         let _ = writeln!(out, "{checked}.");
+    }
+
+    if detail == Detail::Summary {
+        if !plan.is_empty() {
+            out.push('\n');
+            safety_lines(plan, style, &mut out);
+        }
+        return out;
     }
 
     if !plan.definitions.is_empty() {
@@ -984,6 +1007,45 @@ mod tests {
             },
             warnings: Vec::new(),
         }
+    }
+
+    /// `--summary` renders only the sections it shows: the same lines as the full text's,
+    /// in the same order, with nothing of them missing.
+    #[test]
+    fn the_summary_is_the_full_texts_headline_and_safety_lines() {
+        for plan in [fixture_plan(), empty_plan()] {
+            let full = plan_human_with(&plan, Style::PLAIN, Detail::Full);
+            let summary = plan_human_with(&plan, Style::PLAIN, Detail::Summary);
+            let mut rest = full.lines();
+            for line in summary.lines().filter(|l| !l.is_empty()) {
+                assert!(
+                    rest.any(|l| l == line),
+                    "{line:?} is not in the full text, in order:\n{full}"
+                );
+            }
+            for line in full.lines().filter(|l| {
+                [
+                    "Plan:",
+                    "No changes",
+                    "agents in the HRIS",
+                    "Safety:",
+                    "Writes:",
+                ]
+                .iter()
+                .any(|k| l.contains(k))
+            }) {
+                assert!(
+                    summary.lines().any(|l| l == line),
+                    "{line:?} missing:\n{summary}"
+                );
+            }
+        }
+        assert!(
+            plan_human(&fixture_plan(), Style::PLAIN).lines().count()
+                > plan_human_with(&fixture_plan(), Style::PLAIN, Detail::Summary)
+                    .lines()
+                    .count()
+        );
     }
 
     #[test]

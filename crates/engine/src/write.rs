@@ -289,15 +289,16 @@ struct InDoubt {
 
 #[derive(Default)]
 struct State {
-    outcomes: HashMap<UserId, UserOutcome>,
+    // foldhash, not SipHash: a 100,000-agent apply looks users up here several times each.
+    outcomes: foldhash::HashMap<UserId, UserOutcome>,
     /// Users that ended failed: what the breaker counts.
     failed: usize,
     /// The last write of each user the tenant accepted: what the read-back compares with.
-    accepted: HashMap<UserId, UserWrite>,
+    accepted: foldhash::HashMap<UserId, UserWrite>,
     /// Writes whose outcome is in doubt: a re-read that finds the user as wanted means it
     /// landed. They are re-read even after the run stops (reads are safe), so the report
     /// and the journal say what really happened.
-    in_doubt: HashMap<UserId, InDoubt>,
+    in_doubt: foldhash::HashMap<UserId, InDoubt>,
     attempted: usize,
     conflicts: usize,
     stop: Option<StopReason>,
@@ -313,7 +314,7 @@ pub(crate) struct Writer<'a> {
     lease: Option<&'a crate::lease::HeldLease<'a>>,
     /// Each user's page in the listing the plan was read from: users to re-read that shared a
     /// page are read with that page, one call instead of one each.
-    listing_pages: HashMap<UserId, usize>,
+    listing_pages: foldhash::HashMap<UserId, usize>,
     state: Mutex<State>,
     /// Records waiting for the journal (see [`Writer::record`]).
     pending: Mutex<Pending>,
@@ -429,7 +430,7 @@ impl<'a> Writer<'a> {
             options,
             interrupt,
             lease,
-            listing_pages: HashMap::new(),
+            listing_pages: Default::default(),
             state: Mutex::new(State::default()),
             pending: Mutex::new(Pending::default()),
             journal_turn: tokio::sync::Mutex::new(()),

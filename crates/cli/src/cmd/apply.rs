@@ -408,9 +408,15 @@ fn render_outcome(
         SyncOutcome::Applied(applied) => Some(applied),
     };
     let plan = report.plan.as_ref().expect("a plan was made");
-    let agents: std::collections::HashMap<&UserId, &Agent> =
-        desired.agents.values().map(|a| (&a.user_id, a)).collect();
-    let employee = |user: &UserId| agents.get(user).map(|a| a.employee_id.to_string());
+    // Built on first use: a summary that names no user (every write landed) needs none of it.
+    let agents: std::cell::OnceCell<std::collections::HashMap<&UserId, &Agent>> =
+        std::cell::OnceCell::new();
+    let employee = |user: &UserId| {
+        agents
+            .get_or_init(|| desired.agents.values().map(|a| (&a.user_id, a)).collect())
+            .get(user)
+            .map(|a| a.employee_id.to_string())
+    };
     match common.output {
         OutputFormat::Json => {
             let document = ApplyDocument {
