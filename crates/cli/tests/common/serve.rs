@@ -34,6 +34,33 @@ impl Drop for Served {
     }
 }
 
+/// A config that leaves `[serve] full_sync_at` out gets one twelve hours from now (the config's
+/// time zone is UTC): the default, 02:00, would start the nightly full sync, and take the lease,
+/// under a test that happens to run across it. A test that sets its own, a time zone or a
+/// window keeps its config as written.
+fn nightly_sync_away_from_now(dir: &Path) {
+    let path = dir.join("skillsync.toml");
+    let Ok(config) = std::fs::read_to_string(&path) else {
+        return;
+    };
+    if ["full_sync_at", "timezone", "\nwindow"]
+        .iter()
+        .any(|set| config.contains(set))
+    {
+        return;
+    }
+    let at = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(12))
+        .strftime("%H:%M")
+        .to_string();
+    let line = format!("full_sync_at = \"{at}\"");
+    let config = if config.contains("\n[serve]\n") {
+        config.replacen("\n[serve]\n", &format!("\n[serve]\n{line}\n"), 1)
+    } else {
+        format!("{config}\n[serve]\n{line}\n")
+    };
+    std::fs::write(&path, config).unwrap();
+}
+
 /// Starts `skillsync serve` in `dir` on a free port, with `env` added.
 pub fn start_serve(dir: &Path, env: &[(&str, &str)]) -> Served {
     start_serve_with(dir, env, &[])
@@ -41,6 +68,7 @@ pub fn start_serve(dir: &Path, env: &[(&str, &str)]) -> Served {
 
 /// Starts `skillsync serve` in `dir` on a free port, with `env` and `args` added.
 pub fn start_serve_with(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Served {
+    nightly_sync_away_from_now(dir);
     let mut command = Command::new(env!("CARGO_BIN_EXE_skillsync"));
     command
         .args(["serve", "--listen", "127.0.0.1:0"])
