@@ -58,6 +58,20 @@ impl HrisReading {
     }
 }
 
+/// What a sync of everyone prepares under the lease from the files read: their desired state
+/// with the journal's retirements, and their warnings.
+pub async fn prepared(
+    mut loaded: Loaded,
+    journal: &dyn skillsync_store::Journal,
+) -> Result<skillsync_engine::Prepared, skillsync_engine::Error> {
+    loaded.desired.retired = skillsync_engine::retirements(journal).await?;
+    Ok(skillsync_engine::Prepared {
+        desired: std::sync::Arc::new(loaded.desired),
+        warnings: loaded.warnings,
+        users: None,
+    })
+}
+
 type Sources = (
     Source<BufReader<File>>,
     Source<BufReader<File>>,

@@ -206,7 +206,7 @@ pub fn plan_text(
     if !summary {
         return plan_human_with(plan, style, Detail::Full);
     }
-    let full = plan_human_with(plan, style, Detail::Summary);
+    let brief = plan_human_with(plan, style, Detail::Summary);
     let keep = [
         "Plan:",
         "No changes",
@@ -214,7 +214,7 @@ pub fn plan_text(
         "Safety:",
         "Writes:",
     ];
-    let mut text: String = full
+    let mut text: String = brief
         .lines()
         .filter(|line| keep.iter().any(|k| line.contains(k)))
         .map(|line| format!("{line}\n"))

@@ -282,21 +282,16 @@ async fn run_scoped(args: &ApplyArgs, target: Target<'_>) -> anyhow::Result<Exit
         read_from.as_ref(),
         async || {
             let files = files.lock().take().expect("prepare runs once");
-            let mut loaded = match files {
+            let loaded = match files {
                 Files::Read(loaded) => loaded,
                 Files::Reading(reading) => reading
                     .finish()
                     .await
                     .map_err(skillsync_engine::Error::Invalid)?,
             };
-            loaded.desired.retired = skillsync_engine::retirements(journal.as_ref()).await?;
-            let desired = std::sync::Arc::new(loaded.desired);
-            *prepared.lock() = Some(desired.clone());
-            Ok(skillsync_engine::Prepared {
-                desired,
-                warnings: loaded.warnings,
-                users: None,
-            })
+            let ready = crate::inputs::prepared(loaded, journal.as_ref()).await?;
+            *prepared.lock() = Some(ready.desired.clone());
+            Ok(ready)
         },
         async |_| Ok(()),
     )

@@ -610,16 +610,11 @@ pub(super) async fn apply_once(
         read_from.as_ref(),
         async || {
             let reading = reading.lock().take().expect("prepare runs once");
-            let mut loaded = reading
+            let loaded = reading
                 .finish()
                 .await
                 .map_err(skillsync_engine::Error::Invalid)?;
-            loaded.desired.retired = skillsync_engine::retirements(journal).await?;
-            Ok(skillsync_engine::Prepared {
-                desired: std::sync::Arc::new(loaded.desired),
-                warnings: loaded.warnings,
-                users: None,
-            })
+            crate::inputs::prepared(loaded, journal).await
         },
         async |_| Ok(()),
     )
